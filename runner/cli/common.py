@@ -1,0 +1,52 @@
+"""Helpers shared by commands: finding the workspace and printing problems."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from ..spec import STROM_DIR, LoadResult, load_workspace
+
+__all__ = ["resolve_workspace", "print_problems", "console", "err_console"]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(highlight=False, soft_wrap=True, stderr=True)
+
+
+def resolve_workspace(path: str | None) -> Path:
+    """The workspace root for PATH: a directory holding .strom/, the .strom directory itself, or cwd."""
+    target = Path(path or ".").resolve()
+    if target.name == STROM_DIR and target.is_dir():
+        return target.parent
+    if target.is_file():
+        raise click.UsageError(f"{path} is a file; pass the directory that holds {STROM_DIR}/")
+    if not target.exists():
+        raise click.UsageError(f"{path} does not exist")
+    probe = target
+    while not (probe / STROM_DIR).is_dir() and probe.parent != probe:
+        if (probe / ".git").exists():
+            break
+        probe = probe.parent
+    return probe if (probe / STROM_DIR).is_dir() else target
+
+
+def print_problems(result: LoadResult, to: Console = err_console) -> None:
+    for problem in result.problems:
+        colour = "red" if problem.is_error else "yellow"
+        head = Text.assemble((f"{problem.file}:{problem.line}:{problem.column}", "bold"), ": ",
+                             (problem.severity.value, f"bold {colour}"), ": ", problem.message)
+        to.print(head)
+        if problem.hint:
+            to.print(Text(f"    fix: {problem.hint}", style="bright_black"))
+
+
+def load_or_exit(root: Path) -> LoadResult:
+    result = load_workspace(root)
+    if not result.ok:
+        print_problems(result)
+        errors = len(result.errors)
+        err_console.print(Text(f"\n{errors} error(s) in {STROM_DIR}/ - nothing was run.", style="bold red"))
+        raise SystemExit(1)
+    return result

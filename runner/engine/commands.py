@@ -1,0 +1,93 @@
+"""What the engine asks its shell (CLI runner, RQ service) to do. Shells only move data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..spec.model import Action
+from .status import JobStatus
+from .work import StepWork
+
+__all__ = ["Command", "DispatchStep", "CancelStep", "StartChild", "CancelChild", "AwaitApproval",
+           "HookCall", "RunHooks", "JobFinished", "RetryJob"]
+
+
+class Command:
+    """Base of all commands."""
+
+
+@dataclass(frozen=True)
+class DispatchStep(Command):
+    """Run `work` (on a worker, or server-side for http/notify/agent) no earlier than `not_before`."""
+
+    work: StepWork
+    not_before: float | None = None
+
+
+@dataclass(frozen=True)
+class CancelStep(Command):
+    job_id: str
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StartChild(Command):
+    """Create and start a child run of `task`; report its end as ChildFinished to the parent."""
+
+    job_id: str
+    step: str
+    child_job: str
+    task: str
+    inputs: Mapping[str, Any]
+    depth: int
+
+
+@dataclass(frozen=True)
+class CancelChild(Command):
+    child_job: str
+
+
+@dataclass(frozen=True)
+class AwaitApproval(Command):
+    job_id: str
+    step: str
+    message: str
+    approvers: tuple[str, ...]
+    required: int
+    deadline: float | None
+
+
+@dataclass(frozen=True)
+class HookCall:
+    action_ref: str
+    action: Action
+    inputs: Mapping[str, Any]
+    error: str | None = None  # the hook's input could not be rendered; nothing to run
+
+
+@dataclass(frozen=True)
+class RunHooks(Command):
+    job_id: str
+    event: str  # on_success | on_error | on_cancel | on_suspended
+    calls: tuple[HookCall, ...]
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class JobFinished(Command):
+    job_id: str
+    status: JobStatus
+    parent_job: str | None
+    parent_step: str | None
+    output: Any
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RetryJob(Command):
+    """Start a new run of the same task with the same inputs and commit (task-level retry)."""
+
+    job_id: str
+    attempt: int
+    not_before: float

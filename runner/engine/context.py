@@ -1,0 +1,50 @@
+"""The template context of a step, a hook or an input default."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..templating import Namespace, SecretMap, template_name
+from .state import JobState, StepRun
+
+__all__ = ["RunContext", "job_context", "step_summary"]
+
+
+class RunContext:
+    """What a run needs besides its state: the definitions and the secrets (immutable per run)."""
+
+    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None,
+                 masker=None):
+        from ..masking import Masker
+        self.workspace = workspace
+        self.task = task
+        self.secrets = SecretMap(secrets or {})
+        self.job_url = job_url
+        self.masker = masker if masker is not None else Masker(self.secrets.values())
+
+
+def step_summary(run: StepRun) -> dict:
+    return {"output": run.output, "status": run.status.value, "error": run.error}
+
+
+def job_context(state: JobState, ctx: RunContext, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    steps = Namespace("steps")
+    out: dict[str, Any] = {}
+    for name, run in state.steps.items():
+        if run.is_instance:
+            continue
+        summary = step_summary(run)
+        steps[name] = summary
+        out[template_name(name)] = summary
+    out.update({
+        "input": Namespace("input", inputs if inputs is not None else state.inputs),
+        "steps": steps,
+        "secret": ctx.secrets,
+        "secrets": ctx.secrets,
+        "event": Namespace("event", state.event or {}),
+        "git": Namespace("git", state.git or {}),
+        "job": Namespace("job", {
+            "id": state.id, "url": ctx.job_url or "", "task": state.task, "workspace": state.workspace,
+            "attempt": state.attempt, "source": state.source, "trigger": state.trigger or "",
+        }),
+    })
+    return out

@@ -1,0 +1,63 @@
+"""What can happen to a run. The engine answers each with a new state and commands."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .status import JobStatus, StepStatus
+
+__all__ = ["Event", "Start", "StepStarted", "StepFinished", "ChildFinished", "ApprovalDecision", "Cancel", "Tick"]
+
+
+class Event:
+    """Base of all events."""
+
+
+@dataclass(frozen=True)
+class Start(Event):
+    """Begin the run: evaluate and dispatch the steps that are ready."""
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    step: str
+    attempt: int
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    step: str
+    attempt: int
+    status: StepStatus  # succeeded, failed, timed_out or cancelled
+    output: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class ChildFinished(Event):
+    step: str
+    child_job: str
+    status: JobStatus
+    output: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalDecision(Event):
+    step: str
+    approved: bool
+    by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancel(Event):
+    reason: str = "cancelled"
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class Tick(Event):
+    """Time passed: enforce deadlines (run timeout, approval timeouts, lost steps)."""

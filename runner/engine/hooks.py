@@ -1,0 +1,83 @@
+"""Hooks: which ones fire for a finished (or suspended) run, with what input."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from ..templating import Namespace, render_value
+from .commands import HookCall, RunHooks
+from .context import RunContext, job_context
+from .state import JobState
+from .status import JobStatus, StepStatus
+
+__all__ = ["hooks_for", "hook_context", "event_for_status"]
+
+
+def event_for_status(status: JobStatus) -> str | None:
+    return {
+        JobStatus.SUCCEEDED: "on_success",
+        JobStatus.FAILED: "on_error",
+        JobStatus.TIMED_OUT: "on_error",
+        JobStatus.CANCELLED: "on_cancel",
+    }.get(status)
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
+
+
+def hook_context(state: JobState, ctx: RunContext, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    failed = []
+    for name, run in state.steps.items():
+        if run.is_instance or run.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
+            continue
+        step = ctx.task.flow.get(run.step)
+        failed.append({
+            "step_name": name,
+            "action_name": (step.action_ref or step.action.name) if step else None,
+            "error_message": ctx.masker.mask(run.error or ""),
+            "continue_on_failure": bool(step and step.continue_on_failure),
+        })
+    started = state.started_at or state.created_at
+    duration = (state.finished_at - started) if state.finished_at is not None else None
+    hook = {
+        "workspace": state.workspace,
+        "task_name": state.task,
+        "job_id": state.id,
+        "status": state.status.value,
+        "is_success": state.status is JobStatus.SUCCEEDED,
+        "error_message": ctx.masker.mask(state.error) if state.error else None,
+        "source_type": state.source,
+        "source_id": state.trigger,
+        "started_at": _iso(started),
+        "completed_at": _iso(state.finished_at),
+        "duration_secs": round(duration, 3) if duration is not None else None,
+        "failed_steps": failed,
+        "url": ctx.job_url or "",
+    }
+    hook.update(extra or {})
+    context = job_context(state, ctx)
+    context["hook"] = Namespace("hook", hook)
+    return context
+
+
+def hooks_for(state: JobState, ctx: RunContext, event: str, extra: dict[str, Any] | None = None) -> RunHooks | None:
+    """The hooks to run for `event`: the task's own, else the workspace defaults for top-level runs."""
+    if state.is_hook:
+        return None
+    hooks = ctx.task.hooks.for_event(event)
+    if not hooks and state.depth == 0 and state.parent_job is None:
+        hooks = ctx.workspace.hooks.for_event(event)
+    if not hooks:
+        return None
+    context = hook_context(state, ctx, extra)
+    calls = []
+    for i, hook in enumerate(hooks):
+        where = f"{hook.location} ({event}[{i}] of task {state.task!r})"
+        try:
+            inputs = {k: render_value(v, context, f"{where}, input.{k}") for k, v in hook.input.items()}
+        except Exception as exc:
+            calls.append(HookCall(hook.action_ref, hook.action, {}, error=ctx.masker.mask(str(exc))))
+            continue
+        calls.append(HookCall(hook.action_ref, hook.action, inputs))
+    return RunHooks(job_id=state.id, event=event, calls=tuple(calls), context=context["hook"])

@@ -1,0 +1,125 @@
+"""The state of one run (a job) and its steps: plain frozen values, serialisable to JSON."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .status import JobStatus, StepStatus
+
+__all__ = ["StepRun", "JobState", "instance_name", "split_instance"]
+
+
+def instance_name(step: str, index: int) -> str:
+    return f"{step}[{index}]"
+
+
+def split_instance(name: str) -> tuple[str, int | None]:
+    if name.endswith("]") and "[" in name:
+        base, _, index = name[:-1].rpartition("[")
+        if index.isdigit():
+            return base, int(index)
+    return name, None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRun:
+    """One step of a run; a for_each step has a placeholder run plus one run per item ("name[i]")."""
+
+    name: str
+    step: str
+    index: int | None = None
+    status: StepStatus = StepStatus.PENDING
+    attempt: int = 0
+    output: Any = None
+    error: str | None = None
+    skip_reason: str | None = None
+    blocked: bool = False  # skipped because something upstream failed (not by choice)
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    retry_at: float | None = None
+    deadline: float | None = None
+    items: tuple | None = None  # a for_each placeholder's items
+    item: Any = None  # a for_each instance's item
+    child_job: str | None = None
+    approval: Mapping[str, Any] | None = None
+    exit_code: int | None = None
+    worker: str | None = None
+
+    @property
+    def is_instance(self) -> bool:
+        return self.index is not None
+
+    @property
+    def is_placeholder(self) -> bool:
+        return self.items is not None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["items"] = list(self.items) if self.items is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "StepRun":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = StepStatus(values.get("status", "pending"))
+        if values.get("items") is not None:
+            values["items"] = tuple(values["items"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    id: str
+    workspace: str
+    task: str
+    created_at: float
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    steps: Mapping[str, StepRun] = field(default_factory=dict)
+    status: JobStatus = JobStatus.QUEUED
+    begun: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline: float | None = None
+    depth: int = 0
+    parent_job: str | None = None
+    parent_step: str | None = None
+    source: str = "manual"
+    trigger: str | None = None
+    event: Mapping[str, Any] | None = None
+    git: Mapping[str, Any] | None = None
+    commit: str | None = None
+    attempt: int = 1
+    retry_of: str | None = None
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+    timed_out: bool = False
+    output: Any = None
+    error: str | None = None
+
+    @property
+    def is_hook(self) -> bool:
+        return self.source == "hook"
+
+    def step(self, name: str) -> StepRun:
+        return self.steps[name]
+
+    def with_steps(self, steps: Mapping[str, StepRun], **changes) -> "JobState":
+        return replace(self, steps=steps, **changes)
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
+        data["status"] = self.status.value
+        data["inputs"] = dict(self.inputs)
+        data["steps"] = [run.to_dict() for run in self.steps.values()]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "JobState":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and k != "steps"}
+        values["status"] = JobStatus(values.get("status", "queued"))
+        values["steps"] = {s["name"]: StepRun.from_dict(s) for s in data.get("steps", [])}
+        return cls(**values)

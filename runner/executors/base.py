@@ -1,0 +1,63 @@
+"""The executor seam: `run(work, workspace, logs, cancel) -> StepResult`.
+
+Timeouts and cancellation are results (status timed_out / cancelled), not exceptions. An
+executor raises ExecutorError only for problems it translates at its edge (a missing runner,
+a failed setup), and `execute()` turns those into failed results too.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..errors import ExecutorError
+from ..masking import Masker
+
+__all__ = ["LogSink", "StepResult", "Executor", "MaskedLogs", "execute"]
+
+
+class LogSink(Protocol):
+    def line(self, stream: str, text: str) -> None:
+        """One line of output; stream is "stdout", "stderr" or "strom" (messages from Strom itself)."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    status: StepStatus
+    output: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+class Executor(Protocol):
+    def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult: ...
+
+
+class MaskedLogs:
+    """Masks secret values before lines reach the real sink."""
+
+    def __init__(self, sink: LogSink, masker: Masker):
+        self.sink = sink
+        self.masker = masker
+
+    def line(self, stream: str, text: str) -> None:
+        self.sink.line(stream, self.masker.mask(text))
+
+
+def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink,
+            cancel: threading.Event) -> StepResult:
+    """Run `work` with secrets masked in its logs and errors; executor errors become failed results."""
+    masker = Masker(work.mask)
+    masked = MaskedLogs(logs, masker)
+    try:
+        result = executor.run(work, workspace, masked, cancel)
+    except ExecutorError as exc:
+        message = masker.mask(str(exc))
+        masked.line("strom", message)
+        return StepResult(StepStatus.FAILED, error=message)
+    if result.error:
+        result = StepResult(result.status, result.output, masker.mask(result.error), result.exit_code)
+    return result

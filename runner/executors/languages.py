@@ -1,0 +1,150 @@
+"""Toolchains for script languages: which binary runs a script, and how dependencies are installed.
+
+Preferences follow Strøm: shell bash > sh; python uv > python3 > python; javascript bun > node;
+typescript bun > deno (> node 22.6+ with type stripping); go: go run.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from ..errors import RunnerUnavailable
+
+__all__ = ["Plan", "plan_script", "cache_env", "SCRIPT_SUFFIX"]
+
+SCRIPT_SUFFIX = {"shell": ".sh", "python": ".py", "javascript": ".mjs", "typescript": ".ts", "go": ".go"}
+_CANDIDATES = {
+    "shell": ("bash", "sh"),
+    "python": ("uv", "python3", "python"),
+    "javascript": ("bun", "node"),
+    "typescript": ("bun", "deno", "node"),
+    "go": ("go",),
+}
+
+
+@dataclass
+class Plan:
+    """Setup commands (dependency installs) then the command that runs the script."""
+
+    setup: list[list[str]] = field(default_factory=list)
+    run: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    setup_cwd: str | None = None  # where setup commands run (inside the sandbox); None: the code directory
+
+
+@functools.lru_cache(maxsize=64)
+def _which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _node_strips_types(node: str) -> bool:
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    match = re.match(r"v(\d+)\.(\d+)", out.strip())
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (22, 6)
+
+
+@functools.lru_cache(maxsize=8)
+def _has_pip(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-m", "pip", "--version"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _find(language: str, interpreter: str | None) -> tuple[str, str]:
+    """(tool name, path) of the toolchain to use."""
+    if interpreter:
+        path = _which(interpreter)
+        if not path:
+            raise RunnerUnavailable(f"interpreter {interpreter!r} is not installed on this machine (not found on PATH)")
+        return interpreter, path
+    for name in _CANDIDATES[language]:
+        path = _which(name)
+        if not path:
+            continue
+        if language == "typescript" and name == "node" and not _node_strips_types(path):
+            continue
+        return name, path
+    wanted = " or ".join(_CANDIDATES[language])
+    extra = " (node needs version 22.6 or later for TypeScript)" if language == "typescript" else ""
+    raise RunnerUnavailable(f"no {language} toolchain on this machine: install {wanted}{extra}, "
+                            f"or set `interpreter:` to one that is installed")
+
+
+def cache_env(cache: str) -> dict[str, str]:
+    """Package and build caches shared by steps on this machine (paths inside the sandbox)."""
+    return {"PIP_CACHE_DIR": f"{cache}/pip", "UV_CACHE_DIR": f"{cache}/uv", "npm_config_cache": f"{cache}/npm",
+            "BUN_INSTALL_CACHE_DIR": f"{cache}/bun", "GOCACHE": f"{cache}/go-build", "GOMODCACHE": f"{cache}/go-mod"}
+
+
+def plan_script(language: str, interpreter: str | None, script: str, args: list[str],
+                deps: list[str], scratch: str) -> Plan:
+    """How to run `script` (a path inside the sandbox) with `args`, installing `deps` under `scratch`."""
+    tool, path = _find(language, interpreter)
+    return _PLANNERS[language](tool, path, script, list(args), list(deps), scratch)
+
+
+def _shell(tool, path, script, args, deps, scratch) -> Plan:
+    flags = ["-eo", "pipefail"] if tool in ("bash", "zsh") or tool.endswith("bash") else ["-e"]
+    return Plan(run=[path, *flags, script, *args])
+
+
+def _python(tool, path, script, args, deps, scratch) -> Plan:
+    if tool == "uv":
+        with_deps = [arg for dep in deps for arg in ("--with", dep)]
+        return Plan(run=[path, "run", "--no-project", "--quiet", *with_deps, "python", script, *args])
+    if not deps:
+        return Plan(run=[path, script, *args])
+    venv = f"{scratch}/.venv"
+    python = f"{venv}/bin/python"
+    install = ["install", "--quiet", "--disable-pip-version-check", "--no-input", *deps]
+    if _has_pip(path):
+        setup = [[path, "-m", "venv", "--without-pip", venv], [path, "-m", "pip", "--python", python, *install]]
+    else:
+        setup = [[path, "-m", "venv", venv], [python, "-m", "pip", *install]]
+    return Plan(setup=setup, run=[python, script, *args])
+
+
+def _node_install(tool: str, deps: list[str], scratch: str) -> list[list[str]]:
+    if not deps:
+        return []
+    if tool == "bun":
+        return [[_which("bun") or "bun", "add", "--cwd", scratch, *deps]]
+    npm = _which("npm")
+    if not npm:
+        raise RunnerUnavailable("installing JavaScript dependencies needs npm or bun, and neither is installed")
+    return [[npm, "install", "--prefix", scratch, "--no-audit", "--no-fund", "--silent", *deps]]
+
+
+def _javascript(tool, path, script, args, deps, scratch) -> Plan:
+    return Plan(setup=_node_install(tool, deps, scratch), run=[path, script, *args])
+
+
+def _typescript(tool, path, script, args, deps, scratch) -> Plan:
+    if tool == "deno":
+        if deps:
+            raise RunnerUnavailable("TypeScript dependencies under deno are not supported; import npm: specifiers instead")
+        return Plan(run=[path, "run", "--allow-all", script, *args])
+    if tool == "node":
+        return Plan(setup=_node_install(tool, deps, scratch),
+                    run=[path, "--experimental-strip-types", "--no-warnings", script, *args])
+    return Plan(setup=_node_install(tool, deps, scratch), run=[path, script, *args])
+
+
+def _go(tool, path, script, args, deps, scratch) -> Plan:
+    env = {"GOPATH": f"{scratch}/.go", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+    if not deps:
+        return Plan(run=[path, "run", script, *args], env=env)
+    binary = f"{scratch}/step-bin"
+    setup = [[path, "mod", "init", "strom.step"], [path, "get", *deps], [path, "build", "-o", binary, "."]]
+    return Plan(setup=setup, run=[binary, *args], env=env, setup_cwd=scratch)
+
+
+_PLANNERS = {"shell": _shell, "python": _python, "javascript": _javascript, "typescript": _typescript, "go": _go}

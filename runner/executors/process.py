@@ -1,0 +1,174 @@
+"""Run a process, stream its lines, and kill its whole tree on timeout or cancel."""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import psutil
+
+__all__ = ["ProcessOutcome", "run_process", "kill_tree", "MAX_LINE"]
+
+MAX_LINE = 64 * 1024
+_POLL = 0.05
+_EOF_GRACE = 0.2  # after the main process exits, how long children may keep its pipes open
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    started_at: float = 0.0
+    error: str | None = None
+
+
+class _Lines:
+    def __init__(self, stream: str, emit: Callable[[str, str], None]):
+        self.stream, self.emit, self.buffer = stream, emit, b""
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            cut = self.buffer.find(b"\n")
+            if cut < 0:
+                break
+            self._send(self.buffer[:cut])
+            self.buffer = self.buffer[cut + 1:]
+        while len(self.buffer) > MAX_LINE:
+            self._send(self.buffer[:MAX_LINE])
+            self.buffer = self.buffer[MAX_LINE:]
+
+    def close(self) -> None:
+        if self.buffer:
+            self._send(self.buffer)
+            self.buffer = b""
+
+    def _send(self, raw: bytes) -> None:
+        self.emit(self.stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+
+def kill_tree(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM the process group and every descendant, then SIGKILL what is left after `grace`."""
+    try:
+        family = [psutil.Process(pid)]
+        family += family[0].children(recursive=True)
+    except psutil.Error:
+        family = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for proc in family:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        if sig is signal.SIGTERM:
+            family = _wait_gone(family, grace)
+            if not family:
+                return
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE  # a zombie has exited; its reaper may be slow
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(family: list, timeout: float) -> list:
+    end = time.monotonic() + timeout
+    alive = [p for p in family if _alive(p)]
+    while alive and time.monotonic() < end:
+        time.sleep(0.01)
+        alive = [p for p in alive if _alive(p)]
+    return alive
+
+
+def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
+                emit: Callable[[str, str], None], cancel: threading.Event, timeout: float | None,
+                kill_grace: float = 5.0) -> ProcessOutcome:
+    """Run to completion; `emit(stream, line)` gets each stdout/stderr line as it is produced."""
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(env), cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        return ProcessOutcome(None, error=f"could not start {argv[0]}: {exc.strerror or exc}")
+    started = time.time()
+    deadline = time.monotonic() + timeout if timeout else None
+    readers = {proc.stdout.fileno(): _Lines("stdout", emit), proc.stderr.fileno(): _Lines("stderr", emit)}
+    selector = selectors.DefaultSelector()
+    for fd in readers:
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    timed_out = cancelled = False
+    exited_at = None
+    try:
+        while readers:
+            wait = _POLL
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            for key, _ in selector.select(wait):
+                fd = key.fd
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                if data:
+                    readers[fd].feed(data)
+                else:
+                    readers.pop(fd).close()
+                    selector.unregister(fd)
+            if not readers:
+                break
+            if cancel.is_set():
+                cancelled = True
+                kill_tree(proc.pid, kill_grace)
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                kill_tree(proc.pid, kill_grace)
+                break
+            if proc.poll() is not None:
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > _EOF_GRACE:
+                    kill_tree(proc.pid, 0.5)  # orphans holding the pipes do not outlive their step
+                    break
+        _drain(selector, readers)
+    finally:
+        selector.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    exit_code = proc.wait()
+    if not (timed_out or cancelled) and _group_alive(proc.pid):
+        kill_tree(proc.pid, 0.5)
+    return ProcessOutcome(exit_code, timed_out=timed_out, cancelled=cancelled, started_at=started)
+
+
+def _drain(selector, readers) -> None:
+    for fd, lines in list(readers.items()):
+        try:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                lines.feed(data)
+        except (BlockingIOError, OSError):
+            pass
+        lines.close()
+        readers.pop(fd)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False

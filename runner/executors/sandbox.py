@@ -1,0 +1,127 @@
+"""Where a local step runs: bubblewrap with the workspace read-only at /workspace, or a read-only copy.
+
+With bubblewrap the host filesystem is visible read-only, the workspace is bound read-only at
+/workspace, and the step gets a private writable /tmp (its HOME and TMPDIR). Without it, the
+step runs in a throw-away copy of the workspace (files made read-only; as root that cannot be
+enforced), whose path is given in STROM_WORKSPACE.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StepSetupError
+
+__all__ = ["Sandbox", "bwrap_available", "WORKSPACE_MOUNT", "TMP_MOUNT"]
+
+WORKSPACE_MOUNT = "/workspace"
+TMP_MOUNT = "/tmp"
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_available() -> bool:
+    path = shutil.which("bwrap")
+    if not path:
+        return False
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "true"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@dataclass
+class Sandbox:
+    """The paths a step sees, and how to wrap its command."""
+
+    workspace: Path  # host path of the workspace snapshot
+    scratch: Path  # host path of the step's private writable directory
+    use_bwrap: bool
+    extra_binds: tuple[tuple[Path, str], ...] = ()  # (host dir, path inside) bound writable, e.g. caches
+
+    @property
+    def workspace_path(self) -> str:
+        return WORKSPACE_MOUNT if self.use_bwrap else str(self.scratch / "workspace")
+
+    @property
+    def tmp_path(self) -> str:
+        return TMP_MOUNT if self.use_bwrap else str(self.scratch / "tmp")
+
+    def inside(self, host_path: Path) -> str:
+        """Where a file under `scratch/tmp` appears to the step."""
+        rel = host_path.relative_to(self.scratch / "tmp")
+        return str(Path(self.tmp_path) / rel)
+
+    def prepare(self) -> None:
+        (self.scratch / "tmp" / "home").mkdir(parents=True, exist_ok=True)
+        if not self.use_bwrap:
+            _read_only_copy(self.workspace, self.scratch / "workspace")
+
+    def wrap(self, argv: list[str], cwd: str) -> tuple[list[str], str | None]:
+        """The command to execute on the host, and the host working directory."""
+        if not self.use_bwrap:
+            return argv, cwd
+        bwrap = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-pid"]
+        bwrap += _host_root()
+        bwrap += [
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm",
+            "--bind", str(self.scratch / "tmp"), TMP_MOUNT,
+            "--ro-bind", str(self.workspace), WORKSPACE_MOUNT,
+        ]
+        for host, inner in self.extra_binds:
+            bwrap += ["--bind", str(host), inner]
+        bwrap += ["--remount-ro", "/", "--chdir", cwd, "--"]
+        return bwrap + argv, None
+
+
+_SKIP_AT_ROOT = {"proc", "dev", "tmp", "workspace", "lost+found"}
+
+
+@functools.lru_cache(maxsize=1)
+def _host_root() -> tuple[str, ...]:
+    """Bind each top-level entry of the host read-only, so /workspace can be created at the root."""
+    args: list[str] = []
+    for name in sorted(os.listdir("/")):
+        if name in _SKIP_AT_ROOT:
+            continue
+        path = "/" + name
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return tuple(args)
+
+
+def _read_only_copy(source: Path, target: Path) -> None:
+    try:
+        shutil.copytree(source, target, symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        raise StepSetupError(f"could not copy the workspace for this step: {exc}") from exc
+    for root, dirs, files in os.walk(target):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    for root, dirs, _ in os.walk(target, topdown=False):
+        for name in dirs:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o555)
+    os.chmod(target, 0o555)
+
+
+def make_writable(path: Path) -> None:
+    """Undo `_read_only_copy` so the scratch directory can be removed."""
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o755)
+    if path.exists():
+        os.chmod(path, 0o755)

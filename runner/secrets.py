@@ -1,0 +1,94 @@
+"""Where secret values come from: the environment (STROM_SECRET_<NAME>) and secrets files, never the repository."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from .errors import StromError
+from .templating import Namespace, SecretMap, render
+
+__all__ = ["SecretsFileError", "secrets_from_env", "read_secrets_file", "resolve_workspace_secrets", "ENV_PREFIX"]
+
+ENV_PREFIX = "STROM_SECRET_"
+
+
+class SecretsFileError(StromError):
+    status_hint = 400
+
+
+def secrets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {key[len(ENV_PREFIX):]: value for key, value in environ.items() if key.startswith(ENV_PREFIX) and
+            len(key) > len(ENV_PREFIX)}
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """A YAML or JSON mapping of names to values, or a dotenv file of NAME=value lines."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SecretsFileError(f"cannot read secrets file {path}: {exc.strerror or exc}") from exc
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    data = None
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise SecretsFileError(f"secrets file {path} is not valid JSON: {exc}") from exc
+    elif _looks_like_dotenv(stripped):
+        data = _dotenv(stripped)
+    else:
+        try:
+            data = YAML(typ="safe").load(text)
+        except YAMLError as exc:
+            raise SecretsFileError(f"secrets file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SecretsFileError(f"secrets file {path} must map names to values")
+    return {str(k): "" if v is None else str(v) for k, v in data.items()}
+
+
+def _looks_like_dotenv(text: str) -> bool:
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return bool(lines) and all("=" in line and ":" not in line.split("=", 1)[0] for line in lines)
+
+
+def _dotenv(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def resolve_workspace_secrets(declared: Mapping[str, str], provided: Mapping[str, str],
+                              environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Render the workspace's `secrets:` references (e.g. "{{ env.DB_PASSWORD }}").
+
+    Returns (secrets, problems): provided values win over declarations; a reference that cannot be
+    resolved is left out, with the reason in `problems`.
+    """
+    environ = os.environ if environ is None else environ
+    context = {"env": Namespace("env", dict(environ)), "secret": SecretMap(provided), "secrets": SecretMap(provided)}
+    out = dict(provided)
+    problems = {}
+    for name, source in declared.items():
+        if name in out:
+            continue
+        try:
+            out[name] = render(source, context, f"secret {name!r}")
+        except StromError as exc:
+            problems[name] = str(exc)
+    return out, problems

@@ -1,0 +1,279 @@
+"""Build `Action`s from their mappings, enforcing which fields each action type accepts."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from ..templating import is_template
+from .context import BuildContext
+from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
+from .inputs_schema import build_input_schema, check_output_schema
+from .model import ABSENT, Action, ActionType, Language, Retry, Runner
+from .reader import Reader, location
+from .retry import build_retry
+from .yamlnodes import LocDict
+
+__all__ = ["build_action", "misplaced_action_field", "MAX_STEP_TIMEOUT"]
+
+MAX_STEP_TIMEOUT = 86400.0
+MAX_APPROVAL_TIMEOUT = 7 * 86400.0
+_EXTENSIONS = {".py": Language.PYTHON, ".js": Language.JAVASCRIPT, ".mjs": Language.JAVASCRIPT,
+               ".cjs": Language.JAVASCRIPT, ".ts": Language.TYPESCRIPT, ".go": Language.GO}
+_TYPE_HINTS = {
+    "args": "docker and pod actions take `cmd`, `command` or `entrypoint` instead",
+    "script": "for a container, use `cmd`; to run a script with the workspace, use type: script with runner: docker",
+    "source": "use type: script to run a file from the workspace",
+    "image": "use `runner: docker` (or pod) on a script action, or type: docker",
+    "cmd": "use `script:` on script actions",
+}
+
+
+def misplaced_action_field(action_type: str):
+    """An `explain` callback for Reader.check_keys naming the types a misplaced field belongs to."""
+    def explain(key: str):
+        if key not in ACTION_FIELDS:
+            return None
+        owners = types_accepting(key)
+        if not owners:
+            return None
+        hint = _TYPE_HINTS.get(key, f"remove it, or change the type to {' or '.join(owners)}")
+        return (f"field {key!r} is not valid for an action of type {action_type!r} "
+                f"(it belongs to type {', '.join(owners)})", hint)
+    return explain
+
+
+def build_action(data: LocDict, name: str, ctx: BuildContext, what: str, inline: bool = False) -> Action | None:
+    """Build an action; `inline` actions share their mapping with step fields (checked by the caller)."""
+    r = Reader(data, ctx.problems, what)
+    if not r.require("type", "add `type: script` (or docker, pod, task, approval, agent, http, notify)"):
+        if not inline:
+            r.check_keys(ACTION_FIELDS)
+        return None
+    kind = r.choice("type", ACTION_TYPE_FIELDS)
+    if kind is None:
+        return None
+    allowed = ACTION_TYPE_FIELDS[kind]
+    if inline:
+        allowed = allowed | (set(STEP_FIELDS) - {"action"})
+    r.check_keys(allowed, misplaced_action_field(kind))
+    action_type = ActionType(kind)
+    fields: dict = {
+        "label": r.string("name"),
+        "description": r.string("description"),
+        "output": check_output_schema(r),
+    }
+    if not inline:
+        fields["input"] = build_input_schema(r.mapping("input", "{ env: { type: string } }"), ctx.problems,
+                                             what, ctx.connection_types)
+    if action_type in (ActionType.SCRIPT, ActionType.DOCKER, ActionType.POD):
+        fields.update(_execution_fields(r, ctx))
+    builder = _BUILDERS[action_type]
+    fields.update(builder(r, ctx))
+    if action_type in (ActionType.AGENT, ActionType.HTTP):
+        fields["timeout"] = r.duration("timeout", MAX_STEP_TIMEOUT, "24h")
+        fields["retry"] = build_retry(r)
+    return Action(name=name, type=action_type, location=location(data.pos), inline=inline,
+                  field_locations=r.locations, **fields)
+
+
+def _execution_fields(r: Reader, ctx: BuildContext) -> dict:
+    resources = r.mapping("resources", '{ cpu: "500m", memory: 256Mi }')
+    if resources is not None:
+        Reader(resources, ctx.problems, f"{r.what}: resources").check_keys({"cpu", "memory"})
+    workdir = r.template("workdir", "app")
+    if workdir and not is_template(workdir):
+        _check_relative(r, "workdir", workdir, ctx, must_exist=False)
+    return {
+        "env": r.scalar_map("env"),
+        "tags": r.string_list("tags", '["gpu"]') or (),
+        "timeout": r.duration("timeout", MAX_STEP_TIMEOUT, "24h"),
+        "retry": build_retry(r),
+        "workdir": workdir,
+        "resources": dict(resources) if resources is not None else None,
+    }
+
+
+def _script(r: Reader, ctx: BuildContext) -> dict:
+    script, source = r.template("script", "echo hello"), r.template("source", "scripts/deploy.sh")
+    if r.has("script") and r.has("source"):
+        r.error("source", "conflict", "`script` and `source` cannot both be set",
+                "keep `script` for inline code or `source` for a file, not both", on_key=True)
+    elif script is None and source is None:
+        r.error(None, "missing-field", "a script action needs `script` (inline code) or `source` (a file path)",
+                'add `script: "echo hello"` or `source: scripts/run.sh`')
+    runner = Runner(r.choice("runner", [x.value for x in Runner], "local"))
+    language_text = r.choice("language", LANGUAGE_ALIASES, None, aliases=LANGUAGE_ALIASES)
+    language = Language(language_text) if language_text else _language_from_source(source)
+    deps = r.string_list("dependencies", "[requests]") or ()
+    if deps and language is Language.SHELL:
+        r.error("dependencies", "conflict", "`dependencies` need a language other than shell",
+                "set `language: python` (or javascript, typescript, go), or install tools in the script", on_key=True)
+    if r.has("manifest") and runner is not Runner.POD:
+        r.error("manifest", "invalid-field", f"`manifest` only applies to runner: pod (this action runs on {runner.value})",
+                "set `runner: pod` or remove `manifest`", on_key=True)
+    image = r.template("image", "python:3.12")
+    if image is not None and runner is Runner.LOCAL:
+        r.error("image", "invalid-field", "`image` only applies to runner: docker or runner: pod",
+                "set `runner: docker`, or remove `image`", on_key=True)
+    if source and not is_template(source):
+        _check_relative(r, "source", source, ctx, must_exist=True)
+    return {
+        "script": script, "source": source, "runner": runner, "language": language,
+        "language_given": language_text is not None, "dependencies": deps,
+        "interpreter": r.string("interpreter", "python3.12"), "args": r.template_list("args") or (),
+        "manifest": r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"), "image": image,
+    }
+
+
+def _language_from_source(source: str | None) -> Language:
+    if source and not is_template(source):
+        return _EXTENSIONS.get(PurePosixPath(source).suffix.lower(), Language.SHELL)
+    return Language.SHELL
+
+
+def _check_relative(r: Reader, key: str, path: str, ctx: BuildContext, must_exist: bool) -> None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts:
+        parts = list(pure.parts)
+        depth = 0
+        escapes = pure.is_absolute()
+        for part in parts:
+            depth += -1 if part == ".." else (0 if part in (".", "/") else 1)
+            escapes = escapes or depth < 0
+        if escapes:
+            r.error(key, "path-escape", f"`{key}` path {path!r} leaves the workspace",
+                    "use a path relative to the workspace root, e.g. scripts/deploy.sh")
+            return
+    if ctx.file_exists is not None:
+        if must_exist and not ctx.file_exists(str(pure)):
+            r.error(key, "missing-file", f"`{key}` file {path!r} does not exist in the workspace",
+                    f"create {path} or fix the path (it is relative to the repository root)")
+        return
+    if ctx.root is None:
+        return
+    root = ctx.root.resolve()
+    target = (ctx.root / path)
+    try:
+        resolved = target.resolve()
+    except OSError:
+        resolved = target
+    if resolved != root and root not in resolved.parents:
+        r.error(key, "path-escape", f"`{key}` path {path!r} resolves outside the workspace (through a symlink)",
+                "point it at a file inside the workspace")
+        return
+    if must_exist and not target.is_file():
+        r.error(key, "missing-file", f"`{key}` file {path!r} does not exist in the workspace",
+                f"create {path} or fix the path (it is relative to the workspace root)")
+
+
+def _container(r: Reader, ctx: BuildContext) -> dict:
+    r.require("image", "add `image: alpine:3.20` (the image to run)")
+    return {
+        "image": r.template("image", "alpine:3.20"),
+        "cmd": r.template("cmd", "deploy --env production"),
+        "entrypoint": r.template_list("entrypoint", '["/app/run"]'),
+        "command": r.template_list("command", '["migrate", "--target", "latest"]'),
+    }
+
+
+def _pod(r: Reader, ctx: BuildContext) -> dict:
+    fields = _container(r, ctx)
+    fields["manifest"] = r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }")
+    return fields
+
+
+def _task(r: Reader, ctx: BuildContext) -> dict:
+    r.require("task", "add `task: <name of the task to run>`")
+    task = r.string("task", "cleanup")
+    if task is not None and ctx.task_names and task not in ctx.task_names:
+        from .problems import suggest
+        hint = suggest(task, ctx.task_names)
+        r.error("task", "unknown-task", f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
+                f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}")
+    return {"task": task}
+
+
+def _approval(r: Reader, ctx: BuildContext) -> dict:
+    approvers = r.string_list("approvers", '[alice, "@org/platform"]') or ()
+    required = r.integer("required", minimum=1)
+    if required is not None and approvers and required > len(approvers):
+        r.error("required", "out-of-range",
+                f"`required` is {required} but only {len(approvers)} approver(s) are listed",
+                "list more approvers or lower `required`")
+    return {
+        "message": r.template("message", '"Deploy {{ input.version }}?"'),
+        "approvers": approvers,
+        "required_approvals": required or 1,
+        "timeout": r.duration("timeout", MAX_APPROVAL_TIMEOUT, "7d"),
+    }
+
+
+def _agent(r: Reader, ctx: BuildContext) -> dict:
+    r.require("provider", "add `provider: <provider id from the server configuration>`")
+    r.require("prompt", 'add `prompt: "..."` (the message sent to the model)')
+    return {
+        "provider": r.string("provider"),
+        "prompt": r.template("prompt"),
+        "system_prompt": r.template("system_prompt"),
+        "model": r.string("model"),
+        "max_tokens": r.integer("max_tokens", minimum=1),
+        "temperature": r.number("temperature", 0, 2),
+    }
+
+
+def _http(r: Reader, ctx: BuildContext) -> dict:
+    r.require("url", 'add `url: "https://example.com/api"`')
+    json_body = r.raw("json", ABSENT)
+    if json_body is not ABSENT:
+        r.check_templates_in(json_body, "json") if not isinstance(json_body, str) else \
+            r.check_template(json_body, r.at("json"), "json")
+    if r.has("json") and r.has("body"):
+        r.error("body", "conflict", "`json` and `body` cannot both be set", "keep one request body", on_key=True)
+    return {
+        "url": r.template("url"),
+        "method": _method(r),
+        "headers": r.scalar_map("headers", '{ Authorization: "Bearer {{ secret.token }}" }'),
+        "json_body": json_body,
+        "body": r.template("body"),
+        "expected_status": _status_list(r),
+    }
+
+
+def _method(r: Reader) -> str:
+    value = r.raw("method", None)
+    if value is None:
+        return "POST" if r.has("json") or r.has("body") else "GET"
+    choices = ACTION_FIELDS["method"].choices
+    if isinstance(value, str) and value.upper() in choices:
+        return value.upper()
+    r.error("method", "bad-value", f"'method' must be one of {', '.join(choices)}; got {value!r}")
+    return "GET"
+
+
+def _status_list(r: Reader) -> tuple[int, ...]:
+    value = r.raw("expected_status", None)
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
+            r.error("expected_status", "wrong-type", f"expected_status must be HTTP status codes (100-599), got {item!r}",
+                    "write it like `expected_status: [200, 201]`")
+            return ()
+        out.append(item)
+    return tuple(out)
+
+
+def _notify(r: Reader, ctx: BuildContext) -> dict:
+    r.require("channels", "add `channels: [ops]` (channel names from the server configuration)")
+    channels = r.string_list("channels", "[ops]") or ()
+    if r.has("channels") and not channels and isinstance(r.raw("channels"), list):
+        r.error("channels", "missing-field", "`channels` is empty", "name at least one channel")
+    return {"channels": channels, "title": r.template("title"), "message": r.template("message")}
+
+
+_BUILDERS = {
+    ActionType.SCRIPT: _script, ActionType.DOCKER: _container, ActionType.POD: _pod,
+    ActionType.TASK: _task, ActionType.APPROVAL: _approval, ActionType.AGENT: _agent,
+    ActionType.HTTP: _http, ActionType.NOTIFY: _notify,
+}

@@ -1,0 +1,221 @@
+"""Load a workspace: read every `.strom/**/*.yaml|yml`, merge the files, build and cross-check."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ..errors import SpecError
+from ..templating import is_template
+from .actions import build_action
+from .connections import build_connection, build_connection_type
+from .context import BuildContext
+from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
+from .flows import build_hooks, build_task
+from .graph import find_cycle
+from .model import ActionType, Hooks, Workspace
+from .names import name_problem
+from .problems import Problem, Problems
+from .reader import Reader, describe
+from .triggers import build_trigger
+from .yamlnodes import LocDict, parse_yaml
+
+__all__ = ["LoadResult", "load_workspace", "load_texts", "find_files", "STROM_DIR"]
+
+STROM_DIR = ".strom"
+_SECTIONS = ("actions", "tasks", "triggers", "connection_types", "connections")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    workspace: Workspace | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return self.workspace is not None and not self.errors
+
+    def raise_for_errors(self) -> Workspace:
+        if not self.ok:
+            raise SpecError(self.problems)
+        return self.workspace
+
+
+def find_files(root: Path) -> list[Path]:
+    base = root / STROM_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_workspace(root: Path | str) -> LoadResult:
+    """Load the workspace at `root` (the directory that holds `.strom/`)."""
+    root = Path(root)
+    texts = {}
+    problems = Problems()
+    for path in find_files(root):
+        rel = path.relative_to(root).as_posix()
+        try:
+            texts[rel] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.error((rel, 1, 1), "unreadable", f"cannot read {rel}: {exc}", "save the file as UTF-8 text")
+    return _load(root, texts, problems, file_exists=None)
+
+
+def load_texts(texts: Mapping[str, str], root: Path | None = None,
+               file_exists: Callable[[str], bool] | None = None) -> LoadResult:
+    """Load from file contents keyed by their path relative to the workspace (e.g. a pushed commit)."""
+    return _load(root or Path("."), dict(texts), Problems(), file_exists=file_exists)
+
+
+def _load(root: Path, texts: dict[str, str], problems: Problems, file_exists) -> LoadResult:
+    if not texts and not problems.items:
+        problems.error((STROM_DIR, 1, 1), "no-files", f"no workflow files found in {STROM_DIR}/",
+                       f"create {STROM_DIR}/pipeline.yaml with a `tasks:` section (see `strom init` in the docs)")
+        return LoadResult(None, tuple(problems.items))
+    documents: list[tuple[str, LocDict]] = []
+    for rel, text in texts.items():
+        doc = parse_yaml(text, rel, problems)
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            problems.error((rel, 1, 1), "wrong-type",
+                           f"a workflow file must be a mapping with actions:, tasks:, ... at the top, got {describe(doc)}",
+                           "start the file with `tasks:` or `actions:`")
+            continue
+        Reader(doc, problems, rel).check_keys(TOP_LEVEL_FIELDS)
+        documents.append((rel, doc))
+    sections = _merge_sections(documents, problems)
+    ctx = BuildContext(problems=problems, root=root if file_exists is None else None, file_exists=file_exists,
+                       action_names=frozenset(sections["actions"]), task_names=frozenset(sections["tasks"]),
+                       connection_types=frozenset(sections["connection_types"]))
+    workspace = _build(root, texts, documents, sections, ctx)
+    return LoadResult(workspace, tuple(problems.sorted()))
+
+
+def _merge_sections(documents, problems: Problems) -> dict[str, dict[str, LocDict]]:
+    """Each section's entries across files; a name defined twice is reported with both places."""
+    merged: dict[str, dict] = {section: {} for section in _SECTIONS}
+    merged["secrets"] = {}
+    for rel, doc in documents:
+        for section in _SECTIONS + ("secrets",):
+            value = doc.get(section)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                problems.error(doc.at(section), "wrong-type",
+                               f"`{section}` must be a mapping of names, got {describe(value)}",
+                               f"write it like `{section}:` followed by indented `name:` entries")
+                continue
+            singular = section.rstrip("s").replace("_", " ")
+            for name in value:
+                if name in merged[section]:
+                    _, first_doc, _ = merged[section][name]
+                    first = first_doc.key_at(name)
+                    problems.error(value.key_at(name), "duplicate-name",
+                                   f"{singular} {name!r} is already defined at {first[0]}:{first[1]}:{first[2]}",
+                                   "rename one of them or remove the duplicate")
+                    continue
+                merged[section][name] = (value[name], value, rel)
+    return merged
+
+
+def _build(root: Path, texts, documents, sections, ctx: BuildContext) -> Workspace:
+    problems = ctx.problems
+    connection_types = {}
+    for name, (data, parent, _) in sections["connection_types"].items():
+        if _mapping_entry(parent, name, data, "connection type", problems):
+            connection_types[name] = build_connection_type(data, name, ctx)
+    connections = {}
+    for name, (data, parent, _) in sections["connections"].items():
+        if _mapping_entry(parent, name, data, "connection", problems):
+            connections[name] = build_connection(data, name, ctx, connection_types)
+    actions = {}
+    for name, (data, parent, _) in sections["actions"].items():
+        if _named_entry(parent, name, data, "action", problems):
+            action = build_action(data, name, ctx, f"action {name!r}")
+            if action is not None:
+                actions[name] = action
+    tasks = {}
+    for name, (data, parent, _) in sections["tasks"].items():
+        if _named_entry(parent, name, data, "task", problems):
+            task = build_task(data, name, ctx, actions)
+            if task is not None:
+                tasks[name] = task
+    triggers = {}
+    for name, (data, parent, _) in sections["triggers"].items():
+        if _named_entry(parent, name, data, "trigger", problems):
+            trigger = build_trigger(data, name, ctx)
+            if trigger is not None:
+                triggers[name] = trigger
+    secrets = _secrets(sections["secrets"], problems)
+    hooks = _workspace_hooks(documents, ctx, actions)
+    _check_task_calls(tasks, sections["tasks"], problems)
+    return Workspace(
+        root=root, files=tuple(texts), actions=actions, tasks=tasks, triggers=triggers, secrets=secrets,
+        connection_types=connection_types, connections=connections, hooks=hooks,
+    )
+
+
+def _mapping_entry(parent: LocDict, name, data, kind: str, problems: Problems) -> bool:
+    if not isinstance(data, dict):
+        problems.error(parent.at(name), "wrong-type", f"{kind} {name!r} must be a mapping, got {describe(data)}",
+                       f"write its fields indented under `{name}:`")
+        return False
+    return True
+
+
+def _named_entry(parent: LocDict, name, data, kind: str, problems: Problems) -> bool:
+    problem = name_problem(name, kind)
+    if problem:
+        problems.error(parent.key_at(name), "bad-name", problem, f"rename the {kind}")
+        return False
+    return _mapping_entry(parent, name, data, kind, problems)
+
+
+def _secrets(entries, problems: Problems) -> dict:
+    out = {}
+    for name, (value, parent, _) in entries.items():
+        if isinstance(value, (dict, list)) or value is None:
+            problems.error(parent.at(name), "wrong-type", f"secret {name!r} must be a string reference",
+                           f'write it like `{name}: "{{{{ env.{name} }}}}"`')
+            continue
+        text = str(value)
+        if not is_template(text):
+            problems.warning(parent.key_at(name), "literal-secret",
+                             f"secret {name!r} has its value written in the repository",
+                             f'read it from the environment instead: `{name}: "{{{{ env.{name} }}}}"`')
+        else:
+            Reader(parent, problems, f"secret {name!r}").check_template(text, parent.at(name), name)
+        out[name] = text
+    return out
+
+
+def _workspace_hooks(documents, ctx: BuildContext, actions) -> Hooks:
+    merged: dict[str, tuple] = {event: () for event in HOOK_EVENTS}
+    for rel, doc in documents:
+        hooks = build_hooks(doc, ctx, actions, f"{rel}")
+        for event in HOOK_EVENTS:
+            merged[event] += hooks.for_event(event)
+    return Hooks(**merged)
+
+
+def _check_task_calls(tasks, entries, problems: Problems) -> None:
+    calls = {
+        name: sorted({s.action.task for s in task.flow.values() if s.action.type is ActionType.TASK and s.action.task})
+        for name, task in tasks.items()
+    }
+    cycle = find_cycle(calls)
+    if cycle and len(cycle) > 2:
+        data, parent, _ = entries[cycle[0]]
+        problems.warning(parent.key_at(cycle[0]), "task-cycle",
+                         f"tasks call each other in a loop: {' -> '.join(cycle)}",
+                         "a run stops at the nesting limit of 10 unless a `when` condition ends the recursion")

@@ -1,0 +1,313 @@
+"""The workspace model: frozen values that are valid once the loader has built them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+__all__ = [
+    "Location", "ActionType", "Runner", "Language", "InputType", "TriggerType",
+    "InputField", "Retry", "Action", "Step", "Hook", "Hooks", "Task", "Trigger",
+    "ConnectionType", "Connection", "Workspace", "SERVER_SIDE_TYPES", "ABSENT",
+]
+
+
+class Location(NamedTuple):
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Any = _Absent()  # a field that was not written (distinct from an explicit null)
+
+
+class ActionType(str, Enum):
+    SCRIPT = "script"
+    DOCKER = "docker"
+    POD = "pod"
+    TASK = "task"
+    APPROVAL = "approval"
+    AGENT = "agent"
+    HTTP = "http"
+    NOTIFY = "notify"
+
+
+SERVER_SIDE_TYPES = frozenset({ActionType.TASK, ActionType.APPROVAL, ActionType.AGENT,
+                               ActionType.HTTP, ActionType.NOTIFY})
+
+
+class Runner(str, Enum):
+    LOCAL = "local"
+    DOCKER = "docker"
+    POD = "pod"
+
+
+class Language(str, Enum):
+    SHELL = "shell"
+    PYTHON = "python"
+    JAVASCRIPT = "javascript"
+    TYPESCRIPT = "typescript"
+    GO = "go"
+
+
+class InputType(str, Enum):
+    STRING = "string"
+    TEXT = "text"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    JSON = "json"
+
+
+class TriggerType(str, Enum):
+    SCHEDULER = "scheduler"
+    WEBHOOK = "webhook"
+    PUSH = "push"
+    TAG = "tag"
+    PULL_REQUEST = "pull_request"
+    COMMENT = "comment"
+    JOB = "job"
+
+
+@dataclass(frozen=True, slots=True)
+class InputField:
+    name: str
+    type: str  # an InputType value, or the name of a connection type
+    label: str | None = None
+    description: str | None = None
+    required: bool = False
+    default: Any = ABSENT
+    options: tuple | None = None
+    multiple: bool = False
+    allow_custom: bool = False
+    secret: bool = False
+    order: int | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    max_attempts: int = 1
+    delay: float = 0.0
+    backoff: str = "fixed"  # fixed | exponential
+    jitter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    name: str
+    type: ActionType
+    location: Location
+    inline: bool = False
+    label: str | None = None
+    description: str | None = None
+    input: Mapping[str, InputField] = field(default_factory=dict)
+    output: Mapping[str, Any] | None = None
+    env: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    timeout: float | None = None
+    retry: Retry | None = None
+    workdir: str | None = None
+    resources: Mapping[str, Any] | None = None
+    # script
+    script: str | None = None
+    source: str | None = None
+    runner: Runner = Runner.LOCAL
+    language: Language = Language.SHELL
+    language_given: bool = False
+    dependencies: tuple[str, ...] = ()
+    interpreter: str | None = None
+    args: tuple[Any, ...] = ()
+    manifest: Mapping[str, Any] | None = None
+    image: str | None = None
+    # docker / pod
+    cmd: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = None
+    # task
+    task: str | None = None
+    # approval
+    message: str | None = None
+    approvers: tuple[str, ...] = ()
+    required_approvals: int = 1
+    # agent
+    provider: str | None = None
+    prompt: str | None = None
+    system_prompt: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    # http
+    url: str | None = None
+    method: str = "GET"
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    json_body: Any = ABSENT
+    body: str | None = None
+    expected_status: tuple[int, ...] = ()
+    # notify
+    channels: tuple[str, ...] = ()
+    title: str | None = None
+    field_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    @property
+    def server_side(self) -> bool:
+        return self.type in SERVER_SIDE_TYPES
+
+    @property
+    def ability(self) -> str | None:
+        """The worker ability this action needs, or None when the server runs it."""
+        if self.type is ActionType.SCRIPT:
+            return {Runner.LOCAL: "script", Runner.DOCKER: "docker", Runner.POD: "kubernetes"}[self.runner]
+        if self.type is ActionType.DOCKER:
+            return "docker"
+        if self.type is ActionType.POD:
+            return "kubernetes"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    action: Action
+    location: Location
+    action_ref: str | None = None  # None for an inline action
+    label: str | None = None
+    description: str | None = None
+    depends_on: tuple[str, ...] = ()
+    input: Mapping[str, Any] = field(default_factory=dict)
+    input_given: bool = False
+    continue_on_failure: bool = False
+    timeout: float | None = None
+    when: str | None = None
+    for_each: Any = None
+    sequential: bool = False
+    retry: Retry | None = None
+    tags: tuple[str, ...] = ()
+    field_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    @property
+    def effective_retry(self) -> Retry:
+        return self.retry or self.action.retry or Retry()
+
+    @property
+    def effective_timeout(self) -> float | None:
+        return self.timeout if self.timeout is not None else self.action.timeout
+
+    @property
+    def effective_tags(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.action.tags + self.tags))
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    action: Action
+    action_ref: str
+    location: Location
+    input: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    on_success: tuple[Hook, ...] = ()
+    on_error: tuple[Hook, ...] = ()
+    on_cancel: tuple[Hook, ...] = ()
+    on_suspended: tuple[Hook, ...] = ()
+
+    def for_event(self, event: str) -> tuple[Hook, ...]:
+        return getattr(self, event)
+
+    def __bool__(self) -> bool:
+        return bool(self.on_success or self.on_error or self.on_cancel or self.on_suspended)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    name: str
+    location: Location
+    flow: Mapping[str, Step]
+    order: tuple[str, ...]  # topological order of the flow
+    label: str | None = None
+    description: str | None = None
+    mode: str | None = None
+    folder: str | None = None
+    input: Mapping[str, InputField] = field(default_factory=dict)
+    timeout: float | None = None
+    retry: Retry | None = None
+    hooks: Hooks = Hooks()
+
+    @property
+    def leaves(self) -> tuple[str, ...]:
+        needed = {dep for step in self.flow.values() for dep in step.depends_on}
+        return tuple(name for name in self.order if name not in needed)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    name: str
+    type: TriggerType
+    task: str
+    location: Location
+    input: Mapping[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+    label: str | None = None
+    description: str | None = None
+    # scheduler
+    cron: str | None = None
+    timezone: str = "UTC"
+    concurrency: str = "allow"
+    # webhook
+    hook_name: str | None = None
+    secret: str | None = None
+    mode: str = "async"
+    timeout_secs: int = 30
+    # repository events
+    branches: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionType:
+    name: str
+    properties: Mapping[str, InputField]
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    name: str
+    type: str | None
+    values: Mapping[str, Any]
+    location: Location
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    files: tuple[str, ...] = ()
+    actions: Mapping[str, Action] = field(default_factory=dict)
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    triggers: Mapping[str, Trigger] = field(default_factory=dict)
+    secrets: Mapping[str, Any] = field(default_factory=dict)
+    connection_types: Mapping[str, ConnectionType] = field(default_factory=dict)
+    connections: Mapping[str, Connection] = field(default_factory=dict)
+    hooks: Hooks = Hooks()

@@ -1,0 +1,265 @@
+"""Typed access to one mapping of a .strom file, reporting every problem with its position."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..durations import DurationError, parse_duration
+from ..templating import syntax_problems
+from .model import ABSENT, Location
+from .problems import Problems, suggest
+from .yamlnodes import LocDict, LocList
+
+__all__ = ["Reader", "describe", "location"]
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def location(pos) -> Location:
+    return Location(*pos)
+
+
+class Reader:
+    """Reads fields of `data`, the mapping of `what` (e.g. 'action "deploy"')."""
+
+    def __init__(self, data: LocDict, problems: Problems, what: str):
+        self.data = data
+        self.problems = problems
+        self.what = what
+        self.locations: dict[str, Location] = {}
+
+    # -- positions
+    def at(self, key: str):
+        return self.data.at(key)
+
+    def key_at(self, key: str):
+        return self.data.key_at(key)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def error(self, key: str | None, code: str, message: str, hint: str = "", on_key: bool = False) -> None:
+        if key is None:
+            pos = self.data.pos
+        else:
+            pos = self.key_at(key) if on_key else self.at(key)
+        self.problems.error(pos, code, f"{self.what}: {message}", hint)
+
+    def warning(self, key: str | None, code: str, message: str, hint: str = "") -> None:
+        pos = self.data.pos if key is None else self.key_at(key)
+        self.problems.warning(pos, code, f"{self.what}: {message}", hint)
+
+    # -- keys
+    def check_keys(self, allowed: Iterable[str], explain=None) -> None:
+        """Report keys outside `allowed`. `explain(key)` may return (message, hint) for known-but-misplaced keys."""
+        allowed = set(allowed)
+        for key in self.data:
+            if key in allowed:
+                continue
+            special = explain(key) if explain else None
+            if special:
+                self.error(key, "invalid-field", special[0], special[1], on_key=True)
+                continue
+            hint = suggest(key, allowed)
+            fix = "fix the spelling" if hint else f"valid keys here: {', '.join(sorted(allowed))}"
+            self.error(key, "unknown-key", f"unknown key {key!r}" + (f"; {hint}" if hint else ""), fix, on_key=True)
+
+    def require(self, key: str, hint: str) -> bool:
+        if key in self.data and self.data[key] is not None:
+            return True
+        self.problems.error(self.data.pos, "missing-field", f"{self.what}: missing required field {key!r}", hint)
+        return False
+
+    def _wrong(self, key: str, expected: str, example: str = "") -> None:
+        got = describe(self.data[key])
+        self.error(key, "wrong-type", f"{key!r} must be {expected}, got {got}",
+                   f"write it like `{key}: {example}`" if example else "")
+
+    def _remember(self, key: str) -> None:
+        self.locations[key] = location(self.at(key))
+
+    # -- scalars
+    def string(self, key: str, example: str = "text") -> str | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        value = self.data[key]
+        self._remember(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self._wrong(key, "a string", example)
+            return None
+        return str(value)
+
+    def template(self, key: str, example: str = "text") -> str | None:
+        value = self.string(key, example)
+        if value is not None:
+            self.check_template(value, self.at(key), key)
+        return value
+
+    def check_template(self, source: str, pos, field: str) -> None:
+        for message in syntax_problems(source):
+            line = pos[1]
+            if "\n" in source.rstrip("\n") and message.startswith("template line "):
+                try:
+                    line = pos[1] + int(message.split()[2].rstrip(":"))
+                except ValueError:
+                    pass
+            self.problems.error((pos[0], line, pos[2]), "template",
+                                f"{self.what}: invalid template in {field!r}: {message}",
+                                "templates use Jinja2 syntax: {{ input.name }}, {% if ... %}...{% endif %}")
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        if key not in self.data or self.data[key] is None:
+            return default
+        value = self.data[key]
+        if not isinstance(value, bool):
+            self._wrong(key, "true or false", "true")
+            return default
+        return value
+
+    def integer(self, key: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        value = self.data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._wrong(key, "a whole number", str(minimum if minimum is not None else 1))
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.error(key, "out-of-range", f"{key!r} must be {bounds}, got {value}")
+            return None
+        return value
+
+    def number(self, key: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        value = self.data[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self._wrong(key, "a number", "0.5")
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.error(key, "out-of-range", f"{key!r} must be between {minimum} and {maximum}, got {value}")
+            return None
+        return float(value)
+
+    def duration(self, key: str, maximum: float | None = None, max_text: str = "") -> float | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        try:
+            seconds = parse_duration(self.data[key])
+        except DurationError as exc:
+            self.error(key, "bad-duration", f"{key!r}: {exc}", "for example `timeout: 10m` or `timeout: 1h30m`")
+            return None
+        if maximum is not None and seconds > maximum:
+            self.error(key, "bad-duration", f"{key!r} is {self.data[key]}, above the maximum of {max_text}",
+                       f"use at most {max_text}")
+            return None
+        self._remember(key)
+        return seconds
+
+    def choice(self, key: str, choices: Iterable[str], default=None, aliases: dict | None = None):
+        if key not in self.data or self.data[key] is None:
+            return default
+        value = self.data[key]
+        options = list(aliases or choices)
+        if not isinstance(value, str) or value not in options:
+            hint = suggest(str(value), options) if isinstance(value, str) else ""
+            self.error(key, "bad-value",
+                       f"{key!r} must be one of {', '.join(options)}; got {value!r}" + (f"; {hint}" if hint else ""))
+            return default
+        return aliases[value] if aliases else value
+
+    # -- collections
+    def string_list(self, key: str, example: str = "[a, b]") -> tuple[str, ...] | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        value = self.data[key]
+        if not isinstance(value, list):
+            self._wrong(key, "a list of strings", example)
+            return None
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                self.problems.error(value.at(i), "wrong-type",
+                                    f"{self.what}: {key}[{i}] must be a string, got {describe(item)}")
+                continue
+            out.append(str(item))
+        self._remember(key)
+        return tuple(out)
+
+    def template_list(self, key: str, example: str = '["--flag", "{{ input.x }}"]') -> tuple[str, ...] | None:
+        items = self.string_list(key, example)
+        if items:
+            value: LocList = self.data[key]
+            for i, item in enumerate(items):
+                if i < len(value.item_pos):
+                    self.check_template(item, value.at(i), f"{key}[{i}]")
+        return items
+
+    def mapping(self, key: str, example: str = "{ key: value }") -> LocDict | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        value = self.data[key]
+        if not isinstance(value, dict):
+            self._wrong(key, "a mapping", example)
+            return None
+        self._remember(key)
+        return value
+
+    def scalar_map(self, key: str, example: str = '{ NAME: "{{ input.value }}" }') -> dict[str, Any]:
+        """A mapping of names to scalar template values (env, headers)."""
+        value = self.mapping(key, example)
+        if value is None:
+            return {}
+        out = {}
+        for name, item in value.items():
+            if isinstance(item, (dict, list)):
+                self.problems.error(value.at(name), "wrong-type",
+                                    f"{self.what}: {key}.{name} must be a single value, got {describe(item)}",
+                                    "quote structured values as a string, or use | json_encode")
+                continue
+            text = "" if item is None else ("true" if item is True else "false" if item is False else str(item))
+            self.check_template(text, value.at(name), f"{key}.{name}")
+            self.locations[f"{key}.{name}"] = location(value.at(name))
+            out[str(name)] = text
+        return out
+
+    def values(self, key: str) -> dict[str, Any]:
+        """A mapping of names to any values whose strings are templates (step input)."""
+        value = self.mapping(key, '{ name: "{{ input.name }}" }')
+        if value is None:
+            return {}
+        self.check_templates_in(value, key)
+        return dict(value)
+
+    def check_templates_in(self, value, field: str) -> None:
+        if isinstance(value, str):
+            return
+        if isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, str):
+                    self.check_template(item, value.at(k), f"{field}.{k}")
+                    self.locations[f"{field}.{k}"] = location(value.at(k))
+                else:
+                    self.check_templates_in(item, f"{field}.{k}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, str):
+                    self.check_template(item, value.at(i), f"{field}[{i}]")
+                else:
+                    self.check_templates_in(item, f"{field}[{i}]")
+
+    def raw(self, key: str, default=ABSENT):
+        return self.data.get(key, default)

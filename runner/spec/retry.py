@@ -1,0 +1,34 @@
+"""`retry:` blocks on actions, steps and tasks."""
+from __future__ import annotations
+
+from .fields import RETRY_FIELDS
+from .model import Retry
+from .reader import Reader
+
+__all__ = ["build_retry", "DEFAULT_ATTEMPTS"]
+
+DEFAULT_ATTEMPTS = 3  # a retry block that names no max_attempts
+MAX_DELAY = 3600.0
+
+
+def build_retry(r: Reader) -> Retry | None:
+    value = r.raw("retry", None)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= 10:
+            r.error("retry", "out-of-range", f"retry must be between 1 and 10 attempts, got {value}")
+            return None
+        return Retry(max_attempts=value)
+    data = r.mapping("retry", "{ max_attempts: 3, delay: 10s, backoff: exponential }")
+    if data is None:
+        return None
+    sub = Reader(data, r.problems, f"{r.what}: retry")
+    sub.check_keys(RETRY_FIELDS)
+    attempts = sub.integer("max_attempts", 1, 10)
+    return Retry(
+        max_attempts=attempts if attempts is not None else DEFAULT_ATTEMPTS,
+        delay=sub.duration("delay", MAX_DELAY, "1h") or 0.0,
+        backoff=sub.choice("backoff", ("fixed", "exponential"), "fixed"),
+        jitter=sub.boolean("jitter"),
+    )

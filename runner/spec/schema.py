@@ -1,0 +1,128 @@
+"""The JSON Schema of .strom/*.yaml files, generated from the field tables (for editors)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .fields import (
+    ACTION_FIELDS, ACTION_TYPE_FIELDS, HOOK_FIELDS, INPUT_FIELDS, RESOURCE_FIELDS, RETRY_FIELDS, STEP_FIELDS,
+    TASK_FIELDS, TOP_LEVEL_FIELDS, TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS, Field,
+)
+
+__all__ = ["json_schema", "SCHEMA_ID"]
+
+SCHEMA_ID = "https://strom.dev/schema/workflow.json"
+_DURATION_PATTERN = r"^(\d+|(\d+(\.\d+)?(ms|s|m|h|d))+)$"
+_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/definitions/{name}"}
+
+
+def _kind(field: Field) -> dict:
+    kind = field.kind
+    simple = {
+        "string": {"type": ["string", "number"]}, "template": {"type": "string"},
+        "boolean": {"type": "boolean"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+        "duration": _ref("duration"), "string_list": {"type": "array", "items": {"type": ["string", "number"]}},
+        "template_list": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+        "env_map": {"type": "object", "additionalProperties": _SCALAR},
+        "values_map": {"type": "object"}, "mapping": {"type": "object"}, "map": {"type": "object"},
+        "any": {}, "list": {"type": "array"},
+        "input_schema": _ref("input_schema"), "output_schema": {"type": "object"}, "retry": _ref("retry"),
+        "resources": _ref("resources"), "hooks": _ref("hooks"),
+        "for_each": {"type": ["array", "string"]}, "flow": {"type": "object"},
+        "status_list": {"oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]},
+    }
+    if kind == "choice":
+        return {"enum": list(field.choices)}
+    return dict(simple[kind])
+
+
+def _properties(fields: dict[str, Field]) -> dict:
+    return {name: {**_kind(f), "description": f.doc} for name, f in fields.items()}
+
+
+def _only(names) -> dict:
+    return {"propertyNames": {"enum": sorted(names)}}
+
+
+def _action_variants(extra: set[str]) -> list[dict]:
+    return [
+        {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+         "then": _only(set(names) | extra)}
+        for kind, names in ACTION_TYPE_FIELDS.items()
+    ]
+
+
+def json_schema() -> dict[str, Any]:
+    step_only = {k: v for k, v in STEP_FIELDS.items()}
+    step_props = {**_properties(ACTION_FIELDS), **_properties(step_only)}
+    inline_extra = set(STEP_FIELDS) - {"action"}
+    trigger_variants = [
+        {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]}, "then": _only(names)}
+        for kind, names in TRIGGER_TYPE_FIELDS.items()
+    ]
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": "Strom workflow file (.strom/*.yaml)",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "actions": {"type": "object", "additionalProperties": _ref("action"),
+                        "description": TOP_LEVEL_FIELDS["actions"].doc},
+            "tasks": {"type": "object", "additionalProperties": _ref("task"),
+                      "description": TOP_LEVEL_FIELDS["tasks"].doc},
+            "triggers": {"type": "object", "additionalProperties": _ref("trigger"),
+                         "description": TOP_LEVEL_FIELDS["triggers"].doc},
+            "secrets": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": TOP_LEVEL_FIELDS["secrets"].doc},
+            "connection_types": {"type": "object", "additionalProperties": {
+                "type": "object", "properties": {"properties": _ref("input_schema"), "description": {"type": "string"}},
+                "additionalProperties": False}},
+            "connections": {"type": "object", "additionalProperties": {"type": "object"}},
+            **{event: {**_ref("hooks"), "description": TOP_LEVEL_FIELDS[event].doc}
+               for event in ("on_success", "on_error", "on_cancel", "on_suspended")},
+        },
+        "definitions": {
+            "duration": {
+                "description": "15s, 5m, 1h30m, 24h, 7d, or whole seconds",
+                "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _DURATION_PATTERN}],
+            },
+            "input_field": {
+                "type": "object", "required": ["type"], "additionalProperties": False,
+                "properties": _properties(INPUT_FIELDS),
+            },
+            "input_schema": {"type": "object", "additionalProperties": _ref("input_field")},
+            "retry": {"oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": 10},
+                {"type": "object", "additionalProperties": False, "properties": _properties(RETRY_FIELDS)},
+            ]},
+            "resources": {"type": "object", "additionalProperties": False, "properties": _properties(RESOURCE_FIELDS)},
+            "hook": {"type": "object", "required": ["action"], "additionalProperties": False,
+                     "properties": _properties(HOOK_FIELDS)},
+            "hooks": {"type": "array", "items": _ref("hook")},
+            "action": {
+                "type": "object", "required": ["type"], "properties": _properties(ACTION_FIELDS),
+                "allOf": _action_variants(set()),
+            },
+            "step": {
+                "type": "object",
+                "properties": step_props,
+                "oneOf": [{"required": ["action"]}, {"required": ["type"]}],
+                "allOf": [{"if": {"required": ["action"]}, "then": _only(STEP_FIELDS)}]
+                + _action_variants(inline_extra),
+            },
+            "task": {
+                "type": "object", "required": ["flow"], "additionalProperties": False,
+                "properties": {**_properties(TASK_FIELDS),
+                               "flow": {"type": "object", "minProperties": 1, "additionalProperties": _ref("step"),
+                                        "description": TASK_FIELDS["flow"].doc}},
+            },
+            "trigger": {
+                "type": "object", "required": ["type", "task"], "properties": _properties(TRIGGER_FIELDS),
+                "allOf": trigger_variants,
+            },
+        },
+    }

@@ -1,0 +1,198 @@
+"""YAML text -> plain dicts and lists that remember where each key and value was written.
+
+ruamel.yaml composes the node graph (with its C parser when `ruamel.yaml.clib` is present);
+we build the values ourselves so that duplicate keys are reported with both positions instead
+of stopping at the first one, and so every mapping keeps the line/column of its keys and values.
+"""
+from __future__ import annotations
+
+import math
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from .problems import Position, Problems
+
+__all__ = ["LocDict", "LocList", "parse_yaml", "MAX_NODES"]
+
+MAX_NODES = 2_000_000  # guards against alias bombs
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+_KEEP_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", "tag:yaml.org,2002:value"}
+
+
+class LocDict(dict):
+    """A mapping with `pos` (where it starts) and the positions of each key and value."""
+
+    __slots__ = ("pos", "key_pos", "val_pos")
+
+    def key_at(self, key) -> Position:
+        return self.key_pos.get(key, self.pos)
+
+    def at(self, key) -> Position:
+        return self.val_pos.get(key, self.pos)
+
+
+class LocList(list):
+    __slots__ = ("pos", "item_pos")
+
+    def at(self, index: int) -> Position:
+        return self.item_pos[index] if index < len(self.item_pos) else self.pos
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe")
+
+
+class _Builder:
+    def __init__(self, filename: str, problems: Problems):
+        self.file = filename
+        self.problems = problems
+        self.count = 0
+
+    def pos(self, node) -> Position:
+        mark = node.start_mark
+        return (self.file, mark.line + 1, mark.column + 1)
+
+    def value(self, node, depth: int = 0):
+        self.count += 1
+        if self.count > MAX_NODES or depth > 200:
+            raise _TooLarge()
+        if isinstance(node, ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, MappingNode):
+            return self.mapping(node, depth)
+        if isinstance(node, SequenceNode):
+            out = LocList(self.value(item, depth + 1) for item in node.value)
+            out.pos = self.pos(node)
+            out.item_pos = [self.pos(item) for item in node.value]
+            return out
+        return None
+
+    def scalar(self, node: ScalarNode):
+        tag, text = node.tag, node.value
+        if tag == _STR or tag in _KEEP_TEXT:
+            return text
+        if tag == _INT:
+            return _to_int(text)
+        if tag == _FLOAT:
+            return _to_float(text)
+        if tag == _BOOL:
+            return text.lower() == "true"
+        if tag == _NULL:
+            return None
+        self.problems.error(
+            self.pos(node), "yaml-tag", f"unsupported YAML tag {tag!r}",
+            "remove the tag; .strom files use plain YAML values",
+        )
+        return text
+
+    def mapping(self, node: MappingNode, depth: int) -> LocDict:
+        out = LocDict()
+        out.pos = self.pos(node)
+        out.key_pos, out.val_pos = {}, {}
+        merges = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.problems.error(
+                    self.pos(key_node), "wrong-type", "a mapping key must be a plain name",
+                    "use a string key such as `build:`",
+                )
+                continue
+            key = key_node.value
+            if key in out.key_pos:
+                first = out.key_pos[key]
+                self.problems.error(
+                    self.pos(key_node), "duplicate-key",
+                    f"duplicate key {key!r} (first defined at line {first[1]}, column {first[2]})",
+                    f"remove one of the two {key!r} entries or rename one",
+                )
+                continue
+            out[key] = self.value(value_node, depth + 1)
+            out.key_pos[key] = self.pos(key_node)
+            out.val_pos[key] = self.pos(value_node)
+        for merge in merges:
+            self.merge_into(out, merge, depth)
+        return out
+
+    def merge_into(self, out: LocDict, node, depth: int) -> None:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self.problems.error(
+                    self.pos(source), "wrong-type", "a `<<` merge needs a mapping or a list of mappings",
+                )
+                continue
+            merged = self.mapping(source, depth + 1)
+            for key, value in merged.items():
+                if key not in out:
+                    out[key] = value
+                    out.key_pos[key] = merged.key_pos[key]
+                    out.val_pos[key] = merged.val_pos[key]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _to_int(text: str):
+    clean = text.replace("_", "")
+    try:
+        return int(clean, 0)
+    except ValueError:
+        try:
+            return int(clean, 10)
+        except ValueError:
+            return text
+
+
+def _to_float(text: str):
+    lowered = text.lower().replace("_", "")
+    if lowered in (".inf", "+.inf"):
+        return math.inf
+    if lowered == "-.inf":
+        return -math.inf
+    if lowered == ".nan":
+        return math.nan
+    try:
+        return float(lowered)
+    except ValueError:
+        return text
+
+
+def parse_yaml(text: str, filename: str, problems: Problems):
+    """Return the document's value (None for an empty file); problems go to `problems`."""
+    try:
+        root = _yaml().compose(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        hint = "a .strom file holds one YAML document; remove the extra `---`" if "single document" in what \
+            else "check indentation, quotes and brackets around this position"
+        problems.error((filename, line, col), "yaml-syntax", f"YAML syntax error: {what}", hint)
+        return None
+    except YAMLError as exc:
+        problems.error((filename, 1, 1), "yaml-syntax", f"YAML syntax error: {exc}")
+        return None
+    if root is None:
+        return None
+    builder = _Builder(filename, problems)
+    try:
+        return builder.value(root)
+    except _TooLarge:
+        problems.error(
+            (filename, 1, 1), "yaml-too-large",
+            "the document expands to too many values (alias bomb or runaway nesting)",
+            "reduce the use of YAML aliases",
+        )
+        return None

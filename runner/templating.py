@@ -1,0 +1,249 @@
+"""Templates in workflow files: a sandboxed Jinja2 environment that also speaks Tera.
+
+- `render(source, context, where)` -> text.
+- `render_value(value, context, where)` renders every string inside lists and mappings. A string
+  that is exactly one `{{ expression }}` whose value is a list or mapping keeps its structure
+  (Strøm's rule), so `for_each: "{{ build.output.items }}"` yields a list, not its text.
+- `syntax_problems(source)` checks a template without running it (used while loading).
+
+Undefined values are errors when rendered, compared or iterated, so a typo fails loudly; they
+are falsy in `{% if %}` and replaced by `default`, as in Tera.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import TemplateError
+from .tera_compat import FILTERS, GLOBALS, TESTS, display
+
+__all__ = [
+    "Namespace", "SecretMap", "render", "render_value", "evaluate", "syntax_problems", "is_template",
+    "template_name", "ENV",
+]
+
+
+class StromUndefined(StrictUndefined):
+    """Strict everywhere except truth tests, where a missing last segment is simply false."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class Namespace(dict):
+    """A context mapping that names itself in error messages ("input has no field ...")."""
+
+    __slots__ = ("_label",)
+
+    def __init__(self, label: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._label = label
+
+
+class SecretMap(dict):
+    """Secrets by name; lookups ignore case so `secret.api_key` finds API_KEY."""
+
+    __slots__ = ()
+
+    def __missing__(self, key):
+        if isinstance(key, str):
+            for name in (key.upper(), key.lower()):
+                if name != key and dict.__contains__(self, name):
+                    return dict.__getitem__(self, name)
+        raise KeyError(key)
+
+
+def template_name(step_name: str) -> str:
+    """How a step is named inside templates: hyphens become underscores (Strøm's rule)."""
+    return step_name.replace("-", "_")
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    def getattr(self, obj, attribute):
+        # Data before methods: `output.items` is the key "items", not dict.items.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                return self._missing(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        if isinstance(obj, Mapping):
+            try:
+                return obj[argument]
+            except (KeyError, TypeError):
+                return self._missing(obj, argument)
+        return super().getitem(obj, argument)
+
+    def _missing(self, obj, name):
+        if isinstance(obj, SecretMap):
+            env = str(name).upper()
+            hint = (f"secret {name!r} is not set; export STROM_SECRET_{env}=..., pass --secrets FILE, "
+                    f"or configure it on the server")
+        elif isinstance(obj, Namespace):
+            known = ", ".join(sorted(map(str, obj))[:12]) or "nothing"
+            hint = f"{obj._label} has no field {name!r} (it has: {known})"
+        else:
+            known = ", ".join(sorted(map(str, obj))[:12]) or "no keys"
+            hint = f"no key {name!r} in this mapping (it has: {known})"
+        return self.undefined(hint=hint, obj=obj, name=name)
+
+
+def _finalize(value):
+    if isinstance(value, Undefined):
+        return value
+    return display(value)
+
+
+def _make_env() -> _Environment:
+    env = _Environment(
+        undefined=StromUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_finalize,
+    )
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    env.globals.update(GLOBALS)
+    return env
+
+
+ENV = _make_env()
+
+_MARKERS = ("{{", "{%", "{#")
+_SINGLE_EXPRESSION = re.compile(r"\A\s*\{\{-?(?P<expr>.*?)-?\}\}\s*\Z", re.S)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(m in value for m in _MARKERS)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str):
+    return ENV.from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_expression(expr: str):
+    return ENV.compile_expression(expr, undefined_to_none=False)
+
+
+def _single_expression(source: str) -> str | None:
+    match = _SINGLE_EXPRESSION.match(source)
+    if not match:
+        return None
+    expr = match.group("expr")
+    if any(m in expr for m in ("{{", "}}", "{%", "%}")):
+        return None
+    return expr
+
+
+def _translate(exc: Exception, where: str) -> TemplateError:
+    if isinstance(exc, TemplateSyntaxError):
+        return TemplateError(f"syntax error on template line {exc.lineno}: {exc.message}", where)
+    if isinstance(exc, UndefinedError):
+        return TemplateError(str(exc.message or exc), where)
+    if isinstance(exc, SecurityError):
+        return TemplateError(f"not allowed in a sandboxed template: {exc}", where)
+    if isinstance(exc, JinjaTemplateError):
+        return TemplateError(str(exc), where)
+    return TemplateError(f"{type(exc).__name__}: {exc}", where)
+
+
+def render(source: str, context: Mapping[str, Any], where: str = "") -> str:
+    """Render to text. Non-template strings are returned untouched, quickly."""
+    if not is_template(source):
+        return source
+    try:
+        return _compiled(source).render(context)
+    except Exception as exc:  # translated once, here, at the boundary
+        raise _translate(exc, where) from exc
+
+
+def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
+    """Like render, but one `{{ expression }}` yielding a list or mapping keeps its structure."""
+    if not is_template(source):
+        return source
+    expr = _single_expression(source)
+    if expr is not None:
+        try:
+            value = _compiled_expression(expr)(context)
+        except TemplateSyntaxError:
+            value = None  # not a lone expression after all; render as text below
+        except Exception as exc:
+            raise _translate(exc, where) from exc
+        else:
+            if isinstance(value, Undefined):
+                try:
+                    str(value)
+                except Exception as exc:
+                    raise _translate(exc, where) from exc
+            if isinstance(value, (list, tuple)):
+                return list(value)
+            if isinstance(value, Mapping):
+                return dict(value)
+    return render(source, context, where)
+
+
+def render_value(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
+    """Render templates inside any structure of dicts, lists and strings."""
+    if isinstance(value, str):
+        return evaluate(value, context, where)
+    if isinstance(value, Mapping):
+        return {k: render_value(v, context, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [render_value(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+# ---------------------------------------------------------------- load-time checks
+
+_EXPRESSION_TAG = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+
+
+@lru_cache(maxsize=65536)
+def _check_expression(tag: str) -> tuple[str, ...]:
+    return _check_full(tag)
+
+
+@lru_cache(maxsize=16384)
+def _check_full(source: str) -> tuple[str, ...]:
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        return (f"template line {exc.lineno}: {exc.message}",)
+    problems = []
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        table, kind = (ENV.filters, "filter") if isinstance(node, nodes.Filter) else (ENV.tests, "test")
+        if node.name not in table:
+            from .spec.problems import suggest
+            hint = suggest(node.name, table)
+            problems.append(f"unknown {kind} {node.name!r}" + (f"; {hint}" if hint else ""))
+    return tuple(problems)
+
+
+def syntax_problems(source: str) -> tuple[str, ...]:
+    """Messages for syntax errors and unknown filters/tests; empty when the template is fine.
+
+    Templates made only of `{{ ... }}` tags are checked tag by tag, and each distinct tag is
+    parsed once per process: large workspaces repeat the same expressions many times.
+    """
+    if not is_template(source):
+        return ()
+    if "{%" not in source and "{#" not in source:
+        tags = _EXPRESSION_TAG.findall(source)
+        leftover = _EXPRESSION_TAG.sub("", source)
+        if "{{" not in leftover and "}}" not in leftover:
+            found = [msg for tag in tags for msg in _check_expression("{{" + tag + "}}")]
+            if not found:
+                return ()
+    return _check_full(source)

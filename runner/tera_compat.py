@@ -1,0 +1,317 @@
+"""Filters, tests and functions for templates, accepting both Jinja2 and Tera spellings.
+
+Strom renders with Jinja2; workflows written for Strøm use Tera's keyword-argument calls
+(`join(sep=", ")`, `default(value="x")`, `replace(from="a", to="b")`, `json_encode()`).
+Each filter here takes either form, so both kinds of workflow keep working.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shlex
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from jinja2 import Undefined
+from jinja2 import filters as jf
+
+__all__ = ["FILTERS", "TESTS", "GLOBALS", "to_json", "display"]
+
+_MISSING = object()
+
+
+def _arg(args, kwargs, index, *names, default=_MISSING):
+    if len(args) > index:
+        return args[index]
+    for name in names:
+        if name in kwargs:
+            return kwargs[name]
+    return default
+
+
+def display(value) -> str:
+    """How a value is written into text: Tera's spelling of booleans, JSON for structures."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (Mapping, list, tuple)):
+        return to_json(value)
+    return str(value)
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Undefined):
+        return None
+    return value
+
+
+def to_json(value, pretty: bool = False) -> str:
+    if pretty:
+        return json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str)
+    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def f_default(value, /, *args, **kwargs):
+    fallback = _arg(args, kwargs, 0, "value", "default_value", default="")
+    boolean = _arg(args, kwargs, 1, "boolean", default=False)
+    if isinstance(value, Undefined) or value is None or (boolean and not value):
+        return fallback
+    return value
+
+
+def f_join(value, /, *args, **kwargs):
+    sep = _arg(args, kwargs, 0, "sep", "d", default="")
+    attribute = kwargs.get("attribute")
+    items = list(value)
+    if attribute is not None:
+        items = [item.get(attribute) if isinstance(item, Mapping) else getattr(item, attribute, None) for item in items]
+    return str(sep).join(display(i) for i in items)
+
+
+def f_json_encode(value, /, *args, **kwargs):
+    return to_json(value, pretty=bool(_arg(args, kwargs, 0, "pretty", default=False)))
+
+
+def f_replace(value, /, *args, **kwargs):
+    old = _arg(args, kwargs, 0, "from", "old")
+    new = _arg(args, kwargs, 1, "to", "new", default="")
+    count = _arg(args, kwargs, 2, "count", default=None)
+    text = str(value)
+    return text.replace(str(old), str(new)) if count is None else text.replace(str(old), str(new), int(count))
+
+
+def f_truncate(value, /, *args, **kwargs):
+    length = int(_arg(args, kwargs, 0, "length", default=255))
+    end = kwargs.get("end", "…")
+    text = str(value)
+    return text if len(text) <= length else text[:length] + end
+
+
+def f_split(value, /, *args, **kwargs):
+    pat = _arg(args, kwargs, 0, "pat", "sep", default=None)
+    return str(value).split(pat)
+
+
+def f_trim_start(value, /, *_, **__):
+    return str(value).lstrip()
+
+
+def f_trim_end(value, /, *_, **__):
+    return str(value).rstrip()
+
+
+def f_trim_start_matches(value, /, *args, **kwargs):
+    pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
+    while pat and text.startswith(pat):
+        text = text[len(pat):]
+    return text
+
+
+def f_trim_end_matches(value, /, *args, **kwargs):
+    pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
+    while pat and text.endswith(pat):
+        text = text[: -len(pat)]
+    return text
+
+
+def f_nth(value, /, *args, **kwargs):
+    items = list(value)
+    n = int(_arg(args, kwargs, 0, "n"))
+    return items[n] if 0 <= n < len(items) else None
+
+
+def f_slice(value, /, *args, **kwargs):
+    if "start" in kwargs or "end" in kwargs or not args:
+        items = value if isinstance(value, str) else list(value)
+        return items[kwargs.get("start", 0): kwargs.get("end")]
+    return list(jf.do_slice(value, *args, **kwargs))
+
+
+def f_concat(value, /, *args, **kwargs):
+    other = _arg(args, kwargs, 0, "with")
+    extra = list(other) if isinstance(other, (list, tuple)) else [other]
+    return list(value) + extra
+
+
+def _field(item, attribute):
+    for part in str(attribute).split("."):
+        item = item.get(part) if isinstance(item, Mapping) else getattr(item, part, None)
+    return item
+
+
+def f_filter(value, /, *args, **kwargs):
+    attribute = _arg(args, kwargs, 0, "attribute")
+    wanted = _arg(args, kwargs, 1, "value", default=_MISSING)
+    if wanted is _MISSING:
+        return [item for item in value if _field(item, attribute)]
+    return [item for item in value if _field(item, attribute) == wanted]
+
+
+def f_group_by(value, /, *args, **kwargs):
+    attribute = _arg(args, kwargs, 0, "attribute")
+    groups: dict = {}
+    for item in value:
+        key = _field(item, attribute)
+        if key is not None:
+            groups.setdefault(display(key), []).append(item)
+    return groups
+
+
+def f_get(value, /, *args, **kwargs):
+    key = _arg(args, kwargs, 0, "key")
+    fallback = _arg(args, kwargs, 1, "default", default=_MISSING)
+    if isinstance(value, Mapping) and key in value:
+        return value[key]
+    if fallback is _MISSING:
+        raise KeyError(f"no key {key!r}; known keys: {', '.join(map(str, value)) if isinstance(value, Mapping) else '-'}")
+    return fallback
+
+
+def f_indent(value, /, *args, **kwargs):
+    if "prefix" in kwargs:
+        prefix = str(kwargs["prefix"])
+        first, blank = kwargs.get("first", False), kwargs.get("blank", False)
+        lines = str(value).split("\n")
+        out = []
+        for i, line in enumerate(lines):
+            if (i == 0 and not first) or (not line.strip() and not blank):
+                out.append(line)
+            else:
+                out.append(prefix + line)
+        return "\n".join(out)
+    return jf.do_indent(str(value), *args, **kwargs)
+
+
+def f_date(value, /, *args, **kwargs):
+    fmt = _arg(args, kwargs, 0, "format", default="%Y-%m-%d")
+    tz = kwargs.get("timezone")
+    if isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value, timezone.utc)
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    if tz:
+        moment = moment.astimezone(ZoneInfo(tz))
+    return moment.strftime(fmt)
+
+
+def f_linebreaksbr(value, /, *_, **__):
+    return str(value).replace("\r\n", "<br>").replace("\n", "<br>")
+
+
+def f_slugify(value, /, *_, **__):
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def f_addslashes(value, /, *_, **__):
+    return str(value).replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+
+
+def f_shell_quote(value, /, *_, **__):
+    """Quote for POSIX shells; a list becomes space-separated quoted words."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(shlex.quote(display(v)) for v in value)
+    return shlex.quote(display(value))
+
+
+def f_b64encode(value, /, *_, **__):
+    return base64.b64encode(str(value).encode()).decode()
+
+
+def f_b64decode(value, /, *_, **__):
+    return base64.b64decode(str(value).encode()).decode()
+
+
+def f_as_str(value, /, *_, **__):
+    return display(value)
+
+
+def f_tojson(value, /, *args, **kwargs):
+    indent = _arg(args, kwargs, 0, "indent", default=None)
+    return json.dumps(_plain(value), indent=indent, ensure_ascii=False, default=str)
+
+
+def f_from_json(value, /, *_, **__):
+    return json.loads(value)
+
+
+FILTERS = {
+    "default": f_default, "d": f_default,
+    "join": f_join,
+    "json_encode": f_json_encode, "tojson": f_tojson, "to_json": f_tojson, "from_json": f_from_json,
+    "replace": f_replace,
+    "truncate": f_truncate,
+    "split": f_split,
+    "trim_start": f_trim_start, "trim_end": f_trim_end,
+    "trim_start_matches": f_trim_start_matches, "trim_end_matches": f_trim_end_matches,
+    "nth": f_nth,
+    "slice": f_slice,
+    "concat": f_concat,
+    "filter": f_filter,
+    "group_by": f_group_by,
+    "get": f_get,
+    "indent": f_indent,
+    "date": f_date,
+    "linebreaksbr": f_linebreaksbr,
+    "slugify": f_slugify,
+    "addslashes": f_addslashes,
+    "shell_quote": f_shell_quote,
+    "b64encode": f_b64encode, "b64decode": f_b64decode,
+    "as_str": f_as_str,
+}
+
+
+def _pattern(args, kwargs):
+    return str(_arg(args, kwargs, 0, "pat", "needle", "value"))
+
+
+TESTS = {
+    "starting_with": lambda v, *a, **k: str(v).startswith(_pattern(a, k)),
+    "ending_with": lambda v, *a, **k: str(v).endswith(_pattern(a, k)),
+    "containing": lambda v, *a, **k: _arg(a, k, 0, "pat", "needle", "value") in v,
+    "matching": lambda v, *a, **k: re.search(_pattern(a, k), str(v)) is not None,
+    "object": lambda v: isinstance(v, Mapping),
+    "map": lambda v: isinstance(v, Mapping),
+    "array": lambda v: isinstance(v, (list, tuple)),
+    "divisible_by": lambda v, *a, **k: v % _arg(a, k, 0, "divisor") == 0,
+}
+
+
+MAX_RANGE = 100_000
+
+
+def g_range(*args, **kwargs):
+    if kwargs:
+        start = kwargs.get("start", 0)
+        end = kwargs.get("end", args[0] if args else 0)
+        result = range(start, end, kwargs.get("step_by", 1))
+    else:
+        result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise OverflowError(f"range too big ({len(result)} items; at most {MAX_RANGE})")
+    return result
+
+
+def g_now(*_, timestamp: bool = False, utc: bool = False, **__):
+    moment = datetime.now(timezone.utc) if utc else datetime.now().astimezone()
+    return moment.timestamp() if timestamp else moment.isoformat()
+
+
+def g_throw(message: str = "", **kwargs):
+    raise ValueError(kwargs.get("message", message))
+
+
+GLOBALS = {"range": g_range, "now": g_now, "throw": g_throw, "inf": math.inf}
