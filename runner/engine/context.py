@@ -3,23 +3,32 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..masking import Masker
 from ..templating import Namespace, SecretMap, template_name
 from .state import JobState, StepRun
 
-__all__ = ["RunContext", "job_context", "step_summary"]
+__all__ = ["RunContext", "job_context", "step_summary", "secret_values", "run_masker"]
 
 
 class RunContext:
     """What a run needs besides its state: the definitions and the secrets (immutable per run)."""
 
-    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None,
-                 masker=None):
-        from ..masking import Masker
+    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None):
         self.workspace = workspace
         self.task = task
         self.secrets = SecretMap(secrets or {})
         self.job_url = job_url
-        self.masker = masker if masker is not None else Masker(self.secrets.values())
+
+
+def secret_values(schema, values: Mapping[str, Any]) -> list[str]:
+    """The values of inputs marked `secret: true`."""
+    return [str(values[name]) for name, field in schema.items()
+            if field.secret and values.get(name) not in (None, "")]
+
+
+def run_masker(state: JobState, ctx: RunContext) -> Masker:
+    """Hides the run's secrets and secret inputs."""
+    return Masker(list(ctx.secrets.values()) + secret_values(ctx.task.input, state.inputs))
 
 
 def step_summary(run: StepRun) -> dict:

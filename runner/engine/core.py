@@ -18,7 +18,7 @@ from ..spec.model import Step
 from ..templating import evaluate, render, render_value
 from .commands import (AwaitApproval, CancelChild, CancelStep, Command, DispatchStep, JobFinished, RetryJob,
                        StartChild)
-from .context import RunContext
+from .context import RunContext, run_masker
 from .events import ApprovalDecision, Cancel, ChildFinished, Event, Start, StepFinished, StepStarted, Tick
 from .hooks import event_for_status, hooks_for
 from .render import ApprovalPlan, ChildPlan, child_job_id, render_step, step_context
@@ -60,6 +60,7 @@ class _Transition:
         self.steps: dict[str, StepRun] = dict(state.steps)
         self.job: dict = {}
         self.commands: list[Command] = []
+        self.masker = run_masker(state, ctx)
 
     # ------------------------------------------------------------------ plumbing
     def get(self, field: str):
@@ -82,7 +83,7 @@ class _Transition:
         return new
 
     def mask(self, text: str | None) -> str | None:
-        return self.ctx.masker.mask(text) if text else text
+        return self.masker.mask(text) if text else text
 
     def step_of(self, run: StepRun) -> Step:
         return self.task.flow[run.step]
@@ -376,9 +377,12 @@ class _Transition:
                     "decisions": []}
         self.set(run.name, status=S.WAITING, attempt=attempt, started_at=self.now, deadline=deadline,
                  approval=approval)
+        if self.get("started_at") is None:
+            self.job["started_at"] = self.now
         self.commands.append(AwaitApproval(self.old.id, run.name, plan.message, plan.approvers, plan.required,
                                            deadline))
-        hooks = hooks_for(self.view(), self.ctx, "on_suspended", {"step_name": run.name, "message": plan.message})
+        hooks = hooks_for(self.view(), self.ctx, "on_suspended", self.masker,
+                          {"step_name": run.name, "message": plan.message})
         if hooks:
             self.commands.append(hooks)
 
@@ -433,7 +437,7 @@ class _Transition:
             self.commands.append(RetryJob(final.id, final.attempt + 1, self.now + delay))
             return
         event = event_for_status(status)
-        hooks = hooks_for(final, self.ctx, event) if event else None
+        hooks = hooks_for(final, self.ctx, event, self.masker) if event else None
         if hooks:
             self.commands.append(hooks)
 

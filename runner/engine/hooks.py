@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from ..masking import Masker
 from ..templating import Namespace, render_value
 from .commands import HookCall, RunHooks
 from .context import RunContext, job_context
@@ -26,7 +27,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
 
 
-def hook_context(state: JobState, ctx: RunContext, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def hook_context(state: JobState, ctx: RunContext, masker: Masker, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     failed = []
     for name, run in state.steps.items():
         if run.is_instance or run.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
@@ -35,7 +36,7 @@ def hook_context(state: JobState, ctx: RunContext, extra: dict[str, Any] | None 
         failed.append({
             "step_name": name,
             "action_name": (step.action_ref or step.action.name) if step else None,
-            "error_message": ctx.masker.mask(run.error or ""),
+            "error_message": masker.mask(run.error or ""),
             "continue_on_failure": bool(step and step.continue_on_failure),
         })
     started = state.started_at or state.created_at
@@ -46,7 +47,7 @@ def hook_context(state: JobState, ctx: RunContext, extra: dict[str, Any] | None 
         "job_id": state.id,
         "status": state.status.value,
         "is_success": state.status is JobStatus.SUCCEEDED,
-        "error_message": ctx.masker.mask(state.error) if state.error else None,
+        "error_message": masker.mask(state.error) if state.error else None,
         "source_type": state.source,
         "source_id": state.trigger,
         "started_at": _iso(started),
@@ -61,7 +62,8 @@ def hook_context(state: JobState, ctx: RunContext, extra: dict[str, Any] | None 
     return context
 
 
-def hooks_for(state: JobState, ctx: RunContext, event: str, extra: dict[str, Any] | None = None) -> RunHooks | None:
+def hooks_for(state: JobState, ctx: RunContext, event: str, masker: Masker,
+              extra: dict[str, Any] | None = None) -> RunHooks | None:
     """The hooks to run for `event`: the task's own, else the workspace defaults for top-level runs."""
     if state.is_hook:
         return None
@@ -70,14 +72,14 @@ def hooks_for(state: JobState, ctx: RunContext, event: str, extra: dict[str, Any
         hooks = ctx.workspace.hooks.for_event(event)
     if not hooks:
         return None
-    context = hook_context(state, ctx, extra)
+    context = hook_context(state, ctx, masker, extra)
     calls = []
     for i, hook in enumerate(hooks):
         where = f"{hook.location} ({event}[{i}] of task {state.task!r})"
         try:
             inputs = {k: render_value(v, context, f"{where}, input.{k}") for k, v in hook.input.items()}
         except Exception as exc:
-            calls.append(HookCall(hook.action_ref, hook.action, {}, error=ctx.masker.mask(str(exc))))
+            calls.append(HookCall(hook.action_ref, hook.action, {}, error=masker.mask(str(exc))))
             continue
         calls.append(HookCall(hook.action_ref, hook.action, inputs))
     return RunHooks(job_id=state.id, event=event, calls=tuple(calls), context=context["hook"])

@@ -1,6 +1,7 @@
 """Turn a ready step into what runs: rendered work, a child run, or an approval request."""
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -8,12 +9,13 @@ from typing import Any, Mapping
 from ..errors import InputError, TemplateError
 from ..inputs import resolve_inputs
 from ..spec.model import ABSENT, Action, ActionType, Step
+from ..tera_compat import display
 from ..templating import Namespace, render, render_value
-from .context import RunContext, job_context
+from .context import RunContext, job_context, secret_values
 from .state import JobState, StepRun
 from .work import StepWork
 
-__all__ = ["ChildPlan", "ApprovalPlan", "render_step", "step_context", "child_job_id", "secret_values"]
+__all__ = ["ChildPlan", "ApprovalPlan", "render_step", "step_context", "child_job_id"]
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,9 @@ class _Where:
         return f"{loc} (task {self.task!r}, step {self.run.name!r}, field {field!r})"
 
 
-def secret_values(schema, values: Mapping[str, Any]) -> list[str]:
-    out = []
-    for name, field in schema.items():
-        if field.secret and name in values and values[name] not in (None, ""):
-            out.append(str(values[name]))
-    return out
+def input_variable(name: str) -> str:
+    """The environment variable that carries input `name` to a step: INPUT_<NAME>."""
+    return "INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def _render_inputs(step: Step, context: dict, where: _Where) -> dict[str, Any]:
@@ -131,6 +130,8 @@ def _work(state, ctx, step: Step, run: StepRun, attempt: int, action: Action, ac
         return tuple(render(str(v), actx, where(f"{field}[{i}]", action)) for i, v in enumerate(value))
 
     env = _env(state, run, attempt)
+    for key, value in action_inputs.items():
+        env[input_variable(key)] = display(value)
     for key, value in action.env.items():
         env[key] = render(value, actx, where(f"env.{key}", action))
     task_schema = ctx.task.input
@@ -144,7 +145,7 @@ def _work(state, ctx, step: Step, run: StepRun, attempt: int, action: Action, ac
     )
     kind = action.type
     if kind is ActionType.SCRIPT:
-        work.update(script=r("script"), source=r("source"), language=action.language.value,
+        work.update(script=action.script if action.script_literal else r("script"), source=r("source"), language=action.language.value,
                     interpreter=action.interpreter, dependencies=action.dependencies, args=r_list("args") or (),
                     runner=action.runner.value, workdir=r("workdir"), image=r("image"),
                     manifest=_render_mapping(action.manifest, actx, where("manifest", action)),

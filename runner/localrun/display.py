@@ -8,7 +8,6 @@ import zlib
 
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from ..durations import format_duration
@@ -106,13 +105,17 @@ class Display:
     def changed(self, before: JobState, after: JobState, label: str, is_top: bool = False) -> None:
         if is_top:
             self.top = after
+        lines, placeholders = [], []
         for name, run in after.steps.items():
             old = before.steps.get(name)
             if old is not None and old.status is run.status and old.attempt == run.attempt:
                 continue
             line = self._transition(old, run)
             if line is not None:
-                self.say(Text.assemble(self._prefix(label, name), line))
+                entry = Text.assemble(self._prefix(label, name), line)
+                (placeholders if run.is_placeholder and run.status.terminal else lines).append(entry)
+        for entry in lines + placeholders:  # a loop ends after its last item
+            self.say(entry)
 
     def _transition(self, old: StepRun | None, run: StepRun) -> Text | None:
         status = run.status
@@ -184,26 +187,26 @@ class Display:
     # -- the end
     def summary(self, state: JobState, runs: list[JobState]) -> None:
         self.stop()
-        table = Table(title=None, show_edge=False, pad_edge=False, box=None, header_style="bold")
-        for column in ("#", "Step", "Status", "Duration", "Result"):
-            table.add_column(column, no_wrap=column != "Result", overflow="fold")
+        rows = []
         number = 0
         for name, run in state.steps.items():
             if run.is_instance:
                 continue
             number += 1
-            table.add_row(str(number), name, *self._row(run))
+            rows.append((str(number), name, *self._row(run)))
             for index in range(len(run.items or ())):
                 child = state.steps.get(f"{name}[{index}]")
                 if child is not None:
-                    table.add_row("", f"  [{index}] {_preview(child.item, 20)}", *self._row(child))
+                    rows.append(("", f"  [{index}] {_preview(child.item, 20)}", *self._row(child)))
+        table = self._table(("#", "Step", "Status", "Duration", "Result"), rows)
         mark, style = JOB_MARK[state.status]
         started = state.started_at or state.created_at
         total = format_duration((state.finished_at or time.time()) - started)
         self.console.print()
         self.console.print(Text.assemble(("Task: ", "bold"), state.task, "   ", ("Run: ", "bold"), state.id,
                                          "   ", ("Status: ", "bold"), (f"{state.status.value} {mark}", style)))
-        self.console.print(table)
+        for line in table:
+            self.console.print(line)
         footer = f"Total duration: {total}"
         if state.git:
             footer += f"   Commit: {state.git.get('short_sha', '')} {state.git.get('title', '')[:50]}"
@@ -214,6 +217,26 @@ class Display:
             self.console.print(Text(f"Hook {hook.trigger} → {hook.task}: {hook.status.value} {mark}", style=style))
         if state.error and state.status is not JobStatus.SUCCEEDED:
             self.console.print(Text(f"Error: {state.error}", style="red"))
+
+    def _table(self, headers: tuple[str, ...], rows: list[tuple]) -> list[Text]:
+        """Fixed columns; the last one takes what is left of the line and is cut with an ellipsis."""
+        cells = [[c if isinstance(c, Text) else Text(str(c)) for c in row] for row in rows]
+        widths = [max([len(h)] + [len(r[i].plain) for r in cells]) for i, h in enumerate(headers[:-1])]
+        room = max(20, self.console.width - sum(widths) - 2 * len(widths) - 1)
+        lines = [Text("  ".join(h.ljust(w) for h, w in zip(headers, widths + [0])).rstrip(), style="bold")]
+        for row in cells:
+            line = Text()
+            for cell, width in zip(row, widths):
+                line.append_text(cell)
+                line.append(" " * (width - len(cell.plain) + 2))
+            last = row[-1]
+            if len(last.plain) > room:
+                last = last[: room - 1]
+                last.append("…")
+            line.append_text(last)
+            line.rstrip()
+            lines.append(line)
+        return lines
 
     def _row(self, run: StepRun) -> tuple:
         mark, style = STATUS_MARK[run.status]

@@ -1,14 +1,30 @@
-"""Load and validate `.strom/*.yaml` workflow definitions."""
-from .loader import STROM_DIR, LoadResult, find_files, load_texts, load_workspace
-from .model import (
-    ABSENT, Action, ActionType, Connection, ConnectionType, Hook, Hooks, InputField, InputType, Language,
-    Location, Retry, Runner, Step, Task, Trigger, TriggerType, Workspace,
-)
-from .problems import Problem, Severity
+"""Load and validate `.strom/*.yaml` workflow definitions.
 
-__all__ = [
-    "STROM_DIR", "LoadResult", "find_files", "load_texts", "load_workspace",
-    "ABSENT", "Action", "ActionType", "Connection", "ConnectionType", "Hook", "Hooks", "InputField",
-    "InputType", "Language", "Location", "Retry", "Runner", "Step", "Task", "Trigger", "TriggerType",
-    "Workspace", "Problem", "Severity",
-]
+Names are imported on first use, so importing the model (as the engine does) does not load the
+YAML parser, the cron library or the validators.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "STROM_DIR": "loader", "LoadResult": "loader", "find_files": "loader", "load_texts": "loader",
+    "load_workspace": "loader", "Problem": "problems", "Severity": "problems",
+    **{name: "model" for name in (
+        "ABSENT", "Action", "ActionType", "Connection", "ConnectionType", "Hook", "Hooks", "InputField",
+        "InputType", "Language", "Location", "Retry", "Runner", "Step", "Task", "Trigger", "TriggerType",
+        "Workspace")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

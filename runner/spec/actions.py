@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ..templating import is_template
+from ..templating import is_template, syntax_problems
 from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
 from .inputs_schema import build_input_schema, check_output_schema
@@ -92,8 +92,23 @@ def _execution_fields(r: Reader, ctx: BuildContext) -> dict:
     }
 
 
+def _script_text(r: Reader) -> tuple[str | None, bool]:
+    """The inline script, and whether it is used as written because it is not a valid template."""
+    script = r.string("script", "echo hello")
+    if script is None:
+        return None, False
+    problems = syntax_problems(script)
+    if not problems:
+        return script, False
+    r.warning("script", "script-not-template",
+              f"the script is not a valid template ({problems[0]}), so it runs exactly as written",
+              "if you meant a template, fix it; to keep literal braces and silence this, "
+              "wrap them in {% raw %}...{% endraw %}")
+    return script, True
+
+
 def _script(r: Reader, ctx: BuildContext) -> dict:
-    script, source = r.template("script", "echo hello"), r.template("source", "scripts/deploy.sh")
+    (script, literal), source = _script_text(r), r.template("source", "scripts/deploy.sh")
     if r.has("script") and r.has("source"):
         r.error("source", "conflict", "`script` and `source` cannot both be set",
                 "keep `script` for inline code or `source` for a file, not both", on_key=True)
@@ -117,7 +132,7 @@ def _script(r: Reader, ctx: BuildContext) -> dict:
     if source and not is_template(source):
         _check_relative(r, "source", source, ctx, must_exist=True)
     return {
-        "script": script, "source": source, "runner": runner, "language": language,
+        "script": script, "script_literal": literal, "source": source, "runner": runner, "language": language,
         "language_given": language_text is not None, "dependencies": deps,
         "interpreter": r.string("interpreter", "python3.12"), "args": r.template_list("args") or (),
         "manifest": r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"), "image": image,

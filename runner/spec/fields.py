@@ -11,6 +11,7 @@ __all__ = [
     "Field", "ACTION_FIELDS", "ACTION_TYPE_FIELDS", "STEP_FIELDS", "TASK_FIELDS", "HOOK_FIELDS",
     "TRIGGER_COMMON", "TRIGGER_TYPE_FIELDS", "TRIGGER_FIELDS", "INPUT_FIELDS", "RETRY_FIELDS",
     "RESOURCE_FIELDS", "TOP_LEVEL_FIELDS", "HOOK_EVENTS", "LANGUAGE_ALIASES", "types_accepting",
+    "ACTION_TYPE_REQUIRED",
 ]
 
 
@@ -88,6 +89,13 @@ ACTION_TYPE_FIELDS: dict[str, frozenset[str]] = {
     "http": frozenset(_EXEC_COMMON + ("url", "method", "headers", "json", "body", "expected_status",
                                       "timeout", "retry")),
     "notify": frozenset(_EXEC_COMMON + ("channels", "title", "message")),
+}
+
+
+# Fields an action of each type cannot do without (script needs one of script/source).
+ACTION_TYPE_REQUIRED: dict[str, tuple[str, ...]] = {
+    "docker": ("image",), "pod": ("image",), "task": ("task",), "agent": ("provider", "prompt"),
+    "http": ("url",), "notify": ("channels",),
 }
 
 

@@ -125,6 +125,7 @@ class Action:
     resources: Mapping[str, Any] | None = None
     # script
     script: str | None = None
+    script_literal: bool = False  # not a valid template: run as written
     source: str | None = None
     runner: Runner = Runner.LOCAL
     language: Language = Language.SHELL

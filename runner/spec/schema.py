@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .fields import (
-    ACTION_FIELDS, ACTION_TYPE_FIELDS, HOOK_FIELDS, INPUT_FIELDS, RESOURCE_FIELDS, RETRY_FIELDS, STEP_FIELDS,
+    ACTION_FIELDS, ACTION_TYPE_FIELDS, ACTION_TYPE_REQUIRED, HOOK_FIELDS, INPUT_FIELDS, RESOURCE_FIELDS, RETRY_FIELDS, STEP_FIELDS,
     TASK_FIELDS, TOP_LEVEL_FIELDS, TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS, Field,
 )
 
@@ -48,11 +48,15 @@ def _only(names) -> dict:
 
 
 def _action_variants(extra: set[str]) -> list[dict]:
-    return [
-        {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-         "then": _only(set(names) | extra)}
-        for kind, names in ACTION_TYPE_FIELDS.items()
-    ]
+    variants = []
+    for kind, names in ACTION_TYPE_FIELDS.items():
+        then = _only(set(names) | extra)
+        if ACTION_TYPE_REQUIRED.get(kind):
+            then["required"] = list(ACTION_TYPE_REQUIRED[kind])
+        if kind == "script":
+            then["oneOf"] = [{"required": ["script"]}, {"required": ["source"]}]
+        variants.append({"if": {"properties": {"type": {"const": kind}}, "required": ["type"]}, "then": then})
+    return variants
 
 
 def json_schema() -> dict[str, Any]:

@@ -16,7 +16,8 @@ from .problems import Position, Problems
 
 __all__ = ["LocDict", "LocList", "parse_yaml", "MAX_NODES"]
 
-MAX_NODES = 2_000_000  # guards against alias bombs
+MAX_NODES = 2_000_000  # guards against runaway documents
+MAX_ALIASED = 100_000  # values produced by expanding aliases (guards against alias bombs)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -55,21 +56,28 @@ class _Builder:
         self.file = filename
         self.problems = problems
         self.count = 0
+        self.aliased = 0
+        self.seen: set[int] = set()
 
     def pos(self, node) -> Position:
         mark = node.start_mark
         return (self.file, mark.line + 1, mark.column + 1)
 
-    def value(self, node, depth: int = 0):
+    def value(self, node, depth: int = 0, aliased: bool = False):
         self.count += 1
-        if self.count > MAX_NODES or depth > 200:
+        if not isinstance(node, ScalarNode):
+            aliased = aliased or id(node) in self.seen
+            self.seen.add(id(node))
+        if aliased:
+            self.aliased += 1
+        if self.count > MAX_NODES or self.aliased > MAX_ALIASED or depth > 200:
             raise _TooLarge()
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if isinstance(node, MappingNode):
-            return self.mapping(node, depth)
+            return self.mapping(node, depth, aliased)
         if isinstance(node, SequenceNode):
-            out = LocList(self.value(item, depth + 1) for item in node.value)
+            out = LocList(self.value(item, depth + 1, aliased) for item in node.value)
             out.pos = self.pos(node)
             out.item_pos = [self.pos(item) for item in node.value]
             return out
@@ -93,7 +101,7 @@ class _Builder:
         )
         return text
 
-    def mapping(self, node: MappingNode, depth: int) -> LocDict:
+    def mapping(self, node: MappingNode, depth: int, aliased: bool = False) -> LocDict:
         out = LocDict()
         out.pos = self.pos(node)
         out.key_pos, out.val_pos = {}, {}
@@ -117,14 +125,14 @@ class _Builder:
                     f"remove one of the two {key!r} entries or rename one",
                 )
                 continue
-            out[key] = self.value(value_node, depth + 1)
+            out[key] = self.value(value_node, depth + 1, aliased)
             out.key_pos[key] = self.pos(key_node)
             out.val_pos[key] = self.pos(value_node)
         for merge in merges:
-            self.merge_into(out, merge, depth)
+            self.merge_into(out, merge, depth, aliased)
         return out
 
-    def merge_into(self, out: LocDict, node, depth: int) -> None:
+    def merge_into(self, out: LocDict, node, depth: int, aliased: bool) -> None:
         sources = node.value if isinstance(node, SequenceNode) else [node]
         for source in sources:
             if not isinstance(source, MappingNode):
@@ -132,7 +140,7 @@ class _Builder:
                     self.pos(source), "wrong-type", "a `<<` merge needs a mapping or a list of mappings",
                 )
                 continue
-            merged = self.mapping(source, depth + 1)
+            merged = self.value(source, depth + 1, aliased)
             for key, value in merged.items():
                 if key not in out:
                     out[key] = value
