@@ -70,19 +70,19 @@ class _Environment(ImmutableSandboxedEnvironment):
     def getattr(self, obj, attribute):
         # Data before methods: `output.items` is the key "items", not dict.items.
         if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except (KeyError, TypeError):
-                return self._missing(obj, attribute)
+            return self._lookup(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj, argument):
         if isinstance(obj, Mapping):
-            try:
-                return obj[argument]
-            except (KeyError, TypeError):
-                return self._missing(obj, argument)
+            return self._lookup(obj, argument)
         return super().getitem(obj, argument)
+
+    def _lookup(self, obj: Mapping, name):
+        try:
+            return obj[name]
+        except (KeyError, TypeError):
+            return self._missing(obj, name)
 
     def _missing(self, obj, name):
         if isinstance(obj, SecretMap):

@@ -431,6 +431,24 @@ def test_cancel_stops_everything_and_is_refused_twice():
         advance(sim.state, Cancel(), sim.ctx, sim.now)
 
 
+def test_a_run_cancelled_before_it_starts_ends_cancelled():
+    sim = Sim(CHAIN, "t")
+    sim.send(Cancel("not needed"))
+    assert sim.state.status is JobStatus.CANCELLED and sim.statuses() == {"a": "cancelled", "b": "cancelled",
+                                                                         "c": "cancelled"}
+    with pytest.raises(EngineError, match="already finished"):
+        sim.start()
+
+
+def test_cancel_during_a_retry_delay_cancels_the_queued_attempt():
+    sim = Sim(RETRY, "t")
+    sim.start()
+    sim.fail("flaky")
+    sim.send(Cancel())
+    assert [(c.step, c.attempt) for c in sim.of(CancelStep)] == [("flaky", 2)]
+    assert sim.state.status is JobStatus.CANCELLED
+
+
 def test_illegal_events_raise_and_change_nothing():
     sim = Sim(CHAIN, "t")
     with pytest.raises(EngineError):

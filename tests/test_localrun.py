@@ -216,3 +216,18 @@ def test_summary_table_lists_steps_statuses_durations_and_results(workspace):
     assert lines[2].split()[:4] == ["3", "apply", "✗", "failed"] and lines[2].rstrip().endswith("exit code 4")
     assert lines[3].split()[:4] == ["4", "notify", "↷", "skipped"] and "dependency apply failed" in lines[3]
     assert "Total duration:" in text and "Error: step apply failed: exit code 4" in text
+
+
+def test_a_run_ends_when_its_steps_end_not_when_their_deadlines_pass(workspace):
+    root = workspace({".strom/t.yaml": """
+        tasks:
+          t:
+            timeout: 1h
+            flow:
+              quick: { type: script, script: "true", timeout: 10m }
+              gate: { type: approval, timeout: 1h }
+        """})
+    started = time.monotonic()
+    outcome, _ = run_local(root, "t", approve=["gate"])
+    assert outcome.state.status is JobStatus.SUCCEEDED
+    assert time.monotonic() - started < 5

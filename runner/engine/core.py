@@ -389,7 +389,8 @@ class _Transition:
     # ------------------------------------------------------------------ the run's own status
     def conclude(self) -> None:
         top = [r for r in self.steps.values() if not r.is_instance]
-        if self.get("begun") and all(r.status.terminal for r in top):
+        started = self.get("begun") or self.get("cancel_requested")
+        if started and all(r.status.terminal for r in top):
             self.finish(top)
             return
         self.set_job_status(self.live_status())

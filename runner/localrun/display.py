@@ -37,6 +37,16 @@ def _preview(value, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _labels(task, workspace, depth: int = 0):
+    """Every prefix the run may print: its steps, and the steps of the tasks they run (a » b)."""
+    for name, step in task.flow.items():
+        yield name
+        child = step.action.task if workspace is not None and step.action.task else None
+        if child in getattr(workspace, "tasks", {}) and depth < 3:
+            for inner in _labels(workspace.tasks[child], workspace, depth + 1):
+                yield f"{name} » {inner}"
+
+
 class _StepLogs:
     def __init__(self, display: "Display", prefix: Text):
         self.display, self.prefix = display, prefix
@@ -57,10 +67,9 @@ class Display:
         self.started = time.monotonic()
 
     # -- lifecycle
-    def run_started(self, state: JobState, task) -> None:
+    def run_started(self, state: JobState, task, workspace=None) -> None:
         self.top = state
-        self.width = max([len(n) for n in task.flow] + [8])
-        self.width = min(self.width, 28)
+        self.width = min(36, max([8] + [len(name) for name in _labels(task, workspace)]))
         where = ""
         if state.git:
             where = f" @ {state.git.get('branch') or state.git.get('ref')} {state.git.get('short_sha', '')}"
@@ -165,23 +174,24 @@ class Display:
 
     # -- approvals
     def prompt_approval(self, command: AwaitApproval) -> tuple[bool, str | None]:
+        """Ask on the terminal. The lock is not held while waiting, so other steps keep printing."""
         with self.lock:
-            live = self.live
+            live, self.live = self.live, None
             if live is not None:
                 live.stop()
-            try:
-                self.console.print(Text(f"\n⏸ Step {command.step} needs approval", style="bold yellow"))
-                self.console.print(Text(command.message))
-                answer = self.console.input("Approve? [y/N] ").strip().lower()
-                approved = answer in ("y", "yes")
-                reason = None
-                if not approved:
-                    reason = self.console.input("Reason (optional): ").strip() or None
-                return approved, reason
-            except EOFError:
-                return False, "no answer on the terminal"
-            finally:
-                if live is not None:
+            self.console.print(Text(f"\n⏸ Step {command.step} needs approval", style="bold yellow"))
+            self.console.print(Text(command.message))
+        try:
+            answer = self.console.input(Text("Approve? [y/N] ")).strip().lower()
+            approved = answer in ("y", "yes")
+            reason = None if approved else (self.console.input(Text("Reason (optional): ")).strip() or None)
+            return approved, reason
+        except EOFError:
+            return False, "no answer on the terminal"
+        finally:
+            with self.lock:
+                if live is not None and self.live is None:
+                    self.live = live
                     live.start()
 
     # -- the end

@@ -60,13 +60,15 @@ class LocalRunner:
         self.inbox: queue.Queue = queue.Queue()
         self.runs: dict[str, _Run] = {}
         self.order: list[str] = []
-        self.timers: list = []
+        self.timers: list = []  # (at, seq, action): delayed dispatches and retries
+        self.ticks: dict[str, float] = {}  # when each run wants its next Tick (deadlines)
         self.seq = itertools.count()
         self.cancels: dict[tuple[str, str, int], threading.Event] = {}
-        self.busy = 0  # steps executing or waiting for an answer
+        self.busy = 0  # steps executing
         self.top_id: str | None = None
         self.interrupts = 0
         self.interrupted = False
+        self.abandoned = False
 
     # ----------------------------------------------------------------- public
     def run(self, task_name: str, inputs: Mapping[str, Any]) -> RunOutcome:
@@ -75,17 +77,22 @@ class LocalRunner:
         state = new_job(ctx, inputs=inputs, now=self.clock(), git=self.git, commit=(self.git or {}).get("sha"))
         self.top_id = state.id
         self._add(state, ctx, label="", kind="task")
-        self.display.run_started(state, ctx.task)
+        self.display.run_started(state, ctx.task, self.workspace)
         try:
             self._loop()
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown(wait=not self.abandoned, cancel_futures=True)
         final = self.runs[self.top_id].state
         return RunOutcome(final, [self.runs[i].state for i in self.order], self.interrupted)
 
     def interrupt(self) -> None:
-        """Ctrl-C: the first cancels every active run (hooks still run); the loop ends when they settle."""
+        """Ctrl-C: the first cancels every active run (hooks still run) and waits for them to settle;
+        the second stops every step at once and returns without waiting."""
         self.interrupts += 1
+        if self.interrupts > 1:
+            self.abandoned = True
+            for flag in list(self.cancels.values()):
+                flag.set()
 
     # ----------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -95,8 +102,10 @@ class LocalRunner:
                 handled_interrupts = self.interrupts
                 self._cancel_everything()
             timeout = 0.2
-            if self.timers:
-                timeout = max(0.0, min(timeout, self.timers[0][0] - self.clock()))
+            upcoming = [self.timers[0][0]] if self.timers else []
+            upcoming += self.ticks.values()
+            if upcoming:
+                timeout = max(0.0, min(timeout, min(upcoming) - self.clock()))
             try:
                 item = self.inbox.get(timeout=timeout)
             except queue.Empty:
@@ -111,6 +120,8 @@ class LocalRunner:
             self._fire_timers()
 
     def _done(self) -> bool:
+        if self.abandoned:
+            return True
         return self.busy == 0 and not self.timers and self.inbox.empty() and all(
             r.state.status.terminal for r in self.runs.values())
 
@@ -119,6 +130,10 @@ class LocalRunner:
         while self.timers and self.timers[0][0] <= now:
             _, _, action = heapq.heappop(self.timers)
             action()
+        for job_id, at in list(self.ticks.items()):
+            if at <= now:
+                del self.ticks[job_id]
+                self._post(job_id, Tick())
 
     def _later(self, at: float, action) -> None:
         heapq.heappush(self.timers, (at, next(self.seq), action))
@@ -127,7 +142,7 @@ class LocalRunner:
         self.inbox.put(("event", job_id, event))
 
     def _release(self, key) -> None:
-        """A step thread or approval prompt has ended."""
+        """A step thread has ended."""
         self.inbox.put(("done", key, None))
 
     def _deliver(self, job_id: str, event: Event) -> None:
@@ -143,8 +158,10 @@ class LocalRunner:
         self.display.changed(before, run.state, run.label, is_top=job_id == self.top_id)
         for command in decision.commands:
             self._apply(run, command)
-        if decision.wake_at is not None:
-            self._later(decision.wake_at, lambda j=job_id: self._post(j, Tick()))
+        if decision.wake_at is None:
+            self.ticks.pop(job_id, None)
+        else:
+            self.ticks[job_id] = decision.wake_at
 
     # ----------------------------------------------------------------- commands
     def _apply(self, run: _Run, command) -> None:
@@ -172,6 +189,9 @@ class LocalRunner:
             self._later(command.not_before, lambda r=run, c=command: self._retry(r, c))
 
     def _dispatch(self, run: _Run, work: StepWork) -> None:
+        current = run.state.steps.get(work.step)
+        if current is None or current.status is not StepStatus.QUEUED or current.attempt != work.attempt:
+            return  # cancelled (or otherwise decided) while its retry delay ran
         flag = threading.Event()
         key = (work.job_id, work.step, work.attempt)
         self.cancels[key] = flag
@@ -259,19 +279,12 @@ class LocalRunner:
         self._add(state, run.ctx, run.label, run.kind)
 
     def _ask(self, run: _Run, command: AwaitApproval) -> None:
+        """Ask on a thread of its own; the waiting run keeps the loop alive, a cancel lets it end."""
         def answer(approved: bool, by: str, reason: str | None) -> None:
             self._post(command.job_id, ApprovalDecision(command.step, approved, by, reason))
 
-        self.busy += 1
-        key = ("__approval__", command.job_id, command.step)
-
-        def ask() -> None:
-            try:
-                self.approvals.ask(command, answer)
-            finally:
-                self._release(key)
-
-        threading.Thread(target=ask, name="strom-approval", daemon=True).start()
+        threading.Thread(target=self.approvals.ask, args=(command, answer), name="strom-approval",
+                         daemon=True).start()
 
     def _cancel_everything(self) -> None:
         self.interrupted = True

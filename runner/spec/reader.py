@@ -130,29 +130,25 @@ class Reader:
         return value
 
     def integer(self, key: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        example = str(minimum if minimum is not None else 1)
+        return self._number(key, (int,), "a whole number", example, minimum, maximum)
+
+    def number(self, key: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
+        value = self._number(key, (int, float), "a number", "0.5", minimum, maximum)
+        return float(value) if value is not None else None
+
+    def _number(self, key: str, kinds: tuple, expected: str, example: str, minimum, maximum):
         if key not in self.data or self.data[key] is None:
             return None
         value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self._wrong(key, "a whole number", str(minimum if minimum is not None else 1))
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            self._wrong(key, expected, example)
             return None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             self.error(key, "out-of-range", f"{key!r} must be {bounds}, got {value}")
             return None
         return value
-
-    def number(self, key: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
-        if key not in self.data or self.data[key] is None:
-            return None
-        value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._wrong(key, "a number", "0.5")
-            return None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            self.error(key, "out-of-range", f"{key!r} must be between {minimum} and {maximum}, got {value}")
-            return None
-        return float(value)
 
     def duration(self, key: str, maximum: float | None = None, max_text: str = "") -> float | None:
         if key not in self.data or self.data[key] is None:
