@@ -36,8 +36,8 @@ class Plan:
 
 
 @functools.lru_cache(maxsize=64)
-def _which(name: str) -> str | None:
-    return shutil.which(name)
+def _which(name: str, path: str | None = None) -> str | None:
+    return shutil.which(name, path=path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,15 +58,15 @@ def _has_pip(python: str) -> bool:
         return False
 
 
-def _find(language: str, interpreter: str | None) -> tuple[str, str]:
-    """(tool name, path) of the toolchain to use."""
+def _find(language: str, interpreter: str | None, search: str | None) -> tuple[str, str]:
+    """(tool name, path) of the toolchain to use, looked up on `search` (a PATH)."""
     if interpreter:
-        path = _which(interpreter)
+        path = _which(interpreter, search)
         if not path:
             raise RunnerUnavailable(f"interpreter {interpreter!r} is not installed on this machine (not found on PATH)")
         return interpreter, path
     for name in _CANDIDATES[language]:
-        path = _which(name)
+        path = _which(name, search)
         if not path:
             continue
         if language == "typescript" and name == "node" and not _node_strips_types(path):
@@ -85,18 +85,21 @@ def cache_env(cache: str) -> dict[str, str]:
 
 
 def plan_script(language: str, interpreter: str | None, script: str, args: list[str],
-                deps: list[str], scratch: str) -> Plan:
-    """How to run `script` (a path inside the sandbox) with `args`, installing `deps` under `scratch`."""
-    tool, path = _find(language, interpreter)
-    return _PLANNERS[language](tool, path, script, list(args), list(deps), scratch)
+                deps: list[str], scratch: str, search: str | None = None) -> Plan:
+    """How to run `script` (a path inside the sandbox) with `args`, installing `deps` under `scratch`.
+
+    Toolchains are looked up on `search`, the PATH the step will have.
+    """
+    tool, path = _find(language, interpreter, search)
+    return _PLANNERS[language](tool, path, script, list(args), list(deps), scratch, search)
 
 
-def _shell(tool, path, script, args, deps, scratch) -> Plan:
+def _shell(tool, path, script, args, deps, scratch, search) -> Plan:
     flags = ["-eo", "pipefail"] if tool in ("bash", "zsh") or tool.endswith("bash") else ["-e"]
     return Plan(run=[path, *flags, script, *args])
 
 
-def _python(tool, path, script, args, deps, scratch) -> Plan:
+def _python(tool, path, script, args, deps, scratch, search) -> Plan:
     if tool == "uv":
         with_deps = [arg for dep in deps for arg in ("--with", dep)]
         return Plan(run=[path, "run", "--no-project", "--quiet", *with_deps, "python", script, *args])
@@ -112,33 +115,33 @@ def _python(tool, path, script, args, deps, scratch) -> Plan:
     return Plan(setup=setup, run=[python, script, *args])
 
 
-def _node_install(tool: str, deps: list[str], scratch: str) -> list[list[str]]:
+def _node_install(tool: str, deps: list[str], scratch: str, search: str | None) -> list[list[str]]:
     if not deps:
         return []
     if tool == "bun":
-        return [[_which("bun") or "bun", "add", "--cwd", scratch, *deps]]
-    npm = _which("npm")
+        return [[_which("bun", search) or "bun", "add", "--cwd", scratch, *deps]]
+    npm = _which("npm", search)
     if not npm:
         raise RunnerUnavailable("installing JavaScript dependencies needs npm or bun, and neither is installed")
     return [[npm, "install", "--prefix", scratch, "--no-audit", "--no-fund", "--silent", *deps]]
 
 
-def _javascript(tool, path, script, args, deps, scratch) -> Plan:
-    return Plan(setup=_node_install(tool, deps, scratch), run=[path, script, *args])
+def _javascript(tool, path, script, args, deps, scratch, search) -> Plan:
+    return Plan(setup=_node_install(tool, deps, scratch, search), run=[path, script, *args])
 
 
-def _typescript(tool, path, script, args, deps, scratch) -> Plan:
+def _typescript(tool, path, script, args, deps, scratch, search) -> Plan:
     if tool == "deno":
         if deps:
             raise RunnerUnavailable("TypeScript dependencies under deno are not supported; import npm: specifiers instead")
         return Plan(run=[path, "run", "--allow-all", script, *args])
     if tool == "node":
-        return Plan(setup=_node_install(tool, deps, scratch),
+        return Plan(setup=_node_install(tool, deps, scratch, search),
                     run=[path, "--experimental-strip-types", "--no-warnings", script, *args])
-    return Plan(setup=_node_install(tool, deps, scratch), run=[path, script, *args])
+    return Plan(setup=_node_install(tool, deps, scratch, search), run=[path, script, *args])
 
 
-def _go(tool, path, script, args, deps, scratch) -> Plan:
+def _go(tool, path, script, args, deps, scratch, search) -> Plan:
     env = {"GOPATH": f"{scratch}/.go", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
     if not deps:
         return Plan(run=[path, "run", script, *args], env=env)

@@ -84,7 +84,7 @@ class LocalExecutor:
         script = self._script_path(work, sandbox, code)
         env = self._env(work, sandbox, scratch)
         plan = plan_script(work.language, work.interpreter, script, list(work.args), list(work.dependencies),
-                           sandbox.inside(code))
+                           sandbox.inside(code), search=env["PATH"])
         env.update(plan.env)
         cwd = sandbox.workspace_path
         if work.workdir:
@@ -158,7 +158,7 @@ class LocalExecutor:
 
     def _env(self, work: StepWork, sandbox: Sandbox, scratch: Path) -> dict[str, str]:
         env = {name: os.environ[name] for name in self.settings.pass_env if name in os.environ}
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env["PATH"] = sandbox.visible_path(env.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
         env.setdefault("LANG", "C.UTF-8")
         tmp = sandbox.tmp_path
         env.update(HOME=f"{tmp}/home", TMPDIR=tmp)

@@ -58,6 +58,15 @@ class Sandbox:
         rel = host_path.relative_to(self.scratch / "tmp")
         return str(Path(self.tmp_path) / rel)
 
+    def visible_path(self, search_path: str) -> str:
+        """PATH without the directories the step cannot see (the host's /tmp is replaced by its own)."""
+        if not self.use_bwrap:
+            return search_path
+        hidden = ("/tmp", "/var/tmp", "/dev/shm")
+        keep = [d for d in search_path.split(os.pathsep)
+                if d and not any(d == h or d.startswith(h + "/") for h in hidden)]
+        return os.pathsep.join(keep)
+
     def prepare(self) -> None:
         (self.scratch / "tmp" / "home").mkdir(parents=True, exist_ok=True)
         if not self.use_bwrap:
