@@ -6,6 +6,7 @@ typescript bun > deno (> node 22.6+ with type stripping); go: go run.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -48,6 +49,17 @@ def _node_strips_types(node: str) -> bool:
         return False
     match = re.match(r"v(\d+)\.(\d+)", out.strip())
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (22, 6)
+
+
+@functools.lru_cache(maxsize=8)
+def _real_python(python: str) -> str:
+    """The interpreter behind a launcher or shim (pyenv, asdf), which may not work read-only."""
+    try:
+        out = subprocess.run([python, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                             timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return python
+    return out if out and os.path.isfile(out) else python
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,6 +117,7 @@ def _python(tool, path, script, args, deps, scratch, search) -> Plan:
         return Plan(run=[path, "run", "--no-project", "--quiet", *with_deps, "python", script, *args])
     if not deps:
         return Plan(run=[path, script, *args])
+    path = _real_python(path)
     venv = f"{scratch}/.venv"
     python = f"{venv}/bin/python"
     install = ["install", "--quiet", "--disable-pip-version-check", "--no-input", *deps]
