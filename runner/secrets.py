@@ -10,7 +10,6 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from .errors import StromError
-from .templating import Namespace, SecretMap, render
 
 __all__ = ["SecretsFileError", "secrets_from_env", "read_secrets_file", "resolve_workspace_secrets", "ENV_PREFIX"]
 
@@ -80,6 +79,7 @@ def resolve_workspace_secrets(declared: Mapping[str, str], provided: Mapping[str
     Returns (secrets, problems): provided values win over declarations; a reference that cannot be
     resolved is left out, with the reason in `problems`.
     """
+    from .templating import Namespace, SecretMap, render  # only servers and `strom run` render references
     environ = os.environ if environ is None else environ
     context = {"env": Namespace("env", dict(environ)), "secret": SecretMap(provided), "secrets": SecretMap(provided)}
     out = dict(provided)

@@ -145,3 +145,28 @@ def workspace(tmp_path):
     def make(files: dict[str, str]) -> Path:
         return write_workspace(tmp_path / "ws", files)
     return make
+
+
+# ---------------------------------------------------------------------------- service fixtures
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from service_env import RedisServer
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    import redis as redis_lib
+    redis_lib.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def service_workspace(tmp_path):
+    """A workspace folder (with .strom/) for service tests; pass file contents to fill it."""
+    def make(files: dict[str, str]) -> Path:
+        return write_workspace(tmp_path / "ws", files)
+    return make

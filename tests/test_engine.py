@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.engine import (AwaitApproval, Cancel, CancelChild, CancelStep, ChildFinished, DispatchStep, JobFinished,
-                           JobStatus, RetryJob, RunHooks, StartChild, StepFinished, StepStarted, StepStatus, Tick,
-                           advance)
+                           JobStatus, RetryJob, RunHooks, StartChild, StepAbandoned, StepFinished, StepStarted,
+                           StepStatus, Tick, advance)
 from runner.engine.core import LOST_GRACE, MAX_DEPTH
 from runner.engine.retry import retry_delay
 from runner.engine.status import JOB_TRANSITIONS, STEP_TRANSITIONS
@@ -335,6 +335,18 @@ def test_retry_ends_at_the_first_success_and_timeouts_are_retried_too():
     assert sim.of(DispatchStep)[0].work.attempt == 2
     sim.succeed("flaky", {"ok": True})
     assert sim.state.status is JobStatus.SUCCEEDED and sim.state.output == {"ok": True}
+
+
+def test_a_lost_worker_is_retried_and_an_unschedulable_step_fails_at_once():
+    sim = Sim(RETRY, "t")
+    sim.start()
+    sim.send(StepStarted("flaky", 1))
+    sim.send(StepAbandoned("flaky", 1, "worker lost: w1 stopped sending heartbeats"))
+    [dispatch] = sim.of(DispatchStep)
+    assert dispatch.work.attempt == 2 and sim.state.steps["flaky"].error.startswith("worker lost")
+    sim.send(StepAbandoned("flaky", 2, "no live worker offers ability 'script'", retry=False))
+    assert sim.status("flaky") is S.FAILED and sim.state.steps["flaky"].attempt == 2
+    assert sim.state.error == "step flaky failed: no live worker offers ability 'script'"
 
 
 def test_a_stale_report_from_an_earlier_attempt_is_refused():

@@ -1,21 +1,41 @@
-"""`create_app(config)`: the Flask application factory."""
+"""`create_app(config)`: the Flask application factory of the web process."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Flask, jsonify
+from flask import Flask
 
-from runner import __version__
+from runner.config import Config, load_config
+from runner.service.core import Service
+
+from .errors import register_error_handlers
 
 __all__ = ["create_app"]
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask("strom")
-    app.config.update(config or {})
+def create_app(config: Config | Mapping[str, Any] | None = None, service: Service | None = None) -> Flask:
+    """Build the app. `config` is a Config, or Flask settings (e.g. TESTING) to combine with load_config()."""
+    settings: Mapping[str, Any] = {}
+    if not isinstance(config, Config):
+        settings, config = dict(config or {}), None
+    service = service or Service(config or load_config())
+    app = Flask("strom", static_folder=None)
+    app.config.update(settings)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    app.extensions["strom"] = service
+    register_error_handlers(app)
+    from .api import bp as api
+    from .metrics import bp as metrics
+    from .openapi import bp as openapi
+    app.register_blueprint(api)
+    app.register_blueprint(metrics)
+    app.register_blueprint(openapi)
 
     @app.get("/healthz")
-    def health():
+    def healthz():
+        from flask import jsonify
+        from runner import __version__
         return jsonify(status="ok", version=__version__)
 
     return app

@@ -1,18 +1,33 @@
-"""The pure core of a run: state in, decisions out. Imports no I/O library (see tests)."""
-from .commands import (AwaitApproval, CancelChild, CancelStep, Command, DispatchStep, HookCall, JobFinished,
-                       RetryJob, RunHooks, StartChild)
-from .context import RunContext
-from .core import LOST_GRACE, MAX_DEPTH, Decision, advance
-from .events import ApprovalDecision, Cancel, ChildFinished, Event, Start, StepFinished, StepStarted, Tick
-from .jobs import HOOK_TASK_PREFIX, hook_task, new_job, new_job_id
-from .state import JobState, StepRun, instance_name, split_instance
-from .status import JobStatus, StepStatus
-from .work import StepWork
+"""The pure core of a run: state in, decisions out. Imports no I/O library (see tests).
 
-__all__ = [
-    "AwaitApproval", "CancelChild", "CancelStep", "Command", "DispatchStep", "HookCall", "JobFinished",
-    "RetryJob", "RunHooks", "StartChild", "RunContext", "LOST_GRACE", "MAX_DEPTH", "Decision", "advance",
-    "ApprovalDecision", "Cancel", "ChildFinished", "Event", "Start", "StepFinished", "StepStarted", "Tick",
-    "HOOK_TASK_PREFIX", "hook_task", "new_job", "new_job_id", "JobState", "StepRun", "instance_name",
-    "split_instance", "JobStatus", "StepStatus", "StepWork",
-]
+Names are imported on first use, so a worker that only needs StepWork does not load templating.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    **{n: "commands" for n in ("AwaitApproval", "CancelChild", "CancelStep", "Command", "DispatchStep", "HookCall",
+                               "JobFinished", "RetryJob", "RunHooks", "StartChild")},
+    "RunContext": "context",
+    **{n: "core" for n in ("LOST_GRACE", "MAX_DEPTH", "Decision", "advance")},
+    **{n: "events" for n in ("EVENT_TYPES", "ApprovalDecision", "Cancel", "ChildFinished", "Event", "Start",
+                             "StepAbandoned", "StepFinished", "StepStarted", "Tick")},
+    **{n: "jobs" for n in ("HOOK_TASK_PREFIX", "hook_task", "new_job", "new_job_id")},
+    **{n: "state" for n in ("JobState", "StepRun", "instance_name", "split_instance")},
+    **{n: "status" for n in ("JobStatus", "StepStatus")},
+    "StepWork": "work",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -19,7 +19,8 @@ from ..templating import evaluate, render, render_value
 from .commands import (AwaitApproval, CancelChild, CancelStep, Command, DispatchStep, JobFinished, RetryJob,
                        StartChild)
 from .context import RunContext, run_masker
-from .events import ApprovalDecision, Cancel, ChildFinished, Event, Start, StepFinished, StepStarted, Tick
+from .events import (ApprovalDecision, Cancel, ChildFinished, Event, Start, StepAbandoned, StepFinished, StepStarted,
+                     Tick)
 from .hooks import event_for_status, hooks_for
 from .render import ApprovalPlan, ChildPlan, child_job_id, render_step, step_context
 from .retry import retry_delay
@@ -128,6 +129,17 @@ class _Transition:
         if event.status is S.FAILED and not error:
             error = f"exit code {event.exit_code}" if event.exit_code is not None else "failed"
         self.end_attempt(run, event.status, event.output, self.mask(error), event.exit_code)
+
+    def on_StepAbandoned(self, event: StepAbandoned) -> None:
+        run = self.run(event.step)
+        if run.status not in (S.QUEUED, S.RUNNING) or run.attempt != event.attempt or run.child_job:
+            raise EngineError(f"step {run.name!r} attempt {event.attempt} is not in flight: it is {run.status.value} "
+                              f"(attempt {run.attempt})")
+        if event.retry:
+            self.end_attempt(run, S.FAILED, None, self.mask(event.error), None)
+        else:
+            self.set(run.name, status=S.FAILED, error=self.mask(event.error), finished_at=self.now,
+                     started_at=run.started_at or self.now, deadline=None)
 
     def on_ChildFinished(self, event: ChildFinished) -> None:
         run = self.run(event.step)

@@ -6,7 +6,8 @@ from typing import Any
 
 from .status import JobStatus, StepStatus
 
-__all__ = ["Event", "Start", "StepStarted", "StepFinished", "ChildFinished", "ApprovalDecision", "Cancel", "Tick"]
+__all__ = ["Event", "Start", "StepStarted", "StepFinished", "StepAbandoned", "ChildFinished", "ApprovalDecision",
+           "Cancel", "Tick", "EVENT_TYPES"]
 
 
 class Event:
@@ -36,6 +37,16 @@ class StepFinished(Event):
 
 
 @dataclass(frozen=True)
+class StepAbandoned(Event):
+    """No report will come for this attempt: its worker was lost (`retry` allowed) or none can take it."""
+
+    step: str
+    attempt: int
+    error: str
+    retry: bool = True
+
+
+@dataclass(frozen=True)
 class ChildFinished(Event):
     step: str
     child_job: str
@@ -61,3 +72,7 @@ class Cancel(Event):
 @dataclass(frozen=True)
 class Tick(Event):
     """Time passed: enforce deadlines (run timeout, approval timeouts, lost steps)."""
+
+
+EVENT_TYPES = {cls.__name__: cls for cls in (Start, StepStarted, StepFinished, StepAbandoned, ChildFinished,
+                                             ApprovalDecision, Cancel, Tick)}

@@ -141,7 +141,7 @@ def _work(state, ctx, step: Step, run: StepRun, attempt: int, action: Action, ac
         job_id=state.id, step=run.name, attempt=attempt, kind=action.type.value, task=state.task,
         workspace=state.workspace, ability=action.ability, tags=step.effective_tags,
         timeout=step.effective_timeout, env=env, mask=tuple(dict.fromkeys(m for m in mask if m)),
-        event=state.event, commit=state.commit,
+        event=state.event, commit=state.commit, snapshot=state.snapshot,
     )
     kind = action.type
     if kind is ActionType.SCRIPT:

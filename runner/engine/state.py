@@ -91,6 +91,8 @@ class JobState:
     event: Mapping[str, Any] | None = None
     git: Mapping[str, Any] | None = None
     commit: str | None = None
+    definitions: str | None = None  # content hash of the .strom files the run was created from
+    snapshot: str | None = None  # where its steps find the workspace
     attempt: int = 1
     retry_of: str | None = None
     cancel_requested: bool = False

@@ -22,6 +22,7 @@ class StepWork:
     mask: tuple[str, ...] = ()  # secret values to hide in logs
     event: Mapping[str, Any] | None = None
     commit: str | None = None
+    snapshot: str | None = None  # where the workspace is (a folder, or a snapshot id)
     # script
     script: str | None = None
     source: str | None = None

@@ -1,28 +1,26 @@
-"""Executors run rendered steps: locally (subprocess in a sandbox), over HTTP, and more."""
-from __future__ import annotations
+"""Executors run rendered steps: locally (subprocess in a sandbox), over HTTP, and more.
 
-from ..engine.work import StepWork
-from ..errors import RunnerUnavailable
-from .base import Executor, LogSink, MaskedLogs, StepResult, execute
-from .http import HttpExecutor
-from .local import LocalExecutor, LocalSettings
+Names are imported on first use: a worker that runs only scripts never loads the HTTP client.
+"""
+from importlib import import_module
 
-__all__ = ["Executor", "LogSink", "MaskedLogs", "StepResult", "execute", "HttpExecutor", "LocalExecutor",
-           "LocalSettings", "Unavailable", "missing_runner"]
+_EXPORTS = {
+    "Executor": "base", "LogSink": "base", "MaskedLogs": "base", "StepResult": "base", "execute": "base",
+    "HttpExecutor": "http", "LocalExecutor": "local", "LocalSettings": "local",
+    "Unavailable": "unavailable", "missing_runner": "unavailable",
+}
 
-
-def missing_runner(work: StepWork) -> str:
-    if work.kind == "notify":
-        return ("notify steps need notification channels, and none are configured here: "
-                f"channel(s) {', '.join(work.channels)} are unknown")
-    if work.kind == "agent":
-        return f"agent steps need an LLM provider configured on the server; provider {work.provider!r} is not configured"
-    what = {"docker": "a Docker engine (runner: docker)", "kubernetes": "a Kubernetes cluster (runner: pod)"}
-    return f"this step needs {what.get(work.ability or '', work.ability or work.kind)}, which this machine does not offer"
+__all__ = sorted(_EXPORTS)
 
 
-class Unavailable:
-    """Stands in for a runner this process lacks: every step fails with the reason."""
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
-    def run(self, work, workspace, logs, cancel) -> StepResult:
-        raise RunnerUnavailable(missing_runner(work))
+
+def __dir__():
+    return __all__

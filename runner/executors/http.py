@@ -6,8 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from .base import LogSink, StepResult
@@ -18,8 +16,15 @@ DEFAULT_TIMEOUT = 30.0
 
 
 class HttpExecutor:
-    def __init__(self, session: requests.Session | None = None):
-        self.session = session or requests.Session()
+    def __init__(self, session=None):
+        self._session = session
+
+    @property
+    def session(self):
+        if self._session is None:
+            import requests  # loaded with the first http step, not with every scheduler
+            self._session = requests.Session()
+        return self._session
 
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if cancel.is_set():
@@ -30,6 +35,7 @@ class HttpExecutor:
         elif work.body is not None:
             kwargs["data"] = work.body.encode()
         logs.line("strom", f"{work.method} {work.url}")
+        import requests
         started = time.monotonic()
         try:
             response = self.session.request(work.method, work.url, **kwargs)

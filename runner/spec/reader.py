@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..durations import DurationError, parse_duration
-from ..templating import syntax_problems
 from .model import ABSENT, Location
 from .problems import Problems, suggest
 from .yamlnodes import LocDict, LocList
@@ -109,6 +108,7 @@ class Reader:
         return value
 
     def check_template(self, source: str, pos, field: str) -> None:
+        from ..templating import syntax_problems  # imported here: the server config has no templates
         for message in syntax_problems(source):
             line = pos[1]
             if "\n" in source.rstrip("\n") and message.startswith("template line "):

@@ -1,0 +1,201 @@
+"""Commands that talk to a Strom server: trigger, runs, status, logs, cancel, rerun, approve, reject."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+from rich.text import Text
+
+from ..client import ApiError, Client
+from ..durations import format_duration
+from ..inputs import parse_pairs
+from .common import console, err_console
+
+__all__ = ["REMOTE_COMMANDS", "follow_run"]
+
+_MARK = {"succeeded": ("✓", "green"), "failed": ("✗", "red"), "timed_out": ("⏱", "red"),
+         "cancelled": ("■", "yellow"), "skipped": ("↷", "bright_black"), "waiting": ("⏸", "yellow"),
+         "running": ("▶", "cyan"), "queued": ("…", "bright_black"), "pending": ("·", "bright_black")}
+
+
+def server_options(f):
+    f = click.option("--token", envvar="STROM_TOKEN", metavar="TOKEN", help="API token (STROM_TOKEN).")(f)
+    f = click.option("--server", envvar="STROM_URL", default="http://127.0.0.1:8080", show_default=True,
+                     metavar="URL", help="The Strom server (STROM_URL).")(f)
+    return f
+
+
+def _client(server: str, token: str | None) -> Client:
+    return Client(server, token)
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _mark(status: str) -> Text:
+    mark, style = _MARK.get(status, ("?", ""))
+    return Text(f"{mark} {status}", style=style)
+
+
+def follow_run(client: Client, run_id: str) -> int:
+    """Print the run's lines as they come, then its steps; the exit status is 0 only on success."""
+    try:
+        for event, data in client.follow(run_id):
+            if event == "line":
+                style = "red3" if data["stream"] == "stderr" else ("bright_black" if data["stream"] == "strom" else "")
+                console.print(Text.assemble((f"{data['step']:<14} │ ", "cyan"), (data["text"], style)))
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run = _call(client.run, run_id)
+    while run["status"] in ("queued", "running", "waiting"):  # the stream ended with the step, not the run
+        time.sleep(0.2)
+        run = _call(client.run, run_id)
+    _print_run(run)
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def _print_run(run: dict) -> None:
+    console.print(Text.assemble(("Run ", "bold"), run["id"], "  ", ("Task ", "bold"), run["task"], "  ",
+                                _mark(run["status"]), f"  {format_duration(run.get('duration'))}"))
+    for step in run.get("steps", []):
+        if step["index"] is not None:
+            continue
+        detail = step.get("error") or step.get("skip_reason") or ""
+        if not detail and step.get("output") is not None:
+            detail = "→ " + json.dumps(step["output"], separators=(",", ":"))[:70]
+        console.print(Text.assemble(f"  {step['name']:<20} ", _mark(step["status"]),
+                                    f"  {format_duration(step.get('duration')):>7}  ", detail))
+    if run.get("error") and run["status"] != "succeeded":
+        console.print(Text(f"Error: {run['error']}", style="red"))
+    console.print(Text(run["url"], style="bright_black"))
+
+
+@click.command("trigger")
+@click.argument("task")
+@click.option("-i", "--input", "pairs", multiple=True, metavar="KEY=VALUE", help="An input value; repeat for more.")
+@click.option("--input-json", "raw_json", metavar="JSON", help="Inputs as a JSON object.")
+@click.option("-w", "--workspace", default="local", show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Follow the run's logs until it ends (exit status follows it).")
+@server_options
+def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
+    """Start TASK on the server and print the run id."""
+    inputs = json.loads(raw_json) if raw_json else {}
+    try:
+        inputs.update(parse_pairs(pairs))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-i") from exc
+    client = _client(server, token)
+    run = _call(client.execute, workspace, task, inputs)
+    if not follow:
+        console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), f"  {run['url']}"))
+        return
+    raise SystemExit(follow_run(client, run["id"]))
+
+
+@click.command("runs")
+@click.option("-w", "--workspace")
+@click.option("-t", "--task")
+@click.option("-s", "--status")
+@click.option("--trigger")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True)
+@server_options
+def runs_command(workspace, task, status, trigger, limit, as_json, server, token):
+    """List runs, newest first."""
+    data = _call(_client(server, token).runs, workspace=workspace, task=task, status=status, trigger=trigger,
+                 limit=limit)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for run in data["runs"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
+        console.print(Text.assemble(f"{run['id']}  {when}  {run['workspace']}/{run['task']:<16} ",
+                                    _mark(run["status"]), f"  {format_duration(run.get('duration')):>7}  "
+                                    f"{run.get('source', '')}"))
+    if not data["runs"]:
+        err_console.print("no runs")
+
+
+@click.command("status")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@server_options
+def status_command(run_id, as_json, server, token):
+    """Show a run and its steps. Exit status: 0 succeeded, 1 failed or cancelled, 2 still going."""
+    run = _call(_client(server, token).run, run_id)
+    if as_json:
+        click.echo(json.dumps(run, indent=2))
+    else:
+        _print_run(run)
+    raise SystemExit(0 if run["status"] == "succeeded" else 2 if run["status"] in ("queued", "running", "waiting")
+                     else 1)
+
+
+@click.command("logs")
+@click.argument("run_id")
+@click.argument("step", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@server_options
+def logs_command(run_id, step, follow, server, token):
+    """Print a run's log (or one step's)."""
+    client = _client(server, token)
+    if follow:
+        try:
+            for event, data in client.follow(run_id, step):
+                if event == "line":
+                    click.echo(data["text"] if step else f"[{data['step']}] {data['text']}")
+        except ApiError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
+    for line in _call(client.logs, run_id, step):
+        click.echo(line["text"] if step else f"[{line['step']}] {line['text']}")
+
+
+@click.command("cancel")
+@click.argument("run_id")
+@click.option("--reason", help="Why (kept with the run).")
+@server_options
+def cancel_command(run_id, reason, server, token):
+    """Cancel a run: running steps are stopped."""
+    run = _call(_client(server, token).cancel, run_id, reason)
+    console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), "  (cancelling)" if
+                                run["status"] not in ("cancelled",) else ""))
+
+
+@click.command("rerun")
+@click.argument("run_id")
+@server_options
+def rerun_command(run_id, server, token):
+    """Run a run's task again with the same inputs and commit."""
+    run = _call(_client(server, token).rerun, run_id)
+    console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), f"  {run['url']}"))
+
+
+@click.command("approve")
+@click.argument("run_id")
+@click.argument("step")
+@server_options
+def approve_command(run_id, step, server, token):
+    """Approve a waiting approval step."""
+    run = _call(_client(server, token).decide, run_id, step, True)
+    _print_run(run)
+
+
+@click.command("reject")
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--reason", help="Why (shown on the run and to hooks).")
+@server_options
+def reject_command(run_id, step, reason, server, token):
+    """Reject a waiting approval step."""
+    run = _call(_client(server, token).decide, run_id, step, False, reason)
+    _print_run(run)
+
+
+REMOTE_COMMANDS = [trigger_command, runs_command, status_command, logs_command, cancel_command, rerun_command,
+                   approve_command, reject_command]

@@ -1,0 +1,177 @@
+"""The service processes: `strom up`, `strom web`, `strom worker`, `strom scheduler`."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from ..config import ConfigError, load_config
+from ..errors import StromError
+
+__all__ = ["up_command", "web_command", "worker_command", "scheduler_command"]
+
+config_option = click.option("--config", "config_path", metavar="FILE", envvar="STROM_CONFIG",
+                             help="Server configuration (default: ./strom.yaml if present; STROM_CONFIG).")
+
+
+def _config(path):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _service(path):
+    from ..service.core import Service
+    config = _config(path)
+    try:
+        return Service(config)
+    except StromError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _until_signal(stop) -> None:
+    """Block until SIGINT/SIGTERM, then call stop()."""
+    event = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: event.set())
+    while not event.wait(0.5):
+        pass
+    stop()
+
+
+@click.command("web")
+@config_option
+@click.option("--listen", metavar="HOST:PORT", help="Address to serve on (default from config: 127.0.0.1:8080).")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def web_command(config_path, listen, access_log):
+    """Serve the API (gunicorn, threaded). Needs STROM_REDIS_URL."""
+    if config_path:
+        os.environ["STROM_CONFIG"] = str(Path(config_path).resolve())
+    from ..service.webserver import exec_gunicorn
+    config = _config(config_path)
+    _service(config_path)  # fail early, with a clear message, if Redis is unreachable
+    exec_gunicorn(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
+
+
+@click.command("worker")
+@config_option
+@click.option("--abilities", default="script", show_default=True, metavar="LIST",
+              help="Comma-separated: script, docker, kubernetes.")
+@click.option("--tags", default="", metavar="LIST", help="Comma-separated tags; steps with these tags can run here.")
+@click.option("--exclusive", is_flag=True, help="Only take steps that carry all of this worker's tags.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps at once.")
+@click.option("--name", help="Worker name (default host-pid).")
+@click.option("-v", "--verbose", is_flag=True)
+def worker_command(config_path, abilities, tags, exclusive, concurrency, name, verbose):
+    """Run steps from the queues of these abilities and tags."""
+    from ..service.worker import ABILITIES, Worker
+    _logging(verbose)
+    wanted = [a.strip() for a in abilities.split(",") if a.strip()]
+    for ability in wanted:
+        if ability not in ABILITIES:
+            raise click.BadParameter(f"unknown ability {ability!r} (abilities: script, docker, kubernetes)",
+                                     param_hint="--abilities")
+        if ability in ("docker", "kubernetes"):
+            raise click.BadParameter(f"this worker cannot offer {ability!r}: container runners are not available "
+                                     f"in this version", param_hint="--abilities")
+    service = _service(config_path)
+    worker = Worker(service, abilities=wanted, tags=[t.strip() for t in tags.split(",") if t.strip()],
+                    exclusive=exclusive, concurrency=concurrency, name=name)
+    worker.start()
+    click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
+    _until_signal(worker.stop)
+
+
+@click.command("scheduler")
+@config_option
+@click.option("-v", "--verbose", is_flag=True)
+def scheduler_command(config_path, verbose):
+    """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
+    from ..service.scheduler import Scheduler
+    _logging(verbose)
+    scheduler = Scheduler(_service(config_path))
+    scheduler.start()
+    _until_signal(scheduler.stop)
+
+
+@click.command("up")
+@click.option("-C", "--workspace", "path", default=".", metavar="PATH", help="The workspace to serve as 'local'.")
+@click.option("--data-dir", default=".strom-data", show_default=True, metavar="DIR",
+              help="Where Redis keeps the history (relative to the workspace).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps per worker.")
+@click.option("--redis-url", envvar="STROM_REDIS_URL", help="Use this Redis instead of a private one.")
+@config_option
+@click.option("--run", "run_task", metavar="TASK", help="Once up, run TASK and follow its logs.")
+@click.option("--exit", "exit_after", is_flag=True, help="With --run: stop everything when the run ends.")
+def up_command(path, data_dir, host, port, workers, concurrency, redis_url, config_path, run_task, exit_after):
+    """Start Strom here: Redis, the web server, workers and the scheduler. Ctrl-C stops all.
+
+    \b
+    The current directory is served as workspace 'local'; the URL and an admin token are printed.
+    Run history is kept under --data-dir and is there again on the next start.
+    """
+    from rich.text import Text
+
+    from ..service.up import Supervisor, UpError
+    from .common import console, err_console
+    workspace = Path(path).resolve()
+    supervisor = Supervisor(data_dir=(workspace / data_dir).resolve(), workspace=workspace, host=host, port=port,
+                            workers=workers, concurrency=concurrency, redis_url=redis_url, config_file=config_path)
+    try:
+        info = supervisor.start()
+    except (UpError, OSError) as exc:
+        supervisor.stop()
+        raise click.ClickException(str(exc)) from exc
+    console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
+    console.print(f"  workspace local: {workspace}")
+    console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
+    console.print(f"  admin token:     {info['token']}")
+    console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
+    status = 0
+    try:
+        if run_task:
+            status = _run_and_follow(info, run_task)
+            if exit_after:
+                return
+        console.print(Text("Press Ctrl-C to stop.", style="bright_black"))
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(1):
+            dead = supervisor.check()
+            if dead:
+                err_console.print(Text(f"! {', '.join(dead)} stopped unexpectedly; see {supervisor.data_dir / 'logs'}",
+                                       style="red"))
+                status = 1
+                break
+    finally:
+        console.print("stopping ...")
+        supervisor.stop()
+    sys.exit(status)
+
+
+def _run_and_follow(info: dict, task: str) -> int:
+    from rich.text import Text
+
+    from ..client import Client
+    from .common import console
+    from .remote import follow_run
+    client = Client(info["url"], info["token"])
+    run = client.execute("local", task, {})
+    console.print(Text(f"▶ run {run['id']} of {task}: {run['url']}", style="bold"))
+    return follow_run(client, run["id"])

@@ -1,0 +1,101 @@
+"""A small client of the Strom API, for the CLI (and scripts): token auth, errors as StromErrors."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import requests
+
+from .errors import StromError
+
+__all__ = ["Client", "ApiError"]
+
+
+class ApiError(StromError):
+    def __init__(self, status: int, message: str, body: Any = None):
+        super().__init__(message)
+        self.status_hint = status
+        self.body = body
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, **kwargs) -> Any:
+        try:
+            response = self.session.request(method, self.url + path, timeout=kwargs.pop("timeout", self.timeout),
+                                            **kwargs)
+        except requests.ConnectionError as exc:
+            raise ApiError(0, f"cannot reach the Strom server at {self.url}; is it running? "
+                              f"(set --server or STROM_URL)") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                error = body.get("error", {})
+                message = error.get("message", response.text)
+                if error.get("fields"):
+                    message += "\n" + "\n".join(f"  {k}: {v}" for k, v in error["fields"].items())
+                if error.get("problems"):
+                    message += "\n" + "\n".join(f"  {p['file']}:{p['line']}:{p['column']}: {p['message']}"
+                                                for p in error["problems"])
+            except ValueError:
+                body, message = None, response.text.strip() or response.reason
+            raise ApiError(response.status_code, f"{message} (HTTP {response.status_code})", body)
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def execute(self, workspace: str, task: str, inputs: dict) -> dict:
+        return self._request("POST", f"/api/workspaces/{workspace}/tasks/{task}/execute", json={"input": inputs})
+
+    def runs(self, **filters) -> dict:
+        return self._request("GET", "/api/runs", params={k: v for k, v in filters.items() if v is not None})
+
+    def run(self, run_id: str) -> dict:
+        return self._request("GET", f"/api/runs/{run_id}")
+
+    def cancel(self, run_id: str, reason: str | None = None) -> dict:
+        return self._request("POST", f"/api/runs/{run_id}/cancel", json={"reason": reason} if reason else {})
+
+    def rerun(self, run_id: str) -> dict:
+        return self._request("POST", f"/api/runs/{run_id}/rerun")
+
+    def decide(self, run_id: str, step: str, approved: bool, reason: str | None = None) -> dict:
+        return self._request("POST", f"/api/runs/{run_id}/steps/{step}/approve",
+                             json={"approved": approved, "rejection_reason": reason})
+
+    def logs(self, run_id: str, step: str | None = None) -> list[dict]:
+        path = f"/api/runs/{run_id}/steps/{step}/logs" if step else f"/api/runs/{run_id}/logs"
+        return self._request("GET", path)["lines"]
+
+    def follow(self, run_id: str, step: str | None = None, after: str | None = None) -> Iterator[tuple[str, dict]]:
+        """(event, data) pairs from the live log stream, until the run (or step) ends."""
+        path = f"/api/runs/{run_id}/steps/{step}/logs" if step else f"/api/runs/{run_id}/logs"
+        headers = {"Accept": "text/event-stream"}
+        if after:
+            headers["Last-Event-ID"] = after
+        with self.session.get(self.url + path, params={"follow": "1"}, headers=headers, stream=True,
+                              timeout=(10, None)) as response:
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, response.text)
+            event, data = "message", []
+            for raw in response.iter_lines(decode_unicode=True):
+                if raw is None:
+                    continue
+                if raw == "":
+                    if data:
+                        yield event, json.loads("\n".join(data))
+                        if event == "end":
+                            return
+                    event, data = "message", []
+                elif raw.startswith(":"):
+                    continue
+                elif raw.startswith("event:"):
+                    event = raw[6:].strip()
+                elif raw.startswith("data:"):
+                    data.append(raw[5:].strip())

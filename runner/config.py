@@ -1,0 +1,277 @@
+"""Server configuration: `strom.yaml` (or STROM_CONFIG), with every key also settable from the
+environment as STROM_<KEY>, nested keys joined by double underscores (STROM_RETENTION__MAX_AGE).
+
+Secrets and tokens come from the environment or files named in the config, never from a repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import StromError
+from .secrets import ENV_PREFIX, secrets_from_env
+from .spec.problems import Problems
+from .spec.reader import Reader, describe
+from .spec.yamlnodes import LocDict, parse_yaml
+
+__all__ = ["Config", "ConfigError", "WorkspaceConfig", "TokenConfig", "load_config", "ROLES", "DEFAULT_FILE"]
+
+DEFAULT_FILE = "strom.yaml"
+ROLES = ("viewer", "operator", "approver", "admin")
+
+_KEYS = {
+    "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
+    "retention", "workers", "scheduler", "runner", "web",
+}
+_ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
+
+
+class ConfigError(StromError):
+    status_hint = 500
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(p.format() for p in self.problems))
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    name: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    name: str
+    role: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    public_url: str = "http://127.0.0.1:8080"
+    listen: str = "127.0.0.1:8080"
+    data_dir: Path = Path(".strom-data")
+    workspaces: Mapping[str, WorkspaceConfig] = field(default_factory=dict)
+    tokens: tuple[TokenConfig, ...] = ()
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    expose_env: tuple[str, ...] = ()
+    retention_max_age: float = 30 * 86400.0
+    retention_max_runs: int = 1000
+    heartbeat_interval: float = 5.0
+    lost_after: float = 30.0
+    unmatched_timeout: float = 60.0
+    sweep_interval: float = 2.0
+    catch_up: str = "latest"  # latest | none
+    sandbox: str = "auto"
+    web_threads: int = 16
+    web_workers: int = 1
+    source: str = "defaults"
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.public_url.rstrip('/')}/runs/{run_id}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict:
+    """STROM_RETENTION__MAX_AGE=7d -> {"retention": {"max_age": "7d"}}; values parsed as JSON when they are."""
+    out: dict = {}
+    for name, raw in environ.items():
+        if not name.startswith("STROM_") or name.startswith(ENV_PREFIX):
+            continue
+        head, _, rest = name.partition("__")
+        key = _ENV_KEYS.get(head)
+        if key is None:
+            continue
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        target = out
+        parts = [key] + [p.lower() for p in rest.split("__") if p] if rest else [key]
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _as_loc(value, pos) -> Any:
+    if isinstance(value, dict) and not isinstance(value, LocDict):
+        out = LocDict((k, _as_loc(v, pos)) for k, v in value.items())
+        out.pos, out.key_pos, out.val_pos = pos, {k: pos for k in value}, {k: pos for k in value}
+        return out
+    return value
+
+
+def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, str]) -> str | None:
+    """A secret-like value: a string, or {env: NAME} / {file: PATH}."""
+    if isinstance(spec, (str, int, float)) and not isinstance(spec, bool):
+        return str(spec)
+    if isinstance(spec, dict):
+        if "env" in spec:
+            value = environ.get(str(spec["env"]))
+            if value is None:
+                problems.error(pos, "missing-env", f"{what}: environment variable {spec['env']!r} is not set",
+                               f"export {spec['env']}=...")
+            return value
+        if "file" in spec:
+            try:
+                return Path(str(spec["file"])).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.error(pos, "missing-file", f"{what}: cannot read {spec['file']}: {exc.strerror}")
+                return None
+    problems.error(pos, "wrong-type", f"{what}: expected a string, {{env: NAME}} or {{file: PATH}}, got {describe(spec)}")
+    return None
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                base_dir: Path | None = None) -> Config:
+    """Read the config file (if any) and the STROM_* environment. Raises ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    problems = Problems()
+    explicit = path or environ.get("STROM_CONFIG")
+    file = Path(explicit) if explicit else Path(base_dir or ".") / DEFAULT_FILE
+    data: dict = LocDict()
+    data.pos, data.key_pos, data.val_pos = (str(file), 1, 1), {}, {}
+    source = "defaults"
+    if file.is_file():
+        parsed = parse_yaml(file.read_text(encoding="utf-8"), str(file), problems)
+        if isinstance(parsed, dict):
+            data, source = parsed, str(file)
+        elif parsed is not None:
+            problems.error((str(file), 1, 1), "wrong-type", "the configuration must be a mapping")
+    elif explicit:
+        raise ConfigError([_missing_file(file)])
+    overrides = _env_overrides(environ)
+    if overrides:
+        data = _merge(data, _as_loc(overrides, (str(file), 1, 1)))
+        for key in overrides:
+            data.key_pos.setdefault(key, ("environment", 1, 1))
+            data.val_pos.setdefault(key, ("environment", 1, 1))
+        source = f"{source} + environment"
+    config = _build(data, problems, environ, file.parent if file.is_file() else Path(base_dir or "."))
+    if problems.has_errors:
+        raise ConfigError([p for p in problems.items if p.is_error])
+    return Config(**{**config, "source": source})
+
+
+def _missing_file(file: Path):
+    from .spec.problems import Problem
+    return Problem(str(file), 1, 1, "missing-file", f"configuration file {file} does not exist",
+                   "create it, or unset STROM_CONFIG / --config")
+
+
+def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: Path) -> dict:
+    r = Reader(data, problems, "configuration")
+    r.check_keys(_KEYS)
+    out: dict[str, Any] = {}
+    for key in ("redis_url", "public_url", "listen"):
+        value = r.string(key)
+        if value:
+            out[key] = value
+    if r.has("data_dir"):
+        out["data_dir"] = (base / str(r.raw("data_dir"))).resolve()
+    out["workspaces"] = _workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base)
+    out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
+    out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)
+    out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
+    for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs"}),
+                            ("workers", {"heartbeat_interval": "heartbeat_interval", "lost_after": "lost_after",
+                                         "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox"}),
+                            ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
+                            ("web", {"threads": "web_threads", "workers": "web_workers"})):
+        block = r.mapping(section)
+        if block is None:
+            continue
+        sub = Reader(block, problems, section)
+        sub.check_keys(fields)
+        for key, attr in fields.items():
+            if key not in block:
+                continue
+            if attr in ("retention_max_runs", "web_threads", "web_workers"):
+                value = sub.integer(key, minimum=1)
+            elif attr in ("catch_up",):
+                value = sub.choice(key, ("latest", "none"))
+            elif attr == "sandbox":
+                value = sub.choice(key, ("auto", "bwrap", "copy"))
+            else:
+                value = sub.duration(key)
+            if value is not None:
+                out[attr] = value
+    if out.get("lost_after", 30.0) <= out.get("heartbeat_interval", 5.0):
+        problems.error(data.pos, "bad-value", "workers.lost_after must be longer than workers.heartbeat_interval",
+                       "for example heartbeat_interval: 5s and lost_after: 30s")
+    return out
+
+
+def _workspaces(block, problems: Problems, base: Path) -> dict[str, WorkspaceConfig]:
+    out = {}
+    if block is None:
+        return {"local": WorkspaceConfig("local", base.resolve())}
+    for name, spec in block.items():
+        if not isinstance(spec, dict):
+            problems.error(block.at(name), "wrong-type", f"workspace {name!r} must be a mapping like {{ folder: . }}")
+            continue
+        sub = Reader(spec, problems, f"workspace {name!r}")
+        sub.check_keys({"folder"})
+        if not sub.require("folder", "add `folder: <path>` (the directory holding .strom/)"):
+            continue
+        folder = (base / str(spec["folder"])).resolve()
+        if not folder.is_dir():
+            sub.error("folder", "missing-file", f"folder {str(folder)!r} does not exist")
+            continue
+        out[name] = WorkspaceConfig(name, folder)
+    return out
+
+
+def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]) -> tuple[TokenConfig, ...]:
+    out = []
+    if value is not None and not isinstance(value, list):
+        problems.error(data.at("tokens"), "wrong-type", "tokens must be a list of { name, role, env|file|token }")
+        value = []
+    for i, spec in enumerate(value or []):
+        pos = value.at(i) if hasattr(value, "at") else data.pos
+        if not isinstance(spec, dict):
+            problems.error(pos, "wrong-type", f"tokens[{i}] must be a mapping")
+            continue
+        sub = Reader(spec, problems, f"tokens[{i}]")
+        sub.check_keys({"name", "role", "env", "file", "token"})
+        role = sub.choice("role", ROLES)
+        if role is None:
+            sub.require("role", f"add `role:` ({', '.join(ROLES)})")
+            continue
+        source = {k: spec[k] for k in ("env", "file") if k in spec} or spec.get("token")
+        token = _read_value(source, f"tokens[{i}]", problems, pos, environ)
+        if token is not None and len(token) < 16:
+            problems.error(pos, "weak-token", f"tokens[{i}] is shorter than 16 characters",
+                           "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+            continue
+        if token:
+            out.append(TokenConfig(str(spec.get("name") or f"token-{i}"), role, token))
+    admin = environ.get("STROM_ADMIN_TOKEN")
+    if admin:
+        out.append(TokenConfig("admin (STROM_ADMIN_TOKEN)", "admin", admin))
+    return tuple(out)
+
+
+def _secrets(block, problems: Problems, environ: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, spec in (block or {}).items():
+        value = _read_value(spec, f"secret {name!r}", problems, block.at(name), environ)
+        if value is not None:
+            out[str(name)] = value
+    out.update(secrets_from_env(environ))
+    return out
+

@@ -1,0 +1,42 @@
+"""RunContexts for runs stored in Redis: their definitions, task and secrets."""
+from __future__ import annotations
+
+import os
+import threading
+
+from ..engine import HOOK_TASK_PREFIX, HookCall, RunContext, hook_task
+from ..engine.state import JobState
+from ..secrets import resolve_workspace_secrets
+
+__all__ = ["Contexts"]
+
+
+class Contexts:
+    def __init__(self, service):
+        self.service = service
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def workspace(self, state: JobState):
+        return self.service.definitions.workspace(state.definitions, state.snapshot or ".")
+
+    def secrets(self, definitions: str, workspace) -> dict[str, str]:
+        with self._lock:
+            cached = self._secrets.get(definitions)
+        if cached is None:
+            config = self.service.config
+            environ = {name: os.environ[name] for name in config.expose_env if name in os.environ}
+            cached, _ = resolve_workspace_secrets(workspace.secrets, config.secrets, environ)
+            with self._lock:
+                self._secrets[definitions] = cached
+        return cached
+
+    def for_state(self, state: JobState) -> RunContext:
+        workspace = self.workspace(state)
+        if state.task.startswith(HOOK_TASK_PREFIX):
+            ref = state.task[len(HOOK_TASK_PREFIX):]
+            task = hook_task(HookCall(ref, workspace.actions[ref], state.inputs), workspace)
+        else:
+            task = workspace.tasks[state.task]
+        return RunContext(workspace, task, self.secrets(state.definitions, workspace),
+                          job_url=self.service.config.run_url(state.id))

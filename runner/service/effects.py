@@ -1,0 +1,71 @@
+"""Carry out the engine's commands inside the same Redis transaction as the state they come with.
+
+Everything a decision causes is written atomically with the new state: RQ jobs for steps, delayed
+dispatches, cancel flags, and messages for other runs (child creation, parent notification, hooks).
+A crash can therefore never leave a run that moved on without its effects, or effects without the
+state that explains them. Work for other runs is applied later, idempotently, by the orchestrator.
+"""
+from __future__ import annotations
+
+import json
+
+from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, DispatchStep, JobFinished, RetryJob,
+                      RunHooks, StartChild)
+from ..engine.core import Decision
+from ..engine.events import Cancel
+from ..engine.work import StepWork
+from . import messages
+from .queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
+from ..store import keys
+
+__all__ = ["stage_effects", "enqueue_step", "CANCEL_TTL"]
+
+CANCEL_TTL = 86400
+
+
+def enqueue_step(pipe, redis, work: StepWork, now: float) -> str:
+    """Put `work` on its RQ queue (inside `pipe`) and record it as queued; returns the queue name."""
+    name = queue_name(work.ability, work.tags)
+    rq_queue(name, redis).enqueue_call(
+        STEP_FUNCTION, args=(work.to_dict(),), job_id=rq_job_id(work.job_id, work.step, work.attempt),
+        timeout=-1, result_ttl=0, failure_ttl=3600, description=f"{work.task}/{work.step} of run {work.job_id}",
+        pipeline=pipe)
+    pipe.hset(keys.QUEUED, keys.step_key(work.job_id, work.step, work.attempt),
+              json.dumps({"queue": name, "since": now}))
+    return name
+
+
+def stage_effects(pipe, redis, decision: Decision, now: float) -> None:
+    state = decision.state
+    for command in decision.commands:
+        if isinstance(command, DispatchStep):
+            if command.not_before and command.not_before > now:
+                payload = {"kind": messages.DISPATCH, "work": command.work.to_dict()}
+                pipe.zadd(keys.DELAYED, {messages.encode(payload): command.not_before})
+            else:
+                enqueue_step(pipe, redis, command.work, now)
+        elif isinstance(command, CancelStep):
+            flag = keys.cancel_flag(command.job_id, command.step, command.attempt)
+            pipe.set(flag, "1", ex=CANCEL_TTL)
+            pipe.publish(keys.CANCEL_CHANNEL, keys.step_key(command.job_id, command.step, command.attempt))
+        elif isinstance(command, StartChild):
+            pipe.rpush(keys.EVENTS, messages.encode(messages.create_child_message(command)))
+        elif isinstance(command, CancelChild):
+            message = messages.event_message(command.child_job, Cancel("parent run cancelled"))
+            pipe.rpush(keys.EVENTS, messages.encode(message))
+        elif isinstance(command, RunHooks):
+            pipe.rpush(keys.EVENTS, messages.encode(messages.hooks_message(command)))
+        elif isinstance(command, JobFinished):
+            if command.parent_job:
+                event = ChildFinished(command.parent_step, command.job_id, command.status, command.output,
+                                      command.error)
+                pipe.rpush(keys.EVENTS, messages.encode(messages.event_message(command.parent_job, event)))
+        elif isinstance(command, RetryJob):
+            payload = {"kind": messages.RETRY, "job": command.job_id, "attempt": command.attempt}
+            pipe.zadd(keys.DELAYED, {messages.encode(payload): command.not_before})
+        elif isinstance(command, AwaitApproval):
+            pass  # the waiting step is in the state; notifications subscribe to it
+    if state.status.terminal or decision.wake_at is None:
+        pipe.zrem(keys.WAKE, state.id)
+    else:
+        pipe.zadd(keys.WAKE, {state.id: decision.wake_at})

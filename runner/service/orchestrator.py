@@ -1,0 +1,83 @@
+"""Apply events to runs stored in Redis: read, decide (the pure engine), write atomically, retry on conflict.
+
+Two processes finishing sibling steps of one run at the same instant both read the run; Redis
+WATCH lets only one write win, and the other re-reads and decides again, so no promotion is lost
+and no step starts twice.
+"""
+from __future__ import annotations
+
+import time
+
+from redis.exceptions import WatchError
+
+from ..engine import Decision, JobState, advance
+from ..engine.events import Event, Start
+from ..errors import EngineError, StromError
+from ..store import keys
+from .effects import stage_effects
+
+__all__ = ["Orchestrator", "RunNotFound", "Conflict"]
+
+MAX_CONFLICTS = 200
+
+
+class RunNotFound(StromError):
+    status_hint = 404
+
+
+class Conflict(StromError):
+    status_hint = 409
+
+
+class Orchestrator:
+    def __init__(self, service):
+        self.service = service
+        self.redis = service.redis
+
+    def apply(self, job_id: str, event: Event, now: float | None = None) -> Decision:
+        """Apply `event` to run `job_id`. Raises RunNotFound, or EngineError if the event is illegal now."""
+        for _ in range(MAX_CONFLICTS):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(keys.job(job_id))
+                    state = self.service.jobs.load(job_id, client=pipe)
+                    if state is None:
+                        raise RunNotFound(f"no run {job_id}")
+                    ctx = self.service.contexts.for_state(state)
+                    at = time.time() if now is None else now
+                    decision = advance(state, event, ctx, at)
+                    pipe.multi()
+                    self.service.jobs.stage(pipe, state, decision.state, at)
+                    self.service.logs.stage_transitions(pipe, state, decision.state, at)
+                    stage_effects(pipe, self.redis, decision, at)
+                    pipe.execute()
+                    return decision
+                except WatchError:
+                    continue
+        raise Conflict(f"run {job_id} kept changing under {MAX_CONFLICTS} attempts to apply {type(event).__name__}")
+
+    def create(self, state: JobState, ctx, now: float | None = None) -> Decision:
+        """Store a new run and start it, in one transaction. An existing run with this id is left alone."""
+        at = time.time() if now is None else now
+        with self.redis.pipeline() as pipe:
+            pipe.watch(keys.job(state.id))
+            if pipe.exists(keys.job(state.id)):
+                pipe.reset()
+                raise Conflict(f"run {state.id} already exists")
+            decision = advance(state, Start(), ctx, at)
+            pipe.multi()
+            self.service.jobs.stage(pipe, None, decision.state, at)
+            self.service.logs.stage_transitions(pipe, None, decision.state, at)
+            stage_effects(pipe, self.redis, decision, at)
+            try:
+                pipe.execute()
+            except WatchError:
+                raise Conflict(f"run {state.id} already exists") from None
+        return decision
+
+    def try_apply(self, job_id: str, event: Event, now: float | None = None) -> Decision | None:
+        """Apply, treating a stale or repeated event (EngineError) or a deleted run as nothing to do."""
+        try:
+            return self.apply(job_id, event, now)
+        except (EngineError, RunNotFound):
+            return None

@@ -1,0 +1,50 @@
+"""Which RQ queue a step goes to, and which queues a worker listens on.
+
+A step with ability A and tags T goes to queue `strom-A` (no tags) or `strom-A+t1+t2` (tags sorted).
+A worker with abilities and tags W takes steps whose tags are a subset of W: it listens on the
+queue of every subset of W, most specific first. `exclusive` workers take only steps that carry
+all of their tags.
+"""
+from __future__ import annotations
+
+import hashlib
+from itertools import combinations
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+__all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
+
+SERVER_ABILITY = "server"
+STEP_FUNCTION = "runner.service.stepjob.run_step"
+MAX_TAGS = 6
+
+
+def queue_name(ability: str | None, tags=()) -> str:
+    ability = ability or SERVER_ABILITY
+    clean = sorted(set(tags))
+    return "strom-" + ability + ("+" + "+".join(clean) if clean else "")
+
+
+def describe_queue(name: str) -> str:
+    """'strom-docker+gpu' -> "ability 'docker' with tags [gpu]"."""
+    ability, _, tags = name.removeprefix("strom-").partition("+")
+    return f"ability {ability!r}" + (f" with tags [{', '.join(tags.split('+'))}]" if tags else "")
+
+
+def worker_queues(abilities, tags=(), exclusive: bool = False) -> list[str]:
+    tags = sorted(set(tags))
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"a worker may have at most {MAX_TAGS} tags")
+    subsets = [c for size in range(len(tags), -1, -1) for c in combinations(tags, size)]
+    if exclusive and tags:
+        subsets = [tuple(tags)]
+    return [queue_name(ability, subset) for ability in abilities for subset in subsets]
+
+
+def rq_queue(name: str, connection) -> Queue:
+    return Queue(name, connection=connection, serializer=JSONSerializer, default_timeout=-1)
+
+
+def rq_job_id(job_id: str, step: str, attempt: int) -> str:
+    return f"s-{job_id}-{attempt}-{hashlib.sha1(step.encode()).hexdigest()[:12]}"

@@ -1,0 +1,164 @@
+"""Creating runs in the service: from the API, from triggers, as children, as hooks and as retries."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, Mapping
+
+from ..engine import HookCall, JobState, JobStatus, RunContext, hook_task, new_job
+from ..engine.events import ChildFinished
+from ..errors import InputError, StromError
+from ..gitinfo import git_context
+from ..spec.problems import suggest
+from ..store.definitions import read_folder
+from .orchestrator import Conflict
+
+__all__ = ["NotFound", "execute", "rerun", "create_child", "create_hooks", "retry", "load_definitions"]
+
+
+class NotFound(StromError):
+    status_hint = 404
+
+
+def _workspace_config(service, name: str):
+    config = service.config.workspaces.get(name)
+    if config is None:
+        hint = suggest(name, service.config.workspaces)
+        raise NotFound(f"no workspace {name!r}" + (f"; {hint}" if hint else "")
+                       + f" (workspaces: {', '.join(service.config.workspaces) or 'none configured'})")
+    return config
+
+
+def load_definitions(service, workspace: str):
+    """(digest, loaded workspace, folder) of the workspace's current definitions. Raises SpecError."""
+    config = _workspace_config(service, workspace)
+    texts = read_folder(config.folder)
+    digest = service.definitions.put(texts)
+    loaded = service.definitions.workspace(digest, config.folder)
+    return digest, loaded, config.folder
+
+
+def _task(loaded, name: str):
+    task = loaded.tasks.get(name)
+    if task is None:
+        hint = suggest(name, loaded.tasks)
+        raise NotFound(f"no task {name!r}" + (f"; {hint}" if hint else "")
+                       + f" (tasks: {', '.join(sorted(loaded.tasks)) or 'none'})")
+    return task
+
+
+def _create(service, state: JobState, ctx: RunContext) -> JobState:
+    return service.orchestrator.create(state, ctx).state
+
+
+def execute(service, workspace: str, task: str, inputs: Mapping[str, Any], *, source: str = "api",
+            trigger: str | None = None, event: Mapping | None = None, by: str | None = None,
+            allow_extra: bool = False, job_id: str | None = None) -> JobState:
+    """Start a run of `task`. Raises NotFound, SpecError (invalid definitions) or InputError."""
+    digest, loaded, folder = load_definitions(service, workspace)
+    definition = _task(loaded, task)
+    if event is None:
+        event = {"kind": "manual", "actor": by or source}
+    ctx = RunContext(loaded, definition, service.contexts.secrets(digest, loaded),
+                     job_url=None)
+    git = git_context(folder)
+    state = new_job(ctx, inputs=inputs, now=time.time(), job_id=job_id, workspace=workspace, source=source,
+                    trigger=trigger, event=event, git=git, commit=(git or {}).get("sha"),
+                    allow_extra_inputs=allow_extra)
+    state = replace(state, definitions=digest, snapshot=str(folder))
+    return _create(service, state, service.contexts.for_state(state))
+
+
+def rerun(service, run_id: str, by: str | None = None) -> JobState:
+    """A new run of the same task with the same inputs, definitions and commit."""
+    old = service.jobs.load(run_id)
+    if old is None:
+        raise NotFound(f"no run {run_id}")
+    ctx = service.contexts.for_state(old)
+    state = new_job(ctx, inputs=old.inputs, now=time.time(), workspace=old.workspace, source="rerun",
+                    trigger=old.trigger, event=old.event, git=old.git, commit=old.commit, allow_extra_inputs=True)
+    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, retry_of=old.id)
+    return _create(service, state, service.contexts.for_state(state))
+
+
+def create_child(service, message: dict) -> None:
+    """Create and start the child run a task-action step asked for; report failure to create it to the parent."""
+    parent = service.jobs.load(message["job"])
+    if parent is None or service.jobs.exists(message["child"]):
+        return
+    base = service.contexts.for_state(parent)
+    task = base.workspace.tasks.get(message["task"])
+    error = None
+    if task is None:
+        error = f"task {message['task']!r} does not exist"
+    else:
+        ctx = RunContext(base.workspace, task, base.secrets, job_url=base.job_url)
+        try:
+            state = new_job(ctx, inputs=message["inputs"], now=time.time(), job_id=message["child"],
+                            workspace=parent.workspace, source="child", depth=message["depth"],
+                            parent_job=parent.id, parent_step=message["step"], git=parent.git,
+                            commit=parent.commit)
+        except InputError as exc:
+            error = str(exc)
+    if error is not None:
+        service.orchestrator.try_apply(parent.id, ChildFinished(message["step"], message["child"],
+                                                                JobStatus.FAILED, error=error))
+        return
+    state = replace(state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event)
+    try:
+        _create(service, state, service.contexts.for_state(state))
+    except Conflict:
+        pass
+
+
+def create_hooks(service, message: dict) -> list[str]:
+    """Create the hook runs of a finished (or suspended) run. Hook failures never reach the run."""
+    origin = service.jobs.load(message["job"])
+    if origin is None:
+        return []
+    base = service.contexts.for_state(origin)
+    created = []
+    for index, call in enumerate(message["calls"]):
+        if call.get("error"):
+            continue
+        action = base.workspace.actions.get(call["action"])
+        if action is None:
+            continue
+        job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-hook:{origin.id}:{message['event']}:{index}").hex[:16]
+        if service.jobs.exists(job_id):
+            continue
+        task = hook_task(HookCall(call["action"], action, call["inputs"]), base.workspace)
+        ctx = RunContext(base.workspace, task, base.secrets)
+        try:
+            state = new_job(ctx, inputs=call["inputs"], now=time.time(), job_id=job_id, workspace=origin.workspace,
+                            source="hook", trigger=f"{origin.task}/{message['event']}", git=origin.git,
+                            commit=origin.commit, allow_extra_inputs=True)
+        except InputError:
+            continue
+        state = replace(state, definitions=origin.definitions, snapshot=origin.snapshot)
+        try:
+            _create(service, state, service.contexts.for_state(state))
+            created.append(job_id)
+        except Conflict:
+            pass
+    return created
+
+
+def retry(service, message: dict) -> str | None:
+    """The next attempt of a failed run (task-level retry)."""
+    old = service.jobs.load(message["job"])
+    if old is None:
+        return None
+    job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-retry:{old.id}:{message['attempt']}").hex[:16]
+    ctx = service.contexts.for_state(old)
+    state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace,
+                    source=old.source, trigger=old.trigger, event=old.event, git=old.git, commit=old.commit,
+                    attempt=message["attempt"], retry_of=old.id, allow_extra_inputs=True)
+    state = replace(state, definitions=old.definitions, snapshot=old.snapshot)
+    try:
+        _create(service, state, service.contexts.for_state(state))
+    except Conflict:
+        return None
+    return job_id
+

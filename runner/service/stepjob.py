@@ -1,0 +1,31 @@
+"""The function an RQ job of a step names: run one rendered step on this worker."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..engine.work import StepWork
+
+__all__ = ["run_step", "current_worker"]
+
+_current = None
+
+
+def current_worker():
+    return _current
+
+
+def set_current_worker(worker) -> None:
+    global _current
+    _current = worker
+
+
+def run_step(work: Mapping[str, Any]) -> None:
+    """Run `work` with the worker of this process (a plain RQ worker uses a default one)."""
+    worker = _current
+    if worker is None:
+        from ..config import load_config
+        from .core import Service
+        from .worker import Worker
+        worker = Worker(Service(load_config()), abilities=("script",))
+        set_current_worker(worker)
+    worker.run_work(StepWork.from_dict(work))

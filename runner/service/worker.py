@@ -1,0 +1,202 @@
+"""`strom worker`: take steps from the RQ queues of this worker's abilities and tags, and run them.
+
+A worker runs up to `concurrency` steps at once, one thread each, in one process. It reports
+each step's start and end as events, streams its lines to Redis, and beats a heartbeat for itself
+and every step it runs, so a worker killed mid-step is noticed by the scheduler within `lost_after`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.serializers import JSONSerializer
+
+from ..engine.events import StepFinished, StepStarted
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..executors.base import execute
+from ..executors.local import LocalExecutor, LocalSettings
+from ..executors.unavailable import Unavailable
+from ..store import keys
+from ..store.logs import LogBuffer
+from ..store.workers import WorkerInfo
+from .queues import SERVER_ABILITY, rq_queue, worker_queues
+
+__all__ = ["Worker", "ABILITIES"]
+
+log = logging.getLogger("strom.worker")
+ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
+
+
+class _Running:
+    def __init__(self, work: StepWork):
+        self.work = work
+        self.cancel = threading.Event()
+        self.shutdown = False
+
+
+class Worker:
+    def __init__(self, service, abilities=("script",), tags=(), exclusive: bool = False, concurrency: int = 1,
+                 name: str | None = None, executors: dict | None = None):
+        self.service = service
+        self.config = service.config
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.queue_names = worker_queues(abilities, tags, exclusive)
+        self.queues = [rq_queue(n, service.rq_redis) for n in self.queue_names]
+        self.info = WorkerInfo(self.name, tuple(abilities), tuple(sorted(set(tags))), tuple(self.queue_names),
+                               concurrency, socket.gethostname(), os.getpid(), time.time())
+        self.concurrency = max(1, concurrency)
+        self.executors = executors or {"local": LocalExecutor(LocalSettings(sandbox=self.config.sandbox)),
+                                       "none": Unavailable()}
+        if SERVER_ABILITY in abilities and "http" not in self.executors:
+            from ..executors.http import HttpExecutor
+            self.executors["http"] = HttpExecutor()
+        self.running: dict[str, _Running] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.beat()
+        for target, name in ((self._heartbeats, "heartbeat"), (self._cancel_listener, "cancels")):
+            thread = threading.Thread(target=target, name=f"strom-{name}", daemon=True)
+            thread.start()
+        for i in range(self.concurrency):
+            thread = threading.Thread(target=self._slot, name=f"strom-slot-{i}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("worker %s listening on %s", self.name, ", ".join(self.queue_names))
+
+    def stop(self, drain: float = 10.0) -> None:
+        """Stop taking steps; give running steps `drain` seconds, then stop them (they are retried)."""
+        self.request_stop()
+        self.wait(drain)
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def wait(self, drain: float = 10.0) -> None:
+        end = time.monotonic() + drain
+        while self.running and time.monotonic() < end:
+            time.sleep(0.05)
+        with self.lock:
+            for running in self.running.values():
+                running.shutdown = True
+                running.cancel.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+        self.service.workers.leave(self.name)
+
+    def serve(self) -> None:
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                self.stopping.wait(1)
+        finally:
+            self.stop()
+
+    # ----------------------------------------------------------------- threads
+    def beat(self) -> None:
+        with self.lock:
+            steps = [(r.work.job_id, r.work.step, r.work.attempt) for r in self.running.values()]
+        self.service.workers.beat(self.info, steps)
+
+    def _heartbeats(self) -> None:
+        while not self.stopping.wait(self.config.heartbeat_interval):
+            try:
+                self.beat()
+            except Exception:  # Redis hiccups must not kill the heartbeat
+                log.exception("heartbeat failed")
+
+    def _cancel_listener(self) -> None:
+        pubsub = self.service.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(keys.CANCEL_CHANNEL)
+        while not self.stopping.is_set():
+            try:
+                message = pubsub.get_message(timeout=1.0)
+            except Exception:
+                time.sleep(1)
+                continue
+            if message and message.get("type") == "message":
+                with self.lock:
+                    running = self.running.get(message["data"])
+                if running is not None:
+                    running.cancel.set()
+        pubsub.close()
+
+    def _slot(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                found = Queue.dequeue_any(self.queues, timeout=1, connection=self.service.rq_redis,
+                                          serializer=JSONSerializer)
+            except DequeueTimeout:
+                continue
+            except Exception:
+                log.exception("dequeue failed")
+                time.sleep(1)
+                continue
+            if found is None:
+                continue
+            job, queue = found
+            if self.stopping.is_set():  # taken while stopping: hand it back, first in line
+                with self.service.rq_redis.pipeline() as pipe:
+                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                    pipe.lpush(queue.key, job.id)
+                    pipe.execute()
+                return
+            try:
+                self._handle(job, queue)
+            except Exception:
+                log.exception("step %s failed inside the worker", job.id)
+
+    # ----------------------------------------------------------------- one step
+    def _handle(self, job, queue) -> None:
+        """The RQ job only carries the step: Strom's own state and heartbeats track it from here."""
+        rq = self.service.rq_redis
+        with rq.pipeline() as pipe:
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            job.delete(pipeline=pipe, remove_from_queue=False)
+            pipe.execute()
+        self.run_work(StepWork.from_dict(job.args[0]))
+
+    def run_work(self, work: StepWork) -> None:
+        key = keys.step_key(work.job_id, work.step, work.attempt)
+        redis = self.service.redis
+        if redis.exists(keys.cancel_flag(work.job_id, work.step, work.attempt)):
+            return
+        running = _Running(work)
+        with self.lock:
+            self.running[key] = running
+        try:
+            redis.set(keys.heartbeat(work.job_id, work.step, work.attempt), self.name,
+                      px=int(self.config.lost_after * 1000))
+            self.service.post(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
+            if redis.exists(keys.cancel_flag(work.job_id, work.step, work.attempt)):
+                running.cancel.set()
+            logs = LogBuffer(self.service.logs, work.job_id, work.step, work.attempt)
+            workspace = Path(work.snapshot) if work.snapshot else Path(".")
+            result = execute(self._executor_for(work), work, workspace, logs, running.cancel)
+            logs.flush()
+            status, error = result.status, result.error
+            if running.shutdown and status is StepStatus.CANCELLED:
+                status, error = StepStatus.FAILED, f"worker {self.name} shut down during the step"
+            self.service.post(work.job_id, StepFinished(work.step, work.attempt, status, result.output, error,
+                                                        result.exit_code))
+        finally:
+            with self.lock:
+                self.running.pop(key, None)
+            redis.delete(keys.heartbeat(work.job_id, work.step, work.attempt))
+
+    def _executor_for(self, work: StepWork):
+        if work.kind == "script" and work.runner == "local":
+            return self.executors["local"]
+        if work.kind == "http" and "http" in self.executors:
+            return self.executors["http"]
+        return self.executors["none"]

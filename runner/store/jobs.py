@@ -1,0 +1,189 @@
+"""Runs in Redis: one JSON document per run, plus the indexes that list and filter them."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..engine.state import JobState, StepRun
+from ..engine.status import JobStatus, StepStatus
+from . import keys
+
+__all__ = ["JobStore", "RunFilter", "RunPage", "summary"]
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    workspace: str | None = None
+    task: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    source: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[JobState]
+    next_before: float | None  # pass as `before` for the next (older) page
+
+
+def summary(state: JobState) -> dict:
+    """The short form of a run used in listings."""
+    started = state.started_at or state.created_at
+    end = state.finished_at
+    return {
+        "id": state.id, "workspace": state.workspace, "task": state.task, "status": state.status.value,
+        "source": state.source, "trigger": state.trigger, "created_at": state.created_at,
+        "started_at": state.started_at, "finished_at": state.finished_at,
+        "duration": (end - started) if end else None, "attempt": state.attempt, "commit": state.commit,
+        "git": dict(state.git) if state.git else None, "parent": state.parent_job, "error": state.error,
+    }
+
+
+def _in_flight(run: StepRun) -> bool:
+    return not run.is_placeholder and not run.child_job and not run.approval
+
+
+class JobStore:
+    def __init__(self, redis):
+        self.redis = redis
+
+    # ---------------------------------------------------------------- reads
+    def load(self, job_id: str, client=None) -> JobState | None:
+        raw = (client or self.redis).get(keys.job(job_id))
+        return JobState.from_dict(json.loads(raw)) if raw else None
+
+    def load_many(self, job_ids: Iterable[str]) -> list[JobState]:
+        ids = list(job_ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([keys.job(i) for i in ids])
+        return [JobState.from_dict(json.loads(raw)) for raw in raws if raw]
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.redis.exists(keys.job(job_id)))
+
+    def active_ids(self) -> set[str]:
+        return set(self.redis.smembers(keys.ACTIVE))
+
+    # ---------------------------------------------------------------- writes (inside a MULTI pipeline)
+    def stage(self, pipe, old: JobState | None, new: JobState, now: float) -> None:
+        """Write `new` and bring every index in line with the change from `old`."""
+        pipe.set(keys.job(new.id), json.dumps(new.to_dict(), default=str))
+        if old is None:
+            score = new.created_at
+            pipe.zadd(keys.RUNS, {new.id: score})
+            pipe.zadd(keys.runs_by("workspace", new.workspace), {new.id: score})
+            pipe.zadd(keys.runs_by("task", new.workspace, new.task), {new.id: score})
+            if new.trigger:
+                pipe.zadd(keys.runs_by("trigger", new.workspace, new.trigger), {new.id: score})
+            pipe.sadd(keys.ACTIVE, new.id)
+        if old is None or old.status is not new.status:
+            if old is not None:
+                pipe.zrem(keys.runs_by("status", old.status.value), new.id)
+            pipe.zadd(keys.runs_by("status", new.status.value), {new.id: new.created_at})
+            if new.status.terminal:
+                pipe.hincrby(keys.COUNTERS, f"runs_{new.status.value}", 1)
+        if new.status.terminal:
+            pipe.srem(keys.ACTIVE, new.id)
+            pipe.zrem(keys.WAKE, new.id)
+        self._stage_in_flight(pipe, old, new, now)
+
+    def _stage_in_flight(self, pipe, old: JobState | None, new: JobState, now: float) -> None:
+        before = old.steps if old is not None else {}
+        for name, run in new.steps.items():
+            prev = before.get(name)
+            if prev is not None and prev.status is run.status and prev.attempt == run.attempt:
+                continue
+            if prev is not None and prev.status is StepStatus.QUEUED:
+                pipe.hdel(keys.QUEUED, keys.step_key(new.id, name, prev.attempt))
+            if prev is not None and prev.status is StepStatus.RUNNING and _in_flight(prev):
+                pipe.hdel(keys.RUNNING, keys.step_key(new.id, name, prev.attempt))
+            if run.status is StepStatus.RUNNING and _in_flight(run):
+                info = {"since": run.started_at or now, "worker": run.worker}
+                pipe.hset(keys.RUNNING, keys.step_key(new.id, name, run.attempt), json.dumps(info))
+            if run.status.terminal and run.started_at and run.finished_at and _in_flight(run):
+                _observe(pipe, run.finished_at - run.started_at)
+
+    # ---------------------------------------------------------------- listing
+    def list(self, flt: RunFilter, limit: int = 50, before: float | None = None) -> RunPage:
+        """Newest first. `before` is the created_at bound from the previous page (exclusive)."""
+        if flt.task and flt.workspace:
+            index = keys.runs_by("task", flt.workspace, flt.task)
+        elif flt.trigger and flt.workspace:
+            index = keys.runs_by("trigger", flt.workspace, flt.trigger)
+        elif flt.status:
+            index = keys.runs_by("status", flt.status)
+        elif flt.workspace:
+            index = keys.runs_by("workspace", flt.workspace)
+        else:
+            index = keys.RUNS
+        if before is not None and (flt.until is None or before <= flt.until):
+            high = f"({before}"
+        else:
+            high = flt.until if flt.until is not None else "+inf"
+        low = flt.since if flt.since is not None else "-inf"
+        found: list[JobState] = []
+        cursor = high
+        batch = max(limit * 2, 50)
+        while len(found) < limit:
+            entries = self.redis.zrevrangebyscore(index, cursor, low, start=0, num=batch, withscores=True)
+            if not entries:
+                break
+            for state in self.load_many(i for i, _ in entries):
+                if _matches(state, flt):
+                    found.append(state)
+            last_score = entries[-1][1]
+            if len(entries) < batch:
+                break
+            cursor = f"({last_score}"
+        page = sorted(found, key=lambda s: s.created_at, reverse=True)[:limit]
+        more = len(page) == limit
+        return RunPage(page, page[-1].created_at if more and page else None)
+
+    def delete(self, states: Iterable[JobState]) -> int:
+        count = 0
+        with self.redis.pipeline() as pipe:
+            for state in states:
+                pipe.delete(keys.job(state.id), keys.log(state.id))
+                pipe.zrem(keys.RUNS, state.id)
+                pipe.zrem(keys.runs_by("workspace", state.workspace), state.id)
+                pipe.zrem(keys.runs_by("task", state.workspace, state.task), state.id)
+                if state.trigger:
+                    pipe.zrem(keys.runs_by("trigger", state.workspace, state.trigger), state.id)
+                pipe.zrem(keys.runs_by("status", state.status.value), state.id)
+                pipe.srem(keys.ACTIVE, state.id)
+                count += 1
+            pipe.execute()
+        return count
+
+    def status_counts(self) -> dict[str, int]:
+        with self.redis.pipeline() as pipe:
+            for status in JobStatus:
+                pipe.zcard(keys.runs_by("status", status.value))
+            counts = pipe.execute()
+        return {status.value: count for status, count in zip(JobStatus, counts)}
+
+
+def _matches(state: JobState, flt: RunFilter) -> bool:
+    return ((flt.workspace is None or state.workspace == flt.workspace)
+            and (flt.task is None or state.task == flt.task)
+            and (flt.status is None or state.status.value == flt.status)
+            and (flt.trigger is None or state.trigger == flt.trigger)
+            and (flt.source is None or state.source == flt.source))
+
+
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def _observe(pipe, seconds: float) -> None:
+    for bound in BUCKETS:
+        if seconds <= bound:
+            pipe.hincrby(keys.STEP_SECONDS, f"le_{bound}", 1)
+            break
+    else:
+        pipe.hincrby(keys.STEP_SECONDS, "le_inf", 1)
+    pipe.hincrbyfloat(keys.STEP_SECONDS, "sum", seconds)
+    pipe.hincrby(keys.STEP_SECONDS, "count", 1)

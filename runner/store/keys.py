@@ -1,0 +1,70 @@
+"""Every Redis key Strom uses, in one place."""
+from __future__ import annotations
+
+PREFIX = "strom"
+
+RUNS = f"{PREFIX}:runs"  # zset id -> created_at
+ACTIVE = f"{PREFIX}:runs:active"  # set of unfinished run ids
+EVENTS = f"{PREFIX}:events"  # list of queued events (JSON)
+DELAYED = f"{PREFIX}:delayed"  # zset of delayed actions (JSON) -> due time
+WAKE = f"{PREFIX}:wake"  # zset run id -> when it wants a Tick
+QUEUED = f"{PREFIX}:inflight:queued"  # hash "job|attempt|step" -> {queue, since}
+RUNNING = f"{PREFIX}:inflight:running"  # hash "job|attempt|step" -> {since, worker}
+WORKERS = f"{PREFIX}:workers"  # hash name -> worker info JSON
+CANCEL_CHANNEL = f"{PREFIX}:cancel"
+CRON_LEASE = f"{PREFIX}:lease:cron"
+STEP_SECONDS = f"{PREFIX}:metrics:step_seconds"  # hash bucket -> count, plus sum/count
+COUNTERS = f"{PREFIX}:metrics:counters"  # hash name -> count
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def runs_by(kind: str, *parts: str) -> str:
+    return f"{PREFIX}:runs:{kind}:" + ":".join(parts)
+
+
+def definitions(digest: str) -> str:
+    return f"{PREFIX}:defs:{digest}"
+
+
+def log(job_id: str) -> str:
+    return f"{PREFIX}:log:{job_id}"
+
+
+def step_key(job_id: str, step: str, attempt: int) -> str:
+    return f"{job_id}|{attempt}|{step}"
+
+
+def parse_step_key(value: str) -> tuple[str, str, int]:
+    job_id, attempt, step = value.split("|", 2)
+    return job_id, step, int(attempt)
+
+
+def cancel_flag(job_id: str, step: str, attempt: int) -> str:
+    return f"{PREFIX}:cancel:{step_key(job_id, step, attempt)}"
+
+
+def heartbeat(job_id: str, step: str, attempt: int) -> str:
+    return f"{PREFIX}:hb:{step_key(job_id, step, attempt)}"
+
+
+def worker_alive(name: str) -> str:
+    return f"{PREFIX}:worker:{name}"
+
+
+def events_busy(consumer: str) -> str:
+    return f"{EVENTS}:busy:{consumer}"
+
+
+def cron_last(workspace: str, trigger: str) -> str:
+    return f"{PREFIX}:cron:last:{workspace}:{trigger}"
+
+
+def cron_fired(workspace: str, trigger: str, at: int) -> str:
+    return f"{PREFIX}:cron:fired:{workspace}:{trigger}:{at}"
+
+
+def consumer_alive(name: str) -> str:
+    return f"{PREFIX}:consumer:{name}"

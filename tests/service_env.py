@@ -1,0 +1,139 @@
+"""Real Redis servers, service stacks in threads or processes, and a live HTTP server for tests."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from werkzeug.serving import make_server
+
+from runner.config import load_config
+from runner.service.core import Service
+from runner.service.scheduler import Scheduler
+from runner.service.up import redis_binary
+from runner.service.worker import Worker
+from webhooks.app import create_app
+
+TOKENS = {
+    "admin": "admin-token-0123456789abcdef",
+    "operator": "operator-token-0123456789ab",
+    "viewer": "viewer-token-0123456789abcd",
+    "approver": "approver-token-0123456789a",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll until condition() is truthy; returns its value or fails with `what`."""
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    def __init__(self, port: int | None = None, directory: Path | None = None, appendonly: bool = False):
+        self.port = port or free_port()
+        self.directory = directory
+        args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes" if appendonly else "no", "--daemonize", "no"]
+        if directory:
+            args += ["--dir", str(directory)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _ping(client), 10, what="redis-server to start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _ping(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def config_env(redis_url: str, **extra) -> dict[str, str]:
+    env = {
+        "STROM_REDIS_URL": redis_url,
+        "STROM_TOKENS": __import__("json").dumps([{"name": role, "role": role, "token": token}
+                                                  for role, token in TOKENS.items()]),
+        "STROM_WORKERS__HEARTBEAT_INTERVAL": "0.3s",
+        "STROM_WORKERS__LOST_AFTER": "2s",
+        "STROM_WORKERS__UNMATCHED_TIMEOUT": "2s",
+        "STROM_SCHEDULER__SWEEP_INTERVAL": "0.2s",
+        "STROM_WORKERS__SANDBOX": "auto",
+    }
+    env.update(extra)
+    return env
+
+
+def make_config(workspace: Path, redis_url: str, **extra):
+    return load_config(environ=config_env(redis_url, **extra), base_dir=workspace)
+
+
+@contextmanager
+def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True, worker_tags=()):
+    """A scheduler and workers running in threads of this process."""
+    service = Service(config)
+    parts = []
+    try:
+        if scheduler:
+            sched = Scheduler(service)
+            sched.start()
+            parts.append(sched)
+        for i in range(workers):
+            worker = Worker(Service(config), concurrency=concurrency, tags=worker_tags, name=f"test-worker-{i}")
+            worker.start()
+            parts.append(worker)
+        yield service
+    finally:
+        for part in parts:
+            part.request_stop()
+        for part in parts:
+            part.wait(2)
+
+
+class LiveServer:
+    """The Flask app on a real port, served by werkzeug in a thread (streams included)."""
+
+    def __init__(self, config, service=None):
+        self.app = create_app(config, service)
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    full_env = {**os.environ, **env}
+    return subprocess.Popen([sys.executable, "-m", "runner.cli", *args], env=full_env, cwd=cwd,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)

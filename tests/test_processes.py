@@ -1,0 +1,214 @@
+"""The service as separate processes: gunicorn web, workers and schedulers, killed and restarted for real."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from runner.store import keys
+from service_env import TOKENS, config_env, free_port, spawn, wait_for
+
+pytestmark = pytest.mark.slow
+
+WORKSPACE = {".strom/t.yaml": """
+    tasks:
+      hello:
+        input:
+          name: { type: string, default: world }
+        flow:
+          greet: { type: script, script: 'echo "hello $INPUT_NAME"; sleep 0.3; echo bye', input: { name: "{{ input.name }}" } }
+      survive:
+        flow:
+          work:
+            type: script
+            retry: { max_attempts: 2 }
+            script: |
+              echo "attempt $STROM_ATTEMPT"
+              if [ "$STROM_ATTEMPT" = 1 ]; then sleep 317; fi
+              echo done
+      fragile:
+        flow:
+          work: { type: script, script: "echo started; sleep 318" }
+    triggers:
+      every-second: { type: scheduler, cron: "* * * * * *", task: hello }
+    """}
+
+AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}
+
+
+class Procs:
+    def __init__(self, root, redis_url, logs):
+        self.root, self.logs = root, logs
+        self.env = config_env(redis_url)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str, **env):
+        self.procs[name] = spawn(list(args), {**self.env, **env}, self.root, self.logs / f"{name}.log")
+        return self.procs[name]
+
+    def kill(self, name: str, sig=signal.SIGKILL):
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
+        proc.wait(15)
+
+    def stop_all(self):
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def log(self, name):
+        return (self.logs / f"{name}.log").read_text()
+
+
+@pytest.fixture
+def procs(service_workspace, redis_url, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    p = Procs(service_workspace(WORKSPACE), redis_url, logs)
+    yield p
+    p.stop_all()
+
+
+def _web(procs) -> str:
+    port = free_port()
+    procs.start("web", "web", STROM_LISTEN=f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _ok(f"{url}/api/health"), 30, 0.1, "gunicorn to serve")
+    return url
+
+
+def _ok(url) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.ConnectionError:
+        return False
+
+
+def _run(url, run_id):
+    return requests.get(f"{url}/api/runs/{run_id}", headers=AUTH, timeout=5).json()
+
+
+def test_execute_over_http_runs_on_a_worker_process_and_streams_logs(procs):
+    url = _web(procs)
+    procs.start("scheduler", "scheduler")
+    procs.start("worker", "worker", "--name", "w1")
+    run = requests.post(f"{url}/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "http"}},
+                        headers=AUTH, timeout=10).json()
+    events = []
+    with requests.get(f"{url}/api/runs/{run['id']}/logs", params={"follow": "1"}, headers=AUTH, stream=True,
+                      timeout=(5, 30)) as stream:
+        kind = None
+        for raw in stream.iter_lines(decode_unicode=True):
+            if raw.startswith("event:"):
+                kind = raw[6:].strip()
+            elif raw.startswith("data:"):
+                events.append((kind, json.loads(raw[5:])))
+                if kind == "end":
+                    break
+    lines = [d["text"] for k, d in events if k == "line"]
+    assert lines == ["hello http", "bye"]
+    statuses = [(d["step"], d["status"]) for k, d in events if k == "status"]
+    assert statuses == [("greet", "running"), ("greet", "succeeded")]
+    assert events[-1] == ("end", {"status": "succeeded"})
+    final = _run(url, run["id"])
+    assert final["status"] == "succeeded" and final["steps"][0]["worker"] == "w1"
+
+
+def _marker_running(marker: str) -> bool:
+    return any(marker in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE
+               for p in psutil.process_iter(["cmdline"]))
+
+
+def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(procs):
+    url = _web(procs)
+    procs.start("scheduler", "scheduler")
+    procs.start("doomed", "worker", "--name", "doomed")
+    run = requests.post(f"{url}/api/workspaces/local/tasks/survive/execute", json={}, headers=AUTH).json()
+    wait_for(lambda: _run(url, run["id"])["steps"][0]["status"] == "running", 20, 0.05, "the step to start")
+    wait_for(lambda: _marker_running("sleep 317"), 10, 0.05, "the step's process")
+    killed = time.monotonic()
+    procs.kill("doomed")
+    assert wait_for(lambda: not _marker_running("sleep 317"), 5, 0.05, "the step's processes to die with it")
+    procs.start("rescuer", "worker", "--name", "rescuer")
+    final = wait_for(lambda: (r := _run(url, run["id"]))["status"] == "succeeded" and r, 30, 0.1, "the retry")
+    step = final["steps"][0]
+    assert step["attempt"] == 2 and step["worker"] == "rescuer"
+    assert time.monotonic() - killed < 15, "lost_after is 2s in these tests"
+    logs = requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH).json()["lines"]
+    assert [(line["attempt"], line["text"]) for line in logs] == [(1, "attempt 1"), (2, "attempt 2"), (2, "done")]
+
+
+def test_a_lost_step_without_attempts_left_fails_as_worker_lost(procs):
+    url = _web(procs)
+    procs.start("scheduler", "scheduler")
+    procs.start("doomed", "worker", "--name", "doomed")
+    run = requests.post(f"{url}/api/workspaces/local/tasks/fragile/execute", json={}, headers=AUTH).json()
+    wait_for(lambda: _marker_running("sleep 318"), 20, 0.05, "the step's process")
+    procs.kill("doomed")
+    final = wait_for(lambda: (r := _run(url, run["id"]))["status"] == "failed" and r, 20, 0.1, "the failure")
+    assert final["steps"][0]["error"] == "worker lost: doomed stopped sending heartbeats"
+
+
+def test_two_scheduler_processes_fire_each_cron_tick_once(procs, redis_url):
+    import redis as redis_lib
+    client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    procs.start("scheduler-1", "scheduler")
+    procs.start("scheduler-2", "scheduler")
+    wait_for(lambda: client.get(keys.cron_last("local", "every-second")), 10, 0.05, "the trigger to be seen")
+    wait_for(lambda: client.zcard(keys.runs_by("trigger", "local", "every-second")) >= 4, 15, 0.05,
+             "four ticks while both schedulers run")
+    procs.kill("scheduler-1", signal.SIGTERM)
+    procs.kill("scheduler-2", signal.SIGTERM)
+    ids = client.zrange(keys.runs_by("trigger", "local", "every-second"), 0, -1)
+    ticks = sorted(json.loads(client.get(keys.job(i)))["event"]["scheduled_at"] for i in ids)
+    assert len(ticks) >= 4
+    assert len(set(ticks)) == len(ticks), "no tick fired twice"
+    assert ticks == [ticks[0] + i for i in range(len(ticks))], "no tick was skipped"
+
+
+def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspace, tmp_path):
+    root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
+
+    def up():
+        return subprocess.Popen([sys.executable, "-m", "runner.cli", "up", "--port", str(port)], cwd=root, env=env,
+                                stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    first = up()
+    try:
+        wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
+        token = (root / ".strom-data" / "admin-token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        run = requests.post(f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={},
+                            headers=auth).json()
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()
+                 ["status"] == "succeeded", 30, 0.1, "the run")
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(30)
+    assert first.returncode == 0, (tmp_path / "up.log").read_text()
+    assert not _ok(f"http://127.0.0.1:{port}/api/health"), "Ctrl-C stops the web server"
+    assert not any("runner.cli" in " ".join(p.info["cmdline"] or []) and str(root) in (p.info["cwd"] or "")
+                   for p in psutil.process_iter(["cmdline", "cwd"])), "no child outlives strom up"
+    second = up()
+    try:
+        wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up again")
+        runs = requests.get(f"http://127.0.0.1:{port}/api/runs", headers=auth).json()["runs"]
+        assert [(r["id"], r["status"]) for r in runs] == [(run["id"], "succeeded")]
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(30)

@@ -1,0 +1,8 @@
+"""The REST API under /api: workspaces, tasks, runs, logs (with live follow), approvals."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+from . import health, logs, runs, workspaces  # noqa: E402,F401  (views register on bp)
+
+__all__ = ["bp"]

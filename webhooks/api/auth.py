@@ -1,0 +1,62 @@
+"""API tokens and roles. Tokens are compared in constant time against every configured token."""
+from __future__ import annotations
+
+import functools
+import hmac
+
+from flask import current_app, g, request
+
+from ..errors import ApiError
+
+__all__ = ["PERMISSIONS", "requires", "identify", "caller"]
+
+PERMISSIONS = {
+    "viewer": frozenset({"read"}),
+    "operator": frozenset({"read", "run"}),
+    "approver": frozenset({"read", "approve"}),
+    "admin": frozenset({"read", "run", "approve", "admin"}),
+}
+
+
+def _presented() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if request.authorization is not None and request.authorization.password:
+        return request.authorization.password
+    return None
+
+
+def identify():
+    """The configured token the request presents, or None. Every token is compared, matched or not."""
+    presented = _presented()
+    if presented is None:
+        return None
+    found = None
+    for token in current_app.extensions["strom"].config.tokens:
+        if hmac.compare_digest(token.token.encode(), presented.encode()):
+            found = found or token
+    return found
+
+
+def caller() -> str:
+    token = getattr(g, "strom_token", None)
+    return token.name if token is not None else "anonymous"
+
+
+def requires(permission: str):
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            token = identify()
+            if token is None:
+                reason = "missing" if _presented() is None else "unknown"
+                raise ApiError(401, "unauthorized", f"{reason} API token; send `Authorization: Bearer <token>`")
+            if permission not in PERMISSIONS[token.role]:
+                raise ApiError(403, "forbidden", f"token {token.name!r} (role {token.role}) may not {permission}")
+            g.strom_token = token
+            return view(*args, **kwargs)
+        wrapper.strom_permission = permission
+        return wrapper
+    return decorate

@@ -1,0 +1,106 @@
+"""Step logs: the whole log as JSON or text, or followed live as Server-Sent Events.
+
+Following resumes after `Last-Event-ID` (or `?after=`), sends a comment every 15 s so proxies keep
+the connection, and ends with an `end` event once the run (or the step) has finished.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Response, current_app, jsonify, request, stream_with_context
+
+from runner.store.logs import RUN, STATUS
+
+from ..errors import ApiError
+from . import bp
+from .auth import requires
+
+HEARTBEAT_MS = 15_000
+
+
+def _service():
+    return current_app.extensions["strom"]
+
+
+def _matches(line, step: str | None) -> bool:
+    return step is None or line.step == step or line.step.startswith(step + "[")
+
+
+def _event(line) -> str:
+    if line.stream == STATUS:
+        data = {"step": line.step, "attempt": line.attempt, "status": line.text, "time": line.time}
+        return f"id: {line.id}\nevent: status\ndata: {json.dumps(data)}\n\n"
+    return f"id: {line.id}\nevent: line\ndata: {json.dumps(line.to_dict())}\n\n"
+
+
+_FINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled", "skipped"})
+
+
+def _ended(line, step: str | None) -> str | None:
+    """The final status that ends this stream, if `line` marks it: the run's end, or the step's."""
+    if line.stream == RUN:
+        return line.text
+    if step is not None and line.stream == STATUS and line.step == step and line.text in _FINAL:
+        return line.text
+    return None
+
+
+def _follow(service, run_id: str, step: str | None, after: str, heartbeat_ms: int):
+    cursor = after or "0-0"
+    yield "retry: 2000\n\n"
+    state = service.jobs.load(run_id)
+    if state is not None and state.status.terminal:
+        for line in service.logs.read(run_id, after=cursor, step=step):
+            yield _event(line)
+        yield f"event: end\ndata: {json.dumps({'status': state.status.value})}\n\n"
+        return
+    while True:
+        lines = service.logs.follow(run_id, cursor, block_ms=heartbeat_ms)
+        for line in lines:
+            cursor = line.id
+            if _matches(line, step) and line.stream != RUN:
+                yield _event(line)
+            ended = _ended(line, step)
+            if ended is not None:
+                yield f"event: end\ndata: {json.dumps({'status': ended})}\n\n"
+                return
+        if not lines:
+            if service.jobs.load(run_id) is None:
+                yield f"event: end\ndata: {json.dumps({'status': 'deleted'})}\n\n"
+                return
+            yield f": heartbeat {int(time.time())}\n\n"
+
+
+def _logs(run_id: str, step: str | None):
+    service = _service()
+    state = service.jobs.load(run_id)
+    if state is None:
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    if step is not None and step not in state.steps:
+        raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
+    after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0-0"
+    follow = request.args.get("follow", "").lower() in ("1", "true", "yes") or \
+        "text/event-stream" in request.headers.get("Accept", "")
+    if follow:
+        heartbeat = int(request.args.get("heartbeat_ms", HEARTBEAT_MS))
+        stream = stream_with_context(_follow(service, run_id, step, after, max(100, heartbeat)))
+        return Response(stream, mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    lines = service.logs.read(run_id, after=after, step=step)
+    if request.args.get("format") == "text":
+        body = "".join(f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n" for ln in lines)
+        return Response(body, mimetype="text/plain")
+    return jsonify(lines=[ln.to_dict() for ln in lines], next=lines[-1].id if lines else after)
+
+
+@bp.get("/runs/<run_id>/logs")
+@requires("read")
+def run_logs(run_id):
+    return _logs(run_id, None)
+
+
+@bp.get("/runs/<run_id>/steps/<step>/logs")
+@requires("read")
+def step_logs(run_id, step):
+    return _logs(run_id, step)

@@ -1,0 +1,110 @@
+"""Runs: list, get, cancel, re-run, approve and reject."""
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+
+from runner.engine.events import ApprovalDecision, Cancel
+from runner.errors import EngineError
+from runner.service import runs as run_service
+from runner.store import RunFilter
+
+from ..errors import ApiError
+from . import bp
+from .auth import caller, requires
+from .representations import run_json, run_summary_json
+
+MAX_PAGE = 200
+
+
+def _service():
+    return current_app.extensions["strom"]
+
+
+def _float(name: str):
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name} must be a Unix timestamp, got {value!r}") from None
+
+
+def _load(run_id: str):
+    state = _service().jobs.load(run_id)
+    if state is None:
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    return state
+
+
+@bp.get("/runs")
+@requires("read")
+def list_runs():
+    try:
+        limit = min(MAX_PAGE, max(1, int(request.args.get("limit", 50))))
+    except ValueError:
+        raise ApiError(400, "bad_request", "limit must be a number") from None
+    flt = RunFilter(workspace=request.args.get("workspace"), task=request.args.get("task"),
+                    status=request.args.get("status"), trigger=request.args.get("trigger"),
+                    source=request.args.get("source"), since=_float("since"), until=_float("until"))
+    page = _service().jobs.list(flt, limit=limit, before=_float("before"))
+    return jsonify(runs=[run_summary_json(_service(), s) for s in page.runs], next_before=page.next_before)
+
+
+@bp.get("/runs/<run_id>")
+@requires("read")
+def get_run(run_id):
+    return jsonify(run_json(_service(), _load(run_id)))
+
+
+def _apply(run_id: str, event):
+    _load(run_id)
+    try:
+        decision = _service().orchestrator.apply(run_id, event)
+    except EngineError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    return decision.state
+
+
+@bp.post("/runs/<run_id>/cancel")
+@requires("run")
+def cancel(run_id):
+    body = request.get_json(silent=True) or {}
+    state = _apply(run_id, Cancel(str(body.get("reason") or "cancelled"), by=caller()))
+    return jsonify(run_json(_service(), state)), 202
+
+
+@bp.post("/runs/<run_id>/rerun")
+@requires("run")
+def rerun(run_id):
+    _load(run_id)
+    state = run_service.rerun(_service(), run_id, by=caller())
+    response = jsonify(run_json(_service(), state))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/runs/{state.id}"
+    return response
+
+
+def _decide(run_id: str, step: str, approved: bool, reason):
+    state = _load(run_id)
+    if step not in state.steps:
+        raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
+    return _apply(run_id, ApprovalDecision(step, approved, caller(), reason))
+
+
+@bp.post("/runs/<run_id>/steps/<step>/approve")
+@requires("approve")
+def approve(run_id, step):
+    body = request.get_json(silent=True) or {}
+    approved = body.get("approved", True)
+    if not isinstance(approved, bool):
+        raise ApiError(400, "bad_request", "approved must be true or false")
+    reason = body.get("rejection_reason") or body.get("reason")
+    return jsonify(run_json(_service(), _decide(run_id, step, approved, reason)))
+
+
+@bp.post("/runs/<run_id>/steps/<step>/reject")
+@requires("approve")
+def reject(run_id, step):
+    body = request.get_json(silent=True) or {}
+    return jsonify(run_json(_service(), _decide(run_id, step, False, body.get("reason"))))

@@ -1,0 +1,75 @@
+"""Workspaces, their tasks and triggers, and starting a run."""
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+
+from runner.service import runs as run_service
+
+from ..errors import ApiError
+from . import bp
+from .auth import caller, requires
+from .representations import run_json, task_json, trigger_json
+
+
+def _service():
+    return current_app.extensions["strom"]
+
+
+def _loaded(workspace: str):
+    _, loaded, _ = run_service.load_definitions(_service(), workspace)
+    return loaded
+
+
+@bp.get("/workspaces")
+@requires("read")
+def list_workspaces():
+    out = []
+    for name, config in _service().config.workspaces.items():
+        entry = {"name": name, "kind": "folder", "path": str(config.folder)}
+        try:
+            loaded = _loaded(name)
+            entry.update(valid=True, tasks=len(loaded.tasks), triggers=len(loaded.triggers))
+        except Exception as exc:
+            entry.update(valid=False, error=str(exc).splitlines()[0])
+        out.append(entry)
+    return jsonify(workspaces=out)
+
+
+@bp.get("/workspaces/<workspace>/tasks")
+@requires("read")
+def list_tasks(workspace):
+    loaded = _loaded(workspace)
+    triggers = list(loaded.triggers.values())
+    return jsonify(tasks=[task_json(workspace, t, triggers) for t in sorted(loaded.tasks.values(),
+                                                                             key=lambda t: t.name)])
+
+
+@bp.get("/workspaces/<workspace>/tasks/<task>")
+@requires("read")
+def get_task(workspace, task):
+    loaded = _loaded(workspace)
+    if task not in loaded.tasks:
+        raise ApiError(404, "not_found", f"no task {task!r} in workspace {workspace!r}")
+    return jsonify(task_json(workspace, loaded.tasks[task], list(loaded.triggers.values())))
+
+
+@bp.get("/workspaces/<workspace>/triggers")
+@requires("read")
+def list_triggers(workspace):
+    loaded = _loaded(workspace)
+    return jsonify(triggers=[trigger_json(t) for t in loaded.triggers.values()])
+
+
+@bp.post("/workspaces/<workspace>/tasks/<task>/execute")
+@requires("run")
+def execute(workspace, task):
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict) or not isinstance(body.get("input", {}), dict):
+        raise ApiError(400, "bad_request", 'send a JSON object like {"input": {"name": "value"}}')
+    state = run_service.execute(_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
+    response = jsonify(run_json(_service(), state))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/runs/{state.id}"
+    return response

@@ -1,0 +1,57 @@
+"""HTTP errors: every failure answers JSON `{"error": {"code", "message", ...}}` with a fitting status."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from runner.errors import InputError, SpecError, StromError
+
+__all__ = ["ApiError", "register_error_handlers"]
+
+log = logging.getLogger("strom.web")
+
+
+class ApiError(StromError):
+    """An error with its HTTP status and a machine-readable code."""
+
+    def __init__(self, status: int, code: str, message: str, **details):
+        super().__init__(message)
+        self.status_hint = status
+        self.code = code
+        self.details = details
+
+
+def _body(status: int, code: str, message: str, **details):
+    return jsonify(error={"code": code, "message": message, **details}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return _body(exc.status_hint, exc.code, str(exc), **exc.details)
+
+    @app.errorhandler(InputError)
+    def input_error(exc: InputError):
+        return _body(422, "invalid_input", f"invalid input for task {exc.task!r}", fields=exc.errors)
+
+    @app.errorhandler(SpecError)
+    def spec_error(exc: SpecError):
+        problems = [p.to_dict() for p in exc.problems if p.is_error]
+        return _body(422, "invalid_definitions", f"{len(problems)} problem(s) in .strom definitions",
+                     problems=problems)
+
+    @app.errorhandler(StromError)
+    def strom_error(exc: StromError):
+        code = type(exc).__name__.replace("Error", "").lower() or "error"
+        return _body(exc.status_hint, code, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return _body(500, "internal", "internal error; the server log has the details")

@@ -1,0 +1,63 @@
+"""Prometheus metrics, read from Redis at scrape time so every web process reports the same numbers."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from runner.store import keys
+from runner.store.jobs import BUCKETS
+
+from .api.auth import requires
+
+__all__ = ["bp"]
+
+bp = Blueprint("metrics", __name__)
+
+
+class _Collector:
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        redis = self.service.redis
+        runs = GaugeMetricFamily("strom_runs", "Runs stored, by status", labels=["status"])
+        for status, count in self.service.jobs.status_counts().items():
+            runs.add_metric([status], count)
+        yield runs
+        finished = CounterMetricFamily("strom_runs_finished", "Runs that reached a final status", labels=["status"])
+        for name, count in redis.hgetall(keys.COUNTERS).items():
+            if name.startswith("runs_"):
+                finished.add_metric([name[5:]], float(count))
+        yield finished
+        raw = redis.hgetall(keys.STEP_SECONDS)
+        cumulative, buckets = 0, []
+        for bound in BUCKETS:
+            cumulative += int(raw.get(f"le_{bound}", 0))
+            buckets.append((str(float(bound)), cumulative))
+        cumulative += int(raw.get("le_inf", 0))
+        buckets.append(("+Inf", cumulative))
+        yield HistogramMetricFamily("strom_step_duration_seconds", "Time steps took on workers",
+                                    buckets=buckets, sum_value=float(raw.get("sum", 0)))
+        depth = GaugeMetricFamily("strom_queue_depth", "Steps waiting in each queue", labels=["queue"])
+        for key in sorted(redis.smembers("rq:queues")):
+            name = key.removeprefix("rq:queue:")
+            depth.add_metric([name], redis.llen(key))
+        yield depth
+        live = self.service.workers.live()
+        workers = GaugeMetricFamily("strom_workers", "Live workers, by ability", labels=["ability"])
+        for ability in sorted({a for w in live for a in w.abilities}):
+            workers.add_metric([ability], sum(1 for w in live if ability in w.abilities))
+        yield workers
+        yield GaugeMetricFamily("strom_workers_live", "Live workers", value=len(live))
+        yield GaugeMetricFamily("strom_steps_running", "Steps running on workers", value=redis.hlen(keys.RUNNING))
+        yield GaugeMetricFamily("strom_steps_queued", "Steps waiting for a worker", value=redis.hlen(keys.QUEUED))
+
+
+@bp.get("/metrics")
+@requires("read")
+def metrics():
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client.core import CollectorRegistry
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(current_app.extensions["strom"]))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
