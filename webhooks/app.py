@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Flask
+from flask import Flask, jsonify
 
+from runner import __version__
 from runner.config import Config, load_config
 from runner.service.core import Service
 
+from .api import bp as api
 from .errors import register_error_handlers
+from .metrics import bp as metrics
+from .openapi import bp as openapi
 
 __all__ = ["create_app"]
 
@@ -25,17 +29,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app.json.sort_keys = False
     app.extensions["strom"] = service
     register_error_handlers(app)
-    from .api import bp as api
-    from .metrics import bp as metrics
-    from .openapi import bp as openapi
     app.register_blueprint(api)
     app.register_blueprint(metrics)
     app.register_blueprint(openapi)
 
     @app.get("/healthz")
     def healthz():
-        from flask import jsonify
-        from runner import __version__
         return jsonify(status="ok", version=__version__)
 
     return app

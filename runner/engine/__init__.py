@@ -2,7 +2,7 @@
 
 Names are imported on first use, so a worker that only needs StepWork does not load templating.
 """
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     **{n: "commands" for n in ("AwaitApproval", "CancelChild", "CancelStep", "Command", "DispatchStep", "HookCall",
@@ -17,17 +17,4 @@ _EXPORTS = {
     "StepWork": "work",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

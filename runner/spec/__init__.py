@@ -3,7 +3,7 @@
 Names are imported on first use, so importing the model (as the engine does) does not load the
 YAML parser, the cron library or the validators.
 """
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "STROM_DIR": "loader", "LoadResult": "loader", "find_files": "loader", "load_texts": "loader",
@@ -14,17 +14,4 @@ _EXPORTS = {
         "Workspace")},
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -2,7 +2,7 @@
 
 Names are imported on first use (a worker needs logs and the registry, not the definitions).
 """
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "connect": "connection", "Definitions": "definitions", "JobStore": "jobs", "RunFilter": "jobs",
@@ -10,18 +10,4 @@ _EXPORTS = {
     "keys": None,
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = _EXPORTS[name]
-    value = import_module(f"{__name__}.{name}") if module is None else getattr(import_module(f"{__name__}.{module}"),
-                                                                                name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
