@@ -113,6 +113,20 @@ def test_copy_mode_runs_in_a_throw_away_copy(ws):
     assert not Path(out[0]).exists(), "the copy is removed after the step"
 
 
+def test_stroms_own_data_inside_the_workspace_is_hidden_from_steps(ws, sandbox):
+    data = ws / ".strom-data"
+    data.mkdir()
+    (data / "appendonly.aof").write_text("run history\n")
+    work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
+                    script='ls -A "$STROM_WORKSPACE/.strom-data" 2>&1 || true; cat data.txt')
+    lines = Lines()
+    executor = LocalExecutor(LocalSettings(sandbox=sandbox, hide=(data,)))
+    result = execute(executor, work, ws, lines, threading.Event())
+    assert result.status is S.SUCCEEDED
+    out = lines.out()
+    assert out[-1] == "original" and not any("appendonly" in line for line in out)
+
+
 def test_environment_of_a_step(ws, sandbox):
     work_env = {"CI": "true", "STROM_JOB_ID": "job1", "MY_VAR": "x y"}
     result, lines = run(ws, sandbox, env=work_env, event={"kind": "push", "sha": "abc"},

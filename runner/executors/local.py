@@ -44,6 +44,7 @@ class LocalSettings:
     pass_env: tuple[str, ...] = DEFAULT_PASS_ENV
     kill_grace: float = 5.0
     scratch_root: Path | None = None
+    hide: tuple[Path, ...] = ()  # e.g. Strom's data directory when it lies inside a workspace
 
     def use_bwrap(self) -> bool:
         if self.sandbox == "copy":
@@ -77,7 +78,8 @@ class LocalExecutor:
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
             binds = ((cache, _CACHE_INSIDE),)
-        sandbox = Sandbox(Path(workspace), scratch, use_bwrap, extra_binds=binds if use_bwrap else ())
+        sandbox = Sandbox(Path(workspace), scratch, use_bwrap, extra_binds=binds if use_bwrap else (),
+                          hide=self.settings.hide)
         sandbox.prepare()
         code = scratch / "tmp" / "code"
         code.mkdir(parents=True)

@@ -44,6 +44,7 @@ class Sandbox:
     scratch: Path  # host path of the step's private writable directory
     use_bwrap: bool
     extra_binds: tuple[tuple[Path, str], ...] = ()  # (host dir, path inside) bound writable, e.g. caches
+    hide: tuple[Path, ...] = ()  # host paths inside the workspace that steps must not see (Strom's data)
 
     @property
     def workspace_path(self) -> str:
@@ -67,10 +68,23 @@ class Sandbox:
                 if d and not any(d == h or d.startswith(h + "/") for h in hidden)]
         return os.pathsep.join(keep)
 
+    def hidden(self) -> list[str]:
+        """The hidden paths that lie inside the workspace, relative to it."""
+        root = self.workspace.resolve()
+        out = []
+        for path in self.hide:
+            try:
+                rel = Path(path).resolve().relative_to(root)
+            except ValueError:
+                continue
+            if rel.parts and (root / rel).exists():
+                out.append(rel.as_posix())
+        return out
+
     def prepare(self) -> None:
         (self.scratch / "tmp" / "home").mkdir(parents=True, exist_ok=True)
         if not self.use_bwrap:
-            _read_only_copy(self.workspace, self.scratch / "workspace")
+            _read_only_copy(self.workspace, self.scratch / "workspace", self.hidden())
 
     def wrap(self, argv: list[str], cwd: str) -> tuple[list[str], str | None]:
         """The command to execute on the host, and the host working directory."""
@@ -83,6 +97,8 @@ class Sandbox:
             "--bind", str(self.scratch / "tmp"), TMP_MOUNT,
             "--ro-bind", str(self.workspace), WORKSPACE_MOUNT,
         ]
+        for rel in self.hidden():
+            bwrap += ["--tmpfs", f"{WORKSPACE_MOUNT}/{rel}"]
         for host, inner in self.extra_binds:
             bwrap += ["--bind", str(host), inner]
         bwrap += ["--remount-ro", "/", "--chdir", cwd, "--"]
@@ -107,9 +123,14 @@ def _host_root() -> tuple[str, ...]:
     return tuple(args)
 
 
-def _read_only_copy(source: Path, target: Path) -> None:
+def _read_only_copy(source: Path, target: Path, skip: list[str] = ()) -> None:
+    skipped = {(source / rel).resolve() for rel in skip}
+
+    def ignore(directory, names):
+        return [n for n in names if (Path(directory) / n).resolve() in skipped]
+
     try:
-        shutil.copytree(source, target, symlinks=True)
+        shutil.copytree(source, target, symlinks=True, ignore=ignore if skipped else None)
     except (OSError, shutil.Error) as exc:
         raise StepSetupError(f"could not copy the workspace for this step: {exc}") from exc
     for root, dirs, files in os.walk(target):

@@ -89,7 +89,7 @@ class Supervisor:
         token = admin_token(self.data_dir)
         env = dict(os.environ)
         env.update(STROM_REDIS_URL=url, STROM_ADMIN_TOKEN=token, STROM_LISTEN=f"{self.host}:{self.port}",
-                   STROM_PUBLIC_URL=self.url)
+                   STROM_PUBLIC_URL=self.url, STROM_DATA_DIR=str(self.data_dir.resolve()))
         if self.config_file:
             env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
         python = [sys.executable, "-m", "runner.cli"]

@@ -52,8 +52,8 @@ class Worker:
         self.info = WorkerInfo(self.name, tuple(abilities), tuple(sorted(set(tags))), tuple(self.queue_names),
                                concurrency, socket.gethostname(), os.getpid(), time.time())
         self.concurrency = max(1, concurrency)
-        self.executors = executors or {"local": LocalExecutor(LocalSettings(sandbox=self.config.sandbox)),
-                                       "none": Unavailable()}
+        local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=(Path(self.config.data_dir),)))
+        self.executors = executors or {"local": local, "none": Unavailable()}
         if SERVER_ABILITY in abilities and "http" not in self.executors:
             from ..executors.http import HttpExecutor
             self.executors["http"] = HttpExecutor()
