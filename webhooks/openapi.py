@@ -7,6 +7,8 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 from ruamel.yaml import YAML
 
+from .api.auth import requires
+
 __all__ = ["bp", "document"]
 
 bp = Blueprint("openapi", __name__)
@@ -18,5 +20,6 @@ def document() -> dict:
 
 
 @bp.get("/api/openapi.json")
+@requires("read")
 def openapi():
     return jsonify(document())
