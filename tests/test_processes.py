@@ -202,13 +202,20 @@ def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspac
         first.wait(30)
     assert first.returncode == 0, (tmp_path / "up.log").read_text()
     assert not _ok(f"http://127.0.0.1:{port}/api/health"), "Ctrl-C stops the web server"
-    assert not any("runner.cli" in " ".join(p.info["cmdline"] or []) and str(root) in (p.info["cwd"] or "")
-                   for p in psutil.process_iter(["cmdline", "cwd"])), "no child outlives strom up"
+    assert wait_for(lambda: not _children_of(root), 10, 0.1, "no child to outlive strom up")
     second = up()
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up again")
         runs = requests.get(f"http://127.0.0.1:{port}/api/runs", headers=auth).json()["runs"]
         assert [(r["id"], r["status"]) for r in runs] == [(run["id"], "succeeded")]
     finally:
-        second.send_signal(signal.SIGINT)
+        second.send_signal(signal.SIGKILL)
         second.wait(30)
+    assert wait_for(lambda: not _children_of(root), 10, 0.1, "children of a killed strom up to die with it")
+
+
+def _children_of(root) -> list:
+    return [p for p in psutil.process_iter(["cmdline", "cwd"])
+            if ("runner.cli" in " ".join(p.info["cmdline"] or []) or "gunicorn" in " ".join(p.info["cmdline"] or [])
+                or "redis-server" in " ".join(p.info["cmdline"] or []))
+            and (str(root) in (p.info["cwd"] or "") or str(root) in " ".join(p.info["cmdline"] or []))]

@@ -132,26 +132,26 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
     workspace = Path(path).resolve()
     supervisor = Supervisor(data_dir=(workspace / data_dir).resolve(), workspace=workspace, host=host, port=port,
                             workers=workers, concurrency=concurrency, redis_url=redis_url, config_file=config_path)
-    try:
-        info = supervisor.start()
-    except (UpError, OSError) as exc:
-        supervisor.stop()
-        raise click.ClickException(str(exc)) from exc
-    console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
-    console.print(f"  workspace local: {workspace}")
-    console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
-    console.print(f"  admin token:     {info['token']}")
-    console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # from here on, a signal stops everything cleanly
+        signal.signal(sig, lambda *_: stop.set())
     status = 0
     try:
-        if run_task:
+        try:
+            info = supervisor.start()
+        except (UpError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
+        console.print(f"  workspace local: {workspace}")
+        console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
+        console.print(f"  admin token:     {info['token']}")
+        console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
+        if run_task and not stop.is_set():
             status = _run_and_follow(info, run_task)
             if exit_after:
-                return
-        console.print(Text("Press Ctrl-C to stop.", style="bright_black"))
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+                stop.set()
+        if not stop.is_set():
+            console.print(Text("Press Ctrl-C to stop.", style="bright_black"))
         while not stop.wait(1):
             dead = supervisor.check()
             if dead:

@@ -51,6 +51,15 @@ def admin_token(data_dir: Path) -> str:
     return token
 
 
+def _die_with_parent() -> None:
+    """In a child: be killed when `strom up` dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _wait(check, what: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -114,7 +123,7 @@ class Supervisor:
                 "--dir", str(self.data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--daemonize", "no", "--logfile", str((self.data_dir / "logs" / "redis.log").resolve())]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
         self.children.append(("redis", proc))
         _wait(lambda: redis_lib.Redis(unix_socket_path=str(socket)).ping(), "redis-server", 20, proc,
               self.data_dir / "logs" / "redis.log")
@@ -123,7 +132,7 @@ class Supervisor:
     def _spawn(self, name: str, args: list[str], env: dict) -> None:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=self.workspace, start_new_session=True)
+                                cwd=self.workspace, start_new_session=True, preexec_fn=_die_with_parent)
         self.children.append((name, proc))
 
     def check(self) -> list[str]:
