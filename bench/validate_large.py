@@ -70,7 +70,7 @@ def task_text(t: int, steps: int) -> str:
                       f"        input: {{ text: \"service {t} step {s}: {{{{ job.id }}}}\" }}"]
         else:
             lines += [f"      {name}:", "        type: script", f"        depends_on: {deps}", "        timeout: 5m",
-                      f"        script: |", f"          echo \"checking {t}/{s} at {{{{ git.short_sha | default('local') }}}}\""]
+                      "        script: |", f"          echo \"checking {t}/{s} at {{{{ git.short_sha | default('local') }}}}\""]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from .secrets import ENV_PREFIX, secrets_from_env
 from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
+from .workspace_config import WorkspaceConfig, parse_workspaces
 
 __all__ = ["Config", "ConfigError", "WorkspaceConfig", "TokenConfig", "load_config", "ROLES", "DEFAULT_FILE"]
 
@@ -38,12 +39,6 @@ class ConfigError(StromError):
 
 
 @dataclass(frozen=True)
-class WorkspaceConfig:
-    name: str
-    folder: Path
-
-
-@dataclass(frozen=True)
 class TokenConfig:
     name: str
     role: str
@@ -62,6 +57,7 @@ class Config:
     expose_env: tuple[str, ...] = ()
     retention_max_age: float = 30 * 86400.0
     retention_max_runs: int = 1000
+    retention_snapshots: float = 6 * 3600.0  # unused commit snapshots are removed after this
     heartbeat_interval: float = 5.0
     lost_after: float = 30.0
     unmatched_timeout: float = 60.0
@@ -70,6 +66,7 @@ class Config:
     sandbox: str = "auto"
     web_threads: int = 16
     web_workers: int = 1
+    worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
     source: str = "defaults"
 
     def run_url(self, run_id: str) -> str:
@@ -115,8 +112,10 @@ def _as_loc(value, pos) -> Any:
     return value
 
 
-def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, str]) -> str | None:
-    """A secret-like value: a string, or {env: NAME} / {file: PATH}."""
+def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, str] | None = None,
+                as_path: bool = False) -> str | None:
+    """A secret-like value: a string, or {env: NAME} / {file: PATH} (as_path: the path itself)."""
+    environ = os.environ if environ is None else environ
     if isinstance(spec, (str, int, float)) and not isinstance(spec, bool):
         return str(spec)
     if isinstance(spec, dict):
@@ -127,10 +126,16 @@ def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, 
                                f"export {spec['env']}=...")
             return value
         if "file" in spec:
+            path = Path(str(spec["file"])).expanduser()
+            if as_path:
+                if not path.is_file():
+                    problems.error(pos, "missing-file", f"{what}: {path} does not exist")
+                    return None
+                return str(path)
             try:
-                return Path(str(spec["file"])).read_text(encoding="utf-8").strip()
+                return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                problems.error(pos, "missing-file", f"{what}: cannot read {spec['file']}: {exc.strerror}")
+                problems.error(pos, "missing-file", f"{what}: cannot read {path}: {exc.strerror}")
                 return None
     problems.error(pos, "wrong-type", f"{what}: expected a string, {{env: NAME}} or {{file: PATH}}, got {describe(spec)}")
     return None
@@ -183,13 +188,16 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
             out[key] = value
     if r.has("data_dir"):
         out["data_dir"] = (base / str(r.raw("data_dir"))).resolve()
-    out["workspaces"] = _workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base)
+    out["workspaces"] = parse_workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base,
+                                         lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
     out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)
     out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
-    for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs"}),
+    for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs",
+                                           "snapshots": "retention_snapshots"}),
                             ("workers", {"heartbeat_interval": "heartbeat_interval", "lost_after": "lost_after",
-                                         "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox"}),
+                                         "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox",
+                                         "token": "worker_token"}),
                             ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
                             ("web", {"threads": "web_threads", "workers": "web_workers"})):
         block = r.mapping(section)
@@ -206,6 +214,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 value = sub.choice(key, ("latest", "none"))
             elif attr == "sandbox":
                 value = sub.choice(key, ("auto", "bwrap", "copy"))
+            elif attr == "worker_token":
+                value = _read_value(block[key], "workers.token", problems, block.at(key), environ)
             else:
                 value = sub.duration(key)
             if value is not None:
@@ -213,26 +223,6 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     if out.get("lost_after", 30.0) <= out.get("heartbeat_interval", 5.0):
         problems.error(data.pos, "bad-value", "workers.lost_after must be longer than workers.heartbeat_interval",
                        "for example heartbeat_interval: 5s and lost_after: 30s")
-    return out
-
-
-def _workspaces(block, problems: Problems, base: Path) -> dict[str, WorkspaceConfig]:
-    out = {}
-    if block is None:
-        return {"local": WorkspaceConfig("local", base.resolve())}
-    for name, spec in block.items():
-        if not isinstance(spec, dict):
-            problems.error(block.at(name), "wrong-type", f"workspace {name!r} must be a mapping like {{ folder: . }}")
-            continue
-        sub = Reader(spec, problems, f"workspace {name!r}")
-        sub.check_keys({"folder"})
-        if not sub.require("folder", "add `folder: <path>` (the directory holding .strom/)"):
-            continue
-        folder = (base / str(spec["folder"])).resolve()
-        if not folder.is_dir():
-            sub.error("folder", "missing-file", f"folder {str(folder)!r} does not exist")
-            continue
-        out[name] = WorkspaceConfig(name, folder)
     return out
 
 

@@ -24,7 +24,7 @@ from .errors import TemplateError
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
 
 __all__ = [
-    "Namespace", "SecretMap", "render", "render_value", "evaluate", "syntax_problems", "is_template",
+    "Namespace", "SecretMap", "WithheldSecrets", "render", "render_value", "evaluate", "syntax_problems", "is_template",
     "template_name", "ENV",
 ]
 
@@ -61,6 +61,16 @@ class SecretMap(dict):
         raise KeyError(key)
 
 
+class WithheldSecrets(SecretMap):
+    """No secrets, with the reason why (e.g. a run of an untrusted pull request)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
 def template_name(step_name: str) -> str:
     """How a step is named inside templates: hyphens become underscores (Strøm's rule)."""
     return step_name.replace("-", "_")
@@ -85,7 +95,9 @@ class _Environment(ImmutableSandboxedEnvironment):
             return self._missing(obj, name)
 
     def _missing(self, obj, name):
-        if isinstance(obj, SecretMap):
+        if isinstance(obj, WithheldSecrets):
+            hint = f"secret {name!r} is withheld: {obj.reason}"
+        elif isinstance(obj, SecretMap):
             env = str(name).upper()
             hint = (f"secret {name!r} is not set; export STROM_SECRET_{env}=..., pass --secrets FILE, "
                     f"or configure it on the server")

@@ -120,8 +120,8 @@ class LiveServer:
 
     def __init__(self, config, service=None):
         self.app = create_app(config, service)
-        self.port = free_port()
-        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
@@ -125,6 +126,23 @@ def test_stroms_own_data_inside_the_workspace_is_hidden_from_steps(ws, sandbox):
     assert result.status is S.SUCCEEDED
     out = lines.out()
     assert out[-1] == "original" and not any("appendonly" in line for line in out)
+
+
+def test_stroms_data_elsewhere_on_the_host_is_hidden_from_sandboxed_steps(ws):
+    need("bwrap")
+    data = Path(tempfile.mkdtemp(prefix=".strom-test-data-", dir=Path.home()))
+    try:
+        (data / "admin-token").write_text("s3cret-token\n")
+        work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
+                        script=f'cat {data}/admin-token 2>&1 || true; ls -A {data}; echo listed')
+        lines = Lines()
+        result = execute(LocalExecutor(LocalSettings(sandbox="bwrap", hide=(data,))), work, ws, lines,
+                         threading.Event())
+        assert result.status is S.SUCCEEDED
+        assert lines.out()[-1] == "listed" and not any("s3cret" in line for line in lines.out())
+        assert (data / "admin-token").read_text() == "s3cret-token\n"
+    finally:
+        shutil.rmtree(data)
 
 
 def test_environment_of_a_step(ws, sandbox):

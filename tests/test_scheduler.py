@@ -5,13 +5,11 @@ import time
 
 import pytest
 
-from runner.engine import Cancel, JobStatus
-from runner.service import runs
 from runner.service.core import Service
 from runner.service.cron import due_fire
 from runner.service.scheduler import Scheduler
 from runner.store import RunFilter, keys
-from service_env import make_config, wait_for
+from service_env import make_config
 
 EVERY_SECOND = {".strom/t.yaml": """
     tasks:

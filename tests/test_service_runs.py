@@ -10,7 +10,6 @@ import pytest
 
 from runner.engine import ApprovalDecision, Cancel, JobStatus, StepStarted, StepStatus
 from runner.service import runs
-from runner.service.core import Service
 from runner.store import RunFilter, keys
 from service_env import make_config, stack, wait_for
 

@@ -1,11 +1,10 @@
 """Every class of validation error names file, line and column, says what is wrong and how to fix it."""
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
-from runner.spec import load_texts, load_workspace
+from runner.spec import load_workspace
 from conftest import load, write_workspace
 
 # (yaml, code, line, column, words that must be in the message, words that must be in the fix)

@@ -13,6 +13,7 @@ from .api import bp as api
 from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
+from .receivers import forges, git, hooks
 
 __all__ = ["create_app"]
 
@@ -32,6 +33,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app.register_blueprint(api)
     app.register_blueprint(metrics)
     app.register_blueprint(openapi)
+    for receiver in (forges, hooks, git):
+        app.register_blueprint(receiver)
 
     @app.get("/healthz")
     def healthz():

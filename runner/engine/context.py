@@ -16,7 +16,7 @@ class RunContext:
     def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None):
         self.workspace = workspace
         self.task = task
-        self.secrets = SecretMap(secrets or {})
+        self.secrets = secrets if isinstance(secrets, SecretMap) else SecretMap(secrets or {})
         self.job_url = job_url
 
 

@@ -93,6 +93,8 @@ class JobState:
     commit: str | None = None
     definitions: str | None = None  # content hash of the .strom files the run was created from
     snapshot: str | None = None  # where its steps find the workspace
+    trusted: bool = True  # False: an untrusted pull request's run (no secrets unless the workspace allows)
+    group: str | None = None  # concurrency group (trigger and branch or pull request)
     attempt: int = 1
     retry_of: str | None = None
     cancel_requested: bool = False

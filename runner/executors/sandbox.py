@@ -81,6 +81,18 @@ class Sandbox:
                 out.append(rel.as_posix())
         return out
 
+    def hidden_elsewhere(self) -> list[str]:
+        """The hidden paths outside the workspace (Strom's data: tokens, mirrors, other commits)."""
+        root = self.workspace.resolve()
+        out = []
+        for path in self.hide:
+            resolved = Path(path).resolve()
+            if resolved == root or root in resolved.parents or not resolved.is_dir():
+                continue
+            if resolved.parts[1:2] and resolved.parts[1] not in ("tmp", "proc", "dev"):
+                out.append(str(resolved))
+        return out
+
     def prepare(self) -> None:
         (self.scratch / "tmp" / "home").mkdir(parents=True, exist_ok=True)
         if not self.use_bwrap:
@@ -99,6 +111,8 @@ class Sandbox:
         ]
         for rel in self.hidden():
             bwrap += ["--tmpfs", f"{WORKSPACE_MOUNT}/{rel}"]
+        for path in self.hidden_elsewhere():
+            bwrap += ["--tmpfs", path]
         for host, inner in self.extra_binds:
             bwrap += ["--bind", str(host), inner]
         bwrap += ["--remount-ro", "/", "--chdir", cwd, "--"]

@@ -14,7 +14,7 @@ from ..store import keys
 from . import messages, runs
 from .effects import enqueue_step
 
-__all__ = ["EventConsumer", "handle_message"]
+__all__ = ["EventConsumer", "QueueConsumer", "handle_message"]
 
 log = logging.getLogger("strom.orchestrator")
 
@@ -29,6 +29,11 @@ def handle_message(service, message: dict) -> None:
         runs.create_hooks(service, message)
     elif kind == messages.RETRY:
         runs.retry(service, message)
+    elif kind == messages.RUN_FINISHED:
+        from ..gitops.chains import after_run
+        after_run(service, message["job"])
+    elif kind == messages.INTAKE:
+        service.redis.rpush(keys.INTAKE, message["event"])
     elif kind == messages.DISPATCH:
         with service.redis.pipeline() as pipe:
             enqueue_step(pipe, service.redis, StepWork.from_dict(message["work"]), time.time())
@@ -37,34 +42,45 @@ def handle_message(service, message: dict) -> None:
         log.warning("ignoring a message of unknown kind %r", kind)
 
 
-class EventConsumer:
-    def __init__(self, service, name: str):
-        self.service = service
-        self.name = name
-        self.busy = keys.events_busy(name)
+class QueueConsumer:
+    """Takes items from `queue` one at a time, holding each on its own `busy` list while handling it."""
+
+    def __init__(self, redis, queue: str, busy: str, handle, label: str):
+        self.redis = redis
+        self.queue = queue
+        self.busy = busy
+        self.handle = handle
+        self.label = label
 
     def recover(self) -> int:
         """Put back what this consumer held when it last stopped."""
         moved = 0
-        while self.service.redis.lmove(self.busy, keys.EVENTS, "RIGHT", "LEFT") is not None:
+        while self.redis.lmove(self.busy, self.queue, "RIGHT", "LEFT") is not None:
             moved += 1
         return moved
 
     def run(self, stop: threading.Event) -> None:
         self.recover()
-        redis = self.service.redis
         while not stop.is_set():
             try:
-                raw = redis.blmove(keys.EVENTS, self.busy, 1, "LEFT", "RIGHT")
+                raw = self.redis.blmove(self.queue, self.busy, 1, "LEFT", "RIGHT")
             except Exception:
-                log.exception("reading events failed")
+                log.exception("reading %s failed", self.label)
                 stop.wait(1)
                 continue
             if raw is None:
                 continue
             try:
-                handle_message(self.service, messages.decode(raw))
+                self.handle(raw)
             except Exception:
-                log.exception("handling %s failed", raw[:200])
+                log.exception("handling %s %s failed", self.label, raw[:200])
             finally:
-                redis.lrem(self.busy, 1, raw)
+                self.redis.lrem(self.busy, 1, raw)
+
+
+class EventConsumer(QueueConsumer):
+    def __init__(self, service, name: str):
+        super().__init__(service.redis, keys.EVENTS, keys.events_busy(name),
+                         lambda raw: handle_message(service, messages.decode(raw)), "events")
+        self.service = service
+        self.name = name

@@ -7,6 +7,7 @@ import threading
 from ..engine import HOOK_TASK_PREFIX, HookCall, RunContext, hook_task
 from ..engine.state import JobState
 from ..secrets import resolve_workspace_secrets
+from ..templating import WithheldSecrets
 
 __all__ = ["Contexts"]
 
@@ -31,6 +32,15 @@ class Contexts:
                 self._secrets[definitions] = cached
         return cached
 
+    def for_run(self, state: JobState, workspace) -> dict[str, str]:
+        """The secrets a run may see: none for an untrusted pull request unless its workspace allows them."""
+        if not state.trusted:
+            config = self.service.config.workspaces.get(state.workspace)
+            if config is None or not config.untrusted_secrets:
+                return WithheldSecrets("runs of untrusted pull requests get no secrets (the workspace's "
+                                       "`pull_requests: { secrets: true }` allows them)")
+        return self.secrets(state.definitions, workspace)
+
     def for_state(self, state: JobState) -> RunContext:
         workspace = self.workspace(state)
         if state.task.startswith(HOOK_TASK_PREFIX):
@@ -38,5 +48,5 @@ class Contexts:
             task = hook_task(HookCall(ref, workspace.actions[ref], state.inputs), workspace)
         else:
             task = workspace.tasks[state.task]
-        return RunContext(workspace, task, self.secrets(state.definitions, workspace),
+        return RunContext(workspace, task, self.for_run(state, workspace),
                           job_url=self.service.config.run_url(state.id))

@@ -39,6 +39,21 @@ class Service:
         return WorkerRegistry(self.redis, self.config.lost_after)
 
     @cached_property
+    def repo_events(self):
+        from ..store.repo_events import RepoEventStore
+        return RepoEventStore(self.redis)
+
+    @cached_property
+    def repos(self):
+        from ..gitops.repos import Repos
+        return Repos(self.config.data_dir)
+
+    @cached_property
+    def checkouts(self):
+        from ..gitops.checkout import Checkouts
+        return Checkouts(self)
+
+    @cached_property
     def contexts(self):
         from .contexts import Contexts
         return Contexts(self)
@@ -47,6 +62,22 @@ class Service:
     def orchestrator(self):
         from .orchestrator import Orchestrator
         return Orchestrator(self)
+
+    def forge_api(self, ws):
+        """The forge API client of workspace config `ws`, or None when it reports nowhere."""
+        if ws is None or not ws.forge or not ws.forge_api or not ws.forge_token or not ws.repo:
+            return None
+        apis = self.__dict__.setdefault("_forge_apis", {})
+        if ws.name not in apis:
+            from ..forges.api import api_for
+            apis[ws.name] = api_for(ws.forge, ws.forge_api, ws.forge_token, ws.repo)
+        return apis[ws.name]
+
+    def report(self, message: dict) -> None:
+        """Queue a report for the forge (statuses and pull request comments)."""
+        from ..store import keys
+        from .messages import encode
+        self.redis.rpush(keys.REPORTS, encode(message))
 
     def post(self, job_id: str, event) -> None:
         """Queue an event for the orchestrator (used by processes that do not apply events themselves)."""

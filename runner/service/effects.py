@@ -18,9 +18,21 @@ from . import messages
 from .queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
 from ..store import keys
 
-__all__ = ["stage_effects", "enqueue_step", "CANCEL_TTL"]
+__all__ = ["stage_effects", "enqueue_step", "stage_report", "reported_by_effects", "CANCEL_TTL"]
 
 CANCEL_TTL = 86400
+REPORTED_KINDS = frozenset({"push", "tag", "pull_request", "comment", "job"})
+
+
+def reported_by_effects(decision: Decision) -> bool:
+    """Whether stage_effects already asks for a report of this decision (a finish or a wait)."""
+    return any(isinstance(c, (AwaitApproval, JobFinished)) for c in decision.commands)
+
+
+def stage_report(pipe, state) -> None:
+    """Ask the reporter to tell the forge about a run of a repository event (a no-op without a forge)."""
+    if not state.parent_job and not state.is_hook and (state.event or {}).get("kind") in REPORTED_KINDS:
+        pipe.rpush(keys.REPORTS, messages.encode({"kind": "run", "job": state.id, "status": state.status.value}))
 
 
 def enqueue_step(pipe, redis, work: StepWork, now: float) -> str:
@@ -60,11 +72,15 @@ def stage_effects(pipe, redis, decision: Decision, now: float) -> None:
                 event = ChildFinished(command.parent_step, command.job_id, command.status, command.output,
                                       command.error)
                 pipe.rpush(keys.EVENTS, messages.encode(messages.event_message(command.parent_job, event)))
+            elif not state.is_hook:
+                if not any(isinstance(c, RetryJob) for c in decision.commands):
+                    pipe.rpush(keys.EVENTS, messages.encode({"kind": messages.RUN_FINISHED, "job": state.id}))
+                stage_report(pipe, state)
         elif isinstance(command, RetryJob):
             payload = {"kind": messages.RETRY, "job": command.job_id, "attempt": command.attempt}
             pipe.zadd(keys.DELAYED, {messages.encode(payload): command.not_before})
         elif isinstance(command, AwaitApproval):
-            pass  # the waiting step is in the state; notifications subscribe to it
+            stage_report(pipe, state)  # "waiting for approval" on the forge
     if state.status.terminal or decision.wake_at is None:
         pipe.zrem(keys.WAKE, state.id)
     else:

@@ -8,9 +8,11 @@ from ..engine.codec import event_from_dict, event_to_dict
 from ..engine.events import Event
 
 __all__ = ["event_message", "create_child_message", "hooks_message", "encode", "decode", "EVENT", "CREATE_CHILD",
-           "HOOKS", "RETRY", "DISPATCH"]
+           "HOOKS", "RETRY", "DISPATCH",
+           "INTAKE", "RUN_FINISHED"]
 
 EVENT, CREATE_CHILD, HOOKS, RETRY, DISPATCH = "event", "create_child", "hooks", "retry", "dispatch"
+INTAKE, RUN_FINISHED = "intake", "run_finished"
 
 
 def event_message(job_id: str, event: Event) -> dict[str, Any]:

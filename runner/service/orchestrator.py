@@ -14,7 +14,7 @@ from ..engine import Decision, JobState, advance
 from ..engine.events import Event, Start
 from ..errors import EngineError, StromError
 from ..store import keys
-from .effects import stage_effects
+from .effects import reported_by_effects, stage_effects, stage_report
 
 __all__ = ["Orchestrator", "RunNotFound", "Conflict"]
 
@@ -69,6 +69,8 @@ class Orchestrator:
             self.service.jobs.stage(pipe, None, decision.state, at)
             self.service.logs.stage_transitions(pipe, None, decision.state, at)
             stage_effects(pipe, self.redis, decision, at)
+            if not reported_by_effects(decision):
+                stage_report(pipe, decision.state)
             try:
                 pipe.execute()
             except WatchError:

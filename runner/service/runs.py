@@ -9,12 +9,10 @@ from typing import Any, Mapping
 from ..engine import HookCall, JobState, JobStatus, RunContext, hook_task, new_job
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
-from ..gitinfo import git_context
 from ..spec.problems import suggest
-from ..store.definitions import read_folder
 from .orchestrator import Conflict
 
-__all__ = ["NotFound", "execute", "rerun", "create_child", "create_hooks", "retry", "load_definitions"]
+__all__ = ["NotFound", "execute", "rerun", "create_child", "create_hooks", "retry", "load_definitions", "start"]
 
 
 class NotFound(StromError):
@@ -30,13 +28,11 @@ def _workspace_config(service, name: str):
     return config
 
 
-def load_definitions(service, workspace: str):
-    """(digest, loaded workspace, folder) of the workspace's current definitions. Raises SpecError."""
-    config = _workspace_config(service, workspace)
-    texts = read_folder(config.folder)
-    digest = service.definitions.put(texts)
-    loaded = service.definitions.workspace(digest, config.folder)
-    return digest, loaded, config.folder
+def load_definitions(service, workspace: str, fetch: bool = False):
+    """The workspace's current definitions (a Checkout): its folder, or its default branch's head commit.
+
+    `fetch` asks the remote for the newest head first. Raises NotFound, SpecError or GitError."""
+    return service.checkouts.head(_workspace_config(service, workspace), fetch=fetch)
 
 
 def _task(loaded, name: str):
@@ -55,18 +51,27 @@ def _create(service, state: JobState, ctx: RunContext) -> JobState:
 def execute(service, workspace: str, task: str, inputs: Mapping[str, Any], *, source: str = "api",
             trigger: str | None = None, event: Mapping | None = None, by: str | None = None,
             allow_extra: bool = False, job_id: str | None = None) -> JobState:
-    """Start a run of `task`. Raises NotFound, SpecError (invalid definitions) or InputError."""
-    digest, loaded, folder = load_definitions(service, workspace)
-    definition = _task(loaded, task)
+    """Start a run of `task` on the workspace's current definitions. Raises NotFound, SpecError or InputError."""
+    checkout = load_definitions(service, workspace, fetch=source == "api")
     if event is None:
         event = {"kind": "manual", "actor": by or source}
-    ctx = RunContext(loaded, definition, service.contexts.secrets(digest, loaded),
-                     job_url=None)
-    git = git_context(folder)
+    return start(service, workspace, checkout, task, inputs, source=source, trigger=trigger, event=event,
+                 allow_extra=allow_extra, job_id=job_id)
+
+
+def start(service, workspace: str, checkout, task: str, inputs: Mapping[str, Any], *, source: str,
+          trigger: str | None = None, event: Mapping | None = None, allow_extra: bool = False,
+          job_id: str | None = None, trusted: bool = True, group: str | None = None) -> JobState:
+    """Create and start a run of `task` from `checkout` (a Checkout). Raises NotFound, InputError or Conflict."""
+    definition = _task(checkout.workspace, task)
+    provisional = JobState(id="", workspace=workspace, task=task, created_at=0, definitions=checkout.digest,
+                           trusted=trusted)
+    ctx = RunContext(checkout.workspace, definition, service.contexts.for_run(provisional, checkout.workspace))
     state = new_job(ctx, inputs=inputs, now=time.time(), job_id=job_id, workspace=workspace, source=source,
-                    trigger=trigger, event=event, git=git, commit=(git or {}).get("sha"),
+                    trigger=trigger, event=event, git=checkout.git, commit=checkout.commit,
                     allow_extra_inputs=allow_extra)
-    state = replace(state, definitions=digest, snapshot=str(folder))
+    snapshot = checkout.materialise(service.repos.snapshots)
+    state = replace(state, definitions=checkout.digest, snapshot=str(snapshot), trusted=trusted, group=group)
     return _create(service, state, service.contexts.for_state(state))
 
 
@@ -78,7 +83,7 @@ def rerun(service, run_id: str, by: str | None = None) -> JobState:
     ctx = service.contexts.for_state(old)
     state = new_job(ctx, inputs=old.inputs, now=time.time(), workspace=old.workspace, source="rerun",
                     trigger=old.trigger, event=old.event, git=old.git, commit=old.commit, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, retry_of=old.id)
+    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, retry_of=old.id, trusted=old.trusted)
     return _create(service, state, service.contexts.for_state(state))
 
 
@@ -105,7 +110,8 @@ def create_child(service, message: dict) -> None:
         service.orchestrator.try_apply(parent.id, ChildFinished(message["step"], message["child"],
                                                                 JobStatus.FAILED, error=error))
         return
-    state = replace(state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event)
+    state = replace(state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event,
+                    trusted=parent.trusted)
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:
@@ -136,7 +142,7 @@ def create_hooks(service, message: dict) -> list[str]:
                             commit=origin.commit, allow_extra_inputs=True)
         except InputError:
             continue
-        state = replace(state, definitions=origin.definitions, snapshot=origin.snapshot)
+        state = replace(state, definitions=origin.definitions, snapshot=origin.snapshot, trusted=origin.trusted)
         try:
             _create(service, state, service.contexts.for_state(state))
             created.append(job_id)
@@ -155,7 +161,8 @@ def retry(service, message: dict) -> str | None:
     state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace,
                     source=old.source, trigger=old.trigger, event=old.event, git=old.git, commit=old.commit,
                     attempt=message["attempt"], retry_of=old.id, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=old.snapshot)
+    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, trusted=old.trusted,
+                    group=old.group)
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:

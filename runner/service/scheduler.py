@@ -23,7 +23,7 @@ from ..spec.model import TriggerType
 from ..store import RunFilter, keys
 from ..templating import Namespace, render_value
 from . import messages, runs
-from .consumer import EventConsumer, handle_message
+from .consumer import EventConsumer, QueueConsumer, handle_message
 from .cron import due_fire
 from .effects import enqueue_step
 from .queues import SERVER_ABILITY, describe_queue
@@ -37,7 +37,7 @@ RETENTION_EVERY = 60.0
 
 
 class Scheduler:
-    def __init__(self, service, name: str | None = None, server_concurrency: int = 4):
+    def __init__(self, service, name: str | None = None, server_concurrency: int = 4, intake_threads: int = 2):
         self.service = service
         self.config = service.config
         self.redis = service.redis
@@ -46,6 +46,11 @@ class Scheduler:
         self.consumer = EventConsumer(service, self.name)
         self.server_worker = Worker(service, abilities=(SERVER_ABILITY,), concurrency=server_concurrency,
                                     name=f"{self.name}-server")
+        self.intake = [QueueConsumer(self.redis, keys.INTAKE, keys.intake_busy(f"{self.name}#{i}"),
+                                     self._process_event, "repository events") for i in range(intake_threads)]
+        self.reporter = QueueConsumer(self.redis, keys.REPORTS, keys.reports_busy(self.name), self._report,
+                                      "reports")
+        self.next_poll: dict[str, float] = {}
         self.next_sweep = 0.0
         self.next_retention = 0.0
         self.holds_lease = False
@@ -55,7 +60,9 @@ class Scheduler:
     def start(self) -> None:
         self.alive()
         self.server_worker.start()
-        for target, label in ((self.consumer.run, "orchestrator"), (self._timers, "timers")):
+        loops = [(self.consumer.run, "orchestrator"), (self._timers, "timers"), (self.reporter.run, "reporter"),
+                 (self._poller, "poller")] + [(c.run, f"intake-{i}") for i, c in enumerate(self.intake)]
+        for target, label in loops:
             thread = threading.Thread(target=target, args=(self.stop_event,), name=f"strom-{label}", daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -197,12 +204,47 @@ class Scheduler:
 
     def sweep_consumers(self) -> None:
         """Hand back what a dead scheduler was holding."""
-        for busy in self.redis.scan_iter(match=keys.events_busy("*")):
-            owner = busy[len(keys.events_busy("")):]
-            if owner == self.name or self.redis.exists(keys.consumer_alive(owner)):
+        for queue, busy_key in ((keys.EVENTS, keys.events_busy), (keys.INTAKE, keys.intake_busy),
+                                (keys.REPORTS, keys.reports_busy)):
+            for busy in self.redis.scan_iter(match=busy_key("*")):
+                owner = busy[len(busy_key("")):].split("#", 1)[0]
+                if owner == self.name or self.redis.exists(keys.consumer_alive(owner)):
+                    continue
+                while self.redis.lmove(busy, queue, "RIGHT", "LEFT") is not None:
+                    pass
+
+    # ----------------------------------------------------------------- repository events
+    def _process_event(self, event_id: str) -> None:
+        from ..gitops.intake import process
+        process(self.service, event_id)
+
+    def _report(self, raw: str) -> None:
+        from ..gitops.reporting import Reporter
+        if not hasattr(self, "_reporter"):
+            self._reporter = Reporter(self.service)
+        self._reporter.handle(messages.decode(raw))
+
+    def _poller(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            if self.holds_lease:
+                try:
+                    self.poll(time.time())
+                except Exception:
+                    log.exception("polling failed")
+
+    def poll(self, now: float) -> list[str]:
+        """Poll the workspaces whose interval has passed (the lease holder does this)."""
+        from ..gitops.polling import poll_workspace
+        created = []
+        for ws in self.config.workspaces.values():
+            if not ws.is_git or ws.poll_interval <= 0 or now < self.next_poll.get(ws.name, 0):
                 continue
-            while self.redis.lmove(busy, keys.EVENTS, "RIGHT", "LEFT") is not None:
-                pass
+            self.next_poll[ws.name] = now + ws.poll_interval
+            try:
+                created += poll_workspace(self.service, ws)
+            except StromError as exc:
+                log.warning("polling workspace %s failed: %s", ws.name, exc)
+        return created
 
     # ----------------------------------------------------------------- cron
     def _lease(self) -> bool:
@@ -225,9 +267,9 @@ class Scheduler:
         fired = []
         for workspace in self.config.workspaces:
             try:
-                _, loaded, _ = runs.load_definitions(self.service, workspace)
+                loaded = runs.load_definitions(self.service, workspace).workspace
             except StromError as exc:
-                log.warning("workspace %s: %s", workspace, exc)
+                self._warn_once(f"workspace {workspace}: {exc}")
                 continue
             for trigger in loaded.triggers.values():
                 if trigger.type is TriggerType.SCHEDULER and trigger.enabled:
@@ -235,6 +277,13 @@ class Scheduler:
                     if run_id:
                         fired.append(run_id)
         return fired
+
+    def _warn_once(self, message: str) -> None:
+        """Log a problem when it first appears, not on every sweep."""
+        seen = self.__dict__.setdefault("_warned", set())
+        if message not in seen:
+            seen.add(message)
+            log.warning("%s", message)
 
     def _fire(self, workspace: str, trigger, now: float) -> str | None:
         last_key = keys.cron_last(workspace, trigger.name)
@@ -277,6 +326,8 @@ class Scheduler:
 
     # ----------------------------------------------------------------- retention
     def enforce_retention(self, now: float) -> int:
+        self.service.repo_events.delete_older_than(now - self.config.retention_max_age)
+        self.collect_snapshots()
         removed = 0
         for workspace in self._known_workspaces():
             index = keys.runs_by("workspace", workspace)
@@ -287,6 +338,17 @@ class Scheduler:
             for start in range(0, len(old_ids), 200):
                 states = self.service.jobs.load_many(old_ids[start:start + 200])
                 removed += self.service.jobs.delete(s for s in states if s.status.terminal)
+        return removed
+
+    def collect_snapshots(self) -> list[str]:
+        """Remove commit snapshots (and their archives) that no unfinished run uses and nothing used lately."""
+        if not (self.service.repos.root / "snapshots").is_dir():
+            return []
+        active = self.service.jobs.load_many(self.service.jobs.active_ids())
+        keep = {os.path.basename(s.snapshot) for s in active if s.snapshot}
+        removed = self.service.repos.snapshots.collect(keep, self.config.retention_snapshots)
+        for sha in removed:
+            (self.service.repos.archives / f"{sha}.tar.gz").unlink(missing_ok=True)
         return removed
 
     def _known_workspaces(self) -> list[str]:

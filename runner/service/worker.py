@@ -20,6 +20,7 @@ from rq.serializers import JSONSerializer
 from ..engine.events import StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
+from ..errors import StromError
 from ..executors.base import execute
 from ..executors.local import LocalExecutor, LocalSettings
 from ..executors.unavailable import Unavailable
@@ -58,6 +59,7 @@ class Worker:
             from ..executors.http import HttpExecutor
             self.executors["http"] = HttpExecutor()
         self.running: dict[str, _Running] = {}
+        self._downloads = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -181,7 +183,12 @@ class Worker:
             if redis.exists(keys.cancel_flag(work.job_id, work.step, work.attempt)):
                 running.cancel.set()
             logs = LogBuffer(self.service.logs, work.job_id, work.step, work.attempt)
-            workspace = Path(work.snapshot) if work.snapshot else Path(".")
+            try:
+                workspace = self._workspace(work)
+            except StromError as exc:
+                self.service.post(work.job_id, StepFinished(work.step, work.attempt, StepStatus.FAILED, None,
+                                                            str(exc), None))
+                return
             result = execute(self._executor_for(work), work, workspace, logs, running.cancel)
             logs.flush()
             status, error = result.status, result.error
@@ -193,6 +200,19 @@ class Worker:
             with self.lock:
                 self.running.pop(key, None)
             redis.delete(keys.heartbeat(work.job_id, work.step, work.attempt))
+
+    def _workspace(self, work: StepWork) -> Path:
+        """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""
+        if not work.snapshot:
+            return Path(".")
+        path = Path(work.snapshot)
+        if path.is_dir() or not work.commit or path.name != work.commit:
+            return path
+        if self._downloads is None:
+            from ..git.downloads import SnapshotDownloads
+            self._downloads = SnapshotDownloads(Path(self.config.data_dir) / "snapshots", self.config.public_url,
+                                                self.config.worker_token)
+        return self._downloads.get(work.workspace, work.commit)
 
     def _executor_for(self, work: StepWork):
         if work.kind == "script" and work.runner == "local":

@@ -7,7 +7,7 @@ from ..templating import is_template, syntax_problems
 from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
 from .inputs_schema import build_input_schema, check_output_schema
-from .model import ABSENT, Action, ActionType, Language, Retry, Runner
+from .model import ABSENT, Action, ActionType, Language, Runner
 from .reader import Reader, location
 from .retry import build_retry
 from .yamlnodes import LocDict

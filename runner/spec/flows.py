@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..templating import template_name
-from .actions import MAX_STEP_TIMEOUT, build_action, misplaced_action_field
+from .actions import MAX_STEP_TIMEOUT, build_action
 from .context import BuildContext
 from .fields import ACTION_FIELDS, HOOK_EVENTS, HOOK_FIELDS, STEP_FIELDS, TASK_FIELDS
 from .graph import find_cycle, topological_order
@@ -94,7 +94,7 @@ def _build_step(flow: LocDict, step_name, data, task_name: str, ctx: BuildContex
             return None
     else:
         r.error(None, "missing-field", "a step needs `action: <name>` or an inline action (`type: script`, ...)",
-                f'add `action: <action name>` or `type: script` with `script: "echo hi"`')
+                'add `action: <action name>` or `type: script` with `script: "echo hi"`')
         return None
     return _step_from(r, step_name, action, action_ref, task_name, ctx)
 

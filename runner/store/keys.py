@@ -68,3 +68,42 @@ def cron_fired(workspace: str, trigger: str, at: int) -> str:
 
 def consumer_alive(name: str) -> str:
     return f"{PREFIX}:consumer:{name}"
+
+
+# repository events (webhooks, pushes, polls)
+INTAKE = f"{PREFIX}:intake"  # list of event ids waiting to be processed
+EVENT_LOG = f"{PREFIX}:repo-events"  # zset event id -> received_at
+REPORTS = f"{PREFIX}:reports"  # list of report requests for forges (JSON)
+POLL_LEASE = f"{PREFIX}:lease:poll"
+
+
+def repo_event(event_id: str) -> str:
+    return f"{PREFIX}:repo-event:{event_id}"
+
+
+def repo_events_of(workspace: str) -> str:
+    return f"{PREFIX}:repo-events:ws:{workspace}"
+
+
+def delivery(source: str, delivery_id: str) -> str:
+    return f"{PREFIX}:delivery:{source}:{delivery_id}"
+
+
+def intake_busy(consumer: str) -> str:
+    return f"{INTAKE}:busy:{consumer}"
+
+
+def reports_busy(consumer: str) -> str:
+    return f"{REPORTS}:busy:{consumer}"
+
+
+def heads(workspace: str) -> str:
+    return f"{PREFIX}:heads:{workspace}"  # hash branch -> sha last seen
+
+
+def pull_request(workspace: str, number: int) -> str:
+    return f"{PREFIX}:pr:{workspace}:{number}"  # hash: latest PR facts, trust, summary comment id, runs
+
+
+def trust(workspace: str, number: int, sha: str) -> str:
+    return f"{PREFIX}:trust:{workspace}:{number}:{sha}"

@@ -3,6 +3,6 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from . import health, logs, runs, workspaces  # noqa: E402,F401  (views register on bp)
+from . import events, health, logs, runs, snapshots, workspaces  # noqa: E402,F401  (views register on bp)
 
 __all__ = ["bp"]

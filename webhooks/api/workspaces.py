@@ -16,8 +16,21 @@ def _service():
 
 
 def _loaded(workspace: str):
-    _, loaded, _ = run_service.load_definitions(_service(), workspace)
-    return loaded
+    return run_service.load_definitions(_service(), workspace).workspace
+
+
+def _describe(config) -> dict:
+    entry = {"name": config.name, "kind": config.kind}
+    if config.kind == "folder":
+        entry["path"] = str(config.folder)
+    elif config.kind == "git":
+        entry.update(url=config.url, branches=list(config.branches), default_branch=config.default_branch)
+    else:
+        entry.update(clone_path=f"/git/{config.name}.git", branches=list(config.branches),
+                     default_branch=config.default_branch)
+    if config.forge:
+        entry["forge"] = {"type": config.forge, "repo": config.repo, "webhook": f"/webhooks/{config.forge}"}
+    return entry
 
 
 @bp.get("/workspaces")
@@ -25,7 +38,7 @@ def _loaded(workspace: str):
 def list_workspaces():
     out = []
     for name, config in _service().config.workspaces.items():
-        entry = {"name": name, "kind": "folder", "path": str(config.folder)}
+        entry = _describe(config)
         try:
             loaded = _loaded(name)
             entry.update(valid=True, tasks=len(loaded.tasks), triggers=len(loaded.triggers))

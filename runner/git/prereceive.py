@@ -1,0 +1,56 @@
+"""The pre-receive hook of hosted repositories: refuse a push whose `.strom/` is invalid.
+
+git runs it in the bare repository with the pushed objects quarantined; every line on stdin is
+`<old> <new> <ref>`. What it prints reaches the pusher as `remote: ...` lines.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .trees import TreeError, read_tree
+
+ZERO = "0" * 40
+
+
+def check(git_dir: Path, new: str, ref: str) -> list[str]:
+    """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent)."""
+    from ..spec import load_texts
+    texts, paths = read_tree(git_dir, new)
+    if not texts:
+        print(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
+        return []
+    result = load_texts(texts, root=Path("/"), file_exists=lambda rel: rel in paths)
+    errors = []
+    for problem in result.problems:
+        (errors.append if problem.is_error else print)(problem.format())
+    return errors
+
+
+def main(stdin=sys.stdin) -> int:
+    git_dir = Path(os.environ.get("GIT_DIR", "."))
+    refused = 0
+    for line in stdin:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")):
+            continue
+        try:
+            errors = check(git_dir, new, ref)
+        except TreeError as exc:
+            errors = [f"cannot read {new[:12]}: {exc}"]
+        if errors:
+            refused += 1
+            for error in errors:
+                print(error)
+            print(f"strom: push of {ref} refused: {len(errors)} problem(s) in .strom/ at {new[:12]}; "
+                  "fix them and push again (`strom validate` shows them locally)")
+    sys.stdout.flush()
+    return 1 if refused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`job` triggers: when a run finishes, start the tasks that follow it (same commit, definitions and trust)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+from ..errors import StromError
+from ..spec.model import TriggerType
+from ..templating import Namespace, render_value
+from .checkout import Checkout
+from .globs import included
+
+__all__ = ["after_run", "MAX_CHAIN"]
+
+log = logging.getLogger("strom.intake")
+MAX_CHAIN = 8  # a chain of job triggers longer than this is a loop
+_CARRIED = ("repo", "ref", "branch", "tag", "sha", "before", "actor", "pr", "changed_files")
+
+
+def after_run(service, job_id: str) -> list[str]:
+    state = service.jobs.load(job_id)
+    if state is None or state.parent_job or state.is_hook or not state.status.terminal:
+        return []
+    try:
+        loaded = service.definitions.workspace(state.definitions, state.snapshot or ".")
+    except (KeyError, StromError):
+        return []
+    upstream = dict(state.event or {})
+    chain = int(upstream.get("chain", 0)) if upstream.get("kind") == "job" else 0
+    branch = (state.git or {}).get("branch") or ""
+    started = []
+    for trigger in loaded.triggers.values():
+        if trigger.type is not TriggerType.JOB or not trigger.enabled or state.task not in trigger.after:
+            continue
+        if state.status.value not in (trigger.statuses or ("succeeded",)):
+            continue
+        if trigger.branches and not included(branch, trigger.branches):
+            continue
+        if chain + 1 > MAX_CHAIN:
+            log.warning("trigger %s/%s not started: %d job triggers in a row (a loop?)", state.workspace,
+                        trigger.name, chain + 1)
+            continue
+        run = _start(service, state, loaded, trigger, upstream, chain + 1)
+        if run:
+            started.append(run)
+    return started
+
+
+def _start(service, state, loaded, trigger, upstream: dict, chain: int) -> str | None:
+    from ..service import runs
+    from ..service.orchestrator import Conflict
+    event = {k: upstream[k] for k in _CARRIED if k in upstream}
+    event.update(kind="job", source="job", chain=chain, job={
+        "id": state.id, "task": state.task, "status": state.status.value, "output": state.output,
+        "error": state.error})
+    checkout = Checkout(state.definitions, loaded, Path(state.snapshot or "."), state.git, state.commit)
+    job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-job:{state.id}:{trigger.name}").hex[:16]
+    try:
+        context = {"event": Namespace("event", event), "git": Namespace("git", state.git or {})}
+        inputs = render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
+        return runs.start(service, state.workspace, checkout, trigger.task, inputs, source="job",
+                          trigger=trigger.name, event=event, allow_extra=True, job_id=job_id,
+                          trusted=state.trusted).id
+    except Conflict:
+        return None
+    except StromError as exc:
+        log.error("trigger %s/%s could not start %s: %s", state.workspace, trigger.name, trigger.task, exc)
+        return None

@@ -1,0 +1,101 @@
+"""The definitions and files a run uses: a commit of a git workspace, or a folder as it is now."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..git.mirrors import GitError, Mirror
+from ..gitinfo import git_context
+from ..spec import load_texts
+from ..spec.model import Workspace
+from ..store.definitions import read_folder
+from ..workspace_config import WorkspaceConfig
+
+__all__ = ["Checkout", "Checkouts", "commit_context"]
+
+REFETCH_MISSING = 60.0
+
+
+@dataclass(frozen=True)
+class Checkout:
+    digest: str  # content hash of the .strom files
+    workspace: Workspace
+    root: Path  # the snapshot directory (written on first use) or the folder
+    git: Mapping[str, Any] | None
+    commit: str | None
+    mirror: Mirror | None = None
+
+    def materialise(self, snapshots) -> Path:
+        """Write the snapshot (if this is a commit) and return where steps find the workspace."""
+        if self.mirror is not None:
+            return snapshots.materialise(self.mirror, self.commit)
+        return self.root
+
+
+def commit_context(mirror: Mirror, sha: str, ref: str | None = None, branch: str | None = None,
+                   tag: str | None = None) -> dict[str, Any]:
+    """The `git` template context of a commit in a mirror."""
+    info = mirror.commit_info(sha)
+    ref = ref or (f"refs/heads/{branch}" if branch else f"refs/tags/{tag}" if tag else sha)
+    return {**info, "ref": ref, "branch": branch or "", "tag": tag or "", "dirty": False}
+
+
+class Checkouts:
+    """Loads definitions per commit (cached by sha: a commit never changes) and per folder."""
+
+    def __init__(self, service, cache_size: int = 256):
+        self.service = service
+        self._digests: OrderedDict[str, str] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+        self._next_fetch: dict[tuple[str, str], float] = {}
+
+    def folder(self, ws: WorkspaceConfig) -> Checkout:
+        texts = read_folder(ws.folder)
+        digest = self.service.definitions.put(texts)
+        loaded = self.service.definitions.workspace(digest, ws.folder)
+        git = git_context(ws.folder)
+        return Checkout(digest, loaded, ws.folder, git, (git or {}).get("sha"))
+
+    def commit(self, ws: WorkspaceConfig, sha: str, *, ref: str | None = None, branch: str | None = None,
+               tag: str | None = None) -> Checkout:
+        """Definitions of commit `sha` (which must be in the mirror). Raises SpecError when invalid."""
+        mirror = self.service.repos.mirror(ws)
+        root = self.service.repos.snapshots.path(sha)
+        definitions = self.service.definitions
+        with self._lock:
+            digest = self._digests.get(sha)
+        if digest is None:
+            texts, paths = mirror.tree(sha)
+            digest = definitions.put(texts)
+            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths)
+            definitions.remember(digest, root, result.raise_for_errors())
+            with self._lock:
+                self._digests[sha] = digest
+                while len(self._digests) > self._size:
+                    self._digests.popitem(last=False)
+        loaded = definitions.workspace(digest, root)
+        return Checkout(digest, loaded, root, commit_context(mirror, sha, ref, branch, tag), sha, mirror)
+
+    def head(self, ws: WorkspaceConfig, branch: str | None = None, fetch: bool = True) -> Checkout:
+        """The newest commit of `branch` (default: the workspace's default branch).
+
+        Without `fetch`, the mirror's copy of the branch is used; a branch never fetched is fetched
+        at most once a minute (cron and the API's listings call this often)."""
+        if ws.kind == "folder":
+            return self.folder(ws)
+        branch = branch or ws.default_branch
+        mirror = self.service.repos.mirror(ws)
+        sha = None if fetch else mirror.resolve(f"refs/heads/{branch}")
+        if sha is None and (fetch or time.monotonic() >= self._next_fetch.get((ws.name, branch), 0)):
+            self._next_fetch[(ws.name, branch)] = time.monotonic() + REFETCH_MISSING
+            mirror.fetch(branch)
+            sha = mirror.resolve(f"refs/heads/{branch}")
+        if sha is None:
+            raise GitError(f"workspace {ws.name!r} has no branch {branch!r}"
+                           + (" yet: push to it first" if ws.kind == "hosted" else f" in {ws.url}"))
+        return self.commit(ws, sha, branch=branch)

@@ -1,0 +1,311 @@
+"""Process a stored repository event: fetch its commit, load that commit's .strom/, match the
+triggers, and start the runs, exactly once however often the event (or a poll) reports the commit.
+
+Run ids derive from the workspace, the trigger and what the event is about (ref and sha, pull
+request action and head, or comment id), so a redelivered webhook, a poll that saw the same push
+and a retried event all name the same run, and only the first creates it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+
+from ..errors import InputError, SpecError, StromError
+from ..forges.event import RepoEvent, asks_to_skip
+from ..git.mirrors import ZERO_SHA, GitError
+from ..spec.model import Trigger
+from ..store import RunFilter, keys
+from ..templating import Namespace, render_value
+from .checkout import Checkout
+from .globs import included
+from .match import Matched, match_event, parse_command
+from .pulls import Pulls
+from .repos import pr_head_ref
+from .trust import Trust
+
+__all__ = ["process", "Outcome", "RETRY_DELAYS", "OWNED_COMMANDS", "run_id"]
+
+log = logging.getLogger("strom.intake")
+RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0, 60.0)
+OWNED_COMMANDS = frozenset({"ok-to-test"})
+
+
+@dataclass
+class Outcome:
+    status: str  # done | ignored | waiting | failed
+    reason: str | None = None
+    runs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def run_id(workspace: str, trigger: str, event: RepoEvent, event_id: str = "") -> str:
+    if event.kind == "webhook":
+        identity = f"webhook:{event.delivery or event_id}"
+    elif event.kind == "comment":
+        identity = f"comment:{event.comment.id or event.delivery}"
+    elif event.pr is not None:
+        identity = f"pr:{event.pr.number}:{event.pr.action}:{event.pr.head_sha}"
+    else:
+        identity = f"{event.kind}:{event.ref}:{event.sha}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"strom-event:{workspace}:{trigger}:{identity}").hex[:16]
+
+
+def process(service, event_id: str, now: float | None = None) -> dict | None:
+    """Process queued event `event_id`; a transient failure (git, network) is retried later."""
+    store = service.repo_events
+    record = store.load(event_id)
+    if record is None or record["status"] != "queued":
+        return record
+    ws = service.config.workspaces.get(record["workspace"])
+    if ws is None:
+        return store.update(event_id, status="failed", error=f"workspace {record['workspace']!r} is not configured")
+    event = RepoEvent.from_dict(record["event"])
+    try:
+        outcome = _Processor(service, ws, event, event_id, record.get("extra") or {}).run()
+    except SpecError as exc:
+        problems = [p.format() for p in exc.problems if p.is_error]
+        outcome = Outcome("failed", error=f"invalid .strom/ at {(event.head_sha or '')[:12]}: " + "; ".join(problems))
+        service.report({"kind": "invalid", "workspace": ws.name, "sha": event.head_sha, "event": event_id,
+                        "problems": problems})
+    except (GitError, OSError, ConnectionError) as exc:
+        attempts = record.get("attempts", 0) + 1
+        if attempts <= len(RETRY_DELAYS):
+            due = (time.time() if now is None else now) + RETRY_DELAYS[attempts - 1]
+            service.redis.zadd(keys.DELAYED, {_retry_message(event_id, attempts): due})
+            log.warning("event %s: %s (retry %d in %ss)", event_id, exc, attempts, RETRY_DELAYS[attempts - 1])
+            return store.update(event_id, attempts=attempts, error=str(exc))
+        outcome = Outcome("failed", error=str(exc))
+    except StromError as exc:
+        outcome = Outcome("failed", error=str(exc))
+    log.info("event %s (%s %s): %s %s", event_id, event.source, event.kind, outcome.status,
+             outcome.reason or outcome.error or ", ".join(outcome.runs))
+    return store.update(event_id, status=outcome.status, reason=outcome.reason, error=outcome.error,
+                        runs=outcome.runs)
+
+
+def _retry_message(event_id: str, attempt: int) -> str:
+    from ..service import messages
+    return messages.encode({"kind": messages.INTAKE, "event": event_id, "attempt": attempt})
+
+
+class _Processor:
+    def __init__(self, service, ws, event: RepoEvent, event_id: str, extra: dict):
+        self.extra = extra
+        self.service = service
+        self.ws = ws
+        self.event = event
+        self.event_id = event_id
+        self.pulls = Pulls(service.redis, ws.name)
+        self.trust = Trust(service, ws)
+
+    @property
+    def is_git(self) -> bool:
+        return self.ws.kind in ("git", "hosted")
+
+    def run(self) -> Outcome:
+        kind = self.event.kind
+        if kind == "delete":
+            return self._deleted()
+        if kind in ("push", "tag"):
+            return self._push()
+        if kind == "pull_request":
+            return self._pull_request()
+        if kind == "comment":
+            return self._comment()
+        if kind == "webhook":
+            return self._webhook()
+        return Outcome("ignored", f"Strom does not act on {kind} events")
+
+    # ------------------------------------------------------------------ pushes
+    def _deleted(self) -> Outcome:
+        what = f"branch {self.event.branch!r}" if self.event.branch else f"tag {self.event.tag!r}"
+        if self.event.branch:
+            self.service.redis.hdel(keys.heads(self.ws.name), self.event.branch)
+        return Outcome("ignored", f"{what} deleted: no trigger runs on deletions")
+
+    def _push(self) -> Outcome:
+        event = self.event
+        if not event.sha or event.sha == ZERO_SHA:
+            return Outcome("ignored", "the event names no commit")
+        if event.kind == "push" and self.ws.branches and not included(event.branch or "", self.ws.branches):
+            return Outcome("ignored", f"branch {event.branch!r} is not followed by workspace {self.ws.name!r} "
+                                      f"(branches: {', '.join(self.ws.branches)})")
+        checkout = self._checkout(event.sha, [event.ref or event.sha], ref=event.ref, branch=event.branch,
+                                  tag=event.tag)
+        if event.kind == "push":
+            self.service.redis.hset(keys.heads(self.ws.name), event.branch, event.sha)
+        message = event.message or (checkout.git or {}).get("message", "")
+        if asks_to_skip(message):
+            return Outcome("ignored", "the commit message asks to skip CI ([skip ci])")
+        changed = event.changed_files
+        if changed is None and event.kind == "push" and checkout.mirror is not None:
+            changed = tuple(checkout.mirror.changed_files(event.before, event.sha))
+        self.event = replace(event, message=message, changed_files=changed)
+        matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
+        return self._start(matched, reasons, checkout, trusted=True)
+
+    # ------------------------------------------------------------------ pull requests
+    def _pull_request(self) -> Outcome:
+        pr = self.event.pr
+        self.pulls.remember(pr)
+        if pr.action in ("closed", "merged"):
+            self.pulls.clear(pr.number, "pending")
+        checkout = self._pr_checkout(pr)
+        if asks_to_skip(pr.title) or asks_to_skip((checkout.git or {}).get("message")):
+            return Outcome("ignored", "the pull request title or head commit asks to skip CI ([skip ci])")
+        self._pr_changed_files(checkout, pr)
+        matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
+        if not matched:
+            return Outcome("ignored", "; ".join(reasons))
+        trusted = self.trust.author_trusted(pr)
+        if not trusted and not self.trust.approved(pr.number, pr.head_sha):
+            self.pulls.set(pr.number, "pending", self.event_id)
+            reason = (f"pull request #{pr.number} by {pr.author or 'an unknown author'} comes from a fork or an author "
+                      f"without write access: a maintainer must comment /ok-to-test to run commit {pr.head_sha[:7]}")
+            self.service.report({"kind": "waiting", "workspace": self.ws.name, "pr": pr.number,
+                                 "sha": pr.head_sha, "event": self.event_id, "text": reason})
+            return Outcome("waiting", reason)
+        return self._start(matched, reasons, checkout, trusted=trusted)
+
+    def _pr_checkout(self, pr) -> Checkout:
+        refs = [pr_head_ref(self.ws.forge, pr.number)]
+        if pr.base_ref:
+            refs.append(f"refs/heads/{pr.base_ref}")
+        return self._checkout(pr.head_sha, refs, ref=pr_head_ref(self.ws.forge, pr.number), branch=pr.head_ref)
+
+    def _pr_changed_files(self, checkout: Checkout, pr) -> None:
+        if self.event.changed_files is not None or checkout.mirror is None or not pr.base_ref:
+            return
+        base = checkout.mirror.resolve(f"refs/heads/{pr.base_ref}")
+        if base:
+            self.event = replace(self.event, changed_files=tuple(checkout.mirror.changed_since_fork(base, pr.head_sha)))
+
+    # ------------------------------------------------------------------ comments
+    def _comment(self) -> Outcome:
+        comment = self.event.comment
+        command = parse_command(comment.body)
+        if command is None:
+            return Outcome("ignored", "the comment is not a /command")
+        if comment.is_bot:
+            return Outcome("ignored", f"comment by bot {comment.author!r}")
+        pr = self._known_pr(self.event.pr)
+        self.event = replace(self.event, pr=pr, sha=pr.head_sha or self.event.sha)
+        if not self.trust.can_write(comment.author, comment.association):
+            return Outcome("ignored", f"{comment.author} may not run /{command[0]}: commands need write access "
+                                      "to the repository")
+        if command[0] == "ok-to-test":
+            return self._ok_to_test(pr)
+        if not pr.head_sha and self.is_git:
+            return Outcome("failed", error=f"cannot tell the head commit of pull request #{pr.number}")
+        checkout = self._pr_checkout(pr)
+        matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
+        trusted = self.trust.author_trusted(pr)
+        return self._start(matched, reasons, checkout, trusted=trusted)
+
+    def _known_pr(self, pr):
+        """The pull request with what the comment's payload lacks: from earlier events, else from git."""
+        pr = self.pulls.complete(pr)
+        if not pr.head_sha and self.is_git:
+            mirror = self.service.repos.mirror(self.ws)
+            ref = pr_head_ref(self.ws.forge, pr.number)
+            mirror.fetch(ref)
+            pr = replace(pr, head_sha=mirror.resolve(ref) or "", from_fork=True)
+        elif not self.pulls.get(pr.number, "facts") and not pr.head_sha:
+            pr = replace(pr, from_fork=True)  # nothing known: treat it as untrusted
+        return pr
+
+    def _ok_to_test(self, pr) -> Outcome:
+        pending_id = self.pulls.get(pr.number, "pending")
+        pending = self.service.repo_events.load(pending_id) if pending_id else None
+        sha = (pending or {}).get("event", {}).get("sha") or pr.head_sha
+        if not sha:
+            return Outcome("failed", error=f"cannot tell the head commit of pull request #{pr.number}")
+        self.trust.approve(pr.number, sha, self.event.comment.author)
+        if pending is None or pending.get("status") != "waiting":
+            return Outcome("done", f"{self.event.comment.author} trusted commit {sha[:7]} of #{pr.number}; "
+                                   "nothing was waiting")
+        self.pulls.clear(pr.number, "pending")
+        self.service.repo_events.requeue(pending_id)
+        return Outcome("done", f"{self.event.comment.author} trusted commit {sha[:7]} of #{pr.number}: "
+                               f"event {pending_id} runs now")
+
+    # ------------------------------------------------------------------ generic webhooks
+    def _webhook(self) -> Outcome:
+        checkout = self.service.checkouts.head(self.ws, fetch=False)
+        name = self.extra.get("hook")
+        found = [t for t in checkout.workspace.triggers.values() if t.type.value == "webhook" and t.hook_name == name]
+        if not found:
+            return Outcome("ignored", f"no webhook trigger named {name!r} in workspace {self.ws.name!r} any more")
+        return self._start([Matched(found[0])], [], checkout, trusted=True)
+
+    # ------------------------------------------------------------------ shared
+    def _checkout(self, sha: str | None, refs: list[str], *, ref=None, branch=None, tag=None) -> Checkout:
+        if not self.is_git:  # a folder: its files as they are, with the event's commit for information
+            folder = self.service.checkouts.folder(self.ws)
+            sha = sha or ""
+            git = {"sha": sha, "short_sha": sha[:7], "ref": ref or sha, "branch": branch or "", "tag": tag or "",
+                   "message": self.event.message, "title": self.event.message.splitlines()[0] if self.event.message
+                   else "", "author": self.event.actor, "author_email": "", "dirty": False}
+            return replace(folder, git=git, commit=sha or None)
+        mirror = self.service.repos.mirror(self.ws)
+        if not mirror.has(sha):
+            mirror.fetch(*refs)
+            if not mirror.has(sha):
+                mirror.fetch(sha)
+            if not mirror.has(sha):
+                raise GitError(f"commit {sha} is not in {self.ws.url or self.ws.name} (fetched {', '.join(refs)})")
+        return self.service.checkouts.commit(self.ws, sha, ref=ref, branch=branch, tag=tag)
+
+    def _start(self, matched: list[Matched], reasons: list[str], checkout: Checkout, trusted: bool) -> Outcome:
+        if not matched:
+            return Outcome("ignored", "; ".join(reasons))
+        from ..service import runs
+        from ..service.orchestrator import Conflict
+        started, errors, notes = [], [], []
+        event_data = {**self.event.to_dict(), **self.extra, "id": self.event_id}
+        for match in matched:
+            trigger = match.trigger
+            job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id)
+            if self.service.jobs.exists(job_id):
+                started.append(job_id)
+                notes.append(f"trigger {trigger.name!r}: run {job_id} already exists")
+                continue
+            if match.group and not self._concurrency(trigger, match.group):
+                notes.append(f"trigger {trigger.name!r}: skipped, a run of {match.group} is still active")
+                continue
+            try:
+                inputs = {**self._inputs(trigger, checkout), **match.args}
+                state = runs.start(self.service, self.ws.name, checkout, trigger.task, inputs,
+                                   source=self.event.source, trigger=trigger.name, event=event_data,
+                                   allow_extra=True, job_id=job_id, trusted=trusted, group=match.group)
+                started.append(state.id)
+            except Conflict:
+                started.append(job_id)
+            except (InputError, StromError) as exc:
+                errors.append(f"trigger {trigger.name!r} could not start {trigger.task!r}: {exc}")
+        if started:
+            return Outcome("done", "; ".join(notes) or None, started, "; ".join(errors) or None)
+        if errors:
+            return Outcome("failed", "; ".join(notes) or None, [], "; ".join(errors))
+        return Outcome("ignored", "; ".join(notes))
+
+    def _inputs(self, trigger: Trigger, checkout: Checkout) -> dict:
+        event = {**self.event.to_dict(), **self.extra}
+        context = {"event": Namespace("event", event), "git": Namespace("git", checkout.git or {})}
+        if self.event.kind == "webhook":  # Strøm's names for the request
+            context.update({k: self.extra.get(k) for k in ("body", "headers", "query", "method")})
+        return render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
+
+    def _concurrency(self, trigger: Trigger, group: str) -> bool:
+        """Apply the trigger's concurrency to the group's active runs; False: do not start a new one."""
+        from ..engine.events import Cancel
+        page = self.service.jobs.list(RunFilter(workspace=self.ws.name, trigger=trigger.name), limit=100)
+        active = [s for s in page.runs if not s.status.terminal and s.group == group]
+        if active and trigger.concurrency == "skip":
+            return False
+        if trigger.concurrency == "cancel_previous":
+            for state in active:
+                self.service.orchestrator.try_apply(state.id, Cancel(f"superseded by a newer event ({self.event_id})"))
+        return True

@@ -1,0 +1,120 @@
+"""Which repository triggers an event starts: pure functions of the triggers and the normalised event."""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ..forges.event import RepoEvent
+from ..spec.model import Trigger, TriggerType
+from .globs import any_included, included
+
+__all__ = ["Matched", "match_event", "parse_command", "DEFAULT_PR_ACTIONS", "KIND_TRIGGER"]
+
+DEFAULT_PR_ACTIONS = ("opened", "synchronize", "reopened")
+KIND_TRIGGER = {"push": TriggerType.PUSH, "tag": TriggerType.TAG, "pull_request": TriggerType.PULL_REQUEST,
+                "comment": TriggerType.COMMENT}
+
+
+@dataclass(frozen=True)
+class Matched:
+    trigger: Trigger
+    args: Mapping[str, str] = field(default_factory=dict)  # inputs filled by a comment command's words
+    group: str | None = None  # runs of one concurrency group supersede each other
+
+
+def parse_command(body: str | None) -> tuple[str, list[str]] | None:
+    """`/deploy prod eu` -> ("deploy", ["prod", "eu"]): the first line of a comment that starts with `/`."""
+    for line in (body or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("/") or len(line) < 2:
+            return None
+        try:
+            words = shlex.split(line[1:])
+        except ValueError:
+            words = line[1:].split()
+        return (words[0].lower(), words[1:]) if words else None
+    return None
+
+
+def _fmt(patterns) -> str:
+    return "[" + ", ".join(patterns) + "]"
+
+
+def _paths_ok(trigger: Trigger, event: RepoEvent) -> str | None:
+    if not trigger.paths or event.changed_files is None:
+        return None
+    if any_included(event.changed_files, trigger.paths):
+        return None
+    shown = ", ".join(event.changed_files[:5]) + (", ..." if len(event.changed_files) > 5 else "")
+    return f"no changed file matches paths {_fmt(trigger.paths)} (changed: {shown or 'none'})"
+
+
+def _check(trigger: Trigger, event: RepoEvent, command) -> str | None:
+    """Why `trigger` does not fire for `event`, or None when it does."""
+    if trigger.type is TriggerType.PUSH:
+        if not included(event.branch or "", trigger.branches):
+            return f"branch {event.branch!r} is not in {_fmt(trigger.branches)}"
+        return _paths_ok(trigger, event)
+    if trigger.type is TriggerType.TAG:
+        if not included(event.tag or "", trigger.tags):
+            return f"tag {event.tag!r} is not in {_fmt(trigger.tags)}"
+        return None
+    pr = event.pr
+    if trigger.type is TriggerType.PULL_REQUEST:
+        actions = trigger.actions or DEFAULT_PR_ACTIONS
+        action = pr.action
+        if action not in actions and not (action == "merged" and "closed" in actions):
+            return f"action {action!r} is not in {_fmt(actions)}"
+        if not included(pr.base_ref, trigger.branches):
+            return f"base branch {pr.base_ref!r} is not in {_fmt(trigger.branches)}"
+        return _paths_ok(trigger, event)
+    if trigger.type is TriggerType.COMMENT:
+        if command is None or command[0] != (trigger.command or "").lower():
+            return f"the comment is not /{trigger.command}"
+        if trigger.branches and not included(pr.base_ref, trigger.branches):
+            return f"base branch {pr.base_ref!r} is not in {_fmt(trigger.branches)}"
+        return None
+    return "not a repository trigger"
+
+
+def _args(trigger: Trigger, words: list[str]) -> dict[str, str]:
+    """The command's words fill `args` in order; the last name takes the rest of the words."""
+    out = {}
+    for i, name in enumerate(trigger.args):
+        if i >= len(words):
+            break
+        out[name] = " ".join(words[i:]) if i == len(trigger.args) - 1 else words[i]
+    return out
+
+
+def _group(trigger: Trigger, event: RepoEvent) -> str | None:
+    if trigger.concurrency == "allow" or trigger.type is TriggerType.COMMENT:
+        return None
+    scope = f"pr{event.pr.number}" if event.pr else (event.branch or event.tag or "")
+    return f"{trigger.name}:{scope}"
+
+
+def match_event(triggers: Iterable[Trigger], event: RepoEvent) -> tuple[list[Matched], list[str]]:
+    """(the triggers that fire, why each trigger of the event's type does not)."""
+    wanted = KIND_TRIGGER.get(event.kind)
+    if wanted is None:
+        return [], [f"no trigger type runs on {event.kind} events"]
+    command = parse_command(event.comment.body) if event.comment else None
+    matched, reasons = [], []
+    candidates = [t for t in triggers if t.type is wanted]
+    for trigger in candidates:
+        if not trigger.enabled:
+            reasons.append(f"trigger {trigger.name!r} is disabled")
+            continue
+        why = _check(trigger, event, command)
+        if why:
+            reasons.append(f"trigger {trigger.name!r}: {why}")
+            continue
+        args = _args(trigger, command[1]) if command and trigger.type is TriggerType.COMMENT else {}
+        matched.append(Matched(trigger, args, _group(trigger, event)))
+    if not candidates:
+        reasons.append(f"no {wanted.value} trigger in .strom/")
+    return matched, reasons

@@ -1,0 +1,152 @@
+"""Tell the forge what happened: a commit status per task, and one summary comment per pull request
+that is created once and edited as its runs progress.
+
+Reports always describe a run's *current* state (read when the report is sent), so a late or
+repeated report can never move a status backwards. A failing forge is logged and never touches
+the run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from ..engine.status import JobStatus
+from ..store import keys
+from .pulls import Pulls
+
+__all__ = ["Reporter", "commit_state", "summary_body", "MARKER"]
+
+log = logging.getLogger("strom.reporting")
+MARKER = "<!-- strom:summary -->"
+LOCK_MS = 15_000
+_STATE = {
+    JobStatus.QUEUED: "pending", JobStatus.RUNNING: "pending", JobStatus.WAITING: "pending",
+    JobStatus.SUCCEEDED: "success", JobStatus.FAILED: "failure", JobStatus.CANCELLED: "cancelled",
+    JobStatus.TIMED_OUT: "failure", JobStatus.SKIPPED: "success",
+}
+_ICON = {"queued": "🕓", "running": "🔄", "waiting": "⏸️", "succeeded": "✅", "failed": "❌", "cancelled": "🚫",
+         "timed_out": "⌛", "skipped": "⏭️"}
+
+
+def commit_state(status: JobStatus) -> str:
+    return _STATE[status]
+
+
+def _describe(state, status: JobStatus) -> str:
+    if status is JobStatus.QUEUED:
+        return "queued"
+    if status is JobStatus.RUNNING:
+        return "running"
+    if status is JobStatus.WAITING:
+        return "waiting for approval"
+    took = ""
+    if state.finished_at and (state.started_at or state.created_at):
+        took = f" in {max(0, int(state.finished_at - (state.started_at or state.created_at)))}s"
+    text = {"timed_out": "timed out"}.get(status.value, status.value) + took
+    return f"{text}: {state.error}" if state.error and status is not JobStatus.SUCCEEDED else text
+
+
+def summary_body(runs: dict, notes: list[str]) -> str:
+    """The pull request's summary comment: one row per task (its newest run), then any notes."""
+    lines = ["### Strom", ""]
+    if runs:
+        lines += ["| Task | Status | Commit | Run |", "|---|---|---|---|"]
+        for task in sorted(runs):
+            run = runs[task]
+            status = run["status"]
+            lines.append(f"| `{task}` | {_ICON.get(status, '')} {status.replace('_', ' ')} | "
+                         f"`{(run.get('sha') or '')[:7]}` | [{run['id']}]({run['url']}) |")
+        lines.append("")
+    lines += [f"> {note}" for note in notes]
+    lines.append(MARKER)
+    return "\n".join(lines)
+
+
+class Reporter:
+    def __init__(self, service):
+        self.service = service
+        self.redis = service.redis
+
+    def handle(self, message: dict) -> None:
+        kind = message.get("kind")
+        try:
+            if kind == "run":
+                self._run(message["job"], message.get("status"))
+            elif kind == "waiting":
+                self._note(message["workspace"], message["pr"], message.get("sha"), message["text"])
+            elif kind == "invalid":
+                self._invalid(message)
+        except Exception as exc:  # reporting never fails anything
+            log.warning("reporting %s failed: %s", kind, exc)
+            self.redis.hincrby(keys.COUNTERS, "reports_failed", 1)
+
+    # ------------------------------------------------------------------ runs
+    def _run(self, job_id: str, queued_for: str | None) -> None:
+        state = self.service.jobs.load(job_id)
+        if state is None or not state.commit:
+            return
+        if state.status.terminal and queued_for and not JobStatus(queued_for).terminal:
+            return  # the run finished since: its final report follows (a status never moves backwards)
+        ws = self.service.config.workspaces.get(state.workspace)
+        api = self.service.forge_api(ws) if ws else None
+        if api is None:
+            return
+        status = state.status if state.status.terminal or not queued_for else JobStatus(queued_for)
+        url = self.service.config.run_url(state.id)
+        api.set_status(state.commit, commit_state(status), f"strom/{state.task}", _describe(state, status), url)
+        pr = ((state.event or {}).get("pr") or {}).get("number")
+        if pr:
+            entry = {"id": state.id, "status": status.value, "sha": state.commit, "url": url,
+                     "created_at": state.created_at}
+            self._update_summary(ws, api, int(pr), task=state.task, entry=entry)
+
+    def _invalid(self, message: dict) -> None:
+        ws = self.service.config.workspaces.get(message["workspace"])
+        api = self.service.forge_api(ws) if ws else None
+        if api is None or not message.get("sha"):
+            return
+        problems = message.get("problems") or []
+        api.set_status(message["sha"], "failure", "strom/definitions",
+                       f"invalid .strom/: {problems[0] if problems else 'see the event'}",
+                       f"{self.service.config.public_url.rstrip('/')}/api/events/{message['event']}")
+
+    def _note(self, workspace: str, number: int, sha: str | None, text: str) -> None:
+        ws = self.service.config.workspaces.get(workspace)
+        api = self.service.forge_api(ws) if ws else None
+        if api is not None:
+            self._update_summary(ws, api, number, note=text)
+
+    # ------------------------------------------------------------------ the summary comment
+    def _update_summary(self, ws, api, number: int, *, task: str | None = None, entry: dict | None = None,
+                        note: str | None = None) -> None:
+        pulls = Pulls(self.redis, ws.name)
+        lock = keys.pull_request(ws.name, number) + ":lock"
+        token = f"{time.time()}"
+        deadline = time.monotonic() + LOCK_MS / 1000
+        while not self.redis.set(lock, token, nx=True, px=LOCK_MS):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        try:
+            runs = json.loads(pulls.get(number, "runs") or "{}")
+            notes = json.loads(pulls.get(number, "notes") or "[]")
+            if entry is not None:
+                current = runs.get(task)
+                if current and current["id"] != entry["id"] and current.get("created_at", 0) > entry["created_at"]:
+                    return  # an older run's report: the newer run already owns the row
+                runs[task] = entry
+                notes = [n for n in notes if not n.startswith("⏸")]
+            if note is not None:
+                notes = [n for n in notes if not n.startswith("⏸")] + [f"⏸ {note}"]
+            pulls.set(number, "runs", json.dumps(runs))
+            pulls.set(number, "notes", json.dumps(notes))
+            body = summary_body(runs, notes)
+            comment = pulls.get(number, "comment")
+            if comment:
+                api.edit_comment(number, comment, body)
+            else:
+                pulls.set(number, "comment", api.create_comment(number, body))
+        finally:
+            if self.redis.get(lock) == token:
+                self.redis.delete(lock)

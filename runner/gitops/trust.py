@@ -1,0 +1,63 @@
+"""Who may run code: pull request authors with write access run at once; others wait for `/ok-to-test`.
+
+A maintainer's `/ok-to-test` trusts one head commit of one pull request (or, with the workspace's
+`sticky_trust`, every later commit of it too). Trust is recorded in Redis for 30 days.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..forges.event import PullRequest
+from ..store import keys
+
+__all__ = ["TRUSTED_ASSOCIATIONS", "Trust", "STICKY"]
+
+log = logging.getLogger("strom.intake")
+TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+STICKY = "*"
+TRUST_TTL = 30 * 86400
+
+
+class Trust:
+    def __init__(self, service, ws):
+        self.service = service
+        self.ws = ws
+        self._writers: dict[str, bool] = {}
+
+    def can_write(self, user: str, association: str | None) -> bool:
+        """Whether `user` has write access: from the payload's association, else asked of the forge."""
+        if association is not None:
+            return association.upper() in TRUSTED_ASSOCIATIONS
+        if not user:
+            return False
+        if user not in self._writers:
+            self._writers[user] = self._ask_forge(user)
+        return self._writers[user]
+
+    def _ask_forge(self, user: str) -> bool:
+        api = self.service.forge_api(self.ws)
+        if api is None:
+            return False
+        try:
+            return api.can_write(user)
+        except Exception as exc:  # an unreachable forge means "not trusted", never "trusted"
+            log.warning("workspace %s: cannot check %s's access: %s", self.ws.name, user, exc)
+            return False
+
+    def author_trusted(self, pr: PullRequest) -> bool:
+        """A branch of the repository itself needs write access to push; a fork's author must have it."""
+        if not pr.from_fork:
+            return True
+        return self.can_write(pr.author, pr.author_association)
+
+    def approved(self, number: int, sha: str) -> bool:
+        redis = self.service.redis
+        if redis.exists(keys.trust(self.ws.name, number, sha)):
+            return True
+        return self.ws.sticky_trust and bool(redis.exists(keys.trust(self.ws.name, number, STICKY)))
+
+    def approve(self, number: int, sha: str, by: str) -> None:
+        with self.service.redis.pipeline() as pipe:
+            pipe.set(keys.trust(self.ws.name, number, sha), by, ex=TRUST_TTL)
+            pipe.set(keys.trust(self.ws.name, number, STICKY), by, ex=TRUST_TTL)
+            pipe.execute()

@@ -1,0 +1,106 @@
+"""Repository events as received: stored before they are acknowledged, then processed from a queue.
+
+A record is `{"id", "workspace", "received_at", "status", "reason", "error", "runs", "attempts",
+"event": <normalised event>, "extra": {...}}`; status moves queued -> done | ignored | waiting | failed.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Mapping
+
+from redis.exceptions import WatchError
+
+from . import keys
+
+__all__ = ["RepoEventStore", "STATUSES", "DELIVERY_TTL"]
+
+STATUSES = ("queued", "done", "ignored", "waiting", "failed")
+DELIVERY_TTL = 7 * 86400
+
+
+class RepoEventStore:
+    def __init__(self, redis):
+        self.redis = redis
+
+    def receive(self, workspace: str, event: Mapping[str, Any], *, extra: Mapping | None = None,
+                ignored: str | None = None, now: float | None = None) -> tuple[str, bool]:
+        """Store `event` and queue it for processing (unless `ignored`), atomically.
+
+        Returns (event id, duplicate): a delivery id seen before gives back the first event's id.
+        """
+        now = time.time() if now is None else now
+        delivery = event.get("delivery")
+        dkey = keys.delivery(str(event.get("source")), delivery) if delivery else None
+        event_id = uuid.uuid4().hex[:16]
+        record = {"id": event_id, "workspace": workspace, "received_at": now,
+                  "status": "ignored" if ignored else "queued", "reason": ignored, "error": None, "runs": [],
+                  "attempts": 0, "event": dict(event), "extra": dict(extra or {})}
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    if dkey:
+                        pipe.watch(dkey)
+                        first = pipe.get(dkey)
+                        if first is not None:
+                            pipe.reset()
+                            return first, True
+                    pipe.multi()
+                    if dkey:
+                        pipe.set(dkey, event_id, ex=DELIVERY_TTL)
+                    pipe.set(keys.repo_event(event_id), json.dumps(record, default=str))
+                    pipe.zadd(keys.EVENT_LOG, {event_id: now})
+                    pipe.zadd(keys.repo_events_of(workspace), {event_id: now})
+                    if not ignored:
+                        pipe.rpush(keys.INTAKE, event_id)
+                    pipe.execute()
+                    return event_id, False
+                except WatchError:
+                    continue
+
+    def load(self, event_id: str) -> dict | None:
+        raw = self.redis.get(keys.repo_event(event_id))
+        return json.loads(raw) if raw else None
+
+    def update(self, event_id: str, **changes) -> dict | None:
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(keys.repo_event(event_id))
+                    raw = pipe.get(keys.repo_event(event_id))
+                    if raw is None:
+                        pipe.reset()
+                        return None
+                    record = {**json.loads(raw), **changes}
+                    pipe.multi()
+                    pipe.set(keys.repo_event(event_id), json.dumps(record, default=str))
+                    pipe.execute()
+                    return record
+                except WatchError:
+                    continue
+
+    def requeue(self, event_id: str) -> None:
+        """Queue the event again (e.g. a pull request that was waiting for /ok-to-test)."""
+        if self.update(event_id, status="queued") is not None:
+            self.redis.rpush(keys.INTAKE, event_id)
+
+    def list(self, workspace: str | None = None, limit: int = 50, before: float | None = None) -> list[dict]:
+        index = keys.repo_events_of(workspace) if workspace else keys.EVENT_LOG
+        ids = self.redis.zrevrangebyscore(index, f"({before}" if before else "+inf", "-inf", start=0, num=limit)
+        if not ids:
+            return []
+        return [json.loads(raw) for raw in self.redis.mget([keys.repo_event(i) for i in ids]) if raw]
+
+    def delete_older_than(self, cutoff: float) -> int:
+        ids = self.redis.zrangebyscore(keys.EVENT_LOG, "-inf", cutoff, start=0, num=1000)
+        if not ids:
+            return 0
+        records = [json.loads(r) for r in self.redis.mget([keys.repo_event(i) for i in ids]) if r]
+        with self.redis.pipeline() as pipe:
+            for record in records:
+                pipe.zrem(keys.repo_events_of(record["workspace"]), record["id"])
+            pipe.delete(*[keys.repo_event(i) for i in ids])
+            pipe.zrem(keys.EVENT_LOG, *ids)
+            pipe.execute()
+        return len(ids)

@@ -1,0 +1,112 @@
+"""`/hooks/<name>`: Strøm-compatible webhooks that start a task, against a live server."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+import requests
+
+from runner.engine import JobStatus
+from service_env import LiveServer, make_config, stack, wait_for
+
+HOOKS = {".strom/hooks.yaml": """
+    tasks:
+      greet:
+        input:
+          who: { type: string }
+        flow:
+          hi:
+            type: script
+            script: |
+              echo "hello {{ input.who }}"
+              echo 'OUTPUT: {"greeting": "hello {{ input.who }}"}'
+    triggers:
+      open: { type: webhook, name: open-hook, task: greet, input: { who: "{{ body.name }} via {{ method }}" } }
+      guarded:
+        type: webhook
+        name: guarded
+        task: greet
+        secret: "{{ secret.hook_token }}"
+        input: { who: "{{ query.who | default(body.who) }}" }
+      waiting:
+        type: webhook
+        name: sync-hook
+        task: greet
+        mode: sync
+        timeout_secs: 30
+        input: { who: "{{ headers['X-Who'] }}" }
+    """}
+TOKEN = "hook-secret-value-42"
+
+
+@pytest.fixture
+def live(service_workspace, redis_url):
+    config = make_config(service_workspace(HOOKS), redis_url, STROM_SECRET_HOOK_TOKEN=TOKEN)
+    with stack(config) as service:
+        server = LiveServer(config, service)
+        try:
+            yield service, server
+        finally:
+            server.stop()
+
+
+def finished(service, run_id):
+    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what="the run")
+
+
+def test_an_open_hook_stores_the_request_then_starts_the_task_with_its_body(live):
+    service, server = live
+    answer = requests.post(f"{server.url}/hooks/open-hook", json={"name": "ada"}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["status"] == "done" and body["url"] == f"http://127.0.0.1:8080/runs/{body['run']}"
+    state = finished(service, body["run"])
+    assert state.status is JobStatus.SUCCEEDED and state.inputs == {"who": "ada via POST"}
+    assert (state.source, state.trigger, state.event["kind"], state.event["body"]) == \
+        ("webhook", "open", "webhook", {"name": "ada"})
+    record = service.repo_events.load(body["id"])
+    assert record["runs"] == [body["run"]] and record["extra"]["hook"] == "open-hook"
+
+
+def test_a_guarded_hook_takes_its_secret_as_bearer_query_or_body_signature(live):
+    service, server = live
+    url = f"{server.url}/hooks/guarded"
+    missing = requests.post(url, json={"who": "x"}, timeout=10)
+    assert missing.status_code == 401 and "needs its secret" in missing.json()["error"]["message"]
+    wrong = requests.post(url, json={"who": "x"}, headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "the webhook secret does not match"
+    bearer = requests.post(url, json={"who": "bearer"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    query = requests.post(f"{url}?secret={TOKEN}&who=query", json={}, timeout=10)
+    raw = json.dumps({"who": "signed"}).encode()
+    signature = "sha256=" + hmac.new(TOKEN.encode(), raw, hashlib.sha256).hexdigest()
+    signed = requests.post(url, data=raw, headers={"X-Hub-Signature-256": signature,
+                                                   "Content-Type": "application/json"}, timeout=10)
+    forged = requests.post(url, data=raw.replace(b"signed", b"forged"),
+                           headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"}, timeout=10)
+    assert forged.status_code == 401
+    whos = [finished(service, a.json()["run"]).inputs["who"] for a in (bearer, query, signed)]
+    assert whos == ["bearer", "query", "signed"]
+    assert len(service.repo_events.list()) == 3, "refused requests are not stored"
+    assert all("authorization" not in {k.lower() for k in r["extra"]["headers"]}
+               for r in map(lambda e: service.repo_events.load(e["id"]), service.repo_events.list()))
+
+
+def test_a_sync_hook_answers_with_the_runs_result_and_a_repeated_key_makes_one_run(live):
+    service, server = live
+    headers = {"X-Who": "grace", "Idempotency-Key": "order-17"}
+    answer = requests.post(f"{server.url}/hooks/sync-hook", headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["run_status"], body["output"]) == ("succeeded", {"greeting": "hello grace"})
+    again = requests.post(f"{server.url}/hooks/sync-hook", headers=headers, timeout=60)
+    assert again.json()["id"] == body["id"] and again.json()["duplicate"] is True
+    assert again.json()["run"] == body["run"]
+    assert len(service.repo_events.list()) == 1
+
+
+def test_an_unknown_hook_is_404(live):
+    service, server = live
+    answer = requests.post(f"{server.url}/hooks/nope", json={}, timeout=10)
+    assert answer.status_code == 404 and answer.json()["error"]["message"] == "no webhook trigger is named 'nope'"

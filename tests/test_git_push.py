@@ -1,0 +1,146 @@
+"""`git push` to a hosted workspace with the stock git client, against a live server."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pytest
+import requests
+
+from runner.engine import JobStatus
+from git_env import commit, git, head, init_repo
+from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+
+VALID = """
+    tasks:
+      build:
+        flow:
+          show:
+            type: script
+            script: |
+              echo "sha=$STROM_SHA branch=$STROM_BRANCH ref=$STROM_REF"
+              echo "readme=$(cat README.md)"
+              echo "title={{ git.title }} kind={{ event.kind }}"
+              test -w README.md && echo writable || echo read-only
+    triggers:
+      on-push: { type: push, task: build, branches: [main] }
+    """
+
+INVALID = """
+    tasks:
+      build:
+        flow:
+          show:
+            type: script
+            script: echo hi
+            dependz_on: []
+    """
+
+
+@pytest.fixture
+def hosted(tmp_path, service_workspace, redis_url):
+    config = make_config(service_workspace({".strom/x.yaml": VALID}), redis_url,
+                         STROM_DATA_DIR=str(tmp_path / "data"),
+                         STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}))
+    with stack(config) as service:
+        server = LiveServer(config, service)
+        try:
+            yield service, server
+        finally:
+            server.stop()
+
+
+def remote(server, role="operator") -> str:
+    return f"http://strom:{TOKENS[role]}@127.0.0.1:{server.port}/git/site.git"
+
+
+def events(service):
+    return service.repo_events.list("site")
+
+
+def test_invalid_strom_is_refused_with_file_line_column_then_a_valid_push_runs_on_that_commit(hosted, tmp_path):
+    service, server = hosted
+    repo = init_repo(tmp_path / "src")
+    commit(repo, {"README.md": "first\n", ".strom/ci.yaml": INVALID}, "broken pipeline")
+    refused = git(repo, "push", remote(server), "main", check=False)
+    assert refused.returncode != 0
+    assert ("remote: .strom/ci.yaml:7:9: error: task 'build', step 'show': unknown key 'dependz_on'; "
+            'did you mean "depends_on"?') in refused.stderr
+    assert "remote: strom: push of refs/heads/main refused: 1 problem(s) in .strom/" in refused.stderr
+    assert events(service) == []
+
+    sha = commit(repo, {"README.md": "hello from git\n", ".strom/ci.yaml": VALID}, "Fix the pipeline")
+    pushed = git(repo, "push", remote(server), "main")
+    assert "remote: .strom" not in pushed.stderr
+    [record] = wait_for(lambda: [e for e in events(service) if e["status"] != "queued"] or None,
+                        what="the push to be processed")
+    assert (record["status"], record["event"]["kind"], record["event"]["sha"]) == ("done", "push", sha)
+    [run_id] = record["runs"]
+    state = wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what="the run")
+    assert state.status is JobStatus.SUCCEEDED, state.error
+    assert (state.commit, state.trigger, state.source, state.event["actor"]) == (sha, "on-push", "git", "operator")
+    lines = [line.text for line in service.logs.read(run_id)]
+    assert f"sha={sha} branch=main ref=refs/heads/main" in lines
+    assert "readme=hello from git" in lines
+    assert "title=Fix the pipeline kind=push" in lines
+    assert "read-only" in lines
+
+
+def test_push_option_skip_and_tags_and_deletes_become_events(hosted, tmp_path):
+    service, server = hosted
+    repo = init_repo(tmp_path / "src")
+    sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    git(repo, "push", "-o", "strom.skip", remote(server), "main")
+    [skipped] = events(service)
+    assert (skipped["status"], skipped["reason"], skipped["event"]["sha"]) == ("ignored", "pushed with -o strom.skip", sha)
+    git(repo, "tag", "v1.0", sha)
+    git(repo, "push", remote(server), "v1.0", "main:topic")
+    git(repo, "push", remote(server), ":topic")
+    done = wait_for(lambda: (found := events(service)) and len(found) == 4 and
+                    all(e["status"] != "queued" for e in found) and found, what="four processed events")
+    by_ref = {(e["event"]["kind"], e["event"]["ref"]): e for e in done}
+    assert by_ref[("tag", "refs/tags/v1.0")]["reason"] == "no tag trigger in .strom/"
+    assert by_ref[("push", "refs/heads/topic")]["reason"] == \
+        "trigger 'on-push': branch 'topic' is not in [main]"
+    assert by_ref[("delete", "refs/heads/topic")]["reason"] == "branch 'topic' deleted: no trigger runs on deletions"
+
+
+def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):
+    service, server = hosted
+    repo = init_repo(tmp_path / "src")
+    sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    git(repo, "push", "-o", "strom.skip", remote(server), "main")
+    anonymous = git(tmp_path, "clone", f"http://127.0.0.1:{server.port}/git/site.git", "anon", check=False)
+    assert anonymous.returncode != 0 and "could not read Username" in anonymous.stderr  # asked for credentials
+    wrong = git(tmp_path, "clone", f"http://strom:wrong@127.0.0.1:{server.port}/git/site.git", "anon", check=False)
+    assert wrong.returncode != 0 and "Authentication failed" in wrong.stderr
+    viewer = git(tmp_path, "-c", "protocol.version=2", "clone", remote(server, "viewer"), "copy",
+                 env={"GIT_TRACE_PACKET": "1"})
+    assert "version 2" in viewer.stderr
+    assert head(tmp_path / "copy") == sha
+    denied = git(repo, "push", remote(server, "viewer"), "main:other", check=False)
+    assert denied.returncode != 0 and "403" in denied.stderr
+
+
+def test_chunked_push_and_gzip_upload_pack_requests_pass_through(hosted, tmp_path):
+    service, server = hosted
+    repo = init_repo(tmp_path / "src")
+    (repo / "blob.bin").write_bytes(os.urandom(300_000))
+    git(repo, "add", "blob.bin")
+    sha = commit(repo, {".strom/ci.yaml": VALID, "README.md": "x\n"}, "big [skip ci]")
+    pushed = git(repo, "-c", "http.postBuffer=65536", "push", remote(server), "main",
+                 env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    assert "Transfer-Encoding: chunked" in pushed.stderr
+    # A protocol v0 upload-pack request, gzip-compressed as git sends large negotiations.
+    want = f"want {sha} ofs-delta\n"
+    body = gzip.compress(f"{len(want) + 4:04x}{want}0000" "0009done\n".encode())
+    answer = requests.post(f"http://127.0.0.1:{server.port}/git/site.git/git-upload-pack", data=body,
+                           headers={"Content-Type": "application/x-git-upload-pack-request",
+                                    "Content-Encoding": "gzip"}, auth=("strom", TOKENS["viewer"]), timeout=30)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/x-git-upload-pack-result"
+    assert answer.content.startswith(b"0008NAK\nPACK")
+    record = wait_for(lambda: (found := events(service)) and found[0]["status"] != "queued" and found[0],
+                      what="the push processed")
+    assert record["reason"] == "the commit message asks to skip CI ([skip ci])"

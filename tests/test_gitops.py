@@ -1,0 +1,418 @@
+"""A `git:` workspace end to end: signed GitHub webhooks (shaped like the fixtures) for commits of a
+real repository, runs pinned to those commits, trust for pull requests, polling, job triggers,
+concurrency, and the statuses and comments the recording fake GitHub receives."""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+
+from fake_forge import FakeForge
+from forge_fixtures import FIXTURES, SECRET, ZERO, case_named, forge_headers
+from git_env import commit, git, init_repo
+from runner.engine import Cancel, JobStatus
+from runner.service.worker import Worker
+from runner.service.core import Service
+from runner.store import RunFilter
+from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+
+REPO = "octo/app"
+PIPELINE = """
+    tasks:
+      ci:
+        flow:
+          check:
+            type: script
+            script: |
+              echo "version=$(cat VERSION)"
+              echo "token={{ secret.deploy_key | default('withheld') }}"
+      release:
+        flow:
+          gate: { type: approval, message: "release {{ git.short_sha }}?" }
+          ship: { type: script, script: 'echo "shipping $(cat VERSION)"', depends_on: [gate] }
+      deploy:
+        flow:
+          go: { type: script, script: 'echo "deploy after {{ event.job.task }} {{ event.job.status }} at $STROM_SHA"' }
+      slow:
+        flow:
+          wait: { type: script, script: "sleep 60" }
+    triggers:
+      pushes: { type: push, task: ci, branches: [main], paths: ["**", "!docs/**"] }
+      releases: { type: tag, task: release, tags: ["v*"] }
+      prs: { type: pull_request, task: ci }
+      after-ci: { type: job, task: deploy, after: [ci], branches: [main] }
+      busy: { type: push, task: slow, branches: [busy], concurrency: cancel_previous }
+    """
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A working repository and the bare repository the workspace follows (standing in for GitHub)."""
+    bare = tmp_path / "upstream.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    work = init_repo(tmp_path / "work")
+    git(work, "remote", "add", "origin", str(bare))
+    return work, bare
+
+
+@pytest.fixture
+def forge():
+    with FakeForge("github", writers={"maintainer": "write", "mallory": "read"}) as fake:
+        yield fake
+
+
+def make_gitops_config(tmp_path, redis_url, bare, forge, **workspace):
+    spec = {"git": str(bare), "branches": ["main", "busy"], "forge": {
+        "type": "github", "repo": REPO, "api": forge.url, "token": "ghp_test_token",
+        "webhook_secrets": [SECRET]}, **workspace}
+    folder = tmp_path / "empty"
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_config(folder, redis_url, STROM_DATA_DIR=str(tmp_path / "data"),
+                       STROM_WORKSPACES=json.dumps({"app": spec}), STROM_SECRET_DEPLOY_KEY="k3y-value-123",
+                       STROM_PUBLIC_URL="https://strom.example.com")
+
+
+@pytest.fixture
+def live(tmp_path, redis_url, upstream, forge):
+    config = make_gitops_config(tmp_path, redis_url, upstream[1], forge)
+    with stack(config) as service:
+        server = LiveServer(config, service)
+        try:
+            yield service, server
+        finally:
+            server.stop()
+
+
+# ------------------------------------------------------------------ payloads shaped like the fixtures
+
+def _post(server, case_path: str, data: dict):
+    case = case_named(case_path)
+    body = json.dumps(data).encode()
+    headers = forge_headers(case, body, delivery=str(uuid.uuid4()))
+    answer = requests.post(f"{server.url}/webhooks/github", data=body, headers=headers, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["id"]
+
+
+def push_hook(server, work: Path, ref: str, before: str, after: str):
+    data = json.loads((FIXTURES / "github/push.branch.json").read_bytes())
+    files = (git(work, "diff", "--name-only", before, after) if before != ZERO else
+             git(work, "show", "--format=", "--name-only", after)).stdout.split()
+    message = git(work, "log", "-1", "--format=%B", after).stdout.strip()
+    data.update(ref=ref, before=before, after=after, created=before == ZERO, deleted=False, forced=False)
+    data["head_commit"] = {**data["head_commit"], "id": after, "message": message}
+    data["commits"] = [{**data["head_commit"], "added": [], "removed": [], "modified": files}]
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    return _post(server, "github/push.branch.json", data)
+
+
+def pr_hook(server, number: int, action: str, head_sha: str, head_ref: str, author: str, association: str,
+            fork: bool):
+    data = json.loads((FIXTURES / "github/pull_request.opened.json").read_bytes())
+    data.update(action=action, number=number)
+    pr = data["pull_request"]
+    pr.update(number=number, title=f"Change #{number}", author_association=association)
+    pr["user"] = {**pr["user"], "login": author}
+    pr["head"] = {**pr["head"], "sha": head_sha, "ref": head_ref,
+                  "repo": {**pr["head"]["repo"], "full_name": f"{author}/app" if fork else REPO}}
+    pr["base"] = {**pr["base"], "ref": "main", "repo": {**pr["base"]["repo"], "full_name": REPO}}
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    return _post(server, "github/pull_request.opened.json", data)
+
+
+def comment_hook(server, number: int, body: str, author: str, association: str):
+    data = json.loads((FIXTURES / "github/issue_comment.created.pull_request.json").read_bytes())
+    data["issue"] = {**data["issue"], "number": number}
+    data["comment"] = {**data["comment"], "body": body, "author_association": association, "id": uuid.uuid4().int % 10**9,
+                       "user": {**data["comment"]["user"], "login": author, "type": "User"}}
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    return _post(server, "github/issue_comment.created.pull_request.json", data)
+
+
+def processed(service, event_id, status=None):
+    def ready():
+        record = service.repo_events.load(event_id)
+        if record and record["status"] != "queued" and (status is None or record["status"] == status):
+            return record
+    return wait_for(ready, what=f"event {event_id} processed")
+
+
+def finished(service, run_id):
+    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what=f"run {run_id}")
+
+
+def runs_of(service, task):
+    return service.jobs.list(RunFilter(task=task)).runs
+
+
+def lines(service, run_id):
+    return [line.text for line in service.logs.read(run_id)]
+
+
+def statuses(forge, count):
+    wait_for(lambda: len(forge.statuses()) >= count, what=f"{count} commit statuses")
+    return [(s["context"], s["state"], s["description"], s["sha"]) for s in forge.statuses()]
+
+
+# ------------------------------------------------------------------ tests
+
+def test_a_push_runs_on_its_own_commit_and_reports_pending_then_success(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    first = commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "first")
+    git(work, "push", "-q", "origin", "main")
+    second = commit(work, {"VERSION": "2\n"}, "second")
+    git(work, "push", "-q", "origin", "main")
+    record = processed(service, push_hook(server, work, "refs/heads/main", first, second))
+    older = processed(service, push_hook(server, work, "refs/heads/main", ZERO, first))
+    runs = {service.jobs.load(record["runs"][0]).commit: record["runs"][0],
+            service.jobs.load(older["runs"][0]).commit: older["runs"][0]}
+    assert set(runs) == {first, second}
+    for sha, version in ((first, "1"), (second, "2")):
+        state = finished(service, runs[sha])
+        assert state.status is JobStatus.SUCCEEDED, state.error
+        assert f"version={version}" in lines(service, runs[sha])
+        assert "token=***" in lines(service, runs[sha])
+        assert state.snapshot.endswith(f"/snapshots/{sha}") and state.git["sha"] == sha
+    deploys = wait_for(lambda: len(done := [s for s in runs_of(service, "deploy") if s.status.terminal]) == 2 and done,
+                       what="two deploy runs")
+    for deploy in deploys:
+        assert deploy.event["kind"] == "job" and deploy.event["job"]["task"] == "ci"
+        assert f"deploy after ci succeeded at {deploy.commit}" in lines(service, deploy.id)
+    reported = statuses(forge, 8)
+    for sha in (first, second):
+        mine = [(c, state) for c, state, _, s in reported if s == sha]
+        assert mine.count(("strom/ci", "success")) == 1 and mine.count(("strom/deploy", "success")) == 1
+        assert mine.index(("strom/ci", "success")) < mine.index(("strom/deploy", "success"))
+    request = next(r for r in forge.requests if r.json and r.json.get("context") == "strom/ci")
+    assert request.headers["authorization"] == "Bearer ghp_test_token"
+    assert request.json["target_url"] == f"https://strom.example.com/runs/{runs[request.path.rsplit('/', 1)[1]]}"
+
+
+def test_a_tag_run_reports_waiting_for_approval_then_its_final_status(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    sha = commit(work, {"VERSION": "3\n", ".strom/ci.yaml": PIPELINE}, "release me")
+    git(work, "tag", "v3", sha)
+    git(work, "push", "-q", "origin", "main", "v3")
+    record = processed(service, tag_hook(server, "v3", sha))
+    [run_id] = record["runs"]
+    assert statuses(forge, 1) == [("strom/release", "pending", "waiting for approval", sha)]
+    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the approval")
+    approve(server, run_id, "gate")
+    assert finished(service, run_id).status is JobStatus.SUCCEEDED
+    final = statuses(forge, 2)
+    assert len(final) == 2 and final[1][:2] == ("strom/release", "success") and final[1][2].startswith("succeeded in ")
+    assert "shipping 3" in lines(service, run_id)
+
+
+def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live, upstream, forge):
+    service, server = live
+    work, bare = upstream
+    base = commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "base")
+    git(work, "push", "-q", "origin", "main")
+    git(work, "checkout", "-q", "-b", "feature")
+    head_sha = commit(work, {"VERSION": "fork\n"}, "from a fork")
+    git(work, "push", "-q", "origin", "feature:refs/pull/7/head")
+
+    waiting = processed(service, pr_hook(server, 7, "opened", head_sha, "feature", "mallory", "CONTRIBUTOR", True))
+    assert waiting["status"] == "waiting" and waiting["runs"] == []
+    assert waiting["reason"] == ("pull request #7 by mallory comes from a fork or an author without write access: "
+                                 f"a maintainer must comment /ok-to-test to run commit {head_sha[:7]}")
+    created = forge.wait_for_requests(1)[0]
+    assert (created.method, created.path) == ("POST", "/repos/octo/app/issues/7/comments")
+    assert "⏸ pull request #7 by mallory" in created.json["body"]
+
+    ignored = processed(service, comment_hook(server, 7, "/ok-to-test", "mallory", "CONTRIBUTOR"))
+    assert ignored["status"] == "ignored"
+    assert ignored["reason"] == "mallory may not run /ok-to-test: commands need write access to the repository"
+
+    approved = processed(service, comment_hook(server, 7, "/ok-to-test", "maintainer", "MEMBER"))
+    assert approved["status"] == "done" and approved["reason"] == \
+        f"maintainer trusted commit {head_sha[:7]} of #7: event {waiting['id']} runs now"
+    rerun = processed(service, waiting["id"], status="done")
+    [run_id] = rerun["runs"]
+    state = finished(service, run_id)
+    assert (state.status, state.commit, state.trusted) == (JobStatus.SUCCEEDED, head_sha, False)
+    assert "version=fork" in lines(service, run_id) and "token=withheld" in lines(service, run_id)
+    assert not runs_of(service, "deploy"), "job triggers follow main only"
+    wait_for(lambda: any(r.method == "PATCH" and "`ci`" in (r.json or {}).get("body", "") and "succeeded" in
+                         r.json["body"] for r in forge.requests), what="the summary comment edited")
+    [summary] = forge.comments()
+    assert summary["number"] == 7 and "⏸" not in summary["body"]
+    assert f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |" \
+        in summary["body"]
+    assert [r.path for r in forge.requests if "comments" in r.path and r.method == "POST"] == \
+        ["/repos/octo/app/issues/7/comments"], "one comment per pull request, edited afterwards"
+
+    newer = commit(work, {"VERSION": "fork 2\n"}, "more from the fork")
+    git(work, "push", "-q", "-f", "origin", "feature:refs/pull/7/head")
+    again = processed(service, pr_hook(server, 7, "synchronize", newer, "feature", "mallory", "CONTRIBUTOR", True))
+    assert again["status"] == "waiting", "trust is per commit unless the workspace makes it sticky"
+    assert base != head_sha
+
+
+def test_a_maintainers_pull_request_runs_at_once_with_the_files_it_changes(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "base")
+    git(work, "push", "-q", "origin", "main")
+    git(work, "checkout", "-q", "-b", "topic")
+    head_sha = commit(work, {"docs/guide.md": "words\n", "VERSION": "2\n"}, "topic")
+    git(work, "push", "-q", "origin", "topic:refs/pull/8/head")
+    record = processed(service, pr_hook(server, 8, "opened", head_sha, "topic", "maintainer", "MEMBER", False))
+    [run_id] = record["runs"]
+    state = finished(service, run_id)
+    assert (state.trusted, state.event["changed_files"]) == (True, ["VERSION", "docs/guide.md"])
+    assert "token=***" in lines(service, run_id)
+
+
+def test_paths_exclusions_and_skip_markers_leave_a_push_ignored_with_the_reason(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    base = commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "base [skip ci]")
+    docs = commit(work, {"docs/readme.md": "only docs\n"}, "docs only")
+    git(work, "push", "-q", "origin", "main")
+    skipped = processed(service, push_hook(server, work, "refs/heads/main", ZERO, base))
+    assert (skipped["status"], skipped["reason"]) == ("ignored", "the commit message asks to skip CI ([skip ci])")
+    only_docs = processed(service, push_hook(server, work, "refs/heads/main", base, docs))
+    assert only_docs["status"] == "ignored"
+    assert only_docs["reason"] == ("trigger 'pushes': no changed file matches paths [**, !docs/**] "
+                                   "(changed: docs/readme.md); trigger 'busy': branch 'main' is not in [busy]")
+    assert forge.requests == []
+
+
+def test_an_invalid_strom_at_the_pushed_commit_fails_the_event_and_the_commit_status(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    sha = commit(work, {".strom/ci.yaml": "tasks:\n  ci:\n    flow:\n      a: { type: scirpt }\n"}, "broken")
+    git(work, "push", "-q", "origin", "main")
+    record = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
+    assert record["status"] == "failed" and record["error"].startswith(f"invalid .strom/ at {sha[:12]}: .strom/ci.yaml:4:")
+    [(context, state, description, at)] = statuses(forge, 1)
+    assert (context, state, at) == ("strom/definitions", "failure", sha)
+    assert description.startswith("invalid .strom/: .strom/ci.yaml:4:")
+
+
+def test_a_missed_webhook_is_made_up_by_polling_once(tmp_path, redis_url, upstream, forge):
+    work, bare = upstream
+    config = make_gitops_config(tmp_path, redis_url, bare, forge, poll="0.2s")
+    commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "before polling started")
+    git(work, "push", "-q", "origin", "main")
+    with stack(config) as service:
+        wait_for(lambda: service.redis.exists("strom:heads:app:polled"), what="the first poll")
+        assert service.repo_events.list() == [], "the first poll only records the heads"
+        sha = commit(work, {"VERSION": "polled\n"}, "no webhook for this one")
+        git(work, "push", "-q", "origin", "main")
+        [event] = wait_for(lambda: service.repo_events.list() or None, what="the poll to notice the push")
+        assert (event["event"]["source"], event["event"]["sha"], event["event"]["branch"]) == ("poll", sha, "main")
+        record = processed(service, event["id"])
+        [run_id] = record["runs"]
+        assert finished(service, run_id).commit == sha
+        server = LiveServer(config, service)
+        try:
+            late = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
+        finally:
+            server.stop()
+        assert late["runs"] == [run_id] and late["reason"] == f"trigger 'pushes': run {run_id} already exists"
+        assert len(runs_of(service, "ci")) == 1
+
+
+def test_a_newer_push_cancels_the_previous_run_of_its_concurrency_group(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    git(work, "checkout", "-q", "-b", "busy")
+    first = commit(work, {".strom/ci.yaml": PIPELINE}, "one")
+    second = commit(work, {"VERSION": "2\n"}, "two")
+    git(work, "push", "-q", "origin", "busy")
+    [old] = processed(service, push_hook(server, work, "refs/heads/busy", ZERO, first))["runs"]
+    wait_for(lambda: service.jobs.load(old).status is JobStatus.RUNNING, what="the first run to start")
+    new_event = push_hook(server, work, "refs/heads/busy", first, second)
+    [new] = processed(service, new_event)["runs"]
+    cancelled = finished(service, old)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.cancel_reason == f"superseded by a newer event ({new_event})"
+    assert service.jobs.load(new).group == "busy:busy"
+    service.orchestrator.try_apply(new, Cancel("test over"))
+    wait_for(lambda: any(s["sha"] == first and s["state"] == "error" for s in forge.statuses()),
+             what="the cancelled run's status")
+    [final] = [s for s in forge.statuses() if s["sha"] == first and s["state"] == "error"]
+    assert final["context"] == "strom/slow" and final["target_url"] == f"https://strom.example.com/runs/{old}"
+    assert final["description"].startswith("cancelled in ")
+    assert final["description"].endswith(f"s: superseded by a newer event ({new_event})")
+
+
+def test_a_worker_without_the_servers_disk_downloads_the_snapshot(tmp_path, redis_url, upstream, forge):
+    work, bare = upstream
+    config = make_gitops_config(tmp_path, redis_url, bare, forge)
+    sha = commit(work, {"VERSION": "remote\n", ".strom/ci.yaml": PIPELINE}, "for a remote worker")
+    git(work, "push", "-q", "origin", "main")
+    with stack(config, workers=0) as service:
+        server = LiveServer(config, service)
+        try:
+            record = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
+            [run_id] = record["runs"]
+            snapshot = Path(service.jobs.load(run_id).snapshot)
+            shutil.move(str(snapshot), str(tmp_path / "elsewhere"))  # as if on another machine
+            remote_config = make_gitops_config(tmp_path / "remote", redis_url, bare, forge)
+            remote_config = replace(remote_config, public_url=server.url, worker_token=TOKENS["viewer"])
+            worker = Worker(Service(remote_config), name="remote-worker")
+            worker.start()
+            try:
+                state = finished(service, run_id)
+            finally:
+                worker.stop(2)
+            assert state.status is JobStatus.SUCCEEDED, state.error
+            assert "version=remote" in lines(service, run_id)
+            downloaded = tmp_path / "remote" / "data" / "snapshots" / sha
+            assert (downloaded / "VERSION").read_text() == "remote\n"
+            url = f"{server.url}/api/workspaces/app/snapshots/{sha}.tar.gz"
+            assert requests.get(url, timeout=10).status_code == 401
+            auth = {"Authorization": f"Bearer {TOKENS['viewer']}"}
+            archive = requests.get(url, headers=auth, timeout=10)
+            assert archive.status_code == 200 and archive.headers["ETag"] == f'"{sha}"'
+            again = requests.get(url, headers={**auth, "If-None-Match": f'"{sha}"'}, timeout=10)
+            assert again.status_code == 304
+            missing = requests.get(url.replace(sha, "f" * 40), headers=auth, timeout=10)
+            assert missing.status_code == 404
+        finally:
+            server.stop()
+
+
+def tag_hook(server, tag: str, sha: str):
+    data = json.loads((FIXTURES / "github/push.tag-create.json").read_bytes())
+    data.update(ref=f"refs/tags/{tag}", before=ZERO, after=sha)
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    return _post(server, "github/push.tag-create.json", data)
+
+
+def approve(server, run_id, step):
+    answer = requests.post(f"{server.url}/api/runs/{run_id}/steps/{step}/approve", json={},
+                           headers={"Authorization": f"Bearer {TOKENS['approver']}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_forge_errors_are_retried_and_never_touch_the_run(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    sha = commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "flaky forge")
+    git(work, "tag", "v1", sha)
+    git(work, "push", "-q", "origin", "main", "v1")
+    forge.fail_next("/repos/octo/app/statuses", 502)
+    forge.fail_next(lambda r: (r.json or {}).get("state") == "success", 422)
+    [run_id] = processed(service, tag_hook(server, "v1", sha))["runs"]
+    forge.wait_for_requests(2)
+    approve(server, run_id, "gate")
+    assert finished(service, run_id).status is JobStatus.SUCCEEDED
+    wait_for(lambda: service.redis.hget("strom:metrics:counters", "reports_failed") == "1", what="the failed report")
+    posts = [(r.json["state"], r.json["description"]) for r in forge.requests]
+    assert posts[:2] == [("pending", "waiting for approval")] * 2, "a 502 is retried with the same body"
+    assert len(posts) == 3 and posts[2][0] == "success", "a 422 is not retried"
+    assert forge.statuses() == [{"sha": sha, "state": "pending", "description": "waiting for approval",
+                                 "context": "strom/release", "target_url": f"https://strom.example.com/runs/{run_id}"}]
+    assert service.jobs.load(run_id).status is JobStatus.SUCCEEDED

@@ -1,0 +1,189 @@
+"""`/git/<workspace>.git`: clone from and push to hosted workspaces with the stock git client.
+
+Smart HTTP is served by `git http-backend` (protocol v0 and v2; gzip and chunked request bodies are
+streamed through). API tokens authenticate over basic auth: the password is the token (the user
+name is ignored); pushing needs the `run` permission, cloning `read`. After a push, the refs the
+post-receive hook recorded become push / tag / delete events, stored before the client is answered.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, request
+
+from runner.forges.event import RepoEvent
+from runner.git.mirrors import ZERO_SHA
+
+from ..api.auth import PERMISSIONS, identify
+from ..errors import ApiError
+
+bp = Blueprint("git", __name__)
+log = logging.getLogger("strom.git")
+
+SERVICES = {"git-upload-pack": "read", "git-receive-pack": "run"}
+CHUNK = 64 * 1024
+SKIP_OPTIONS = ("strom.skip", "ci.skip")
+
+
+def _service():
+    return current_app.extensions["strom"]
+
+
+def _unauthorized(message: str) -> Response:
+    return Response(f"{message}\n", 401, {"WWW-Authenticate": 'Basic realm="Strom", charset="UTF-8"',
+                                          "Content-Type": "text/plain"})
+
+
+def _wanted_permission(rest: str) -> str | None:
+    service = request.args.get("service") if rest == "info/refs" else rest
+    return SERVICES.get(service)
+
+
+@bp.route("/git/<workspace>.git/<path:rest>", methods=["GET", "POST"])
+def smart_http(workspace: str, rest: str):
+    service = _service()
+    ws = service.config.workspaces.get(workspace)
+    if ws is None or ws.kind != "hosted":
+        raise ApiError(404, "not_found", f"no hosted workspace {workspace!r}; hosted workspaces have "
+                                         "`hosted: true` in the server configuration")
+    permission = _wanted_permission(rest)
+    if permission is None:
+        raise ApiError(404, "not_found", "only smart HTTP (git-upload-pack, git-receive-pack) is served")
+    token = identify()
+    if token is None:
+        return _unauthorized("Strom needs an API token: use it as the password "
+                             f"(git remote add strom http://strom:<token>@{request.host}/git/{workspace}.git)")
+    if permission not in PERMISSIONS[token.role]:
+        return Response(f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403,
+                        {"Content-Type": "text/plain"})
+    repo_root = service.repos.hosted.ensure(workspace, ws.default_branch).parent
+    record = None
+    if rest == "git-receive-pack":
+        fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
+        os.close(fd)
+    return _backend(repo_root, f"/{workspace}.git/{rest}", token.name, record, ws)
+
+
+def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STROM_SECRET_", "GIT_"))}
+    env.update(GIT_PROJECT_ROOT=str(repo_root), GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path_info,
+               REQUEST_METHOD=request.method, QUERY_STRING=request.query_string.decode("latin-1"),
+               CONTENT_TYPE=request.headers.get("Content-Type", ""), REMOTE_USER=user,
+               REMOTE_ADDR=request.remote_addr or "", GIT_HTTP_MAX_REQUEST_BUFFER="100M")
+    if request.content_length is not None:
+        env["CONTENT_LENGTH"] = str(request.content_length)
+    if request.headers.get("Content-Encoding"):
+        env["HTTP_CONTENT_ENCODING"] = request.headers["Content-Encoding"]
+    if request.headers.get("Git-Protocol"):
+        env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
+    if record:
+        env["STROM_PUSH_RECORD"] = record
+    return env
+
+
+def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws) -> Response:
+    proc = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_cgi_env(repo_root, path_info, user, record))
+    stream = request.stream
+    feeder = threading.Thread(target=_feed, args=(stream, proc.stdin), daemon=True)
+    feeder.start()
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    status, headers = _read_cgi_headers(proc.stdout)
+    app = current_app._get_current_object()
+
+    def body():
+        try:
+            while True:
+                chunk = proc.stdout.read1(CHUNK) if hasattr(proc.stdout, "read1") else proc.stdout.read(CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            proc.stdout.close()
+            proc.wait()
+            feeder.join(5)
+            drain.join(5)
+            if errors and errors[0].strip():
+                log.info("git http-backend: %s", errors[0].decode("utf-8", "replace").strip()[:2000])
+            if record:
+                with app.app_context():
+                    _store_push(app.extensions["strom"], ws, record, user)
+
+    return Response(body(), status=status, headers=headers, direct_passthrough=True)
+
+
+def _feed(stream, stdin) -> None:
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            stdin.write(chunk)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+
+def _read_cgi_headers(stdout) -> tuple[int, list[tuple[str, str]]]:
+    status, headers = 200, []
+    while True:
+        line = stdout.readline()
+        if not line or line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode("latin-1").rstrip("\r\n").partition(":")
+        if name.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers.append((name, value.strip()))
+    return status, headers
+
+
+def _store_push(service, ws, record: str, user: str) -> list[str]:
+    """One event per updated ref the post-receive hook recorded (none when the push was refused)."""
+    try:
+        text = Path(record).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    finally:
+        Path(record).unlink(missing_ok=True)
+    options = [line[7:] for line in text.splitlines() if line.startswith("option ")]
+    skip = next((o for o in options if o in SKIP_OPTIONS), None)
+    ids = []
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("option ") or len(parts) != 3:
+            continue
+        old, new, ref = parts
+        event = _push_event(ws, old, new, ref, user)
+        if event is None:
+            continue
+        ignored = f"pushed with -o {skip}" if skip else None
+        event_id, _ = service.repo_events.receive(ws.name, event.to_dict(), ignored=ignored,
+                                                  extra={"push_options": options})
+        ids.append(event_id)
+    return ids
+
+
+def _push_event(ws, old: str, new: str, ref: str, user: str) -> RepoEvent | None:
+    deleted = new == ZERO_SHA
+    if ref.startswith("refs/heads/"):
+        branch, tag = ref[len("refs/heads/"):], None
+    elif ref.startswith("refs/tags/"):
+        branch, tag = None, ref[len("refs/tags/"):]
+    else:
+        return None
+    kind = "delete" if deleted else ("tag" if tag else "push")
+    return RepoEvent(source="git", kind=kind, repo=ws.name, delivery=f"{ref}:{old}:{new}", forge_event="push",
+                     ref=ref, branch=branch, tag=tag, sha=None if deleted else new, before=old, actor=user,
+                     created=old == ZERO_SHA, deleted=deleted)
