@@ -43,7 +43,7 @@ def wait(condition, timeout: float, what: str):
 
 
 class Stack:
-    def __init__(self, workspace_yaml: str, workers: int = 1, concurrency: int = 4):
+    def __init__(self, workspace_yaml: str, workers: int = 1, concurrency: int = 4, env: dict | None = None):
         self.tmp = tempfile.TemporaryDirectory()
         self.root = Path(self.tmp.name)
         (self.root / ".strom").mkdir()
@@ -58,7 +58,8 @@ class Stack:
         wait(self.redis.ping, 10, "redis")
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "STROM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-                    "STROM_ADMIN_TOKEN": TOKEN, "STROM_LISTEN": f"127.0.0.1:{port}"}
+                    "STROM_ADMIN_TOKEN": TOKEN, "STROM_LISTEN": f"127.0.0.1:{port}",
+                    "STROM_DATA_DIR": str(self.root / ".strom-data"), **(env or {})}
         self.workers, self.concurrency = workers, concurrency
         self.start("web", "web")
         wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, 30, "web")

@@ -56,6 +56,12 @@ class Client:
     def runs(self, **filters) -> dict:
         return self._request("GET", "/api/runs", params={k: v for k, v in filters.items() if v is not None})
 
+    def events(self, **filters) -> dict:
+        return self._request("GET", "/api/events", params={k: v for k, v in filters.items() if v is not None})
+
+    def event(self, event_id: str) -> dict:
+        return self._request("GET", f"/api/events/{event_id}")
+
     def run(self, run_id: str) -> dict:
         return self._request("GET", f"/api/runs/{run_id}")
 

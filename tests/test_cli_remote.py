@@ -102,3 +102,20 @@ def test_client_errors_are_one_line_messages(live):
     assert code == 1 and "no run nope (HTTP 404)" in out
     result = CliRunner().invoke(main, ["runs"], env={"STROM_URL": "http://127.0.0.1:9", "STROM_TOKEN": "x"})
     assert result.exit_code == 1 and "cannot reach the Strom server at http://127.0.0.1:9" in result.output
+
+
+def test_events_lists_what_came_in_and_what_became_of_it(live):
+    from runner.forges.event import RepoEvent
+    server, service = live
+    event = RepoEvent(source="github", kind="push", repo="octo/app", ref="refs/heads/dev", branch="dev",
+                      sha="ab" * 20, delivery="d-42")
+    event_id, _ = service.repo_events.receive("local", event.to_dict(), ignored="branch 'dev' is not followed")
+    code, out = cli(server, "events", token="viewer")
+    assert code == 0
+    assert f"{event_id}  " in out and "github push refs/heads/dev abababa" in out
+    assert "↷ ignored  branch 'dev' is not followed" in out
+    code, out = cli(server, "events", event_id, "--json", token="viewer")
+    detail = json.loads(out)
+    assert (detail["status"], detail["event"]["delivery"], detail["runs"]) == ("ignored", "d-42", [])
+    code, out = cli(server, "events", "nope", token="viewer")
+    assert code != 0 and "no event nope" in out

@@ -416,3 +416,23 @@ def test_forge_errors_are_retried_and_never_touch_the_run(live, upstream, forge)
     assert forge.statuses() == [{"sha": sha, "state": "pending", "description": "waiting for approval",
                                  "context": "strom/release", "target_url": f"https://strom.example.com/runs/{run_id}"}]
     assert service.jobs.load(run_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_rerun_after_the_snapshot_was_collected_writes_it_again(live, upstream, forge):
+    service, server = live
+    work, _ = upstream
+    sha = commit(work, {"VERSION": "again\n", ".strom/ci.yaml": PIPELINE}, "rerun me")
+    git(work, "push", "-q", "origin", "main")
+    [run_id] = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))["runs"]
+    first = finished(service, run_id)
+    settled = wait_for(lambda: all(s.status.terminal for s in runs_of(service, "deploy")) and runs_of(service, "deploy"),
+                       what="the deploy run")
+    assert settled
+    assert service.repos.snapshots.collect(set(), older_than=-1) == [sha]
+    assert not Path(first.snapshot).exists()
+    answer = requests.post(f"{server.url}/api/runs/{run_id}/rerun", headers={"Authorization": f"Bearer {TOKENS['operator']}"},
+                           timeout=10)
+    assert answer.status_code == 201, answer.text
+    again = finished(service, answer.json()["id"])
+    assert again.status is JobStatus.SUCCEEDED and again.snapshot == first.snapshot
+    assert "version=again" in lines(service, again.id)

@@ -219,3 +219,33 @@ def _children_of(root) -> list:
             if ("runner.cli" in " ".join(p.info["cmdline"] or []) or "gunicorn" in " ".join(p.info["cmdline"] or [])
                 or "redis-server" in " ".join(p.info["cmdline"] or []))
             and (str(root) in (p.info["cwd"] or "") or str(root) in " ".join(p.info["cmdline"] or []))]
+
+
+def test_git_push_through_gunicorn_runs_the_pushed_commit_on_a_worker_process(procs, tmp_path):
+    from git_env import commit, git, init_repo
+    data = tmp_path / "data"
+    procs.env.update(STROM_DATA_DIR=str(data), STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}))
+    url = _web(procs)
+    procs.start("scheduler", "scheduler")
+    procs.start("worker", "worker", "--name", "w1")
+    repo = init_repo(tmp_path / "src")
+    (repo / "blob.bin").write_bytes(os.urandom(200_000))
+    git(repo, "add", "blob.bin")
+    sha = commit(repo, {".strom/ci.yaml": """
+        tasks:
+          build: { flow: { show: { type: script, script: 'echo "built $STROM_SHA $(wc -c < blob.bin)"' } } }
+        triggers:
+          on-push: { type: push, task: build }
+        """}, "through gunicorn")
+    remote = url.replace("http://", f"http://strom:{TOKENS['operator']}@") + "/git/site.git"
+    pushed = git(repo, "-c", "http.postBuffer=32768", "push", remote, "main",
+                 env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    assert "Transfer-Encoding: chunked" in pushed.stderr
+    events = wait_for(lambda: (found := requests.get(f"{url}/api/events", headers=AUTH, timeout=5).json()["events"])
+                      and found[0]["status"] != "queued" and found, 30, 0.1, "the push to be processed")
+    assert [(e["kind"], e["sha"], e["status"]) for e in events] == [("push", sha, "done")]
+    run_id = events[0]["runs"][0]
+    final = wait_for(lambda: (run := _run(url, run_id))["status"] in ("succeeded", "failed") and run, 30, 0.1, "run")
+    assert final["status"] == "succeeded" and final["steps"][0]["worker"] == "w1"
+    lines = requests.get(f"{url}/api/runs/{run_id}/logs", params={"format": "text"}, headers=AUTH, timeout=5).text
+    assert f"built {sha} 200000" in lines

@@ -24,6 +24,7 @@ COMMANDS = {
     "scheduler": ("service", "scheduler_command"),
     "trigger": ("remote", "trigger_command"),
     "runs": ("remote", "runs_command"),
+    "events": ("remote", "events_command"),
     "status": ("remote", "status_command"),
     "logs": ("remote", "logs_command"),
     "cancel": ("remote", "cancel_command"),
@@ -60,4 +61,5 @@ def main() -> None:
     With a server (--server/STROM_URL, --token/STROM_TOKEN):
       strom trigger TASK -f   start a task and follow its logs
       strom runs | status RUN | logs RUN [-f] | cancel RUN | approve RUN STEP
+      strom events [ID]       webhooks and pushes received, and what became of them
     """

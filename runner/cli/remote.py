@@ -14,7 +14,8 @@ from .common import console, err_console
 
 __all__ = ["REMOTE_COMMANDS", "follow_run"]
 
-_MARK = {"succeeded": ("✓", "green"), "failed": ("✗", "red"), "timed_out": ("⏱", "red"),
+_MARK = {"done": ("✓", "green"), "ignored": ("↷", "bright_black"),
+         "succeeded": ("✓", "green"), "failed": ("✗", "red"), "timed_out": ("⏱", "red"),
          "cancelled": ("■", "yellow"), "skipped": ("↷", "bright_black"), "waiting": ("⏸", "yellow"),
          "running": ("▶", "cyan"), "queued": ("…", "bright_black"), "pending": ("·", "bright_black")}
 
@@ -119,6 +120,41 @@ def runs_command(workspace, task, status, trigger, limit, as_json, server, token
                                     f"{run.get('source', '')}"))
     if not data["runs"]:
         err_console.print("no runs")
+
+
+@click.command("events")
+@click.argument("event_id", required=False)
+@click.option("-w", "--workspace")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True)
+@server_options
+def events_command(event_id, workspace, limit, as_json, server, token):
+    """List the repository events received (webhooks, pushes, polls), newest first, with the runs
+    each started or why it started none; with EVENT_ID, show one event in full."""
+    client = _client(server, token)
+    if event_id:
+        data = _call(client.event, event_id)
+        click.echo(json.dumps(data, indent=2) if as_json else _describe_event(data, full=True))
+        return
+    data = _call(client.events, workspace=workspace, limit=limit)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for event in data["events"]:
+        console.print(_describe_event(event))
+    if not data["events"]:
+        err_console.print("no events")
+
+
+def _describe_event(event: dict, full: bool = False) -> Text:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["received_at"]))
+    what = f"{event.get('source')} {event.get('kind')} {event.get('ref') or ''} {(event.get('sha') or '')[:7]}"
+    outcome = ", ".join(event["runs"]) or event.get("error") or event.get("reason") or ""
+    text = Text.assemble(f"{event['id']}  {when}  {event['workspace']:<12} {what.strip():<36} ",
+                         _mark(event["status"]), f"  {outcome}")
+    if full:
+        text.append("\n" + json.dumps(event.get("event") or {}, indent=2))
+    return text
 
 
 @click.command("status")

@@ -66,7 +66,9 @@ class RepoEvent:
     ignored: str | None = None  # why Strom does not act on it
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["pr"] = asdict(self.pr) if self.pr else None
+        data["comment"] = asdict(self.comment) if self.comment else None
         data["commits"] = [dict(c) for c in self.commits]
         data["changed_files"] = list(self.changed_files) if self.changed_files is not None else None
         data["clone_urls"] = list(self.clone_urls)

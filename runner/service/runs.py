@@ -75,6 +75,15 @@ def start(service, workspace: str, checkout, task: str, inputs: Mapping[str, Any
     return _create(service, state, service.contexts.for_state(state))
 
 
+def _snapshot_of(service, old: JobState) -> str | None:
+    """The old run's snapshot, written again if it was collected since (its commit is still in the mirror)."""
+    from pathlib import Path
+    ws = service.config.workspaces.get(old.workspace)
+    if old.snapshot and old.commit and ws is not None and ws.is_git and not Path(old.snapshot).is_dir():
+        return str(service.repos.snapshots.materialise(service.repos.mirror(ws), old.commit))
+    return old.snapshot
+
+
 def rerun(service, run_id: str, by: str | None = None) -> JobState:
     """A new run of the same task with the same inputs, definitions and commit."""
     old = service.jobs.load(run_id)
@@ -83,7 +92,8 @@ def rerun(service, run_id: str, by: str | None = None) -> JobState:
     ctx = service.contexts.for_state(old)
     state = new_job(ctx, inputs=old.inputs, now=time.time(), workspace=old.workspace, source="rerun",
                     trigger=old.trigger, event=old.event, git=old.git, commit=old.commit, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, retry_of=old.id, trusted=old.trusted)
+    state = replace(state, definitions=old.definitions, snapshot=_snapshot_of(service, old), retry_of=old.id,
+                    trusted=old.trusted)
     return _create(service, state, service.contexts.for_state(state))
 
 
@@ -161,7 +171,7 @@ def retry(service, message: dict) -> str | None:
     state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace,
                     source=old.source, trigger=old.trigger, event=old.event, git=old.git, commit=old.commit,
                     attempt=message["attempt"], retry_of=old.id, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=old.snapshot, trusted=old.trusted,
+    state = replace(state, definitions=old.definitions, snapshot=_snapshot_of(service, old), trusted=old.trusted,
                     group=old.group)
     try:
         _create(service, state, service.contexts.for_state(state))

@@ -20,44 +20,44 @@ STATUSES = ("queued", "done", "ignored", "waiting", "failed")
 DELIVERY_TTL = 7 * 86400
 
 
+# One round trip, atomic: a delivery seen before returns the first event's id and stores nothing.
+_STORE = """
+if ARGV[6] == "1" then
+  local first = redis.call("GET", KEYS[1])
+  if first then return first end
+  redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[5])
+end
+redis.call("SET", KEYS[2], ARGV[2])
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+if ARGV[4] == "1" then redis.call("RPUSH", KEYS[5], ARGV[1]) end
+return false
+"""
+
+
 class RepoEventStore:
     def __init__(self, redis):
         self.redis = redis
+        self._store = redis.register_script(_STORE)
 
     def receive(self, workspace: str, event: Mapping[str, Any], *, extra: Mapping | None = None,
                 ignored: str | None = None, now: float | None = None) -> tuple[str, bool]:
-        """Store `event` and queue it for processing (unless `ignored`), atomically.
+        """Store `event` and queue it for processing (unless `ignored`), in one atomic step.
 
         Returns (event id, duplicate): a delivery id seen before gives back the first event's id.
         """
         now = time.time() if now is None else now
         delivery = event.get("delivery")
-        dkey = keys.delivery(str(event.get("source")), delivery) if delivery else None
         event_id = uuid.uuid4().hex[:16]
         record = {"id": event_id, "workspace": workspace, "received_at": now,
                   "status": "ignored" if ignored else "queued", "reason": ignored, "error": None, "runs": [],
                   "attempts": 0, "event": dict(event), "extra": dict(extra or {})}
-        while True:
-            with self.redis.pipeline() as pipe:
-                try:
-                    if dkey:
-                        pipe.watch(dkey)
-                        first = pipe.get(dkey)
-                        if first is not None:
-                            pipe.reset()
-                            return first, True
-                    pipe.multi()
-                    if dkey:
-                        pipe.set(dkey, event_id, ex=DELIVERY_TTL)
-                    pipe.set(keys.repo_event(event_id), json.dumps(record, default=str))
-                    pipe.zadd(keys.EVENT_LOG, {event_id: now})
-                    pipe.zadd(keys.repo_events_of(workspace), {event_id: now})
-                    if not ignored:
-                        pipe.rpush(keys.INTAKE, event_id)
-                    pipe.execute()
-                    return event_id, False
-                except WatchError:
-                    continue
+        dkey = keys.delivery(str(event.get("source")), delivery or "-")
+        first = self._store(keys=[dkey, keys.repo_event(event_id), keys.EVENT_LOG, keys.repo_events_of(workspace),
+                                  keys.INTAKE],
+                            args=[event_id, json.dumps(record, default=str), now, "0" if ignored else "1",
+                                  DELIVERY_TTL, "1" if delivery else "0"])
+        return (first, True) if first else (event_id, False)
 
     def load(self, event_id: str) -> dict | None:
         raw = self.redis.get(keys.repo_event(event_id))
