@@ -436,3 +436,80 @@ def test_a_rerun_after_the_snapshot_was_collected_writes_it_again(live, upstream
     again = finished(service, answer.json()["id"])
     assert again.status is JobStatus.SUCCEEDED and again.snapshot == first.snapshot
     assert "version=again" in lines(service, again.id)
+
+
+def gitlab_merge_request(server, iid: int, head_sha: str, source: str):
+    data = json.loads((FIXTURES / "gitlab/merge_request.json").read_bytes())
+    data["project"] = {**data["project"], "path_with_namespace": REPO, "id": 14}
+    data["object_attributes"] = {**data["object_attributes"], "iid": iid, "action": "open", "source_branch": source,
+                                 "target_branch": "main", "source_project_id": 14, "target_project_id": 14,
+                                 "last_commit": {**data["object_attributes"]["last_commit"], "id": head_sha}}
+    return _post_to(server, "gitlab", "gitlab/merge_request.json", data)
+
+
+def gitea_pull_request(server, number: int, head_sha: str, source: str):
+    data = json.loads((FIXTURES / "gitea/pull_request.opened.json").read_bytes())
+    data.update(number=number)
+    pr = data["pull_request"]
+    pr.update(number=number)
+    pr["head"] = {**pr["head"], "sha": head_sha, "ref": source, "repo_id": 1,
+                  "repo": {**pr["head"]["repo"], "id": 1, "full_name": REPO}}
+    pr["base"] = {**pr["base"], "ref": "main", "repo_id": 1, "repo": {**pr["base"]["repo"], "id": 1, "full_name": REPO}}
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    return _post_to(server, "gitea", "gitea/pull_request.opened.json", data)
+
+
+def _post_to(server, forge: str, case_path: str, data: dict):
+    case = case_named(case_path)
+    body = json.dumps(data).encode()
+    answer = requests.post(f"{server.url}/webhooks/{forge}", data=body, timeout=30,
+                           headers=forge_headers(case, body, delivery=str(uuid.uuid4())))
+    assert answer.status_code == 202, answer.text
+    return answer.json()["id"]
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "gitea"])
+def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp_path, redis_url, upstream, kind):
+    work, bare = upstream
+    commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "base")
+    git(work, "push", "-q", "origin", "main")
+    git(work, "checkout", "-q", "-b", "topic")
+    head_sha = commit(work, {"VERSION": "2\n"}, "topic")
+    pr_ref = "refs/merge-requests/4/head" if kind == "gitlab" else "refs/pull/4/head"
+    git(work, "push", "-q", "origin", f"topic:{pr_ref}")
+    with FakeForge(kind) as forge:
+        config = make_gitops_config(tmp_path, redis_url, bare, forge)
+        config = replace(config, workspaces={"app": replace(config.workspaces["app"], forge=kind)})
+        with stack(config) as service:
+            server = LiveServer(config, service)
+            try:
+                send = gitlab_merge_request if kind == "gitlab" else gitea_pull_request
+                [run_id] = processed(service, send(server, 4, head_sha, "topic"))["runs"]
+                assert finished(service, run_id).status is JobStatus.SUCCEEDED
+                wait_for(lambda: any(s["sha"] == head_sha and s["state"] == "success" for s in forge.statuses()),
+                         what="the final status")
+                wait_for(lambda: any("succeeded" in c["body"] for c in forge.comments()), what="the summary")
+            finally:
+                server.stop()
+        project = "/projects/octo%2Fapp" if kind == "gitlab" else "/repos/octo/app"
+        status_path = f"{forge.url}{project}/statuses/{head_sha}".replace(forge.root, "")
+        statuses = [r for r in forge.requests if r.path == status_path]
+        final = statuses[-1].json
+        if kind == "gitlab":
+            assert statuses[-1].headers["private-token"] == "ghp_test_token"
+            assert {k: final[k] for k in ("state", "name", "target_url")} == \
+                {"state": "success", "name": "strom/ci", "target_url": f"https://strom.example.com/runs/{run_id}"}
+            notes = f"{project}/merge_requests/4/notes"
+        else:
+            assert statuses[-1].headers["authorization"] == "token ghp_test_token"
+            assert {k: final[k] for k in ("state", "context", "target_url")} == \
+                {"state": "success", "context": "strom/ci", "target_url": f"https://strom.example.com/runs/{run_id}"}
+            notes = f"{project}/issues/4/comments"
+        assert all(r.json["state"] == "pending" for r in statuses[:-1])
+        comment_requests = [r for r in forge.requests if "notes" in r.path or "comments" in r.path]
+        assert comment_requests[0].method == "POST" and comment_requests[0].path.endswith(notes)
+        edit = "PUT" if kind == "gitlab" else "PATCH"
+        assert {r.method for r in comment_requests[1:]} <= {edit}
+        [summary] = forge.comments()
+        assert f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |" \
+            in summary["body"]
