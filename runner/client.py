@@ -53,6 +53,9 @@ class Client:
     def execute(self, workspace: str, task: str, inputs: dict) -> dict:
         return self._request("POST", f"/api/workspaces/{workspace}/tasks/{task}/execute", json={"input": inputs})
 
+    def workspaces(self) -> dict:
+        return self._request("GET", "/api/workspaces")
+
     def runs(self, **filters) -> dict:
         return self._request("GET", "/api/runs", params={k: v for k, v in filters.items() if v is not None})
 

@@ -247,6 +247,7 @@ def test_metrics_report_runs_steps_queues_and_workers(config):
         assert "strom_step_duration_seconds_count 1.0" in text
         assert 'strom_queue_depth{queue="strom-script"} 0.0' in text
         assert 'strom_workers{ability="script"} 1.0' in text and "strom_workers_live 2.0" in text
+        assert "strom_repo_events_queued 0.0" in text and "strom_reports_failed_total 0.0" in text
 
 
 def test_the_openapi_description_matches_the_routes(client):

@@ -244,6 +244,12 @@ CASES = {
                 action: a
                 script: "echo hi"
         """, "invalid-field", 8, 9, "field 'script' belongs to the action", "inline"),
+    "reserved comment command": ("""
+        tasks:
+          t: { flow: { a: { type: script, script: "true" } } }
+        triggers:
+          go: { type: comment, command: ok-to-test, task: t }
+        """, "reserved", 4, 33, "/ok-to-test is Strom's own command", "another word"),
     "empty flow": ("""
         tasks:
           t:

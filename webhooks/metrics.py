@@ -51,6 +51,12 @@ class _Collector:
         yield GaugeMetricFamily("strom_workers_live", "Live workers", value=len(live))
         yield GaugeMetricFamily("strom_steps_running", "Steps running on workers", value=redis.hlen(keys.RUNNING))
         yield GaugeMetricFamily("strom_steps_queued", "Steps waiting for a worker", value=redis.hlen(keys.QUEUED))
+        yield GaugeMetricFamily("strom_repo_events_queued", "Repository events waiting to be processed",
+                                value=redis.llen(keys.INTAKE))
+        yield GaugeMetricFamily("strom_reports_queued", "Reports waiting to be sent to forges",
+                                value=redis.llen(keys.REPORTS))
+        yield CounterMetricFamily("strom_reports_failed", "Reports to forges that failed after their retries",
+                                  value=float(redis.hget(keys.COUNTERS, "reports_failed") or 0))
 
 
 @bp.get("/metrics")

@@ -141,7 +141,8 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
         except (UpError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
         console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
-        console.print(f"  workspace local: {workspace}")
+        for line in _workspace_lines(info, workspace):
+            console.print(line)
         console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
         console.print(f"  admin token:     {info['token']}")
         console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
@@ -162,6 +163,23 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
         console.print("stopping ...")
         supervisor.stop()
     sys.exit(status)
+
+
+def _workspace_lines(info: dict, folder: Path) -> list[str]:
+    """How to reach each workspace the server loaded (a folder's path, a hosted one's git remote)."""
+    from ..client import ApiError, Client
+    try:
+        workspaces = Client(info["url"], info["token"]).workspaces()["workspaces"]
+    except ApiError:
+        return [f"  workspace local: {folder}"]
+    lines = []
+    for ws in workspaces:
+        if ws["kind"] == "hosted":
+            where = f"git remote add strom {info['url']}/git/{ws['name']}.git  (password: the admin token)"
+        else:
+            where = ws.get("path") or ws.get("url") or ""
+        lines.append(f"  workspace {ws['name']}: {where}")
+    return lines
 
 
 def _run_and_follow(info: dict, task: str) -> int:

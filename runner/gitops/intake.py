@@ -25,11 +25,10 @@ from .pulls import Pulls
 from .repos import pr_head_ref
 from .trust import Trust
 
-__all__ = ["process", "Outcome", "RETRY_DELAYS", "OWNED_COMMANDS", "run_id"]
+__all__ = ["process", "Outcome", "RETRY_DELAYS", "run_id"]
 
 log = logging.getLogger("strom.intake")
 RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0, 60.0)
-OWNED_COMMANDS = frozenset({"ok-to-test"})
 
 
 @dataclass

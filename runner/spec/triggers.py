@@ -11,11 +11,12 @@ from .problems import suggest
 from .reader import Reader, location
 from .yamlnodes import LocDict
 
-__all__ = ["build_trigger", "PR_ACTIONS", "JOB_STATUSES"]
+__all__ = ["build_trigger", "PR_ACTIONS", "JOB_STATUSES", "RESERVED_COMMANDS"]
 
 PR_ACTIONS = ("opened", "synchronize", "reopened", "closed", "merged", "edited", "labeled", "unlabeled",
               "ready_for_review", "converted_to_draft", "review_requested")
 JOB_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
+RESERVED_COMMANDS = frozenset({"ok-to-test"})  # pull request commands Strom answers itself
 
 
 def _explain(trigger_type: str):
@@ -116,6 +117,8 @@ def _comment(r: Reader, ctx: BuildContext, name: str) -> dict:
     if r.has("command") and (not command or not command.replace("-", "").replace("_", "").isalnum()):
         r.error("command", "bad-value", f"command {r.raw('command')!r} must be a single word",
                 "write it like `command: deploy`")
+    elif command.lower() in RESERVED_COMMANDS:
+        r.error("command", "reserved", f"/{command} is Strom's own command", "choose another word")
     return {"command": command or None, "args": r.string_list("args", "[environment]") or ()}
 
 
