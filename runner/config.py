@@ -67,6 +67,7 @@ class Config:
     web_threads: int = 16
     web_workers: int = 1
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
+    sensitive_paths: tuple[Path, ...] = ()  # the config file and every file it reads values from: hidden from steps
     source: str = "defaults"
 
     def run_url(self, run_id: str) -> str:
@@ -169,7 +170,22 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     config = _build(data, problems, environ, file.parent if file.is_file() else Path(base_dir or "."))
     if problems.has_errors:
         raise ConfigError([p for p in problems.items if p.is_error])
-    return Config(**{**config, "source": source})
+    sensitive = ([file.resolve()] if file.is_file() else []) + _file_references(data)
+    return Config(**{**config, "source": source, "sensitive_paths": tuple(dict.fromkeys(sensitive))})
+
+
+def _file_references(value) -> list[Path]:
+    """Every `file: PATH` in the configuration (tokens, secrets, credentials)."""
+    out = []
+    if isinstance(value, dict):
+        if isinstance(value.get("file"), str):
+            out.append(Path(value["file"]).expanduser().resolve())
+        for item in value.values():
+            out += _file_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            out += _file_references(item)
+    return out
 
 
 def _missing_file(file: Path):

@@ -12,7 +12,7 @@
           token: { env: GITHUB_TOKEN }                       # statuses and comments
           webhook_secrets: [{ env: HOOK_SECRET }, { env: OLD_HOOK_SECRET }]
         poll: 60s
-        pull_requests: { sticky_trust: false, secrets: false }
+        pull_requests: { sticky_trust: false, secrets: false, network: false }
       site: { hosted: true, branches: [main] }
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .spec.problems import Problems
 from .spec.reader import Reader
 
-__all__ = ["WorkspaceConfig", "parse_workspaces", "FORGE_APIS", "KINDS"]
+__all__ = ["WorkspaceConfig", "parse_workspaces", "redact_url", "FORGE_APIS", "KINDS"]
 
 KINDS = ("folder", "git", "hosted")
 FORGE_APIS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4", "gitea": None}
@@ -52,10 +52,22 @@ class WorkspaceConfig:
     poll_interval: float = 0.0
     sticky_trust: bool = False
     untrusted_secrets: bool = False
+    untrusted_network: bool = False
 
     @property
     def is_git(self) -> bool:
         return self.kind in ("git", "hosted")
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` without credentials written into it (https://***@host/...): a user name may be a token too."""
+    if not url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return url
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _repo_from_url(url: str) -> str | None:
@@ -104,9 +116,10 @@ def _build(r: Reader, name: str, kind: str, base: Path, read_value, problems) ->
     trust = r.mapping("pull_requests", "{ sticky_trust: false, secrets: false }")
     if trust is not None:
         t = Reader(trust, problems, f"workspace {name!r} pull_requests")
-        t.check_keys({"sticky_trust", "secrets"})
+        t.check_keys({"sticky_trust", "secrets", "network"})
         fields["sticky_trust"] = t.boolean("sticky_trust")
         fields["untrusted_secrets"] = t.boolean("secrets")
+        fields["untrusted_network"] = t.boolean("network")
     if fields.get("forge_token") is None:
         fields["forge_token"] = fields.get("token")
     return WorkspaceConfig(**fields)

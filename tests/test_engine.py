@@ -901,3 +901,17 @@ def test_the_engine_imports_no_io_library():
             "{'redis', 'rq', 'flask', 'subprocess', 'docker', 'kubernetes', 'requests'}); print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_an_untrusted_runs_steps_are_marked_for_the_strict_sandbox():
+    from dataclasses import replace
+    from runner.engine import RunContext
+    sim = Sim(CHAIN, "t")
+    sim.start()
+    assert (sim.work("a").untrusted, sim.work("a").network) == (False, True)
+    for allowed, network in ((False, False), (True, True)):
+        sim = Sim(CHAIN, "t")
+        sim.state = replace(sim.state, trusted=False)
+        sim.ctx = RunContext(sim.ws, sim.ws.tasks["t"], {}, untrusted_network=allowed)
+        sim.start()
+        assert (sim.work("a").untrusted, sim.work("a").network) == (True, network)

@@ -145,6 +145,43 @@ def test_stroms_data_elsewhere_on_the_host_is_hidden_from_sandboxed_steps(ws):
         shutil.rmtree(data)
 
 
+def test_untrusted_steps_get_no_network_unless_allowed_and_need_bubblewrap(ws):
+    need("bwrap")
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    probe = (f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), timeout=5)' "
+             "&& echo reached || echo unreachable")
+    try:
+        _, cut_off = run(ws, "bwrap", script=probe, untrusted=True, network=False)
+        _, allowed = run(ws, "bwrap", script=probe, untrusted=True, network=True)
+        _, trusted = run(ws, "bwrap", script=probe)
+    finally:
+        server.close()
+    assert (cut_off.out(), allowed.out(), trusted.out()) == (["unreachable"], ["reached"], ["reached"])
+    result, _ = run(ws, "copy", script="echo should not run", untrusted=True, network=False)
+    assert result.status is S.FAILED
+    assert result.error.startswith("steps of untrusted pull requests run only in the bubblewrap sandbox")
+
+
+def test_stroms_configuration_and_key_files_are_hidden_inside_and_outside_the_workspace(ws):
+    need("bwrap")
+    outside = Path(tempfile.mkdtemp(prefix=".strom-test-keys-", dir=Path.home()))
+    try:
+        (outside / "deploy_key").write_text("PRIVATE KEY\n")
+        (ws / "strom.yaml").write_text("tokens: [{name: a, role: admin, token: t0ps3cret-t0ps3cret}]\n")
+        work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
+                        script=f'echo "key=[$(cat {outside}/deploy_key)] config=[$(cat strom.yaml)]"; cat data.txt')
+        lines = Lines()
+        executor = LocalExecutor(LocalSettings(sandbox="bwrap", hide=(outside / "deploy_key", ws / "strom.yaml")))
+        assert execute(executor, work, ws, lines, threading.Event()).status is S.SUCCEEDED
+        assert lines.out() == ["key=[] config=[]", "original"]
+    finally:
+        shutil.rmtree(outside)
+
+
 def test_environment_of_a_step(ws, sandbox):
     work_env = {"CI": "true", "STROM_JOB_ID": "job1", "MY_VAR": "x y"}
     result, lines = run(ws, sandbox, env=work_env, event={"kind": "push", "sha": "abc"},

@@ -7,6 +7,7 @@ import uuid
 import pytest
 import requests
 
+from fake_forge import FakeForge
 from forge_fixtures import CASES, NOT_JSON, OLD_SECRET, SECRET, forge_headers
 from runner.forges import parser_for
 from service_env import LiveServer, make_config, stack, wait_for
@@ -41,13 +42,21 @@ def repos_of(forge: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def workspaces_config():
+def gitea_api():
+    """Gitea payloads do not say who may write: Strom asks the forge (the fork's author may only read)."""
+    with FakeForge("gitea", writers={"anbraten": "write", "6543": "write", "test": "write",
+                                     "example2": "read"}) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def workspaces_config(gitea_api):
     spaces = {}
     for forge in ("github", "gitlab", "gitea"):
         for i, repo in enumerate(repos_of(forge)):
+            api = {"api": gitea_api.url, "token": "gitea-token"} if forge == "gitea" else {}
             spaces[f"{forge}-{i}"] = {"folder": ".", "forge": {
-                "type": forge, "repo": repo, "api": "http://127.0.0.1:9/api",
-                "webhook_secrets": [OLD_SECRET, SECRET]}}
+                "type": forge, "repo": repo, "webhook_secrets": [OLD_SECRET, SECRET], **api}}
     return spaces
 
 
@@ -109,7 +118,7 @@ def processed(service, event_id):
                     what=f"event {event_id} processed")
 
 
-def test_every_fixture_starts_its_runs_or_is_stored_and_ignored_with_a_reason(live):
+def test_every_fixture_starts_its_runs_or_is_stored_and_ignored_with_a_reason(live, gitea_api):
     service, server = live
     sent = {}
     for case in CASES:
@@ -151,6 +160,9 @@ def test_every_fixture_starts_its_runs_or_is_stored_and_ignored_with_a_reason(li
         else:
             assert record["status"] == "ignored" and record["runs"] == []
             assert record["reason"] == (case.ignored or NOT_MATCHED[case.path]), case.path
+    asked = {r.path for r in gitea_api.requests if r.method == "GET"}
+    assert "/api/v1/repos/example/example/collaborators/example2/permission" in asked
+    assert "/api/v1/repos/Test-CI/multi-line-secrets/collaborators/test/permission" in asked
 
 
 def test_steps_see_the_event_as_a_file_and_in_their_environment(live):
@@ -200,6 +212,12 @@ def test_requests_that_name_nothing_strom_knows_get_a_4xx_with_the_reason(live):
     answer = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=10)
     assert answer.status_code == 404
     assert "no workspace follows github repository 'someone/else'" in answer.json()["error"]["message"]
+    original = case.body()
+    answer = requests.post(f"{server.url}/webhooks/github/github-0", data=original,
+                           headers=forge_headers(case, original), timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == \
+        "workspace 'github-0' follows '6543/oxiduct', not 'woodpecker-ci/woodpecker'"
     answer = requests.post(f"{server.url}/webhooks/bitbucket", data=body, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_forge"
     headers = {k: v for k, v in forge_headers(case, b"not json").items() if k != "X-GitHub-Event"}

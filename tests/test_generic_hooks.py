@@ -110,3 +110,30 @@ def test_an_unknown_hook_is_404(live):
     service, server = live
     answer = requests.post(f"{server.url}/hooks/nope", json={}, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["message"] == "no webhook trigger is named 'nope'"
+
+
+def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(service_workspace, redis_url, tmp_path):
+    other = tmp_path / "other"
+    (other / ".strom").mkdir(parents=True)
+    (other / ".strom" / "hooks.yaml").write_text(
+        "tasks:\n  t: { flow: { s: { type: script, script: 'true' } } }\n"
+        "triggers:\n  mine: { type: webhook, name: open-hook, task: t }\n")
+    config = make_config(service_workspace(HOOKS), redis_url, STROM_SECRET_HOOK_TOKEN=TOKEN,
+                         STROM_WORKSPACES=json.dumps({"local": {"folder": "."}, "other": {"folder": str(other)}}))
+    with stack(config, workers=0, scheduler=False) as service:
+        server = LiveServer(config, service)
+        try:
+            answer = requests.post(f"{server.url}/hooks/open-hook", json={"name": "x"}, timeout=10)
+        finally:
+            server.stop()
+    assert answer.status_code == 409
+    assert answer.json()["error"]["message"] == "webhook 'open-hook' is defined in workspaces local, other; rename one"
+    assert service.repo_events.list() == []
+
+
+def test_the_query_secret_is_never_stored(live):
+    service, server = live
+    answer = requests.post(f"{server.url}/hooks/guarded?secret={TOKEN}&who=q", json={}, timeout=10)
+    record = service.repo_events.load(answer.json()["id"])
+    assert record["extra"]["query"] == {"who": "q"}
+    assert TOKEN not in json.dumps(record) and TOKEN not in json.dumps(service.jobs.load(answer.json()["run"]).event)

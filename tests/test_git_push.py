@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from runner.engine import JobStatus
+from runner.gitops.polling import poll_workspace
 from git_env import commit, git, head, init_repo
 from service_env import TOKENS, LiveServer, make_config, stack, wait_for
 
@@ -25,6 +26,10 @@ VALID = """
               test -w README.md && echo writable || echo read-only
     triggers:
       on-push: { type: push, task: build, branches: [main] }
+    """
+
+TAGS = """
+      on-tag: { type: tag, task: build, tags: ["v*"] }
     """
 
 INVALID = """
@@ -87,23 +92,32 @@ def test_invalid_strom_is_refused_with_file_line_column_then_a_valid_push_runs_o
     assert "read-only" in lines
 
 
-def test_push_option_skip_and_tags_and_deletes_become_events(hosted, tmp_path):
+def test_push_option_skip_tags_and_deletes_become_events_and_polling_respects_the_skip(hosted, tmp_path):
     service, server = hosted
+    site = service.config.workspaces["site"]
     repo = init_repo(tmp_path / "src")
-    sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID + TAGS})
+    assert poll_workspace(service, site) == [], "the first poll records the heads"
     git(repo, "push", "-o", "strom.skip", remote(server), "main")
     [skipped] = events(service)
     assert (skipped["status"], skipped["reason"], skipped["event"]["sha"]) == ("ignored", "pushed with -o strom.skip", sha)
-    git(repo, "tag", "v1.0", sha)
+    assert poll_workspace(service, site) == [], "a skipped push stays skipped when the poll sees it"
+    git(repo, "tag", "-a", "v1.0", "-m", "release 1.0", sha)
+    tag_object = head(repo, "v1.0")
     git(repo, "push", remote(server), "v1.0", "main:topic")
     git(repo, "push", remote(server), ":topic")
     done = wait_for(lambda: (found := events(service)) and len(found) == 4 and
                     all(e["status"] != "queued" for e in found) and found, what="four processed events")
     by_ref = {(e["event"]["kind"], e["event"]["ref"]): e for e in done}
-    assert by_ref[("tag", "refs/tags/v1.0")]["reason"] == "no tag trigger in .strom/"
     assert by_ref[("push", "refs/heads/topic")]["reason"] == \
         "trigger 'on-push': branch 'topic' is not in [main]"
     assert by_ref[("delete", "refs/heads/topic")]["reason"] == "branch 'topic' deleted: no trigger runs on deletions"
+    tagged = by_ref[("tag", "refs/tags/v1.0")]
+    assert tagged["status"] == "done" and tagged["event"]["sha"] == tag_object != sha
+    state = wait_for(lambda: (s := service.jobs.load(tagged["runs"][0])) and s.status.terminal and s, what="the run")
+    assert (state.status, state.commit, state.git["tag"]) == (JobStatus.SUCCEEDED, sha, "v1.0"), \
+        "an annotated tag runs its commit"
+    assert f"sha={sha} branch= ref=refs/tags/v1.0" in [line.text for line in service.logs.read(state.id)]
 
 
 def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):

@@ -47,6 +47,7 @@ PIPELINE = """
       prs: { type: pull_request, task: ci }
       after-ci: { type: job, task: deploy, after: [ci], branches: [main] }
       busy: { type: push, task: slow, branches: [busy], concurrency: cancel_previous }
+      retest: { type: comment, task: ci, command: retest }
     """
 
 
@@ -125,9 +126,11 @@ def pr_hook(server, number: int, action: str, head_sha: str, head_ref: str, auth
     return _post(server, "github/pull_request.opened.json", data)
 
 
-def comment_hook(server, number: int, body: str, author: str, association: str):
+def comment_hook(server, number: int, body: str, author: str, association: str, pr_author: str = "mallory",
+                 pr_association: str = "CONTRIBUTOR"):
     data = json.loads((FIXTURES / "github/issue_comment.created.pull_request.json").read_bytes())
-    data["issue"] = {**data["issue"], "number": number}
+    data["issue"] = {**data["issue"], "number": number, "author_association": pr_association,
+                     "user": {**data["issue"]["user"], "login": pr_author}}
     data["comment"] = {**data["comment"], "body": body, "author_association": association, "id": uuid.uuid4().int % 10**9,
                        "user": {**data["comment"]["user"], "login": author, "type": "User"}}
     data["repository"] = {**data["repository"], "full_name": REPO}
@@ -232,7 +235,13 @@ def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live,
     assert ignored["status"] == "ignored"
     assert ignored["reason"] == "mallory may not run /ok-to-test: commands need write access to the repository"
 
-    approved = processed(service, comment_hook(server, 7, "/ok-to-test", "maintainer", "MEMBER"))
+    early = processed(service, comment_hook(server, 7, "/retest", "maintainer", "MEMBER"))
+    assert (early["status"], early["reason"]) == ("ignored", f"pull request #7 is untrusted: comment /ok-to-test on its "
+                                                             f"head {head_sha[:7]} before /retest")
+    stale = processed(service, comment_hook(server, 7, "/ok-to-test 0123abcd", "maintainer", "MEMBER"))
+    assert stale["reason"] == (f"the head of #7 is {head_sha[:7]}, not 0123abcd: look at it and comment "
+                               f"/ok-to-test {head_sha[:7]}")
+    approved = processed(service, comment_hook(server, 7, f"/ok-to-test {head_sha[:10]}", "maintainer", "MEMBER"))
     assert approved["status"] == "done" and approved["reason"] == \
         f"maintainer trusted commit {head_sha[:7]} of #7: event {waiting['id']} runs now"
     rerun = processed(service, waiting["id"], status="done")
@@ -477,7 +486,7 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
     head_sha = commit(work, {"VERSION": "2\n"}, "topic")
     pr_ref = "refs/merge-requests/4/head" if kind == "gitlab" else "refs/pull/4/head"
     git(work, "push", "-q", "origin", f"topic:{pr_ref}")
-    with FakeForge(kind) as forge:
+    with FakeForge(kind, writers={"example2": "write"}) as forge:  # Gitea asks whether the author may write
         config = make_gitops_config(tmp_path, redis_url, bare, forge)
         config = replace(config, workspaces={"app": replace(config.workspaces["app"], forge=kind)})
         with stack(config) as service:
@@ -513,3 +522,37 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
         [summary] = forge.comments()
         assert f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |" \
             in summary["body"]
+
+
+def test_a_payload_whose_commit_names_are_not_shas_never_reaches_git(live, upstream, forge, tmp_path):
+    service, server = live
+    work, _ = upstream
+    commit(work, {".strom/ci.yaml": PIPELINE}, "base")
+    git(work, "push", "-q", "origin", "main")
+    target = tmp_path / "written-by-git"
+    data = json.loads((FIXTURES / "github/push.branch.json").read_bytes())
+    data.update(ref="refs/heads/main", before=f"--output={target}", after="../../../etc")
+    data["repository"] = {**data["repository"], "full_name": REPO}
+    record = processed(service, _post(server, "github/push.branch.json", data))
+    assert record["status"] == "failed" and record["runs"] == []
+    assert record["error"] == "the event names '../../../etc' where a commit sha belongs"
+    assert not target.exists()
+
+
+def test_a_run_started_from_the_api_fetches_the_default_branchs_head(tmp_path, redis_url, upstream, forge):
+    work, bare = upstream
+    sha = commit(work, {"VERSION": "from the api\n", ".strom/ci.yaml": PIPELINE}, "api")
+    git(work, "push", "-q", "origin", "main")
+    config = make_gitops_config(tmp_path, redis_url, bare, forge)
+    with stack(config) as service:
+        server = LiveServer(config, service)
+        try:
+            answer = requests.post(f"{server.url}/api/workspaces/app/tasks/ci/execute", json={"input": {}},
+                                   headers={"Authorization": f"Bearer {TOKENS['operator']}"}, timeout=30)
+        finally:
+            server.stop()
+        assert answer.status_code == 201, answer.text
+        state = finished(service, answer.json()["id"])
+        assert (state.status, state.commit, state.git["branch"]) == (JobStatus.SUCCEEDED, sha, "main")
+        assert "version=from the api" in lines(service, state.id)
+    assert forge.requests == [], "runs started from the API report nothing to the forge"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -149,9 +150,13 @@ def test_the_event_store_keeps_one_event_per_delivery_even_under_races(redis_url
     [record] = store.list("app")
     assert record["status"] == "queued" and record["event"]["delivery"] == "d-1"
     assert store.redis.lrange("strom:intake", 0, -1) == [record["id"]]
+    other_id, duplicate = store.receive("mirror-of-app", event)
+    assert not duplicate and other_id != record["id"], "each workspace following the repository gets it"
+    store.redis.delete("strom:intake")
+    store.redis.rpush("strom:intake", record["id"])
     ignored_id, _ = store.receive("app", push().to_dict(), ignored="not followed")
     assert store.load(ignored_id)["status"] == "ignored" and store.redis.llen("strom:intake") == 1
-    assert [r["id"] for r in store.list()] == [ignored_id, record["id"]]
+    assert [r["id"] for r in store.list("app")] == [ignored_id, record["id"]]
 
 
 def config_with(workspaces, tmp_path, **env):
@@ -194,3 +199,19 @@ def test_workspace_configuration_errors_say_what_to_fix(tmp_path):
     assert "`branches` applies to git and hosted workspaces, not to folders" in text
     assert "a Gitea or Forgejo forge needs `api:`" in text
     assert "unknown key 'pol'" in text and "did you mean" in text
+
+
+def test_a_snapshot_is_the_whole_tree_whatever_gitattributes_says(tmp_path):
+    from git_env import commit, init_repo
+    from runner.git.mirrors import Mirror
+    from runner.git.snapshots import Snapshots
+    repo = init_repo(tmp_path / "repo")
+    sha = commit(repo, {".gitattributes": "tests export-ignore\nVERSION export-subst\n",
+                        "tests/test_x.py": "assert True\n", "VERSION": "$Format:%H$\n"})
+    mirror = Mirror(tmp_path / "mirror.git", url=str(repo))
+    mirror.fetch("main")
+    snapshot = Snapshots(tmp_path / "snapshots").materialise(mirror, sha)
+    assert (snapshot / "tests" / "test_x.py").read_text() == "assert True\n"
+    assert (snapshot / "VERSION").read_text() == "$Format:%H$\n"
+    assert not os.access(snapshot / "VERSION", os.W_OK) or os.geteuid() == 0
+    assert oct((snapshot / "VERSION").stat().st_mode & 0o222) == "0o0", "snapshots are read-only"

@@ -13,9 +13,11 @@ __all__ = ["RunContext", "job_context", "step_summary", "secret_values", "run_ma
 class RunContext:
     """What a run needs besides its state: the definitions and the secrets (immutable per run)."""
 
-    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None):
+    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None,
+                 untrusted_network: bool = False):
         self.workspace = workspace
         self.task = task
+        self.untrusted_network = untrusted_network  # may an untrusted pull request's steps use the network
         self.secrets = secrets if isinstance(secrets, SecretMap) else SecretMap(secrets or {})
         self.job_url = job_url
 

@@ -142,6 +142,7 @@ def _work(state, ctx, step: Step, run: StepRun, attempt: int, action: Action, ac
         workspace=state.workspace, ability=action.ability, tags=step.effective_tags,
         timeout=step.effective_timeout, env=env, mask=tuple(dict.fromkeys(m for m in mask if m)),
         event=state.event, commit=state.commit, snapshot=state.snapshot,
+        untrusted=not state.trusted, network=state.trusted or ctx.untrusted_network,
     )
     kind = action.type
     if kind is ActionType.SCRIPT:

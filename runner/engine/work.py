@@ -23,6 +23,8 @@ class StepWork:
     event: Mapping[str, Any] | None = None
     commit: str | None = None
     snapshot: str | None = None  # where the workspace is (a folder, or a snapshot id)
+    untrusted: bool = False  # an untrusted pull request's step: strict sandbox only
+    network: bool = True  # False: the step gets no network (untrusted steps, unless their workspace allows it)
     # script
     script: str | None = None
     source: str | None = None

@@ -44,7 +44,7 @@ class LocalSettings:
     pass_env: tuple[str, ...] = DEFAULT_PASS_ENV
     kill_grace: float = 5.0
     scratch_root: Path | None = None
-    hide: tuple[Path, ...] = ()  # e.g. Strom's data directory when it lies inside a workspace
+    hide: tuple[Path, ...] = ()  # Strom's data directory, configuration and key files
 
     def use_bwrap(self) -> bool:
         if self.sandbox == "copy":
@@ -73,13 +73,18 @@ class LocalExecutor:
     def _run(self, work: StepWork, workspace: Path, scratch: Path, logs: LogSink,
              cancel: threading.Event) -> StepResult:
         use_bwrap = self.settings.use_bwrap()
+        if work.untrusted and not use_bwrap:
+            raise RunnerUnavailable("steps of untrusted pull requests run only in the bubblewrap sandbox, which this "
+                                    "worker does not have (install bubblewrap; workers.sandbox: bwrap)")
         binds = ()
         cache = self.settings.cache_dir
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
             binds = ((cache, _CACHE_INSIDE),)
+        if work.untrusted:
+            binds = ()  # no shared package caches for code nobody vouched for
         sandbox = Sandbox(Path(workspace), scratch, use_bwrap, extra_binds=binds if use_bwrap else (),
-                          hide=self.settings.hide)
+                          hide=self.settings.hide, network=work.network)
         sandbox.prepare()
         code = scratch / "tmp" / "code"
         code.mkdir(parents=True)

@@ -44,7 +44,8 @@ class Sandbox:
     scratch: Path  # host path of the step's private writable directory
     use_bwrap: bool
     extra_binds: tuple[tuple[Path, str], ...] = ()  # (host dir, path inside) bound writable, e.g. caches
-    hide: tuple[Path, ...] = ()  # host paths inside the workspace that steps must not see (Strom's data)
+    hide: tuple[Path, ...] = ()  # host paths steps must not see (Strom's data, its configuration and key files)
+    network: bool = True  # False: a network namespace of its own (loopback only)
 
     @property
     def workspace_path(self) -> str:
@@ -81,16 +82,16 @@ class Sandbox:
                 out.append(rel.as_posix())
         return out
 
-    def hidden_elsewhere(self) -> list[str]:
-        """The hidden paths outside the workspace (Strom's data: tokens, mirrors, other commits)."""
+    def hidden_elsewhere(self) -> list[Path]:
+        """The hidden paths outside the workspace (Strom's data and configuration, key files)."""
         root = self.workspace.resolve()
         out = []
         for path in self.hide:
             resolved = Path(path).resolve()
-            if resolved == root or root in resolved.parents or not resolved.is_dir():
+            if resolved == root or root in resolved.parents or not resolved.exists():
                 continue
             if resolved.parts[1:2] and resolved.parts[1] not in ("tmp", "proc", "dev"):
-                out.append(str(resolved))
+                out.append(resolved)
         return out
 
     def prepare(self) -> None:
@@ -110,13 +111,20 @@ class Sandbox:
             "--ro-bind", str(self.workspace), WORKSPACE_MOUNT,
         ]
         for rel in self.hidden():
-            bwrap += ["--tmpfs", f"{WORKSPACE_MOUNT}/{rel}"]
+            bwrap += _cover(self.workspace / rel, f"{WORKSPACE_MOUNT}/{rel}")
         for path in self.hidden_elsewhere():
-            bwrap += ["--tmpfs", path]
+            bwrap += _cover(path, str(path))
+        if not self.network:
+            bwrap += ["--unshare-net"]
         for host, inner in self.extra_binds:
             bwrap += ["--bind", str(host), inner]
         bwrap += ["--remount-ro", "/", "--chdir", cwd, "--"]
         return bwrap + argv, None
+
+
+def _cover(host: Path, inside: str) -> list[str]:
+    """bwrap arguments that put something empty over `inside`: a tmpfs on a directory, /dev/null on a file."""
+    return ["--tmpfs", inside] if host.is_dir() else ["--ro-bind", "/dev/null", inside]
 
 
 _SKIP_AT_ROOT = {"proc", "dev", "tmp", "workspace", "lost+found"}

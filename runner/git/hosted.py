@@ -22,7 +22,7 @@ _POST_RECEIVE = """#!/bin/sh
 {
   i=0
   while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do
-    printf 'option %s\\n' "$(printenv "GIT_PUSH_OPTION_$i")"
+    printf 'option %s\\n' "$(printenv "GIT_PUSH_OPTION_$i" | tr '\\n\\r' '  ')"
     i=$((i + 1))
   done
   cat

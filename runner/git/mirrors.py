@@ -3,21 +3,24 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 import tarfile
 import tempfile
 import threading
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import git
 from git.exc import GitCommandError
 
 from ..errors import StromError
+from ..workspace_config import redact_url
 from .trees import TreeError, read_tree
 
 __all__ = ["Mirror", "GitError", "ZERO_SHA"]
 
 ZERO_SHA = "0" * 40
-_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -25,9 +28,9 @@ class GitError(StromError):
     status_hint = 502
 
 
-def _lock(path: Path) -> threading.Lock:
+def _lock(path: Path) -> threading.RLock:
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(str(path), threading.Lock())
+        return _LOCKS.setdefault(str(path), threading.RLock())
 
 
 def _is_sha(ref: str) -> bool:
@@ -55,10 +58,17 @@ class Mirror:
             env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
                        GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
         if self._ssh_key:
-            env["GIT_SSH_COMMAND"] = f"ssh -i {self._ssh_key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+            env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(self._ssh_key))} -o IdentitiesOnly=yes "
+                                      "-o StrictHostKeyChecking=accept-new")
         return env
 
     def _hide(self, text: str) -> str:
+        if self.url and redact_url(self.url) != self.url:
+            parts = urlsplit(self.url)
+            text = text.replace(self.url, redact_url(self.url))
+            for secret in (parts.password, parts.username if len(parts.username or "") >= 16 else None):
+                if secret:  # a long user name is a token (https://<token>@github.com/...)
+                    text = text.replace(secret, "***")
         return text.replace(self._token, "***") if self._token else text
 
     @property
@@ -72,6 +82,10 @@ class Mirror:
             if not (self.path / "HEAD").exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 git.Repo.init(self.path, bare=True)
+            attributes = self.path / "info" / "attributes"
+            if not attributes.exists():  # snapshots are the whole tree, whatever .gitattributes says
+                attributes.parent.mkdir(exist_ok=True)
+                attributes.write_text("* -export-ignore -export-subst\n")
             self._repo = git.Repo(self.path)
         return self
 
@@ -166,6 +180,11 @@ class Mirror:
 
     def archive(self, sha: str, output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_suffix(f".{os.getpid()}.tmp")
-        self._git("archive", "--format=tar.gz", f"--output={tmp}", sha)
-        os.replace(tmp, output)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        os.close(fd)
+        try:
+            self._git("archive", "--format=tar.gz", f"--output={tmp}", sha)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -37,6 +37,12 @@ def _writable(root: Path) -> None:
         os.chmod(dirpath, 0o755)
 
 
+def _remove(path: Path) -> None:
+    if path.exists():
+        _writable(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class Snapshots:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -57,7 +63,12 @@ class Snapshots:
                 if not target.is_dir():
                     self.root.mkdir(parents=True, exist_ok=True)
                     tmp = self.root / f".{sha}.{os.getpid()}.{threading.get_ident()}"
-                    write(tmp)
+                    _remove(tmp)
+                    try:
+                        write(tmp)
+                    except BaseException:
+                        _remove(tmp)
+                        raise
                     _read_only(tmp)
                     try:
                         os.rename(tmp, target)
@@ -78,6 +89,9 @@ class Snapshots:
             return removed
         cutoff = time.time() - older_than
         for entry in self.root.iterdir():
+            if entry.name.startswith(".") and entry.is_dir() and entry.stat().st_mtime < cutoff:
+                _remove(entry)  # left by a process that died while writing it
+                continue
             if not entry.is_dir() or entry.name.startswith(".") or entry.name in keep:
                 continue
             marker = self.root / f"{entry.name}.used"

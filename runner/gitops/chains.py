@@ -15,6 +15,7 @@ __all__ = ["after_run", "MAX_CHAIN"]
 
 log = logging.getLogger("strom.intake")
 MAX_CHAIN = 8  # a chain of job triggers longer than this is a loop
+PULL_REQUEST_KINDS = ("pull_request", "comment")
 _CARRIED = ("repo", "ref", "branch", "tag", "sha", "before", "actor", "pr", "changed_files")
 
 
@@ -28,6 +29,7 @@ def after_run(service, job_id: str) -> list[str]:
         return []
     upstream = dict(state.event or {})
     chain = int(upstream.get("chain", 0)) if upstream.get("kind") == "job" else 0
+    origin = upstream.get("origin") or upstream.get("kind")
     branch = (state.git or {}).get("branch") or ""
     started = []
     for trigger in loaded.triggers.values():
@@ -35,8 +37,8 @@ def after_run(service, job_id: str) -> list[str]:
             continue
         if state.status.value not in (trigger.statuses or ("succeeded",)):
             continue
-        if trigger.branches and not included(branch, trigger.branches):
-            continue
+        if trigger.branches and (origin in PULL_REQUEST_KINDS or not included(branch, trigger.branches)):
+            continue  # a pull request's head branch is not the branch it names
         if chain + 1 > MAX_CHAIN:
             log.warning("trigger %s/%s not started: %d job triggers in a row (a loop?)", state.workspace,
                         trigger.name, chain + 1)
@@ -51,9 +53,10 @@ def _start(service, state, loaded, trigger, upstream: dict, chain: int) -> str |
     from ..service import runs
     from ..service.orchestrator import Conflict
     event = {k: upstream[k] for k in _CARRIED if k in upstream}
-    event.update(kind="job", source="job", chain=chain, job={
+    event.update(kind="job", source="job", chain=chain, origin=upstream.get("origin") or upstream.get("kind"))
+    event["job"] = {
         "id": state.id, "task": state.task, "status": state.status.value, "output": state.output,
-        "error": state.error})
+        "error": state.error}
     checkout = Checkout(state.definitions, loaded, Path(state.snapshot or "."), state.git, state.commit)
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-job:{state.id}:{trigger.name}").hex[:16]
     try:

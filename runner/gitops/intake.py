@@ -12,11 +12,12 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 
-from ..errors import InputError, SpecError, StromError
+from ..errors import SpecError, StromError
 from ..forges.event import RepoEvent, asks_to_skip
 from ..git.mirrors import ZERO_SHA, GitError
 from ..spec.model import Trigger
 from ..store import RunFilter, keys
+from ..store.locks import redis_lock
 from ..templating import Namespace, render_value
 from .checkout import Checkout
 from .globs import included
@@ -62,26 +63,48 @@ def process(service, event_id: str, now: float | None = None) -> dict | None:
         return store.update(event_id, status="failed", error=f"workspace {record['workspace']!r} is not configured")
     event = RepoEvent.from_dict(record["event"])
     try:
-        outcome = _Processor(service, ws, event, event_id, record.get("extra") or {}).run()
+        outcome = _Processor(service, ws, event, event_id, record.get("extra") or {}, record["received_at"]).run()
     except SpecError as exc:
         problems = [p.format() for p in exc.problems if p.is_error]
         outcome = Outcome("failed", error=f"invalid .strom/ at {(event.head_sha or '')[:12]}: " + "; ".join(problems))
         service.report({"kind": "invalid", "workspace": ws.name, "sha": event.head_sha, "event": event_id,
                         "problems": problems})
-    except (GitError, OSError, ConnectionError) as exc:
-        attempts = record.get("attempts", 0) + 1
-        if attempts <= len(RETRY_DELAYS):
-            due = (time.time() if now is None else now) + RETRY_DELAYS[attempts - 1]
-            service.redis.zadd(keys.DELAYED, {_retry_message(event_id, attempts): due})
-            log.warning("event %s: %s (retry %d in %ss)", event_id, exc, attempts, RETRY_DELAYS[attempts - 1])
-            return store.update(event_id, attempts=attempts, error=str(exc))
-        outcome = Outcome("failed", error=str(exc))
+    except GitError as exc:
+        return _retry_later(service, record, str(exc), now) or store.update(event_id, status="failed", error=str(exc))
     except StromError as exc:
         outcome = Outcome("failed", error=str(exc))
+    except Exception as exc:  # Redis hiccups, full disks, bugs: try again, and say so
+        log.exception("event %s: processing failed", event_id)
+        error = f"{type(exc).__name__}: {exc}"
+        return _retry_later(service, record, error, now) or store.update(event_id, status="failed", error=error)
     log.info("event %s (%s %s): %s %s", event_id, event.source, event.kind, outcome.status,
              outcome.reason or outcome.error or ", ".join(outcome.runs))
     return store.update(event_id, status=outcome.status, reason=outcome.reason, error=outcome.error,
                         runs=outcome.runs)
+
+
+def _retry_later(service, record: dict, error: str, now: float | None) -> dict | None:
+    """Schedule another attempt; None when the attempts are used up."""
+    attempts = record.get("attempts", 0) + 1
+    if attempts > len(RETRY_DELAYS):
+        return None
+    delay = RETRY_DELAYS[attempts - 1]
+    service.redis.zadd(keys.DELAYED, {_retry_message(record["id"], attempts): (time.time() if now is None else now)
+                                      + delay})
+    log.warning("event %s: %s (retry %d in %ss)", record["id"], error, attempts, delay)
+    return service.repo_events.update(record["id"], attempts=attempts, error=error)
+
+
+def _is_sha(value: str) -> bool:
+    return len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
+
+
+def _bad_commit_names(event: RepoEvent) -> str | None:
+    """A sha field that is not a sha (it would reach git's command line and the snapshot path)."""
+    for value in (event.sha, event.before, event.pr.head_sha if event.pr else None):
+        if value and not _is_sha(value):
+            return value
+    return None
 
 
 def _retry_message(event_id: str, attempt: int) -> str:
@@ -90,8 +113,9 @@ def _retry_message(event_id: str, attempt: int) -> str:
 
 
 class _Processor:
-    def __init__(self, service, ws, event: RepoEvent, event_id: str, extra: dict):
+    def __init__(self, service, ws, event: RepoEvent, event_id: str, extra: dict, received_at: float):
         self.extra = extra
+        self.received_at = received_at
         self.service = service
         self.ws = ws
         self.event = event
@@ -105,6 +129,9 @@ class _Processor:
 
     def run(self) -> Outcome:
         kind = self.event.kind
+        bad = _bad_commit_names(self.event)
+        if bad:
+            return Outcome("failed", error=f"the event names {bad!r} where a commit sha belongs")
         if kind == "delete":
             return self._deleted()
         if kind in ("push", "tag"):
@@ -133,6 +160,8 @@ class _Processor:
                                       f"(branches: {', '.join(self.ws.branches)})")
         checkout = self._checkout(event.sha, [event.ref or event.sha], ref=event.ref, branch=event.branch,
                                   tag=event.tag)
+        if checkout.commit and checkout.commit != event.sha:  # an annotated tag: run its commit
+            event = self.event = replace(event, sha=checkout.commit)
         if event.kind == "push":
             self.service.redis.hset(keys.heads(self.ws.name), event.branch, event.sha)
         message = event.message or (checkout.git or {}).get("message", "")
@@ -195,12 +224,15 @@ class _Processor:
             return Outcome("ignored", f"{comment.author} may not run /{command[0]}: commands need write access "
                                       "to the repository")
         if command[0] == "ok-to-test":
-            return self._ok_to_test(pr)
+            return self._ok_to_test(pr, command[1])
         if not pr.head_sha and self.is_git:
             return Outcome("failed", error=f"cannot tell the head commit of pull request #{pr.number}")
+        trusted = self.trust.author_trusted(pr)
+        if not trusted and not self.trust.approved(pr.number, pr.head_sha):
+            return Outcome("ignored", f"pull request #{pr.number} is untrusted: comment /ok-to-test on its head "
+                                      f"{pr.head_sha[:7]} before /{command[0]}")
         checkout = self._pr_checkout(pr)
         matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
-        trusted = self.trust.author_trusted(pr)
         return self._start(matched, reasons, checkout, trusted=trusted)
 
     def _known_pr(self, pr):
@@ -215,20 +247,24 @@ class _Processor:
             pr = replace(pr, from_fork=True)  # nothing known: treat it as untrusted
         return pr
 
-    def _ok_to_test(self, pr) -> Outcome:
+    def _ok_to_test(self, pr, words: list[str]) -> Outcome:
+        """Trust the pull request's head (`/ok-to-test <sha>` names the commit that was reviewed)."""
         pending_id = self.pulls.get(pr.number, "pending")
         pending = self.service.repo_events.load(pending_id) if pending_id else None
         sha = (pending or {}).get("event", {}).get("sha") or pr.head_sha
         if not sha:
             return Outcome("failed", error=f"cannot tell the head commit of pull request #{pr.number}")
-        self.trust.approve(pr.number, sha, self.event.comment.author)
-        if pending is None or pending.get("status") != "waiting":
-            return Outcome("done", f"{self.event.comment.author} trusted commit {sha[:7]} of #{pr.number}; "
-                                   "nothing was waiting")
+        if words and not (len(words[0]) >= 7 and sha.startswith(words[0].lower())):
+            return Outcome("ignored", f"the head of #{pr.number} is {sha[:7]}, not {words[0][:40]}: look at it and "
+                                      f"comment /ok-to-test {sha[:7]}")
+        who = self.event.comment.author
+        self.trust.approve(pr.number, sha, who)
+        # An event still being processed has not written "waiting" yet: queue it again as well.
+        if pending is None or pending.get("status") not in ("waiting", "queued"):
+            return Outcome("done", f"{who} trusted commit {sha[:7]} of #{pr.number}; nothing was waiting")
         self.pulls.clear(pr.number, "pending")
         self.service.repo_events.requeue(pending_id)
-        return Outcome("done", f"{self.event.comment.author} trusted commit {sha[:7]} of #{pr.number}: "
-                               f"event {pending_id} runs now")
+        return Outcome("done", f"{who} trusted commit {sha[:7]} of #{pr.number}: event {pending_id} runs now")
 
     # ------------------------------------------------------------------ generic webhooks
     def _webhook(self) -> Outcome:
@@ -255,15 +291,13 @@ class _Processor:
                 mirror.fetch(sha)
             if not mirror.has(sha):
                 raise GitError(f"commit {sha} is not in {self.ws.url or self.ws.name} (fetched {', '.join(refs)})")
-        return self.service.checkouts.commit(self.ws, sha, ref=ref, branch=branch, tag=tag)
+        return self.service.checkouts.commit(self.ws, mirror.resolve(sha) or sha, ref=ref, branch=branch, tag=tag)
 
     def _start(self, matched: list[Matched], reasons: list[str], checkout: Checkout, trusted: bool) -> Outcome:
         if not matched:
             return Outcome("ignored", "; ".join(reasons))
-        from ..service import runs
-        from ..service.orchestrator import Conflict
         started, errors, notes = [], [], []
-        event_data = {**self.event.to_dict(), **self.extra, "id": self.event_id}
+        event_data = {**self.event.to_dict(), **self.extra, "id": self.event_id, "received_at": self.received_at}
         for match in matched:
             trigger = match.trigger
             job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id)
@@ -271,24 +305,36 @@ class _Processor:
                 started.append(job_id)
                 notes.append(f"trigger {trigger.name!r}: run {job_id} already exists")
                 continue
-            if match.group and not self._concurrency(trigger, match.group):
-                notes.append(f"trigger {trigger.name!r}: skipped, a run of {match.group} is still active")
-                continue
             try:
-                inputs = {**self._inputs(trigger, checkout), **match.args}
-                state = runs.start(self.service, self.ws.name, checkout, trigger.task, inputs,
-                                   source=self.event.source, trigger=trigger.name, event=event_data,
-                                   allow_extra=True, job_id=job_id, trusted=trusted, group=match.group)
-                started.append(state.id)
-            except Conflict:
-                started.append(job_id)
-            except (InputError, StromError) as exc:
+                if match.group:
+                    with redis_lock(self.service.redis, keys.group_lock(self.ws.name, match.group)):
+                        why_not = self._concurrency(trigger, match.group)
+                        if why_not is None:
+                            started.append(self._start_one(match, checkout, event_data, job_id, trusted))
+                else:
+                    why_not = None
+                    started.append(self._start_one(match, checkout, event_data, job_id, trusted))
+                if why_not:
+                    notes.append(f"trigger {trigger.name!r}: {why_not}")
+            except StromError as exc:
                 errors.append(f"trigger {trigger.name!r} could not start {trigger.task!r}: {exc}")
         if started:
             return Outcome("done", "; ".join(notes) or None, started, "; ".join(errors) or None)
         if errors:
             return Outcome("failed", "; ".join(notes) or None, [], "; ".join(errors))
         return Outcome("ignored", "; ".join(notes))
+
+    def _start_one(self, match: Matched, checkout: Checkout, event_data: dict, job_id: str, trusted: bool) -> str:
+        from ..service import runs
+        from ..service.orchestrator import Conflict
+        trigger = match.trigger
+        inputs = {**self._inputs(trigger, checkout), **match.args}
+        try:
+            return runs.start(self.service, self.ws.name, checkout, trigger.task, inputs, source=self.event.source,
+                              trigger=trigger.name, event=event_data, allow_extra=True, job_id=job_id,
+                              trusted=trusted, group=match.group).id
+        except Conflict:
+            return job_id
 
     def _inputs(self, trigger: Trigger, checkout: Checkout) -> dict:
         event = {**self.event.to_dict(), **self.extra}
@@ -297,14 +343,20 @@ class _Processor:
             context.update({k: self.extra.get(k) for k in ("body", "headers", "query", "method")})
         return render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
 
-    def _concurrency(self, trigger: Trigger, group: str) -> bool:
-        """Apply the trigger's concurrency to the group's active runs; False: do not start a new one."""
+    def _concurrency(self, trigger: Trigger, group: str) -> str | None:
+        """Apply the trigger's concurrency to the group's unfinished runs; the reason not to start, or None.
+
+        Only older events' runs are cancelled: a late event (a retried fetch, a slow thread) never
+        cancels or races the run of a newer one."""
         from ..engine.events import Cancel
         page = self.service.jobs.list(RunFilter(workspace=self.ws.name, trigger=trigger.name), limit=100)
         active = [s for s in page.runs if not s.status.terminal and s.group == group]
+        newer = [s for s in active if (s.event or {}).get("received_at", 0) > self.received_at]
+        if newer:
+            return f"skipped: run {newer[0].id} of a newer event is already going ({group})"
         if active and trigger.concurrency == "skip":
-            return False
+            return f"skipped: run {active[0].id} of {group} is still going"
         if trigger.concurrency == "cancel_previous":
             for state in active:
                 self.service.orchestrator.try_apply(state.id, Cancel(f"superseded by a newer event ({self.event_id})"))
-        return True
+        return None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from ..engine.status import JobStatus
 from ..store import keys
+from ..store.locks import LockTimeout, redis_lock
 from .pulls import Pulls
 
 __all__ = ["Reporter", "commit_state", "summary_body", "MARKER"]
@@ -77,6 +77,8 @@ class Reporter:
                 self._note(message["workspace"], message["pr"], message.get("sha"), message["text"])
             elif kind == "invalid":
                 self._invalid(message)
+        except LockTimeout:  # another reporter holds this pull request's comment: try again later
+            self.service.report(message)
         except Exception as exc:  # reporting never fails anything
             log.warning("reporting %s failed: %s", kind, exc)
             self.redis.hincrby(keys.COUNTERS, "reports_failed", 1)
@@ -121,14 +123,7 @@ class Reporter:
     def _update_summary(self, ws, api, number: int, *, task: str | None = None, entry: dict | None = None,
                         note: str | None = None) -> None:
         pulls = Pulls(self.redis, ws.name)
-        lock = keys.pull_request(ws.name, number) + ":lock"
-        token = f"{time.time()}"
-        deadline = time.monotonic() + LOCK_MS / 1000
-        while not self.redis.set(lock, token, nx=True, px=LOCK_MS):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        try:
+        with redis_lock(self.redis, keys.pull_request(ws.name, number) + ":lock", ttl_ms=LOCK_MS):
             runs = json.loads(pulls.get(number, "runs") or "{}")
             notes = json.loads(pulls.get(number, "notes") or "[]")
             if entry is not None:
@@ -147,6 +142,3 @@ class Reporter:
                 api.edit_comment(number, comment, body)
             else:
                 pulls.set(number, "comment", api.create_comment(number, body))
-        finally:
-            if self.redis.get(lock) == token:
-                self.redis.delete(lock)

@@ -45,8 +45,10 @@ class Trust:
             return False
 
     def author_trusted(self, pr: PullRequest) -> bool:
-        """A branch of the repository itself needs write access to push; a fork's author must have it."""
-        if not pr.from_fork:
+        """On GitHub and GitLab a branch of the repository itself needs write access to push. Gitea and
+        Forgejo let anyone who can read open one inside the repository (AGit), so there, and for forks,
+        the author's own access decides."""
+        if not pr.from_fork and self.ws.forge != "gitea":
             return True
         return self.can_write(pr.author, pr.author_association)
 

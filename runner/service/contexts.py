@@ -48,5 +48,6 @@ class Contexts:
             task = hook_task(HookCall(ref, workspace.actions[ref], state.inputs), workspace)
         else:
             task = workspace.tasks[state.task]
-        return RunContext(workspace, task, self.for_run(state, workspace),
-                          job_url=self.service.config.run_url(state.id))
+        config = self.service.config.workspaces.get(state.workspace)
+        return RunContext(workspace, task, self.for_run(state, workspace), job_url=self.service.config.run_url(state.id),
+                          untrusted_network=bool(config and config.untrusted_network))

@@ -21,7 +21,7 @@ from ..store import keys
 __all__ = ["stage_effects", "enqueue_step", "stage_report", "reported_by_effects", "CANCEL_TTL"]
 
 CANCEL_TTL = 86400
-REPORTED_KINDS = frozenset({"push", "tag", "pull_request", "comment", "job"})
+REPORTED_KINDS = frozenset({"push", "tag", "pull_request", "comment"})
 
 
 def reported_by_effects(decision: Decision) -> bool:
@@ -31,7 +31,9 @@ def reported_by_effects(decision: Decision) -> bool:
 
 def stage_report(pipe, state) -> None:
     """Ask the reporter to tell the forge about a run of a repository event (a no-op without a forge)."""
-    if not state.parent_job and not state.is_hook and (state.event or {}).get("kind") in REPORTED_KINDS:
+    event = state.event or {}
+    kind = event.get("origin") if event.get("kind") == "job" else event.get("kind")  # job triggers: their origin
+    if not state.parent_job and not state.is_hook and kind in REPORTED_KINDS:
         pipe.rpush(keys.REPORTS, messages.encode({"kind": "run", "job": state.id, "status": state.status.value}))
 
 

@@ -349,6 +349,10 @@ class Scheduler:
         removed = self.service.repos.snapshots.collect(keep, self.config.retention_snapshots)
         for sha in removed:
             (self.service.repos.archives / f"{sha}.tar.gz").unlink(missing_ok=True)
+        cutoff = time.time() - 86400
+        for record in self.service.repos.root.glob("push-*.txt"):  # left by a web process that died mid-push
+            if record.stat().st_mtime < cutoff:
+                record.unlink(missing_ok=True)
         return removed
 
     def _known_workspaces(self) -> list[str]:

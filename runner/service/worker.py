@@ -53,7 +53,8 @@ class Worker:
         self.info = WorkerInfo(self.name, tuple(abilities), tuple(sorted(set(tags))), tuple(self.queue_names),
                                concurrency, socket.gethostname(), os.getpid(), time.time())
         self.concurrency = max(1, concurrency)
-        local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=(Path(self.config.data_dir),)))
+        hide = (Path(self.config.data_dir),) + tuple(self.config.sensitive_paths)
+        local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=hide))
         self.executors = executors or {"local": local, "none": Unavailable()}
         if SERVER_ABILITY in abilities and "http" not in self.executors:
             from ..executors.http import HttpExecutor

@@ -85,8 +85,8 @@ def repo_events_of(workspace: str) -> str:
     return f"{PREFIX}:repo-events:ws:{workspace}"
 
 
-def delivery(source: str, delivery_id: str) -> str:
-    return f"{PREFIX}:delivery:{source}:{delivery_id}"
+def delivery(source: str, workspace: str, delivery_id: str) -> str:
+    return f"{PREFIX}:delivery:{source}:{workspace}:{delivery_id}"
 
 
 def intake_busy(consumer: str) -> str:
@@ -103,6 +103,10 @@ def heads(workspace: str) -> str:
 
 def pull_request(workspace: str, number: int) -> str:
     return f"{PREFIX}:pr:{workspace}:{number}"  # hash: latest PR facts, trust, summary comment id, runs
+
+
+def group_lock(workspace: str, group: str) -> str:
+    return f"{PREFIX}:lock:group:{workspace}:{group}"
 
 
 def trust(workspace: str, number: int, sha: str) -> str:

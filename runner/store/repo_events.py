@@ -52,7 +52,7 @@ class RepoEventStore:
         record = {"id": event_id, "workspace": workspace, "received_at": now,
                   "status": "ignored" if ignored else "queued", "reason": ignored, "error": None, "runs": [],
                   "attempts": 0, "event": dict(event), "extra": dict(extra or {})}
-        dkey = keys.delivery(str(event.get("source")), delivery or "-")
+        dkey = keys.delivery(str(event.get("source")), workspace, delivery or "-")
         first = self._store(keys=[dkey, keys.repo_event(event_id), keys.EVENT_LOG, keys.repo_events_of(workspace),
                                   keys.INTAKE],
                             args=[event_id, json.dumps(record, default=str), now, "0" if ignored else "1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from runner.service import runs as run_service
+from runner.workspace_config import redact_url
 
 from ..errors import ApiError
 from . import bp
@@ -24,7 +25,7 @@ def _describe(config) -> dict:
     if config.kind == "folder":
         entry["path"] = str(config.folder)
     elif config.kind == "git":
-        entry.update(url=config.url, branches=list(config.branches), default_branch=config.default_branch)
+        entry.update(url=redact_url(config.url), branches=list(config.branches), default_branch=config.default_branch)
     else:
         entry.update(clone_path=f"/git/{config.name}.git", branches=list(config.branches),
                      default_branch=config.default_branch)

@@ -39,6 +39,8 @@ def _candidates(kind: str, repo: str | None, workspace: str | None) -> list:
         ws = workspaces.get(workspace)
         if ws is None or ws.forge != kind:
             raise ApiError(404, "unknown_workspace", f"no workspace {workspace!r} with a {kind} forge")
+        if repo is not None and (ws.repo or "").lower() != repo.lower():
+            raise ApiError(404, "unknown_repository", f"workspace {workspace!r} follows {ws.repo!r}, not {repo!r}")
         return [ws]
     mine = [ws for ws in workspaces.values() if ws.forge == kind]
     if repo is None:

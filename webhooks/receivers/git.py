@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, request
 
 from runner.forges.event import RepoEvent
 from runner.git.mirrors import ZERO_SHA
+from runner.store import keys
 
 from ..api.auth import PERMISSIONS, identify
 from ..errors import ApiError
@@ -157,7 +158,7 @@ def _store_push(service, ws, record: str, user: str) -> list[str]:
         return []
     finally:
         Path(record).unlink(missing_ok=True)
-    options = [line[7:] for line in text.splitlines() if line.startswith("option ")]
+    options = [line[7:].strip() for line in text.splitlines() if line.startswith("option ")]
     skip = next((o for o in options if o in SKIP_OPTIONS), None)
     ids = []
     for line in text.splitlines():
@@ -171,6 +172,11 @@ def _store_push(service, ws, record: str, user: str) -> list[str]:
         ignored = f"pushed with -o {skip}" if skip else None
         event_id, _ = service.repo_events.receive(ws.name, event.to_dict(), ignored=ignored,
                                                   extra={"push_options": options})
+        if ignored and event.branch:  # the poll must not run what the push said to skip
+            if event.deleted:
+                service.redis.hdel(keys.heads(ws.name), event.branch)
+            else:
+                service.redis.hset(keys.heads(ws.name), event.branch, event.sha)
         ids.append(event_id)
     return ids
 

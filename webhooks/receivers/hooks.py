@@ -24,7 +24,8 @@ from ..errors import ApiError
 bp = Blueprint("generic_hooks", __name__)
 
 MAX_BODY = 10 * 1024 * 1024
-_HIDDEN_HEADERS = {"authorization", "cookie", "x-hub-signature-256", "x-strom-signature"}
+_HIDDEN_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-hub-signature-256", "x-strom-signature",
+                   "x-api-key", "x-auth-token", "x-gitlab-token"}
 
 
 def _service():
@@ -32,17 +33,22 @@ def _service():
 
 
 def _find(name: str):
-    """(workspace name, trigger) of the webhook trigger called `name`."""
+    """(workspace config, trigger, checkout) of the one webhook trigger called `name`."""
     service = _service()
+    found = []
     for ws in service.config.workspaces.values():
         try:
             checkout = service.checkouts.head(ws, fetch=False)
         except StromError:
             continue
-        for trigger in checkout.workspace.triggers.values():
-            if trigger.type.value == "webhook" and trigger.hook_name == name:
-                return ws, trigger, checkout
-    raise ApiError(404, "unknown_hook", f"no webhook trigger is named {name!r}")
+        found += [(ws, trigger, checkout) for trigger in checkout.workspace.triggers.values()
+                  if trigger.type.value == "webhook" and trigger.hook_name == name]
+    if not found:
+        raise ApiError(404, "unknown_hook", f"no webhook trigger is named {name!r}")
+    if len(found) > 1:  # never let one workspace's definitions take over another's hook
+        raise ApiError(409, "ambiguous_hook", f"webhook {name!r} is defined in workspaces "
+                                              f"{', '.join(sorted(ws.name for ws, _, _ in found))}; rename one")
+    return found[0]
 
 
 def _check_secret(trigger, checkout, body: bytes) -> None:
@@ -96,10 +102,12 @@ def receive(name: str):
     ws, trigger, checkout = _find(name)
     _check_secret(trigger, checkout, raw)
     extra = {
-        "hook": name, "method": request.method, "body": _body(raw), "query": request.args.to_dict(),
+        "hook": name, "method": request.method, "body": _body(raw),
+        "query": {k: v for k, v in request.args.items() if k != "secret"},
         "headers": {k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS},
     }
-    delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
+    key = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
+    delivery = f"{name}:{key}" if key else None
     event = RepoEvent(source="webhook", kind="webhook", repo=ws.repo or ws.name, delivery=delivery,
                       forge_event=name, actor=request.remote_addr or "")
     service = _service()
