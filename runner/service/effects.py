@@ -14,6 +14,7 @@ from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, Dis
 from ..engine.core import Decision
 from ..engine.events import Cancel
 from ..engine.work import StepWork
+from ..spec.model import TriggerType
 from . import messages
 from .queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
 from ..store import keys
@@ -49,7 +50,14 @@ def enqueue_step(pipe, redis, work: StepWork, now: float) -> str:
     return name
 
 
-def stage_effects(pipe, redis, decision: Decision, now: float) -> None:
+def followed(ctx) -> bool:
+    """Whether a `job` trigger of the run's definitions waits for its task to finish."""
+    task = ctx.task.name
+    return any(t.type is TriggerType.JOB and t.enabled and task in t.after for t in ctx.workspace.triggers.values())
+
+
+def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = False) -> None:
+    """`followed`: a job trigger waits for this run, so its finish is announced."""
     state = decision.state
     for command in decision.commands:
         if isinstance(command, DispatchStep):
@@ -75,7 +83,7 @@ def stage_effects(pipe, redis, decision: Decision, now: float) -> None:
                                       command.error)
                 pipe.rpush(keys.EVENTS, messages.encode(messages.event_message(command.parent_job, event)))
             elif not state.is_hook:
-                if not any(isinstance(c, RetryJob) for c in decision.commands):
+                if followed and not any(isinstance(c, RetryJob) for c in decision.commands):
                     pipe.rpush(keys.EVENTS, messages.encode({"kind": messages.RUN_FINISHED, "job": state.id}))
                 stage_report(pipe, state)
         elif isinstance(command, RetryJob):
