@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import PayloadError, VerificationError
-from .event import PullRequest, RepoEvent
-from .github import Fields, clone_urls, comment_of, full_name, login, push_fields
-from .verify import (decode_body, field, first_header, header, hmac_matches, integer, mapping, text,
-                     usable_secrets)
+from .event import PullRequest
+from .github import Fields, GitHub, comment_of, full_name, login, push_fields
+from .verify import field, first_header, header, hmac_matches, integer, mapping, text, usable_secrets
 
 __all__ = ["Gitea", "GITEA", "FEED_MAX_COMMITS"]
 
@@ -103,10 +102,12 @@ HANDLERS: dict[str, Callable[[Mapping[str, Any]], Fields]] = {
 }
 
 
-class Gitea:
-    """Gitea, Forgejo (and Gogs-compatible headers)."""
+class Gitea(GitHub):
+    """Gitea, Forgejo (and Gogs-compatible headers): GitHub-shaped payloads under their own headers."""
 
     name = "gitea"
+    label = "Gitea"
+    handlers = HANDLERS
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return first_header(headers, "X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery")[1]
@@ -121,9 +122,6 @@ class Gitea:
                                "event there; is this request from a Gitea or Forgejo webhook?")
         return event
 
-    def repository(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        return full_name(decode_body(headers, body).get("repository"))
-
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
         keys = usable_secrets(secrets)
         name, signature = _signature(headers)
@@ -133,20 +131,6 @@ class Gitea:
                 "secret on the webhook (Settings > Webhooks > Secret), the same as in Strom's webhook_secrets")
         if not hmac_matches(body, signature, keys):
             raise VerificationError(f"{name} does not match any configured webhook secret")
-
-    def parse(self, headers: Mapping[str, str], body: bytes) -> RepoEvent:
-        event = self.event_name(headers)
-        data = decode_body(headers, body)
-        repository = data.get("repository")
-        fields: Fields = {
-            "source": self.name, "forge_event": event, "delivery": self.delivery_id(headers),
-            "repo": full_name(repository) or "", "clone_urls": clone_urls(repository),
-            "actor": login(data.get("sender")),
-        }
-        handler = HANDLERS.get(event)
-        if handler is None:
-            return RepoEvent(**fields, kind="other", ignored=f"Strom does not act on Gitea {event!r} events")
-        return RepoEvent(**{**fields, **handler(data)})
 
 
 GITEA = Gitea()

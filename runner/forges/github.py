@@ -127,9 +127,11 @@ HANDLERS: dict[str, Callable[[Mapping[str, Any]], Fields]] = {
 
 
 class GitHub:
-    """GitHub and GitHub Enterprise Server."""
+    """GitHub and GitHub Enterprise Server (and, through `Gitea`, the forges that send its payloads)."""
 
     name = "github"
+    label = "GitHub"
+    handlers = HANDLERS
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return header(headers, "X-GitHub-Delivery")
@@ -165,9 +167,9 @@ class GitHub:
             "repo": full_name(repository) or "", "clone_urls": clone_urls(repository),
             "actor": login(data.get("sender")),
         }
-        handler = HANDLERS.get(event)
+        handler = self.handlers.get(event)
         if handler is None:
-            return RepoEvent(**fields, kind="other", ignored=f"Strom does not act on GitHub {event!r} events")
+            return RepoEvent(**fields, kind="other", ignored=f"Strom does not act on {self.label} {event!r} events")
         return RepoEvent(**{**fields, **handler(data)})
 
 
