@@ -19,7 +19,8 @@ from ..outputs import OutputCollector
 from .base import LogSink, StepResult
 from .languages import SCRIPT_SUFFIX, cache_env, plan_script
 from .process import run_process
-from .sandbox import Sandbox, bwrap_available, make_writable
+from ..readonly import make_writable
+from .sandbox import Sandbox, bwrap_available
 
 __all__ = ["LocalSettings", "LocalExecutor", "DEFAULT_PASS_ENV"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StepSetupError
+from ..readonly import make_read_only
 
 __all__ = ["Sandbox", "bwrap_available", "WORKSPACE_MOUNT", "TMP_MOUNT"]
 
@@ -155,25 +155,4 @@ def _read_only_copy(source: Path, target: Path, skip: list[str] = ()) -> None:
         shutil.copytree(source, target, symlinks=True, ignore=ignore if skipped else None)
     except (OSError, shutil.Error) as exc:
         raise StepSetupError(f"could not copy the workspace for this step: {exc}") from exc
-    for root, dirs, files in os.walk(target):
-        for name in files:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    for root, dirs, _ in os.walk(target, topdown=False):
-        for name in dirs:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o555)
-    os.chmod(target, 0o555)
-
-
-def make_writable(path: Path) -> None:
-    """Undo `_read_only_copy` so the scratch directory can be removed."""
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            full = os.path.join(root, name)
-            if not os.path.islink(full):
-                os.chmod(full, 0o755)
-    if path.exists():
-        os.chmod(path, 0o755)
+    make_read_only(target)

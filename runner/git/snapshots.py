@@ -7,39 +7,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
+from ..readonly import make_read_only, make_writable
 from .mirrors import Mirror
 
 __all__ = ["Snapshots"]
 
 
-def _read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    for dirpath, dirnames, _ in os.walk(root, topdown=False):
-        for name in dirnames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o555)
-    os.chmod(root, 0o555)
-
-
-def _writable(root: Path) -> None:
-    for dirpath, dirnames, _ in os.walk(root):
-        os.chmod(dirpath, 0o755)
-
-
 def _remove(path: Path) -> None:
     if path.exists():
-        _writable(path)
+        make_writable(path)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -69,11 +50,11 @@ class Snapshots:
                     except BaseException:
                         _remove(tmp)
                         raise
-                    _read_only(tmp)
+                    make_read_only(tmp)
                     try:
                         os.rename(tmp, target)
                     except OSError:  # another process won the race: keep theirs
-                        _writable(tmp)
+                        make_writable(tmp)
                         shutil.rmtree(tmp, ignore_errors=True)
         self.touch(sha)
         return target
@@ -98,7 +79,7 @@ class Snapshots:
             used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
             if used > cutoff:
                 continue
-            _writable(entry)
+            make_writable(entry)
             shutil.rmtree(entry, ignore_errors=True)
             marker.unlink(missing_ok=True)
             removed.append(entry.name)
