@@ -285,19 +285,23 @@ class _Processor:
                    else "", "author": self.event.actor, "author_email": "", "dirty": False}
             return replace(folder, git=git, commit=sha or None)
         mirror = self.service.repos.mirror(self.ws)
-        if not mirror.has(sha):
+        commit = mirror.resolve(sha)  # peels an annotated tag to its commit
+        if commit is None:
             mirror.fetch(*refs)
-            if not mirror.has(sha):
-                mirror.fetch(sha)
-            if not mirror.has(sha):
-                raise GitError(f"commit {sha} is not in {self.ws.url or self.ws.name} (fetched {', '.join(refs)})")
-        return self.service.checkouts.commit(self.ws, mirror.resolve(sha) or sha, ref=ref, branch=branch, tag=tag)
+            commit = mirror.resolve(sha)
+        if commit is None:
+            mirror.fetch(sha)
+            commit = mirror.resolve(sha)
+        if commit is None:
+            raise GitError(f"commit {sha} is not in {self.ws.url or self.ws.name} (fetched {', '.join(refs)})")
+        return self.service.checkouts.commit(self.ws, commit, ref=ref, branch=branch, tag=tag)
 
     def _start(self, matched: list[Matched], reasons: list[str], checkout: Checkout, trusted: bool) -> Outcome:
         if not matched:
             return Outcome("ignored", "; ".join(reasons))
         started, errors, notes = [], [], []
-        event_data = {**self.event.to_dict(), **self.extra, "id": self.event_id, "received_at": self.received_at}
+        event = {**self.event.to_dict(), **self.extra}
+        event_data = {**event, "id": self.event_id, "received_at": self.received_at}
         for match in matched:
             trigger = match.trigger
             job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id)
@@ -310,10 +314,10 @@ class _Processor:
                     with redis_lock(self.service.redis, keys.group_lock(self.ws.name, match.group)):
                         why_not = self._concurrency(trigger, match.group)
                         if why_not is None:
-                            started.append(self._start_one(match, checkout, event_data, job_id, trusted))
+                            started.append(self._start_one(match, checkout, event, event_data, job_id, trusted))
                 else:
                     why_not = None
-                    started.append(self._start_one(match, checkout, event_data, job_id, trusted))
+                    started.append(self._start_one(match, checkout, event, event_data, job_id, trusted))
                 if why_not:
                     notes.append(f"trigger {trigger.name!r}: {why_not}")
             except StromError as exc:
@@ -324,11 +328,12 @@ class _Processor:
             return Outcome("failed", "; ".join(notes) or None, [], "; ".join(errors))
         return Outcome("ignored", "; ".join(notes))
 
-    def _start_one(self, match: Matched, checkout: Checkout, event_data: dict, job_id: str, trusted: bool) -> str:
+    def _start_one(self, match: Matched, checkout: Checkout, event: dict, event_data: dict, job_id: str,
+                   trusted: bool) -> str:
         from ..service import runs
         from ..service.orchestrator import Conflict
         trigger = match.trigger
-        inputs = {**self._inputs(trigger, checkout), **match.args}
+        inputs = {**self._inputs(trigger, checkout, event), **match.args}
         try:
             return runs.start(self.service, self.ws.name, checkout, trigger.task, inputs, source=self.event.source,
                               trigger=trigger.name, event=event_data, allow_extra=True, job_id=job_id,
@@ -336,8 +341,8 @@ class _Processor:
         except Conflict:
             return job_id
 
-    def _inputs(self, trigger: Trigger, checkout: Checkout) -> dict:
-        event = {**self.event.to_dict(), **self.extra}
+    def _inputs(self, trigger: Trigger, checkout: Checkout, event: dict) -> dict:
+        """The trigger's `input` rendered over `event` (the normalised event and its extras) and `git`."""
         context = {"event": Namespace("event", event), "git": Namespace("git", checkout.git or {})}
         if self.event.kind == "webhook":  # Strøm's names for the request
             context.update({k: self.extra.get(k) for k in ("body", "headers", "query", "method")})
