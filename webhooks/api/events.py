@@ -6,9 +6,7 @@ from flask import current_app, jsonify, request
 from ..errors import ApiError
 from . import bp
 from .auth import requires
-
-MAX_PAGE = 200
-
+from .params import page_limit, timestamp
 
 def _service():
     return current_app.extensions["strom"]
@@ -32,12 +30,8 @@ def event_json(record: dict, detail: bool = False) -> dict:
 @bp.get("/events")
 @requires("read")
 def list_events():
-    try:
-        limit = min(MAX_PAGE, max(1, int(request.args.get("limit", 50))))
-        before = float(request.args["before"]) if request.args.get("before") else None
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be a number and before a Unix timestamp") from None
-    records = _service().repo_events.list(request.args.get("workspace"), limit=limit, before=before)
+    limit = page_limit()
+    records = _service().repo_events.list(request.args.get("workspace"), limit=limit, before=timestamp("before"))
     return jsonify(events=[event_json(r) for r in records],
                    next_before=records[-1]["received_at"] if len(records) == limit else None)
 

@@ -11,23 +11,11 @@ from runner.store import RunFilter
 from ..errors import ApiError
 from . import bp
 from .auth import caller, requires
+from .params import page_limit, timestamp
 from .representations import run_json, run_summary_json
-
-MAX_PAGE = 200
-
 
 def _service():
     return current_app.extensions["strom"]
-
-
-def _float(name: str):
-    value = request.args.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be a Unix timestamp, got {value!r}") from None
 
 
 def _load(run_id: str):
@@ -40,14 +28,11 @@ def _load(run_id: str):
 @bp.get("/runs")
 @requires("read")
 def list_runs():
-    try:
-        limit = min(MAX_PAGE, max(1, int(request.args.get("limit", 50))))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be a number") from None
+    limit = page_limit()
     flt = RunFilter(workspace=request.args.get("workspace"), task=request.args.get("task"),
                     status=request.args.get("status"), trigger=request.args.get("trigger"),
-                    source=request.args.get("source"), since=_float("since"), until=_float("until"))
-    page = _service().jobs.list(flt, limit=limit, before=_float("before"))
+                    source=request.args.get("source"), since=timestamp("since"), until=timestamp("until"))
+    page = _service().jobs.list(flt, limit=limit, before=timestamp("before"))
     return jsonify(runs=[run_summary_json(_service(), s) for s in page.runs], next_before=page.next_before)
 
 
