@@ -133,6 +133,23 @@ class LiveServer:
         self.server.shutdown()
 
 
+@contextmanager
+def serving(config, service=None):
+    """The app on a live port for the duration of the block."""
+    server = LiveServer(config, service)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def live_stack(config, **stack_options):
+    """stack() and the app on a live port: (service, server)."""
+    with stack(config, **stack_options) as service, serving(config, service) as server:
+        yield service, server
+
+
 def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
     full_env = {**os.environ, **env}
     return subprocess.Popen([sys.executable, "-m", "runner.cli", *args], env=full_env, cwd=cwd,

@@ -10,7 +10,7 @@ import requests
 from fake_forge import FakeForge
 from forge_fixtures import CASES, NOT_JSON, OLD_SECRET, SECRET, forge_headers
 from runner.forges import parser_for
-from service_env import LiveServer, make_config, stack, wait_for
+from service_env import live_stack, make_config, wait_for
 
 PIPELINE = {".strom/ci.yaml": """
     tasks:
@@ -64,12 +64,8 @@ def workspaces_config(gitea_api):
 def live(service_workspace, redis_url, workspaces_config, tmp_path):
     config = make_config(service_workspace(PIPELINE), redis_url, STROM_DATA_DIR=str(tmp_path / "data"),
                          STROM_WORKSPACES=json.dumps(workspaces_config))
-    with stack(config) as service:
-        server = LiveServer(config, service)
-        try:
-            yield service, server
-        finally:
-            server.stop()
+    with live_stack(config) as pair:
+        yield pair
 
 
 def send(server, case, secret=SECRET, delivery=None):

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from runner.engine import JobStatus
-from service_env import LiveServer, make_config, stack, wait_for
+from service_env import live_stack, make_config, serving, stack, wait_for
 
 HOOKS = {".strom/hooks.yaml": """
     tasks:
@@ -44,12 +44,8 @@ TOKEN = "hook-secret-value-42"
 @pytest.fixture
 def live(service_workspace, redis_url):
     config = make_config(service_workspace(HOOKS), redis_url, STROM_SECRET_HOOK_TOKEN=TOKEN)
-    with stack(config) as service:
-        server = LiveServer(config, service)
-        try:
-            yield service, server
-        finally:
-            server.stop()
+    with live_stack(config) as pair:
+        yield pair
 
 
 def finished(service, run_id):
@@ -121,11 +117,8 @@ def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(servic
     config = make_config(service_workspace(HOOKS), redis_url, STROM_SECRET_HOOK_TOKEN=TOKEN,
                          STROM_WORKSPACES=json.dumps({"local": {"folder": "."}, "other": {"folder": str(other)}}))
     with stack(config, workers=0, scheduler=False) as service:
-        server = LiveServer(config, service)
-        try:
+        with serving(config, service) as server:
             answer = requests.post(f"{server.url}/hooks/open-hook", json={"name": "x"}, timeout=10)
-        finally:
-            server.stop()
     assert answer.status_code == 409
     assert answer.json()["error"]["message"] == "webhook 'open-hook' is defined in workspaces local, other; rename one"
     assert service.repo_events.list() == []

@@ -11,7 +11,7 @@ import requests
 from runner.engine import JobStatus
 from runner.gitops.polling import poll_workspace
 from git_env import commit, git, head, init_repo
-from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+from service_env import TOKENS, live_stack, make_config, wait_for
 
 VALID = """
     tasks:
@@ -48,12 +48,8 @@ def hosted(tmp_path, service_workspace, redis_url):
     config = make_config(service_workspace({".strom/x.yaml": VALID}), redis_url,
                          STROM_DATA_DIR=str(tmp_path / "data"),
                          STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}))
-    with stack(config) as service:
-        server = LiveServer(config, service)
-        try:
-            yield service, server
-        finally:
-            server.stop()
+    with live_stack(config) as pair:
+        yield pair
 
 
 def remote(server, role="operator") -> str:

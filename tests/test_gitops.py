@@ -19,7 +19,7 @@ from runner.engine import Cancel, JobStatus
 from runner.service.worker import Worker
 from runner.service.core import Service
 from runner.store import RunFilter
-from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+from service_env import TOKENS, live_stack, make_config, serving, stack, wait_for
 
 REPO = "octo/app"
 PIPELINE = """
@@ -81,12 +81,8 @@ def make_gitops_config(tmp_path, redis_url, bare, forge, **workspace):
 @pytest.fixture
 def live(tmp_path, redis_url, upstream, forge):
     config = make_gitops_config(tmp_path, redis_url, upstream[1], forge)
-    with stack(config) as service:
-        server = LiveServer(config, service)
-        try:
-            yield service, server
-        finally:
-            server.stop()
+    with live_stack(config) as pair:
+        yield pair
 
 
 # ------------------------------------------------------------------ payloads shaped like the fixtures
@@ -323,11 +319,8 @@ def test_a_missed_webhook_is_made_up_by_polling_once(tmp_path, redis_url, upstre
         record = processed(service, event["id"])
         [run_id] = record["runs"]
         assert finished(service, run_id).commit == sha
-        server = LiveServer(config, service)
-        try:
+        with serving(config, service) as server:
             late = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
-        finally:
-            server.stop()
         assert late["runs"] == [run_id] and late["reason"] == f"trigger 'pushes': run {run_id} already exists"
         assert len(runs_of(service, "ci")) == 1
 
@@ -362,8 +355,7 @@ def test_a_worker_without_the_servers_disk_downloads_the_snapshot(tmp_path, redi
     sha = commit(work, {"VERSION": "remote\n", ".strom/ci.yaml": PIPELINE}, "for a remote worker")
     git(work, "push", "-q", "origin", "main")
     with stack(config, workers=0) as service:
-        server = LiveServer(config, service)
-        try:
+        with serving(config, service) as server:
             record = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
             [run_id] = record["runs"]
             snapshot = Path(service.jobs.load(run_id).snapshot)
@@ -389,8 +381,6 @@ def test_a_worker_without_the_servers_disk_downloads_the_snapshot(tmp_path, redi
             assert again.status_code == 304
             missing = requests.get(url.replace(sha, "f" * 40), headers=auth, timeout=10)
             assert missing.status_code == 404
-        finally:
-            server.stop()
 
 
 def tag_hook(server, tag: str, sha: str):
@@ -490,16 +480,13 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
         config = make_gitops_config(tmp_path, redis_url, bare, forge)
         config = replace(config, workspaces={"app": replace(config.workspaces["app"], forge=kind)})
         with stack(config) as service:
-            server = LiveServer(config, service)
-            try:
+            with serving(config, service) as server:
                 send = gitlab_merge_request if kind == "gitlab" else gitea_pull_request
                 [run_id] = processed(service, send(server, 4, head_sha, "topic"))["runs"]
                 assert finished(service, run_id).status is JobStatus.SUCCEEDED
                 wait_for(lambda: any(s["sha"] == head_sha and s["state"] == "success" for s in forge.statuses()),
                          what="the final status")
                 wait_for(lambda: any("succeeded" in c["body"] for c in forge.comments()), what="the summary")
-            finally:
-                server.stop()
         project = "/projects/octo%2Fapp" if kind == "gitlab" else "/repos/octo/app"
         status_path = f"{forge.url}{project}/statuses/{head_sha}".replace(forge.root, "")
         statuses = [r for r in forge.requests if r.path == status_path]
@@ -545,12 +532,9 @@ def test_a_run_started_from_the_api_fetches_the_default_branchs_head(tmp_path, r
     git(work, "push", "-q", "origin", "main")
     config = make_gitops_config(tmp_path, redis_url, bare, forge)
     with stack(config) as service:
-        server = LiveServer(config, service)
-        try:
+        with serving(config, service) as server:
             answer = requests.post(f"{server.url}/api/workspaces/app/tasks/ci/execute", json={"input": {}},
                                    headers={"Authorization": f"Bearer {TOKENS['operator']}"}, timeout=30)
-        finally:
-            server.stop()
         assert answer.status_code == 201, answer.text
         state = finished(service, answer.json()["id"])
         assert (state.status, state.commit, state.git["branch"]) == (JobStatus.SUCCEEDED, sha, "main")
