@@ -13,6 +13,7 @@
           webhook_secrets: [{ env: HOOK_SECRET }, { env: OLD_HOOK_SECRET }]
         poll: 60s
         pull_requests: { sticky_trust: false, secrets: false, network: false }
+        approvals: { self_approval: false, cancel_on_push: true }
       site: { hosted: true, branches: [main] }
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ __all__ = ["WorkspaceConfig", "parse_workspaces", "redact_url", "FORGE_APIS", "K
 KINDS = ("folder", "git", "hosted")
 FORGE_APIS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4", "gitea": None}
 HOSTED_POLL = 30.0  # hosted repositories are local: a cheap safety net for a push whose events were lost
-_KEYS = {"folder", "git", "hosted", "branches", "default_branch", "credentials", "forge", "poll", "pull_requests"}
+_KEYS = {"folder", "git", "hosted", "branches", "default_branch", "credentials", "forge", "poll", "pull_requests",
+         "approvals"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class WorkspaceConfig:
     sticky_trust: bool = False
     untrusted_secrets: bool = False
     untrusted_network: bool = False
+    self_approval: bool = True  # False: whoever wrote a change may not approve its gates
+    cancel_waiting_on_push: bool = True  # a new push to a pull request cancels its runs waiting for approval
 
     @property
     def is_git(self) -> bool:
@@ -120,6 +124,12 @@ def _build(r: Reader, name: str, kind: str, base: Path, read_value, problems) ->
         fields["sticky_trust"] = t.boolean("sticky_trust")
         fields["untrusted_secrets"] = t.boolean("secrets")
         fields["untrusted_network"] = t.boolean("network")
+    approvals = r.mapping("approvals", "{ self_approval: false, cancel_on_push: true }")
+    if approvals is not None:
+        a = Reader(approvals, problems, f"workspace {name!r} approvals")
+        a.check_keys({"self_approval", "cancel_on_push"})
+        fields["self_approval"] = a.boolean("self_approval", True)
+        fields["cancel_waiting_on_push"] = a.boolean("cancel_on_push", True)
     if fields.get("forge_token") is None:
         fields["forge_token"] = fields.get("token")
     return WorkspaceConfig(**fields)

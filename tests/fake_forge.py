@@ -12,12 +12,14 @@ given: the root for GitHub (or `prefix`, e.g. "/api/v3" for Enterprise), /api/v4
 Every request is recorded, in arrival order, as a `Request` in `.requests` (unknown routes and
 scripted failures too). The fake keeps comments in memory (ids 1, 2, ... per server) so create
 then edit works, records accepted commit statuses, answers permission and membership lookups from
-`writers`, and lets a test script failures with `fail_next`.
+`writers` and `teams`, records reactions (GitLab award emoji) on comments, and lets a test script
+failures with `fail_next`.
 
 `writers` maps a user to True (write access), False (read access), or a role: for GitHub a role
 name ("admin", "maintain", "write", "triage", "read"), for Gitea a permission ("owner", "admin",
 "write", "read"), for GitLab an access level (10..50). Users not in `writers` get 404 from
 permission lookups; for GitLab, `users` names people who exist but are not project members.
+`teams` maps "org/team" (a GitLab group path) to its members.
 """
 from __future__ import annotations
 
@@ -64,13 +66,16 @@ class FakeForge:
     """A fake forge API server; use as a context manager (or call start() and close())."""
 
     def __init__(self, kind: str = "github", *, writers: Mapping[str, Any] | None = None,
-                 users: Iterable[str] = (), prefix: str | None = None):
+                 users: Iterable[str] = (), prefix: str | None = None,
+                 teams: Mapping[str, Iterable[str]] | None = None):
         if kind not in PREFIXES:
             raise ValueError(f"unknown forge kind {kind!r}")
         self.kind = kind
         self.prefix = PREFIXES[kind] if prefix is None else prefix.rstrip("/")
         self.writers = dict(writers or {})
         self.users = set(users)
+        self.teams = {name.lower(): set(members) for name, members in (teams or {}).items()}
+        self._reactions: list[dict] = []
         self.requests: list[Request] = []
         self._comments: dict[int, dict] = {}
         self._statuses: list[dict] = []
@@ -145,6 +150,16 @@ class FakeForge:
         """Current comments (or GitLab notes): {"id", "number", "body"}, by id."""
         with self._changed:
             return [dict(self._comments[i]) for i in sorted(self._comments)]
+
+    def reactions(self) -> list[dict]:
+        """Reactions added, in order: {"comment": id, "content": "+1"} (GitLab: the emoji name)."""
+        with self._changed:
+            return [dict(r) for r in self._reactions]
+
+    def replies(self, number: int | None = None) -> list[str]:
+        """Bodies of the comments that are not the summary comment, oldest first."""
+        return [c["body"] for c in self.comments()
+                if "strom:summary" not in c["body"] and (number is None or c["number"] == number)]
 
     def user_id(self, name: str) -> int:
         """The numeric id the fake GitLab gives `name` (stable per server)."""
@@ -233,7 +248,48 @@ class FakeForge:
                              "user": {"login": user}}
         return 200, {}, {"permission": role, "role_name": role, "user": {"login": user}}
 
+    def _react(self, query, body, owner, name, comment_id):
+        if not comment_id.isdigit():
+            return None
+        self._reactions.append({"comment": int(comment_id), "content": body.get("content")})
+        return 201, {}, {"id": len(self._reactions), "content": body.get("content")}
+
+    def _team_members(self, team: str) -> set[str] | None:
+        return self.teams.get(team.lower())
+
+    def _github_membership(self, query, body, org, slug, user):
+        members = self._team_members(f"{org}/{slug}")
+        if members is None or user not in members:
+            return None
+        return 200, {}, {"state": "active", "role": "member"}
+
+    def _gitea_team_search(self, query, body, org):
+        wanted = query.get("q", "").lower()
+        found = [{"id": i + 1, "name": name.split("/", 1)[1]} for i, name in enumerate(sorted(self.teams))
+                 if name.split("/", 1)[0] == org.lower() and wanted in name.split("/", 1)[1]]
+        return 200, {}, {"data": found, "ok": True}
+
+    def _gitea_team_member(self, query, body, team_id, user):
+        names = sorted(self.teams)
+        index = int(team_id) - 1 if team_id.isdigit() else -1
+        if not 0 <= index < len(names) or user not in self.teams[names[index]]:
+            return None
+        return 200, {}, {"login": user}
+
     # GitLab
+
+    def _gitlab_award(self, query, body, project, iid, note_id):
+        if not note_id.isdigit():
+            return None
+        self._reactions.append({"comment": int(note_id), "content": body.get("name")})
+        return 201, {}, {"id": len(self._reactions), "name": body.get("name")}
+
+    def _gitlab_group_member(self, query, body, group, user_id):
+        user = next((u for u, i in self._user_ids.items() if str(i) == user_id), None)
+        members = self._team_members(group)
+        if user is None or members is None or user not in members:
+            return None
+        return 200, {}, {"id": int(user_id), "username": user, "access_level": 30}
 
     def _gitlab_status(self, query, body, project, sha):
         state, name = body.get("state"), body.get("name", "default")
@@ -277,6 +333,10 @@ _REPO_ROUTES = [
     ("POST", ("repos", "{o}", "{n}", "issues", "{number}", "comments"), FakeForge._post_comment),
     ("PATCH", ("repos", "{o}", "{n}", "issues", "comments", "{id}"), FakeForge._patch_comment),
     ("GET", ("repos", "{o}", "{n}", "collaborators", "{user}", "permission"), FakeForge._permission),
+    ("POST", ("repos", "{o}", "{n}", "issues", "comments", "{id}", "reactions"), FakeForge._react),
+    ("GET", ("orgs", "{org}", "teams", "{slug}", "memberships", "{user}"), FakeForge._github_membership),
+    ("GET", ("orgs", "{org}", "teams", "search"), FakeForge._gitea_team_search),
+    ("GET", ("teams", "{id}", "members", "{user}"), FakeForge._gitea_team_member),
 ]
 _GITLAB_ROUTES = [
     ("POST", ("projects", "{id}", "statuses", "{sha}"), FakeForge._gitlab_status),
@@ -284,6 +344,9 @@ _GITLAB_ROUTES = [
     ("PUT", ("projects", "{id}", "merge_requests", "{iid}", "notes", "{note}"), FakeForge._gitlab_edit_note),
     ("GET", ("users",), FakeForge._gitlab_users),
     ("GET", ("projects", "{id}", "members", "all", "{user}"), FakeForge._gitlab_member),
+    ("POST", ("projects", "{id}", "merge_requests", "{iid}", "notes", "{note}", "award_emoji"),
+     FakeForge._gitlab_award),
+    ("GET", ("groups", "{id}", "members", "all", "{user}"), FakeForge._gitlab_group_member),
 ]
 
 

@@ -117,6 +117,8 @@ def test_comment_commands_fill_args_in_order_and_the_last_takes_the_rest():
     [matched], _ = match_event(triggers, comment('/Deploy "staging one"'))
     assert dict(matched.args) == {"env": "staging one"}
     assert match_event(triggers, comment("please /deploy")) == ([], ["trigger 'deploy': the comment is not /deploy"])
+    [matched], _ = match_event(triggers, comment("Looks good.\n\n/deploy prod"))
+    assert dict(matched.args) == {"env": "prod"}
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -124,7 +126,9 @@ def test_comment_commands_fill_args_in_order_and_the_last_takes_the_rest():
     ("\n  /retest  unit  \n", ("retest", ["unit"])),
     ("/deploy 'a b' c", ("deploy", ["a b", "c"])),
     ("/deploy 'unbalanced", ("deploy", ["'unbalanced"])),
-    ("lgtm\n/deploy", None),
+    ("lgtm\n/deploy", ("deploy", [])),
+    ("```\n/deploy\n```\n> /approve\n/retest now", ("retest", ["now"])),
+    ("/ deploy", None),
     ("/", None),
     ("", None),
 ])

@@ -16,9 +16,10 @@ import requests
 from .. import __version__
 from .errors import ForgeError
 
-__all__ = ["STATES", "ForgeApiError", "ForgeApi", "api_for", "KINDS"]
+__all__ = ["STATES", "REACTIONS", "ForgeApiError", "ForgeApi", "api_for", "KINDS"]
 
 STATES = ("pending", "running", "success", "failure", "error", "cancelled")
+REACTIONS = ("+1", "-1", "confused", "eyes", "rocket")
 DESCRIPTION_LIMIT = 140
 BODY_EXCERPT = 300
 KINDS = ("github", "gitlab", "gitea", "forgejo")
@@ -78,11 +79,32 @@ class ForgeApi:
     def can_write(self, user: str) -> bool:
         raise NotImplementedError
 
+    def react(self, number: int, comment_id: str, reaction: str) -> None:
+        """Add `reaction` (one of REACTIONS) to a comment of pull request `number`."""
+        raise NotImplementedError
+
+    def in_team(self, team: str, user: str) -> bool:
+        """Whether `user` belongs to `team` ("org/team"; on GitLab a group path)."""
+        raise NotImplementedError
+
     # -- for subclasses ------------------------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate (and version) every request."""
         return {}
+
+    @staticmethod
+    def check_reaction(reaction: str) -> None:
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}; expected one of {', '.join(REACTIONS)}")
+
+    @staticmethod
+    def split_team(team: str) -> tuple[str, str]:
+        """"@org/team" or "org/team" -> ("org", "team"); a GitLab subgroup keeps its slashes in the second part."""
+        org, _, name = team.lstrip("@").partition("/")
+        if not org or not name:
+            raise ValueError(f"team {team!r} is not written as @org/team")
+        return org, name
 
     @staticmethod
     def check_state(state: str) -> None:

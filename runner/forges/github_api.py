@@ -1,4 +1,5 @@
-"""GitHub (and GitHub Enterprise Server) REST API: commit statuses, issue comments, permissions."""
+"""GitHub (and GitHub Enterprise Server) REST API: commit statuses, issue comments and their reactions,
+permissions and team membership."""
 from __future__ import annotations
 
 from .api import ForgeApi, cap_description, path_part
@@ -42,3 +43,14 @@ class GitHubApi(ForgeApi):
             return False
         data = response.json()
         return data.get("permission") in WRITE_ROLES or data.get("role_name") in WRITE_ROLES
+
+    def react(self, number: int, comment_id: str, reaction: str) -> None:
+        self.check_reaction(reaction)
+        self.request("POST", f"/repos/{self.repo}/issues/comments/{path_part(comment_id)}/reactions",
+                     {"content": reaction})
+
+    def in_team(self, team: str, user: str) -> bool:
+        org, slug = self.split_team(team)
+        response = self.request("GET", f"/orgs/{path_part(org)}/teams/{path_part(slug)}/memberships/{path_part(user)}",
+                                accept=lambda r: r.status_code == 404)
+        return response.status_code != 404 and response.json().get("state") == "active"

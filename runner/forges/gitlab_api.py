@@ -1,4 +1,5 @@
-"""GitLab (gitlab.com and self-hosted) REST API v4: commit statuses, merge request notes, membership."""
+"""GitLab (gitlab.com and self-hosted) REST API v4: commit statuses, merge request notes and their award
+emoji, project and group membership."""
 from __future__ import annotations
 
 from .api import ForgeApi, cap_description, path_part
@@ -8,6 +9,7 @@ __all__ = ["GitLabApi"]
 STATE_MAP = {"pending": "pending", "running": "running", "success": "success",
              "failure": "failed", "error": "failed", "cancelled": "canceled"}
 DEVELOPER = 30
+EMOJI = {"+1": "thumbsup", "-1": "thumbsdown", "confused": "confused", "eyes": "eyes", "rocket": "rocket"}
 
 
 def unchanged(response) -> bool:
@@ -43,11 +45,29 @@ class GitLabApi(ForgeApi):
         self.request("PUT", f"/projects/{self.project}/merge_requests/{int(number)}/notes/{path_part(comment_id)}",
                      {"body": body})
 
-    def can_write(self, user: str) -> bool:
+    def user_id(self, user: str) -> int | None:
         users = self.request("GET", "/users", params={"username": user}).json()
-        user_id = next((u["id"] for u in users if u.get("username", "").lower() == user.lower()), None)
+        return next((u["id"] for u in users if u.get("username", "").lower() == user.lower()), None)
+
+    def can_write(self, user: str) -> bool:
+        user_id = self.user_id(user)
         if user_id is None:
             return False
         response = self.request("GET", f"/projects/{self.project}/members/all/{path_part(user_id)}",
                                 accept=lambda r: r.status_code == 404)
         return response.status_code != 404 and int(response.json().get("access_level", 0)) >= DEVELOPER
+
+    def react(self, number: int, comment_id: str, reaction: str) -> None:
+        self.check_reaction(reaction)
+        self.request("POST", f"/projects/{self.project}/merge_requests/{int(number)}/notes/{path_part(comment_id)}"
+                             "/award_emoji", {"name": EMOJI[reaction]})
+
+    def in_team(self, team: str, user: str) -> bool:
+        """GitLab's teams are groups (and subgroups): membership of `@group/sub` (inherited counts)."""
+        org, rest = self.split_team(team)
+        user_id = self.user_id(user)
+        if user_id is None:
+            return False
+        response = self.request("GET", f"/groups/{path_part(org + '/' + rest)}/members/all/{path_part(user_id)}",
+                                accept=lambda r: r.status_code == 404)
+        return response.status_code != 404

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from ..errors import SpecError, StromError
 from ..forges.event import RepoEvent, asks_to_skip
@@ -19,9 +19,12 @@ from ..spec.model import Trigger
 from ..store import RunFilter, keys
 from ..store.locks import redis_lock
 from ..templating import Namespace, render_value
+from .chatops import PullRequestCommands
 from .checkout import Checkout
+from .commands import is_stroms_own, parse_commands
 from .globs import included
-from .match import Matched, match_event, parse_command
+from .match import Matched, match_event
+from .outcome import Outcome
 from .pulls import Pulls
 from .repos import pr_head_ref
 from .trust import Trust
@@ -32,19 +35,12 @@ log = logging.getLogger("strom.intake")
 RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0, 60.0)
 
 
-@dataclass
-class Outcome:
-    status: str  # done | ignored | waiting | failed
-    reason: str | None = None
-    runs: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def run_id(workspace: str, trigger: str, event: RepoEvent, event_id: str = "") -> str:
+def run_id(workspace: str, trigger: str, event: RepoEvent, event_id: str = "", part: int = 0) -> str:
+    """`part`: which command of a comment (a comment may hold several)."""
     if event.kind == "webhook":
         identity = f"webhook:{event.delivery or event_id}"
     elif event.kind == "comment":
-        identity = f"comment:{event.comment.id or event.delivery}"
+        identity = f"comment:{event.comment.id or event.delivery}" + (f":{part}" if part else "")
     elif event.pr is not None:
         identity = f"pr:{event.pr.number}:{event.pr.action}:{event.pr.head_sha}"
     else:
@@ -180,6 +176,8 @@ class _Processor:
         self.pulls.remember(pr)
         if pr.action in ("closed", "merged"):
             self.pulls.clear(pr.number, "pending")
+        if pr.action == "synchronize" and self.ws.cancel_waiting_on_push:
+            self._cancel_waiting(pr)
         checkout = self._pr_checkout(pr)
         if asks_to_skip(pr.title) or asks_to_skip((checkout.git or {}).get("message")):
             return Outcome("ignored", "the pull request title or head commit asks to skip CI ([skip ci])")
@@ -197,6 +195,18 @@ class _Processor:
             return Outcome("waiting", reason)
         return self._start(matched, reasons, checkout, trusted=trusted)
 
+    def _cancel_waiting(self, pr) -> None:
+        """A new head supersedes the gates of older ones (runs of earlier events that wait for approval)."""
+        from ..engine.events import Cancel
+        flt = RunFilter(workspace=self.ws.name, pr=pr.number, status="waiting")
+        for state in self.service.jobs.list(flt, limit=100).runs:
+            if state.parent_job or state.commit == pr.head_sha:
+                continue
+            if (state.event or {}).get("received_at", 0) >= self.received_at:
+                continue  # a newer event's run: this (late) event supersedes nothing
+            reason = f"superseded: #{pr.number} moved to {pr.head_sha[:7]} while waiting for approval"
+            self.service.orchestrator.try_apply(state.id, Cancel(reason))
+
     def _pr_checkout(self, pr) -> Checkout:
         refs = [pr_head_ref(self.ws.forge, pr.number)]
         if pr.base_ref:
@@ -213,27 +223,14 @@ class _Processor:
     # ------------------------------------------------------------------ comments
     def _comment(self) -> Outcome:
         comment = self.event.comment
-        command = parse_command(comment.body)
-        if command is None:
-            return Outcome("ignored", "the comment is not a /command")
-        if comment.is_bot:
+        commands = parse_commands(comment.body)
+        if not commands:
+            return Outcome("ignored", "the comment has no /command line")
+        if comment.is_bot or is_stroms_own(comment.body):
             return Outcome("ignored", f"comment by bot {comment.author!r}")
         pr = self._known_pr(self.event.pr)
         self.event = replace(self.event, pr=pr, sha=pr.head_sha or self.event.sha)
-        if not self.trust.can_write(comment.author, comment.association):
-            return Outcome("ignored", f"{comment.author} may not run /{command[0]}: commands need write access "
-                                      "to the repository")
-        if command[0] == "ok-to-test":
-            return self._ok_to_test(pr, command[1])
-        if not pr.head_sha and self.is_git:
-            return Outcome("failed", error=f"cannot tell the head commit of pull request #{pr.number}")
-        trusted = self.trust.author_trusted(pr)
-        if not trusted and not self.trust.approved(pr.number, pr.head_sha):
-            return Outcome("ignored", f"pull request #{pr.number} is untrusted: comment /ok-to-test on its head "
-                                      f"{pr.head_sha[:7]} before /{command[0]}")
-        checkout = self._pr_checkout(pr)
-        matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
-        return self._start(matched, reasons, checkout, trusted=trusted)
+        return PullRequestCommands(self, pr).run(commands)
 
     def _known_pr(self, pr):
         """The pull request with what the comment's payload lacks: from earlier events, else from git."""
@@ -296,15 +293,20 @@ class _Processor:
             raise GitError(f"commit {sha} is not in {self.ws.url or self.ws.name} (fetched {', '.join(refs)})")
         return self.service.checkouts.commit(self.ws, commit, ref=ref, branch=branch, tag=tag)
 
-    def _start(self, matched: list[Matched], reasons: list[str], checkout: Checkout, trusted: bool) -> Outcome:
+    def event_data(self) -> dict:
+        """The event as runs keep it (and templates see it as `event`)."""
+        return {**self.event.to_dict(), **self.extra, "id": self.event_id, "received_at": self.received_at}
+
+    def _start(self, matched: list[Matched], reasons: list[str], checkout: Checkout, trusted: bool,
+               part: int = 0) -> Outcome:
         if not matched:
             return Outcome("ignored", "; ".join(reasons))
         started, errors, notes = [], [], []
         event = {**self.event.to_dict(), **self.extra}
-        event_data = {**event, "id": self.event_id, "received_at": self.received_at}
+        event_data = self.event_data()
         for match in matched:
             trigger = match.trigger
-            job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id)
+            job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id, part)
             if self.service.jobs.exists(job_id):
                 started.append(job_id)
                 notes.append(f"trigger {trigger.name!r}: run {job_id} already exists")

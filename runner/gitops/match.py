@@ -1,12 +1,12 @@
 """Which repository triggers an event starts: pure functions of the triggers and the normalised event."""
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ..forges.event import RepoEvent
 from ..spec.model import Trigger, TriggerType
+from .commands import parse_commands
 from .globs import any_included, included
 
 __all__ = ["Matched", "match_event", "parse_command", "DEFAULT_PR_ACTIONS", "KIND_TRIGGER"]
@@ -24,19 +24,9 @@ class Matched:
 
 
 def parse_command(body: str | None) -> tuple[str, list[str]] | None:
-    """`/deploy prod eu` -> ("deploy", ["prod", "eu"]): the first line of a comment that starts with `/`."""
-    for line in (body or "").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if not line.startswith("/") or len(line) < 2:
-            return None
-        try:
-            words = shlex.split(line[1:])
-        except ValueError:
-            words = line[1:].split()
-        return (words[0].lower(), words[1:]) if words else None
-    return None
+    """`/deploy prod eu` -> ("deploy", ["prod", "eu"]): the comment's first command line."""
+    commands = parse_commands(body)
+    return (commands[0].name, list(commands[0].words)) if commands else None
 
 
 def _fmt(patterns) -> str:

@@ -15,7 +15,7 @@ from ..store import keys
 from ..store.locks import LockTimeout, redis_lock
 from .pulls import Pulls
 
-__all__ = ["Reporter", "commit_state", "summary_body", "MARKER"]
+__all__ = ["Reporter", "commit_state", "summary_body", "gates_of", "MARKER"]
 
 log = logging.getLogger("strom.reporting")
 MARKER = "<!-- strom:summary -->"
@@ -47,8 +47,42 @@ def _describe(state, status: JobStatus) -> str:
     return f"{text}: {state.error}" if state.error and status is not JobStatus.SUCCEEDED else text
 
 
+def gates_of(state) -> list[dict]:
+    """The approval steps of a run, as the summary comment shows them."""
+    out = []
+    for run in state.steps.values():
+        if run.approval is None:
+            continue
+        approval = dict(run.approval)
+        out.append({"step": run.name, "status": run.status.value, "error": run.error,
+                    "message": (approval.get("message") or "").strip().splitlines()[:1],
+                    "approvers": list(approval.get("approvers") or []), "required": approval.get("required", 1),
+                    "decisions": [{k: d.get(k) for k in ("by", "approved", "reason")}
+                                  for d in approval.get("decisions", [])]})
+    return out
+
+
+def _gate_line(task: str, gate: dict) -> str:
+    name, status = gate["step"], gate["status"]
+    approved = [d["by"] for d in gate["decisions"] if d["approved"]]
+    where = f"`{task}` › `{name}`"
+    if status == "waiting":
+        who = ", ".join(gate["approvers"]) or "anyone with write access"
+        count = f"{len(approved)} of {gate['required']} approvals, " if gate["required"] > 1 else ""
+        message = f": {gate['message'][0][:200]}" if gate["message"] else ""
+        return (f"⏸️ {where} waits for approval{message} ({count}from {who}). Comment `/approve {name}` or "
+                f"`/reject {name} <reason>`.")
+    if status == "succeeded":
+        return f"✅ {where} approved by {', '.join(approved)}"
+    rejected = next((d for d in gate["decisions"] if not d["approved"]), None)
+    if rejected:
+        return f"❌ {where} rejected by {rejected['by']}" + (f": {rejected['reason']}" if rejected["reason"] else "")
+    return f"{_ICON.get(status, '')} {where} {status.replace('_', ' ')}" + (f": {gate['error']}" if gate["error"]
+                                                                             else "")
+
+
 def summary_body(runs: dict, notes: list[str]) -> str:
-    """The pull request's summary comment: one row per task (its newest run), then any notes."""
+    """The pull request's summary comment: one row per task (its newest run), its gates, then any notes."""
     lines = ["### Strom", ""]
     if runs:
         lines += ["| Task | Status | Commit | Run |", "|---|---|---|---|"]
@@ -58,6 +92,9 @@ def summary_body(runs: dict, notes: list[str]) -> str:
             lines.append(f"| `{task}` | {_ICON.get(status, '')} {status.replace('_', ' ')} | "
                          f"`{(run.get('sha') or '')[:7]}` | [{run['id']}]({run['url']}) |")
         lines.append("")
+        gates = [_gate_line(task, gate) for task in sorted(runs) for gate in runs[task].get("gates", [])]
+        if gates:
+            lines += [*gates, ""]
     lines += [f"> {note}" for note in notes]
     lines.append(MARKER)
     return "\n".join(lines)
@@ -77,6 +114,8 @@ class Reporter:
                 self._note(message["workspace"], message["pr"], message.get("sha"), message["text"])
             elif kind == "invalid":
                 self._invalid(message)
+            elif kind in ("react", "reply"):
+                self._answer(message)
         except LockTimeout:  # another reporter holds this pull request's comment: try again later
             self.service.report(message)
         except Exception as exc:  # reporting never fails anything
@@ -100,7 +139,7 @@ class Reporter:
         pr = ((state.event or {}).get("pr") or {}).get("number")
         if pr:
             entry = {"id": state.id, "status": status.value, "sha": state.commit, "url": url,
-                     "created_at": state.created_at}
+                     "created_at": state.created_at, "gates": gates_of(state)}
             self._update_summary(ws, api, int(pr), task=state.task, entry=entry)
 
     def _invalid(self, message: dict) -> None:
@@ -112,6 +151,17 @@ class Reporter:
         api.set_status(message["sha"], "failure", "strom/definitions",
                        f"invalid .strom/: {problems[0] if problems else 'see the event'}",
                        f"{self.service.config.public_url.rstrip('/')}/api/events/{message['event']}")
+
+    def _answer(self, message: dict) -> None:
+        """A reaction on a command's comment, or a reply to it."""
+        ws = self.service.config.workspaces.get(message["workspace"])
+        api = self.service.forge_api(ws) if ws else None
+        if api is None:
+            return
+        if message["kind"] == "react":
+            api.react(int(message["pr"]), str(message["comment"]), message["reaction"])
+        else:
+            api.create_comment(int(message["pr"]), message["text"])
 
     def _note(self, workspace: str, number: int, sha: str | None, text: str) -> None:
         ws = self.service.config.workspaces.get(workspace)

@@ -16,6 +16,7 @@ log = logging.getLogger("strom.intake")
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 STICKY = "*"
 TRUST_TTL = 30 * 86400
+ACCESS_TTL = 60  # seconds a forge's answer about someone's access is reused
 
 
 class Trust:
@@ -31,18 +32,29 @@ class Trust:
         if not user:
             return False
         if user not in self._writers:
-            self._writers[user] = self._ask_forge(user)
+            self._writers[user] = self.ask_forge(f"write:{user.lower()}", lambda api: api.can_write(user))
         return self._writers[user]
 
-    def _ask_forge(self, user: str) -> bool:
+    def in_team(self, team: str, user: str) -> bool:
+        return self.ask_forge(f"team:{team.lower()}:{user.lower()}", lambda api: api.in_team(team, user))
+
+    def ask_forge(self, question: str, ask) -> bool:
+        """A yes/no question about access, asked of the forge API and remembered for ACCESS_TTL seconds.
+        No forge, or one that cannot answer, means "no", never "yes" (and that answer is not kept)."""
+        key = keys.access(self.ws.name, question)
+        known = self.service.redis.get(key)
+        if known is not None:
+            return known == "1"
         api = self.service.forge_api(self.ws)
         if api is None:
             return False
         try:
-            return api.can_write(user)
-        except Exception as exc:  # an unreachable forge means "not trusted", never "trusted"
-            log.warning("workspace %s: cannot check %s's access: %s", self.ws.name, user, exc)
+            answer = bool(ask(api))
+        except Exception as exc:
+            log.warning("workspace %s: cannot check %s: %s", self.ws.name, question, exc)
             return False
+        self.service.redis.set(key, "1" if answer else "0", ex=ACCESS_TTL)
+        return answer
 
     def author_trusted(self, pr: PullRequest) -> bool:
         """On GitHub and GitLab a branch of the repository itself needs write access to push. Gitea and

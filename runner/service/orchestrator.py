@@ -11,7 +11,7 @@ import time
 from redis.exceptions import WatchError
 
 from ..engine import Decision, JobState, advance
-from ..engine.events import Event, Start
+from ..engine.events import ApprovalDecision, Event, Start
 from ..errors import EngineError, StromError
 from ..store import keys
 from .effects import followed, reported_by_effects, stage_effects, stage_report
@@ -50,6 +50,8 @@ class Orchestrator:
                     self.service.jobs.stage(pipe, state, decision.state, at)
                     self.service.logs.stage_transitions(pipe, state, decision.state, at)
                     stage_effects(pipe, self.redis, decision, at, followed(ctx))
+                    if _changes_report(state, decision, event):
+                        stage_report(pipe, decision.state)
                     pipe.execute()
                     return decision
                 except WatchError:
@@ -83,3 +85,9 @@ class Orchestrator:
             return self.apply(job_id, event, now)
         except (EngineError, RunNotFound):
             return None
+
+
+def _changes_report(old: JobState, decision: Decision, event: Event) -> bool:
+    """Whether the forge should hear of a decision on a gate (the run goes on, or counts one more
+    approval) beyond what the effects already report (waits and finishes)."""
+    return isinstance(event, ApprovalDecision) and not reported_by_effects(decision)

@@ -84,13 +84,14 @@ def _snapshot_of(service, old: JobState) -> str | None:
     return old.snapshot
 
 
-def rerun(service, run_id: str, by: str | None = None) -> JobState:
-    """A new run of the same task with the same inputs, definitions and commit."""
+def rerun(service, run_id: str, by: str | None = None, job_id: str | None = None) -> JobState:
+    """A new run of the same task with the same inputs, definitions and commit. Raises NotFound, or
+    Conflict when `job_id` (given to make a repeated request start one run) exists."""
     old = service.jobs.load(run_id)
     if old is None:
         raise NotFound(f"no run {run_id}")
     ctx = service.contexts.for_state(old)
-    state = new_job(ctx, inputs=old.inputs, now=time.time(), workspace=old.workspace, source="rerun",
+    state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace, source="rerun",
                     trigger=old.trigger, event=old.event, git=old.git, commit=old.commit, allow_extra_inputs=True)
     state = replace(state, definitions=old.definitions, snapshot=_snapshot_of(service, old), retry_of=old.id,
                     trusted=old.trusted)

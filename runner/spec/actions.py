@@ -209,8 +209,14 @@ def _task(r: Reader, ctx: BuildContext) -> dict:
 
 def _approval(r: Reader, ctx: BuildContext) -> dict:
     approvers = r.string_list("approvers", '[alice, "@org/platform"]') or ()
+    for entry in approvers:
+        org, slash, team = entry.lstrip("@").partition("/")
+        if not org or (slash and not team) or (slash and not entry.startswith("@")) or " " in entry:
+            r.error("approvers", "bad-value", f"approver {entry!r} is neither a user name nor a team",
+                    'write a user as `alice` and a team as `"@org/team"` (quoted: YAML reads @ specially)')
+    teams = any("/" in entry for entry in approvers)
     required = r.integer("required", minimum=1)
-    if required is not None and approvers and required > len(approvers):
+    if required is not None and approvers and not teams and required > len(approvers):
         r.error("required", "out-of-range",
                 f"`required` is {required} but only {len(approvers)} approver(s) are listed",
                 "list more approvers or lower `required`")

@@ -16,7 +16,8 @@ __all__ = ["build_trigger", "PR_ACTIONS", "JOB_STATUSES", "RESERVED_COMMANDS"]
 PR_ACTIONS = ("opened", "synchronize", "reopened", "closed", "merged", "edited", "labeled", "unlabeled",
               "ready_for_review", "converted_to_draft", "review_requested")
 JOB_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
-RESERVED_COMMANDS = frozenset({"ok-to-test"})  # pull request commands Strom answers itself
+# pull request commands Strom answers itself
+RESERVED_COMMANDS = frozenset({"ok-to-test", "approve", "reject", "run", "retry", "cancel"})
 
 
 def _explain(trigger_type: str):

@@ -9,7 +9,7 @@ from ..engine.state import JobState, StepRun
 from ..engine.status import JobStatus, StepStatus
 from . import keys
 
-__all__ = ["JobStore", "RunFilter", "RunPage", "summary"]
+__all__ = ["JobStore", "RunFilter", "RunPage", "summary", "pull_request_of"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class RunFilter:
     status: str | None = None
     trigger: str | None = None
     source: str | None = None
+    pr: int | None = None  # runs of this pull request (needs `workspace`)
     since: float | None = None
     until: float | None = None
 
@@ -79,6 +80,8 @@ class JobStore:
             pipe.zadd(keys.runs_by("task", new.workspace, new.task), {new.id: score})
             if new.trigger:
                 pipe.zadd(keys.runs_by("trigger", new.workspace, new.trigger), {new.id: score})
+            if pull_request_of(new) is not None:
+                pipe.zadd(keys.runs_by("pr", new.workspace, str(pull_request_of(new))), {new.id: score})
             pipe.sadd(keys.ACTIVE, new.id)
         if old is None or old.status is not new.status:
             if old is not None:
@@ -110,7 +113,9 @@ class JobStore:
     # ---------------------------------------------------------------- listing
     def list(self, flt: RunFilter, limit: int = 50, before: float | None = None) -> RunPage:
         """Newest first. `before` is the created_at bound from the previous page (exclusive)."""
-        if flt.task and flt.workspace:
+        if flt.pr is not None and flt.workspace:
+            index = keys.runs_by("pr", flt.workspace, str(flt.pr))
+        elif flt.task and flt.workspace:
             index = keys.runs_by("task", flt.workspace, flt.task)
         elif flt.trigger and flt.workspace:
             index = keys.runs_by("trigger", flt.workspace, flt.trigger)
@@ -153,6 +158,8 @@ class JobStore:
                 pipe.zrem(keys.runs_by("task", state.workspace, state.task), state.id)
                 if state.trigger:
                     pipe.zrem(keys.runs_by("trigger", state.workspace, state.trigger), state.id)
+                if pull_request_of(state) is not None:
+                    pipe.zrem(keys.runs_by("pr", state.workspace, str(pull_request_of(state))), state.id)
                 pipe.zrem(keys.runs_by("status", state.status.value), state.id)
                 pipe.srem(keys.ACTIVE, state.id)
                 count += 1
@@ -172,7 +179,14 @@ def _matches(state: JobState, flt: RunFilter) -> bool:
             and (flt.task is None or state.task == flt.task)
             and (flt.status is None or state.status.value == flt.status)
             and (flt.trigger is None or state.trigger == flt.trigger)
-            and (flt.source is None or state.source == flt.source))
+            and (flt.source is None or state.source == flt.source)
+            and (flt.pr is None or pull_request_of(state) == flt.pr))
+
+
+def pull_request_of(state: JobState) -> int | None:
+    """The number of the pull request whose event started the run (or its chain), if any."""
+    number = ((state.event or {}).get("pr") or {}).get("number")
+    return int(number) if number is not None else None
 
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

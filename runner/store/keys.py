@@ -111,3 +111,7 @@ def group_lock(workspace: str, group: str) -> str:
 
 def trust(workspace: str, number: int, sha: str) -> str:
     return f"{PREFIX}:trust:{workspace}:{number}:{sha}"
+
+
+def access(workspace: str, question: str) -> str:
+    return f"{PREFIX}:access:{workspace}:{question}"  # a forge's recent answer about someone's access

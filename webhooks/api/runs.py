@@ -4,9 +4,12 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from runner.engine.events import ApprovalDecision, Cancel
+from runner.engine import StepStatus
 from runner.errors import EngineError
+from runner.gitops.gates import Gate, Gatekeeper
 from runner.service import runs as run_service
 from runner.store import RunFilter
+from runner.workspace_config import WorkspaceConfig
 
 from ..errors import ApiError
 from . import bp
@@ -31,9 +34,21 @@ def list_runs():
     limit = page_limit()
     flt = RunFilter(workspace=request.args.get("workspace"), task=request.args.get("task"),
                     status=request.args.get("status"), trigger=request.args.get("trigger"),
-                    source=request.args.get("source"), since=timestamp("since"), until=timestamp("until"))
+                    source=request.args.get("source"), pr=_pr_number(), since=timestamp("since"),
+                    until=timestamp("until"))
     page = _service().jobs.list(flt, limit=limit, before=timestamp("before"))
     return jsonify(runs=[run_summary_json(_service(), s) for s in page.runs], next_before=page.next_before)
+
+
+def _pr_number() -> int | None:
+    value = request.args.get("pr")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ApiError(400, "bad_request", f"pr must be a pull request number, not {value!r}")
+    if not request.args.get("workspace"):
+        raise ApiError(400, "bad_request", "pr needs workspace=<name> as well (numbers are per repository)")
+    return int(value)
 
 
 @bp.get("/runs/<run_id>")
@@ -71,9 +86,18 @@ def rerun(run_id):
 
 
 def _decide(run_id: str, step: str, approved: bool, reason):
+    """Decide a gate as the calling token: its role allows approving; the step's `approvers` and the
+    workspace's self-approval rule still apply (the token's name is the person's name)."""
     state = _load(run_id)
     if step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
+    run = state.steps[step]
+    if run.status is StepStatus.WAITING and run.approval is not None:
+        service = _service()
+        ws = service.config.workspaces.get(state.workspace) or WorkspaceConfig(state.workspace)
+        refusal = Gatekeeper(service, ws).refusal(Gate(state, run), caller(), approved, role_decides=True)
+        if refusal:
+            raise ApiError(403, "forbidden", refusal)
     return _apply(run_id, ApprovalDecision(step, approved, caller(), reason))
 
 

@@ -1,0 +1,251 @@
+"""Act on the commands of a pull request comment and answer them in the pull request.
+
+Strom's own commands (`/approve`, `/reject`, `/run`, `/retry`, `/cancel`, `/ok-to-test`) and the
+`comment` triggers of `.strom/` share one path: check who asked, act, and answer — a reaction on
+the comment when something was done, a short reply with the reason when something was refused or
+failed. Every command of a comment acts once: run ids derive from the comment id and the
+command's position, so a redelivered or retried event finds the runs it already started.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+from ..engine import JobState, JobStatus
+from ..engine.events import Cancel
+from ..errors import EngineError, InputError, StromError
+from ..spec.problems import suggest
+from ..spec.model import TriggerType
+from ..store import RunFilter
+from .commands import STROM_MARK, Command, key_values, unknown_command
+from .gates import Gatekeeper, waiting_gates
+from .match import match_event
+from .outcome import Outcome
+
+__all__ = ["PullRequestCommands", "reply_body"]
+
+RUN_SCAN = 200  # the newest runs of a pull request that commands look at
+RETRYABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+
+
+def reply_body(author: str, answers: list[str]) -> str:
+    lines = [f"@{author} " + answers[0]] if len(answers) == 1 else [f"@{author}"] + [f"- {a}" for a in answers]
+    return "\n".join(lines) + f"\n{STROM_MARK}:reply -->"
+
+
+class PullRequestCommands:
+    """The commands of one comment on pull request `pr`, carried out by the intake `processor`."""
+
+    def __init__(self, processor, pr):
+        self.p = processor
+        self.service = processor.service
+        self.ws = processor.ws
+        self.pr = pr
+        self.comment = processor.event.comment
+        self.gatekeeper = Gatekeeper(self.service, self.ws, processor.trust)
+        self._checkout = None
+
+    def run(self, commands: list[Command]):
+        results = [(command, self.one(command)) for command in commands]
+        answers = [o.reply or o.reason or o.error or "" for _, o in results
+                   if o.reply or o.status in ("ignored", "failed")]
+        acted = any(o.status == "done" for _, o in results)
+        self._answer(acted, [a for a in answers if a])
+        if len(results) == 1:
+            return results[0][1]
+        runs = [r for _, o in results for r in o.runs]
+        notes = [f"/{c.name}: {o.reason or o.error or o.status}" for c, o in results]
+        status = "done" if acted else "failed" if any(o.status == "failed" for _, o in results) else "ignored"
+        return Outcome(status, "; ".join(notes), list(dict.fromkeys(runs)))
+
+    def one(self, command: Command):
+        handler = {"approve": self.approve, "reject": self.reject, "run": self.run_task, "retry": self.retry,
+                   "cancel": self.cancel, "ok-to-test": self.ok_to_test}.get(command.name, self.custom)
+        try:
+            return handler(command)
+        except InputError as exc:
+            return self._refused(f"/{command.name}: {exc}")
+        except _NoHead as exc:
+                return Outcome("failed", error=str(exc))
+
+    # ------------------------------------------------------------------ answers
+    def _answer(self, acted: bool, answers: list[str]) -> None:
+        base = {"workspace": self.ws.name, "pr": self.pr.number}
+        if self.comment.id:
+            self.service.report({**base, "kind": "react", "comment": self.comment.id,
+                                 "reaction": "+1" if acted else "confused"})
+        if answers:
+            self.service.report({**base, "kind": "reply", "text": reply_body(self.comment.author, answers)})
+
+    @staticmethod
+    def _refused(reason: str) -> Outcome:
+        return Outcome("ignored", reason)
+
+    @staticmethod
+    def _done(reason: str, runs=(), reply: str | None = None) -> Outcome:
+        return Outcome("done", reason, list(runs), reply=reply)
+
+    # ------------------------------------------------------------------ who may
+    def _writer_refusal(self, command: Command):
+        if self.p.trust.can_write(self.comment.author, self.comment.association):
+            return None
+        return self._refused(f"{self.comment.author} may not run /{command.name}: commands need write access to "
+                             "the repository")
+
+    def _untrusted_refusal(self, command: Command):
+        trusted = self.p.trust.author_trusted(self.pr)
+        if trusted or self.p.trust.approved(self.pr.number, self.pr.head_sha):
+            return None
+        return self._refused(f"pull request #{self.pr.number} is untrusted: comment /ok-to-test on its head "
+                             f"{self.pr.head_sha[:7]} before /{command.name}")
+
+    # ------------------------------------------------------------------ the pull request's runs
+    def _runs(self) -> list[JobState]:
+        flt = RunFilter(workspace=self.ws.name, pr=self.pr.number)
+        return self.service.jobs.list(flt, limit=RUN_SCAN).runs
+
+    def checkout(self):
+        if self._checkout is None:
+            if not self.pr.head_sha and self.p.is_git:
+                raise _NoHead(f"cannot tell the head commit of pull request #{self.pr.number}")
+            self._checkout = self.p._pr_checkout(self.pr)
+        return self._checkout
+
+    # ------------------------------------------------------------------ /approve and /reject
+    def approve(self, command: Command):
+        return self._decide(command, True)
+
+    def reject(self, command: Command):
+        return self._decide(command, False)
+
+    def _decide(self, command: Command, approve: bool):
+        gates = waiting_gates(s for s in self._runs() if not s.status.terminal)
+        if not gates:
+            return self._refused(f"nothing on #{self.pr.number} waits for approval")
+        words = list(command.words)
+        if words and any(words[0] in (g.name, g.step.step) for g in gates):
+            wanted = words.pop(0)
+            gates = [g for g in gates if wanted in (g.name, g.step.step)]
+        reason = " ".join(words) or None
+        user = self.comment.author
+        acted, refusals, runs = [], [], []
+        for gate in gates:
+            why = self.gatekeeper.refusal(gate, user, approve, association=self.comment.association)
+            if why is None:
+                try:
+                    state = self.gatekeeper.decide(gate, user, approve, reason)
+                except EngineError as exc:
+                    why = str(exc)
+            if why is not None:
+                refusals.append(why)
+                continue
+            runs.append(gate.run.id)
+            step = state.steps[gate.name]
+            verb = "approved" if approve else "rejected"
+            still = (f" ({len(gate.approved_by()) + 1} of {gate.required} approvals)"
+                     if approve and step.approval and step.status.value == "waiting" else "")
+            acted.append(f"{verb} `{gate.name}` of run {gate.run.id}{still}")
+        if not acted:
+            return self._refused("; ".join(refusals))
+        return self._done("; ".join(acted), runs, reply="; ".join(refusals) or None)
+
+    # ------------------------------------------------------------------ /run
+    def run_task(self, command: Command):
+        refused = self._writer_refusal(command) or self._untrusted_refusal(command)
+        if refused:
+            return refused
+        if not command.words:
+            return self._refused("`/run` needs a task: `/run <task> [key=value ...]`")
+        task, rest = command.words[0], command.words[1:]
+        try:
+            inputs = key_values(rest)
+        except ValueError as exc:
+            return self._refused(f"/run {task}: {exc}; give inputs as key=value")
+        checkout = self.checkout()
+        tasks = checkout.workspace.tasks
+        if task not in tasks:
+            hint = suggest(task, tasks)
+            return self._refused(f"there is no task `{task}` at {self.pr.head_sha[:7] or 'the head'}"
+                                 + (f"; {hint}" if hint else "") + f" (tasks: {', '.join(sorted(tasks)) or 'none'})")
+        from ..service import runs
+        from ..service.orchestrator import Conflict
+        job_id = self._command_id(command, "run")
+        trusted = self.p.trust.author_trusted(self.pr)
+        try:
+            state = runs.start(self.service, self.ws.name, checkout, task, inputs, source=self.p.event.source,
+                               event=self.p.event_data(), job_id=job_id, trusted=trusted)
+        except Conflict:
+            return self._done(f"run {job_id} of {task} already exists", [job_id])
+        return self._done(f"started {task} as run {state.id}", [state.id])
+
+    # ------------------------------------------------------------------ /retry and /cancel
+    def retry(self, command: Command):
+        refused = self._writer_refusal(command)
+        if refused:
+            return refused
+        newest: dict[str, JobState] = {}
+        for state in self._runs():  # newest first
+            if not state.parent_job and not state.is_hook:
+                newest.setdefault(state.task, state)
+        head = self.pr.head_sha
+        failed = [s for s in newest.values() if s.status in RETRYABLE and (not head or s.commit == head)]
+        if not failed:
+            return self._refused(f"no failed run of #{self.pr.number}"
+                                 + (f" at {head[:7]}" if head else "") + " to retry")
+        from ..service import runs
+        from ..service.orchestrator import Conflict
+        started = []
+        for state in sorted(failed, key=lambda s: s.task):
+            job_id = self._command_id(command, state.id)
+            try:
+                started.append(runs.rerun(self.service, state.id, by=self.comment.author, job_id=job_id).id)
+            except Conflict:
+                started.append(job_id)
+        return self._done("retried " + ", ".join(f"{s.task} ({s.id} -> {n})" for s, n in
+                                                 zip(sorted(failed, key=lambda s: s.task), started)), started)
+
+    def cancel(self, command: Command):
+        refused = self._writer_refusal(command)
+        if refused:
+            return refused
+        active = [s for s in self._runs() if not s.status.terminal and not s.parent_job and not s.is_hook]
+        if not active:
+            return self._refused(f"no unfinished run of #{self.pr.number} to cancel")
+        cancelled = []
+        for state in active:
+            reason = f"cancelled with /cancel on #{self.pr.number}"
+            if self.service.orchestrator.try_apply(state.id, Cancel(reason, by=self.comment.author)) is not None:
+                cancelled.append(state.id)
+        return self._done(f"cancelled {', '.join(cancelled) or 'nothing (they had just finished)'}", cancelled)
+
+    # ------------------------------------------------------------------ /ok-to-test
+    def ok_to_test(self, command: Command):
+        refused = self._writer_refusal(command)
+        if refused:
+            return refused
+        return self.p._ok_to_test(self.pr, list(command.words))
+
+    # ------------------------------------------------------------------ commands of .strom/
+    def custom(self, command: Command):
+        checkout = self.checkout()
+        defined = {(t.command or "").lower() for t in checkout.workspace.triggers.values()
+                   if t.type is TriggerType.COMMENT}
+        if command.name not in defined:
+            return self._refused(unknown_command(command.name, defined))
+        refused = self._writer_refusal(command) or self._untrusted_refusal(command)
+        if refused:
+            return refused
+        event = replace(self.p.event, comment=replace(self.comment, body=command.line))
+        matched, reasons = match_event(checkout.workspace.triggers.values(), event)
+        trusted = self.p.trust.author_trusted(self.pr)
+        return self.p._start(matched, reasons, checkout, trusted=trusted, part=command.index)
+
+    # ------------------------------------------------------------------ shared
+    def _command_id(self, command: Command, what: str) -> str:
+        identity = f"strom-command:{self.ws.name}:{self.comment.id or self.p.event_id}:{command.index}:{what}"
+        return uuid.uuid5(uuid.NAMESPACE_URL, identity).hex[:16]
+
+
+class _NoHead(StromError):
+    pass
+

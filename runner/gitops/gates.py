@@ -1,0 +1,104 @@
+"""Approval gates: the steps of a run that wait for a person, and who may decide them.
+
+The same rules hold wherever a decision comes from (a pull request comment, the API, the CLI):
+the step's `approvers` (user names and `@org/team` entries) decide if it lists any; otherwise
+anyone with write access to the repository (on the API: any token allowed to approve). With the
+workspace's `approvals.self_approval: false` the author of the change may reject but not approve.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..engine import JobState, StepRun, StepStatus
+from ..engine.events import ApprovalDecision
+from .trust import Trust
+
+__all__ = ["Gate", "waiting_gates", "change_authors", "Gatekeeper", "describe_gate"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    run: JobState
+    step: StepRun
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def approval(self) -> dict:
+        return dict(self.step.approval or {})
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(self.approval.get("approvers") or ())
+
+    @property
+    def required(self) -> int:
+        return int(self.approval.get("required") or 1)
+
+    def approved_by(self) -> list[str]:
+        return [d["by"] for d in self.approval.get("decisions", []) if d.get("approved")]
+
+
+def waiting_gates(states: Iterable[JobState]) -> list[Gate]:
+    return [Gate(state, run) for state in states for run in state.steps.values()
+            if run.status is StepStatus.WAITING and run.approval is not None]
+
+
+def change_authors(state: JobState) -> set[str]:
+    """Who wrote the change a run is about: the pull request's author, else whoever pushed or started it."""
+    event = state.event or {}
+    pr = event.get("pr") or {}
+    names = {pr.get("author") or "", event.get("actor") or ""} if not pr else {pr.get("author") or ""}
+    return {n.lower() for n in names if n}
+
+
+def describe_gate(gate: Gate) -> str:
+    """"needs 2 of alice, @org/release; approved by alice" style facts about a gate."""
+    who = ", ".join(gate.approvers) if gate.approvers else "anyone with write access"
+    parts = [f"needs {gate.required} of {who}" if gate.required > 1 or gate.approvers else f"needs {who}"]
+    if gate.approved_by():
+        parts.append("approved by " + ", ".join(gate.approved_by()))
+    return "; ".join(parts)
+
+
+class Gatekeeper:
+    def __init__(self, service, ws, trust: Trust | None = None):
+        self.service = service
+        self.ws = ws
+        self.trust = trust or Trust(service, ws)
+
+    def refusal(self, gate: Gate, user: str, approve: bool, *, association: str | None = None,
+                role_decides: bool = False) -> str | None:
+        """Why `user` may not decide `gate`, or None. `role_decides`: the caller's API role already
+        grants approving, so without `approvers` no repository access is asked for."""
+        if approve and not self.ws.self_approval and user.lower() in change_authors(gate.run):
+            return (f"{user} wrote this change and may not approve its gate `{gate.name}` "
+                    "(the workspace sets approvals.self_approval: false)")
+        if approve and user.lower() in {n.lower() for n in gate.approved_by()}:
+            return f"{user} has already approved `{gate.name}`; it needs {gate.required} different people"
+        if gate.approvers:
+            if self.listed(user, gate.approvers):
+                return None
+            return f"{user} is not among the approvers of `{gate.name}` ({', '.join(gate.approvers)})"
+        if role_decides or self.trust.can_write(user, association):
+            return None
+        return f"{user} may not decide `{gate.name}`: that needs write access to the repository"
+
+    def listed(self, user: str, approvers: Iterable[str]) -> bool:
+        wanted = user.lower()
+        for entry in approvers:
+            if "/" in entry:
+                if self.trust.in_team(entry.lstrip("@"), user):
+                    return True
+            elif entry.lstrip("@").lower() == wanted:
+                return True
+        return False
+
+    def decide(self, gate: Gate, user: str, approve: bool, reason: str | None) -> JobState:
+        """Record the decision on the run. Raises EngineError if the gate stopped waiting meanwhile."""
+        decision = self.service.orchestrator.apply(gate.run.id, ApprovalDecision(gate.name, approve, user, reason))
+        return decision.state
+
