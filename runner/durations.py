@@ -41,7 +41,9 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 1:
         return f"{int(round(seconds * 1000))}ms"
     if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{int(round(seconds))}s"
+        if seconds < 10 and seconds != int(seconds):
+            return f"{seconds:.1f}s"
+        return f"{int(round(seconds))}s"
     total = int(round(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

@@ -241,6 +241,70 @@ def test_gitlab_unknown_user_cannot_write_and_needs_one_request(slept):
     assert [r.path for r in fake.requests] == ["/api/v4/users?username=ghost"]
 
 
+# -- reactions and teams -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_reaction_on_a_comment_is_the_forges_request(kind, slept):
+    with FakeForge(kind) as fake:
+        client(kind, fake, slept).react(12, "345", "+1")
+        client(kind, fake, slept).react(12, "345", "confused")
+    if kind == "gitlab":
+        path = f"{repo_path(kind)}/merge_requests/12/notes/345/award_emoji"
+        bodies = [{"name": "thumbsup"}, {"name": "confused"}]
+    else:
+        path = f"{repo_path(kind)}/issues/comments/345/reactions"
+        bodies = [{"content": "+1"}, {"content": "confused"}]
+    assert fake.requests == [Request("POST", path, headers(kind), body) for body in bodies]
+
+
+def test_an_unknown_reaction_is_refused_before_any_request(slept):
+    with FakeForge("github") as fake:
+        with pytest.raises(ValueError, match="unknown reaction 'tada'"):
+            client("github", fake, slept).react(1, "2", "tada")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("user, expected", [("carol", True), ("mallory", False)])
+def test_team_membership_github(user, expected, slept):
+    with FakeForge("github", teams={"octo/release": ["carol"]}) as fake:
+        assert client("github", fake, slept).in_team("@octo/release", user) is expected
+    assert fake.requests == [Request("GET", f"/orgs/octo/teams/release/memberships/{user}",
+                                     headers("github", body=False), None)]
+
+
+@pytest.mark.parametrize("kind", ["gitea", "forgejo"])
+@pytest.mark.parametrize("user, expected", [("carol", True), ("mallory", False)])
+def test_team_membership_gitea_finds_the_team_then_asks_for_the_member(kind, user, expected, slept):
+    with FakeForge(kind, teams={"octo/release": ["carol"], "octo/docs": ["mallory"]}) as fake:
+        assert client(kind, fake, slept).in_team("@octo/release", user) is expected
+    assert fake.requests == [
+        Request("GET", "/api/v1/orgs/octo/teams/search?q=release", headers(kind, body=False), None),
+        Request("GET", f"/api/v1/teams/2/members/{user}", headers(kind, body=False), None)]
+
+
+def test_team_membership_gitea_unknown_team_is_no(slept):
+    with FakeForge("gitea", teams={"octo/release": ["carol"]}) as fake:
+        assert client("gitea", fake, slept).in_team("@octo/ops", "carol") is False
+    assert [r.path for r in fake.requests] == ["/api/v1/orgs/octo/teams/search?q=ops"]
+
+
+@pytest.mark.parametrize("user, expected", [("carol", True), ("mallory", False)])
+def test_group_membership_gitlab_subgroups_included(user, expected, slept):
+    with FakeForge("gitlab", users=["carol", "mallory"], teams={"octo/release/oncall": ["carol"]}) as fake:
+        assert client("gitlab", fake, slept).in_team("@octo/release/oncall", user) is expected
+        user_id = fake.user_id(user)
+    assert fake.requests == [
+        Request("GET", f"/api/v4/users?username={user}", headers("gitlab", body=False), None),
+        Request("GET", f"/api/v4/groups/octo%2Frelease%2Foncall/members/all/{user_id}",
+                headers("gitlab", body=False), None)]
+
+
+def test_a_team_must_be_written_org_slash_team(slept):
+    with FakeForge("github") as fake:
+        with pytest.raises(ValueError, match="is not written as @org/team"):
+            client("github", fake, slept).in_team("@octo", "carol")
+
+
 # -- retries -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -250,6 +250,24 @@ CASES = {
         triggers:
           go: { type: comment, command: ok-to-test, task: t }
         """, "reserved", 4, 33, "/ok-to-test is Strom's own command", "another word"),
+    "reserved pull request command": ("""
+        tasks:
+          t: { flow: { a: { type: script, script: "true" } } }
+        triggers:
+          go: { type: comment, command: retry, task: t }
+        """, "reserved", 4, 33, "/retry is Strom's own command", "another word"),
+    "approver that is neither user nor team": ("""
+        tasks:
+          t:
+            flow:
+              a: { type: approval, approvers: [alice, "org/team"] }
+        """, "bad-value", 4, 39, "approver 'org/team' is neither a user name nor a team", '"@org/team"'),
+    "more approvals required than approvers": ("""
+        tasks:
+          t:
+            flow:
+              a: { type: approval, approvers: [alice, bob], required: 3 }
+        """, "out-of-range", 4, 63, "`required` is 3 but only 2 approver(s) are listed", "lower `required`"),
     "empty flow": ("""
         tasks:
           t:

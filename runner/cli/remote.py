@@ -60,6 +60,18 @@ def follow_run(client: Client, run_id: str) -> int:
     return 0 if run["status"] == "succeeded" else 1
 
 
+def approval_summary(status: str, approval: dict) -> str:
+    """Who decided an approval step, or who may: "approved by alice (12:03:04), bob (12:05:10)"."""
+    decisions = approval.get("decisions") or []
+    said = [f"{'approved' if d['approved'] else 'rejected'} by {d['by']} ({(d.get('at') or '')[11:19]} UTC)"
+            + (f": {d['reason']}" if d.get("reason") else "") for d in decisions]
+    if status == "waiting":
+        who = ", ".join(approval.get("approvers") or []) or "anyone allowed to approve"
+        ask = f"waiting: {approval.get('message') or ''} (needs {approval.get('required', 1)} of {who})"
+        return "; ".join([ask, *said])
+    return "; ".join(said) or status
+
+
 def _print_run(run: dict) -> None:
     console.print(Text.assemble(("Run ", "bold"), run["id"], "  ", ("Task ", "bold"), run["task"], "  ",
                                 _mark(run["status"]), f"  {format_duration(run.get('duration'))}"))
@@ -71,6 +83,9 @@ def _print_run(run: dict) -> None:
             detail = "→ " + json.dumps(step["output"], separators=(",", ":"))[:70]
         console.print(Text.assemble(f"  {step['name']:<20} ", _mark(step["status"]),
                                     f"  {format_duration(step.get('duration')):>7}  ", detail))
+        if step.get("approval"):
+            console.print(Text(f"  {'':<20} {approval_summary(step['status'], step['approval'])}",
+                               style="bright_black"))
     if run.get("error") and run["status"] != "succeeded":
         console.print(Text(f"Error: {run['error']}", style="red"))
     console.print(Text(run["url"], style="bright_black"))
@@ -103,13 +118,16 @@ def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
 @click.option("-t", "--task")
 @click.option("-s", "--status")
 @click.option("--trigger")
+@click.option("--pr", type=int, metavar="NUMBER", help="Runs of this pull request (needs --workspace).")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True)
 @server_options
-def runs_command(workspace, task, status, trigger, limit, as_json, server, token):
+def runs_command(workspace, task, status, trigger, pr, limit, as_json, server, token):
     """List runs, newest first."""
+    if pr is not None and not workspace:
+        raise click.UsageError("--pr needs --workspace: pull request numbers are per repository")
     data = _call(_client(server, token).runs, workspace=workspace, task=task, status=status, trigger=trigger,
-                 limit=limit)
+                 pr=pr, limit=limit)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

@@ -185,7 +185,8 @@ class PullRequestCommands:
             return refused
         newest: dict[str, JobState] = {}
         for state in self._runs():  # newest first
-            if not state.parent_job and not state.is_hook:
+            mine = state.retry_of and state.id == self._command_id(command, state.retry_of)
+            if not state.parent_job and not state.is_hook and not mine:  # a repeated /retry finds its runs
                 newest.setdefault(state.task, state)
         head = self.pr.head_sha
         failed = [s for s in newest.values() if s.status in RETRYABLE and (not head or s.commit == head)]

@@ -5,6 +5,7 @@ quotes, so a reply that quotes someone's `/approve` never acts twice. Pure funct
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Iterable
@@ -22,6 +23,7 @@ BUILTIN = {
     "cancel": "`/cancel`: cancel this pull request's unfinished runs",
     "ok-to-test": "`/ok-to-test [sha]`: trust the head commit of a pull request from a fork or outside author",
 }
+COMMAND_WORD = re.compile(r"[a-z][a-z0-9_-]*")  # so "/usr/bin is missing" is prose, not a command
 # Every comment Strom writes carries this mark, so its own words never act as commands.
 STROM_MARK = "<!-- strom"
 
@@ -53,7 +55,7 @@ def parse_commands(body: str | None) -> list[Command]:
         if fenced or not line.startswith("/") or len(line) < 2 or line[1].isspace():
             continue
         words = _words(line[1:])
-        if words:
+        if words and COMMAND_WORD.fullmatch(words[0].lower()):
             found.append(Command(words[0].lower(), tuple(words[1:]), line, len(found)))
     return found
 
