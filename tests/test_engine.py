@@ -687,6 +687,17 @@ def test_rejection_fails_the_gate_with_the_reason():
     assert sim.status("deploy") is S.SKIPPED and sim.state.status is JobStatus.FAILED
 
 
+def test_a_rejected_gate_with_continue_on_failure_lets_the_run_go_on():
+    source = APPROVAL.replace("approve: { action: gate, input: { version: \"{{ input.version }}\" } }",
+                              "approve: { action: gate, input: { version: \"{{ input.version }}\" }, "
+                              "continue_on_failure: true }")
+    assert source != APPROVAL
+    sim = Sim(source, "t")
+    sim.start()
+    sim.approve("approve", "carol", approved=False, reason="skip the deploy")
+    assert sim.status("approve") is S.FAILED and sim.dispatched() == ["deploy"]
+
+
 def test_approval_times_out():
     sim = Sim(APPROVAL, "t")
     start = sim.now
