@@ -16,6 +16,7 @@ from .secrets import ENV_PREFIX, secrets_from_env
 from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
+from .notify.config import NotifyConfig, parse_notifications
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
 __all__ = ["Config", "ConfigError", "WorkspaceConfig", "TokenConfig", "load_config", "ROLES", "DEFAULT_FILE"]
@@ -25,7 +26,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
-    "retention", "workers", "scheduler", "runner", "web",
+    "retention", "workers", "scheduler", "runner", "web", "notifications",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -67,6 +68,7 @@ class Config:
     web_threads: int = 16
     web_workers: int = 1
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
+    notifications: NotifyConfig = field(default_factory=NotifyConfig)
     sensitive_paths: tuple[Path, ...] = ()  # the config file and every file it reads values from: hidden from steps
     source: str = "defaults"
 
@@ -171,6 +173,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     if problems.has_errors:
         raise ConfigError([p for p in problems.items if p.is_error])
     sensitive = ([file.resolve()] if file.is_file() else []) + _file_references(data)
+    sensitive += [c.config_file for c in config["notifications"].channels.values() if c.config_file]
     return Config(**{**config, "source": source, "sensitive_paths": tuple(dict.fromkeys(sensitive))})
 
 
@@ -207,6 +210,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     out["workspaces"] = parse_workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base,
                                          lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
+    out["notifications"] = parse_notifications(r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'),
+                                               problems, base, lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)
     out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
     for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs",

@@ -57,6 +57,11 @@ class _Collector:
                                 value=redis.llen(keys.REPORTS))
         yield CounterMetricFamily("strom_reports_failed", "Reports to forges that failed after their retries",
                                   value=float(redis.hget(keys.COUNTERS, "reports_failed") or 0))
+        yield CounterMetricFamily("strom_notifications_sent", "Notifications delivered (one per URL)",
+                                  value=float(redis.hget(keys.COUNTERS, "notifications_sent") or 0))
+        yield CounterMetricFamily("strom_notifications_failed",
+                                  "Notifications that failed after their retries (one per URL)",
+                                  value=float(redis.hget(keys.COUNTERS, "notifications_failed") or 0))
 
 
 @bp.get("/metrics")

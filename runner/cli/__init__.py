@@ -31,6 +31,7 @@ COMMANDS = {
     "rerun": ("remote", "rerun_command"),
     "approve": ("remote", "approve_command"),
     "reject": ("remote", "reject_command"),
+    "notify": ("notify", "notify_command"),
 }
 
 

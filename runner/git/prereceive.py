@@ -5,6 +5,7 @@ git runs it in the bare repository with the pushed objects quarantined; every li
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,13 @@ def check(git_dir: Path, new: str, ref: str) -> list[str]:
         print(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []
     result = load_texts(texts, root=Path("/"), file_exists=lambda rel: rel in paths)
+    problems = list(result.problems)
+    channels = os.environ.get("STROM_NOTIFY_CHANNELS")
+    if result.workspace is not None and channels is not None:
+        from ..spec.notify_rules import unknown_channels
+        problems += unknown_channels(result.workspace, json.loads(channels))
     errors = []
-    for problem in result.problems:
+    for problem in problems:
         (errors.append if problem.is_error else print)(problem.format())
     return errors
 

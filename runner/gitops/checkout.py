@@ -11,7 +11,9 @@ from typing import Any, Mapping
 from ..git.mirrors import GitError, Mirror
 from ..gitinfo import git_context
 from ..spec import load_texts
+from ..errors import SpecError
 from ..spec.model import Workspace
+from ..spec.notify_rules import unknown_channels
 from ..store.definitions import read_folder
 from ..workspace_config import WorkspaceConfig
 
@@ -57,7 +59,7 @@ class Checkouts:
     def folder(self, ws: WorkspaceConfig) -> Checkout:
         texts = read_folder(ws.folder)
         digest = self.service.definitions.put(texts)
-        loaded = self.service.definitions.workspace(digest, ws.folder)
+        loaded = self._checked(self.service.definitions.workspace(digest, ws.folder))
         git = git_context(ws.folder)
         return Checkout(digest, loaded, ws.folder, git, (git or {}).get("sha"))
 
@@ -78,8 +80,15 @@ class Checkouts:
                 self._digests[sha] = digest
                 while len(self._digests) > self._size:
                     self._digests.popitem(last=False)
-        loaded = definitions.workspace(digest, root)
+        loaded = self._checked(definitions.workspace(digest, root))
         return Checkout(digest, loaded, root, commit_context(mirror, sha, ref, branch, tag), sha, mirror)
+
+    def _checked(self, loaded: Workspace) -> Workspace:
+        """Definitions that new runs may use: they name only notification channels this server has."""
+        problems = unknown_channels(loaded, self.service.config.notifications.channels)
+        if problems:
+            raise SpecError(problems)
+        return loaded
 
     def head(self, ws: WorkspaceConfig, branch: str | None = None, fetch: bool = True) -> Checkout:
         """The newest commit of `branch` (default: the workspace's default branch).

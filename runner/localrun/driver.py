@@ -204,9 +204,7 @@ class LocalRunner:
     def _executor_for(self, work: StepWork):
         if work.kind == "script" and work.runner == "local":
             return self.executors["local"]
-        if work.kind == "http":
-            return self.executors["http"]
-        return self.executors["none"]
+        return self.executors.get(work.kind, self.executors["none"])  # http
 
     def _execute(self, label: str, executor, work: StepWork, flag: threading.Event, key) -> None:
         try:

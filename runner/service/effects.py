@@ -14,12 +14,13 @@ from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, Dis
 from ..engine.core import Decision
 from ..engine.events import Cancel
 from ..engine.work import StepWork
+from ..notify.notifier import rules_for, stage_notification
 from ..spec.model import TriggerType
 from . import messages
 from .queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
 from ..store import keys
 
-__all__ = ["stage_effects", "enqueue_step", "stage_report", "reported_by_effects", "CANCEL_TTL"]
+__all__ = ["stage_effects", "enqueue_step", "stage_report", "reported_by_effects", "followed", "notifies", "CANCEL_TTL"]
 
 CANCEL_TTL = 86400
 REPORTED_KINDS = frozenset({"push", "tag", "pull_request", "comment"})
@@ -50,15 +51,23 @@ def enqueue_step(pipe, redis, work: StepWork, now: float) -> str:
     return name
 
 
+def notifies(state, ctx) -> bool:
+    """Whether notification rules of the run's task (or workspace) may want to hear of it."""
+    return bool(rules_for(state, ctx))
+
+
 def followed(ctx) -> bool:
     """Whether a `job` trigger of the run's definitions waits for its task to finish."""
     task = ctx.task.name
     return any(t.type is TriggerType.JOB and t.enabled and task in t.after for t in ctx.workspace.triggers.values())
 
 
-def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = False) -> None:
-    """`followed`: a job trigger waits for this run, so its finish is announced."""
+def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = False,
+                  notifies: bool = False) -> None:
+    """`followed`: a job trigger waits for this run, so its finish is announced. `notifies`: the run
+    has notification rules, so its finish (its last attempt) and its gates are announced to them."""
     state = decision.state
+    retrying = any(isinstance(c, RetryJob) for c in decision.commands)
     for command in decision.commands:
         if isinstance(command, DispatchStep):
             if command.not_before and command.not_before > now:
@@ -83,14 +92,18 @@ def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = 
                                       command.error)
                 pipe.rpush(keys.EVENTS, messages.encode(messages.event_message(command.parent_job, event)))
             elif not state.is_hook:
-                if followed and not any(isinstance(c, RetryJob) for c in decision.commands):
+                if followed and not retrying:
                     pipe.rpush(keys.EVENTS, messages.encode({"kind": messages.RUN_FINISHED, "job": state.id}))
+                if notifies and not retrying:
+                    stage_notification(pipe, redis, state, command.status.value)
                 stage_report(pipe, state)
         elif isinstance(command, RetryJob):
             payload = {"kind": messages.RETRY, "job": command.job_id, "attempt": command.attempt}
             pipe.zadd(keys.DELAYED, {messages.encode(payload): command.not_before})
         elif isinstance(command, AwaitApproval):
             stage_report(pipe, state)  # "waiting for approval" on the forge
+            if notifies:
+                stage_notification(pipe, redis, state, "waiting", command.step)
     if state.status.terminal or decision.wake_at is None:
         pipe.zrem(keys.WAKE, state.id)
     else:

@@ -14,7 +14,7 @@ from ..engine import Decision, JobState, advance
 from ..engine.events import ApprovalDecision, Event, Start
 from ..errors import EngineError, StromError
 from ..store import keys
-from .effects import followed, reported_by_effects, stage_effects, stage_report
+from .effects import followed, notifies, reported_by_effects, stage_effects, stage_report
 
 __all__ = ["Orchestrator", "RunNotFound", "Conflict"]
 
@@ -49,7 +49,7 @@ class Orchestrator:
                     pipe.multi()
                     self.service.jobs.stage(pipe, state, decision.state, at)
                     self.service.logs.stage_transitions(pipe, state, decision.state, at)
-                    stage_effects(pipe, self.redis, decision, at, followed(ctx))
+                    stage_effects(pipe, self.redis, decision, at, followed(ctx), notifies(decision.state, ctx))
                     if _changes_report(state, decision, event):
                         stage_report(pipe, decision.state)
                     pipe.execute()
@@ -70,7 +70,7 @@ class Orchestrator:
             pipe.multi()
             self.service.jobs.stage(pipe, None, decision.state, at)
             self.service.logs.stage_transitions(pipe, None, decision.state, at)
-            stage_effects(pipe, self.redis, decision, at, followed(ctx))
+            stage_effects(pipe, self.redis, decision, at, followed(ctx), notifies(decision.state, ctx))
             if not reported_by_effects(decision):
                 stage_report(pipe, decision.state)
             try:

@@ -13,7 +13,7 @@ from itertools import combinations
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-__all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
+__all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "dequeue", "forget", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
 
 SERVER_ABILITY = "server"
 STEP_FUNCTION = "runner.service.stepjob.run_step"
@@ -44,6 +44,23 @@ def worker_queues(abilities, tags=(), exclusive: bool = False) -> list[str]:
 
 def rq_queue(name: str, connection) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer, default_timeout=-1)
+
+
+def dequeue(queues, connection, timeout: int = 1):
+    """(job, queue) for the next job on any of `queues`, or None after `timeout` seconds."""
+    from rq.exceptions import DequeueTimeout
+    try:
+        return Queue.dequeue_any(queues, timeout=timeout, connection=connection, serializer=JSONSerializer)
+    except DequeueTimeout:
+        return None
+
+
+def forget(connection, job, queue) -> None:
+    """Take a dequeued job off RQ's books: Strom tracks the work itself from here."""
+    with connection.pipeline() as pipe:
+        pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+        job.delete(pipeline=pipe, remove_from_queue=False)
+        pipe.execute()
 
 
 def rq_job_id(job_id: str, step: str, attempt: int) -> str:

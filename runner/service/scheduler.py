@@ -26,7 +26,7 @@ from . import messages, runs
 from .consumer import EventConsumer, QueueConsumer, handle_message
 from .cron import due_fire
 from .effects import enqueue_step
-from .queues import SERVER_ABILITY, describe_queue
+from .queues import SERVER_ABILITY, dequeue, describe_queue, forget, rq_queue
 from .worker import Worker
 
 __all__ = ["Scheduler"]
@@ -61,7 +61,7 @@ class Scheduler:
         self.alive()
         self.server_worker.start()
         loops = [(self.consumer.run, "orchestrator"), (self._timers, "timers"), (self.reporter.run, "reporter"),
-                 (self._poller, "poller")] + [(c.run, f"intake-{i}") for i, c in enumerate(self.intake)]
+                 (self._poller, "poller"), (self._notifier, "notifier")] + [(c.run, f"intake-{i}") for i, c in enumerate(self.intake)]
         for target, label in loops:
             thread = threading.Thread(target=target, args=(self.stop_event,), name=f"strom-{label}", daemon=True)
             thread.start()
@@ -94,6 +94,28 @@ class Scheduler:
 
     def alive(self) -> None:
         self.redis.set(keys.consumer_alive(self.name), "1", px=int(self.config.lost_after * 1000))
+
+    # ----------------------------------------------------------------- notifications
+    def _notifier(self, stop: threading.Event) -> None:
+        """Carry out the jobs of the `strom-notify` RQ queue, one at a time."""
+        from ..notify.notifier import QUEUE, Notifier
+        connection = self.service.rq_redis
+        queue, notifier = rq_queue(QUEUE, connection), Notifier(self.service)
+        while not stop.is_set():
+            try:
+                found = dequeue([queue], connection)
+            except Exception:
+                log.exception("taking a notification failed")
+                stop.wait(1)
+                continue
+            if found is None:
+                continue
+            job, taken_from = found
+            forget(connection, job, taken_from)
+            try:
+                notifier.handle(job.args[0])
+            except Exception:  # a notification never stops the scheduler
+                log.exception("notification %s failed", job.id)
 
     # ----------------------------------------------------------------- the timer loop
     def _timers(self, stop: threading.Event) -> None:

@@ -13,9 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-from rq import Queue
-from rq.exceptions import DequeueTimeout
-from rq.serializers import JSONSerializer
 
 from ..engine.events import StepFinished, StepStarted
 from ..engine.status import StepStatus
@@ -27,7 +24,7 @@ from ..executors.unavailable import Unavailable
 from ..store import keys
 from ..store.logs import LogBuffer
 from ..store.workers import WorkerInfo
-from .queues import SERVER_ABILITY, rq_queue, worker_queues
+from .queues import SERVER_ABILITY, dequeue, forget, rq_queue, worker_queues
 
 __all__ = ["Worker", "ABILITIES"]
 
@@ -59,6 +56,9 @@ class Worker:
         if SERVER_ABILITY in abilities and "http" not in self.executors:
             from ..executors.http import HttpExecutor
             self.executors["http"] = HttpExecutor()
+        if SERVER_ABILITY in abilities and "notify" not in self.executors and self.config.notifications.channels:
+            from ..executors.notify import NotifyExecutor
+            self.executors["notify"] = NotifyExecutor(service)
         self.running: dict[str, _Running] = {}
         self._downloads = None
         self.lock = threading.Lock()
@@ -137,10 +137,7 @@ class Worker:
     def _slot(self) -> None:
         while not self.stopping.is_set():
             try:
-                found = Queue.dequeue_any(self.queues, timeout=1, connection=self.service.rq_redis,
-                                          serializer=JSONSerializer)
-            except DequeueTimeout:
-                continue
+                found = dequeue(self.queues, self.service.rq_redis)
             except Exception:
                 log.exception("dequeue failed")
                 time.sleep(1)
@@ -162,11 +159,7 @@ class Worker:
     # ----------------------------------------------------------------- one step
     def _handle(self, job, queue) -> None:
         """The RQ job only carries the step: Strom's own state and heartbeats track it from here."""
-        rq = self.service.rq_redis
-        with rq.pipeline() as pipe:
-            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-            job.delete(pipeline=pipe, remove_from_queue=False)
-            pipe.execute()
+        forget(self.service.rq_redis, job, queue)
         self.run_work(StepWork.from_dict(job.args[0]))
 
     def run_work(self, work: StepWork) -> None:
@@ -218,6 +211,4 @@ class Worker:
     def _executor_for(self, work: StepWork):
         if work.kind == "script" and work.runner == "local":
             return self.executors["local"]
-        if work.kind == "http" and "http" in self.executors:
-            return self.executors["http"]
-        return self.executors["none"]
+        return self.executors.get(work.kind, self.executors["none"])  # http, notify: server-side

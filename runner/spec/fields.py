@@ -131,6 +131,16 @@ TASK_FIELDS: dict[str, Field] = {
     "on_error": Field("hooks", "Hooks run when a run fails or times out."),
     "on_cancel": Field("hooks", "Hooks run when a run is cancelled."),
     "on_suspended": Field("hooks", "Hooks run when a step starts waiting for approval."),
+    "notify": Field("notify_rules", "Notification rules: channels told when runs fail, recover, wait, ..."),
+}
+
+NOTIFY_RULE_FIELDS: dict[str, Field] = {
+    "channels": Field("string_list", "Channel names from the server configuration."),
+    "events": Field("string_list", "failed, timed_out, succeeded, cancelled, waiting, recovered "
+                                   "(default: failed, timed_out, waiting, recovered)."),
+    "branches": Field("string_list", "Only runs on these branches (globs; `!` excludes)."),
+    "title": Field("template", "Title template (default: task, status and workspace)."),
+    "body": Field("template", "Body template (default: status, duration, trigger, commit, failed steps, link)."),
 }
 
 HOOK_FIELDS: dict[str, Field] = {
@@ -213,4 +223,5 @@ TOP_LEVEL_FIELDS: dict[str, Field] = {
     "on_error": Field("hooks", "Workspace default hooks when a run fails."),
     "on_cancel": Field("hooks", "Workspace default hooks when a run is cancelled."),
     "on_suspended": Field("hooks", "Workspace default hooks when a step waits for approval."),
+    "notify": Field("notify_rules", "Default notification rules for tasks without their own `notify`."),
 }

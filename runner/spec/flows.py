@@ -1,6 +1,7 @@
 """Build tasks: their steps (named or inline actions), the dependency graph, and hooks."""
 from __future__ import annotations
 
+from .notify_rules import build_notify_rules
 from ..templating import template_name
 from .actions import MAX_STEP_TIMEOUT, build_action
 from .context import BuildContext
@@ -56,6 +57,7 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
         timeout=r.duration("timeout", MAX_TASK_TIMEOUT, "7d"),
         retry=build_retry(r),
         hooks=build_hooks(data, ctx, actions, what),
+        notify=build_notify_rules(data, "notify", ctx, what),
     )
 
 

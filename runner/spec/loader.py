@@ -12,6 +12,7 @@ from .connections import build_connection, build_connection_type
 from .context import BuildContext
 from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
+from .notify_rules import build_notify_rules
 from .graph import find_cycle
 from .model import ActionType, Hooks, Workspace
 from .names import name_problem
@@ -158,10 +159,11 @@ def _build(root: Path, texts, documents, sections, ctx: BuildContext) -> Workspa
                 triggers[name] = trigger
     secrets = _secrets(sections["secrets"], problems)
     hooks = _workspace_hooks(documents, ctx, actions)
+    notify = tuple(rule for rel, doc in documents for rule in build_notify_rules(doc, "notify", ctx, rel) or ())
     _check_task_calls(tasks, sections["tasks"], problems)
     return Workspace(
         root=root, files=tuple(texts), actions=actions, tasks=tasks, triggers=triggers, secrets=secrets,
-        connection_types=connection_types, connections=connections, hooks=hooks,
+        connection_types=connection_types, connections=connections, hooks=hooks, notify=notify,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping, NamedTuple
 
 __all__ = [
     "Location", "ActionType", "Runner", "Language", "InputType", "TriggerType",
-    "InputField", "Retry", "Action", "Step", "Hook", "Hooks", "Task", "Trigger",
+    "InputField", "Retry", "Action", "Step", "Hook", "Hooks", "NotifyRule", "Task", "Trigger",
     "ConnectionType", "Connection", "Workspace", "SERVER_SIDE_TYPES", "ABSENT",
 ]
 
@@ -222,6 +222,18 @@ class Hook:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyRule:
+    """Tell `channels` when a run of the task ends in one of `events` (on `branches`, if given)."""
+
+    channels: tuple[str, ...]
+    events: tuple[str, ...]
+    location: Location
+    branches: tuple[str, ...] = ()
+    title: str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hooks:
     on_success: tuple[Hook, ...] = ()
     on_error: tuple[Hook, ...] = ()
@@ -249,6 +261,7 @@ class Task:
     timeout: float | None = None
     retry: Retry | None = None
     hooks: Hooks = Hooks()
+    notify: tuple[NotifyRule, ...] | None = None  # None: the workspace's default rules
 
     @property
     def leaves(self) -> tuple[str, ...]:
@@ -312,3 +325,4 @@ class Workspace:
     connection_types: Mapping[str, ConnectionType] = field(default_factory=dict)
     connections: Mapping[str, Connection] = field(default_factory=dict)
     hooks: Hooks = Hooks()
+    notify: tuple[NotifyRule, ...] = ()  # default rules for tasks without their own

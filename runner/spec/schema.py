@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .fields import (
-    ACTION_FIELDS, ACTION_TYPE_FIELDS, ACTION_TYPE_REQUIRED, HOOK_FIELDS, INPUT_FIELDS, RESOURCE_FIELDS, RETRY_FIELDS, STEP_FIELDS,
+    ACTION_FIELDS, ACTION_TYPE_FIELDS, ACTION_TYPE_REQUIRED, HOOK_FIELDS, INPUT_FIELDS, NOTIFY_RULE_FIELDS, RESOURCE_FIELDS,
+    RETRY_FIELDS, STEP_FIELDS,
     TASK_FIELDS, TOP_LEVEL_FIELDS, TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS, Field,
 )
 
@@ -30,7 +31,7 @@ def _kind(field: Field) -> dict:
         "values_map": {"type": "object"}, "mapping": {"type": "object"}, "map": {"type": "object"},
         "any": {}, "list": {"type": "array"},
         "input_schema": _ref("input_schema"), "output_schema": {"type": "object"}, "retry": _ref("retry"),
-        "resources": _ref("resources"), "hooks": _ref("hooks"),
+        "resources": _ref("resources"), "hooks": _ref("hooks"), "notify_rules": _ref("notify_rules"),
         "for_each": {"type": ["array", "string"]}, "flow": {"type": "object"},
         "status_list": {"oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]},
     }
@@ -88,6 +89,7 @@ def json_schema() -> dict[str, Any]:
             "connections": {"type": "object", "additionalProperties": {"type": "object"}},
             **{event: {**_ref("hooks"), "description": TOP_LEVEL_FIELDS[event].doc}
                for event in ("on_success", "on_error", "on_cancel", "on_suspended")},
+            "notify": {**_ref("notify_rules"), "description": TOP_LEVEL_FIELDS["notify"].doc},
         },
         "definitions": {
             "duration": {
@@ -107,6 +109,9 @@ def json_schema() -> dict[str, Any]:
             "hook": {"type": "object", "required": ["action"], "additionalProperties": False,
                      "properties": _properties(HOOK_FIELDS)},
             "hooks": {"type": "array", "items": _ref("hook")},
+            "notify_rules": {"type": "array", "items": {
+                "type": "object", "required": ["channels"], "additionalProperties": False,
+                "properties": _properties(NOTIFY_RULE_FIELDS)}},
             "action": {
                 "type": "object", "required": ["type"], "properties": _properties(ACTION_FIELDS),
                 "allOf": _action_variants(set()),

@@ -7,6 +7,7 @@ post-receive hook recorded become push / tag / delete events, stored before the 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -84,6 +85,9 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> 
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     if record:
         env["STROM_PUSH_RECORD"] = record
+        # the pre-receive hook refuses definitions that name channels this server does not have
+        channels = current_app.extensions["strom"].config.notifications.channels
+        env["STROM_NOTIFY_CHANNELS"] = json.dumps(sorted(channels))
     return env
 
 

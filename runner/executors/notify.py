@@ -1,0 +1,47 @@
+"""`type: notify` steps: send the rendered title and message to the named channels.
+
+A delivery that fails is written to the step's log and counted, and the step still succeeds:
+a notification never changes a run's result. The output lists every delivery.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..masking import Masker
+from ..notify.messages import step_message
+from ..notify.notifier import count_deliveries, describe_delivery
+from ..notify.send import Delivery, Message, deliver
+from .base import LogSink, StepResult
+
+__all__ = ["NotifyExecutor"]
+
+
+class NotifyExecutor:
+    def __init__(self, service, send=deliver):
+        self.service = service
+        self.settings = service.config.notifications
+        self.send = send
+
+    def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
+        if cancel.is_set():
+            return StepResult(StepStatus.CANCELLED, error="cancelled")
+        masker = Masker(work.mask)
+        plain = step_message(work.title, work.message, work.task, work.workspace, work.step, work.job_id)
+        message = Message(masker.mask(plain.title), masker.mask(plain.markdown), masker.mask(plain.text), plain.kind)
+        results: list[Delivery] = []
+        for name in work.channels:
+            channel = self.settings.channels.get(name)
+            if channel is None:
+                results.append(Delivery(name, "-", False, f"channel {name!r} is not configured on this server"))
+                continue
+            results += self.send(channel, message, timeout=self.settings.timeout, attempts=self.settings.attempts)
+        for result in results:
+            logs.line("strom", describe_delivery(result))
+        count_deliveries(self.service.redis, results)
+        sent = sum(1 for r in results if r.ok)
+        return StepResult(StepStatus.SUCCEEDED, output={"sent": sent, "failed": len(results) - sent,
+                                                        "deliveries": [r.to_dict() for r in results]})
+

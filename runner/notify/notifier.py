@@ -1,0 +1,166 @@
+"""Tell the subscribed channels about runs, off the runs' path.
+
+When a run finishes (its last attempt) or a gate starts waiting, and its task (or the workspace)
+has `notify:` rules, the same transaction that records it puts a job on the `strom-notify` RQ
+queue. The scheduler's notifier takes those jobs one by one: it works out which rules fire
+(`recovered` is the first success after failures on the same branch), renders the message,
+masks the run's secrets, and delivers it with retries and a timeout. What happened is written
+to the run's log (step `(notify)`) and counted in the metrics; it never changes the run.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..engine import JobState, JobStatus
+from ..engine.context import run_masker
+from ..engine.hooks import hook_context
+from ..errors import StromError
+from ..forges.links import commit_url
+from ..gitops.globs import included
+from ..store import RunFilter, keys
+from ..templating import render
+from .messages import run_message, waiting_message
+from .send import Delivery, Message, deliver
+
+__all__ = ["QUEUE", "FUNCTION", "LOG_STEP", "rules_for", "stage_notification", "Notifier", "record_deliveries",
+           "count_deliveries", "describe_delivery"]
+
+log = logging.getLogger("strom.notify")
+QUEUE = "strom-notify"
+FUNCTION = "runner.notify.notifier.deliver_job"  # names the job; the scheduler's notifier carries it out
+LOG_STEP = "(notify)"
+FAILING = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+HISTORY = 50  # earlier runs looked at to tell a recovery
+
+
+def rules_for(state: JobState, ctx) -> tuple:
+    """The task's rules, else the workspace's defaults (top-level runs only; never for hooks)."""
+    if state.is_hook or state.parent_job:
+        return ()
+    own = ctx.task.notify
+    return tuple(own) if own is not None else tuple(ctx.workspace.notify)
+
+
+def stage_notification(pipe, redis, state: JobState, event: str, step: str | None = None) -> None:
+    """Queue a notification job (inside the transaction `pipe` that records the change)."""
+    from ..service.queues import rq_queue
+    payload = {"job": state.id, "event": event, "step": step}
+    job_id = f"n-{state.id}-{event}-{step or ''}"
+    rq_queue(QUEUE, redis).enqueue_call(FUNCTION, args=(payload,), job_id=job_id, timeout=-1, result_ttl=0,
+                                        failure_ttl=3600, description=f"notify {event} of run {state.id}",
+                                        pipeline=pipe)
+
+
+def deliver_job(payload: dict) -> None:  # pragma: no cover - the notifier runs these, RQ never does
+    raise RuntimeError("strom-notify jobs are carried out by the Strom scheduler")
+
+
+def describe_delivery(result: Delivery) -> str:
+    if result.ok:
+        return f"sent to {result.channel} ({result.target})"
+    return f"to {result.channel} ({result.target}) failed after {result.attempts} attempt(s): {result.error}"
+
+
+def count_deliveries(redis, results: list[Delivery]) -> None:
+    """The counters behind strom_notifications_sent_total / _failed_total."""
+    sent = sum(1 for r in results if r.ok)
+    with redis.pipeline() as pipe:
+        if sent:
+            pipe.hincrby(keys.COUNTERS, "notifications_sent", sent)
+        if len(results) - sent:
+            pipe.hincrby(keys.COUNTERS, "notifications_failed", len(results) - sent)
+        pipe.execute()
+
+
+def record_deliveries(service, job_id: str, what: str, results: list[Delivery]) -> None:
+    """One log line per delivery on the run (step `(notify)`), and the counters."""
+    now = time.time()
+    if results:
+        service.logs.append(job_id, [(LOG_STEP, 1, "strom", f"{what} {describe_delivery(r)}", now) for r in results])
+    count_deliveries(service.redis, results)
+    for result in results:
+        if not result.ok:
+            log.warning("run %s: %s to %s failed: %s", job_id, what, result.channel, result.error)
+
+
+class Notifier:
+    def __init__(self, service, send=deliver):
+        self.service = service
+        self.settings = service.config.notifications
+        self.send = send
+
+    def handle(self, payload: dict) -> None:
+        state = self.service.jobs.load(payload["job"])
+        if state is None:
+            return
+        try:
+            ctx = self.service.contexts.for_state(state)
+        except StromError as exc:
+            log.warning("run %s: cannot load its definitions to notify: %s", state.id, exc)
+            return
+        event = payload["event"]
+        events = [event]
+        if event == "succeeded" and self.recovered(state):
+            events.insert(0, "recovered")
+        branch = (state.git or {}).get("branch") or (state.event or {}).get("branch") or ""
+        masker = run_masker(state, ctx)
+        for rule in rules_for(state, ctx):
+            fired = next((e for e in events if e in rule.events), None)
+            if fired is None or (rule.branches and not included(branch, rule.branches)):
+                continue
+            message = self.message(state, ctx, rule, fired, payload.get("step"), masker)
+            message = Message(masker.mask(message.title), masker.mask(message.markdown), masker.mask(message.text),
+                              message.kind)
+            results = []
+            for name in rule.channels:
+                channel = self.settings.channels.get(name)
+                if channel is None:
+                    results.append(Delivery(name, "-", False, f"channel {name!r} is not configured on this server"))
+                    continue
+                results += self.send(channel, message, timeout=self.settings.timeout, attempts=self.settings.attempts)
+            record_deliveries(self.service, state.id, f"{fired} notification", results)
+
+    # ------------------------------------------------------------------ what happened before
+    def recovered(self, state: JobState) -> bool:
+        """Whether the previous finished run of the task (on the same branch) failed or timed out."""
+        ancestors, current = set(), state
+        for _ in range(10):  # the run's own earlier attempts do not count
+            if not current.retry_of or current.retry_of in ancestors:
+                break
+            ancestors.add(current.retry_of)
+            current = self.service.jobs.load(current.retry_of) or current
+        branch = (state.git or {}).get("branch")
+        page = self.service.jobs.list(RunFilter(workspace=state.workspace, task=state.task), limit=HISTORY,
+                                      before=state.created_at)
+        for earlier in page.runs:
+            if earlier.id == state.id or earlier.id in ancestors or earlier.parent_job or earlier.is_hook:
+                continue
+            if not earlier.status.terminal or (branch and (earlier.git or {}).get("branch") not in (None, branch)):
+                continue
+            return earlier.status in FAILING
+        return False
+
+    # ------------------------------------------------------------------ the message
+    def message(self, state: JobState, ctx, rule, event: str, step: str | None, masker) -> Message:
+        config = self.service.config
+        ws = config.workspaces.get(state.workspace)
+        link = commit_url(ws.forge, ws.forge_api, ws.repo, state.commit) if ws else None
+        url = config.run_url(state.id)
+        default = (waiting_message(state, step, url, link) if event == "waiting" and step in state.steps
+                   else run_message(state, event, url, link))
+        if not rule.title and not rule.body:
+            return default
+        context = hook_context(state, ctx, masker, {"event": event, "step_name": step or "", "url": url,
+                                                    "commit_url": link or ""})
+        try:
+            title = render(rule.title, context, f"{rule.location} (notify title)") if rule.title else default.title
+            body = render(rule.body, context, f"{rule.location} (notify body)") if rule.body else None
+        except Exception as exc:  # a broken template still tells people, with the default words
+            self.service.logs.append(state.id, [(LOG_STEP, 1, "strom", f"notify template error, default message "
+                                                                       f"sent instead: {masker.mask(str(exc))}",
+                                                 time.time())])
+            return default
+        if body is None:
+            return Message(title, default.markdown, default.text, default.kind)
+        return Message(title, body, body, default.kind)
