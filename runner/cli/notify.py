@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from .service import _config, config_option
 
 __all__ = ["notify_command"]
-
-console = Console(highlight=False)
 
 
 @click.group("notify")
@@ -34,8 +30,8 @@ def test_command(channel, message, config_path):
     results = deliver(settings.channels[channel], Message(title, f"**{message}**", message, "info"),
                       timeout=settings.timeout, attempts=1)
     for result in results:
-        mark = ("✓ sent", "green") if result.ok else ("✗ failed", "red")
-        console.print(Text.assemble(mark, f"  {result.target}", (f"\n    {result.error}" if result.error else "")))
+        mark = click.style("✓ sent", fg="green") if result.ok else click.style("✗ failed", fg="red")
+        click.echo(f"{mark}  {result.target}" + (f"\n    {result.error}" if result.error else ""))
     if not results:
         raise click.ClickException(f"channel {channel!r} has no URLs")
     if not all(r.ok for r in results):

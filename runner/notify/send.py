@@ -88,7 +88,7 @@ def deliver(channel: Channel, message: Message, *, timeout: float = 10.0, attemp
         mail = bool(_protocols(server) & MAIL_PROTOCOLS)
         body, body_format = (message.text, apprise.NotifyFormat.TEXT) if mail else \
             (message.markdown, apprise.NotifyFormat.MARKDOWN)
-        target = server.url(privacy=True)
+        target = server.url(privacy=True).split("?", 1)[0]  # secrets hidden, Apprise's default options left out
         error = None
         for attempt in range(1, max(1, attempts) + 1):
             with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
