@@ -16,6 +16,7 @@ from .secrets import ENV_PREFIX, secrets_from_env
 from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
+from .container_config import DockerConfig, parse_docker
 from .notify.config import NotifyConfig, parse_notifications
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
@@ -26,7 +27,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
-    "retention", "workers", "scheduler", "runner", "web", "notifications",
+    "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -69,6 +70,7 @@ class Config:
     web_workers: int = 1
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
     sensitive_paths: tuple[Path, ...] = ()  # the config file and every file it reads values from: hidden from steps
     source: str = "defaults"
 
@@ -210,6 +212,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     out["workspaces"] = parse_workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base,
                                          lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
+    out["docker"] = parse_docker(r.mapping("docker", "{ runner_image: python:3.12-slim }"), problems)
     out["notifications"] = parse_notifications(r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'),
                                                problems, base, lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)

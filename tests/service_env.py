@@ -94,7 +94,8 @@ def make_config(workspace: Path, redis_url: str, **extra):
 
 
 @contextmanager
-def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True, worker_tags=()):
+def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True, worker_tags=(),
+          abilities=("script",)):
     """A scheduler and workers running in threads of this process."""
     service = Service(config)
     parts = []
@@ -104,7 +105,8 @@ def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True
             sched.start()
             parts.append(sched)
         for i in range(workers):
-            worker = Worker(Service(config), concurrency=concurrency, tags=worker_tags, name=f"test-worker-{i}")
+            worker = Worker(Service(config), abilities=abilities, concurrency=concurrency, tags=worker_tags,
+                            name=f"test-worker-{i}")
             worker.start()
             parts.append(worker)
         yield service

@@ -82,10 +82,18 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, v
         if ability not in ABILITIES:
             raise click.BadParameter(f"unknown ability {ability!r} (abilities: script, docker, kubernetes)",
                                      param_hint="--abilities")
-        if ability in ("docker", "kubernetes"):
-            raise click.BadParameter(f"this worker cannot offer {ability!r}: container runners are not available "
-                                     f"in this version", param_hint="--abilities")
+        if ability == "kubernetes":
+            raise click.BadParameter("this worker cannot offer 'kubernetes': the pod runner is not available in "
+                                     "this version", param_hint="--abilities")
     service = _service(config_path)
+    if "docker" in wanted:
+        from ..errors import RunnerUnavailable
+        from ..executors.docker import DockerExecutor
+        try:
+            version = DockerExecutor(service.config.docker).check()
+        except RunnerUnavailable as exc:
+            raise click.BadParameter(f"this worker cannot offer 'docker': {exc}", param_hint="--abilities") from exc
+        click.echo(f"docker: engine {version}", err=True)
     worker = Worker(service, abilities=wanted, tags=[t.strip() for t in tags.split(",") if t.strip()],
                     exclusive=exclusive, concurrency=concurrency, name=name)
     worker.start()

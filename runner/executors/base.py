@@ -36,6 +36,13 @@ class Executor(Protocol):
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult: ...
 
 
+def executor_key(work: StepWork) -> str:
+    """Which executor runs `work`: local, docker, kubernetes, http, notify, agent."""
+    if work.kind == "script":
+        return {"local": "local", "docker": "docker", "pod": "kubernetes"}.get(work.runner, work.runner)
+    return {"pod": "kubernetes"}.get(work.kind, work.kind)
+
+
 class MaskedLogs:
     """Masks secret values before lines reach the real sink."""
 

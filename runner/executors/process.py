@@ -28,7 +28,9 @@ class ProcessOutcome:
     error: str | None = None
 
 
-class _Lines:
+class LineSplitter:
+    """Bytes in, whole lines out (split at MAX_LINE when a line never ends)."""
+
     def __init__(self, stream: str, emit: Callable[[str, str], None]):
         self.stream, self.emit, self.buffer = stream, emit, b""
 
@@ -103,7 +105,7 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
         return ProcessOutcome(None, error=f"could not start {argv[0]}: {exc.strerror or exc}")
     started = time.time()
     deadline = time.monotonic() + timeout if timeout else None
-    readers = {proc.stdout.fileno(): _Lines("stdout", emit), proc.stderr.fileno(): _Lines("stderr", emit)}
+    readers = {proc.stdout.fileno(): LineSplitter("stdout", emit), proc.stderr.fileno(): LineSplitter("stderr", emit)}
     selector = selectors.DefaultSelector()
     for fd in readers:
         os.set_blocking(fd, False)

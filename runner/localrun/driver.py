@@ -21,7 +21,8 @@ from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, Dis
 from ..engine.events import ApprovalDecision, Cancel, Event, Start
 from ..engine.status import StepStatus
 from ..errors import EngineError, InputError
-from ..executors import HttpExecutor, LocalExecutor, Unavailable, execute
+from ..executors import DockerExecutor, HttpExecutor, LocalExecutor, Unavailable, execute
+from ..executors.base import executor_key
 from ..spec.model import Workspace
 from .approvals import Approvals
 from .display import Display
@@ -56,7 +57,8 @@ class LocalRunner:
         self.git = dict(git) if git else None
         self.clock = clock
         self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="strom-step")
-        self.executors = {"local": local_executor or LocalExecutor(), "http": HttpExecutor(), "none": Unavailable()}
+        self.executors = {"local": local_executor or LocalExecutor(), "http": HttpExecutor(), "none": Unavailable(),
+                          "docker": DockerExecutor()}
         self.inbox: queue.Queue = queue.Queue()
         self.runs: dict[str, _Run] = {}
         self.order: list[str] = []
@@ -202,9 +204,7 @@ class LocalRunner:
         self.pool.submit(self._execute, run.label, executor, work, flag, key)
 
     def _executor_for(self, work: StepWork):
-        if work.kind == "script" and work.runner == "local":
-            return self.executors["local"]
-        return self.executors.get(work.kind, self.executors["none"])  # http
+        return self.executors.get(executor_key(work), self.executors["none"])
 
     def _execute(self, label: str, executor, work: StepWork, flag: threading.Event, key) -> None:
         try:

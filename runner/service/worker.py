@@ -18,7 +18,7 @@ from ..engine.events import StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
-from ..executors.base import execute
+from ..executors.base import execute, executor_key
 from ..executors.local import LocalExecutor, LocalSettings
 from ..executors.unavailable import Unavailable
 from ..store import keys
@@ -30,6 +30,7 @@ __all__ = ["Worker", "ABILITIES"]
 
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
+REAP_EVERY = 30.0  # seconds between passes of the container reaper
 
 
 class _Running:
@@ -59,6 +60,10 @@ class Worker:
         if SERVER_ABILITY in abilities and "notify" not in self.executors and self.config.notifications.channels:
             from ..executors.notify import NotifyExecutor
             self.executors["notify"] = NotifyExecutor(service)
+        if "docker" in abilities and "docker" not in self.executors:
+            from ..executors.docker import DockerExecutor
+            self.executors["docker"] = DockerExecutor(self.config.docker, self.name)
+        self.next_reap = 0.0
         self.running: dict[str, _Running] = {}
         self._downloads = None
         self.lock = threading.Lock()
@@ -67,6 +72,11 @@ class Worker:
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        if "docker" in self.executors:
+            try:
+                self.reap(starting=True)
+            except Exception as exc:  # an engine that is down now may be up for the first step
+                log.warning("could not look for containers left behind: %s", exc)
         self.beat()
         for target, name in ((self._heartbeats, "heartbeat"), (self._cancel_listener, "cancels")):
             thread = threading.Thread(target=target, name=f"strom-{name}", daemon=True)
@@ -115,8 +125,24 @@ class Worker:
         while not self.stopping.wait(self.config.heartbeat_interval):
             try:
                 self.beat()
-            except Exception:  # Redis hiccups must not kill the heartbeat
+                if time.monotonic() >= self.next_reap:
+                    self.reap()
+            except Exception:  # Redis or engine hiccups must not kill the heartbeat
                 log.exception("heartbeat failed")
+
+    def reap(self, starting: bool = False) -> list[str]:
+        """Remove containers that dead workers left behind (at start: this worker's name's too)."""
+        executor = self.executors.get("docker")
+        self.next_reap = time.monotonic() + REAP_EVERY
+        if executor is None or not hasattr(executor, "client"):
+            return []
+        from ..executors.docker import reap
+        alive = lambda name: bool(self.service.redis.exists(keys.worker_alive(name)))  # noqa: E731
+        removed = reap(executor.client, alive, also=(self.name,) if starting else ())
+        if removed:
+            log.warning("removed %d container(s) left behind by stopped workers: %s", len(removed),
+                        ", ".join(removed))
+        return removed
 
     def _cancel_listener(self) -> None:
         pubsub = self.service.redis.pubsub(ignore_subscribe_messages=True)
@@ -209,6 +235,4 @@ class Worker:
         return self._downloads.get(work.workspace, work.commit)
 
     def _executor_for(self, work: StepWork):
-        if work.kind == "script" and work.runner == "local":
-            return self.executors["local"]
-        return self.executors.get(work.kind, self.executors["none"])  # http, notify: server-side
+        return self.executors.get(executor_key(work), self.executors["none"])

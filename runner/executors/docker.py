@@ -1,0 +1,265 @@
+"""Run steps in Docker containers (Docker SDK): `type: docker` runs an image as it is; `type: script`
+with `runner: docker` runs the script in the runner image with the run's commit read-only at
+/workspace.
+
+Every container carries labels naming its run, step, attempt and worker; it is removed when the
+step ends, however it ends. `reap` removes containers that workers which died left behind.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ..container_config import DockerConfig, parse_memory
+from ..durations import format_duration
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..errors import RunnerUnavailable, StepSetupError
+from ..outputs import OutputCollector
+from .base import LogSink, StepResult
+from .languages import SCRIPT_SUFFIX
+from .process import LineSplitter
+
+__all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels"]
+
+LABEL = "strom.managed"
+WORKSPACE = "/workspace"
+CODE = "/strom"
+POLL = 0.5
+INTERPRETERS = {"shell": ["sh"], "python": ["python3"], "javascript": ["node"], "typescript": ["bun", "run"],
+                "go": ["go", "run"]}
+
+
+def container_labels(work: StepWork, worker: str) -> dict[str, str]:
+    return {LABEL: "1", "strom.run": work.job_id, "strom.step": work.step, "strom.attempt": str(work.attempt),
+            "strom.worker": worker}
+
+
+def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
+    where = settings.host or "the local engine (DOCKER_HOST or /var/run/docker.sock)"
+    reason = str(exc).split("(Caused by", 1)[0].strip()
+    return f"cannot reach the Docker engine at {where}: {reason}"
+
+
+class DockerExecutor:
+    def __init__(self, settings: DockerConfig | None = None, worker: str = "", client=None):
+        self.settings = settings or DockerConfig()
+        self.worker = worker
+        self._client = client
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the engine
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import docker
+                import requests
+                try:
+                    self._client = (docker.DockerClient(base_url=self.settings.host) if self.settings.host
+                                    else docker.from_env())
+                except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+                    raise RunnerUnavailable(_engine_problem(self.settings, exc)) from exc
+            return self._client
+
+    def check(self) -> str:
+        """The engine's version; raises RunnerUnavailable saying why it cannot be reached."""
+        import docker
+        import requests
+        try:
+            return self.client.version().get("Version", "?")
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise RunnerUnavailable(_engine_problem(self.settings, exc)) from exc
+
+    def _ensure_image(self, image: str, logs: LogSink) -> None:
+        import docker
+        policy = self.settings.pull
+        try:
+            if policy != "always":
+                try:
+                    self.client.images.get(image)
+                    return
+                except docker.errors.ImageNotFound:
+                    if policy == "never":
+                        raise StepSetupError(f"image {image!r} is not on the Docker engine and the pull policy is "
+                                             "never: load it there (docker pull / docker load) or set docker.pull "
+                                             "to if-missing") from None
+            logs.line("strom", f"pulling {image}")
+            self.client.images.pull(image)
+        except docker.errors.APIError as exc:
+            raise StepSetupError(f"cannot pull image {image!r}: {exc.explanation or exc}") from exc
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RunnerUnavailable(_engine_problem(self.settings, exc)) from exc
+
+    # ------------------------------------------------------------------ a step
+    def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
+        if cancel.is_set():
+            return StepResult(StepStatus.CANCELLED, error="cancelled")
+        scratch = Path(tempfile.mkdtemp(prefix="strom-docker-"))
+        try:
+            spec = self._spec(work, Path(workspace), scratch)
+            self.check()
+            self._ensure_image(spec["image"], logs)
+            return self._run(work, spec, logs, cancel)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _spec(self, work: StepWork, workspace: Path, scratch: Path) -> dict:
+        env = {"HOME": "/tmp", **work.env}
+        volumes: dict = {}
+        if work.kind == "docker":
+            image = work.image
+            command = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
+            entrypoint = list(work.entrypoint) if work.entrypoint else None
+            workdir = work.workdir
+        else:  # a script in the runner image, the commit at /workspace
+            image = work.image or self.settings.runner_image
+            entrypoint, command = [], self._script_command(work, workspace, scratch)
+            volumes[str(workspace)] = {"bind": WORKSPACE, "mode": "ro"}
+            volumes[str(scratch)] = {"bind": CODE, "mode": "ro"}
+            workdir = str(PurePosixPath(WORKSPACE) / work.workdir) if work.workdir else WORKSPACE
+            env["STROM_WORKSPACE"] = WORKSPACE
+            if work.event:
+                (scratch / "event.json").write_text(json.dumps(work.event, default=str), encoding="utf-8")
+                env["STROM_EVENT_PATH"] = f"{CODE}/event.json"
+        if not image:
+            raise StepSetupError("the step names no image")
+        return {"image": image, "command": command, "entrypoint": entrypoint, "environment": env,
+                "working_dir": workdir, "volumes": volumes}
+
+    def _script_command(self, work: StepWork, workspace: Path, scratch: Path) -> list[str]:
+        if work.script is not None:
+            name = f"step{SCRIPT_SUFFIX.get(work.language, '')}"
+            (scratch / name).write_text(work.script if work.script.endswith("\n") else work.script + "\n",
+                                        encoding="utf-8")
+            path = f"{CODE}/{name}"
+        elif work.source:
+            relative = PurePosixPath(work.source)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise StepSetupError(f"source {work.source!r} leaves the workspace")
+            if not (workspace / relative).is_file():
+                raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
+            path = str(PurePosixPath(WORKSPACE) / relative)
+        else:
+            raise StepSetupError("the step has neither `script` nor `source`")
+        interpreter = [work.interpreter] if work.interpreter else INTERPRETERS.get(work.language, ["sh"])
+        return [*interpreter, path, *work.args]
+
+    def _limits(self, work: StepWork) -> dict:
+        settings, resources = self.settings, dict(work.resources or {})
+        limits: dict = {}
+        cpus = settings.cpus
+        if resources.get("cpu"):
+            text = str(resources["cpu"])
+            asked = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+            cpus = min(cpus, asked) if cpus else asked
+        if cpus:
+            limits["nano_cpus"] = int(cpus * 1e9)
+        memory = settings.memory
+        if resources.get("memory"):
+            asked = parse_memory(str(resources["memory"]).lower().replace("i", ""))
+            memory = min(memory, asked) if memory and asked else (asked or memory)
+        if memory:
+            limits["mem_limit"] = memory
+        if settings.pids:
+            limits["pids_limit"] = settings.pids
+        return limits
+
+    def _run(self, work: StepWork, spec: dict, logs: LogSink, cancel: threading.Event) -> StepResult:
+        import docker
+        network = self.settings.network if work.network else "none"  # untrusted code: no network
+        try:
+            container = self.client.containers.create(
+                spec["image"], command=spec["command"], entrypoint=spec["entrypoint"],
+                environment=spec["environment"], working_dir=spec["working_dir"], volumes=spec["volumes"],
+                labels=container_labels(work, self.worker), network_mode=network,
+                security_opt=["no-new-privileges"], detach=True, **self._limits(work))
+        except docker.errors.ImageNotFound as exc:
+            raise StepSetupError(f"image {spec['image']!r} is not on the Docker engine: {exc.explanation}") from exc
+        except docker.errors.APIError as exc:
+            raise StepSetupError(f"Docker refused to create the container: {exc.explanation or exc}") from exc
+        collector = OutputCollector()
+        try:  # attached before the start, like `docker run`, so no line is missed
+            chunks = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            reader = threading.Thread(target=self._stream, args=(chunks, logs, collector), daemon=True,
+                                      name=f"strom-docker-logs-{work.step}")
+            reader.start()
+            container.start()
+            status, exit_code = self._wait(container, work, cancel)
+            reader.join(timeout=10)
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:  # the reaper will get it
+                logs.line("strom", f"could not remove container {container.short_id}: {exc.explanation or exc}")
+        if status is StepStatus.CANCELLED:
+            return StepResult(status, error="cancelled", exit_code=exit_code)
+        if status is StepStatus.TIMED_OUT:
+            return StepResult(status, error=f"timed out after {format_duration(work.timeout)}", exit_code=exit_code)
+        if exit_code != 0:
+            return StepResult(StepStatus.FAILED, error=f"exit code {exit_code}", exit_code=exit_code)
+        output, problem = collector.result()
+        if problem:
+            return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
+        return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+
+    @staticmethod
+    def _stream(chunks, logs: LogSink, collector: OutputCollector) -> None:
+        def emit(stream: str, line: str) -> None:
+            if stream == "stdout":
+                collector.feed(line)
+            logs.line(stream, line)
+
+        out, err = LineSplitter("stdout", emit), LineSplitter("stderr", emit)
+        try:
+            for stdout, stderr in chunks:
+                if stdout:
+                    out.feed(stdout)
+                if stderr:
+                    err.feed(stderr)
+        except Exception as exc:  # the container went away: what was read is kept
+            logs.line("strom", f"log stream ended: {exc}")
+        out.close()
+        err.close()
+
+    def _wait(self, container, work: StepWork, cancel: threading.Event) -> tuple[StepStatus, int | None]:
+        import requests
+        deadline = time.monotonic() + work.timeout if work.timeout else None
+        while True:
+            try:
+                result = container.wait(timeout=POLL)
+                return StepStatus.SUCCEEDED, int(result.get("StatusCode", -1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                pass
+            stop = (StepStatus.CANCELLED if cancel.is_set() else
+                    StepStatus.TIMED_OUT if deadline is not None and time.monotonic() >= deadline else None)
+            if stop is not None:
+                container.stop(timeout=2)
+                try:
+                    code = int(container.wait(timeout=10).get("StatusCode", -1))
+                except Exception:
+                    code = None
+                return stop, code
+
+
+def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> list[str]:
+    """Remove Strom's containers whose worker is not alive (or is named in `also`); their names.
+    Containers of `strom run` (no worker) are its own to remove."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        worker = container.labels.get("strom.worker", "")
+        if worker and (worker in also or not alive(worker)):
+            try:
+                container.remove(force=True)
+                removed.append(container.name)
+            except Exception:  # gone already, or the engine is busy: the next pass tries again
+                continue
+    return removed
