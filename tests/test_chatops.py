@@ -315,6 +315,14 @@ def test_new_pushes_cancel_waiting_gates_and_authors_may_not_approve_their_own(t
                                               False))["runs"]
         waiting(service, second)
         assert service.jobs.load(first).status is JobStatus.WAITING, "cancel_on_push: false keeps the old gate"
+        for who in ("alice", "bob"):
+            decided = say(service, server, 11, "/approve", who)
+            assert decided["runs"] == [second], "only the head's gate: nobody approves code they did not see"
+        assert finished(service, second).status is JobStatus.SUCCEEDED
+        assert service.jobs.load(first).status is JobStatus.WAITING
+        old_only = say(service, server, 11, "/approve", "carol", "CONTRIBUTOR")
+        assert old_only["reason"] == (f"the gates waiting on #11 belong to older commits than its head {newer[:7]}; "
+                                      f"approve the runs of {newer[:7]}")
 
 
 # ------------------------------------------------------------------ GitLab and Gitea

@@ -116,10 +116,12 @@ def test_without_approvers_write_access_decides_and_answers_are_cached(redis_url
     assert keeper(redis_url, api).refusal(gate, "dev", True) is None
     assert api.asked == [("write", "dev")], "asked once, then remembered for a while"
     assert k.refusal(gate, "guest", True) == "guest may not decide `gate`: that needs write access to the repository"
-    assert k.refusal(gate, "x", True, association="COLLABORATOR") is None
-    assert k.refusal(gate, "y", True, association="CONTRIBUTOR") is not None
+    assert k.refusal(gate, "dev", True, association="CONTRIBUTOR") is not None, "the payload may rule out"
+    assert k.refusal(gate, "x", True, association="COLLABORATOR") is not None, "the forge decides, not the payload"
     assert k.refusal(gate, "tok", True, role_decides=True) is None
-    assert keeper(redis_url, None).refusal(gate, "dev2", True) is not None, "no forge: no"
+    without_forge = keeper(redis_url, None)
+    assert without_forge.refusal(gate, "dev2", True) is not None, "no forge, no association: no"
+    assert without_forge.refusal(gate, "dev3", True, association="MEMBER") is None, "no forge: the payload says"
 
 
 def test_an_unreachable_forge_means_no_and_is_not_remembered(redis_url):
@@ -142,10 +144,13 @@ def test_the_same_person_counts_once_and_authors_may_reject_but_not_approve(redi
                                               "(the workspace sets approvals.self_approval: false)")
     assert k.refusal(gate, "alice", False) is None
     assert keeper(redis_url, StubApi(writers={"alice"})).refusal(gate, "alice", True) is None, "allowed by default"
+    nameless = gate_state(event={"kind": "pull_request", "pr": {"number": 3, "author": ""}})
+    assert "did not say who wrote" in k.refusal(Gate(nameless, nameless.steps["gate"]), "bob", True)
 
 
 @pytest.mark.parametrize("event, expected", [
-    ({"kind": "pull_request", "actor": "pusher", "pr": {"number": 1, "author": "Author"}}, {"author"}),
+    ({"kind": "pull_request", "actor": "pusher", "pr": {"number": 1, "author": "Author"}}, {"author", "pusher"}),
+    ({"kind": "comment", "actor": "asker", "pr": {"number": 1, "author": "Author"}}, {"author"}),
     ({"kind": "push", "actor": "Pusher"}, {"pusher"}),
     ({"kind": "manual", "actor": "alice"}, {"alice"}),
     (None, set()),

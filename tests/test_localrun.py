@@ -181,7 +181,8 @@ def test_task_timeout_ends_a_real_run_as_timed_out(workspace):
     assert time.monotonic() - started < 6
 
 
-def test_runners_this_machine_lacks_fail_with_what_is_missing(workspace):
+def test_runners_this_machine_lacks_fail_with_what_is_missing(workspace, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # an engine that does not answer
     root = workspace({".strom/t.yaml": """
         tasks:
           t:
@@ -192,7 +193,7 @@ def test_runners_this_machine_lacks_fail_with_what_is_missing(workspace):
         """})
     outcome, _ = run_local(root, "t")
     errors = {name: run.error for name, run in outcome.state.steps.items()}
-    assert errors["box"] == "this step needs a Docker engine (runner: docker), which this machine does not offer"
+    assert errors["box"].startswith("cannot reach the Docker engine at tcp://127.0.0.1:9: ")
     assert errors["pod"] == "this step needs a Kubernetes cluster (runner: pod), which this machine does not offer"
     assert errors["ai"] == "agent steps need an LLM provider configured on the server; provider 'main' is not configured"
 

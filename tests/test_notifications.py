@@ -198,7 +198,7 @@ def test_notify_test_reports_each_url(tmp_path, smtp, captured):
     config = tmp_path / "strom.yaml"
     config.write_text(json.dumps({"notifications": {"channels": channels(smtp), "timeout": "2s"}}))
     result = CliRunner().invoke(main, ["notify", "test", "mail", "--config", str(config)], catch_exceptions=False)
-    assert result.exit_code == 0 and "✓ sent  mailto://strom@127.0.0.1:" in result.output
+    assert result.exit_code == 0 and f"✓ sent  mailto://127.0.0.1:{smtp.port}\n" in result.output
     [mail] = smtp.wait_for_mails(1)
     assert mail.subject == "Strom test message (mail)" and mail.body.strip() == "Strom can reach this channel."
     captured.replace(responses.POST, DISCORD_HOOK, status=500, json={"message": "boom"})

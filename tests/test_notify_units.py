@@ -145,7 +145,7 @@ def test_an_apprise_config_file_sends_only_to_the_channels_tags(tmp_path):
         assert [call.request.url for call in mock.calls] == ["http://hooks.example.com/oncall"]
         body = json.loads(mock.calls[0].request.body)
         assert (body["title"], body["message"], body["type"]) == ("t", "**b**", "failure")
-    assert [(r.ok, r.target) for r in results] == [(True, "json://hooks.example.com/oncall")]
+    assert [(r.ok, r.target) for r in results] == [(True, "json://hooks.example.com")], "no path: it may hold a token"
 
 
 def test_a_url_apprise_does_not_know_fails_alone(tmp_path):
@@ -154,7 +154,7 @@ def test_a_url_apprise_does_not_know_fails_alone(tmp_path):
         results = deliver(Channel("c", ("nonsense://x", "json://hooks.example.com/x")), Message("t", "b", "b"),
                           attempts=3, sleep=lambda s: None)
     assert [(r.ok, r.target, r.attempts) for r in results] == [
-        (False, "nonsense://…", 1), (True, "json://hooks.example.com/x", 1)]
+        (False, "nonsense://…", 1), (True, "json://hooks.example.com", 1)]
     assert "not an Apprise URL" in results[0].error
 
 
@@ -193,3 +193,75 @@ notify: { channels: [chat] }
     ok = load_texts({".strom/a.yaml": "tasks:\n  t:\n    notify: [{ channels: [chat] }]\n"
                                       "    flow: { a: { type: script, script: x } }\n"}).workspace
     assert ok.tasks["t"].notify[0].events == ("failed", "timed_out", "waiting", "recovered")
+
+
+# ------------------------------------------------------------------ who hears of what
+
+class _Jobs:
+    def __init__(self, runs):
+        self.runs = {r.id: r for r in runs}
+
+    def load(self, job_id):
+        return self.runs.get(job_id)
+
+    def list(self, flt, limit=50, before=None):
+        from runner.store import RunPage
+        found = sorted((r for r in self.runs.values() if r.task == flt.task and (before is None or
+                                                                                 r.created_at < before)),
+                       key=lambda r: r.created_at, reverse=True)
+        return RunPage(found[:limit], None)
+
+
+class _Service:
+    def __init__(self, runs):
+        from runner.config import Config
+        self.jobs = _Jobs(runs)
+        self.config = Config()
+
+
+def run(run_id: str, at: float, status: JobStatus, branch: str = "main", **changes) -> JobState:
+    return push_run(id=run_id, created_at=at, status=status, git={"branch": branch}, **changes)
+
+
+@pytest.mark.parametrize("history, expected", [
+    ([run("a", 1, JobStatus.FAILED)], True),
+    ([run("a", 1, JobStatus.FAILED), run("b", 2, JobStatus.CANCELLED)], True),
+    ([run("a", 1, JobStatus.TIMED_OUT), run("b", 2, JobStatus.SUCCEEDED)], False),
+    ([run("a", 1, JobStatus.FAILED, branch="dev")], False),
+    ([], False),
+])
+def test_recovered_is_the_first_success_after_a_failure_on_the_branch(history, expected):
+    from runner.notify.notifier import Notifier
+    now = run("z", 10, JobStatus.SUCCEEDED)
+    assert Notifier(_Service([*history, now])).recovered(now) is expected
+
+
+def test_a_retried_runs_own_attempts_do_not_count_but_a_rerun_of_a_failure_recovers():
+    from runner.notify.notifier import Notifier
+    first = run("a", 1, JobStatus.SUCCEEDED)
+    failed_attempt = run("b", 2, JobStatus.FAILED)
+    retried = run("c", 3, JobStatus.SUCCEEDED, attempt=2, retry_of="b")
+    assert Notifier(_Service([first, failed_attempt, retried])).recovered(retried) is False
+    rerun = run("d", 3, JobStatus.SUCCEEDED, retry_of="b", source="rerun")
+    assert Notifier(_Service([first, failed_attempt, rerun])).recovered(rerun) is True
+
+
+def test_untrusted_runs_and_children_notify_nobody():
+    from runner.notify.notifier import rules_for
+    from runner.spec.model import Location, NotifyRule
+    rule = NotifyRule(("chat",), ("failed",), Location("a", 1, 1))
+
+    class Ctx:
+        class task:
+            notify = (rule,)
+        workspace = None
+    assert rules_for(push_run(), Ctx) == (rule,)
+    assert rules_for(push_run(trusted=False), Ctx) == ()
+    assert rules_for(push_run(parent_job="p"), Ctx) == ()
+
+
+def test_text_from_outside_cannot_ping_a_whole_chat():
+    from runner.notify.messages import plain
+    assert "<!channel>" not in plain("fix <!channel> and <@U123>, @everyone @here")
+    state = push_run(git={"branch": "main", "title": "<!channel> look"})
+    assert "<!channel>" not in run_message(state, "failed", "https://s/r").markdown

@@ -8,6 +8,7 @@ step ends, however it ends. `reap` removes containers that workers which died le
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ def container_labels(work: StepWork, worker: str) -> dict[str, str]:
 
 
 def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
-    where = settings.host or "the local engine (DOCKER_HOST or /var/run/docker.sock)"
+    where = settings.host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     reason = str(exc).split("(Caused by", 1)[0].strip()
     return f"cannot reach the Docker engine at {where}: {reason}"
 

@@ -28,6 +28,9 @@ class NotifyExecutor:
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
+        if work.untrusted:
+            return StepResult(StepStatus.FAILED, error="notify steps do not run for untrusted pull requests: "
+                                                       "their definitions could write anything to your channels")
         masker = Masker(work.mask)
         plain = step_message(work.title, work.message, work.task, work.workspace, work.step, work.job_id)
         message = Message(masker.mask(plain.title), masker.mask(plain.markdown), masker.mask(plain.text), plain.kind)

@@ -48,9 +48,10 @@ class PullRequestCommands:
     def run(self, commands: list[Command]):
         results = [(command, self.one(command)) for command in commands]
         answers = [o.reply or o.reason or o.error or "" for _, o in results
-                   if o.reply or o.status in ("ignored", "failed")]
+                   if not o.quiet and (o.reply or o.status in ("ignored", "failed"))]
         acted = any(o.status == "done" for _, o in results)
-        self._answer(acted, [a for a in answers if a])
+        if acted or answers:
+            self._answer(acted, [a for a in answers if a])
         if len(results) == 1:
             return results[0][1]
         runs = [r for _, o in results for r in o.runs]
@@ -118,9 +119,20 @@ class PullRequestCommands:
     def reject(self, command: Command):
         return self._decide(command, False)
 
+    def _before_comment(self, state: JobState) -> bool:
+        """Runs the commenter could have seen: created before the comment arrived."""
+        return state.created_at <= self.p.received_at
+
     def _decide(self, command: Command, approve: bool):
-        gates = waiting_gates(s for s in self._runs() if not s.status.terminal)
+        runs = [s for s in self._runs() if not s.status.terminal and self._before_comment(s)]
+        gates = waiting_gates(runs)
+        head = self.pr.head_sha
+        stale = [g for g in gates if head and g.run.commit and g.run.commit != head]
+        gates = [g for g in gates if g not in stale]
         if not gates:
+            if stale:
+                return self._refused(f"the gates waiting on #{self.pr.number} belong to older commits than its head "
+                                     f"{head[:7]}; approve the runs of {head[:7]}")
             return self._refused(f"nothing on #{self.pr.number} waits for approval")
         words = list(command.words)
         if words and any(words[0] in (g.name, g.step.step) for g in gates):
@@ -209,7 +221,8 @@ class PullRequestCommands:
         refused = self._writer_refusal(command)
         if refused:
             return refused
-        active = [s for s in self._runs() if not s.status.terminal and not s.parent_job and not s.is_hook]
+        active = [s for s in self._runs() if not s.status.terminal and not s.parent_job and not s.is_hook
+                  and self._before_comment(s)]
         if not active:
             return self._refused(f"no unfinished run of #{self.pr.number} to cancel")
         cancelled = []
@@ -228,12 +241,17 @@ class PullRequestCommands:
 
     # ------------------------------------------------------------------ commands of .strom/
     def custom(self, command: Command):
+        if not self.p.trust.can_write(self.comment.author, self.comment.association):
+            refused = self._refused(f"{self.comment.author} may not run /{command.name}: commands need write access "
+                                    "to the repository")
+            refused.quiet = True  # perhaps meant for another bot: no reply to people without access
+            return refused
         checkout = self.checkout()
         defined = {(t.command or "").lower() for t in checkout.workspace.triggers.values()
                    if t.type is TriggerType.COMMENT}
         if command.name not in defined:
             return self._refused(unknown_command(command.name, defined))
-        refused = self._writer_refusal(command) or self._untrusted_refusal(command)
+        refused = self._untrusted_refusal(command)
         if refused:
             return refused
         event = replace(self.p.event, comment=replace(self.comment, body=command.line))

@@ -44,15 +44,24 @@ def _words(text: str) -> list[str]:
 
 
 def parse_commands(body: str | None) -> list[Command]:
-    """Every command line of a comment, in order."""
+    """Every command line of a comment, in order. Fenced and indented code, and quotes, never count."""
     found: list[Command] = []
-    fenced = False
+    fence = ""  # the open fence (``` or ~~~ run), if inside one
     for raw in (body or "").splitlines():
-        line = raw.strip()
-        if line.startswith(("```", "~~~")):
-            fenced = not fenced
+        stripped = raw.lstrip(" ")
+        indent = len(raw) - len(stripped)
+        marker = stripped[:3]
+        if marker in ("```", "~~~") and indent < 4:
+            run = len(stripped) - len(stripped.lstrip(marker[0]))
+            if not fence:
+                fence = marker[0] * run
+            elif stripped.startswith(fence) and not stripped.strip(marker[0]).strip():
+                fence = ""
             continue
-        if fenced or not line.startswith("/") or len(line) < 2 or line[1].isspace():
+        if fence or indent >= 4 or raw.startswith("\t"):
+            continue
+        line = stripped.strip()
+        if not line.startswith("/") or len(line) < 2 or line[1].isspace():
             continue
         words = _words(line[1:])
         if words and COMMAND_WORD.fullmatch(words[0].lower()):

@@ -14,7 +14,7 @@ from ..engine import JobState, StepRun, StepStatus
 from ..engine.events import ApprovalDecision
 from .trust import Trust
 
-__all__ = ["Gate", "waiting_gates", "change_authors", "Gatekeeper", "describe_gate"]
+__all__ = ["Gate", "waiting_gates", "change_authors", "author_unknown", "Gatekeeper", "describe_gate"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,19 @@ def waiting_gates(states: Iterable[JobState]) -> list[Gate]:
 
 
 def change_authors(state: JobState) -> set[str]:
-    """Who wrote the change a run is about: the pull request's author, else whoever pushed or started it."""
+    """Who wrote the change a run is about: the pull request's author and whoever pushed, tagged or
+    started it (a commenter who only asked for the run is not an author)."""
     event = state.event or {}
-    pr = event.get("pr") or {}
-    names = {pr.get("author") or "", event.get("actor") or ""} if not pr else {pr.get("author") or ""}
+    names = {(event.get("pr") or {}).get("author") or ""}
+    if event.get("kind") != "comment":
+        names.add(event.get("actor") or "")
     return {n.lower() for n in names if n}
+
+
+def author_unknown(state: JobState) -> bool:
+    """A pull request's run whose author the forge did not name."""
+    pr = (state.event or {}).get("pr")
+    return bool(pr) and not pr.get("author")
 
 
 def describe_gate(gate: Gate) -> str:
@@ -74,16 +82,20 @@ class Gatekeeper:
                 role_decides: bool = False) -> str | None:
         """Why `user` may not decide `gate`, or None. `role_decides`: the caller's API role already
         grants approving, so without `approvers` no repository access is asked for."""
-        if approve and not self.ws.self_approval and user.lower() in change_authors(gate.run):
-            return (f"{user} wrote this change and may not approve its gate `{gate.name}` "
-                    "(the workspace sets approvals.self_approval: false)")
+        if approve and not self.ws.self_approval:
+            if user.lower() in change_authors(gate.run):
+                return (f"{user} wrote this change and may not approve its gate `{gate.name}` "
+                        "(the workspace sets approvals.self_approval: false)")
+            if author_unknown(gate.run):
+                return (f"the forge did not say who wrote this pull request, so `{gate.name}` cannot be approved "
+                        "while the workspace sets approvals.self_approval: false; reject it, or push again")
         if approve and user.lower() in {n.lower() for n in gate.approved_by()}:
             return f"{user} has already approved `{gate.name}`; it needs {gate.required} different people"
         if gate.approvers:
             if self.listed(user, gate.approvers):
                 return None
             return f"{user} is not among the approvers of `{gate.name}` ({', '.join(gate.approvers)})"
-        if role_decides or self.trust.can_write(user, association):
+        if role_decides or self.trust.can_write_strictly(user, association):
             return None
         return f"{user} may not decide `{gate.name}`: that needs write access to the repository"
 

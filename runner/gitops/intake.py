@@ -172,8 +172,9 @@ class _Processor:
 
     # ------------------------------------------------------------------ pull requests
     def _pull_request(self) -> Outcome:
-        pr = self.event.pr
-        self.pulls.remember(pr)
+        self.pulls.remember(self.event.pr)
+        pr = self.pulls.complete(self.event.pr)
+        self.event = replace(self.event, pr=pr)
         if pr.action in ("closed", "merged"):
             self.pulls.clear(pr.number, "pending")
         if pr.action == "synchronize" and self.ws.cancel_waiting_on_push:
@@ -196,16 +197,23 @@ class _Processor:
         return self._start(matched, reasons, checkout, trusted=trusted)
 
     def _cancel_waiting(self, pr) -> None:
-        """A new head supersedes the gates of older ones (runs of earlier events that wait for approval)."""
+        """A new head supersedes the gates of older ones: runs of earlier events with a step waiting for
+        approval (in the run itself or in a child run) are cancelled. Gates reached later refuse
+        /approve on their own (they are not on the head)."""
         from ..engine.events import Cancel
-        flt = RunFilter(workspace=self.ws.name, pr=pr.number, status="waiting")
-        for state in self.service.jobs.list(flt, limit=100).runs:
-            if state.parent_job or state.commit == pr.head_sha:
+        from ..engine.status import StepStatus
+        flt = RunFilter(workspace=self.ws.name, pr=pr.number)
+        targets: dict[str, None] = {}
+        for state in self.service.jobs.list(flt, limit=200).runs:
+            if state.status.terminal or state.commit == pr.head_sha:
                 continue
             if (state.event or {}).get("received_at", 0) >= self.received_at:
                 continue  # a newer event's run: this (late) event supersedes nothing
-            reason = f"superseded: #{pr.number} moved to {pr.head_sha[:7]} while waiting for approval"
-            self.service.orchestrator.try_apply(state.id, Cancel(reason))
+            if any(run.status is StepStatus.WAITING for run in state.steps.values()):
+                targets[state.parent_job or state.id] = None
+        reason = f"superseded: #{pr.number} moved to {pr.head_sha[:7]} while waiting for approval"
+        for job_id in targets:
+            self.service.orchestrator.try_apply(job_id, Cancel(reason))
 
     def _pr_checkout(self, pr) -> Checkout:
         refs = [pr_head_ref(self.ws.forge, pr.number)]

@@ -13,3 +13,4 @@ class Outcome:
     runs: list[str] = field(default_factory=list)
     error: str | None = None
     reply: str | None = None  # what to answer in the pull request, when it is more than the reason
+    quiet: bool = False  # no reply (a word that may be meant for another bot, from someone without access)

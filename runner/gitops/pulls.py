@@ -24,7 +24,10 @@ class Pulls:
         return keys.pull_request(self.workspace, number)
 
     def remember(self, pr: PullRequest) -> None:
-        facts = {k: v for k, v in asdict(pr).items() if k in _FACTS and v not in (None, "")}
+        """Keep the pull request's facts; a payload that lacks one (GitLab names the author only when
+        the author acted) leaves the known value."""
+        known = json.loads(self.redis.hget(self._key(pr.number), "facts") or "{}")
+        facts = {**known, **{k: v for k, v in asdict(pr).items() if k in _FACTS and v not in (None, "")}}
         with self.redis.pipeline() as pipe:
             pipe.hset(self._key(pr.number), "facts", json.dumps(facts))
             pipe.expire(self._key(pr.number), TTL)

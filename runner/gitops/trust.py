@@ -35,6 +35,18 @@ class Trust:
             self._writers[user] = self.ask_forge(f"write:{user.lower()}", lambda api: api.can_write(user))
         return self._writers[user]
 
+    def can_write_strictly(self, user: str, association: str | None) -> bool:
+        """Write access as the forge API tells it (GitHub's MEMBER means any member of the organisation
+        and COLLABORATOR includes read-only ones): the payload's association only rules a user out.
+        Without a forge API, the association is all there is."""
+        if association is not None and association.upper() not in TRUSTED_ASSOCIATIONS:
+            return False
+        if not user:
+            return False
+        if self.service.forge_api(self.ws) is None:
+            return association is not None
+        return self.ask_forge(f"write:{user.lower()}", lambda api: api.can_write(user))
+
     def in_team(self, team: str, user: str) -> bool:
         return self.ask_forge(f"team:{team.lower()}:{user.lower()}", lambda api: api.in_team(team, user))
 

@@ -15,7 +15,7 @@ from ..durations import format_duration
 from ..engine import JobState, StepStatus
 from .send import Message
 
-__all__ = ["run_message", "waiting_message", "step_message", "trigger_text", "ERROR_TAIL"]
+__all__ = ["run_message", "waiting_message", "step_message", "trigger_text", "plain", "ERROR_TAIL"]
 
 ERROR_TAIL = 300  # characters of a failed step's error shown
 ICONS = {"failed": "❌", "timed_out": "⌛", "succeeded": "✅", "cancelled": "🚫", "recovered": "💚",
@@ -24,6 +24,13 @@ WORDS = {"failed": "failed", "timed_out": "timed out", "succeeded": "succeeded",
          "recovered": "recovered", "waiting": "waits for approval"}
 KIND = {"failed": "failure", "timed_out": "failure", "succeeded": "success", "recovered": "success",
         "cancelled": "info", "waiting": "warning"}
+
+
+def plain(text: str) -> str:
+    """Text from outside (commit titles, errors, approval messages) that cannot ping a whole chat
+    (Slack's <!channel>, <@U123>, Discord's @everyone)."""
+    return (text.replace("<!", "<\u200b!").replace("<@", "<\u200b@").replace("@everyone", "@\u200beveryone")
+            .replace("@here", "@\u200bhere"))
 
 
 def trigger_text(state: JobState) -> str:
@@ -73,7 +80,7 @@ def _commit(state: JobState, commit_url: str | None) -> tuple[str, str] | None:
     title = (git.get("title") or (git.get("message") or "").strip().splitlines()[0:1] or [""])
     title = title[0] if isinstance(title, list) else title
     on = f" on {branch}" if branch else ""
-    says = f": {title}" if title else ""
+    says = f": {plain(title)}" if title else ""
     md_sha = f"[`{short}`]({commit_url})" if commit_url else f"`{short}`"
     return f"commit {md_sha}{on}{says}", f"commit {short}{on}{says}" + (f"\n{commit_url}" if commit_url else "")
 
@@ -83,7 +90,7 @@ def _failed_steps(state: JobState) -> list[tuple[str, str]]:
     for name, run in state.steps.items():
         if run.is_placeholder or run.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
             continue
-        error = " ".join((run.error or run.status.value).split())
+        error = plain(" ".join((run.error or run.status.value).split()))
         if len(error) > ERROR_TAIL:
             error = "…" + error[-ERROR_TAIL:]
         out.append((name, error))
@@ -108,8 +115,8 @@ def run_message(state: JobState, event: str, run_url: str, commit_url: str | Non
         md += [f"- `{name}`: {error}" for name, error in failed]
         text += [f"- {name}: {error}" for name, error in failed]
     elif state.error and event not in ("succeeded", "recovered"):
-        md.append(f"error: {state.error[-ERROR_TAIL:]}")
-        text.append(f"error: {state.error[-ERROR_TAIL:]}")
+        md.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
+        text.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
     md.append(f"[Open run {state.id}]({run_url})")
     text.append(f"Run: {run_url}")
     return Message(title, "\n".join(md), "\n".join(text), KIND.get(event, "info"))
@@ -122,7 +129,7 @@ def waiting_message(state: JobState, step: str, run_url: str, commit_url: str | 
     who = ", ".join(approval.get("approvers") or []) or "anyone with write access"
     required = int(approval.get("required") or 1)
     title = f"⏸️ {state.task} waits for approval · {state.workspace}"
-    lines = [f"`{step}`: {approval.get('message') or 'approve?'}",
+    lines = [f"`{step}`: {plain(approval.get('message') or 'approve?')}",
              f"needs {required} approval{'s' if required > 1 else ''} from {who} · {trigger_text(state)}"]
     commit = _commit(state, commit_url)
     pr = ((state.event or {}).get("pr") or {}).get("number")

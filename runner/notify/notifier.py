@@ -35,8 +35,9 @@ HISTORY = 50  # earlier runs looked at to tell a recovery
 
 
 def rules_for(state: JobState, ctx) -> tuple:
-    """The task's rules, else the workspace's defaults (top-level runs only; never for hooks)."""
-    if state.is_hook or state.parent_job:
+    """The task's rules, else the workspace's defaults (top-level runs only; never for hooks, nor for
+    untrusted pull requests, whose definitions nobody vouched for)."""
+    if state.is_hook or state.parent_job or not state.trusted:
         return ()
     own = ctx.task.notify
     return tuple(own) if own is not None else tuple(ctx.workspace.notify)
@@ -123,20 +124,22 @@ class Notifier:
 
     # ------------------------------------------------------------------ what happened before
     def recovered(self, state: JobState) -> bool:
-        """Whether the previous finished run of the task (on the same branch) failed or timed out."""
-        ancestors, current = set(), state
-        for _ in range(10):  # the run's own earlier attempts do not count
-            if not current.retry_of or current.retry_of in ancestors:
-                break
-            ancestors.add(current.retry_of)
+        """Whether the previous finished run of the task on the same branch failed or timed out.
+        Cancelled runs say nothing either way; the run's own earlier attempts (task `retry`) were
+        never announced, so they do not count, while a re-run of a failed run recovers it."""
+        attempts, current = set(), state
+        while current.attempt > 1 and current.retry_of and current.retry_of not in attempts:
+            attempts.add(current.retry_of)
             current = self.service.jobs.load(current.retry_of) or current
-        branch = (state.git or {}).get("branch")
+        branch = (state.git or {}).get("branch") or ""
         page = self.service.jobs.list(RunFilter(workspace=state.workspace, task=state.task), limit=HISTORY,
                                       before=state.created_at)
         for earlier in page.runs:
-            if earlier.id == state.id or earlier.id in ancestors or earlier.parent_job or earlier.is_hook:
+            if earlier.id == state.id or earlier.id in attempts or earlier.parent_job or earlier.is_hook:
                 continue
-            if not earlier.status.terminal or (branch and (earlier.git or {}).get("branch") not in (None, branch)):
+            if not earlier.status.terminal or earlier.status in (JobStatus.CANCELLED, JobStatus.SKIPPED):
+                continue
+            if ((earlier.git or {}).get("branch") or "") != branch:
                 continue
             return earlier.status in FAILING
         return False

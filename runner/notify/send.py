@@ -7,6 +7,7 @@ reported with Apprise's reason, never raised; URLs are shown with their secrets 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +18,7 @@ __all__ = ["Message", "Delivery", "deliver", "KINDS"]
 
 KINDS = ("info", "success", "warning", "failure")
 MAIL_PROTOCOLS = {"mailto", "mailtos"}
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -83,29 +85,40 @@ def deliver(channel: Channel, message: Message, *, timeout: float = 10.0, attemp
     servers, results = _servers(channel)
     notify_type = {"success": apprise.NotifyType.SUCCESS, "warning": apprise.NotifyType.WARNING,
                    "failure": apprise.NotifyType.FAILURE}.get(message.kind, apprise.NotifyType.INFO)
-    for server in servers:
-        server.socket_connect_timeout = server.socket_read_timeout = timeout
-        mail = bool(_protocols(server) & MAIL_PROTOCOLS)
-        body, body_format = (message.text, apprise.NotifyFormat.TEXT) if mail else \
-            (message.markdown, apprise.NotifyFormat.MARKDOWN)
-        target = server.url(privacy=True).split("?", 1)[0]  # secrets hidden, Apprise's default options left out
-        error = None
-        for attempt in range(1, max(1, attempts) + 1):
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-                try:
-                    ok = server.notify(body=body, title=message.title, notify_type=notify_type,
-                                       body_format=body_format)
-                except Exception as exc:  # a plugin bug must not stop the other URLs
-                    ok, error = False, f"{type(exc).__name__}: {exc}"
-            if ok:
-                results.append(Delivery(channel.name, target, True, None, attempt))
-                break
-            error = _reason(captured.getvalue()) or error or "Apprise reported a failure"
-            if attempt < attempts:
-                sleep(backoff * 2 ** (attempt - 1))
-        else:
-            results.append(Delivery(channel.name, target, False, error, max(1, attempts)))
+    with _ONE_AT_A_TIME:  # Apprise logs to one shared logger: each failure's reason must be its own
+        for server in servers:
+            results.append(_deliver_one(server, channel, message, notify_type, timeout, attempts, backoff, sleep))
     return results
+
+
+def _deliver_one(server, channel: Channel, message: Message, notify_type, timeout: float, attempts: int,
+                 backoff: float, sleep) -> Delivery:
+    import apprise
+    server.socket_connect_timeout = server.socket_read_timeout = timeout
+    mail = bool(_protocols(server) & MAIL_PROTOCOLS)
+    body, body_format = (message.text, apprise.NotifyFormat.TEXT) if mail else \
+        (message.markdown, apprise.NotifyFormat.MARKDOWN)
+    target = _target(server.url(privacy=True))
+    attempts, error = max(1, attempts), None
+    for attempt in range(1, attempts + 1):
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            try:
+                ok = server.notify(body=body, title=message.title, notify_type=notify_type, body_format=body_format)
+            except Exception as exc:  # a plugin bug must not stop the other URLs
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            return Delivery(channel.name, target, True, None, attempt)
+        error = _reason(captured.getvalue()) or error or "Apprise reported a failure"
+        if attempt < attempts:
+            sleep(backoff * 2 ** (attempt - 1))
+    return Delivery(channel.name, target, False, error, attempts)
+
+
+def _target(url: str) -> str:
+    """scheme://host[:port] only: Apprise's privacy mode leaves tokens in some URLs' paths (json://)."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}"
 
 
 def _reason(log: str) -> str | None:

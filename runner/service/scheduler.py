@@ -111,8 +111,8 @@ class Scheduler:
             if found is None:
                 continue
             job, taken_from = found
-            forget(connection, job, taken_from)
-            try:
+            try:  # at most once: a notification is not worth sending twice after a crash
+                forget(connection, job, taken_from)
                 notifier.handle(job.args[0])
             except Exception:  # a notification never stops the scheduler
                 log.exception("notification %s failed", job.id)
