@@ -16,7 +16,7 @@ from .secrets import ENV_PREFIX, secrets_from_env
 from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
-from .container_config import DockerConfig, parse_docker
+from .container_config import DockerConfig, KubernetesConfig, parse_docker, parse_kubernetes
 from .notify.config import NotifyConfig, parse_notifications
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
@@ -28,6 +28,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
     "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
+    "kubernetes",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -71,6 +72,7 @@ class Config:
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     sensitive_paths: tuple[Path, ...] = ()  # the config file and every file it reads values from: hidden from steps
     source: str = "defaults"
 
@@ -213,6 +215,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                                          lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
     out["docker"] = parse_docker(r.mapping("docker", "{ runner_image: python:3.12-slim }"), problems)
+    out["kubernetes"] = parse_kubernetes(r.mapping("kubernetes", "{ namespace: strom }"), problems, base)
     out["notifications"] = parse_notifications(r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'),
                                                problems, base, lambda *a, **k: _read_value(*a, environ=environ, **k))
     out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)

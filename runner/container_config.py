@@ -1,4 +1,4 @@
-"""The `docker:` section of the server (and worker) configuration.
+"""The `docker:` and `kubernetes:` sections of the server (and worker) configuration.
 
     docker:
       host: unix:///var/run/docker.sock   # default: DOCKER_HOST, else the local engine
@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .spec.problems import Problems
 from .spec.reader import Reader
 
-__all__ = ["DockerConfig", "parse_docker", "PULL_POLICIES", "DEFAULT_RUNNER_IMAGE"]
+__all__ = ["DockerConfig", "parse_docker", "KubernetesConfig", "parse_kubernetes", "PULL_POLICIES",
+           "DEFAULT_RUNNER_IMAGE"]
 
 PULL_POLICIES = ("never", "if-missing", "always")
 DEFAULT_RUNNER_IMAGE = "python:3.12-slim"
@@ -64,3 +66,45 @@ def parse_docker(block, problems: Problems) -> DockerConfig:
     if r.has("pull"):
         values["pull"] = r.choice("pull", PULL_POLICIES) or "if-missing"
     return DockerConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """
+        kubernetes:
+          kubeconfig: ~/.kube/config     # default: in-cluster when Strom runs in a pod, else KUBECONFIG
+          context: prod                  # a kubeconfig context (default: the current one)
+          namespace: strom
+          runner_image: python:3.12-slim # script steps with runner: pod
+          init_image: busybox:1.36       # fills /workspace (needs wget and tar)
+          service_account: strom-steps
+          pending_timeout: 10m           # a pod Pending longer fails
+          pull_backoff_timeout: 5m       # ... or waiting on an image it cannot pull
+    """
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str = "default"
+    runner_image: str = DEFAULT_RUNNER_IMAGE
+    init_image: str = "busybox:1.36"
+    service_account: str | None = None
+    pending_timeout: float = 600.0
+    pull_backoff_timeout: float = 300.0
+
+
+def parse_kubernetes(block, problems: Problems, base: Path) -> KubernetesConfig:
+    if block is None:
+        return KubernetesConfig()
+    r = Reader(block, problems, "kubernetes")
+    r.check_keys({"kubeconfig", "context", "namespace", "runner_image", "init_image", "service_account",
+                  "pending_timeout", "pull_backoff_timeout"})
+    values: dict = {}
+    if r.string("kubeconfig"):
+        values["kubeconfig"] = (base / Path(r.string("kubeconfig")).expanduser()).resolve()
+    for key in ("context", "namespace", "runner_image", "init_image", "service_account"):
+        if r.string(key):
+            values[key] = r.string(key)
+    for key in ("pending_timeout", "pull_backoff_timeout"):
+        if r.has(key):
+            values[key] = r.duration(key)
+    return KubernetesConfig(**{k: v for k, v in values.items() if v is not None})

@@ -82,23 +82,30 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, v
         if ability not in ABILITIES:
             raise click.BadParameter(f"unknown ability {ability!r} (abilities: script, docker, kubernetes)",
                                      param_hint="--abilities")
-        if ability == "kubernetes":
-            raise click.BadParameter("this worker cannot offer 'kubernetes': the pod runner is not available in "
-                                     "this version", param_hint="--abilities")
     service = _service(config_path)
-    if "docker" in wanted:
-        from ..errors import RunnerUnavailable
-        from ..executors.docker import DockerExecutor
-        try:
-            version = DockerExecutor(service.config.docker).check()
-        except RunnerUnavailable as exc:
-            raise click.BadParameter(f"this worker cannot offer 'docker': {exc}", param_hint="--abilities") from exc
-        click.echo(f"docker: engine {version}", err=True)
+    _check_abilities(service.config, wanted)
     worker = Worker(service, abilities=wanted, tags=[t.strip() for t in tags.split(",") if t.strip()],
                     exclusive=exclusive, concurrency=concurrency, name=name)
     worker.start()
     click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
     _until_signal(worker.stop)
+
+
+def _check_abilities(config, wanted) -> None:
+    """Refuse, with the reason, an ability whose engine or cluster this worker cannot reach."""
+    from ..errors import RunnerUnavailable
+    checks = {}
+    if "docker" in wanted:
+        from ..executors.docker import DockerExecutor
+        checks["docker"] = lambda: f"engine {DockerExecutor(config.docker).check()}"
+    if "kubernetes" in wanted:
+        from ..executors.kubernetes import PodExecutor
+        checks["kubernetes"] = lambda: f"API {PodExecutor(config.kubernetes).check()}"
+    for ability, check in checks.items():
+        try:
+            click.echo(f"{ability}: {check()}", err=True)
+        except RunnerUnavailable as exc:
+            raise click.BadParameter(f"this worker cannot offer {ability!r}: {exc}", param_hint="--abilities") from exc
 
 
 @click.command("scheduler")

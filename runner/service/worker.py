@@ -63,6 +63,9 @@ class Worker:
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
             self.executors["docker"] = DockerExecutor(self.config.docker, self.name)
+        if "kubernetes" in abilities and "kubernetes" not in self.executors:
+            from ..executors.kubernetes import PodExecutor
+            self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
         self.next_reap = 0.0
         self.running: dict[str, _Running] = {}
         self._downloads = None
@@ -233,6 +236,16 @@ class Worker:
             self._downloads = SnapshotDownloads(Path(self.config.data_dir) / "snapshots", self.config.public_url,
                                                 self.config.worker_token)
         return self._downloads.get(work.workspace, work.commit)
+
+    def _snapshot_access(self, work: StepWork) -> tuple[str, str]:
+        """Where a pod downloads the step's commit, and a token that opens only that, for a while."""
+        from ..errors import StepSetupError
+        from ..git import snapshot_tokens
+        if not self.config.worker_token:
+            raise StepSetupError("runner: pod needs workers.token in the configuration (it signs the token the pod "
+                                 "downloads the commit with)")
+        url = f"{self.config.public_url.rstrip('/')}/api/workspaces/{work.workspace}/snapshots/{work.commit}.tar.gz"
+        return url, snapshot_tokens.issue(self.config.worker_token, work.workspace, work.commit)
 
     def _executor_for(self, work: StepWork):
         return self.executors.get(executor_key(work), self.executors["none"])

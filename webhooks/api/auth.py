@@ -6,9 +6,11 @@ import hmac
 
 from flask import current_app, g, request
 
+from runner.git.snapshot_tokens import PREFIX as SCOPED_PREFIX  # short-lived snapshot tokens
+
 from ..errors import ApiError
 
-__all__ = ["PERMISSIONS", "requires", "identify", "caller"]
+__all__ = ["PERMISSIONS", "requires", "identify", "caller", "SCOPED_PREFIX"]
 
 PERMISSIONS = {
     "viewer": frozenset({"read"}),
@@ -45,10 +47,18 @@ def caller() -> str:
     return token.name if token is not None else "anonymous"
 
 
-def requires(permission: str):
+def requires(permission: str, scoped=None):
+    """Only callers whose token's role has `permission`. `scoped(presented, view_kwargs)` may also
+    accept a narrow token of its own kind (it returns why not, or None)."""
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
+            presented = _presented()
+            if scoped is not None and presented and presented.startswith(SCOPED_PREFIX):
+                why = scoped(presented, kwargs)
+                if why:
+                    raise ApiError(401, "unauthorized", why)
+                return view(*args, **kwargs)
             token = identify()
             if token is None:
                 reason = "missing" if _presented() is None else "unknown"

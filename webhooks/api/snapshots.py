@@ -5,6 +5,7 @@ import re
 
 from flask import current_app, request, send_file
 
+from runner.git import snapshot_tokens
 from runner.git.mirrors import GitError
 
 from ..errors import ApiError
@@ -14,8 +15,13 @@ from .auth import requires
 SHA = re.compile(r"[0-9a-f]{40}")
 
 
+def _snapshot_token(presented: str, kwargs: dict) -> str | None:
+    key = current_app.extensions["strom"].config.worker_token
+    return snapshot_tokens.check(key, presented, kwargs.get("workspace", ""), kwargs.get("sha", ""))
+
+
 @bp.get("/workspaces/<workspace>/snapshots/<sha>.tar.gz")
-@requires("read")
+@requires("read", scoped=_snapshot_token)
 def snapshot_archive(workspace, sha):
     service = current_app.extensions["strom"]
     ws = service.config.workspaces.get(workspace)

@@ -1,0 +1,268 @@
+"""Run steps as Kubernetes pods (the official client): `type: pod` runs an image; `type: script` with
+`runner: pod` runs the script in the runner image, with the run's commit downloaded by an init
+container (a short-lived token for that one commit) into a read-only /workspace.
+
+The action's `manifest` is merged into the generated pod, which is refused if it would reach the
+node (host namespaces, hostPath, privileged). A pod Pending too long fails with the pod's own
+reason; timeout and cancel delete the pod; the pod is deleted when the step ends.
+"""
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from pathlib import PurePosixPath
+from typing import Callable
+
+from ..container_config import KubernetesConfig
+from ..durations import format_duration
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..errors import RunnerUnavailable, StepSetupError
+from ..outputs import OutputCollector
+from .base import LogSink, StepResult
+from .docker import INTERPRETERS
+from .languages import SCRIPT_SUFFIX
+from .pods import LABEL, STEP_CONTAINER, deep_merge, label_value, pod_name, step_pod, unsafe_parts
+from .process import LineSplitter
+
+__all__ = ["PodExecutor", "INIT_SCRIPT", "PULL_PROBLEMS"]
+
+INIT_SCRIPT = ('set -e; wget -q -O /tmp/snapshot.tar.gz --header "Authorization: Bearer $STROM_SNAPSHOT_TOKEN" '
+               '"$STROM_SNAPSHOT_URL"; tar -xzf /tmp/snapshot.tar.gz -C /workspace; '
+               'printf "%s" "$STROM_SCRIPT" > "/strom/$STROM_SCRIPT_NAME"')
+PULL_PROBLEMS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+
+
+class PodExecutor:
+    def __init__(self, settings: KubernetesConfig | None = None, worker: str = "",
+                 snapshot_access: Callable[[StepWork], tuple[str, str]] | None = None, api=None,
+                 poll: float = 1.0):
+        """`snapshot_access(work)` gives (url, token) to download the step's commit."""
+        self.settings = settings or KubernetesConfig()
+        self.worker = worker
+        self.snapshot_access = snapshot_access
+        self._api = api
+        self.poll = poll
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the cluster
+    @property
+    def api(self):
+        with self._lock:
+            if self._api is None:
+                from kubernetes import client, config
+                try:
+                    if self.settings.kubeconfig is not None:
+                        api_client = config.new_client_from_config(str(self.settings.kubeconfig),
+                                                                   context=self.settings.context)
+                    else:
+                        try:
+                            config.load_incluster_config()
+                        except config.ConfigException:
+                            config.load_kube_config(context=self.settings.context)
+                        api_client = client.ApiClient()
+                except (config.ConfigException, OSError, TypeError) as exc:
+                    raise RunnerUnavailable(f"no Kubernetes configuration: {exc}") from exc
+                self._api = client.CoreV1Api(api_client)
+            return self._api
+
+    def check(self) -> str:
+        """The API server the worker talks to; raises RunnerUnavailable saying why it cannot."""
+        from kubernetes.client.rest import ApiException
+        host = self.api.api_client.configuration.host
+        try:
+            self.api.list_namespaced_pod(self.settings.namespace, limit=1)
+        except ApiException as exc:
+            raise RunnerUnavailable(f"the Kubernetes API at {host} refused to list pods in namespace "
+                                    f"{self.settings.namespace!r}: {exc.status} {exc.reason}") from exc
+        except Exception as exc:
+            raise RunnerUnavailable(f"cannot reach the Kubernetes API at {host}: {_short(exc)}") from exc
+        return host
+
+    # ------------------------------------------------------------------ the pod
+    def manifest(self, work: StepWork) -> dict:
+        labels = {LABEL: "1", "strom.run": label_value(work.job_id), "strom.step": label_value(work.step),
+                  "strom.attempt": str(work.attempt), "strom.worker": label_value(self.worker or "none")}
+        name = pod_name(work.job_id, work.step, work.attempt)
+        env = dict(work.env)
+        init = None
+        if work.kind == "pod":
+            image = work.image
+            command = list(work.entrypoint) if work.entrypoint else None
+            args = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
+            workdir = work.workdir
+        else:
+            if not work.network:
+                raise StepSetupError("steps of untrusted pull requests cannot run as pods without network (Strom "
+                                     "cannot cut a pod off the network); use runner: docker or allow "
+                                     "pull_requests.network")
+            image = work.image or self.settings.runner_image
+            command, script_name, script = self._script(work)
+            args = None
+            workdir = str(PurePosixPath("/workspace") / work.workdir) if work.workdir else "/workspace"
+            env["STROM_WORKSPACE"] = "/workspace"
+            init = self._init_container(work, script_name, script)
+        if not image:
+            raise StepSetupError("the step names no image")
+        pod = step_pod(name=name, namespace=self.settings.namespace, labels=labels, image=image, command=command,
+                       args=args, env=env, workdir=workdir, workspace_init=init, resources=work.resources,
+                       service_account=self.settings.service_account)
+        if work.manifest:
+            pod = deep_merge(pod, dict(work.manifest))
+        unsafe = unsafe_parts(pod)
+        if unsafe:
+            raise StepSetupError("the pod manifest asks for more than a step may have: " + "; ".join(unsafe))
+        return pod
+
+    def _script(self, work: StepWork) -> tuple[list[str], str, str]:
+        interpreter = [work.interpreter] if work.interpreter else INTERPRETERS.get(work.language, ["sh"])
+        if work.script is not None:
+            name = f"step{SCRIPT_SUFFIX.get(work.language, '')}"
+            return [*interpreter, f"/strom/{name}", *work.args], name, work.script
+        if not work.source:
+            raise StepSetupError("the step has neither `script` nor `source`")
+        relative = PurePosixPath(work.source)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise StepSetupError(f"source {work.source!r} leaves the workspace")
+        return [*interpreter, str(PurePosixPath("/workspace") / relative), *work.args], "unused", ""
+
+    def _init_container(self, work: StepWork, script_name: str, script: str) -> dict:
+        if self.snapshot_access is None or not work.commit:
+            raise StepSetupError("runner: pod needs the run's commit from a git workspace, and workers.token to "
+                                 "let the pod download it")
+        url, token = self.snapshot_access(work)
+        return {"name": "workspace", "image": self.settings.init_image, "command": ["sh", "-c", INIT_SCRIPT],
+                "env": [{"name": "STROM_SNAPSHOT_URL", "value": url}, {"name": "STROM_SNAPSHOT_TOKEN", "value": token},
+                        {"name": "STROM_SCRIPT", "value": script}, {"name": "STROM_SCRIPT_NAME", "value": script_name}],
+                "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"},
+                                 {"name": "code", "mountPath": "/strom"}],
+                "securityContext": {"allowPrivilegeEscalation": False}}
+
+    # ------------------------------------------------------------------ a step
+    def run(self, work: StepWork, workspace, logs: LogSink, cancel: threading.Event) -> StepResult:
+        from kubernetes.client.rest import ApiException
+        if cancel.is_set():
+            return StepResult(StepStatus.CANCELLED, error="cancelled")
+        pod = self.manifest(work)
+        name, namespace = pod["metadata"]["name"], self.settings.namespace
+        try:
+            self.api.create_namespaced_pod(namespace, pod)
+        except ApiException as exc:
+            if exc.status == 409:  # a retry of this very attempt: the old pod goes first
+                self._delete(name)
+                self.api.create_namespaced_pod(namespace, pod)
+            else:
+                raise StepSetupError(f"Kubernetes refused pod {name}: {exc.status} {_api_message(exc)}") from exc
+        except RunnerUnavailable:
+            raise
+        except Exception as exc:
+            raise RunnerUnavailable(f"cannot reach the Kubernetes API: {_short(exc)}") from exc
+        logs.line("strom", f"pod {namespace}/{name}")
+        try:
+            return self._follow(work, name, logs, cancel)
+        finally:
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        from kubernetes.client.rest import ApiException
+        try:
+            self.api.delete_namespaced_pod(name, self.settings.namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _follow(self, work: StepWork, name: str, logs: LogSink, cancel: threading.Event) -> StepResult:
+        started = time.monotonic()
+        deadline = started + work.timeout if work.timeout else None
+        collector = OutputCollector()
+        reader: threading.Thread | None = None
+        pulling_since: float | None = None
+        while True:
+            pod = self.api.read_namespaced_pod(name, self.settings.namespace)
+            phase = (pod.status.phase if pod.status else None) or "Pending"
+            if phase == "Pending":
+                waiting = _waiting(pod)
+                if waiting and waiting[0] in PULL_PROBLEMS:
+                    pulling_since = pulling_since or time.monotonic()
+                    if time.monotonic() - pulling_since >= self.settings.pull_backoff_timeout:
+                        return self._failed_pending(name, waiting, self.settings.pull_backoff_timeout)
+                elif time.monotonic() - started >= self.settings.pending_timeout:
+                    return self._failed_pending(name, waiting or _unscheduled(pod), self.settings.pending_timeout)
+            elif reader is None:
+                reader = threading.Thread(target=self._stream, args=(name, logs, collector), daemon=True,
+                                          name=f"strom-pod-logs-{work.step}")
+                reader.start()
+            if phase in ("Succeeded", "Failed"):
+                if reader is not None:
+                    reader.join(timeout=10)
+                return self._result(pod, phase, collector)
+            if cancel.is_set():
+                return StepResult(StepStatus.CANCELLED, error="cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
+                return StepResult(StepStatus.TIMED_OUT, error=f"timed out after {format_duration(work.timeout)}")
+            cancel.wait(self.poll)
+
+    def _failed_pending(self, name: str, why: tuple[str, str] | None, limit: float) -> StepResult:
+        reason = f": {why[0]}" + (f" ({why[1]})" if why[1] else "") if why else ""
+        return StepResult(StepStatus.FAILED, error=f"pod {name} was still Pending after {format_duration(limit)}"
+                                                   f"{reason}")
+
+    def _stream(self, name: str, logs: LogSink, collector: OutputCollector) -> None:
+        def emit(stream: str, line: str) -> None:
+            collector.feed(line)
+            logs.line(stream, line)
+
+        lines = LineSplitter("stdout", emit)  # the pod log API merges stdout and stderr
+        try:
+            response = self.api.read_namespaced_pod_log(name, self.settings.namespace, container=STEP_CONTAINER,
+                                                        follow=True, _preload_content=False)
+            for chunk in response.stream(4096):
+                lines.feed(chunk)
+        except Exception as exc:  # the pod went away: what was read is kept
+            logs.line("strom", f"log stream ended: {_short(exc)}")
+        lines.close()
+
+    @staticmethod
+    def _result(pod, phase: str, collector: OutputCollector) -> StepResult:
+        state = next((s.state for s in (pod.status.container_statuses or []) if s.name == STEP_CONTAINER), None)
+        terminated = state.terminated if state else None
+        code = terminated.exit_code if terminated else (0 if phase == "Succeeded" else None)
+        if code != 0:
+            detail = f" ({terminated.reason})" if terminated and terminated.reason not in (None, "Error") else ""
+            what = f"exit code {code}" if code is not None else f"pod {phase.lower()}: {pod.status.reason or ''}"
+            return StepResult(StepStatus.FAILED, error=f"{what}{detail}".strip(), exit_code=code)
+        output, problem = collector.result()
+        if problem:
+            return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
+        return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+
+
+def _waiting(pod) -> tuple[str, str] | None:
+    """The first waiting container's (reason, message), init containers first."""
+    status = pod.status
+    for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])] if status else []:
+        waiting = container.state.waiting if container.state else None
+        if waiting and waiting.reason and waiting.reason not in ("PodInitializing", "ContainerCreating"):
+            return waiting.reason, waiting.message or ""
+    return None
+
+
+def _unscheduled(pod) -> tuple[str, str] | None:
+    for condition in (pod.status.conditions or []) if pod.status else []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return condition.reason or "Unschedulable", condition.message or ""
+    return None
+
+
+def _api_message(exc) -> str:
+    import json
+    try:
+        return json.loads(exc.body).get("message") or exc.reason
+    except (TypeError, ValueError, AttributeError):
+        return exc.reason or ""
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text.split("(Caused by", 1)[-1].strip(" ()") if "Caused by" in text else text[:300]

@@ -1,0 +1,112 @@
+"""Pod manifests for Kubernetes steps: what Strom generates, the action's `manifest` merged in, and
+the checks that refuse what would escape the pod. Pure functions.
+
+Merge rules: mappings merge recursively; lists of mappings that all have a `name` merge by name
+(unmatched entries are appended); any other list, and every scalar, is replaced.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from typing import Any, Mapping
+
+__all__ = ["deep_merge", "unsafe_parts", "pod_name", "label_value", "step_pod", "STEP_CONTAINER", "LABEL"]
+
+STEP_CONTAINER = "step"
+LABEL = "strom.managed"
+HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC", "hostUsers")
+
+
+def _named_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(i, Mapping) and "name" in i for i in value)
+
+
+def deep_merge(base: Any, extra: Any) -> Any:
+    """`extra` merged into a copy of `base` by the rules above."""
+    if isinstance(base, Mapping) and isinstance(extra, Mapping):
+        out = {k: copy.deepcopy(v) for k, v in base.items()}
+        for key, value in extra.items():
+            out[key] = deep_merge(out[key], value) if key in out else copy.deepcopy(value)
+        return out
+    if _named_list(base) and _named_list(extra):
+        out = [copy.deepcopy(i) for i in base]
+        index = {item["name"]: i for i, item in enumerate(out)}
+        for item in extra:
+            if item["name"] in index:
+                out[index[item["name"]]] = deep_merge(out[index[item["name"]]], item)
+            else:
+                out.append(copy.deepcopy(item))
+        return out
+    return copy.deepcopy(extra)
+
+
+def unsafe_parts(pod: Mapping) -> list[str]:
+    """What in a pod would reach outside it: host namespaces, hostPath volumes, privileged or
+    privilege-escalating containers. Empty when the pod is fine."""
+    spec = pod.get("spec") or {}
+    found = [f"spec.{key}" for key in HOST_NAMESPACES if spec.get(key) is True and key != "hostUsers"]
+    if spec.get("hostUsers") is True:
+        found.append("spec.hostUsers")
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, Mapping) and "hostPath" in volume:
+            found.append(f"volume {volume.get('name')!r} uses hostPath")
+    for kind in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(kind) or []:
+            context = (container or {}).get("securityContext") or {}
+            name = (container or {}).get("name")
+            if context.get("privileged") is True:
+                found.append(f"{kind} {name!r} is privileged")
+            if context.get("allowPrivilegeEscalation") is True:
+                found.append(f"{kind} {name!r} allows privilege escalation")
+            caps = (context.get("capabilities") or {}).get("add") or []
+            if any(str(c).upper() in ("SYS_ADMIN", "ALL") for c in caps):
+                found.append(f"{kind} {name!r} adds capability {', '.join(map(str, caps))}")
+    return found
+
+
+def label_value(text: str) -> str:
+    """A valid label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
+    if len(clean) > 63 or clean != text:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        clean = (clean[:54].strip("-_.") + "-" + digest).strip("-")
+    return clean or "x"
+
+
+def pod_name(run_id: str, step: str, attempt: int) -> str:
+    """strom-<run>-<step>-<attempt>, a valid DNS name of at most 63 characters."""
+    slug = re.sub(r"[^a-z0-9-]", "-", step.lower()).strip("-")[:24].strip("-") or "step"
+    digest = hashlib.sha1(f"{run_id}/{step}/{attempt}".encode()).hexdigest()[:6]
+    return f"strom-{run_id[:16]}-{slug}-{attempt}-{digest}"[:63].strip("-")
+
+
+def step_pod(*, name: str, namespace: str, labels: Mapping[str, str], image: str, command: list[str] | None,
+             args: list[str] | None, env: Mapping[str, str], workdir: str | None,
+             workspace_init: Mapping | None = None, resources: Mapping | None = None,
+             service_account: str | None = None) -> dict:
+    """The generated pod: restartPolicy Never, the main container named `step`, and, for scripts, an
+    init container that fills the read-only /workspace (and the script at /strom)."""
+    container: dict[str, Any] = {"name": STEP_CONTAINER, "image": image,
+                                 "env": [{"name": k, "value": str(v)} for k, v in env.items()],
+                                 "securityContext": {"allowPrivilegeEscalation": False}}
+    if command:
+        container["command"] = list(command)
+    if args:
+        container["args"] = list(args)
+    if workdir:
+        container["workingDir"] = workdir
+    if resources:
+        container["resources"] = {"requests": dict(resources)}
+    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                            "automountServiceAccountToken": False}
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    if workspace_init is not None:
+        spec["initContainers"] = [dict(workspace_init)]
+        spec["volumes"] = [{"name": "workspace", "emptyDir": {}}, {"name": "code", "emptyDir": {}}]
+        container["volumeMounts"] = [{"name": "workspace", "mountPath": "/workspace", "readOnly": True},
+                                     {"name": "code", "mountPath": "/strom", "readOnly": True}]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": spec}
