@@ -3,7 +3,6 @@ with tags, and the `notify:` rules of `.strom/`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import responses
