@@ -18,25 +18,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["FakeKube", "RUNNING", "PENDING", "succeeded", "failed", "unschedulable", "pull_backoff"]
+__all__ = ["FakeKube", "container_status", "RUNNING", "PENDING", "succeeded", "failed", "unschedulable", "pull_backoff"]
 
 
-def _container(state: dict, name: str = "step") -> dict:
+def container_status(state: dict, name: str = "step") -> dict:
     return {"name": name, "ready": False, "restartCount": 0, "image": "x", "imageID": "", "state": state}
 
 
-RUNNING = {"phase": "Running", "containerStatuses": [_container({"running": {"startedAt": "2026-11-21T10:00:00Z"}})]}
+RUNNING = {"phase": "Running", "containerStatuses": [container_status({"running": {"startedAt": "2026-11-21T10:00:00Z"}})]}
 PENDING = {"phase": "Pending"}
 
 
 def succeeded(code: int = 0) -> dict:
     return {"phase": "Succeeded" if code == 0 else "Failed",
-            "containerStatuses": [_container({"terminated": {"exitCode": code,
+            "containerStatuses": [container_status({"terminated": {"exitCode": code,
                                                              "reason": "Completed" if code == 0 else "Error"}})]}
 
 
 def failed(code: int, reason: str = "Error") -> dict:
-    return {"phase": "Failed", "containerStatuses": [_container({"terminated": {"exitCode": code, "reason": reason}})]}
+    return {"phase": "Failed", "containerStatuses": [container_status({"terminated": {"exitCode": code, "reason": reason}})]}
 
 
 def unschedulable(message: str) -> dict:
@@ -45,7 +45,7 @@ def unschedulable(message: str) -> dict:
 
 
 def pull_backoff(image: str) -> dict:
-    return {"phase": "Pending", "containerStatuses": [_container(
+    return {"phase": "Pending", "containerStatuses": [container_status(
         {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}})]}
 
 

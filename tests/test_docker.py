@@ -61,6 +61,7 @@ WORKSPACE = {
       missing:
         flow:
           pull: {{ type: docker, image: "strom-test/not-there:1" }}
+          absent: {{ type: docker, image: "{IMAGE}", command: [/no/such/tool] }}
       default-image:
         flow:
           run: {{ type: script, runner: docker, script: "echo from the runner image" }}
@@ -151,12 +152,15 @@ def test_logs_stream_live_and_cancel_and_timeout_leave_no_container(live, engine
     assert strom_containers(engine, strom_run=bounded.id) == []
 
 
-def test_a_missing_image_fails_the_step_saying_which(live):
+def test_a_missing_image_fails_the_step_saying_which(live, engine):
     service, server = live
     missing = finished(service, start(server, "missing"))
     assert missing.steps["pull"].error == ("image 'strom-test/not-there:1' is not on the Docker engine and the pull "
                                            "policy is never: load it there (docker pull / docker load) or set "
                                            "docker.pull to if-missing")
+    absent = missing.steps["absent"].error
+    assert absent.startswith("Docker could not start the container: ") and "/no/such/tool" in absent
+    assert strom_containers(engine, strom_run=missing.id) == []
 
 
 def test_an_unreachable_engine_fails_the_step_and_the_worker_refuses_the_ability(engine, service_workspace,

@@ -13,7 +13,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from fake_kube import RUNNING, FakeKube, failed, pull_backoff, succeeded, unschedulable
+from fake_kube import RUNNING, FakeKube, container_status, failed, pull_backoff, succeeded, unschedulable
 from runner.cli import main
 from runner.container_config import KubernetesConfig
 from runner.engine.status import StepStatus
@@ -138,6 +138,26 @@ def test_failed_pods_fail_with_their_exit_code_and_pending_ones_with_their_reaso
     assert len(kube.deleted) == 4, "every pod is deleted, whatever became of it"
 
 
+def test_a_step_with_a_sidecar_ends_when_its_own_container_ends(kube, tmp_path):
+    done_with_sidecar = {"phase": "Running", "containerStatuses": [
+        container_status({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        container_status({"running": {"startedAt": "2026-11-21T10:00:00Z"}}, name="postgres")]}
+    kube.script("tests:1", [RUNNING, done_with_sidecar], log='OUTPUT: {"passed": 41}\n')
+    result, _ = run(kube, tmp_path, work(image="tests:1", manifest={"spec": {"containers": [
+        {"name": "postgres", "image": "postgres:16"}]}}))
+    assert (result.status, result.output) == (StepStatus.SUCCEEDED, {"passed": 41})
+    [pod] = kube.created
+    assert [c["securityContext"] for c in pod["spec"]["containers"]] == [{"allowPrivilegeEscalation": False}] * 2
+
+
+def test_untrusted_steps_get_no_pod_without_network_and_no_manifest(kube, tmp_path):
+    with pytest.raises(StepSetupError, match="cannot run as pods without network"):
+        run(kube, tmp_path, work(untrusted=True, network=False))
+    with pytest.raises(StepSetupError, match="cannot change the pod manifest"):
+        run(kube, tmp_path, work(untrusted=True, network=True, manifest={"spec": {"serviceAccountName": "admin"}}))
+    assert kube.created == []
+
+
 def test_timeout_and_cancel_delete_the_pod(kube, tmp_path):
     kube.script("forever:1", [RUNNING])
     result, _ = run(kube, tmp_path, work(image="forever:1", timeout=0.3))
@@ -157,6 +177,13 @@ def test_manifests_that_reach_the_node_are_refused_before_any_request(kube, tmp_
          "containers 'step' is privileged"),
         ({"spec": {"containers": [{"name": "step", "securityContext": {"allowPrivilegeEscalation": True}}]}},
          "containers 'step' allows privilege escalation"),
+        ({"spec": {"initContainers": [{"name": "x", "image": "a", "securityContext": {
+            "capabilities": {"add": ["CAP_SYS_ADMIN", "NET_BIND_SERVICE"]}}}]}},
+         "initContainers 'x' adds capability SYS_ADMIN"),
+        ({"spec": {"securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "0"}]}}},
+         "spec.securityContext sets sysctls"),
+        ({"spec": {"securityContext": {"seccompProfile": {"type": "Unconfined"}}}},
+         "spec.securityContext sets seccompProfile Unconfined"),
     ]:
         with pytest.raises(StepSetupError, match="asks for more than a step may have") as raised:
             run(kube, tmp_path, work(manifest=manifest))

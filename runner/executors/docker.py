@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from .base import LogSink, StepResult
 from .languages import SCRIPT_SUFFIX
 from .process import LineSplitter
 
-__all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels"]
+__all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels", "container_name"]
 
 LABEL = "strom.managed"
 WORKSPACE = "/workspace"
@@ -40,6 +41,12 @@ INTERPRETERS = {"shell": ["sh"], "python": ["python3"], "javascript": ["node"], 
 def container_labels(work: StepWork, worker: str) -> dict[str, str]:
     return {LABEL: "1", "strom.run": work.job_id, "strom.step": work.step, "strom.attempt": str(work.attempt),
             "strom.worker": worker}
+
+
+def container_name(work: StepWork) -> str:
+    """strom-<run>-<step>-<attempt>: one name per attempt, so a half-made container can be found."""
+    slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", work.step)[:40].strip("-_.") or "step"
+    return f"strom-{work.job_id}-{slug}-{work.attempt}"
 
 
 def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
@@ -103,6 +110,7 @@ class DockerExecutor:
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
         scratch = Path(tempfile.mkdtemp(prefix="strom-docker-"))
+        scratch.chmod(0o755)  # images that run as another user, and remapped engines, read the script too
         try:
             spec = self._spec(work, Path(workspace), scratch)
             self.check()
@@ -112,7 +120,7 @@ class DockerExecutor:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _spec(self, work: StepWork, workspace: Path, scratch: Path) -> dict:
-        env = {"HOME": "/tmp", **work.env}
+        env = dict(work.env)
         volumes: dict = {}
         if work.kind == "docker":
             image = work.image
@@ -126,6 +134,7 @@ class DockerExecutor:
             volumes[str(scratch)] = {"bind": CODE, "mode": "ro"}
             workdir = str(PurePosixPath(WORKSPACE) / work.workdir) if work.workdir else WORKSPACE
             env["STROM_WORKSPACE"] = WORKSPACE
+            env.setdefault("HOME", "/tmp")
             if work.event:
                 (scratch / "event.json").write_text(json.dumps(work.event, default=str), encoding="utf-8")
                 env["STROM_EVENT_PATH"] = f"{CODE}/event.json"
@@ -153,6 +162,12 @@ class DockerExecutor:
         return [*interpreter, path, *work.args]
 
     def _limits(self, work: StepWork) -> dict:
+        try:
+            return self._parse_limits(work)
+        except ValueError as exc:
+            raise StepSetupError(f"resources {dict(work.resources or {})} cannot be read: {exc}") from exc
+
+    def _parse_limits(self, work: StepWork) -> dict:
         settings, resources = self.settings, dict(work.resources or {})
         limits: dict = {}
         cpus = settings.cpus
@@ -172,33 +187,53 @@ class DockerExecutor:
             limits["pids_limit"] = settings.pids
         return limits
 
-    def _run(self, work: StepWork, spec: dict, logs: LogSink, cancel: threading.Event) -> StepResult:
+    def _create(self, work: StepWork, spec: dict, name: str):
         import docker
         network = self.settings.network if work.network else "none"  # untrusted code: no network
+        kwargs = dict(command=spec["command"], entrypoint=spec["entrypoint"], environment=spec["environment"],
+                      working_dir=spec["working_dir"], volumes=spec["volumes"], name=name,
+                      labels=container_labels(work, self.worker), network_mode=network,
+                      security_opt=["no-new-privileges"], detach=True, **self._limits(work))
         try:
-            container = self.client.containers.create(
-                spec["image"], command=spec["command"], entrypoint=spec["entrypoint"],
-                environment=spec["environment"], working_dir=spec["working_dir"], volumes=spec["volumes"],
-                labels=container_labels(work, self.worker), network_mode=network,
-                security_opt=["no-new-privileges"], detach=True, **self._limits(work))
+            return self.client.containers.create(spec["image"], **kwargs)
         except docker.errors.ImageNotFound as exc:
             raise StepSetupError(f"image {spec['image']!r} is not on the Docker engine: {exc.explanation}") from exc
         except docker.errors.APIError as exc:
-            raise StepSetupError(f"Docker refused to create the container: {exc.explanation or exc}") from exc
+            if exc.status_code != 409:  # 409: this attempt's container from before (a retried step)
+                raise StepSetupError(f"Docker refused to create the container: {exc.explanation or exc}") from exc
+        except Exception:  # a timeout may leave a container the engine did create
+            self._remove(name)
+            raise
+        self._remove(name)
+        return self.client.containers.create(spec["image"], **kwargs)
+
+    def _remove(self, name_or_container) -> None:
+        import docker
+        try:
+            container = (self.client.containers.get(name_or_container) if isinstance(name_or_container, str)
+                         else name_or_container)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _run(self, work: StepWork, spec: dict, logs: LogSink, cancel: threading.Event) -> StepResult:
+        import docker
+        container = self._create(work, spec, container_name(work))
         collector = OutputCollector()
         try:  # attached before the start, like `docker run`, so no line is missed
             chunks = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             reader = threading.Thread(target=self._stream, args=(chunks, logs, collector), daemon=True,
                                       name=f"strom-docker-logs-{work.step}")
             reader.start()
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:  # e.g. the command is not in the image
+                raise StepSetupError(f"Docker could not start the container: {exc.explanation or exc}") from exc
             status, exit_code = self._wait(container, work, cancel)
             reader.join(timeout=10)
         finally:
             try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+                self._remove(container)
             except docker.errors.APIError as exc:  # the reaper will get it
                 logs.line("strom", f"could not remove container {container.short_id}: {exc.explanation or exc}")
         if status is StepStatus.CANCELLED:
@@ -232,6 +267,7 @@ class DockerExecutor:
         err.close()
 
     def _wait(self, container, work: StepWork, cancel: threading.Event) -> tuple[StepStatus, int | None]:
+        import docker
         import requests
         deadline = time.monotonic() + work.timeout if work.timeout else None
         while True:
@@ -240,13 +276,15 @@ class DockerExecutor:
                 return StepStatus.SUCCEEDED, int(result.get("StatusCode", -1))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 pass
+            except docker.errors.NotFound as exc:  # removed behind Strom's back
+                raise StepSetupError(f"the step's container disappeared: {exc.explanation or exc}") from exc
             stop = (StepStatus.CANCELLED if cancel.is_set() else
                     StepStatus.TIMED_OUT if deadline is not None and time.monotonic() >= deadline else None)
             if stop is not None:
-                container.stop(timeout=2)
                 try:
+                    container.stop(timeout=2)
                     code = int(container.wait(timeout=10).get("StatusCode", -1))
-                except Exception:
+                except Exception:  # it is removed right after anyway
                     code = None
                 return stop, code
 
@@ -255,7 +293,7 @@ def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> li
     """Remove Strom's containers whose worker is not alive (or is named in `also`); their names.
     Containers of `strom run` (no worker) are its own to remove."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True):
         worker = container.labels.get("strom.worker", "")
         if worker and (worker in also or not alive(worker)):
             try:

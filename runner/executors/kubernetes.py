@@ -23,7 +23,8 @@ from ..outputs import OutputCollector
 from .base import LogSink, StepResult
 from .docker import INTERPRETERS
 from .languages import SCRIPT_SUFFIX
-from .pods import LABEL, STEP_CONTAINER, deep_merge, label_value, pod_name, step_pod, unsafe_parts
+from .pods import (LABEL, STEP_CONTAINER, deep_merge, forbid_escalation, label_value, pod_name, step_pod,
+                   unsafe_parts)
 from .process import LineSplitter
 
 __all__ = ["PodExecutor", "INIT_SCRIPT", "PULL_PROBLEMS"]
@@ -32,6 +33,7 @@ INIT_SCRIPT = ('set -e; wget -q -O /tmp/snapshot.tar.gz --header "Authorization:
                '"$STROM_SNAPSHOT_URL"; tar -xzf /tmp/snapshot.tar.gz -C /workspace; '
                'printf "%s" "$STROM_SCRIPT" > "/strom/$STROM_SCRIPT_NAME"')
 PULL_PROBLEMS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+READ_ATTEMPTS = 5  # consecutive failed reads of a pod before the step is given up
 
 
 class PodExecutor:
@@ -87,16 +89,18 @@ class PodExecutor:
         name = pod_name(work.job_id, work.step, work.attempt)
         env = dict(work.env)
         init = None
+        if not work.network:
+            raise StepSetupError("steps of untrusted pull requests cannot run as pods without network (Strom "
+                                 "cannot cut a pod off the network); use runner: docker or allow "
+                                 "pull_requests.network")
+        if work.untrusted and work.manifest:
+            raise StepSetupError("steps of untrusted pull requests cannot change the pod manifest")
         if work.kind == "pod":
             image = work.image
             command = list(work.entrypoint) if work.entrypoint else None
             args = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
             workdir = work.workdir
         else:
-            if not work.network:
-                raise StepSetupError("steps of untrusted pull requests cannot run as pods without network (Strom "
-                                     "cannot cut a pod off the network); use runner: docker or allow "
-                                     "pull_requests.network")
             image = work.image or self.settings.runner_image
             command, script_name, script = self._script(work)
             args = None
@@ -108,12 +112,14 @@ class PodExecutor:
         pod = step_pod(name=name, namespace=self.settings.namespace, labels=labels, image=image, command=command,
                        args=args, env=env, workdir=workdir, workspace_init=init, resources=work.resources,
                        service_account=self.settings.service_account)
+        if work.timeout:  # the cluster stops the pod even if this worker dies
+            pod["spec"]["activeDeadlineSeconds"] = int(work.timeout + self.settings.pending_timeout) + 60
         if work.manifest:
             pod = deep_merge(pod, dict(work.manifest))
         unsafe = unsafe_parts(pod)
         if unsafe:
             raise StepSetupError("the pod manifest asks for more than a step may have: " + "; ".join(unsafe))
-        return pod
+        return forbid_escalation(pod)
 
     def _script(self, work: StepWork) -> tuple[list[str], str, str]:
         interpreter = [work.interpreter] if work.interpreter else INTERPRETERS.get(work.language, ["sh"])
@@ -162,7 +168,10 @@ class PodExecutor:
         try:
             return self._follow(work, name, logs, cancel)
         finally:
-            self._delete(name)
+            try:
+                self._delete(name)
+            except Exception as exc:  # the step's own result matters more; the pod's deadline ends it
+                logs.line("strom", f"could not delete pod {name}: {_short(exc)}")
 
     def _delete(self, name: str) -> None:
         from kubernetes.client.rest import ApiException
@@ -172,31 +181,46 @@ class PodExecutor:
             if exc.status != 404:
                 raise
 
+    def _read(self, name: str, errors: list):
+        """The pod, riding out a few transient API errors in a row."""
+        try:
+            pod = self.api.read_namespaced_pod(name, self.settings.namespace)
+        except Exception as exc:
+            errors.append(exc)
+            if len(errors) >= READ_ATTEMPTS:
+                raise RunnerUnavailable(f"lost the Kubernetes API while following pod {name}: {_short(exc)}") from exc
+            return None
+        errors.clear()
+        return pod
+
     def _follow(self, work: StepWork, name: str, logs: LogSink, cancel: threading.Event) -> StepResult:
         started = time.monotonic()
         deadline = started + work.timeout if work.timeout else None
         collector = OutputCollector()
         reader: threading.Thread | None = None
         pulling_since: float | None = None
+        errors: list = []
         while True:
-            pod = self.api.read_namespaced_pod(name, self.settings.namespace)
-            phase = (pod.status.phase if pod.status else None) or "Pending"
-            if phase == "Pending":
-                waiting = _waiting(pod)
-                if waiting and waiting[0] in PULL_PROBLEMS:
-                    pulling_since = pulling_since or time.monotonic()
-                    if time.monotonic() - pulling_since >= self.settings.pull_backoff_timeout:
-                        return self._failed_pending(name, waiting, self.settings.pull_backoff_timeout)
-                elif time.monotonic() - started >= self.settings.pending_timeout:
-                    return self._failed_pending(name, waiting or _unscheduled(pod), self.settings.pending_timeout)
-            elif reader is None:
-                reader = threading.Thread(target=self._stream, args=(name, logs, collector), daemon=True,
-                                          name=f"strom-pod-logs-{work.step}")
-                reader.start()
-            if phase in ("Succeeded", "Failed"):
-                if reader is not None:
-                    reader.join(timeout=10)
-                return self._result(pod, phase, collector)
+            pod = self._read(name, errors)
+            if pod is not None:
+                phase = (pod.status.phase if pod.status else None) or "Pending"
+                state = _step_state(pod)
+                if phase == "Pending" and state is None or (state is not None and state.waiting):
+                    waiting = _waiting(pod)
+                    if waiting and waiting[0] in PULL_PROBLEMS:
+                        pulling_since = pulling_since or time.monotonic()
+                        if time.monotonic() - pulling_since >= self.settings.pull_backoff_timeout:
+                            return self._failed_pending(name, waiting, self.settings.pull_backoff_timeout)
+                    elif time.monotonic() - started >= self.settings.pending_timeout:
+                        return self._failed_pending(name, waiting or _unscheduled(pod), self.settings.pending_timeout)
+                elif reader is None and state is not None and (state.running or state.terminated):
+                    reader = threading.Thread(target=self._stream, args=(name, logs, collector), daemon=True,
+                                              name=f"strom-pod-logs-{work.step}")
+                    reader.start()
+                if (state is not None and state.terminated) or phase in ("Succeeded", "Failed"):
+                    if reader is not None:
+                        reader.join(timeout=10)
+                    return self._result(pod, phase, collector)
             if cancel.is_set():
                 return StepResult(StepStatus.CANCELLED, error="cancelled")
             if deadline is not None and time.monotonic() >= deadline:
@@ -225,17 +249,38 @@ class PodExecutor:
 
     @staticmethod
     def _result(pod, phase: str, collector: OutputCollector) -> StepResult:
-        state = next((s.state for s in (pod.status.container_statuses or []) if s.name == STEP_CONTAINER), None)
+        state = _step_state(pod)
         terminated = state.terminated if state else None
+        if terminated is None:
+            init = _failed_init(pod)
+            if init:
+                return StepResult(StepStatus.FAILED, error=init)
         code = terminated.exit_code if terminated else (0 if phase == "Succeeded" else None)
         if code != 0:
             detail = f" ({terminated.reason})" if terminated and terminated.reason not in (None, "Error") else ""
-            what = f"exit code {code}" if code is not None else f"pod {phase.lower()}: {pod.status.reason or ''}"
-            return StepResult(StepStatus.FAILED, error=f"{what}{detail}".strip(), exit_code=code)
+            reason = (pod.status.reason or pod.status.message or "") if pod.status else ""
+            what = f"exit code {code}" if code is not None else f"pod {phase.lower()}" + (f": {reason}" if reason else "")
+            return StepResult(StepStatus.FAILED, error=f"{what}{detail}", exit_code=code)
         output, problem = collector.result()
         if problem:
             return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
         return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+
+
+def _step_state(pod):
+    status = pod.status
+    return next((s.state for s in (status.container_statuses or []) if s.name == STEP_CONTAINER), None) \
+        if status else None
+
+
+def _failed_init(pod) -> str | None:
+    for container in (pod.status.init_container_statuses or []) if pod.status else []:
+        terminated = container.state.terminated if container.state else None
+        if terminated and terminated.exit_code:
+            return (f"init container {container.name!r} failed with exit code {terminated.exit_code}"
+                    + (f" ({terminated.reason})" if terminated.reason not in (None, "Error") else "")
+                    + ": the commit could not be downloaded (is public_url reachable from the cluster?)")
+    return None
 
 
 def _waiting(pod) -> tuple[str, str] | None:

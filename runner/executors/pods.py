@@ -11,11 +11,11 @@ import hashlib
 import re
 from typing import Any, Mapping
 
-__all__ = ["deep_merge", "unsafe_parts", "pod_name", "label_value", "step_pod", "STEP_CONTAINER", "LABEL"]
+__all__ = ["deep_merge", "unsafe_parts", "forbid_escalation", "pod_name", "label_value", "step_pod", "STEP_CONTAINER", "LABEL"]
 
 STEP_CONTAINER = "step"
 LABEL = "strom.managed"
-HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC", "hostUsers")
+HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 
 def _named_list(value) -> bool:
@@ -41,28 +41,63 @@ def deep_merge(base: Any, extra: Any) -> Any:
     return copy.deepcopy(extra)
 
 
+SAFE_CAPABILITIES = frozenset({"NET_BIND_SERVICE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID",
+                               "SETUID", "SETPCAP", "MKNOD", "AUDIT_WRITE", "SETFCAP", "SYS_CHROOT", "NET_RAW"})
+
+
+def _unconfined(context: Mapping, where: str) -> list[str]:
+    found = []
+    for key in ("seccompProfile", "appArmorProfile"):
+        if str(((context.get(key) or {}).get("type") or "")).lower() == "unconfined":
+            found.append(f"{where} sets {key} Unconfined")
+    if (context.get("windowsOptions") or {}).get("hostProcess") is True:
+        found.append(f"{where} asks for a Windows host process")
+    return found
+
+
 def unsafe_parts(pod: Mapping) -> list[str]:
     """What in a pod would reach outside it: host namespaces, hostPath volumes, privileged or
-    privilege-escalating containers. Empty when the pod is fine."""
+    privilege-escalating containers, capabilities beyond the runtime's defaults, unconfined
+    profiles, sysctls. Empty when the pod is fine."""
     spec = pod.get("spec") or {}
-    found = [f"spec.{key}" for key in HOST_NAMESPACES if spec.get(key) is True and key != "hostUsers"]
-    if spec.get("hostUsers") is True:
-        found.append("spec.hostUsers")
+    found = [f"spec.{key}" for key in HOST_NAMESPACES if spec.get(key) is True]
+    pod_context = spec.get("securityContext") or {}
+    if isinstance(pod_context, Mapping):
+        if pod_context.get("sysctls"):
+            found.append("spec.securityContext sets sysctls")
+        found += _unconfined(pod_context, "spec.securityContext")
     for volume in spec.get("volumes") or []:
         if isinstance(volume, Mapping) and "hostPath" in volume:
             found.append(f"volume {volume.get('name')!r} uses hostPath")
     for kind in ("initContainers", "containers", "ephemeralContainers"):
         for container in spec.get(kind) or []:
-            context = (container or {}).get("securityContext") or {}
-            name = (container or {}).get("name")
+            if not isinstance(container, Mapping):
+                found.append(f"{kind} holds something that is not a container")
+                continue
+            context = container.get("securityContext") or {}
+            where = f"{kind} {container.get('name')!r}"
             if context.get("privileged") is True:
-                found.append(f"{kind} {name!r} is privileged")
+                found.append(f"{where} is privileged")
             if context.get("allowPrivilegeEscalation") is True:
-                found.append(f"{kind} {name!r} allows privilege escalation")
-            caps = (context.get("capabilities") or {}).get("add") or []
-            if any(str(c).upper() in ("SYS_ADMIN", "ALL") for c in caps):
-                found.append(f"{kind} {name!r} adds capability {', '.join(map(str, caps))}")
+                found.append(f"{where} allows privilege escalation")
+            added = [str(c).upper().removeprefix("CAP_") for c in (context.get("capabilities") or {}).get("add") or []]
+            extra = [c for c in added if c not in SAFE_CAPABILITIES]
+            if extra:
+                found.append(f"{where} adds capability {', '.join(extra)}")
+            found += _unconfined(context, where)
     return found
+
+
+def forbid_escalation(pod: dict) -> dict:
+    """Every container of the pod with allowPrivilegeEscalation: false (unset would allow it)."""
+    spec = pod.get("spec") or {}
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
+            if isinstance(container, dict):
+                context = container.get("securityContext")
+                container["securityContext"] = {**(context if isinstance(context, dict) else {}),
+                                                "allowPrivilegeEscalation": False}
+    return pod
 
 
 def label_value(text: str) -> str:

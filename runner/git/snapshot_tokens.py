@@ -35,11 +35,11 @@ def check(key: str | None, token: str, workspace: str, sha: str, now: float | No
     if not key:
         return "this server has no workers.token to check snapshot tokens with"
     body, _, signature = token.rpartition(".")
-    if not body.startswith(PREFIX) or not hmac.compare_digest(_sign(key, body), signature):
+    if not body.startswith(PREFIX) or not hmac.compare_digest(_sign(key, body).encode(), signature.encode()):
         return "the snapshot token is not valid"
     parts = body[len(PREFIX):].rsplit(".", 2)
     if len(parts) != 3 or parts[0] != workspace or parts[1] != sha:
         return "the snapshot token is for another commit"
-    if int(parts[2]) < (time.time() if now is None else now):
+    if not parts[2].isdigit() or int(parts[2]) < (time.time() if now is None else now):
         return "the snapshot token has expired"
     return None

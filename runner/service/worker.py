@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 from ..engine.events import StepFinished, StepStarted
@@ -81,7 +82,10 @@ class Worker:
             except Exception as exc:  # an engine that is down now may be up for the first step
                 log.warning("could not look for containers left behind: %s", exc)
         self.beat()
-        for target, name in ((self._heartbeats, "heartbeat"), (self._cancel_listener, "cancels")):
+        loops = [(self._heartbeats, "heartbeat"), (self._cancel_listener, "cancels")]
+        if "docker" in self.executors:
+            loops.append((self._reaper, "reaper"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"strom-{name}", daemon=True)
             thread.start()
         for i in range(self.concurrency):
@@ -128,15 +132,20 @@ class Worker:
         while not self.stopping.wait(self.config.heartbeat_interval):
             try:
                 self.beat()
-                if time.monotonic() >= self.next_reap:
-                    self.reap()
-            except Exception:  # Redis or engine hiccups must not kill the heartbeat
+            except Exception:  # Redis hiccups must not kill the heartbeat
                 log.exception("heartbeat failed")
+
+    def _reaper(self) -> None:
+        """Its own thread: a slow engine must never delay the heartbeats."""
+        while not self.stopping.wait(REAP_EVERY):
+            try:
+                self.reap()
+            except Exception as exc:  # the engine may be back next time
+                log.warning("looking for containers left behind failed: %s", exc)
 
     def reap(self, starting: bool = False) -> list[str]:
         """Remove containers that dead workers left behind (at start: this worker's name's too)."""
         executor = self.executors.get("docker")
-        self.next_reap = time.monotonic() + REAP_EVERY
         if executor is None or not hasattr(executor, "client"):
             return []
         from ..executors.docker import reap
@@ -244,8 +253,12 @@ class Worker:
         if not self.config.worker_token:
             raise StepSetupError("runner: pod needs workers.token in the configuration (it signs the token the pod "
                                  "downloads the commit with)")
-        url = f"{self.config.public_url.rstrip('/')}/api/workspaces/{work.workspace}/snapshots/{work.commit}.tar.gz"
-        return url, snapshot_tokens.issue(self.config.worker_token, work.workspace, work.commit)
+        base = self.config.public_url.rstrip("/")
+        if urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1"):
+            raise StepSetupError(f"runner: pod needs a public_url pods can reach, not {base}")
+        url = f"{base}/api/workspaces/{work.workspace}/snapshots/{work.commit}.tar.gz"
+        ttl = max(snapshot_tokens.TTL, self.config.kubernetes.pending_timeout + 300)  # valid until the pod starts
+        return url, snapshot_tokens.issue(self.config.worker_token, work.workspace, work.commit, ttl=ttl)
 
     def _executor_for(self, work: StepWork):
         return self.executors.get(executor_key(work), self.executors["none"])
