@@ -14,6 +14,8 @@ from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
 from .receivers import forges, git, hooks
+from .ui import bp as ui
+from .ui.session import secret_key
 
 __all__ = ["create_app"]
 
@@ -27,6 +29,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app = Flask("strom", static_folder=None)
     app.config.update(settings)
     app.config["JSON_SORT_KEYS"] = False
+    app.secret_key = secret_key(service.config.data_dir)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="strom_session",
+                      SESSION_COOKIE_SECURE=service.config.public_url.startswith("https://"),
+                      PERMANENT_SESSION_LIFETIME=12 * 3600)
     app.json.sort_keys = False
     app.extensions["strom"] = service
     register_error_handlers(app)
@@ -35,6 +41,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app.register_blueprint(openapi)
     for receiver in (forges, hooks, git):
         app.register_blueprint(receiver)
+    app.register_blueprint(ui)
 
     @app.get("/healthz")
     def healthz():

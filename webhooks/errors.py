@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from runner.errors import InputError, SpecError, StromError
@@ -49,6 +49,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if request.blueprint == "ui":  # people get a page, programs get JSON
+            return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), \
+                exc.code or 500
         return _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
 
     @app.errorhandler(Exception)

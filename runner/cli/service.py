@@ -159,7 +159,7 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
         for line in _workspace_lines(info, workspace):
             console.print(line)
         console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
-        console.print(f"  admin token:     {info['token']}")
+        console.print(f"  admin token:     {info['token']}  (sign in at {info['url']}/login with it)")
         console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
         if run_task and not stop.is_set():
             status = _run_and_follow(info, run_task)

@@ -14,7 +14,8 @@ from ..engine import JobState, StepRun, StepStatus
 from ..engine.events import ApprovalDecision
 from .trust import Trust
 
-__all__ = ["Gate", "waiting_gates", "change_authors", "author_unknown", "Gatekeeper", "describe_gate"]
+__all__ = ["Gate", "waiting_gates", "change_authors", "author_unknown", "Gatekeeper", "describe_gate",
+           "caller_refusal"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,14 @@ class Gatekeeper:
         decision = self.service.orchestrator.apply(gate.run.id, ApprovalDecision(gate.name, approve, user, reason))
         return decision.state
 
+
+
+def caller_refusal(service, state: JobState, step: str, user: str, approve: bool) -> str | None:
+    """Why a caller whose role allows approving (API, CLI, web UI) may not decide `step` of `state`.
+    None also when the step does not wait: the engine then says what is wrong."""
+    from ..workspace_config import WorkspaceConfig
+    run = state.steps[step]
+    if run.approval is None or run.status is not StepStatus.WAITING:
+        return None
+    ws = service.config.workspaces.get(state.workspace) or WorkspaceConfig(state.workspace)
+    return Gatekeeper(service, ws).refusal(Gate(state, run), user, approve, role_decides=True)

@@ -20,6 +20,7 @@ class RunFilter:
     trigger: str | None = None
     source: str | None = None
     pr: int | None = None  # runs of this pull request (needs `workspace`)
+    branch: str | None = None
     since: float | None = None
     until: float | None = None
 
@@ -180,7 +181,12 @@ def _matches(state: JobState, flt: RunFilter) -> bool:
             and (flt.status is None or state.status.value == flt.status)
             and (flt.trigger is None or state.trigger == flt.trigger)
             and (flt.source is None or state.source == flt.source)
-            and (flt.pr is None or pull_request_of(state) == flt.pr))
+            and (flt.pr is None or pull_request_of(state) == flt.pr)
+            and (flt.branch is None or branch_of(state) == flt.branch))
+
+
+def branch_of(state: JobState) -> str:
+    return (state.git or {}).get("branch") or (state.event or {}).get("branch") or ""
 
 
 def pull_request_of(state: JobState) -> int | None:

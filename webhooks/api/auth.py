@@ -60,6 +60,9 @@ def requires(permission: str, scoped=None):
                     raise ApiError(401, "unauthorized", why)
                 return view(*args, **kwargs)
             token = identify()
+            if token is None and presented is None and request.method in ("GET", "HEAD"):
+                from ..ui.session import signed_in  # the UI's pages read the API with their session
+                token = signed_in()
             if token is None:
                 reason = "missing" if _presented() is None else "unknown"
                 raise ApiError(401, "unauthorized", f"{reason} API token; send `Authorization: Bearer <token>`")

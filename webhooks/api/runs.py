@@ -4,12 +4,10 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from runner.engine.events import ApprovalDecision, Cancel
-from runner.engine import StepStatus
 from runner.errors import EngineError
-from runner.gitops.gates import Gate, Gatekeeper
+from runner.gitops.gates import caller_refusal
 from runner.service import runs as run_service
 from runner.store import RunFilter
-from runner.workspace_config import WorkspaceConfig
 
 from ..errors import ApiError
 from . import bp
@@ -91,13 +89,9 @@ def _decide(run_id: str, step: str, approved: bool, reason):
     state = _load(run_id)
     if step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
-    run = state.steps[step]
-    if run.status is StepStatus.WAITING and run.approval is not None:
-        service = _service()
-        ws = service.config.workspaces.get(state.workspace) or WorkspaceConfig(state.workspace)
-        refusal = Gatekeeper(service, ws).refusal(Gate(state, run), caller(), approved, role_decides=True)
-        if refusal:
-            raise ApiError(403, "forbidden", refusal)
+    refusal = caller_refusal(_service(), state, step, caller(), approved)
+    if refusal:
+        raise ApiError(403, "forbidden", refusal)
     return _apply(run_id, ApprovalDecision(step, approved, caller(), reason))
 
 

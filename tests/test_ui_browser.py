@@ -1,0 +1,149 @@
+"""The web UI in headless Chromium (Debian's, driven by Playwright) against a live server: sign in,
+start a task from its form, watch its log lines arrive, see the graph change, approve a waiting
+step, cancel a run. Screenshots of the main pages go to the test's directory, and to
+docs/screenshots/ with STROM_SCREENSHOTS=1."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+from runner.engine import JobStatus
+from service_env import TOKENS, make_config, serving, stack, wait_for
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+WORKSPACE = {".strom/ci.yaml": """
+    tasks:
+      build:
+        input:
+          target: { type: string, default: app, description: What to build }
+          shards: { type: integer, default: 3 }
+        flow:
+          compile:
+            type: script
+            script: |
+              printf '\\033[32mcompiling\\033[0m {{ input.target }}\\n'
+              for i in 1 2 3 4 5 6; do echo "step $i of 6"; sleep 0.4; done
+              echo 'OUTPUT: {"artifact": "{{ input.target }}.tgz"}'
+          test:
+            type: script
+            for_each: "{{ range(input.shards) | list }}"
+            script: 'echo "shard {{ each.item }}"'
+            depends_on: [compile]
+          package: { type: script, script: "echo packed", depends_on: [test] }
+      release:
+        flow:
+          build: { type: script, script: "echo built" }
+          approve: { type: approval, message: "Release to production?", depends_on: [build] }
+          ship: { type: script, script: "echo shipped", depends_on: [approve] }
+      soak:
+        flow:
+          wait: { type: script, script: "echo soaking; sleep 60" }
+    triggers:
+      nightly: { type: scheduler, cron: "0 3 * * *", task: build }
+    """}
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = need("chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(service_workspace, redis_url):
+    config = make_config(service_workspace(WORKSPACE), redis_url, STROM_PUBLIC_URL="http://strom.test")
+    with stack(config) as service, serving(config, service) as server:
+        yield service, server
+
+
+@pytest.fixture
+def page(chromium, live):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    if os.environ.get("STROM_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS / f"{name}.png")
+
+
+def sign_in(page, server, role="admin"):
+    page.goto(f"{server.url}/tasks")
+    assert page.url.startswith(f"{server.url}/login?next=/tasks")
+    page.fill("#token", TOKENS[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/tasks")
+
+
+def test_start_a_task_from_its_form_and_watch_it_live(page, live, tmp_path):
+    service, server = live
+    sign_in(page, server)
+    page.click("text=Run build")
+    page.fill("#build-target", "web")
+    shot(page, tmp_path, "tasks")
+    page.click("#run-build")
+    page.wait_for_url(f"{server.url}/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    log = page.locator('pre.log[data-log="compile"]')
+    log.locator("text=step 2 of 6").wait_for(timeout=15_000)
+    assert service.jobs.load(run_id).steps["compile"].status.value == "running", "lines arrive while it runs"
+    assert page.locator('g.node[data-step="compile"]').get_attribute("class") == "node running"
+    assert log.locator("span.ansi-32").inner_text() == "compiling", "ANSI colours are rendered"
+    page.wait_for_function("document.querySelector('g.node[data-step=\"package\"]')"
+                           ".getAttribute('class') === 'node succeeded'", timeout=30_000)
+    page.wait_for_function("document.querySelector('g.node[data-step=\"test\"] .sub').textContent"
+                           " === 'succeeded · 3/3 done'", timeout=10_000)  # the page reloads when the run ends
+    assert page.locator("#run-status").get_attribute("class") == "status succeeded"
+    assert page.locator(".timeline .lane").count() >= 5, "a bar per step and instance"
+    assert '"artifact": "web.tgz"' in page.locator("#step-compile pre.json").inner_text()
+    shot(page, tmp_path, "run")
+    page.goto(f"{server.url}/runs")
+    assert page.locator(f'tr[data-run="{run_id}"] .status').inner_text() == "succeeded"
+    shot(page, tmp_path, "runs")
+
+
+def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
+    service, server = live
+    sign_in(page, server)
+    page.click("text=Run release")
+    page.click("#run-release")
+    page.wait_for_url(f"{server.url}/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    page.goto(f"{server.url}/runs/{run_id}?step=approve")
+    assert page.locator("#step-approve .message").inner_text() == "Release to production?"
+    assert page.locator('g.node[data-step="approve"]').get_attribute("class") == "node waiting"
+    shot(page, tmp_path, "approval")
+    page.fill('#step-approve form.decide input[name="reason"] >> nth=0', "checked the diff")
+    page.click("#approve-approve")
+    page.locator("text=Approved approve.").wait_for()
+    page.locator("#run-status.succeeded").wait_for(timeout=20_000)
+    assert service.jobs.load(run_id).steps["approve"].output["approved_by"] == "admin"
+    assert "Approved by admin" in page.locator("#step-approve").inner_text()
+
+    page.goto(f"{server.url}/tasks")
+    page.click("text=Run soak")
+    page.click("#run-soak")
+    page.wait_for_url(f"{server.url}/runs/*")
+    soak = page.url.rsplit("/", 1)[1]
+    page.locator('pre.log[data-log="wait"] >> text=soaking').wait_for(timeout=15_000)
+    page.click("#cancel")
+    page.locator("#run-status.cancelled").wait_for(timeout=20_000)
+    assert service.jobs.load(soak).status is JobStatus.CANCELLED
+    page.wait_for_function("document.querySelector('g.node[data-step=\"wait\"]').getAttribute('class')"
+                           " === 'node cancelled'", timeout=10_000)

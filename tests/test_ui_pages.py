@@ -1,0 +1,132 @@
+"""The web UI's pages over HTTP: sign-in, the session cookie, CSRF on every form, what each role is
+offered, the run form's validation, deep links, and the API read with the session."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from runner.engine import JobStatus
+from service_env import TOKENS, make_config, serving, stack, wait_for
+
+WORKSPACE = {".strom/ui.yaml": """
+    tasks:
+      greet:
+        input:
+          name: { type: string, required: true, description: Who to greet }
+          times: { type: integer, default: 2 }
+          loud: { type: boolean, default: false }
+          colour: { type: string, options: [red, green], default: green }
+        flow:
+          hello: { type: script, script: 'echo "hello {{ input.name }} x{{ input.times }}"' }
+          after: { type: script, script: "echo done", depends_on: [hello] }
+      gate:
+        flow:
+          ask: { type: approval, message: "ship it?" }
+          go: { type: script, script: "echo went", depends_on: [ask] }
+    triggers:
+      nightly: { type: scheduler, cron: "0 3 * * *", task: greet, input: { name: night } }
+    """}
+
+
+@pytest.fixture
+def live(service_workspace, redis_url):
+    config = make_config(service_workspace(WORKSPACE), redis_url, STROM_PUBLIC_URL="http://strom.test")
+    with stack(config) as service, serving(config, service) as server:
+        yield service, server
+
+
+def signed_in(server, role: str = "admin") -> requests.Session:
+    browser = requests.Session()
+    answer = browser.post(f"{server.url}/login", data={"token": TOKENS[role]}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/runs")
+    return browser
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):
+    service, server = live
+    anonymous = requests.get(f"{server.url}/runs/abc?step=x", allow_redirects=False, timeout=10)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"] == "/login?next=/runs/abc?step%3Dx"
+    wrong = requests.post(f"{server.url}/login", data={"token": "nope"}, timeout=10)
+    assert wrong.status_code == 401 and "That is not a token this server knows." in wrong.text
+    answer = requests.post(f"{server.url}/login?next=/tasks", data={"token": TOKENS["viewer"]},
+                           allow_redirects=False, timeout=10)
+    cookie = answer.headers["Set-Cookie"]
+    assert answer.headers["Location"] == "/tasks"
+    assert "strom_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert TOKENS["viewer"] not in cookie
+    elsewhere = requests.post(f"{server.url}/login?next=https://evil.example/x", data={"token": TOKENS["viewer"]},
+                              allow_redirects=False, timeout=10)
+    assert elsewhere.headers["Location"] == "/runs", "next= never leaves the site"
+    browser = signed_in(server, "viewer")
+    assert browser.get(f"{server.url}/api/runs", timeout=10).status_code == 200, "the session reads the API"
+    assert browser.post(f"{server.url}/api/workspaces/local/tasks/greet/execute", json={},
+                        timeout=10).status_code == 401, "but never writes through it"
+
+
+def test_forms_need_the_csrf_token_and_roles_see_only_what_they_may_do(live):
+    service, server = live
+    viewer = signed_in(server, "viewer")
+    tasks = viewer.get(f"{server.url}/tasks", timeout=10).text
+    assert "Run greet" not in tasks and "0 3 * * *" in tasks and "next 20" in tasks
+    admin = signed_in(server, "admin")
+    page = admin.get(f"{server.url}/tasks?task=greet", timeout=10).text
+    assert 'id="run-greet"' in page and "Who to greet" in page
+    assert re.search(r'<label for="greet-name">name <span class="required"', page)
+    assert 'id="greet-times" name="times" value="2" type="number"' in page
+    forged = admin.post(f"{server.url}/tasks/local/greet/run", data={"name": "x"}, timeout=10)
+    assert forged.status_code == 400 and "the form is stale" in forged.text
+    invalid = admin.post(f"{server.url}/tasks/local/greet/run", timeout=10,
+                         data={"csrf_token": csrf(page), "name": "", "times": "many", "colour": "green"})
+    assert invalid.status_code == 422
+    assert re.search(r'<div class="field invalid">\s*<label for="greet-times">', invalid.text)
+    assert 'role="alert">' in invalid.text and 'value="many"' in invalid.text, "the form keeps what was typed"
+    started = admin.post(f"{server.url}/tasks/local/greet/run", allow_redirects=False, timeout=10,
+                         data={"csrf_token": csrf(page), "name": "ada", "times": "3", "colour": "red", "loud": "true"})
+    assert started.status_code == 302 and started.headers["Location"].startswith("/runs/")
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
+    assert state.status is JobStatus.SUCCEEDED and dict(state.inputs) == {
+        "name": "ada", "times": 3, "loud": True, "colour": "red"}
+    assert (state.source, (state.event or {}).get("actor")) == ("ui", "admin")
+    run_page = viewer.get(f"{server.url}/runs/{run_id}", timeout=10).text
+    assert 'id="cancel"' not in run_page and 'id="rerun"' not in run_page, "a viewer is offered nothing"
+    assert 'data-step="hello"' in run_page and 'class="node succeeded"' in run_page
+    assert 'data-from="hello" data-to="after"' in run_page
+    listing = viewer.get(f"{server.url}/runs?task=greet&status=succeeded", timeout=10).text
+    assert run_id in listing and "local/<b>greet</b>" in listing
+
+
+def test_approvals_cancel_and_rerun_from_the_pages(live):
+    service, server = live
+    admin = signed_in(server, "admin")
+    page = admin.get(f"{server.url}/tasks", timeout=10).text
+    first = admin.post(f"{server.url}/tasks/local/gate/run", data={"csrf_token": csrf(page)}, timeout=10)
+    run_id = first.url.rsplit("/", 1)[1]
+    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    approver = signed_in(server, "approver")
+    run_page = approver.get(f"{server.url}/runs/{run_id}?step=ask", timeout=10).text
+    assert "ship it?" in run_page and 'id="approve-ask"' in run_page and 'data-focus="ask"' in run_page
+    assert 'id="cancel"' not in run_page, "an approver may not cancel"
+    answer = approver.post(f"{server.url}/runs/{run_id}/steps/ask/reject", data={"csrf_token": csrf(run_page),
+                                                                               "reason": "not today"}, timeout=10)
+    assert "Rejected ask." in answer.text and "Rejected by <b>approver</b>" in answer.text
+    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
+    assert state.steps["ask"].error == "rejected by approver: not today"
+    stolen = admin.post(f"{server.url}/runs/{run_id}/rerun", data={"csrf_token": csrf(run_page)}, timeout=10)
+    assert stolen.status_code == 400, "another session's CSRF token does not work"
+    token = csrf(page)
+    again = admin.post(f"{server.url}/runs/{run_id}/rerun", data={"csrf_token": token}, timeout=10)
+    second = again.url.rsplit("/", 1)[1]
+    assert second != run_id and f"re-run of <a href=\"/runs/{run_id}\">" in again.text
+    wait_for(lambda: service.jobs.load(second).status is JobStatus.WAITING, what="the second gate")
+    cancelled = admin.post(f"{server.url}/runs/{second}/cancel", data={"csrf_token": token}, timeout=10)
+    assert "Cancelling" in cancelled.text
+    assert wait_for(lambda: (s := service.jobs.load(second)).status.terminal and s).status is JobStatus.CANCELLED
+    missing = admin.get(f"{server.url}/runs/nope", timeout=10)
+    assert missing.status_code == 404 and "no run nope" in missing.text and "<html" in missing.text

@@ -1,0 +1,211 @@
+"""The web UI's pages: runs, a run (graph, timeline, live logs, approvals), tasks with run forms."""
+from __future__ import annotations
+
+import time
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+
+from runner.engine import StepStatus
+from runner.engine.events import ApprovalDecision, Cancel
+from runner.errors import EngineError, InputError, StromError
+from runner.gitops.gates import caller_refusal
+from runner.service import runs as run_service
+from runner.store import RunFilter
+
+from ..api.representations import masker_for, trigger_json
+from . import bp
+from .graph import NODE_H, NODE_W, layout, timeline
+from .session import local_path, page, sign_in, sign_out, signed_in
+
+STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "timed_out", "cancelled", "skipped")
+
+
+def _service():
+    return current_app.extensions["strom"]
+
+
+# ------------------------------------------------------------------ signing in
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        token = sign_in(request.form.get("token", "").strip())
+        if token is not None:
+            return redirect(local_path(request.args.get("next")) or url_for("ui.runs"))
+        error = "That is not a token this server knows."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+@page("read")
+def logout():
+    sign_out()
+    return redirect(url_for("ui.login"))
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("ui.runs"))
+
+
+# ------------------------------------------------------------------ runs
+def _run_filter() -> RunFilter:
+    args = request.args
+    pr = args.get("pr", "")
+    return RunFilter(workspace=args.get("workspace") or None, task=args.get("task") or None,
+                     status=args.get("status") or None, trigger=args.get("trigger") or None,
+                     branch=args.get("branch") or None, pr=int(pr) if pr.isdigit() and args.get("workspace") else None)
+
+
+@bp.get("/runs")
+@page("read")
+def runs():
+    service = _service()
+    flt = _run_filter()
+    listing = service.jobs.list(flt, limit=50).runs
+    active = any(not s.status.terminal for s in listing)
+    template = "runs_table.html" if request.args.get("fragment") else "runs.html"
+    return render_template(template, runs=listing, flt=flt, active=active, statuses=STATUSES,
+                           workspaces=list(service.config.workspaces), now=time.time())
+
+
+@bp.get("/runs/<run_id>")
+@page("read")
+def run(run_id):
+    service = _service()
+    state = service.jobs.load(run_id)
+    if state is None:
+        abort(404, description=f"no run {run_id}")
+    order, depends = [name for name, r in state.steps.items() if not r.is_instance], {}
+    try:
+        task = service.contexts.for_state(state).task
+        order, depends = list(task.order), {name: tuple(step.depends_on) for name, step in task.flow.items()}
+    except StromError:  # definitions gone (retention): the steps as the state knows them, no edges
+        pass
+    masker = masker_for(service, state)
+    gates = {name: {"refusal": caller_refusal(service, state, name, signed_in().name, True)}
+             for name, step in state.steps.items() if step.approval is not None and step.status is StepStatus.WAITING}
+    return render_template("run.html", state=state, graph=layout(order, depends, state), bars=timeline(
+        state, time.time()), masker=masker, gates=gates, node_w=NODE_W, node_h=NODE_H,
+        focus=request.args.get("step"), url=service.config.run_url(state.id))
+
+
+def _back(run_id: str, message: str, category: str = "ok"):
+    flash(message, category)
+    return redirect(url_for("ui.run", run_id=run_id))
+
+
+@bp.post("/runs/<run_id>/cancel")
+@page("run")
+def cancel(run_id):
+    try:
+        _service().orchestrator.apply(run_id, Cancel(request.form.get("reason") or "cancelled", by=signed_in().name))
+    except (EngineError, StromError) as exc:
+        return _back(run_id, str(exc), "error")
+    return _back(run_id, "Cancelling: running steps are being stopped.")
+
+
+@bp.post("/runs/<run_id>/rerun")
+@page("run")
+def rerun(run_id):
+    try:
+        state = run_service.rerun(_service(), run_id, by=signed_in().name)
+    except StromError as exc:
+        return _back(run_id, str(exc), "error")
+    flash(f"Re-run of {run_id} started.", "ok")
+    return redirect(url_for("ui.run", run_id=state.id))
+
+
+@bp.post("/runs/<run_id>/steps/<step>/<decision>")
+@page("approve")
+def decide(run_id, step, decision):
+    if decision not in ("approve", "reject"):
+        abort(404)
+    service = _service()
+    state = service.jobs.load(run_id)
+    if state is None or step not in state.steps:
+        abort(404, description=f"run {run_id} has no step {step!r}")
+    approve, reason = decision == "approve", request.form.get("reason") or None
+    refusal = caller_refusal(service, state, step, signed_in().name, approve)
+    if refusal:
+        return _back(run_id, refusal, "error")
+    try:
+        service.orchestrator.apply(run_id, ApprovalDecision(step, approve, signed_in().name, reason))
+    except EngineError as exc:
+        return _back(run_id, str(exc), "error")
+    return _back(run_id, f"{'Approved' if approve else 'Rejected'} {step}.")
+
+
+# ------------------------------------------------------------------ tasks
+def _workspace_tasks(name: str):
+    loaded = run_service.load_definitions(_service(), name).workspace
+    now = time.time()
+    triggers = [trigger_json(t, now) for t in loaded.triggers.values()]
+    return sorted(loaded.tasks.values(), key=lambda t: t.name), triggers
+
+
+_WIDGETS = {"integer": "number", "number": "number", "date": "date", "datetime": "datetime-local",
+            "text": "textarea", "json": "textarea"}
+
+
+def form_fields(task) -> list[dict]:
+    """The run form of a task, from its input schema: one widget per input, in `order`."""
+    import json
+    from runner.spec.model import ABSENT
+    fields = []
+    ordered = sorted(task.input.items(), key=lambda item: (item[1].order is None, item[1].order or 0))
+    for name, field in ordered:
+        default = "" if field.default is ABSENT or field.secret else field.default
+        if field.type == "json" and default != "":
+            default = json.dumps(default)
+        elif isinstance(default, bool):
+            default = "true" if default else "false"
+        options = list(field.options) if field.options else (["true", "false"] if field.type == "boolean" else None)
+        fields.append({"name": name, "label": field.label or name, "type": field.type, "options": options,
+                       "multiple": field.multiple, "required": field.required and default == "",
+                       "default": default if not isinstance(default, (list, tuple)) else list(default),
+                       "description": field.description,
+                       "widget": "password" if field.secret else _WIDGETS.get(field.type, "text")})
+    return fields
+
+
+def _tasks_page(workspace, names, listing, triggers, problem, errors, values, opened, status=200):
+    return render_template("tasks.html", workspace=workspace, workspaces=names, tasks=listing, triggers=triggers,
+                           problem=problem, errors=errors, values=values, opened=opened,
+                           fields={t.name: form_fields(t) for t in listing}), status
+
+
+@bp.get("/tasks")
+@page("read")
+def tasks():
+    service = _service()
+    names = list(service.config.workspaces)
+    workspace = request.args.get("workspace") or (names[0] if names else None)
+    listing, triggers, problem = [], [], None
+    if workspace is not None:
+        try:
+            listing, triggers = _workspace_tasks(workspace)
+        except StromError as exc:
+            problem = str(exc)
+    return _tasks_page(workspace, names, listing, triggers, problem, {}, {}, request.args.get("task"))
+
+
+@bp.post("/tasks/<workspace>/<task>/run")
+@page("run")
+def start(workspace, task):
+    values = {k: v for k, v in request.form.items(multi=False) if k != "csrf_token"}
+    for key in list(request.form):
+        many = request.form.getlist(key)
+        if len(many) > 1:
+            values[key] = many
+    inputs = {k: v for k, v in values.items() if v not in ("", None)}
+    try:
+        state = run_service.execute(_service(), workspace, task, inputs, source="ui", by=signed_in().name)
+    except InputError as exc:
+        listing, triggers = _workspace_tasks(workspace)
+        return _tasks_page(workspace, list(_service().config.workspaces), listing, triggers, None, exc.errors,
+                           values, task, 422)
+    except StromError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("ui.tasks", workspace=workspace, task=task))
+    return redirect(url_for("ui.run", run_id=state.id))
