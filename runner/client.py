@@ -83,28 +83,32 @@ class Client:
         return self._request("GET", path)["lines"]
 
     def follow(self, run_id: str, step: str | None = None, after: str | None = None) -> Iterator[tuple[str, dict]]:
-        """(event, data) pairs from the live log stream, until the run (or step) ends."""
+        """(event, data) pairs from the live log stream, until the run (or step) ends. The server
+        closes long streams now and then; the client reconnects from the last event it saw."""
         path = f"/api/runs/{run_id}/steps/{step}/logs" if step else f"/api/runs/{run_id}/logs"
-        headers = {"Accept": "text/event-stream"}
-        if after:
-            headers["Last-Event-ID"] = after
-        with self.session.get(self.url + path, params={"follow": "1"}, headers=headers, stream=True,
-                              timeout=(10, None)) as response:
-            if response.status_code >= 400:
-                raise ApiError(response.status_code, response.text)
-            event, data = "message", []
-            for raw in response.iter_lines(decode_unicode=True):
-                if raw is None:
-                    continue
-                if raw == "":
-                    if data:
-                        yield event, json.loads("\n".join(data))
-                        if event == "end":
-                            return
-                    event, data = "message", []
-                elif raw.startswith(":"):
-                    continue
-                elif raw.startswith("event:"):
-                    event = raw[6:].strip()
-                elif raw.startswith("data:"):
-                    data.append(raw[5:].strip())
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if after:
+                headers["Last-Event-ID"] = after
+            with self.session.get(self.url + path, params={"follow": "1"}, headers=headers, stream=True,
+                                  timeout=(10, None)) as response:
+                if response.status_code >= 400:
+                    raise ApiError(response.status_code, response.text)
+                event, data = "message", []
+                for raw in response.iter_lines(decode_unicode=True):
+                    if raw is None:
+                        continue
+                    if raw == "":
+                        if data:
+                            yield event, json.loads("\n".join(data))
+                            if event == "end":
+                                return
+                        event, data = "message", []
+                    elif raw.startswith(":"):
+                        continue
+                    elif raw.startswith("id:"):
+                        after = raw[3:].strip()
+                    elif raw.startswith("event:"):
+                        event = raw[6:].strip()
+                    elif raw.startswith("data:"):
+                        data.append(raw[5:].strip())

@@ -119,3 +119,18 @@ def test_events_lists_what_came_in_and_what_became_of_it(live):
     assert (detail["status"], detail["event"]["delivery"], detail["runs"]) == ("ignored", "d-42", [])
     code, out = cli(server, "events", "nope", token="viewer")
     assert code != 0 and "no event nope" in out
+
+
+def test_following_survives_the_server_closing_long_streams(live, monkeypatch):
+    import webhooks.api.logs as logs_api
+    server, service = live
+    monkeypatch.setattr(logs_api, "MAX_STREAM_S", 0.3)
+    monkeypatch.setattr(logs_api, "HEARTBEAT_MS", 100)
+    _, out = cli(server, "trigger", "slow")
+    slow = out.split()[0]
+    from threading import Timer
+    from runner.engine import Cancel
+    Timer(1.5, lambda: service.orchestrator.apply(slow, Cancel("enough"))).start()
+    code, out = cli(server, "logs", slow, "-f")
+    assert service.jobs.load(slow).status.terminal, "following went on until the run ended"
+    assert out.splitlines() == ["[sleep] zzz"], "the line once, although the stream was reopened several times"

@@ -25,6 +25,16 @@ WORKSPACE = {".strom/ui.yaml": """
         flow:
           ask: { type: approval, message: "ship it?" }
           go: { type: script, script: "echo went", depends_on: [ask] }
+      pair:
+        flow:
+          ask: { type: approval, message: "two of us?", required: 2 }
+      pick:
+        input:
+          regions: { type: string, options: ["eu, west", "us"], multiple: true, required: true }
+          key: { type: string, secret: true, required: true }
+          count: { type: integer, required: true }
+        flow:
+          show: { type: script, script: 'echo "{{ input.regions | join("|") }}"' }
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: greet, input: { name: night } }
     """}
@@ -60,9 +70,10 @@ def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):
     assert answer.headers["Location"] == "/tasks"
     assert "strom_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert TOKENS["viewer"] not in cookie
-    elsewhere = requests.post(f"{server.url}/login?next=https://evil.example/x", data={"token": TOKENS["viewer"]},
-                              allow_redirects=False, timeout=10)
-    assert elsewhere.headers["Location"] == "/runs", "next= never leaves the site"
+    for target in ("https://evil.example/x", "//evil.example/x", "/\\evil.example/x"):
+        elsewhere = requests.post(f"{server.url}/login", params={"next": target}, data={"token": TOKENS["viewer"]},
+                                  allow_redirects=False, timeout=10)
+        assert elsewhere.headers["Location"] == "/runs", f"next={target} never leaves the site"
     browser = signed_in(server, "viewer")
     assert browser.get(f"{server.url}/api/runs", timeout=10).status_code == 200, "the session reads the API"
     assert browser.post(f"{server.url}/api/workspaces/local/tasks/greet/execute", json={},
@@ -130,3 +141,32 @@ def test_approvals_cancel_and_rerun_from_the_pages(live):
     assert wait_for(lambda: (s := service.jobs.load(second)).status.terminal and s).status is JobStatus.CANCELLED
     missing = admin.get(f"{server.url}/runs/nope", timeout=10)
     assert missing.status_code == 404 and "no run nope" in missing.text and "<html" in missing.text
+
+
+def test_one_choice_of_a_multiple_select_stays_whole_and_secrets_are_not_shown_again(live):
+    service, server = live
+    admin = signed_in(server, "admin")
+    page = admin.get(f"{server.url}/tasks?task=pick", timeout=10).text
+    invalid = admin.post(f"{server.url}/tasks/local/pick/run", timeout=10, data={
+        "csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "x"})
+    assert invalid.status_code == 422 and "hunter2-secret" not in invalid.text
+    assert '<option selected>eu, west</option>' in invalid.text
+    started = admin.post(f"{server.url}/tasks/local/pick/run", allow_redirects=False, timeout=10, data={
+        "csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "1"})
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
+    assert state.inputs["regions"] == ["eu, west"]
+    assert "hunter2-secret" not in admin.get(f"{server.url}/runs/{run_id}", timeout=10).text
+
+
+def test_someone_who_already_approved_may_still_reject(live):
+    service, server = live
+    admin = signed_in(server, "admin")
+    page = admin.get(f"{server.url}/tasks", timeout=10).text
+    run_id = admin.post(f"{server.url}/tasks/local/pair/run", data={"csrf_token": csrf(page)},
+                        timeout=10).url.rsplit("/", 1)[1]
+    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    once = admin.post(f"{server.url}/runs/{run_id}/steps/ask/approve", data={"csrf_token": csrf(page)}, timeout=10)
+    assert "Approved ask." in once.text and 'id="approve-ask"' not in once.text
+    assert "You cannot approve this gate: admin has already approved `ask`" in once.text.replace("&#96;", "`")
+    assert 'id="reject-ask"' in once.text

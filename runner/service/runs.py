@@ -52,7 +52,7 @@ def execute(service, workspace: str, task: str, inputs: Mapping[str, Any], *, so
             trigger: str | None = None, event: Mapping | None = None, by: str | None = None,
             allow_extra: bool = False, job_id: str | None = None) -> JobState:
     """Start a run of `task` on the workspace's current definitions. Raises NotFound, SpecError or InputError."""
-    checkout = load_definitions(service, workspace, fetch=source == "api")
+    checkout = load_definitions(service, workspace, fetch=source in ("api", "ui"))  # people want the newest
     if event is None:
         event = {"kind": "manual", "actor": by or source}
     return start(service, workspace, checkout, task, inputs, source=source, trigger=trigger, event=event,

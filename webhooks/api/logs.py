@@ -17,6 +17,7 @@ from . import bp
 from .auth import requires
 
 HEARTBEAT_MS = 15_000
+MAX_STREAM_S = 300  # a stream is closed after this long (a thread is freed); followers reconnect
 
 
 def _service():
@@ -51,11 +52,17 @@ def _follow(service, run_id: str, step: str | None, after: str, heartbeat_ms: in
     yield "retry: 2000\n\n"
     state = service.jobs.load(run_id)
     if state is not None and state.status.terminal:
-        for line in service.logs.read(run_id, after=cursor, step=step):
-            yield _event(line)
+        while True:  # every line, however long the log
+            lines = service.logs.read(run_id, after=cursor, step=step)
+            for line in lines:
+                cursor = line.id
+                yield _event(line)
+            if not lines:
+                break
         yield f"event: end\ndata: {json.dumps({'status': state.status.value})}\n\n"
         return
-    while True:
+    closes_at = time.monotonic() + MAX_STREAM_S
+    while time.monotonic() < closes_at:  # then close: the follower reconnects from its last id
         lines = service.logs.follow(run_id, cursor, block_ms=heartbeat_ms)
         for line in lines:
             cursor = line.id

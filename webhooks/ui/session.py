@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,16 +24,20 @@ SECRET_FILE = "web-secret"
 
 
 def secret_key(data_dir: Path) -> bytes:
+    """The key that signs session cookies: made once, atomically (web workers start together)."""
     path = Path(data_dir) / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+    if not path.exists():
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".web-secret-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            os.link(temp, path)  # fails if another worker was first: its key wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+    return path.read_bytes()
 
 
 def _digest(token: str) -> str:
@@ -98,7 +103,9 @@ def local_path(target: str | None) -> str | None:
     if not target:
         return None
     parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc and target.startswith("/") else None
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None  # browsers read /\\host and //host as another site
+    return target
 
 
 def page(permission: str = "read"):

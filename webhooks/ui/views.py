@@ -80,10 +80,11 @@ def run(run_id):
     try:
         task = service.contexts.for_state(state).task
         order, depends = list(task.order), {name: tuple(step.depends_on) for name, step in task.flow.items()}
-    except StromError:  # definitions gone (retention): the steps as the state knows them, no edges
+    except Exception:  # definitions gone (retention): the steps as the state knows them, no edges
         pass
     masker = masker_for(service, state)
-    gates = {name: {"refusal": caller_refusal(service, state, name, signed_in().name, True)}
+    gates = {name: {"approve": caller_refusal(service, state, name, signed_in().name, True),
+                    "reject": caller_refusal(service, state, name, signed_in().name, False)}
              for name, step in state.steps.items() if step.approval is not None and step.status is StepStatus.WAITING}
     return render_template("run.html", state=state, graph=layout(order, depends, state), bars=timeline(
         state, time.time()), masker=masker, gates=gates, node_w=NODE_W, node_h=NODE_H,
@@ -110,8 +111,8 @@ def cancel(run_id):
 def rerun(run_id):
     try:
         state = run_service.rerun(_service(), run_id, by=signed_in().name)
-    except StromError as exc:
-        return _back(run_id, str(exc), "error")
+    except (StromError, KeyError) as exc:  # KeyError: the run's definitions are gone
+        return _back(run_id, f"cannot run it again: {exc}", "error")
     flash(f"Re-run of {run_id} started.", "ok")
     return redirect(url_for("ui.run", run_id=state.id))
 
@@ -193,18 +194,22 @@ def tasks():
 @bp.post("/tasks/<workspace>/<task>/run")
 @page("run")
 def start(workspace, task):
+    try:
+        definition = next(t for t in _workspace_tasks(workspace)[0] if t.name == task)
+    except (StromError, StopIteration):
+        abort(404, description=f"no task {task!r} in workspace {workspace!r}")
     values = {k: v for k, v in request.form.items(multi=False) if k != "csrf_token"}
-    for key in list(request.form):
-        many = request.form.getlist(key)
-        if len(many) > 1:
-            values[key] = many
-    inputs = {k: v for k, v in values.items() if v not in ("", None)}
+    for name, field in definition.input.items():
+        if field.multiple:  # one choice is still a list (never split on commas)
+            values[name] = [v for v in request.form.getlist(name) if v != ""]
+    inputs = {k: v for k, v in values.items() if v not in ("", None, [])}
     try:
         state = run_service.execute(_service(), workspace, task, inputs, source="ui", by=signed_in().name)
     except InputError as exc:
         listing, triggers = _workspace_tasks(workspace)
+        kept = {k: v for k, v in values.items() if not getattr(definition.input.get(k), "secret", False)}
         return _tasks_page(workspace, list(_service().config.workspaces), listing, triggers, None, exc.errors,
-                           values, task, 422)
+                           kept, task, 422)
     except StromError as exc:
         flash(str(exc), "error")
         return redirect(url_for("ui.tasks", workspace=workspace, task=task))

@@ -35,15 +35,29 @@
     var label = status.replace("_", " ");
     document.querySelectorAll('[data-status-of="' + CSS.escape(step) + '"]').forEach(function (b) { b.className = "status " + status; b.textContent = label; });
     document.querySelectorAll('g.node[data-step="' + CSS.escape(step) + '"]').forEach(function (g) {
-      g.setAttribute("class", "node " + status); var sub = g.querySelector(".sub"); if (sub) sub.textContent = label;
+      g.setAttribute("class", "node " + status);
+      var sub = g.querySelector(".sub");
+      if (sub) { var rest = sub.textContent.split(" · ").slice(1); sub.textContent = [label].concat(rest).join(" · "); }
     });
   }
   if (head.dataset.focus) {
     var target = document.getElementById("step-" + head.dataset.focus);
     if (target) target.scrollIntoView();
   }
-  var source = new EventSource("/api/runs/" + encodeURIComponent(runId) + "/logs?follow=1");
-  source.addEventListener("line", function (e) {
+  // A hidden tab lets go of its stream (the server's threads and the browser's connections are
+  // few); it picks up after the last line it saw when it is shown again.
+  var source = null, lastId = "", ended = false;
+  function connect() {
+    if (source || ended) return;
+    source = new EventSource(head.dataset.logs + (lastId ? "&after=" + encodeURIComponent(lastId) : ""));
+    source.addEventListener("line", onLine);
+    source.addEventListener("status", onStatus);
+    source.addEventListener("end", onEnd);
+  }
+  function disconnect() { if (source) { source.close(); source = null; } }
+  document.addEventListener("visibilitychange", function () { if (document.hidden) disconnect(); else connect(); });
+  function onLine(e) {
+    lastId = e.lastEventId || lastId;
     var line = JSON.parse(e.data), el = pane(line.step);
     if (!el) return;
     var stick = follow(el);
@@ -52,15 +66,17 @@
     row.innerHTML = ansi(line.text);
     el.appendChild(row);
     if (stick) el.scrollTop = el.scrollHeight;
-  });
-  source.addEventListener("status", function (e) { var s = JSON.parse(e.data); setStatus(s.step, s.status); });
-  source.addEventListener("end", function (e) {
-    source.close();
+  }
+  function onStatus(e) { lastId = e.lastEventId || lastId; var s = JSON.parse(e.data); setStatus(s.step, s.status); }
+  function onEnd(e) {
+    ended = true;
+    disconnect();
     var status = JSON.parse(e.data).status;
     var badge = document.getElementById("run-status");
     if (badge && FINAL.indexOf(head.dataset.status) < 0) {
       badge.className = "status " + status; badge.textContent = status.replace("_", " ");
       setTimeout(function () { window.location.reload(); }, 800);  // outputs, durations, timeline
     }
-  });
+  }
+  connect();
 })();
