@@ -170,3 +170,14 @@ def service_workspace(tmp_path):
     def make(files: dict[str, str]) -> Path:
         return write_workspace(tmp_path / "ws", files)
     return make
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A working repository and the bare repository a git workspace follows (standing in for a forge)."""
+    from git_env import git, init_repo
+    bare = tmp_path / "upstream.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    work = init_repo(tmp_path / "work")
+    git(work, "remote", "add", "origin", str(bare))
+    return work, bare

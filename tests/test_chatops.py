@@ -13,7 +13,7 @@ import requests
 
 from fake_forge import FakeForge
 from forge_fixtures import FIXTURES
-from git_env import commit, git, init_repo
+from git_env import commit, git
 from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab_merge_request, lines,
                         make_gitops_config, post_github, post_to, pr_hook, processed)
 from runner.engine import JobStatus, StepStatus
@@ -55,15 +55,6 @@ TEAMS = {"octo/release": ["carol"]}
 
 def pipeline(triggers: str) -> str:
     return TASKS.rstrip() + "\n    triggers:\n" + "".join(f"      {line.strip()}\n" for line in triggers.strip().splitlines())
-
-
-@pytest.fixture
-def upstream(tmp_path):
-    bare = tmp_path / "upstream.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    work = init_repo(tmp_path / "work")
-    git(work, "remote", "add", "origin", str(bare))
-    return work, bare
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import requests
 
 from fake_forge import FakeForge
 from forge_fixtures import FIXTURES, ZERO
-from git_env import commit, git, init_repo
+from git_env import commit, git
 from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab_merge_request, lines,
                         make_gitops_config, post_github, pr_hook, processed, push_hook, runs_of, statuses)
 from runner.engine import Cancel, JobStatus
@@ -48,16 +48,6 @@ PIPELINE = """
       busy: { type: push, task: slow, branches: [busy], concurrency: cancel_previous }
       retest: { type: comment, task: ci, command: retest }
     """
-
-
-@pytest.fixture
-def upstream(tmp_path):
-    """A working repository and the bare repository the workspace follows (standing in for GitHub)."""
-    bare = tmp_path / "upstream.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    work = init_repo(tmp_path / "work")
-    git(work, "remote", "add", "origin", str(bare))
-    return work, bare
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
 from .base import LogSink, StepResult
-from .languages import SCRIPT_SUFFIX
+from .languages import container_script
 from .process import LineSplitter
 
 __all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels", "container_name"]
@@ -34,8 +34,6 @@ LABEL = "strom.managed"
 WORKSPACE = "/workspace"
 CODE = "/strom"
 POLL = 0.5
-INTERPRETERS = {"shell": ["sh"], "python": ["python3"], "javascript": ["node"], "typescript": ["bun", "run"],
-                "go": ["go", "run"]}
 
 
 def container_labels(work: StepWork, worker: str) -> dict[str, str]:
@@ -144,22 +142,12 @@ class DockerExecutor:
                 "working_dir": workdir, "volumes": volumes}
 
     def _script_command(self, work: StepWork, workspace: Path, scratch: Path) -> list[str]:
-        if work.script is not None:
-            name = f"step{SCRIPT_SUFFIX.get(work.language, '')}"
-            (scratch / name).write_text(work.script if work.script.endswith("\n") else work.script + "\n",
-                                        encoding="utf-8")
-            path = f"{CODE}/{name}"
-        elif work.source:
-            relative = PurePosixPath(work.source)
-            if relative.is_absolute() or ".." in relative.parts:
-                raise StepSetupError(f"source {work.source!r} leaves the workspace")
-            if not (workspace / relative).is_file():
-                raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
-            path = str(PurePosixPath(WORKSPACE) / relative)
-        else:
-            raise StepSetupError("the step has neither `script` nor `source`")
-        interpreter = [work.interpreter] if work.interpreter else INTERPRETERS.get(work.language, ["sh"])
-        return [*interpreter, path, *work.args]
+        script = container_script(work, WORKSPACE, CODE)
+        if script.text is not None:
+            (scratch / script.name).write_text(script.text, encoding="utf-8")
+        elif not (workspace / script.source).is_file():
+            raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
+        return script.argv
 
     def _limits(self, work: StepWork) -> dict:
         try:

@@ -21,8 +21,7 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
 from .base import LogSink, StepResult
-from .docker import INTERPRETERS
-from .languages import SCRIPT_SUFFIX
+from .languages import container_script
 from .pods import (LABEL, STEP_CONTAINER, deep_merge, forbid_escalation, label_value, pod_name, step_pod,
                    unsafe_parts)
 from .process import LineSplitter
@@ -121,17 +120,10 @@ class PodExecutor:
             raise StepSetupError("the pod manifest asks for more than a step may have: " + "; ".join(unsafe))
         return forbid_escalation(pod)
 
-    def _script(self, work: StepWork) -> tuple[list[str], str, str]:
-        interpreter = [work.interpreter] if work.interpreter else INTERPRETERS.get(work.language, ["sh"])
-        if work.script is not None:
-            name = f"step{SCRIPT_SUFFIX.get(work.language, '')}"
-            return [*interpreter, f"/strom/{name}", *work.args], name, work.script
-        if not work.source:
-            raise StepSetupError("the step has neither `script` nor `source`")
-        relative = PurePosixPath(work.source)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise StepSetupError(f"source {work.source!r} leaves the workspace")
-        return [*interpreter, str(PurePosixPath("/workspace") / relative), *work.args], "unused", ""
+    @staticmethod
+    def _script(work: StepWork) -> tuple[list[str], str, str]:
+        script = container_script(work)
+        return script.argv, script.name or "unused", work.script if script.text is not None else ""
 
     def _init_container(self, work: StepWork, script_name: str, script: str) -> dict:
         if self.snapshot_access is None or not work.commit:

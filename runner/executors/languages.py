@@ -11,10 +11,12 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
-from ..errors import RunnerUnavailable
+from ..errors import RunnerUnavailable, StepSetupError
 
-__all__ = ["Plan", "plan_script", "cache_env", "SCRIPT_SUFFIX"]
+__all__ = ["Plan", "plan_script", "cache_env", "SCRIPT_SUFFIX", "script_name", "source_path", "ContainerScript",
+           "container_script", "IN_CONTAINER"]
 
 SCRIPT_SUFFIX = {"shell": ".sh", "python": ".py", "javascript": ".mjs", "typescript": ".ts", "go": ".go"}
 _CANDIDATES = {
@@ -164,3 +166,45 @@ def _go(tool, path, script, args, deps, scratch, search) -> Plan:
 
 
 _PLANNERS = {"shell": _shell, "python": _python, "javascript": _javascript, "typescript": _typescript, "go": _go}
+
+
+# -- scripts by file ------------------------------------------------------------------------------
+
+def script_name(language: str) -> str:
+    """The file an inline script is written to."""
+    return f"step{SCRIPT_SUFFIX.get(language, '')}"
+
+
+def source_path(source: str | None) -> PurePosixPath:
+    """A step's `source` as a path inside the workspace; StepSetupError when there is none or it leaves it."""
+    if not source:
+        raise StepSetupError("the step has neither `script` nor `source`")
+    relative = PurePosixPath(source)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise StepSetupError(f"source {source!r} leaves the workspace")
+    return relative
+
+
+# Interpreters inside a container image: the image decides which toolchains there are.
+IN_CONTAINER = {"shell": ["sh"], "python": ["python3"], "javascript": ["node"], "typescript": ["bun", "run"],
+                "go": ["go", "run"]}
+
+
+@dataclass(frozen=True)
+class ContainerScript:
+    argv: list[str]
+    name: str | None = None  # the inline script's file name under `code`, or None for a `source`
+    text: str | None = None  # the inline script
+    source: PurePosixPath | None = None
+
+
+def container_script(work, workspace: str = "/workspace", code: str = "/strom") -> ContainerScript:
+    """How a container runs a script step: the interpreter for its language, then its file (an inline
+    script under `code`, a `source` under `workspace`), then its args."""
+    interpreter = [work.interpreter] if work.interpreter else IN_CONTAINER.get(work.language, ["sh"])
+    if work.script is not None:
+        name = script_name(work.language)
+        text = work.script if work.script.endswith("\n") else work.script + "\n"
+        return ContainerScript([*interpreter, f"{code}/{name}", *work.args], name, text)
+    relative = source_path(work.source)
+    return ContainerScript([*interpreter, str(PurePosixPath(workspace) / relative), *work.args], source=relative)

@@ -17,7 +17,7 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
 from .base import LogSink, StepResult
-from .languages import SCRIPT_SUFFIX, cache_env, plan_script
+from .languages import cache_env, plan_script, script_name, source_path
 from .process import run_process
 from ..readonly import make_writable
 from .sandbox import Sandbox, bwrap_available
@@ -148,14 +148,10 @@ class LocalExecutor:
 
     def _script_path(self, work: StepWork, sandbox: Sandbox, code: Path) -> str:
         if work.script is not None:
-            path = code / f"step{SCRIPT_SUFFIX.get(work.language, '')}"
+            path = code / script_name(work.language)
             path.write_text(work.script if work.script.endswith("\n") else work.script + "\n", encoding="utf-8")
             return sandbox.inside(path)
-        if not work.source:
-            raise StepSetupError("the step has neither `script` nor `source`")
-        relative = PurePosixPath(work.source)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise StepSetupError(f"source {work.source!r} leaves the workspace")
+        relative = source_path(work.source)
         if not (sandbox.workspace / relative).is_file():
             raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
         if work.language == "go":

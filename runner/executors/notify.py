@@ -13,7 +13,7 @@ from ..engine.work import StepWork
 from ..masking import Masker
 from ..notify.messages import step_message
 from ..notify.notifier import count_deliveries, describe_delivery
-from ..notify.send import Delivery, Message, deliver
+from ..notify.send import deliver, deliver_to
 from .base import LogSink, StepResult
 
 __all__ = ["NotifyExecutor"]
@@ -31,16 +31,9 @@ class NotifyExecutor:
         if work.untrusted:
             return StepResult(StepStatus.FAILED, error="notify steps do not run for untrusted pull requests: "
                                                        "their definitions could write anything to your channels")
-        masker = Masker(work.mask)
-        plain = step_message(work.title, work.message, work.task, work.workspace, work.step, work.job_id)
-        message = Message(masker.mask(plain.title), masker.mask(plain.markdown), masker.mask(plain.text), plain.kind)
-        results: list[Delivery] = []
-        for name in work.channels:
-            channel = self.settings.channels.get(name)
-            if channel is None:
-                results.append(Delivery(name, "-", False, f"channel {name!r} is not configured on this server"))
-                continue
-            results += self.send(channel, message, timeout=self.settings.timeout, attempts=self.settings.attempts)
+        message = step_message(work.title, work.message, work.task, work.workspace, work.step,
+                               work.job_id).masked(Masker(work.mask))
+        results = deliver_to(self.settings, work.channels, message, self.send)
         for result in results:
             logs.line("strom", describe_delivery(result))
         count_deliveries(self.service.redis, results)

@@ -241,9 +241,8 @@ class PullRequestCommands:
 
     # ------------------------------------------------------------------ commands of .strom/
     def custom(self, command: Command):
-        if not self.p.trust.can_write(self.comment.author, self.comment.association):
-            refused = self._refused(f"{self.comment.author} may not run /{command.name}: commands need write access "
-                                    "to the repository")
+        refused = self._writer_refusal(command)
+        if refused:
             refused.quiet = True  # perhaps meant for another bot: no reply to people without access
             return refused
         checkout = self.checkout()

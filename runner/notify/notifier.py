@@ -19,9 +19,10 @@ from ..errors import StromError
 from ..forges.links import commit_url
 from ..gitops.globs import included
 from ..store import RunFilter, keys
+from ..store.jobs import branch_of
 from ..templating import render
 from .messages import run_message, waiting_message
-from .send import Delivery, Message, deliver
+from .send import Delivery, Message, deliver, deliver_to
 
 __all__ = ["QUEUE", "FUNCTION", "LOG_STEP", "rules_for", "stage_notification", "Notifier", "record_deliveries",
            "count_deliveries", "describe_delivery"]
@@ -104,22 +105,14 @@ class Notifier:
         events = [event]
         if event == "succeeded" and self.recovered(state):
             events.insert(0, "recovered")
-        branch = (state.git or {}).get("branch") or (state.event or {}).get("branch") or ""
+        branch = branch_of(state)
         masker = run_masker(state, ctx)
         for rule in rules_for(state, ctx):
             fired = next((e for e in events if e in rule.events), None)
             if fired is None or (rule.branches and not included(branch, rule.branches)):
                 continue
-            message = self.message(state, ctx, rule, fired, payload.get("step"), masker)
-            message = Message(masker.mask(message.title), masker.mask(message.markdown), masker.mask(message.text),
-                              message.kind)
-            results = []
-            for name in rule.channels:
-                channel = self.settings.channels.get(name)
-                if channel is None:
-                    results.append(Delivery(name, "-", False, f"channel {name!r} is not configured on this server"))
-                    continue
-                results += self.send(channel, message, timeout=self.settings.timeout, attempts=self.settings.attempts)
+            message = self.message(state, ctx, rule, fired, payload.get("step"), masker).masked(masker)
+            results = deliver_to(self.settings, rule.channels, message, self.send)
             record_deliveries(self.service, state.id, f"{fired} notification", results)
 
     # ------------------------------------------------------------------ what happened before

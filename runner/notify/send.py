@@ -14,7 +14,7 @@ from typing import Callable
 
 from .config import Channel
 
-__all__ = ["Message", "Delivery", "deliver", "KINDS"]
+__all__ = ["Message", "Delivery", "deliver", "deliver_to", "KINDS"]
 
 KINDS = ("info", "success", "warning", "failure")
 MAIL_PROTOCOLS = {"mailto", "mailtos"}
@@ -27,6 +27,10 @@ class Message:
     markdown: str
     text: str
     kind: str = "info"  # info | success | warning | failure (Apprise's notify types: colours, icons)
+
+
+    def masked(self, masker) -> "Message":
+        return Message(masker.mask(self.title), masker.mask(self.markdown), masker.mask(self.text), self.kind)
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,16 @@ def _target(url: str) -> str:
 def _reason(log: str) -> str | None:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     return " ".join(lines[-2:])[:300] if lines else None
+
+
+def deliver_to(settings, names, message: Message, send=None) -> list[Delivery]:
+    """`message` to each named channel of `settings` (a NotifyConfig); an unknown name is a failed delivery."""
+    send = send or deliver
+    results: list[Delivery] = []
+    for name in names:
+        channel = settings.channels.get(name)
+        if channel is None:
+            results.append(Delivery(name, "-", False, f"channel {name!r} is not configured on this server"))
+            continue
+        results += send(channel, message, timeout=settings.timeout, attempts=settings.attempts)
+    return results
