@@ -43,7 +43,8 @@ def wait(condition, timeout: float, what: str):
 
 
 class Stack:
-    def __init__(self, workspace_yaml: str, workers: int = 1, concurrency: int = 4, env: dict | None = None):
+    def __init__(self, workspace_yaml: str, workers: int = 1, concurrency: int = 4, env: dict | None = None,
+                 appendonly: bool = False):
         self.tmp = tempfile.TemporaryDirectory()
         self.root = Path(self.tmp.name)
         (self.root / ".strom").mkdir()
@@ -51,11 +52,9 @@ class Stack:
         port = free_port()
         self.redis_port = free_port()
         self.procs: dict[str, subprocess.Popen] = {}
-        self.procs["redis"] = subprocess.Popen(
-            [redis_binary(), "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.appendonly = appendonly
         self.redis = redis.Redis(port=self.redis_port, decode_responses=True)
-        wait(self.redis.ping, 10, "redis")
+        self.start_redis()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "STROM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                     "STROM_ADMIN_TOKEN": TOKEN, "STROM_LISTEN": f"127.0.0.1:{port}",
@@ -64,6 +63,17 @@ class Stack:
         self.start("web", "web")
         wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, 30, "web")
         self.start("scheduler", "scheduler")
+
+    def start_redis(self) -> None:
+        """Start (or start again, on the same port and data) the stack's redis-server."""
+        self.procs["redis"] = subprocess.Popen(
+            [redis_binary(), "--port", str(self.redis_port), "--save", "", "--dir", str(self.root),
+             "--appendonly", "yes" if self.appendonly else "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait(self.redis.ping, 10, "redis")
+
+    def stop_redis(self, sig: int = signal.SIGTERM) -> None:
+        self.procs["redis"].send_signal(sig)
+        self.procs["redis"].wait(15)
 
     def start(self, name: str, *args: str) -> None:
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=self.root, env=self.env,

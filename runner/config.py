@@ -28,7 +28,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
     "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
-    "kubernetes",
+    "kubernetes", "logs",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -67,6 +67,9 @@ class Config:
     sweep_interval: float = 2.0
     catch_up: str = "latest"  # latest | none
     sandbox: str = "auto"
+    log_max_step: int = 64 * 1024 * 1024  # bytes of log one step may store (head and tail kept beyond)
+    log_max_run: int = 64 * 1024 * 1024  # bytes of log one run may store
+    log_tail: int = 1024 * 1024  # of a cut log, how much of the end is kept
     web_threads: int = 16
     web_workers: int = 1
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
@@ -226,7 +229,9 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                                          "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox",
                                          "token": "worker_token"}),
                             ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
-                            ("web", {"threads": "web_threads", "workers": "web_workers"})):
+                            ("web", {"threads": "web_threads", "workers": "web_workers"}),
+                            ("logs", {"max_step_size": "log_max_step", "max_run_size": "log_max_run",
+                                      "tail_size": "log_tail"})):
         block = r.mapping(section)
         if block is None:
             continue
@@ -241,6 +246,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 value = sub.choice(key, ("latest", "none"))
             elif attr == "sandbox":
                 value = sub.choice(key, ("auto", "bwrap", "copy"))
+            elif attr.startswith("log_"):
+                value = sub.size(key, minimum=64 * 1024)
             elif attr == "worker_token":
                 value = _read_value(block[key], "workers.token", problems, block.at(key), environ)
             else:

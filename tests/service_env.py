@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,13 +48,19 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str
 
 
 class RedisServer:
+    """A real redis-server; `stop()` it (SIGTERM or SIGKILL) and `start()` it again on the same port and data."""
+
     def __init__(self, port: int | None = None, directory: Path | None = None, appendonly: bool = False):
         self.port = port or free_port()
         self.directory = directory
+        self.appendonly = appendonly
+        self.start()
+
+    def start(self) -> None:
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes" if appendonly else "no", "--daemonize", "no"]
-        if directory:
-            args += ["--dir", str(directory)]
+                "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
+        if self.directory:
+            args += ["--dir", str(self.directory)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         wait_for(lambda: _ping(client), 10, what="redis-server to start")
@@ -62,8 +69,8 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
         self.proc.wait(10)
 
 
@@ -156,3 +163,34 @@ def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
     full_env = {**os.environ, **env}
     return subprocess.Popen([sys.executable, "-m", "runner.cli", *args], env=full_env, cwd=cwd,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class Procs:
+    """Strom processes started with `strom ...` in a workspace, by name, logging to `logs`."""
+
+    def __init__(self, root, redis_url, logs):
+        self.root, self.logs = root, logs
+        self.env = config_env(redis_url)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str, **env):
+        self.procs[name] = spawn(list(args), {**self.env, **env}, self.root, self.logs / f"{name}.log")
+        return self.procs[name]
+
+    def kill(self, name: str, sig=signal.SIGKILL):
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
+        proc.wait(15)
+
+    def stop_all(self):
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def log(self, name):
+        return (self.logs / f"{name}.log").read_text()

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from runner.store import keys
-from service_env import TOKENS, config_env, free_port, spawn, wait_for
+from service_env import TOKENS, Procs, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,35 +41,6 @@ WORKSPACE = {".strom/t.yaml": """
     """}
 
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}
-
-
-class Procs:
-    def __init__(self, root, redis_url, logs):
-        self.root, self.logs = root, logs
-        self.env = config_env(redis_url)
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str, **env):
-        self.procs[name] = spawn(list(args), {**self.env, **env}, self.root, self.logs / f"{name}.log")
-        return self.procs[name]
-
-    def kill(self, name: str, sig=signal.SIGKILL):
-        proc = self.procs.pop(name)
-        os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
-        proc.wait(15)
-
-    def stop_all(self):
-        for name in list(self.procs):
-            proc = self.procs.pop(name)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-    def log(self, name):
-        return (self.logs / f"{name}.log").read_text()
 
 
 @pytest.fixture
@@ -249,3 +220,29 @@ def test_git_push_through_gunicorn_runs_the_pushed_commit_on_a_worker_process(pr
     assert final["status"] == "succeeded" and final["steps"][0]["worker"] == "w1"
     lines = requests.get(f"{url}/api/runs/{run_id}/logs", params={"format": "text"}, headers=AUTH, timeout=5).text
     assert f"built {sha} 200000" in lines
+
+
+def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path):
+    root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
+    up = subprocess.Popen([sys.executable, "-m", "runner.cli", "up", "--port", str(port)], cwd=root, env=env,
+                          stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
+        auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
+        worker = wait_for(lambda: [p for p in _children_of(root) if "worker" in p.cmdline()], 10, 0.1, "the worker")[0]
+        worker.kill()
+        wait_for(lambda: "worker-1 started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new worker")
+        assert "worker-1 exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
+        run = requests.post(f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={},
+                            headers=auth).json()
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()
+                 ["status"] == "succeeded", 30, 0.1, "a run on the new worker")
+        assert up.poll() is None, "strom up itself goes on"
+        conf = (root / ".strom-data" / "redis.conf").read_text()
+        assert "maxmemory-policy noeviction" in conf and "requirepass " in conf and "appendonly yes" in conf
+        assert oct((root / ".strom-data" / "redis.conf").stat().st_mode & 0o777) == "0o600"
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(30)

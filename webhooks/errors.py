@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from runner.errors import InputError, SpecError, StromError
+from runner.store.connection import RedisUnavailable, is_outage
 
 __all__ = ["ApiError", "register_error_handlers"]
 
 log = logging.getLogger("strom.web")
+RETRY_AFTER = 5  # seconds, in 503 answers while Redis is unreachable
 
 
 class ApiError(StromError):
@@ -56,5 +59,32 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if is_outage(exc):
+            return unavailable(exc)
         log.exception("unexpected error")
         return _body(500, "internal", "internal error; the server log has the details")
+
+    def unavailable(exc: Exception):
+        """Redis cannot be reached: try again soon (forges show a failed delivery that can be redelivered)."""
+        _outage_logged(exc)
+        message = "the service cannot reach its store (Redis) right now; try again shortly"
+        if request.blueprint == "ui":
+            response = app.make_response((render_template("error.html", code=503, name="Service Unavailable",
+                                                          description=message), 503))
+        else:
+            response = app.make_response(_body(503, "unavailable", message))
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+
+    app.register_error_handler(RedisUnavailable, unavailable)
+
+
+_last_outage_log = [0.0]
+
+
+def _outage_logged(exc: Exception) -> None:
+    """One log line per outage, not one per request."""
+    now = time.monotonic()
+    if now - _last_outage_log[0] > 30:
+        log.warning("Redis is unreachable (%s): answering 503", exc)
+    _last_outage_log[0] = now

@@ -1,6 +1,8 @@
 """Prometheus metrics, read from Redis at scrape time so every web process reports the same numbers."""
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, current_app
 
 from runner.store import keys
@@ -49,6 +51,12 @@ class _Collector:
             workers.add_metric([ability], sum(1 for w in live if ability in w.abilities))
         yield workers
         yield GaugeMetricFamily("strom_workers_live", "Live workers", value=len(live))
+        loops = GaugeMetricFamily("strom_loop_up", "Whether a loop of a scheduler or worker process is running (1) or "
+                                  "waiting for Redis, failing or dead (0)", labels=["process", "kind", "loop"])
+        for record in self.service.workers.processes(time.time()):
+            for name, loop in record.get("loops", {}).items():
+                loops.add_metric([record["name"], record["kind"], name], 1.0 if loop.get("state") == "running" else 0.0)
+        yield loops
         yield GaugeMetricFamily("strom_steps_running", "Steps running on workers", value=redis.hlen(keys.RUNNING))
         yield GaugeMetricFamily("strom_steps_queued", "Steps waiting for a worker", value=redis.hlen(keys.QUEUED))
         yield GaugeMetricFamily("strom_repo_events_queued", "Repository events waiting to be processed",

@@ -40,14 +40,32 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
-def _until_signal(stop) -> None:
-    """Block until SIGINT/SIGTERM, then call stop()."""
+def _serve(part, health, health_port: int | None) -> None:
+    """Run `part` until SIGINT/SIGTERM, or until one of its loops dies: then exit non-zero, for the
+    supervisor to start it again."""
+    from ..service.probes import ProbeServer
+    from ..service.supervision import FATAL_EXIT
+    probes = ProbeServer(health, health_port).start() if health_port else None
     event = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: event.set())
-    while not event.wait(0.5):
+    while not event.wait(0.5) and not health.fatal.is_set():
         pass
-    stop()
+    if health.fatal.is_set():
+        click.echo(f"{health.process}: {health.fatal_reason}; exiting with status {FATAL_EXIT}", err=True)
+        deadline = threading.Timer(30, os._exit, args=(FATAL_EXIT,))  # a stop that hangs must not keep it up
+        deadline.daemon = True
+        deadline.start()
+    part.stop()
+    if probes is not None:
+        probes.stop()
+    if health.fatal.is_set():
+        sys.exit(FATAL_EXIT)
+
+
+health_option = click.option("--health-port", type=click.IntRange(0, 65535), envvar="STROM_HEALTH_PORT",
+                             metavar="PORT", help="Serve /livez, /readyz and /health on this port (for Kubernetes "
+                                                  "probes; STROM_HEALTH_PORT).")
 
 
 @click.command("web")
@@ -72,8 +90,9 @@ def web_command(config_path, listen, access_log):
 @click.option("--exclusive", is_flag=True, help="Only take steps that carry all of this worker's tags.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps at once.")
 @click.option("--name", help="Worker name (default host-pid).")
+@health_option
 @click.option("-v", "--verbose", is_flag=True)
-def worker_command(config_path, abilities, tags, exclusive, concurrency, name, verbose):
+def worker_command(config_path, abilities, tags, exclusive, concurrency, name, health_port, verbose):
     """Run steps from the queues of these abilities and tags."""
     from ..service.worker import ABILITIES, Worker
     _logging(verbose)
@@ -88,7 +107,7 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, v
                     exclusive=exclusive, concurrency=concurrency, name=name)
     worker.start()
     click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
-    _until_signal(worker.stop)
+    _serve(worker, worker.health, health_port)
 
 
 def _check_abilities(config, wanted) -> None:
@@ -110,14 +129,15 @@ def _check_abilities(config, wanted) -> None:
 
 @click.command("scheduler")
 @config_option
+@health_option
 @click.option("-v", "--verbose", is_flag=True)
-def scheduler_command(config_path, verbose):
+def scheduler_command(config_path, health_port, verbose):
     """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
     from ..service.scheduler import Scheduler
     _logging(verbose)
     scheduler = Scheduler(_service(config_path))
     scheduler.start()
-    _until_signal(scheduler.stop)
+    _serve(scheduler, scheduler.health, health_port)
 
 
 @click.command("up")
@@ -167,13 +187,9 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
                 stop.set()
         if not stop.is_set():
             console.print(Text("Press Ctrl-C to stop.", style="bright_black"))
-        while not stop.wait(1):
-            dead = supervisor.check()
-            if dead:
-                err_console.print(Text(f"! {', '.join(dead)} stopped unexpectedly; see {supervisor.data_dir / 'logs'}",
-                                       style="red"))
-                status = 1
-                break
+        while not stop.wait(0.5):
+            for news in supervisor.tend():
+                err_console.print(Text(f"! {news}", style="red" if "exited" in news else "yellow"))
     finally:
         console.print("stopping ...")
         supervisor.stop()

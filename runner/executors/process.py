@@ -5,14 +5,16 @@ import os
 import selectors
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import psutil
 
-__all__ = ["ProcessOutcome", "run_process", "kill_tree", "MAX_LINE"]
+__all__ = ["ProcessOutcome", "run_process", "kill_tree", "MAX_LINE", "StepGroups", "STEP_GROUPS"]
 
 MAX_LINE = 64 * 1024
 _POLL = 0.05
@@ -53,6 +55,60 @@ class LineSplitter:
 
     def _send(self, raw: bytes) -> None:
         self.emit(self.stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+
+# Run by the watchdog: block until the worker's end of the pipe closes (it exited, however it
+# died), then kill the process group of every step it was running.
+_WATCHDOG = 'cat >/dev/null; if [ -f "$1" ]; then while read -r g; do kill -KILL "-$g" 2>/dev/null; done < "$1"; fi; ' \
+            'rm -rf "$2"'
+
+
+class StepGroups:
+    """The process groups of the steps this process runs, and a watchdog that kills them if it dies.
+
+    Each step leads a process group of its own. Its sandbox may die with the worker (bubblewrap's
+    --die-with-parent), but a plain process does not, and neither do its children; so a small
+    shell started once per worker waits on a pipe only the worker holds, and when the pipe closes
+    it kills every group listed in a file the worker keeps current.
+    """
+
+    def __init__(self):
+        self.groups: set[int] = set()
+        self.lock = threading.Lock()
+        self.file: Path | None = None
+        self.watchdog: subprocess.Popen | None = None
+
+    def watch(self) -> None:
+        """Start the watchdog (once per process)."""
+        with self.lock:
+            if self.watchdog is not None:
+                return
+            directory = Path(tempfile.mkdtemp(prefix="strom-steps-"))
+            self.file = directory / "groups"
+            self._write()
+            self.watchdog = subprocess.Popen(["/bin/sh", "-c", _WATCHDOG, "strom-watchdog", str(self.file),
+                                              str(directory)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def add(self, pgid: int) -> None:
+        with self.lock:
+            self.groups.add(pgid)
+            self._write()
+
+    def remove(self, pgid: int) -> None:
+        with self.lock:
+            self.groups.discard(pgid)
+            self._write()
+
+    def _write(self) -> None:
+        if self.file is None:
+            return
+        temp = self.file.with_suffix(".tmp")
+        temp.write_text("".join(f"{g}\n" for g in sorted(self.groups)))
+        os.replace(temp, self.file)
+
+
+STEP_GROUPS = StepGroups()
 
 
 def kill_tree(pid: int, grace: float = 5.0) -> None:
@@ -103,6 +159,15 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
                                 stderr=subprocess.PIPE, env=dict(env), cwd=cwd, start_new_session=True)
     except OSError as exc:
         return ProcessOutcome(None, error=f"could not start {argv[0]}: {exc.strerror or exc}")
+    STEP_GROUPS.add(proc.pid)
+    try:
+        return _supervise(proc, emit, cancel, timeout, kill_grace)
+    finally:
+        STEP_GROUPS.remove(proc.pid)
+
+
+def _supervise(proc: subprocess.Popen, emit, cancel: threading.Event, timeout: float | None,
+               kill_grace: float) -> ProcessOutcome:
     started = time.time()
     deadline = time.monotonic() + timeout if timeout else None
     readers = {proc.stdout.fileno(): LineSplitter("stdout", emit), proc.stderr.fileno(): LineSplitter("stderr", emit)}

@@ -17,6 +17,7 @@ from ..forges.event import RepoEvent, asks_to_skip
 from ..git.mirrors import ZERO_SHA, GitError
 from ..spec.model import Trigger
 from ..store import RunFilter, keys
+from ..store.connection import is_outage
 from ..store.locks import redis_lock
 from ..templating import Namespace, render_value
 from .chatops import PullRequestCommands
@@ -69,7 +70,9 @@ def process(service, event_id: str, now: float | None = None) -> dict | None:
         return _retry_later(service, record, str(exc), now) or store.update(event_id, status="failed", error=str(exc))
     except StromError as exc:
         outcome = Outcome("failed", error=str(exc))
-    except Exception as exc:  # Redis hiccups, full disks, bugs: try again, and say so
+    except Exception as exc:  # full disks, bugs: try again, and say so
+        if is_outage(exc):
+            raise  # not the event's fault: it goes back to the queue until Redis answers
         log.exception("event %s: processing failed", event_id)
         error = f"{type(exc).__name__}: {exc}"
         return _retry_later(service, record, error, now) or store.update(event_id, status="failed", error=error)

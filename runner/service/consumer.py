@@ -6,11 +6,11 @@ consumer that dies mid-message leaves it where a sweep puts it back for another 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from ..engine.work import StepWork
 from ..store import keys
+from ..store.connection import is_outage
 from . import messages, runs
 from .effects import enqueue_step
 
@@ -43,7 +43,11 @@ def handle_message(service, message: dict) -> None:
 
 
 class QueueConsumer:
-    """Takes items from `queue` one at a time, holding each on its own `busy` list while handling it."""
+    """Takes items from `queue` one at a time, holding each on its own `busy` list while handling it.
+
+    An item leaves `busy` only once handled. If Redis goes away while an item is handled, the item
+    goes back to the head of the queue when Redis returns and is handled again (every handler is
+    idempotent); if only its removal from `busy` failed, that is retried before the next item."""
 
     def __init__(self, redis, queue: str, busy: str, handle, label: str):
         self.redis = redis
@@ -51,6 +55,8 @@ class QueueConsumer:
         self.busy = busy
         self.handle = handle
         self.label = label
+        self._recovered = False
+        self._handled: str | None = None  # handled, but still on `busy`
 
     def recover(self) -> int:
         """Put back what this consumer held when it last stopped."""
@@ -59,23 +65,26 @@ class QueueConsumer:
             moved += 1
         return moved
 
-    def run(self, stop: threading.Event) -> None:
-        self.recover()
-        while not stop.is_set():
-            try:
-                raw = self.redis.blmove(self.queue, self.busy, 1, "LEFT", "RIGHT")
-            except Exception:
-                log.exception("reading %s failed", self.label)
-                stop.wait(1)
-                continue
-            if raw is None:
-                continue
-            try:
-                self.handle(raw)
-            except Exception:
-                log.exception("handling %s %s failed", self.label, raw[:200])
-            finally:
-                self.redis.lrem(self.busy, 1, raw)
+    def one_pass(self) -> None:
+        if self._handled is not None:
+            self.redis.lrem(self.busy, 1, self._handled)
+            self._handled = None
+        if not self._recovered:
+            self.recover()
+            self._recovered = True
+        raw = self.redis.blmove(self.queue, self.busy, 1, "LEFT", "RIGHT")
+        if raw is None:
+            return
+        try:
+            self.handle(raw)
+        except Exception as exc:
+            if is_outage(exc):
+                self._recovered = False  # hand it back once Redis answers again
+                raise
+            log.exception("handling %s %s failed", self.label, raw[:200])
+        self._handled = raw
+        self.redis.lrem(self.busy, 1, raw)
+        self._handled = None
 
 
 class EventConsumer(QueueConsumer):

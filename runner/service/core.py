@@ -41,7 +41,7 @@ class Service:
     @cached_property
     def repo_events(self):
         from ..store.repo_events import RepoEventStore
-        return RepoEventStore(self.redis)
+        return RepoEventStore(self.redis, delivery_ttl=self.config.retention_max_age)
 
     @cached_property
     def repos(self):

@@ -6,19 +6,22 @@ and no step starts twice.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from redis.exceptions import WatchError
 
 from ..engine import Decision, JobState, advance
-from ..engine.events import ApprovalDecision, Event, Start
+from ..engine.events import ApprovalDecision, Event, Start, StepFinished
 from ..errors import EngineError, StromError
 from ..store import keys
+from ..store.logs import STROM
 from .effects import followed, notifies, reported_by_effects, stage_effects, stage_report
 
 __all__ = ["Orchestrator", "RunNotFound", "Conflict"]
 
 MAX_CONFLICTS = 200
+log = logging.getLogger("strom.orchestrator")
 
 
 class RunNotFound(StromError):
@@ -80,12 +83,28 @@ class Orchestrator:
         return decision
 
     def try_apply(self, job_id: str, event: Event, now: float | None = None) -> Decision | None:
-        """Apply, treating a stale or repeated event (EngineError) or a deleted run as nothing to do."""
+        """Apply, treating a stale or repeated event (EngineError) or a deleted run as nothing to do.
+
+        A step's report for an attempt that was superseded meanwhile (declared lost and retried) is
+        noted in the run's log: it is recorded, and changes nothing."""
         try:
             return self.apply(job_id, event, now)
-        except (EngineError, RunNotFound):
+        except RunNotFound:
+            return None
+        except EngineError as exc:
+            log.debug("run %s: %s ignored: %s", job_id, type(event).__name__, exc)
+            if isinstance(event, StepFinished):
+                self._note_late(job_id, event, now)
             return None
 
+    def _note_late(self, job_id: str, event: StepFinished, now: float | None) -> None:
+        state = self.service.jobs.load(job_id)
+        run = state.steps.get(event.step) if state is not None else None
+        if run is None or run.attempt == event.attempt:
+            return  # a repeated report of the attempt the run already recorded
+        text = (f"[strom] attempt {event.attempt} reported {event.status.value} after it had been superseded "
+                f"(the step is at attempt {run.attempt}, {run.status.value}); the report changes nothing")
+        self.service.logs.append(job_id, [(event.step, event.attempt, STROM, text, time.time() if now is None else now)])
 
 def _changes_report(old: JobState, decision: Decision, event: Event) -> bool:
     """Whether the forge should hear of a decision on a gate (the run goes on, or counts one more

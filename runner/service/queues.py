@@ -7,11 +7,14 @@ all of their tags.
 """
 from __future__ import annotations
 
-import hashlib
 from itertools import combinations
 
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
+
+from ..store.keys import rq_job_id
 
 __all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "dequeue", "forget", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
 
@@ -47,21 +50,22 @@ def rq_queue(name: str, connection) -> Queue:
 
 
 def dequeue(queues, connection, timeout: int = 1):
-    """(job, queue) for the next job on any of `queues`, or None after `timeout` seconds."""
-    from rq.exceptions import DequeueTimeout
-    try:
-        return Queue.dequeue_any(queues, timeout=timeout, connection=connection, serializer=JSONSerializer)
-    except DequeueTimeout:
+    """(job, queue) for the next job on any of `queues` (most specific first), or None after `timeout`.
+
+    The job's id leaves its queue here. For a step, the taker then claims the attempt (see
+    Worker.claim); a sweep hands back a step whose id left its queue but was never claimed."""
+    by_key = {q.key: q for q in queues}
+    popped = connection.blpop(list(by_key), timeout)
+    if popped is None:
         return None
+    key, job_id = (v.decode() if isinstance(v, bytes) else v for v in popped)
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:  # its attempt ended while it waited (cancelled): nothing to run
+        return None
+    return job, by_key[key]
 
 
-def forget(connection, job, queue) -> None:
-    """Take a dequeued job off RQ's books: Strom tracks the work itself from here."""
-    with connection.pipeline() as pipe:
-        pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-        job.delete(pipeline=pipe, remove_from_queue=False)
-        pipe.execute()
-
-
-def rq_job_id(job_id: str, step: str, attempt: int) -> str:
-    return f"s-{job_id}-{attempt}-{hashlib.sha1(step.encode()).hexdigest()[:12]}"
+def forget(connection, job) -> None:
+    """Delete a dequeued job that is carried out at most once (a notification)."""
+    job.delete(remove_from_queue=False)

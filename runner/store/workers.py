@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 
 from . import keys
 
-__all__ = ["WorkerInfo", "WorkerRegistry"]
+__all__ = ["WorkerInfo", "WorkerRegistry", "record_health"]
+
+
+def record_health(pipe, name: str, kind: str, health: dict) -> None:
+    """Store the health of scheduler or worker process `name` (its loops, whether Redis answers it)."""
+    pipe.hset(keys.PROCESSES, name, json.dumps({"name": name, "kind": kind, "at": time.time(), **health}))
 
 
 @dataclass(frozen=True)
@@ -36,21 +42,38 @@ class WorkerRegistry:
         self.redis = redis
         self.lost_after = lost_after
 
-    def beat(self, info: WorkerInfo, running: list[tuple[str, str, int]]) -> None:
-        """Mark the worker and each of its running steps (job, step, attempt) alive for `lost_after`."""
+    def beat(self, info: WorkerInfo, running: list[tuple[str, str, int]], health: dict | None = None,
+             check_cancel: list[str] = ()) -> list[str]:
+        """Mark the worker and each of its steps (job, step, attempt) alive for `lost_after`, record its
+        health, and answer which of the `check_cancel` step keys have been cancelled meanwhile."""
         ttl = max(1, int(self.lost_after * 1000))
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(keys.WORKERS, info.name, info.to_json())
             pipe.set(keys.worker_alive(info.name), "1", px=ttl)
+            if health is not None:
+                record_health(pipe, info.name, "worker", health)
             for job_id, step, attempt in running:
                 pipe.set(keys.heartbeat(job_id, step, attempt), info.name, px=ttl)
-            pipe.execute()
+            for key in check_cancel:
+                pipe.exists(keys.cancel_flag(*keys.parse_step_key(key)))
+            answers = pipe.execute()
+        flags = answers[len(answers) - len(check_cancel):] if check_cancel else []
+        return [key for key, flag in zip(check_cancel, flags) if flag]
 
     def leave(self, name: str) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hdel(keys.WORKERS, name)
+            pipe.hdel(keys.PROCESSES, name)
             pipe.delete(keys.worker_alive(name))
             pipe.execute()
+
+    def processes(self, now: float) -> list[dict]:
+        """The health records of schedulers and workers that reported within `lost_after`."""
+        records = [json.loads(raw) for raw in self.redis.hvals(keys.PROCESSES)]
+        stale = [r["name"] for r in records if now - float(r.get("at", 0)) > 2 * self.lost_after]
+        if stale:
+            self.redis.hdel(keys.PROCESSES, *stale)
+        return sorted((r for r in records if r["name"] not in stale), key=lambda r: r["name"])
 
     def live(self) -> list[WorkerInfo]:
         infos = [WorkerInfo.from_json(raw) for raw in self.redis.hvals(keys.WORKERS)]

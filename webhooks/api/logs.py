@@ -17,6 +17,7 @@ from . import bp
 from .auth import requires
 
 HEARTBEAT_MS = 15_000
+MAX_HEARTBEAT_MS = 60_000
 MAX_STREAM_S = 300  # a stream is closed after this long (a thread is freed); followers reconnect
 
 
@@ -52,13 +53,8 @@ def _follow(service, run_id: str, step: str | None, after: str, heartbeat_ms: in
     yield "retry: 2000\n\n"
     state = service.jobs.load(run_id)
     if state is not None and state.status.terminal:
-        while True:  # every line, however long the log
-            lines = service.logs.read(run_id, after=cursor, step=step)
-            for line in lines:
-                cursor = line.id
-                yield _event(line)
-            if not lines:
-                break
+        for line in _every_line(service, run_id, step, cursor):
+            yield _event(line)
         yield f"event: end\ndata: {json.dumps({'status': state.status.value})}\n\n"
         return
     closes_at = time.monotonic() + MAX_STREAM_S
@@ -90,15 +86,28 @@ def _logs(run_id: str, step: str | None):
     follow = request.args.get("follow", "").lower() in ("1", "true", "yes") or \
         "text/event-stream" in request.headers.get("Accept", "")
     if follow:
-        heartbeat = int(request.args.get("heartbeat_ms", HEARTBEAT_MS))
-        stream = stream_with_context(_follow(service, run_id, step, after, max(100, heartbeat)))
+        heartbeat = request.args.get("heartbeat_ms", str(HEARTBEAT_MS))
+        if not heartbeat.isascii() or not heartbeat.isdigit():
+            raise ApiError(400, "bad_request", f"heartbeat_ms must be a number of milliseconds, got {heartbeat[:40]!r}")
+        stream = stream_with_context(_follow(service, run_id, step, after, min(max(100, int(heartbeat)), MAX_HEARTBEAT_MS)))
         return Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    lines = service.logs.read(run_id, after=after, step=step)
-    if request.args.get("format") == "text":
-        body = "".join(f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n" for ln in lines)
-        return Response(body, mimetype="text/plain")
-    return jsonify(lines=[ln.to_dict() for ln in lines], next=lines[-1].id if lines else after)
+    if request.args.get("format") == "text":  # streamed: however long the log, only a page is in memory
+        text = (f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n"
+                for ln in _every_line(service, run_id, step, after))
+        return Response(stream_with_context(text), mimetype="text/plain")
+    page = service.logs.page(run_id, after=after, step=step)
+    return jsonify(lines=[ln.to_dict() for ln in page.lines], next=page.next, more=page.more)
+
+
+def _every_line(service, run_id: str, step: str | None, after: str):
+    """Every line after `after`, read a page at a time."""
+    while True:
+        page = service.logs.page(run_id, after=after, step=step)
+        yield from page.lines
+        if not page.more:
+            return
+        after = page.next
 
 
 @bp.get("/runs/<run_id>/logs")
