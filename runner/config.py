@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from .errors import StromError
 from .secrets import ENV_PREFIX, secrets_from_env
+from .spec.limits import SpecLimits
 from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
@@ -28,7 +29,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
     "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
-    "kubernetes", "logs",
+    "kubernetes", "logs", "limits",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -70,6 +71,10 @@ class Config:
     log_max_step: int = 64 * 1024 * 1024  # bytes of log one step may store (head and tail kept beyond)
     log_max_run: int = 64 * 1024 * 1024  # bytes of log one run may store
     log_tail: int = 1024 * 1024  # of a cut log, how much of the end is kept
+    spec_limits: SpecLimits = field(default_factory=SpecLimits)  # how big .strom/ definitions may be
+    webhook_body_size: int = 10 * 1024 * 1024  # the largest webhook body read (forges, generic hooks)
+    push_size: int = 256 * 1024 * 1024  # the largest pack a `git push` may send (receive.maxInputSize)
+    comment_commands: int = 10  # commands acted on in one pull request comment
     web_threads: int = 16
     web_workers: int = 1
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
@@ -254,10 +259,41 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 value = sub.duration(key)
             if value is not None:
                 out[attr] = value
+    _limits(r.mapping("limits", "{ workflow_file_size: 4MiB }"), problems, out)
+    if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
+        problems.error(data.pos, "bad-value", "logs.tail_size must be at most half of logs.max_step_size",
+                       "for example max_step_size: 64MiB and tail_size: 1MiB")
     if out.get("lost_after", 30.0) <= out.get("heartbeat_interval", 5.0):
         problems.error(data.pos, "bad-value", "workers.lost_after must be longer than workers.heartbeat_interval",
                        "for example heartbeat_interval: 5s and lost_after: 30s")
     return out
+
+
+_SIZE_LIMITS = {"workflow_file_size": "file_size", "workflow_total_size": "total_size",
+                "yaml_expanded_size": "expanded_size"}
+_COUNT_LIMITS = {"yaml_depth": "depth", "tasks": "tasks", "steps": "steps"}
+_SERVER_LIMITS = {"webhook_body_size": "webhook_body_size", "push_size": "push_size"}
+
+
+def _limits(block, problems: Problems, out: dict) -> None:
+    """`limits:` how big definitions, webhook bodies, pushes and comments may be."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "limits")
+    sub.check_keys({*_SIZE_LIMITS, *_COUNT_LIMITS, *_SERVER_LIMITS, "comment_commands"})
+    spec = {}
+    for key, attr in _SIZE_LIMITS.items():
+        spec[attr] = sub.size(key, minimum=1024)
+    for key, attr in _COUNT_LIMITS.items():
+        spec[attr] = sub.integer(key, minimum=1)
+    out["spec_limits"] = SpecLimits(**{k: v for k, v in spec.items() if v is not None})
+    for key, attr in _SERVER_LIMITS.items():
+        value = sub.size(key, minimum=64 * 1024)
+        if value is not None:
+            out[attr] = value
+    commands = sub.integer("comment_commands", minimum=1)
+    if commands is not None:
+        out["comment_commands"] = commands
 
 
 def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]) -> tuple[TokenConfig, ...]:

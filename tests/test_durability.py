@@ -266,7 +266,7 @@ def test_a_200_mb_step_log_is_cut_to_its_limit_and_reading_it_costs_the_web_litt
     assert growth < 50 * 2 ** 20, f"the web grew {growth / 2 ** 20:.0f} MiB reading the log"
     assert pages >= 10, "JSON pages are bounded in bytes"
     notice = [t for t in texts if t.startswith("[strom]")]
-    assert len(notice) == 1 and "cut here: the log reached its limit of 64.0 MiB" in notice[0], texts
+    assert len(notice) == 1 and "cut here: the log reached its limit (logs.max_step_size is 64.0 MiB" in notice[0], texts
     assert texts[-1] == "the end"
 
 

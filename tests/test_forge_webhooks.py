@@ -201,19 +201,21 @@ def test_the_same_delivery_twice_makes_one_run(live):
     assert len(service.repo_events.list()) == 2
 
 
-def test_requests_that_name_nothing_strom_knows_get_a_4xx_with_the_reason(live):
+def test_requests_that_name_nothing_strom_knows_get_a_4xx_that_tells_strangers_nothing(live):
     service, server = live
     case = next(c for c in CASES if c.path == "github/push.branch.json")
     body = case.body().replace(b'"woodpecker-ci/woodpecker"', b'"someone/else"')
-    answer = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=10)
-    assert answer.status_code == 404
-    assert "no workspace follows github repository 'someone/else'" in answer.json()["error"]["message"]
+    unfollowed = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=10)
+    forged = requests.post(f"{server.url}/webhooks/github", data=body,
+                           headers={**forge_headers(case, body), "X-Hub-Signature-256": "sha256=" + "0" * 64}, timeout=10)
     original = case.body()
-    answer = requests.post(f"{server.url}/webhooks/github/github-0", data=original,
-                           headers=forge_headers(case, original), timeout=10)
-    assert answer.status_code == 404
-    assert answer.json()["error"]["message"] == \
-        "workspace 'github-0' follows '6543/oxiduct', not 'woodpecker-ci/woodpecker'"
+    elsewhere = requests.post(f"{server.url}/webhooks/github/github-0", data=original,
+                              headers=forge_headers(case, original), timeout=10)
+    nowhere = requests.post(f"{server.url}/webhooks/github/no-such-workspace", data=original,
+                            headers=forge_headers(case, original), timeout=10)
+    for answer in (unfollowed, forged, elsewhere, nowhere):  # the same answer, whatever Strom follows
+        assert (answer.status_code, answer.json()) == (401, {"error": {
+            "code": "unauthorized", "message": "the signature does not match any configured webhook secret"}})
     answer = requests.post(f"{server.url}/webhooks/bitbucket", data=body, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_forge"
     headers = {k: v for k, v in forge_headers(case, b"not json").items() if k != "X-GitHub-Event"}

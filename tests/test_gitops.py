@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from fake_forge import FakeForge
-from forge_fixtures import FIXTURES, ZERO
+from forge_fixtures import FIXTURES, ZERO, case_named, forge_headers
 from git_env import commit, git
 from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab_merge_request, lines,
                         make_gitops_config, post_github, pr_hook, processed, push_hook, runs_of, statuses)
@@ -405,10 +405,12 @@ def test_a_payload_whose_commit_names_are_not_shas_never_reaches_git(live, upstr
     data = json.loads((FIXTURES / "github/push.branch.json").read_bytes())
     data.update(ref="refs/heads/main", before=f"--output={target}", after="../../../etc")
     data["repository"] = {**data["repository"], "full_name": REPO}
-    record = processed(service, post_github(server, "github/push.branch.json", data))
-    assert record["status"] == "failed" and record["runs"] == []
-    assert record["error"] == "the event names '../../../etc' where a commit sha belongs"
-    assert not target.exists()
+    body = json.dumps(data).encode()
+    case = case_named("github/push.branch.json")
+    answer = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=30)
+    assert (answer.status_code, answer.json()["error"]["message"]) == \
+        (400, "the payload's commit sha (after) is not a commit id (hexadecimal)")
+    assert service.repo_events.list() == [] and not target.exists()
 
 
 def test_a_run_started_from_the_api_fetches_the_default_branchs_head(tmp_path, redis_url, upstream, forge):

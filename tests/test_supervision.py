@@ -16,7 +16,7 @@ from runner.engine.status import StepStatus
 from runner.service.consumer import QueueConsumer
 from runner.service.cron import ticks_between
 from runner.service.outbox import Outbox
-from runner.service.steplog import LINE_OVERHEAD, LogLimits, StepLog
+from runner.service.steplog import LINE_OVERHEAD, LogBudget, LogLimits, StepLog
 from runner.service.supervision import Health, Loop
 from runner.store import keys
 from runner.store.logs import LogStore
@@ -119,7 +119,6 @@ def test_the_outbox_keeps_lines_and_reports_in_order_through_an_outage(server, t
     events = [json.loads(raw)["event"] for raw in redis.lrange(keys.EVENTS, 0, -1)]
     assert [e["type"] for e in events] == ["StepStarted", "StepFinished"]
     assert json.loads(redis.get(keys.result("run1", "s", 1)))["event"]["status"] == "succeeded"
-    assert int(redis.get(keys.log_bytes("run1"))) == 4 * 70
     assert outbox.pending_attempts() == [] and not list((tmp_path / "spool").glob("*.json"))
 
 
@@ -166,23 +165,46 @@ class Collector:
 
 def test_a_step_log_keeps_its_head_and_tail_and_says_what_was_cut():
     out = Collector()
-    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 * (10 + LINE_OVERHEAD), run=10 ** 9, tail=3 * (10 + LINE_OVERHEAD)))
+    size = 10 + LINE_OVERHEAD
+    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 * size, run=10 ** 9, tail=3 * size), lambda wanted: wanted)
     for i in range(100):
         log.line("stdout", f"line {i:05d}")
     log.close()
     texts = [text for _, text in out.lines]
     assert texts[:7] == [f"line {i:05d}" for i in range(7)]
-    assert texts[7] == ("[strom] 90 line(s) (900 B) cut here: the log reached its limit of 740 B "
-                        "(logs.max_step_size / logs.max_run_size); its last 3 line(s) follow")
+    assert texts[7] == ("[strom] 90 line(s) (900 B) cut here: the log reached its limit (logs.max_step_size is "
+                        "740 B a step, logs.max_run_size bounds the run); its last 3 line(s) follow")
     assert texts[8:] == ["line 00097", "line 00098", "line 00099"]
 
 
-def test_a_step_gets_only_what_its_run_has_left():
+def test_parallel_steps_share_their_runs_log_budget(redis_url):
+    redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    budget = LogBudget(redis, run_limit=3 * 1024 * 1024).for_run(keys.log_bytes("run1"))
+    outs = [Collector() for _ in range(4)]
+    logs = [StepLog(out, "run1", f"s{i}", 1, LogLimits(step=10 ** 9, run=3 * 1024 * 1024, tail=4096), budget)
+            for i, out in enumerate(outs)]
+    line = "x" * 1000
+    for _ in range(2000):  # each step prints about 2 MiB, together 8 MiB
+        for log in logs:
+            log.line("stdout", line)
+    for log in logs:
+        log.close()
+    stored = sum(len(text) + LINE_OVERHEAD for out in outs for _, text in out.lines)
+    assert stored <= 3 * 1024 * 1024 + 4 * 300, stored  # the run's limit, and a notice for each step
+    assert int(redis.get(keys.log_bytes("run1"))) <= 3 * 1024 * 1024
+    for out in outs:  # each step keeps its beginning, a notice, and its end
+        texts = [text for _, text in out.lines]
+        assert texts[0] == line and texts[-4].startswith("[strom]") and texts[-3:] == [line] * 3
+
+
+def test_a_step_whose_run_has_no_budget_left_keeps_only_a_notice():
     out = Collector()
-    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 ** 6, run=1000, tail=100), run_used=1000)
+    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 ** 6, run=1000, tail=100), lambda wanted: 0)
     log.line("stdout", "anything")
     log.close()
-    assert [text for _, text in out.lines][0].startswith("[strom] 1 line(s) (8 B) cut here")
+    assert [text for _, text in out.lines] == [
+        "[strom] 1 line(s) (8 B) cut here: the log reached its limit (logs.max_step_size is 976.6 KiB a step, "
+        "logs.max_run_size bounds the run); its last 0 line(s) follow"]
 
 
 # ----------------------------------------------------------------------------- consumers, retention, cron

@@ -101,11 +101,16 @@ class StepGroups:
             self._write()
 
     def _write(self) -> None:
+        """Best effort: a step runs whether or not its group could be written down."""
         if self.file is None:
             return
-        temp = self.file.with_suffix(".tmp")
-        temp.write_text("".join(f"{g}\n" for g in sorted(self.groups)))
-        os.replace(temp, self.file)
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)  # a cleaner of /tmp may have removed it
+            temp = self.file.with_suffix(".tmp")
+            temp.write_text("".join(f"{g}\n" for g in sorted(self.groups)))
+            os.replace(temp, self.file)
+        except OSError:
+            pass
 
 
 STEP_GROUPS = StepGroups()

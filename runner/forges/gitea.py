@@ -122,15 +122,18 @@ class Gitea(GitHub):
                                "event there; is this request from a Gitea or Forgejo webhook?")
         return event
 
-    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
-        keys = usable_secrets(secrets)
+    def verify_headers(self, headers: Mapping[str, str]) -> str:
         name, signature = _signature(headers)
         if signature is None:
             raise VerificationError(
                 "missing X-Gitea-Signature header (Gitea sends it empty when the webhook has no secret): set a "
                 "secret on the webhook (Settings > Webhooks > Secret), the same as in Strom's webhook_secrets")
-        if not hmac_matches(body, signature, keys):
-            raise VerificationError(f"{name} does not match any configured webhook secret")
+        return signature
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
+        keys = usable_secrets(secrets)
+        if not hmac_matches(body, self.verify_headers(headers), keys):
+            raise VerificationError(f"{_signature(headers)[0]} does not match any configured webhook secret")
 
 
 GITEA = Gitea()

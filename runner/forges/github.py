@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import PayloadError, VerificationError
 from .event import Comment, PullRequest, RepoEvent
 from .verify import (changed_files, commit_summaries, decode_body, field, header, hmac_matches, integer,
-                     mapping, ref_fields, text, usable_secrets)
+                     mapping, ref_fields, shaped, text, usable_secrets)
 
 __all__ = ["GitHub", "GITHUB", "MAX_PUSH_COMMITS"]
 
@@ -146,8 +146,8 @@ class GitHub:
     def repository(self, headers: Mapping[str, str], body: bytes) -> str | None:
         return full_name(decode_body(headers, body).get("repository"))
 
-    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
-        keys = usable_secrets(secrets)
+    def verify_headers(self, headers: Mapping[str, str]) -> str:
+        """The signature's hex digest; VerificationError when the request is not signed at all."""
         signature = header(headers, SIGNATURE)
         if signature is None:
             raise VerificationError(f"missing {SIGNATURE} header: set a secret on the webhook in GitHub "
@@ -155,12 +155,19 @@ class GitHub:
         algorithm, _, digest = signature.partition("=")
         if algorithm.strip().lower() != "sha256" or not digest:
             raise VerificationError(f"{SIGNATURE} is not of the form sha256=<hex>")
-        if not hmac_matches(body, digest, keys):
+        return digest
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
+        keys = usable_secrets(secrets)
+        if not hmac_matches(body, self.verify_headers(headers), keys):
             raise VerificationError(f"{SIGNATURE} does not match any configured webhook secret")
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> RepoEvent:
         event = self.event_name(headers)
         data = decode_body(headers, body)
+        return shaped(self.label, event, lambda: self._event(headers, event, data))
+
+    def _event(self, headers: Mapping[str, str], event: str, data: Mapping[str, Any]) -> RepoEvent:
         repository = data.get("repository")
         fields: Fields = {
             "source": self.name, "forge_event": event, "delivery": self.delivery_id(headers),

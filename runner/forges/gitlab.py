@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import PayloadError, VerificationError
 from .event import Comment, PullRequest, RepoEvent
 from .verify import (changed_files, commit_summaries, decode_body, field, first_header, header, integer,
-                     mapping, ref_fields, text, token_matches, usable_secrets)
+                     mapping, ref_fields, shaped, text, token_matches, usable_secrets)
 
 __all__ = ["GitLab", "GITLAB", "MAX_PUSH_COMMITS"]
 
@@ -139,18 +139,24 @@ class GitLab:
     def repository(self, headers: Mapping[str, str], body: bytes) -> str | None:
         return _path(decode_body(headers, body).get("project"))
 
-    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
-        keys = usable_secrets(secrets)
+    def verify_headers(self, headers: Mapping[str, str]) -> str:
         token = header(headers, TOKEN)
         if token is None:
             raise VerificationError(f"missing {TOKEN} header: set a secret token on the webhook in GitLab "
                                     "(Settings > Webhooks > Secret token), the same as in Strom's webhook_secrets")
-        if not token_matches(token, keys):
+        return token
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
+        keys = usable_secrets(secrets)
+        if not token_matches(self.verify_headers(headers), keys):
             raise VerificationError(f"{TOKEN} does not match any configured webhook secret")
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> RepoEvent:
         event = self.event_name(headers)
         data = decode_body(headers, body)
+        return shaped("GitLab", event, lambda: self._event(headers, event, data))
+
+    def _event(self, headers: Mapping[str, str], event: str, data: Mapping[str, Any]) -> RepoEvent:
         fields: Fields = {
             "source": self.name, "forge_event": event, "delivery": self.delivery_id(headers),
             "repo": _path(data.get("project")) or "", "clone_urls": _clone_urls(data),

@@ -21,6 +21,9 @@ class Forge(Protocol):
 
     def repository(self, headers: Mapping[str, str], body: bytes) -> str | None: ...
 
+    def verify_headers(self, headers: Mapping[str, str]) -> str:
+        """What a signed request carries (its signature or token); VerificationError when it is missing."""
+
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None: ...
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> RepoEvent: ...

@@ -4,15 +4,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import parse_qs
 
 from .errors import PayloadError, VerificationError
 
 __all__ = [
     "NO_SECRET", "header", "first_header", "decode_body", "usable_secrets", "hmac_matches", "token_matches",
-    "field", "integer", "text", "mapping", "is_zero", "ref_fields", "commit_summaries", "changed_files",
+    "field", "integer", "text", "mapping", "is_zero", "ref_fields", "commit_summaries", "changed_files", "shaped",
 ]
+
+T = TypeVar("T")
 
 NO_SECRET = ("no webhook secret is configured for this repository: Strom never accepts unsigned forge webhooks; "
              "set one in the server config (forge: { webhook_secrets: [{ env: HOOK_SECRET }] }) "
@@ -53,10 +55,21 @@ def decode_body(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+        raise PayloadError(f"body is not JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise PayloadError("body nests deeper than any forge's payload does") from None
     if not isinstance(data, dict):
         raise PayloadError(f"body is JSON but not an object (got {type(data).__name__})")
     return data
+
+
+def shaped(forge: str, event: str, build: Callable[[], T]) -> T:
+    """`build()`, with the errors of a payload whose fields have unexpected types turned into PayloadError."""
+    try:
+        return build()
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        raise PayloadError(f"the {forge} {event[:60]!r} payload does not have the shape {forge} sends "
+                           f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def usable_secrets(secrets: Sequence[str]) -> list[bytes]:
@@ -99,9 +112,10 @@ def field(data: Mapping[str, Any], path: str, what: str = "payload") -> Any:
 def integer(data: Mapping[str, Any], path: str, what: str = "payload") -> int:
     """The integer at dotted `path` (see `field`)."""
     value = field(data, path, what)
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise PayloadError(f"{what} has `{path}` = {value!r}, not a number")
-    return int(value)
+    digits = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise PayloadError(f"{what} has `{path}` = {str(value)[:40]!r}, not a number")
+    return int(digits)
 
 
 def text(value: Any) -> str:
@@ -144,9 +158,17 @@ def commit_summaries(commits: Any) -> tuple[dict[str, Any], ...]:
             "id": text(commit.get("id")),
             "message": text(commit.get("message")),
             "author": text(author.get("name")) if isinstance(author, Mapping) else "",
-            **{key: list(commit.get(key) or ()) for key in ("added", "removed", "modified")},
+            **{key: _file_list(commit.get(key), f"commits[{len(out)}].{key}") for key in ("added", "removed", "modified")},
         })
     return tuple(out)
+
+
+def _file_list(value: Any, path: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"the payload's {path} is a {type(value).__name__}, not a list of file names")
+    return list(value)
 
 
 def changed_files(commits: Any, complete: bool) -> tuple[str, ...] | None:

@@ -163,10 +163,11 @@ class Mirror:
         """Files a pull request changes: the diff from the merge base of `base` and `head` to `head`."""
         return self._git("diff", "--name-only", "--no-renames", f"{base}...{head}").splitlines()
 
-    def tree(self, sha: str) -> tuple[dict[str, str], set[str]]:
-        """(the .strom/ workflow files' texts by path, every file path) of commit `sha`."""
+    def tree(self, sha: str, max_file: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
+        """(the .strom/ workflow files' texts by path, every file path, sizes of files too large to read)
+        of commit `sha`."""
         try:
-            return read_tree(self.path, sha)
+            return read_tree(self.path, sha, max_file=max_file)
         except TreeError as exc:
             raise GitError(f"cannot read commit {sha[:12]} in {self.path.name}: {exc}") from None
 

@@ -18,11 +18,13 @@ ZERO = "0" * 40
 def check(git_dir: Path, new: str, ref: str) -> list[str]:
     """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent)."""
     from ..spec import load_texts
-    texts, paths = read_tree(git_dir, new)
-    if not texts:
+    from ..spec.limits import SpecLimits
+    limits = SpecLimits(**json.loads(os.environ.get("STROM_SPEC_LIMITS") or "{}"))
+    texts, paths, oversized = read_tree(git_dir, new, max_file=limits.file_size)
+    if not texts and not oversized:
         print(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []
-    result = load_texts(texts, root=Path("/"), file_exists=lambda rel: rel in paths)
+    result = load_texts(texts, root=Path("/"), file_exists=lambda rel: rel in paths, limits=limits, sizes=oversized)
     problems = list(result.problems)
     channels = os.environ.get("STROM_NOTIFY_CHANNELS")
     if result.workspace is not None and channels is not None:

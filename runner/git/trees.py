@@ -25,21 +25,26 @@ def _git(git_dir: Path, *args: str, stdin: bytes | None = None, env: dict | None
     return proc.stdout
 
 
-def read_tree(git_dir: Path, sha: str, env: dict | None = None) -> tuple[dict[str, str], set[str]]:
-    """(.strom/**/*.yaml|yml path -> text, every file path) of commit `sha`."""
-    listing = _git(git_dir, "ls-tree", "-r", "-z", "--full-tree", sha, env=env)
-    paths, blobs = set(), {}
+def read_tree(git_dir: Path, sha: str, env: dict | None = None,
+              max_file: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
+    """(.strom/**/*.yaml|yml path -> text, every file path, path -> size of workflow files left unread
+    because they are larger than `max_file`) of commit `sha`."""
+    listing = _git(git_dir, "ls-tree", "-r", "-z", "-l", "--full-tree", sha, env=env)
+    paths, blobs, oversized = set(), {}, {}
     for entry in listing.split(b"\0"):
         if not entry:
             continue
         meta, _, name = entry.partition(b"\t")
         path = name.decode("utf-8", "surrogateescape")
         paths.add(path)
-        mode, kind, oid = meta.split(b" ")
+        mode, kind, oid, size = meta.split()
         if kind == b"blob" and path.startswith(STROM_PREFIX) and path.endswith((".yaml", ".yml")):
-            blobs[path] = oid.decode()
+            if max_file is not None and int(size) > max_file:
+                oversized[path] = int(size)
+            else:
+                blobs[path] = oid.decode()
     if not blobs:
-        return {}, paths
+        return {}, paths, oversized
     order = sorted(blobs)
     out = _git(git_dir, "cat-file", "--batch", stdin="".join(f"{blobs[p]}\n" for p in order).encode(), env=env)
     texts, pos = {}, 0
@@ -49,4 +54,4 @@ def read_tree(git_dir: Path, sha: str, env: dict | None = None) -> tuple[dict[st
         body = out[header_end + 1:header_end + 1 + size]
         pos = header_end + 1 + size + 1
         texts[path] = body.decode("utf-8", "replace")
-    return texts, paths
+    return texts, paths, oversized

@@ -57,7 +57,7 @@ class Checkouts:
         self._next_fetch: dict[tuple[str, str], float] = {}
 
     def folder(self, ws: WorkspaceConfig) -> Checkout:
-        texts = read_folder(ws.folder)
+        texts = read_folder(ws.folder, self.service.config.spec_limits.file_size)
         digest = self.service.definitions.put(texts)
         loaded = self._checked(self.service.definitions.workspace(digest, ws.folder))
         git = git_context(ws.folder)
@@ -72,9 +72,11 @@ class Checkouts:
         with self._lock:
             digest = self._digests.get(sha)
         if digest is None:
-            texts, paths = mirror.tree(sha)
+            limits = self.service.config.spec_limits
+            texts, paths, oversized = mirror.tree(sha, max_file=limits.file_size)
             digest = definitions.put(texts)
-            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths)
+            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths, limits=limits,
+                                sizes=oversized)
             definitions.remember(digest, root, result.raise_for_errors())
             with self._lock:
                 self._digests[sha] = digest

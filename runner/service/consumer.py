@@ -55,7 +55,6 @@ class QueueConsumer:
         self.busy = busy
         self.handle = handle
         self.label = label
-        self._recovered = False
         self._handled: str | None = None  # handled, but still on `busy`
 
     def recover(self) -> int:
@@ -69,9 +68,9 @@ class QueueConsumer:
         if self._handled is not None:
             self.redis.lrem(self.busy, 1, self._handled)
             self._handled = None
-        if not self._recovered:
-            self.recover()
-            self._recovered = True
+        # Whatever is still on `busy` was not handled: an outage cut its handling short, or the move
+        # itself (a retried BLMOVE may have moved an item whose answer was lost). Hand it back first.
+        self.recover()
         raw = self.redis.blmove(self.queue, self.busy, 1, "LEFT", "RIGHT")
         if raw is None:
             return
@@ -79,8 +78,7 @@ class QueueConsumer:
             self.handle(raw)
         except Exception as exc:
             if is_outage(exc):
-                self._recovered = False  # hand it back once Redis answers again
-                raise
+                raise  # it stays on `busy`, and goes back to the queue on the next pass
             log.exception("handling %s %s failed", self.label, raw[:200])
         self._handled = raw
         self.redis.lrem(self.busy, 1, raw)

@@ -25,13 +25,14 @@ class Service:
 
     @cached_property
     def logs(self):
+        from ..store.connection import READ_TIMEOUT, connect
         from ..store.logs import LogStore
-        return LogStore(self.redis)
+        return LogStore(self.redis, following=lambda: connect(self.config.redis_url, False, READ_TIMEOUT))
 
     @cached_property
     def definitions(self):
         from ..store.definitions import Definitions
-        return Definitions(self.redis)
+        return Definitions(self.redis, limits=self.config.spec_limits)
 
     @cached_property
     def workers(self):

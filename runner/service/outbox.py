@@ -49,7 +49,6 @@ class _Lines:
 
     def stage(self, pipe, logs: LogStore) -> None:
         logs.append(self.job_id, self.entries, pipe)
-        pipe.incrby(keys.log_bytes(self.job_id), self.size)
 
 
 @dataclass
@@ -112,8 +111,7 @@ class Outbox:
         self.wake.set()
         if self.reachable and self.sending.acquire(blocking=False):  # on the step's path: no thread hop
             try:
-                while self._send():
-                    pass
+                self._send()  # what comes after this report is left to the delivering loop
             except Exception:  # noqa: BLE001 - the delivering loop tries again, and reports the outage
                 pass
             finally:
@@ -206,6 +204,7 @@ class Outbox:
             except Exception as exc:  # noqa: BLE001 - whatever it is, the reports are spooled
                 if time.monotonic() > end:
                     self._spool_overdue(force=True)
+                    self._give_back_taken()
                     log.warning("stopping with %d undelivered item(s) (%s); final reports are spooled in %s",
                                 len(self.items), exc, self.spool)
                     return False
@@ -232,13 +231,26 @@ class Outbox:
             except OSError as exc:
                 log.warning("could not spool the report of %s/%s: %s", report.job_id, report.step, exc)
 
+    def _give_back_taken(self) -> None:
+        """Reports this worker took from the spool and could not deliver go back to it, for the next worker."""
+        with self.lock:
+            taken = [i for i in self.items if isinstance(i, _Report) and i.spooled and i.spooled.suffix == ".taken"]
+        for report in taken:
+            try:
+                os.replace(report.spooled, report.spooled.with_name(report.spooled.name.split(".")[0] + ".json"))
+            except OSError as exc:
+                log.warning("could not return %s to the spool: %s", report.spooled, exc)
+
     def load_spool(self, owner: str) -> int:
-        """Queue the final reports a stopped worker on this machine left in the spool."""
+        """Queue the final reports a stopped worker on this machine left in the spool (also those another
+        worker took and died holding: delivering a report twice is harmless)."""
         if self.spool is None or not self.spool.is_dir():
             return 0
         loaded = 0
-        for path in sorted(self.spool.glob("*.json")):
-            taken = path.with_name(f"{path.stem}.{owner}.taken")
+        for path in sorted([*self.spool.glob("*.json"), *self.spool.glob("*.taken")]):
+            if path.name.endswith(f".{owner}.taken"):
+                continue
+            taken = path.with_name(f"{path.name.split('.')[0]}.{owner}.taken")
             try:
                 os.rename(path, taken)  # one worker takes each file
                 data = json.loads(taken.read_text())

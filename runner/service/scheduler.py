@@ -20,6 +20,7 @@ import uuid
 from redis.exceptions import WatchError
 
 from ..engine.events import Cancel, StepAbandoned, StepFinished, Tick
+from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
 from ..spec.model import TriggerType
@@ -68,7 +69,7 @@ class Scheduler:
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.server_worker.start()
-        loops = [("orchestrator", self.consumer.one_pass), ("timers", self._timers_once),
+        loops = [("heartbeat", self._alive_once), ("orchestrator", self.consumer.one_pass), ("timers", self._timers_once),
                  ("reporter", self.reporter.one_pass), ("poller", self._poll_once), ("notifier", self._notify_once),
                  ("retention", self._retention_once)]
         loops += [(f"intake-{i}", c.one_pass) for i, c in enumerate(self.intake)]
@@ -97,6 +98,10 @@ class Scheduler:
                 pipe.execute()
         except Exception as exc:  # noqa: BLE001 - Redis may be away: the lease and keys expire by themselves
             log.warning("could not say goodbye to Redis: %s", exc)
+
+    def _alive_once(self) -> float:
+        self.alive()
+        return self.config.heartbeat_interval
 
     def alive(self) -> None:
         """Keep this scheduler's busy lists its own, and publish its health."""
@@ -143,20 +148,24 @@ class Scheduler:
         self.release_delayed(now)
         if now >= self.next_sweep:
             self.next_sweep = now + self.config.sweep_interval
-            self.alive()
             queued = self.redis.hgetall(keys.QUEUED)
-            for sweep in (lambda: self.sweep_lost(now), lambda: self.sweep_orphans(now, queued),
-                          lambda: self.sweep_unmatched(now, queued), self.sweep_consumers, lambda: self.fire_cron(now)):
-                self._guarded(sweep)
+            for name, sweep in (("lost", lambda: self.sweep_lost(now)), ("orphans", lambda: self.sweep_orphans(now, queued)),
+                                ("unmatched", lambda: self.sweep_unmatched(now, queued)),
+                                ("consumers", lambda: self.sweep_consumers(now)), ("cron", lambda: self.fire_cron(now))):
+                self._guarded(name, sweep)
 
-    def _guarded(self, sweep) -> None:
-        """Run one sweep; a bug in it is logged and does not keep the others from running."""
+    def _guarded(self, name: str, sweep) -> None:
+        """Run one sweep; a bug in it is logged, shown in the health record, and keeps no other sweep from running."""
         try:
             sweep()
         except Exception as exc:
             if is_outage(exc):
                 raise
-            self._warn_once(f"sweep failed: {type(exc).__name__}: {exc}", exc)
+            self.health.set(f"sweep-{name}", "failing", f"{type(exc).__name__}: {exc}"[:300])
+            self._warn_once(f"sweep {name} failed: {type(exc).__name__}: {exc}", exc)
+        else:
+            if f"sweep-{name}" in self.health.loops:
+                self.health.set(f"sweep-{name}", "running")
 
     def wake_due(self, now: float) -> None:
         for job_id in self.redis.zrangebyscore(keys.WAKE, "-inf", now, start=0, num=200):
@@ -212,13 +221,25 @@ class Scheduler:
             info = json.loads(entries[step_key])
             if now - float(info.get("since") or 0) < self.config.lost_after:
                 continue
-            job_id, step, attempt = keys.parse_step_key(step_key)
-            event = messages.decode(result).get("event") if result else None
-            if not isinstance(event, StepFinished):  # no report of its end is waiting anywhere: lost
-                worker = info.get("worker") or "its worker"
-                event = StepAbandoned(step, attempt, f"worker lost: {worker} stopped sending heartbeats", retry=True)
-            if self.service.orchestrator.try_apply(job_id, event, now) is None:
-                self.redis.hdel(keys.RUNNING, step_key)
+            self._each(step_key, lambda: self._lost(step_key, info, result, now))
+
+    def _lost(self, step_key: str, info: dict, result: str | None, now: float) -> None:
+        job_id, step, attempt = keys.parse_step_key(step_key)
+        event = messages.decode(result).get("event") if result else None
+        if not isinstance(event, StepFinished):  # no report of its end is waiting anywhere: lost
+            worker = info.get("worker") or "its worker"
+            event = StepAbandoned(step, attempt, f"worker lost: {worker} stopped sending heartbeats", retry=True)
+        if self.service.orchestrator.try_apply(job_id, event, now) is None:
+            self.redis.hdel(keys.RUNNING, step_key)
+
+    def _each(self, what: str, act) -> None:
+        """One entry of a sweep: a bug in one (its definitions are gone, say) does not stop the others."""
+        try:
+            act()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            self._warn_once(f"sweeping {what} failed: {type(exc).__name__}: {exc}", exc)
 
     def sweep_orphans(self, now: float, queued: dict) -> None:
         """Queued attempts that left their queue but that no live worker holds go back to their queue.
@@ -245,23 +266,41 @@ class Scheduler:
             job_id, step, attempt = keys.parse_step_key(step_key)
             if (owner and owner_alive) or (not owner and keys.rq_job_id(job_id, step, attempt) in waiting):
                 continue
-            self._hand_back(job_id, step, attempt, stale[step_key]["queue"], owner, now)
+            self._each(step_key, lambda: self._hand_back(job_id, step, attempt, stale[step_key]["queue"], owner, now))
 
     def _hand_back(self, job_id: str, step: str, attempt: int, queue: str, owner: str | None, now: float) -> None:
-        who = f"its worker {owner} is gone" if owner else "no worker took it"
-        step_key = keys.step_key(job_id, step, attempt)
-        if not self.redis.exists(keys.rq_job(job_id, step, attempt)):  # nothing to hand back: end the attempt
-            error = f"its queue entry was lost ({who})"
-            if self.service.orchestrator.try_apply(job_id, StepAbandoned(step, attempt, error, retry=True), now) is None:
-                self.redis.hdel(keys.QUEUED, step_key)
-            return
+        """Put the attempt back on its queue, if it still waits for a worker at that attempt and its claim is
+        still what the sweep saw (another scheduler may have handed it back meanwhile)."""
+        claim, step_key = keys.claim(job_id, step, attempt), keys.step_key(job_id, step, attempt)
         with self.redis.pipeline(transaction=True) as pipe:
-            if owner:
-                pipe.delete(keys.claim(job_id, step, attempt))
-            pipe.lpush(rq_queue(queue, self.service.rq_redis).key, keys.rq_job_id(job_id, step, attempt))
-            pipe.hset(keys.QUEUED, step_key, json.dumps({"queue": queue, "since": now}))
-            pipe.execute()
-        log.warning("attempt %d of %s/%s left its queue but %s: handed back to %s", attempt, job_id, step, who, queue)
+            try:
+                pipe.watch(keys.job(job_id), claim)
+                state = self.service.jobs.load(job_id, client=pipe)
+                run = state.steps.get(step) if state is not None else None
+                if run is None or run.status is not StepStatus.QUEUED or run.attempt != attempt:
+                    pipe.reset()
+                    self.redis.hdel(keys.QUEUED, step_key)  # a stale entry: the attempt moved on
+                    return
+                if pipe.get(claim) != owner:
+                    pipe.reset()
+                    return
+                has_job = pipe.exists(keys.rq_job(job_id, step, attempt))
+                pipe.multi()
+                if has_job:
+                    if owner:
+                        pipe.delete(claim)
+                    pipe.lpush(rq_queue(queue, self.service.rq_redis).key, keys.rq_job_id(job_id, step, attempt))
+                    pipe.hset(keys.QUEUED, step_key, json.dumps({"queue": queue, "since": now}))
+                pipe.execute()
+            except WatchError:
+                return  # it changed meanwhile: the next sweep looks again
+        who = f"its worker {owner} is gone" if owner else "no worker took it"
+        if has_job:
+            log.warning("attempt %d of %s/%s left its queue but %s: handed back to %s", attempt, job_id, step, who,
+                        queue)
+        else:  # nothing to hand back (no worker can take it either): end the attempt, for a retry
+            self.service.orchestrator.try_apply(job_id, StepAbandoned(step, attempt, f"its queue entry was lost ({who})",
+                                                                      retry=True), now)
 
     def sweep_unmatched(self, now: float, queued: dict | None = None) -> None:
         """Queued steps no live worker can take fail after `unmatched_timeout`, naming what is missing."""
@@ -291,8 +330,10 @@ class Scheduler:
         """(queue, busy list) of every consumer of this scheduler."""
         return [(c.queue, c.busy) for c in [self.consumer, self.reporter, *self.intake]]
 
-    def sweep_consumers(self) -> None:
-        """Hand back what a dead scheduler was holding."""
+    def sweep_consumers(self, now: float) -> None:
+        """Hand back what a dead scheduler was holding (once Redis has answered long enough for it to beat)."""
+        if not self._steady(now):
+            return
         for owner, raw in self.redis.hgetall(keys.CONSUMERS).items():
             if owner == self.name or self.redis.exists(keys.consumer_alive(owner)):
                 continue
@@ -350,8 +391,10 @@ class Scheduler:
         if not self._lease():
             return []
         checked = self.redis.get(keys.CRON_CHECKED)
-        # A holder checks every sweep; a gap no longer than the lease is a hand-over, not downtime.
+        # A holder checks every sweep; a gap no longer than the lease is a hand-over, not downtime: the
+        # ticks since the last check are all fired. What came before follows catch_up.
         handover = checked is not None and now - float(checked) <= LEASE_MS / 1000 + 2 * self.config.sweep_interval + 5
+        since = float(checked) if handover else None
         fired = []
         for workspace in self.config.workspaces:
             try:
@@ -361,7 +404,7 @@ class Scheduler:
                 continue
             for trigger in loaded.triggers.values():
                 if trigger.type is TriggerType.SCHEDULER and trigger.enabled:
-                    fired += self._fire(workspace, trigger, now, handover)
+                    fired += self._fire(workspace, trigger, now, since)
         self.redis.set(keys.CRON_CHECKED, now)
         return fired
 
@@ -372,19 +415,20 @@ class Scheduler:
             seen.add(message)
             log.warning("%s", message, exc_info=exc)
 
-    def _fire(self, workspace: str, trigger, now: float, handover: bool = False) -> list[str]:
-        """Fire what is due of `trigger`: after a hand-over every tick since the last fired one, else
-        the latest (as `catch_up` says). Each tick's run is started before the tick is recorded."""
+    def _fire(self, workspace: str, trigger, now: float, since: float | None = None) -> list[str]:
+        """Fire what is due of `trigger`: the latest tick missed (as `catch_up` says), and, `since` the last
+        check of a scheduler that handed the lease over, every tick. Each tick's run starts before the
+        tick is recorded."""
         last_key = keys.cron_last(workspace, trigger.name)
         last = self.redis.get(last_key)
         if last is None:
             self.redis.set(last_key, now, nx=True)
             return []
-        if handover:
-            due = [(tick, True) for tick in ticks_between(trigger.cron, trigger.timezone, float(last), now)]
-        else:
-            tick = due_fire(trigger.cron, trigger.timezone, float(last), now, self.config.catch_up)
-            due = [] if tick is None else [(abs(tick), tick > 0)]
+        last = float(last)
+        missed = due_fire(trigger.cron, trigger.timezone, last, now if since is None else since, self.config.catch_up)
+        due = [] if missed is None else [(abs(missed), missed > 0)]
+        if since is not None:
+            due += [(tick, True) for tick in ticks_between(trigger.cron, trigger.timezone, max(last, since), now)]
         fired = []
         for tick, fire in due:
             if fire:

@@ -28,6 +28,7 @@ __all__ = ["Supervisor", "UpError", "redis_binary", "admin_token", "redis_passwo
 # What production Redis needs, and what `strom up` gives its private one (see docs/service.md).
 REDIS_SETTINGS = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction", "save": '""'}
 RESTART_PAUSES = (1, 2, 5, 10, 30)  # seconds before restarting a child that keeps exiting
+WORKER_STOP = 60.0  # a worker's stop: its steps' grace, their stop, then what it owes Redis
 
 
 class UpError(StromError):
@@ -208,15 +209,16 @@ class Supervisor:
         return news
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Workers first (they hand back running steps), then scheduler and web, then Redis."""
-        order = [c for c in self.children if c.name.startswith("worker")] + \
-                [c for c in self.children if c.name in ("scheduler", "web")] + \
-                [c for c in self.children if c.name == "redis"]
-        for group in ([c for c in order if c.name != "redis"], [c for c in order if c.name == "redis"]):
+        """Workers first (they finish or hand back their steps, and deliver what they owe Redis), then the
+        scheduler and web, then Redis."""
+        groups = ([c for c in self.children if c.name.startswith("worker")],
+                  [c for c in self.children if c.name in ("scheduler", "web")],
+                  [c for c in self.children if c.name == "redis"])
+        for group, wait in zip(groups, (WORKER_STOP, timeout, timeout)):
             for child in group:
                 if child.proc.poll() is None:
                     child.proc.send_signal(signal.SIGTERM)
-            end = time.monotonic() + timeout
+            end = time.monotonic() + wait
             for child in group:
                 try:
                     child.proc.wait(max(0.1, end - time.monotonic()))

@@ -29,10 +29,12 @@ from ..executors.process import STEP_GROUPS
 from ..executors.unavailable import Unavailable
 from ..masking import Masker
 from ..store import keys
+from ..store.connection import is_outage
+from ..store.jobs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
 from .queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
-from .steplog import LogLimits, StepLog
+from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
 
 __all__ = ["Worker", "ABILITIES"]
@@ -40,7 +42,6 @@ __all__ = ["Worker", "ABILITIES"]
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
 REAP_EVERY = 30.0  # seconds between passes of the container reaper
-CLAIM_TTL = 86400
 OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
 
 
@@ -58,27 +59,32 @@ class _Slot:
         self.worker = worker
         self.held = None
 
-    def one_pass(self) -> None:
+    def one_pass(self) -> float | None:
         worker = self.worker
         if self.held is None:
             if worker.stopping.is_set():
-                worker.stopping.wait(0.2)
-                return
+                return 0.2  # draining: take nothing new
             self.held = dequeue(worker.queues, worker.service.rq_redis)
             if self.held is None:
-                return
+                return None
         job, queue = self.held
         failpoints.hit("worker-after-take")
-        if worker.stopping.is_set():  # taken while stopping: hand it back, first in line
-            worker.service.rq_redis.lpush(queue.key, job.id)
-            self.held = None
-            return
-        work = StepWork.from_dict(job.args[0])
-        claim = worker.claim(work)
+        try:
+            if worker.stopping.is_set():  # taken while stopping: hand it back, first in line
+                worker.service.rq_redis.lpush(queue.key, job.id)
+                self.held = None
+                return None
+            work = StepWork.from_dict(job.args[0])
+            cancelled = worker.claim(work)
+        except Exception as exc:
+            if not is_outage(exc):  # a job that cannot be read or claimed: not kept (the sweep hands it back)
+                self.held = None
+            raise
         self.held = None
-        if claim is not None:
+        if cancelled is not None:
             failpoints.hit("worker-after-claim")
-            worker.run_work(work, *claim)
+            worker.run_work(work, cancelled)
+        return None
 
 
 class Worker:
@@ -111,6 +117,7 @@ class Worker:
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
         self.limits = LogLimits.of(self.config)
+        self.log_budget = LogBudget(service.redis, self.limits.run)
         self.running: dict[str, _Running] = {}
         self._downloads = None
         self._reaped = False
@@ -221,10 +228,9 @@ class Worker:
         return removed
 
     # ----------------------------------------------------------------- one step
-    def claim(self, work: StepWork) -> tuple[int, bool] | None:
-        """Make the attempt this worker's: (log bytes its run has used, cancelled), or None if another has it.
-
-        Safe to repeat after an outage cut the answer off: an attempt already claimed by this worker is its own."""
+    def claim(self, work: StepWork) -> bool | None:
+        """Make the attempt this worker's: whether it was cancelled meanwhile, or None if it is not ours to run
+        (another worker's, or over). Safe to repeat after an outage cut the answer off."""
         redis = self.service.redis
         claim = keys.claim(work.job_id, work.step, work.attempt)
         with redis.pipeline(transaction=True) as pipe:
@@ -232,15 +238,15 @@ class Worker:
             pipe.get(claim)
             pipe.set(keys.heartbeat(work.job_id, work.step, work.attempt), self.name,
                      px=int(self.config.lost_after * 1000))
-            pipe.get(keys.log_bytes(work.job_id))
             pipe.exists(keys.cancel_flag(work.job_id, work.step, work.attempt))
-            _, owner, _, used, cancelled = pipe.execute()
+            _, owner, _, cancelled = pipe.execute()
         if owner != self.name:
-            log.info("attempt %d of %s/%s is %s's; dropped", work.attempt, work.job_id, work.step, owner)
+            log.info("attempt %d of %s/%s is not this worker's to run (its claim: %s); dropped", work.attempt,
+                     work.job_id, work.step, owner)
             return None
-        return int(used or 0), bool(cancelled)
+        return bool(cancelled)
 
-    def run_work(self, work: StepWork, log_used: int = 0, cancelled: bool = False) -> None:
+    def run_work(self, work: StepWork, cancelled: bool = False) -> None:
         if cancelled:  # its run moved on while it waited: the engine has already ended this attempt
             return
         key = keys.step_key(work.job_id, work.step, work.attempt)
@@ -249,7 +255,8 @@ class Worker:
             self.running[key] = running
         try:
             self.outbox.report(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
-            logs = StepLog(self.outbox, work.job_id, work.step, work.attempt, self.limits, log_used)
+            logs = StepLog(self.outbox, work.job_id, work.step, work.attempt, self.limits,
+                           self.log_budget.for_run(keys.log_bytes(work.job_id)))
             status, output, error, exit_code = self._execute(work, logs, running)
             logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:

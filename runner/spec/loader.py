@@ -14,6 +14,7 @@ from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
 from .notify_rules import build_notify_rules
 from .graph import find_cycle
+from .limits import DEFAULT_LIMITS, SpecLimits
 from .model import ActionType, Hooks, Workspace
 from .names import name_problem
 from .problems import Problem, Problems
@@ -57,34 +58,41 @@ def find_files(root: Path) -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_workspace(root: Path | str) -> LoadResult:
+def load_workspace(root: Path | str, limits: SpecLimits = DEFAULT_LIMITS) -> LoadResult:
     """Load the workspace at `root` (the directory that holds `.strom/`)."""
     root = Path(root)
-    texts = {}
+    texts, sizes = {}, {}
     problems = Problems()
     for path in find_files(root):
         rel = path.relative_to(root).as_posix()
         try:
-            texts[rel] = path.read_text(encoding="utf-8")
+            sizes[rel] = path.stat().st_size
+            if sizes[rel] <= limits.file_size:
+                texts[rel] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.error((rel, 1, 1), "unreadable", f"cannot read {rel}: {exc}", "save the file as UTF-8 text")
-    return _load(root, texts, problems, file_exists=None)
+    return _load(root, texts, problems, None, limits, sizes)
 
 
 def load_texts(texts: Mapping[str, str], root: Path | None = None,
-               file_exists: Callable[[str], bool] | None = None) -> LoadResult:
-    """Load from file contents keyed by their path relative to the workspace (e.g. a pushed commit)."""
-    return _load(root or Path("."), dict(texts), Problems(), file_exists=file_exists)
+               file_exists: Callable[[str], bool] | None = None, limits: SpecLimits = DEFAULT_LIMITS,
+               sizes: Mapping[str, int] | None = None) -> LoadResult:
+    """Load from file contents keyed by their path relative to the workspace (e.g. a pushed commit).
+    `sizes` may name files left unread because of their size."""
+    return _load(root or Path("."), dict(texts), Problems(), file_exists, limits, sizes or {})
 
 
-def _load(root: Path, texts: dict[str, str], problems: Problems, file_exists) -> LoadResult:
-    if not texts and not problems.items:
+def _load(root: Path, texts: dict[str, str], problems: Problems, file_exists, limits: SpecLimits,
+          sizes: Mapping[str, int]) -> LoadResult:
+    if not texts and not sizes and not problems.items:
         problems.error((STROM_DIR, 1, 1), "no-files", f"no workflow files found in {STROM_DIR}/",
                        f"create {STROM_DIR}/pipeline.yaml with a `tasks:` section (see `strom init` in the docs)")
         return LoadResult(None, tuple(problems.items))
+    if not _within_size_limits(texts, sizes, limits, problems):
+        return LoadResult(None, tuple(problems.sorted()))
     documents: list[tuple[str, LocDict]] = []
     for rel, text in texts.items():
-        doc = parse_yaml(text, rel, problems)
+        doc = parse_yaml(text, rel, problems, limits)
         if doc is None:
             continue
         if not isinstance(doc, dict):
@@ -95,11 +103,49 @@ def _load(root: Path, texts: dict[str, str], problems: Problems, file_exists) ->
         Reader(doc, problems, rel).check_keys(TOP_LEVEL_FIELDS)
         documents.append((rel, doc))
     sections = _merge_sections(documents, problems)
+    if not _within_count_limits(sections, limits, problems):
+        return LoadResult(None, tuple(problems.sorted()))
     ctx = BuildContext(problems=problems, root=root if file_exists is None else None, file_exists=file_exists,
                        action_names=frozenset(sections["actions"]), task_names=frozenset(sections["tasks"]),
                        connection_types=frozenset(sections["connection_types"]))
     workspace = _build(root, texts, documents, sections, ctx)
     return LoadResult(workspace, tuple(problems.sorted()))
+
+
+def _within_size_limits(texts: Mapping[str, str], sizes: Mapping[str, int], limits: SpecLimits,
+                        problems: Problems) -> bool:
+    """Files too large to parse, and all of them together, are refused before any parser runs."""
+    sizes = {**{rel: len(text.encode("utf-8", "surrogateescape")) for rel, text in texts.items()}, **sizes}
+    ok = True
+    for rel, size in sorted(sizes.items()):
+        if size > limits.file_size:
+            problems.error((rel, 1, 1), "too-large", f"the file is {size} bytes, above the limit of "
+                           f"{limits.file_size}", "split it, or raise limits.workflow_file_size in the server "
+                                                  "configuration")
+            ok = False
+    total = sum(sizes.values())
+    if total > limits.total_size:
+        problems.error((STROM_DIR, 1, 1), "too-large", f"the workflow files hold {total} bytes, above the limit "
+                       f"of {limits.total_size}", "remove some, or raise limits.workflow_total_size in the server "
+                                                  "configuration")
+        ok = False
+    return ok
+
+
+def _within_count_limits(sections, limits: SpecLimits, problems: Problems) -> bool:
+    """At most `limits.tasks` tasks and `limits.steps` steps; the first one past a limit is named."""
+    steps = 0
+    for index, (name, (data, parent, _)) in enumerate(sections["tasks"].items()):
+        flow = data.get("flow") if isinstance(data, dict) else None
+        steps += len(flow) if isinstance(flow, dict) else 0
+        for count, limit, what, setting in ((index + 1, limits.tasks, "tasks", "limits.tasks"),
+                                            (steps, limits.steps, "steps", "limits.steps")):
+            if count > limit:
+                problems.error(parent.key_at(name), "too-many", f"the workspace defines more than {limit} {what} "
+                               f"(task {name!r} is past the limit)", f"remove some, or raise {setting} in the "
+                                                                    "server configuration")
+                return False
+    return True
 
 
 def _merge_sections(documents, problems: Problems) -> dict[str, dict[str, LocDict]]:

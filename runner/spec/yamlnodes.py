@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from .limits import DEFAULT_LIMITS, PARSER_DEPTH, SpecLimits, too_deep_for_the_parser
 from .problems import Position, Problems
 
 __all__ = ["LocDict", "LocList", "parse_yaml", "MAX_NODES"]
@@ -52,11 +53,13 @@ def _yaml() -> YAML:
 
 
 class _Builder:
-    def __init__(self, filename: str, problems: Problems):
+    def __init__(self, filename: str, problems: Problems, limits: SpecLimits):
         self.file = filename
         self.problems = problems
+        self.limits = limits
         self.count = 0
         self.aliased = 0
+        self.size = 0  # bytes of scalar text produced, aliases expanded
         self.seen: set[int] = set()
 
     def pos(self, node) -> Position:
@@ -70,9 +73,18 @@ class _Builder:
             self.seen.add(id(node))
         if aliased:
             self.aliased += 1
-        if self.count > MAX_NODES or self.aliased > MAX_ALIASED or depth > 200:
-            raise _TooLarge()
+        if depth > self.limits.depth:
+            raise _TooLarge(node, f"the document nests deeper than {self.limits.depth} levels here",
+                            "flatten it, or raise limits.yaml_depth in the server configuration")
+        if self.count > MAX_NODES or self.aliased > MAX_ALIASED:
+            raise _TooLarge(node, "the document expands to too many values (alias bomb or runaway nesting)",
+                            "reduce the use of YAML aliases")
         if isinstance(node, ScalarNode):
+            self.size += len(node.value)
+            if self.size > self.limits.expanded_size:
+                raise _TooLarge(node, f"the document's text, with its aliases expanded, exceeds "
+                                      f"{self.limits.expanded_size} bytes here",
+                                "reduce the use of YAML aliases, or raise limits.yaml_expanded_size")
             return self.scalar(node)
         if isinstance(node, MappingNode):
             return self.mapping(node, depth, aliased)
@@ -149,7 +161,9 @@ class _Builder:
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, node, message: str, hint: str):
+        super().__init__(message)
+        self.node, self.message, self.hint = node, message, hint
 
 
 def _to_int(text: str):
@@ -177,8 +191,17 @@ def _to_float(text: str):
         return text
 
 
-def parse_yaml(text: str, filename: str, problems: Problems):
+def parse_yaml(text: str, filename: str, problems: Problems, limits: SpecLimits = DEFAULT_LIMITS):
     """Return the document's value (None for an empty file); problems go to `problems`."""
+    if len(text) > limits.file_size:
+        problems.error((filename, 1, 1), "too-large", f"the file is larger than the limit of {limits.file_size} bytes",
+                       "split it into several files, or raise limits.workflow_file_size in the server configuration")
+        return None
+    deep = too_deep_for_the_parser(text)
+    if deep is not None:
+        problems.error((filename, *deep), "yaml-too-large", f"the document nests deeper than {PARSER_DEPTH} levels "
+                       "here", "flatten it: .strom files need a few levels at most")
+        return None
     try:
         root = _yaml().compose(text)
     except MarkedYAMLError as exc:
@@ -189,18 +212,14 @@ def parse_yaml(text: str, filename: str, problems: Problems):
             else "check indentation, quotes and brackets around this position"
         problems.error((filename, line, col), "yaml-syntax", f"YAML syntax error: {what}", hint)
         return None
-    except YAMLError as exc:
-        problems.error((filename, 1, 1), "yaml-syntax", f"YAML syntax error: {exc}")
+    except (YAMLError, RecursionError) as exc:
+        problems.error((filename, 1, 1), "yaml-syntax", f"YAML syntax error: {str(exc)[:300]}")
         return None
     if root is None:
         return None
-    builder = _Builder(filename, problems)
+    builder = _Builder(filename, problems, limits)
     try:
         return builder.value(root)
-    except _TooLarge:
-        problems.error(
-            (filename, 1, 1), "yaml-too-large",
-            "the document expands to too many values (alias bomb or runaway nesting)",
-            "reduce the use of YAML aliases",
-        )
+    except _TooLarge as exc:
+        problems.error(builder.pos(exc.node), "yaml-too-large", exc.message, exc.hint)
         return None

@@ -12,7 +12,8 @@ from ..errors import StromError
 __all__ = ["connect", "connect_binary", "RedisUnavailable", "is_outage"]
 
 _OUTAGE_REPLIES = ("LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
-READ_TIMEOUT = 90.0  # longer than any blocking read Strom makes (log streams block at most 60 s)
+COMMAND_TIMEOUT = 10.0  # a command that gets no answer in this long fails (a half-open connection)
+READ_TIMEOUT = 90.0  # for the client that blocks on log streams (at most 60 s at a time)
 
 
 class RedisUnavailable(StromError):
@@ -27,19 +28,19 @@ def is_outage(exc: BaseException) -> bool:
 
 
 # Short connection attempts and a few quick retries inside each call: the loops above wait out longer
-# outages themselves. Reads may block for long (XREAD, BLMOVE), but never forever: a half-open
-# connection is noticed by the read timeout and TCP keepalive.
-def _options(url: str) -> dict:
-    options = dict(socket_connect_timeout=5, socket_timeout=READ_TIMEOUT, health_check_interval=30,
+# outages themselves. No read waits forever: a half-open connection is noticed by the read timeout
+# (blocking commands block for a second or two, except log streams, which use their own client).
+def _options(url: str, read_timeout: float) -> dict:
+    options = dict(socket_connect_timeout=5, socket_timeout=read_timeout, health_check_interval=30,
                    retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
     if not url.startswith("unix:"):
         options["socket_keepalive"] = True
     return options
 
 
-def connect(url: str, check: bool = True) -> redis.Redis:
+def connect(url: str, check: bool = True, read_timeout: float = COMMAND_TIMEOUT) -> redis.Redis:
     """A client with string responses. `check` pings, raising RedisUnavailable with the URL (no password)."""
-    client = redis.Redis.from_url(url, decode_responses=True, **_options(url))
+    client = redis.Redis.from_url(url, decode_responses=True, **_options(url, read_timeout))
     if check:
         try:
             client.ping()
@@ -60,4 +61,4 @@ def _safe(url: str) -> str:
 
 def connect_binary(url: str) -> redis.Redis:
     """A client returning bytes, as RQ needs (its job payloads are compressed)."""
-    return redis.Redis.from_url(url, **_options(url))
+    return redis.Redis.from_url(url, **_options(url, COMMAND_TIMEOUT))

@@ -8,17 +8,20 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..spec import STROM_DIR, find_files, load_texts
+from ..spec.limits import DEFAULT_LIMITS, SpecLimits
 from ..spec.model import Workspace
 from . import keys
 
 __all__ = ["Definitions", "read_folder"]
 
 
-def read_folder(folder: Path) -> dict[str, str]:
+def read_folder(folder: Path, max_file: int | None = None) -> dict[str, str]:
+    """The workflow files of `folder`; one larger than `max_file` is read only far enough to be refused."""
     out = {}
     for path in find_files(folder):
         try:
-            out[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                out[path.relative_to(folder).as_posix()] = file.read(-1 if max_file is None else max_file + 1)
         except (OSError, UnicodeDecodeError):
             out[path.relative_to(folder).as_posix()] = ""
     return out
@@ -34,8 +37,9 @@ def digest(texts: dict[str, str]) -> str:
 class Definitions:
     """Stores definitions by hash and caches the loaded workspaces (they never change for a hash)."""
 
-    def __init__(self, redis, cache_size: int = 64):
+    def __init__(self, redis, cache_size: int = 64, limits: SpecLimits = DEFAULT_LIMITS):
         self.redis = redis
+        self.limits = limits
         self._cache: OrderedDict[tuple[str, str], Workspace] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
@@ -59,7 +63,7 @@ class Definitions:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         root = Path(root)
-        result = load_texts(self.texts(key), root=root,
+        result = load_texts(self.texts(key), root=root, limits=self.limits,
                             file_exists=lambda rel: (root / rel).is_file() if root.is_dir() else True)
         workspace = result.raise_for_errors()
         with self._lock:

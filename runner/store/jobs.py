@@ -9,7 +9,10 @@ from ..engine.state import JobState, StepRun
 from ..engine.status import JobStatus, StepStatus
 from . import keys
 
-__all__ = ["JobStore", "RunFilter", "RunPage", "summary", "pull_request_of"]
+__all__ = ["JobStore", "RunFilter", "RunPage", "summary", "pull_request_of", "CLAIM_OVER", "CLAIM_TTL"]
+
+CLAIM_OVER = "-over-"  # an attempt's claim once the attempt has ended: no worker can claim it again
+CLAIM_TTL = 86400
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,9 @@ class JobStore:
                 pipe.hdel(keys.QUEUED, keys.step_key(new.id, name, prev.attempt))
                 pipe.delete(keys.rq_job(new.id, name, prev.attempt))  # started or over: its job is done with
             if prev is not None and _attempt_over(prev, run):
-                pipe.delete(keys.claim(new.id, name, prev.attempt), keys.result(new.id, name, prev.attempt))
+                # the claim stays, as a tombstone: a worker still holding the attempt's job must not claim it
+                pipe.set(keys.claim(new.id, name, prev.attempt), CLAIM_OVER, ex=CLAIM_TTL)
+                pipe.delete(keys.result(new.id, name, prev.attempt))
             if prev is not None and prev.status is StepStatus.RUNNING and _in_flight(prev):
                 pipe.hdel(keys.RUNNING, keys.step_key(new.id, name, prev.attempt))
             if run.status is StepStatus.RUNNING and _in_flight(run):

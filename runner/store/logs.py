@@ -48,8 +48,11 @@ def _line(entry_id: str, fields: dict) -> LogLine:
 
 
 class LogStore:
-    def __init__(self, redis):
+    def __init__(self, redis, following=None):
+        """`following` makes the client that log streams block on (with a longer read timeout)."""
         self.redis = redis
+        self._following = following
+        self._follower = None
 
     def append(self, job_id: str, lines: list[tuple[str, int, str, str, float]], pipe=None) -> None:
         """lines: (step, attempt, stream, text, time)."""
@@ -101,7 +104,9 @@ class LogStore:
 
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         """Lines after `after`, waiting up to `block_ms` for the first one."""
-        result = self.redis.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=_PAGE)
+        if self._follower is None:
+            self._follower = self._following() if self._following else self.redis
+        result = self._follower.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=_PAGE)
         if not result:
             return []
         return [_line(i, f) for i, f in result[0][1]]

@@ -1,8 +1,12 @@
 """`/webhooks/github`, `/webhooks/gitlab`, `/webhooks/gitea` (Forgejo too).
 
-Each request is verified against the webhook secrets of the workspaces that follow its repository,
-normalised, **stored, and only then answered** 202 with the event's id. The same delivery id twice
-answers with the first event's id and makes one run.
+Each request is authenticated before its body is parsed: its signature (or token) is checked on
+the raw bytes against the webhook secrets of every workspace with that forge (or of the one the
+path names), and only then is the JSON read, with its depth bounded and every field checked
+(runner/forges/bounds.py). A repository no verified workspace follows is answered exactly as a
+bad signature is, so no one learns what Strom follows. The event is **stored, and only then
+answered** 202 with its id; the same delivery id twice answers with the first event's id and
+makes one run.
 """
 from __future__ import annotations
 
@@ -10,15 +14,17 @@ from dataclasses import replace
 
 from flask import Blueprint, current_app, jsonify, request
 
+from runner.forges.bounds import checked
 from runner.forges.errors import ForgeError, PayloadError, VerificationError
 from runner.forges.registry import FORGES
 from runner.gitops.globs import included
 
 from ..errors import ApiError
+from .bodies import read_body
 
 bp = Blueprint("forge_webhooks", __name__)
 
-MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on payloads
+NOT_VERIFIED = "the signature does not match any configured webhook secret"
 
 
 def _service():
@@ -28,29 +34,18 @@ def _service():
 def _forge_kind(name: str) -> str:
     kind = "gitea" if name == "forgejo" else name
     if kind not in FORGES:
-        raise ApiError(404, "unknown_forge", f"no webhook receiver for {name!r}; use /webhooks/github, "
+        raise ApiError(404, "unknown_forge", f"no webhook receiver for {name[:40]!r}; use /webhooks/github, "
                                              "/webhooks/gitlab or /webhooks/gitea")
     return kind
 
 
-def _candidates(kind: str, repo: str | None, workspace: str | None) -> list:
+def _candidates(kind: str, workspace: str | None) -> list:
+    """The workspaces whose secrets may sign this request (an unknown path workspace has none)."""
     workspaces = _service().config.workspaces
     if workspace is not None:
         ws = workspaces.get(workspace)
-        if ws is None or ws.forge != kind:
-            raise ApiError(404, "unknown_workspace", f"no workspace {workspace!r} with a {kind} forge")
-        if repo is not None and (ws.repo or "").lower() != repo.lower():
-            raise ApiError(404, "unknown_repository", f"workspace {workspace!r} follows {ws.repo!r}, not {repo!r}")
-        return [ws]
-    mine = [ws for ws in workspaces.values() if ws.forge == kind]
-    if repo is None:
-        return mine
-    found = [ws for ws in mine if (ws.repo or "").lower() == repo.lower()]
-    if not found:
-        raise ApiError(404, "unknown_repository",
-                       f"no workspace follows {kind} repository {repo!r}; add `forge: {{ type: {kind}, repo: {repo} }}` "
-                       "to a workspace in the server configuration")
-    return found
+        return [ws] if ws is not None and ws.forge == kind else []
+    return [ws for ws in workspaces.values() if ws.forge == kind]
 
 
 def _early_ignore(ws, event) -> str | None:
@@ -67,25 +62,27 @@ def _early_ignore(ws, event) -> str | None:
 def receive(forge: str, workspace: str | None = None):
     kind = _forge_kind(forge)
     parser = FORGES[kind]
-    request.max_content_length = MAX_BODY
-    body = request.get_data(cache=False)
     headers = request.headers
     try:
         parser.event_name(headers)
-        repo = parser.repository(headers, body)
-        candidates = _candidates(kind, repo, workspace)
+        if not any(ws.webhook_secrets for ws in _candidates(kind, None)):
+            parser.verify(headers, b"", [])  # raises: this server has no secret for this forge at all
+        candidates = _candidates(kind, workspace)
+        parser.verify_headers(headers)  # a request that cannot be signed is refused before its body is read
+        body = read_body(_service().config.webhook_body_size)
         verified = [ws for ws in candidates if _verifies(parser, headers, body, ws)]
         if not verified:
-            if not candidates:
-                raise VerificationError(f"no workspace has a {kind} forge configured")
-            parser.verify(headers, body, candidates[0].webhook_secrets)  # raises with the reason
-            raise VerificationError("the signature does not match any configured webhook secret")
-        event = parser.parse(headers, body)
+            raise VerificationError(NOT_VERIFIED)
+        event = checked(parser.parse(headers, body))
+        if event.repo:
+            verified = [ws for ws in verified if (ws.repo or "").lower() == event.repo.lower()]
+            if not verified:
+                raise VerificationError(NOT_VERIFIED)
     except ForgeError as exc:
         raise ApiError(exc.status_hint, _code(exc), str(exc)) from None
     if event.kind == "ping":
         return jsonify(pong=True, workspaces=[ws.name for ws in verified]), 200
-    if repo is None:  # an organization-wide event: it concerns no workspace, keep one record of it
+    if not event.repo:  # an organization-wide event: it concerns no workspace, keep one record of it
         verified = verified[:1]
         event = event if event.ignored else replace(event, ignored="the event names no repository")
     stored = []

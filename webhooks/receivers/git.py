@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
@@ -84,10 +85,14 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> 
     if request.headers.get("Git-Protocol"):
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     if record:
+        config = current_app.extensions["strom"].config
         env["STROM_PUSH_RECORD"] = record
-        # the pre-receive hook refuses definitions that name channels this server does not have
-        channels = current_app.extensions["strom"].config.notifications.channels
-        env["STROM_NOTIFY_CHANNELS"] = json.dumps(sorted(channels))
+        # the pre-receive hook refuses definitions that name channels this server does not have, or that
+        # are past the limits; git refuses a pack larger than the limit before any hook runs
+        env["STROM_NOTIFY_CHANNELS"] = json.dumps(sorted(config.notifications.channels))
+        env["STROM_SPEC_LIMITS"] = json.dumps(asdict(config.spec_limits))
+        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="receive.maxInputSize",
+                   GIT_CONFIG_VALUE_0=str(config.push_size))
     return env
 
 
@@ -162,10 +167,11 @@ def _store_push(service, ws, record: str, user: str) -> list[str]:
         return []
     finally:
         Path(record).unlink(missing_ok=True)
-    options = [line[7:].strip() for line in text.splitlines() if line.startswith("option ")]
+    lines = text.split("\n")  # only newlines: an option may hold any other separator
+    options = [line[7:].strip() for line in lines if line.startswith("option ")]
     skip = next((o for o in options if o in SKIP_OPTIONS), None)
     ids = []
-    for line in text.splitlines():
+    for line in lines:
         parts = line.split()
         if line.startswith("option ") or len(parts) != 3:
             continue
