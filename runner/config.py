@@ -75,8 +75,10 @@ class Config:
     webhook_body_size: int = 10 * 1024 * 1024  # the largest webhook body read (forges, generic hooks)
     push_size: int = 256 * 1024 * 1024  # the largest pack a `git push` may send (receive.maxInputSize)
     comment_commands: int = 10  # commands acted on in one pull request comment
-    web_threads: int = 16
+    web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
+    web_connections: int = 1000  # connections one web worker serves at once
+    web_read_timeout: float = 20.0  # a request's headers arrive within this; a read or write that waits longer ends
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
@@ -234,7 +236,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                                          "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox",
                                          "token": "worker_token"}),
                             ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
-                            ("web", {"threads": "web_threads", "workers": "web_workers"}),
+                            ("web", {"threads": "web_threads", "workers": "web_workers",
+                                     "connections": "web_connections", "read_timeout": "web_read_timeout"}),
                             ("logs", {"max_step_size": "log_max_step", "max_run_size": "log_max_run",
                                       "tail_size": "log_tail"})):
         block = r.mapping(section)
@@ -245,7 +248,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
         for key, attr in fields.items():
             if key not in block:
                 continue
-            if attr in ("retention_max_runs", "web_threads", "web_workers"):
+            if attr in ("retention_max_runs", "web_threads", "web_workers", "web_connections"):
                 value = sub.integer(key, minimum=1)
             elif attr in ("catch_up",):
                 value = sub.choice(key, ("latest", "none"))

@@ -39,9 +39,9 @@ class DockerConfig:
 def parse_memory(value) -> int | None:
     """512m, 2g, 1048576 -> bytes; None when it is not a size."""
     text = str(value).strip().lower().removesuffix("b")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
-    if text[:-1].replace(".", "", 1).isdigit() and text[-1] in _UNITS:
+    if text[:-1].replace(".", "", 1).isascii() and text[:-1].replace(".", "", 1).isdigit() and text[-1] in _UNITS:
         return int(float(text[:-1]) * _UNITS[text[-1]])
     return None
 

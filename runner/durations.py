@@ -27,7 +27,7 @@ def parse_duration(value) -> float:
     if not isinstance(value, str):
         raise DurationError(f"expected a duration ({EXAMPLES}), got {type(value).__name__}")
     text = value.strip().replace(" ", "")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     if not text or not _WHOLE.fullmatch(text):
         raise DurationError(f"{value!r} is not a duration; write it like {EXAMPLES}")

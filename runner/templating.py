@@ -21,6 +21,8 @@ from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import TemplateError
+from .template_limits import (RENDER_SECONDS, RenderTimeout, capped, check_binop, check_method, check_time,
+                              guarded_iter, start_clock, stop_clock)
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
 
 __all__ = [
@@ -77,6 +79,27 @@ def template_name(step_name: str) -> str:
 
 
 class _Environment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"**", "*", "+", "%"})
+
+    def call_binop(self, context, operator, left, right):
+        check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def _parse(self, source, name, filename):
+        """Every `for` loop iterates through guarded_iter, which watches the render's deadline."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(_GUARD, "load"), [loop.iter], [], None, None, lineno=loop.lineno)
+        return tree
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        check_time()
+        target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(target, "__self__", None)
+        if isinstance(owner, str):
+            check_method(owner, getattr(target, "__name__", ""), args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
     def getattr(self, obj, attribute):
         # Data before methods: `output.items` is the key "items", not dict.items.
         if isinstance(obj, Mapping):
@@ -116,6 +139,9 @@ def _finalize(value):
     return display(value)
 
 
+_GUARD = "_strom_loop_guard"
+
+
 def _make_env() -> _Environment:
     env = _Environment(
         undefined=StromUndefined,
@@ -126,6 +152,7 @@ def _make_env() -> _Environment:
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals.update(GLOBALS)
+    env.globals[_GUARD] = guarded_iter
     return env
 
 
@@ -172,13 +199,19 @@ def _translate(exc: Exception, where: str) -> TemplateError:
 
 
 def render(source: str, context: Mapping[str, Any], where: str = "") -> str:
-    """Render to text. Non-template strings are returned untouched, quickly."""
+    """Render to text. Non-template strings are returned untouched, quickly. A template with statements
+    (loops, macros) gets RENDER_SECONDS; output is capped at MAX_OUTPUT characters."""
     if not is_template(source):
         return source
+    clock = start_clock()
     try:
-        return _compiled(source).render(context)
+        return capped(_compiled(source).generate(context))
+    except RenderTimeout:
+        raise TemplateError(f"the template ran longer than {RENDER_SECONDS:g}s and was stopped", where) from None
     except Exception as exc:  # translated once, here, at the boundary
         raise _translate(exc, where) from exc
+    finally:
+        stop_clock(clock)
 
 
 def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
@@ -187,10 +220,13 @@ def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
         return source
     expr = _single_expression(source)
     if expr is not None:
+        clock = start_clock()
         try:
             value = _compiled_expression(expr)(context)
         except TemplateSyntaxError:
             value = None  # not a lone expression after all; render as text below
+        except RenderTimeout:
+            raise TemplateError(f"the template ran longer than {RENDER_SECONDS:g}s and was stopped", where) from None
         except Exception as exc:
             raise _translate(exc, where) from exc
         else:
@@ -203,6 +239,8 @@ def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
                 return list(value)
             if isinstance(value, Mapping):
                 return dict(value)
+        finally:
+            stop_clock(clock)
     return render(source, context, where)
 
 

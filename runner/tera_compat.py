@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from jinja2 import Undefined
+from jinja2 import Undefined, pass_environment
 from jinja2 import filters as jf
+from jinja2.exceptions import SecurityError
+
+from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_pattern, check_width
 
 __all__ = ["FILTERS", "TESTS", "GLOBALS", "to_json", "display"]
 
@@ -70,12 +73,13 @@ def f_default(value, /, *args, **kwargs):
     return value
 
 
-def f_join(value, /, *args, **kwargs):
+@pass_environment
+def f_join(environment, value, /, *args, **kwargs):
     sep = _arg(args, kwargs, 0, "sep", "d", default="")
     attribute = kwargs.get("attribute")
     items = list(value)
     if attribute is not None:
-        items = [item.get(attribute) if isinstance(item, Mapping) else getattr(item, attribute, None) for item in items]
+        items = [_field(environment, item, attribute) for item in items]
     return str(sep).join(display(i) for i in items)
 
 
@@ -135,7 +139,29 @@ def f_slice(value, /, *args, **kwargs):
     if "start" in kwargs or "end" in kwargs or not args:
         items = value if isinstance(value, str) else list(value)
         return items[kwargs.get("start", 0): kwargs.get("end")]
-    return list(jf.do_slice(value, *args, **kwargs))
+    slices = _arg(args, kwargs, 0, "slices")
+    if isinstance(slices, int) and slices > MAX_ITEMS:
+        raise SecurityError(f"slicing into {slices} lists: templates may not make something that large")
+    return list(jf.sync_do_slice(list(value), slices, _arg(args, kwargs, 1, "fill_with", default=None)))
+
+
+def f_center(value, /, width: int = 80):
+    check_width(width, "center")
+    return jf.do_center(str(value), width)
+
+
+def f_format(value, /, *args, **kwargs):
+    check_format(str(value))
+    if any(isinstance(a, int) and a > MAX_WIDTH for a in args):
+        raise SecurityError("a width passed to format is too large")
+    return jf.do_format(value, *args, **kwargs)
+
+
+def g_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100):  # noqa: A002 - Jinja's names
+    if n > 100 or max > 1000:
+        raise SecurityError("lipsum: at most 100 paragraphs of 1000 words")
+    from jinja2.utils import generate_lorem_ipsum
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
 
 def f_concat(value, /, *args, **kwargs):
@@ -144,25 +170,30 @@ def f_concat(value, /, *args, **kwargs):
     return list(value) + extra
 
 
-def _field(item, attribute):
+def _field(environment, item, attribute):
+    """`item.a.b` for attribute "a.b", each step through the sandbox (no `__globals__`, no methods' insides)."""
     for part in str(attribute).split("."):
-        item = item.get(part) if isinstance(item, Mapping) else getattr(item, part, None)
+        item = item.get(part) if isinstance(item, Mapping) else environment.getattr(item, part)
+        if isinstance(item, Undefined):
+            return None
     return item
 
 
-def f_filter(value, /, *args, **kwargs):
+@pass_environment
+def f_filter(environment, value, /, *args, **kwargs):
     attribute = _arg(args, kwargs, 0, "attribute")
     wanted = _arg(args, kwargs, 1, "value", default=_MISSING)
     if wanted is _MISSING:
-        return [item for item in value if _field(item, attribute)]
-    return [item for item in value if _field(item, attribute) == wanted]
+        return [item for item in value if _field(environment, item, attribute)]
+    return [item for item in value if _field(environment, item, attribute) == wanted]
 
 
-def f_group_by(value, /, *args, **kwargs):
+@pass_environment
+def f_group_by(environment, value, /, *args, **kwargs):
     attribute = _arg(args, kwargs, 0, "attribute")
     groups: dict = {}
     for item in value:
-        key = _field(item, attribute)
+        key = _field(environment, item, attribute)
         if key is not None:
             groups.setdefault(display(key), []).append(item)
     return groups
@@ -179,6 +210,7 @@ def f_get(value, /, *args, **kwargs):
 
 
 def f_indent(value, /, *args, **kwargs):
+    check_width(_arg(args, kwargs, 0, "width", default=4), "indent")
     if "prefix" in kwargs:
         prefix = str(kwargs["prefix"])
         first, blank = kwargs.get("first", False), kwargs.get("blank", False)
@@ -264,6 +296,8 @@ FILTERS = {
     "group_by": f_group_by,
     "get": f_get,
     "indent": f_indent,
+    "center": f_center,
+    "format": f_format,
     "date": f_date,
     "linebreaksbr": f_linebreaksbr,
     "slugify": f_slugify,
@@ -274,6 +308,11 @@ FILTERS = {
 }
 
 
+def _matches(pattern: str, subject: str) -> bool:
+    check_pattern(pattern, subject)
+    return re.search(pattern, subject) is not None
+
+
 def _pattern(args, kwargs):
     return str(_arg(args, kwargs, 0, "pat", "needle", "value"))
 
@@ -282,7 +321,7 @@ TESTS = {
     "starting_with": lambda v, *a, **k: str(v).startswith(_pattern(a, k)),
     "ending_with": lambda v, *a, **k: str(v).endswith(_pattern(a, k)),
     "containing": lambda v, *a, **k: _arg(a, k, 0, "pat", "needle", "value") in v,
-    "matching": lambda v, *a, **k: re.search(_pattern(a, k), str(v)) is not None,
+    "matching": lambda v, *a, **k: _matches(_pattern(a, k), str(v)),
     "object": lambda v: isinstance(v, Mapping),
     "map": lambda v: isinstance(v, Mapping),
     "array": lambda v: isinstance(v, (list, tuple)),
@@ -314,4 +353,4 @@ def g_throw(message: str = "", **kwargs):
     raise ValueError(kwargs.get("message", message))
 
 
-GLOBALS = {"range": g_range, "now": g_now, "throw": g_throw, "inf": math.inf}
+GLOBALS = {"range": g_range, "now": g_now, "throw": g_throw, "inf": math.inf, "lipsum": g_lipsum}

@@ -102,10 +102,23 @@ def test_a_sync_hook_answers_with_the_runs_result_and_a_repeated_key_makes_one_r
     assert len(service.repo_events.list()) == 1
 
 
-def test_an_unknown_hook_is_404(live):
+def test_an_unknown_hook_is_answered_as_a_guarded_one_so_names_cannot_be_guessed(live):
     service, server = live
-    answer = requests.post(f"{server.url}/hooks/nope", json={}, timeout=10)
-    assert answer.status_code == 404 and answer.json()["error"]["message"] == "no webhook trigger is named 'nope'"
+    for credentials in ({}, {"headers": {"Authorization": "Bearer wrong-guess"}},
+                        {"headers": {"X-Hub-Signature-256": "sha256=" + "0" * 64}}):
+        unknown = requests.post(f"{server.url}/hooks/nope", json={}, timeout=10, **credentials)
+        guarded = requests.post(f"{server.url}/hooks/guarded", json={}, timeout=10, **credentials)
+        assert unknown.status_code == guarded.status_code == 401
+        assert unknown.json() == guarded.json()
+    assert service.repo_events.list() == []
+
+
+def test_a_hook_secret_is_never_a_template_rendered_for_anonymous_callers(service_workspace):
+    from runner.spec import load_workspace
+    root = service_workspace({".strom/hooks.yaml": HOOKS[".strom/hooks.yaml"].replace(
+        'secret: "{{ secret.hook_token }}"', 'secret: "{{ [cycler] | group_by(attribute=\'x\') }}"')})
+    problems = [p.format() for p in load_workspace(root).errors]
+    assert any("a webhook's secret is a plain value or a reference to one secret" in p for p in problems), problems
 
 
 def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(service_workspace, redis_url, tmp_path):

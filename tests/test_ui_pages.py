@@ -47,9 +47,17 @@ def live(service_workspace, redis_url):
         yield service, server
 
 
+def log_in(server, token: str, browser: requests.Session | None = None, **params) -> requests.Response:
+    """Post the sign-in form as a browser does: with the CSRF token of the page it was shown on."""
+    browser = browser or requests.Session()
+    form = browser.get(f"{server.url}/login", timeout=10).text
+    return browser.post(f"{server.url}/login", params=params, data={"token": token, "csrf_token": csrf(form)},
+                        allow_redirects=False, timeout=10)
+
+
 def signed_in(server, role: str = "admin") -> requests.Session:
     browser = requests.Session()
-    answer = browser.post(f"{server.url}/login", data={"token": TOKENS[role]}, allow_redirects=False, timeout=10)
+    answer = log_in(server, TOKENS[role], browser)
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/runs")
     return browser
 
@@ -62,17 +70,18 @@ def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):
     service, server = live
     anonymous = requests.get(f"{server.url}/runs/abc?step=x", allow_redirects=False, timeout=10)
     assert anonymous.status_code == 302 and anonymous.headers["Location"] == "/login?next=/runs/abc?step%3Dx"
-    wrong = requests.post(f"{server.url}/login", data={"token": "nope"}, timeout=10)
+    wrong = log_in(server, "nope")
     assert wrong.status_code == 401 and "That is not a token this server knows." in wrong.text
-    answer = requests.post(f"{server.url}/login?next=/tasks", data={"token": TOKENS["viewer"]},
-                           allow_redirects=False, timeout=10)
+    forged = requests.post(f"{server.url}/login", data={"token": TOKENS["viewer"]}, allow_redirects=False, timeout=10)
+    assert forged.status_code == 400 and "strom_session=" not in forged.headers.get("Set-Cookie", ""), \
+        "a form posted from another site signs no one in"
+    answer = log_in(server, TOKENS["viewer"], next="/tasks")
     cookie = answer.headers["Set-Cookie"]
     assert answer.headers["Location"] == "/tasks"
     assert "strom_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert TOKENS["viewer"] not in cookie
     for target in ("https://evil.example/x", "//evil.example/x", "/\\evil.example/x"):
-        elsewhere = requests.post(f"{server.url}/login", params={"next": target}, data={"token": TOKENS["viewer"]},
-                                  allow_redirects=False, timeout=10)
+        elsewhere = log_in(server, TOKENS["viewer"], next=target)
         assert elsewhere.headers["Location"] == "/runs", f"next={target} never leaves the site"
     browser = signed_in(server, "viewer")
     assert browser.get(f"{server.url}/api/runs", timeout=10).status_code == 200, "the session reads the API"

@@ -55,7 +55,12 @@ def register_error_handlers(app: Flask) -> None:
         if request.blueprint == "ui":  # people get a page, programs get JSON
             return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), \
                 exc.code or 500
-        return _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
+        response = app.make_response(_body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                                           exc.description or exc.name))
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -16,7 +16,7 @@ def instance_name(step: str, index: int) -> str:
 def split_instance(name: str) -> tuple[str, int | None]:
     if name.endswith("]") and "[" in name:
         base, _, index = name[:-1].rpartition("[")
-        if index.isdigit():
+        if index.isascii() and index.isdigit():
             return base, int(index)
     return name, None
 

@@ -40,6 +40,6 @@ def check(key: str | None, token: str, workspace: str, sha: str, now: float | No
     parts = body[len(PREFIX):].rsplit(".", 2)
     if len(parts) != 3 or parts[0] != workspace or parts[1] != sha:
         return "the snapshot token is for another commit"
-    if not parts[2].isdigit() or int(parts[2]) < (time.time() if now is None else now):
+    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < (time.time() if now is None else now):
         return "the snapshot token has expired"
     return None

@@ -28,9 +28,18 @@ RUN_SCAN = 200  # the newest runs of a pull request that commands look at
 RETRYABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT)
 
 
+MAX_ANSWER = 1000  # characters of one answer in a reply
+MAX_REPLY = 8000  # characters of a whole reply
+
+
 def reply_body(author: str, answers: list[str]) -> str:
+    """One reply to a comment's commands: bounded however many there were and however long their answers."""
+    answers = [a if len(a) <= MAX_ANSWER else a[:MAX_ANSWER - 1] + "…" for a in answers]
     lines = [f"@{author} " + answers[0]] if len(answers) == 1 else [f"@{author}"] + [f"- {a}" for a in answers]
-    return "\n".join(lines) + f"\n{STROM_MARK}:reply -->"
+    text = "\n".join(lines)
+    if len(text) > MAX_REPLY:
+        text = text[:MAX_REPLY - 40].rsplit("\n", 1)[0] + "\n- … (more answers left out)"
+    return text + f"\n{STROM_MARK}:reply -->"
 
 
 class PullRequestCommands:
@@ -45,10 +54,14 @@ class PullRequestCommands:
         self.gatekeeper = Gatekeeper(self.service, self.ws, processor.trust)
         self._checkout = None
 
-    def run(self, commands: list[Command]):
-        results = [(command, self.one(command)) for command in commands]
+    def run(self, commands: list[Command], limit: int = 10):
+        """Carry out the first `limit` commands (limits.comment_commands); the reply says if some were left out."""
+        results = [(command, self.one(command)) for command in commands[:limit]]
         answers = [o.reply or o.reason or o.error or "" for _, o in results
                    if not o.quiet and (o.reply or o.status in ("ignored", "failed"))]
+        if len(commands) > limit:
+            answers.append(f"only the first {limit} commands of a comment are carried out; the other "
+                           f"{len(commands) - limit} were left out")
         acted = any(o.status == "done" for _, o in results)
         if acted or answers:
             self._answer(acted, [a for a in answers if a])

@@ -34,6 +34,7 @@ __all__ = ["process", "Outcome", "RETRY_DELAYS", "run_id"]
 
 log = logging.getLogger("strom.intake")
 RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0, 60.0)
+CRASHES_BEFORE_QUARANTINE = 2  # an event whose processing killed its process this often is not tried again
 
 
 def run_id(workspace: str, trigger: str, event: RepoEvent, event_id: str = "", part: int = 0) -> str:
@@ -58,6 +59,21 @@ def process(service, event_id: str, now: float | None = None) -> dict | None:
     ws = service.config.workspaces.get(record["workspace"])
     if ws is None:
         return store.update(event_id, status="failed", error=f"workspace {record['workspace']!r} is not configured")
+    starts = service.redis.incr(keys.event_starts(event_id))
+    service.redis.expire(keys.event_starts(event_id), 86400)
+    if starts > CRASHES_BEFORE_QUARANTINE:
+        log.error("event %s: its processing stopped a scheduler %d times; quarantined", event_id, starts - 1)
+        service.redis.delete(keys.event_starts(event_id))
+        return store.update(event_id, status="failed", error=f"quarantined: processing this event stopped the "
+                                                             f"process handling it {starts - 1} times")
+    try:
+        return _process(service, ws, record, event_id, now)
+    finally:
+        service.redis.delete(keys.event_starts(event_id))  # it ended (a crash never gets here)
+
+
+def _process(service, ws, record: dict, event_id: str, now: float | None) -> dict | None:
+    store = service.repo_events
     event = RepoEvent.from_dict(record["event"])
     try:
         outcome = _Processor(service, ws, event, event_id, record.get("extra") or {}, record["received_at"]).run()
@@ -182,6 +198,16 @@ class _Processor:
             self.pulls.clear(pr.number, "pending")
         if pr.action == "synchronize" and self.ws.cancel_waiting_on_push:
             self._cancel_waiting(pr)
+        trusted = self.trust.author_trusted(pr)
+        if not trusted and not self.trust.approved(pr.number, pr.head_sha):
+            # The head's .strom/ is a stranger's: it is not even read before someone trusts it. Whether it
+            # would run anything is told by the base branch's definitions.
+            base = self._base_definitions(pr)
+            if base is not None:
+                matched, reasons = match_event(base.triggers.values(), self.event)
+                if not matched:
+                    return Outcome("ignored", "; ".join(reasons))
+            return self._wait_for_trust(pr)
         checkout = self._pr_checkout(pr)
         if asks_to_skip(pr.title) or asks_to_skip((checkout.git or {}).get("message")):
             return Outcome("ignored", "the pull request title or head commit asks to skip CI ([skip ci])")
@@ -189,15 +215,24 @@ class _Processor:
         matched, reasons = match_event(checkout.workspace.triggers.values(), self.event)
         if not matched:
             return Outcome("ignored", "; ".join(reasons))
-        trusted = self.trust.author_trusted(pr)
-        if not trusted and not self.trust.approved(pr.number, pr.head_sha):
-            self.pulls.set(pr.number, "pending", self.event_id)
-            reason = (f"pull request #{pr.number} by {pr.author or 'an unknown author'} comes from a fork or an author "
-                      f"without write access: a maintainer must comment /ok-to-test to run commit {pr.head_sha[:7]}")
-            self.service.report({"kind": "waiting", "workspace": self.ws.name, "pr": pr.number,
-                                 "sha": pr.head_sha, "event": self.event_id, "text": reason})
-            return Outcome("waiting", reason)
         return self._start(matched, reasons, checkout, trusted=trusted)
+
+    def _base_definitions(self, pr):
+        """The definitions of the pull request's base branch (None when there is none to read)."""
+        if not pr.base_ref:
+            return None
+        try:
+            return self.service.checkouts.head(self.ws, branch=pr.base_ref, fetch=self.is_git).workspace
+        except (StromError, GitError):
+            return None
+
+    def _wait_for_trust(self, pr) -> Outcome:
+        self.pulls.set(pr.number, "pending", self.event_id)
+        reason = (f"pull request #{pr.number} by {pr.author or 'an unknown author'} comes from a fork or an author "
+                  f"without write access: a maintainer must comment /ok-to-test to run commit {pr.head_sha[:7]}")
+        self.service.report({"kind": "waiting", "workspace": self.ws.name, "pr": pr.number,
+                             "sha": pr.head_sha, "event": self.event_id, "text": reason})
+        return Outcome("waiting", reason)
 
     def _cancel_waiting(self, pr) -> None:
         """A new head supersedes the gates of older ones: runs of earlier events with a step waiting for
@@ -241,7 +276,7 @@ class _Processor:
             return Outcome("ignored", f"comment by bot {comment.author!r}")
         pr = self._known_pr(self.event.pr)
         self.event = replace(self.event, pr=pr, sha=pr.head_sha or self.event.sha)
-        return PullRequestCommands(self, pr).run(commands)
+        return PullRequestCommands(self, pr).run(commands, self.service.config.comment_commands)
 
     def _known_pr(self, pr):
         """The pull request with what the comment's payload lacks: from earlier events, else from git."""

@@ -1,6 +1,7 @@
 """How `strom web` starts gunicorn on the web process's WSGI app (named, not imported: `runner`
 never imports `webhooks`). The command replaces itself with gunicorn, so the master process holds
-only gunicorn and the app is loaded in the workers; threads serve live log streams.
+only gunicorn and the app is loaded in the workers. Workers are gevent workers (webhooks/worker.py):
+a connection, a slow one or a live log stream, costs a greenlet, not a thread.
 """
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from ..config import Config
 __all__ = ["gunicorn_argv", "exec_gunicorn", "WSGI_APP"]
 
 WSGI_APP = "webhooks.wsgi:app"
+WORKER_CLASS = "webhooks.worker.StromWorker"
 
 
 def gunicorn_argv(config: Config, bind: str | None = None, access_log: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
-            "--workers", str(config.web_workers), "--threads", str(config.web_threads),
-            "--bind", bind or config.listen, "--timeout", "0", "--graceful-timeout", "5", "--keep-alive", "5",
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", WORKER_CLASS,
+            "--workers", str(config.web_workers), "--worker-connections", str(config.web_connections),
+            "--bind", bind or config.listen, "--timeout", "60", "--graceful-timeout", "5",
+            "--keep-alive", str(int(config.web_read_timeout)),
             "--log-level", "warning", "--error-logfile", "-", "--name", "strom-web"]
     if access_log:
         argv += ["--access-logfile", "-"]

@@ -1,6 +1,8 @@
 """Build triggers: cron schedules, webhooks and repository events."""
 from __future__ import annotations
 
+import re
+
 from ..templating import is_template
 from .context import BuildContext
 from .cron import CRON_HINT, cron_problem, timezone_problem
@@ -77,6 +79,15 @@ def _scheduler(r: Reader, ctx: BuildContext, name: str) -> dict:
     return {"cron": cron, "timezone": timezone}
 
 
+_SECRET_REFERENCE = re.compile(r"\{\{\s*secrets?(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])([^'\"]+)\2\s*\])\s*\}\}")
+
+
+def secret_reference(secret: str) -> str | None:
+    """The secret's name when `secret` is `{{ secret.NAME }}` (or `secrets.NAME`, `secret['NAME']`), else None."""
+    match = _SECRET_REFERENCE.fullmatch(secret.strip())
+    return (match.group(1) or match.group(3)) if match else None
+
+
 def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict:
     r.require("name", "add `name: <url-safe name>`; the endpoint is /hooks/<name>")
     hook_name = r.string("name")
@@ -94,6 +105,10 @@ def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict:
     if secret and not is_template(secret):
         r.warning("secret", "literal-secret", "this webhook secret is written in the repository",
                   'reference a configured secret instead: `secret: "{{ secret.HOOK_TOKEN }}"`')
+    elif secret and secret_reference(secret) is None:
+        r.error("secret", "bad-value", "a webhook's secret is a plain value or a reference to one secret; "
+                "other templates are not rendered for callers who have not proven anything yet",
+                'write `secret: "{{ secret.HOOK_TOKEN }}"`')
     return {
         "hook_name": hook_name,
         "secret": secret,

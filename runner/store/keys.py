@@ -106,6 +106,14 @@ def repo_event(event_id: str) -> str:
     return f"{PREFIX}:repo-event:{event_id}"
 
 
+def event_starts(event_id: str) -> str:
+    return f"{PREFIX}:event-starts:{event_id}"  # processing began this often without ending (crashes)
+
+
+def repo_event_payload(event_id: str) -> str:
+    return f"{PREFIX}:repo-event-payload:{event_id}"  # the whole event and its extras, written once
+
+
 def repo_events_of(workspace: str) -> str:
     return f"{PREFIX}:repo-events:ws:{workspace}"
 

@@ -2,6 +2,9 @@
 
 A record is `{"id", "workspace", "received_at", "status", "reason", "error", "runs", "attempts",
 "event": <normalised event>, "extra": {...}}`; status moves queued -> done | ignored | waiting | failed.
+It is kept in two keys: the small part that listings read and updates rewrite (the status and a
+summary of the event), and the payload (the whole event and its extras, written once), so a
+listing costs the same however large the payloads were.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from . import keys
 __all__ = ["RepoEventStore", "STATUSES", "DELIVERY_TTL"]
 
 STATUSES = ("queued", "done", "ignored", "waiting", "failed")
+SUMMARY = ("source", "kind", "ref", "sha", "actor", "delivery", "branch", "tag")  # of the event, in listings
 DELIVERY_TTL = 30 * 86400  # as long as events are kept (retention.max_age), by default
 DELETE_BATCH = 1000
 
@@ -29,6 +33,7 @@ if ARGV[6] == "1" then
   redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[5])
 end
 redis.call("SET", KEYS[2], ARGV[2])
+redis.call("SET", KEYS[7], ARGV[8])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 redis.call("SADD", KEYS[6], ARGV[7])
@@ -54,17 +59,22 @@ class RepoEventStore:
         event_id = uuid.uuid4().hex[:16]
         record = {"id": event_id, "workspace": workspace, "received_at": now,
                   "status": "ignored" if ignored else "queued", "reason": ignored, "error": None, "runs": [],
-                  "attempts": 0, "event": dict(event), "extra": dict(extra or {})}
+                  "attempts": 0, "event": {k: event.get(k) for k in SUMMARY}}
+        payload = {"event": dict(event), "extra": dict(extra or {})}
         dkey = keys.delivery(str(event.get("source")), workspace, delivery or "-")
         first = self._store(keys=[dkey, keys.repo_event(event_id), keys.EVENT_LOG, keys.repo_events_of(workspace),
-                                  keys.INTAKE, keys.EVENT_WORKSPACES],
+                                  keys.INTAKE, keys.EVENT_WORKSPACES, keys.repo_event_payload(event_id)],
                             args=[event_id, json.dumps(record, default=str), now, "0" if ignored else "1",
-                                  int(self.delivery_ttl), "1" if delivery else "0", workspace])
+                                  int(self.delivery_ttl), "1" if delivery else "0", workspace,
+                                  json.dumps(payload, default=str)])
         return (first, True) if first else (event_id, False)
 
     def load(self, event_id: str) -> dict | None:
-        raw = self.redis.get(keys.repo_event(event_id))
-        return json.loads(raw) if raw else None
+        """The whole record: its state, the event and its extras."""
+        raw, payload = self.redis.mget([keys.repo_event(event_id), keys.repo_event_payload(event_id)])
+        if not raw:
+            return None
+        return {**json.loads(raw), **(json.loads(payload) if payload else {})}
 
     def update(self, event_id: str, **changes) -> dict | None:
         while True:
@@ -76,10 +86,11 @@ class RepoEventStore:
                         pipe.reset()
                         return None
                     record = {**json.loads(raw), **changes}
+                    record["event"] = {k: record["event"].get(k) for k in SUMMARY}
                     pipe.multi()
                     pipe.set(keys.repo_event(event_id), json.dumps(record, default=str))
                     pipe.execute()
-                    return record
+                    return self.load(event_id)
                 except WatchError:
                     continue
 
@@ -106,7 +117,7 @@ class RepoEventStore:
             with self.redis.pipeline(transaction=False) as pipe:
                 for index in indexes:
                     pipe.zrem(index, *ids)
-                pipe.delete(*[keys.repo_event(i) for i in ids])
+                pipe.delete(*[keys.repo_event(i) for i in ids], *[keys.repo_event_payload(i) for i in ids])
                 pipe.zrem(keys.EVENT_LOG, *ids)
                 pipe.execute()
             deleted += len(ids)

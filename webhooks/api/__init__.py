@@ -1,7 +1,21 @@
 """The REST API under /api: workspaces, tasks, runs, logs (with live follow), approvals."""
-from flask import Blueprint
+from flask import Blueprint, request
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _known_query_parameters():
+    """A query parameter the API does not take is an error, not silently ignored (a typo filters nothing)."""
+    from ..errors import ApiError
+    from ..openapi import query_parameters
+    if request.url_rule is None or not request.args:
+        return
+    known = query_parameters(request.url_rule.rule, request.method)
+    unknown = sorted(set(request.args) - known) if known is not None else []
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown query parameter {unknown[0][:40]!r}; this takes: "
+                                           f"{', '.join(sorted(known)) or 'none'}")
 
 from . import events, health, logs, runs, snapshots, workspaces  # noqa: E402,F401  (views register on bp)
 

@@ -6,6 +6,7 @@ the connection, and ends with an `end` event once the run (or the step) has fini
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from flask import Response, current_app, jsonify, request, stream_with_context
@@ -15,9 +16,11 @@ from runner.store.logs import RUN, STATUS
 from ..errors import ApiError
 from . import bp
 from .auth import requires
+from .params import number
 
 HEARTBEAT_MS = 15_000
 MAX_HEARTBEAT_MS = 60_000
+_LINE_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 MAX_STREAM_S = 300  # a stream is closed after this long (a thread is freed); followers reconnect
 
 
@@ -83,13 +86,14 @@ def _logs(run_id: str, step: str | None):
     if step is not None and step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
     after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0-0"
+    if not _LINE_ID.fullmatch(after):
+        raise ApiError(400, "bad_request", f"after (or Last-Event-ID) must be a line id such as 1700000000000-0, "
+                                           f"not {after[:40]!r}")
     follow = request.args.get("follow", "").lower() in ("1", "true", "yes") or \
         "text/event-stream" in request.headers.get("Accept", "")
     if follow:
-        heartbeat = request.args.get("heartbeat_ms", str(HEARTBEAT_MS))
-        if not heartbeat.isascii() or not heartbeat.isdigit():
-            raise ApiError(400, "bad_request", f"heartbeat_ms must be a number of milliseconds, got {heartbeat[:40]!r}")
-        stream = stream_with_context(_follow(service, run_id, step, after, min(max(100, int(heartbeat)), MAX_HEARTBEAT_MS)))
+        heartbeat = number("heartbeat_ms", request.args.get("heartbeat_ms"), MAX_HEARTBEAT_MS) or HEARTBEAT_MS
+        stream = stream_with_context(_follow(service, run_id, step, after, max(100, heartbeat)))
         return Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     if request.args.get("format") == "text":  # streamed: however long the log, only a page is in memory

@@ -1,20 +1,30 @@
-"""Query parameters the listings share: page size and Unix timestamps."""
+"""What requests share: page size, Unix timestamps, whole numbers, JSON object bodies, short texts."""
 from __future__ import annotations
 
 from flask import request
 
 from ..errors import ApiError
 
-__all__ = ["MAX_PAGE", "page_limit", "timestamp"]
+__all__ = ["MAX_PAGE", "page_limit", "timestamp", "number", "json_object", "short_text"]
 
 MAX_PAGE = 200
+MAX_TEXT = 4000  # characters of a reason, a note
+
+
+def number(name: str, value: str | None, maximum: int = 2 ** 31 - 1) -> int | None:
+    """`value` as a whole number written in ASCII digits (so not "²" or "1e3"), or 400 naming `name`."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 12 and int(value) <= maximum):
+        raise ApiError(400, "bad_request", f"{name} must be a whole number up to {maximum}, not {value[:40]!r}")
+    return int(value)
 
 
 def page_limit(default: int = 50) -> int:
-    try:
-        return min(MAX_PAGE, max(1, int(request.args.get("limit", default))))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be a number") from None
+    value = number("limit", request.args.get("limit"), MAX_PAGE)
+    if value == 0:
+        raise ApiError(400, "bad_request", f"limit must be from 1 to {MAX_PAGE}")
+    return default if value is None else value
 
 
 def timestamp(name: str) -> float | None:
@@ -22,6 +32,35 @@ def timestamp(name: str) -> float | None:
     if value in (None, ""):
         return None
     try:
-        return float(value)
+        stamp = float(value)
     except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be a Unix timestamp, got {value!r}") from None
+        stamp = None
+    if stamp is None or stamp != stamp or stamp in (float("inf"), float("-inf")):
+        raise ApiError(400, "bad_request", f"{name} must be a Unix timestamp, got {value[:40]!r}")
+    return stamp
+
+
+def json_object() -> dict:
+    """The request's JSON body as an object (none: empty); 400 when it is something else."""
+    body = request.get_json(silent=True)
+    if body is None:
+        if request.get_data(cache=True).strip():
+            raise ApiError(400, "bad_request", "the body is not JSON; send a JSON object")
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", f"the body must be a JSON object, not a {type(body).__name__}")
+    return body
+
+
+def short_text(body: dict, *names: str) -> str | None:
+    """The first of `names` in `body` that is set: a string of at most MAX_TEXT characters, or 400."""
+    for name in names:
+        value = body.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise ApiError(400, "bad_request", f"{name} must be a string")
+        if len(value) > MAX_TEXT:
+            raise ApiError(400, "bad_request", f"{name} is longer than {MAX_TEXT} characters")
+        return value
+    return None

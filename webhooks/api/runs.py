@@ -12,7 +12,7 @@ from runner.store import RunFilter
 from ..errors import ApiError
 from . import bp
 from .auth import caller, requires
-from .params import page_limit, timestamp
+from .params import json_object, number, page_limit, short_text, timestamp
 from .representations import run_json, run_summary_json
 
 def _service():
@@ -39,14 +39,10 @@ def list_runs():
 
 
 def _pr_number() -> int | None:
-    value = request.args.get("pr")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise ApiError(400, "bad_request", f"pr must be a pull request number, not {value!r}")
-    if not request.args.get("workspace"):
+    value = number("pr", request.args.get("pr"))
+    if value is not None and not request.args.get("workspace"):
         raise ApiError(400, "bad_request", "pr needs workspace=<name> as well (numbers are per repository)")
-    return int(value)
+    return value
 
 
 @bp.get("/runs/<run_id>")
@@ -67,8 +63,7 @@ def _apply(run_id: str, event):
 @bp.post("/runs/<run_id>/cancel")
 @requires("run")
 def cancel(run_id):
-    body = request.get_json(silent=True) or {}
-    state = _apply(run_id, Cancel(str(body.get("reason") or "cancelled"), by=caller()))
+    state = _apply(run_id, Cancel(short_text(json_object(), "reason") or "cancelled", by=caller()))
     return jsonify(run_json(_service(), state)), 202
 
 
@@ -98,16 +93,15 @@ def _decide(run_id: str, step: str, approved: bool, reason):
 @bp.post("/runs/<run_id>/steps/<step>/approve")
 @requires("approve")
 def approve(run_id, step):
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     approved = body.get("approved", True)
     if not isinstance(approved, bool):
         raise ApiError(400, "bad_request", "approved must be true or false")
-    reason = body.get("rejection_reason") or body.get("reason")
+    reason = short_text(body, "rejection_reason", "reason")
     return jsonify(run_json(_service(), _decide(run_id, step, approved, reason)))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/reject")
 @requires("approve")
 def reject(run_id, step):
-    body = request.get_json(silent=True) or {}
-    return jsonify(run_json(_service(), _decide(run_id, step, False, body.get("reason"))))
+    return jsonify(run_json(_service(), _decide(run_id, step, False, short_text(json_object(), "reason"))))

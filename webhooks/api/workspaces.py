@@ -8,6 +8,7 @@ from runner.workspace_config import redact_url
 
 from ..errors import ApiError
 from . import bp
+from .params import json_object
 from .auth import caller, requires
 from .representations import run_json, task_json, trigger_json
 
@@ -77,10 +78,8 @@ def list_triggers(workspace):
 @bp.post("/workspaces/<workspace>/tasks/<task>/execute")
 @requires("run")
 def execute(workspace, task):
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict) or not isinstance(body.get("input", {}), dict):
+    body = json_object()
+    if not isinstance(body.get("input", {}), dict):
         raise ApiError(400, "bad_request", 'send a JSON object like {"input": {"name": "value"}}')
     state = run_service.execute(_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
     response = jsonify(run_json(_service(), state))

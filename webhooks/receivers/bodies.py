@@ -17,7 +17,10 @@ def read_body(limit: int) -> bytes:
         raise _too_large(limit)
     stream, chunks, size = request.stream, [], 0
     while True:
-        chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        try:
+            chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        except OSError:  # the client stopped sending for longer than web.read_timeout
+            raise ApiError(408, "timeout", "the body stopped arriving; send it again") from None
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)

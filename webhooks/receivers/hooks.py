@@ -2,28 +2,35 @@
 
 The caller proves it knows the trigger's `secret` with `Authorization: Bearer <secret>`, a
 `?secret=` query parameter, or an HMAC-SHA256 of the body in `X-Hub-Signature-256: sha256=<hex>`
-(or `X-Strom-Signature`). The request is stored first; `mode: sync` then waits up to
-`timeout_secs` and answers with the run's result.
+(or `X-Strom-Signature`). The secret is a plain value or a reference to a configured secret: no
+template is rendered for a caller who has not proven anything. A name no trigger has is answered
+exactly as a hook whose secret was not given (or did not match), so names cannot be guessed.
+The body is read with a cap and parsed only after the caller is authenticated. The request is
+stored first; `mode: sync` then waits up to `timeout_secs` and answers with the run's result.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
 
 from runner.errors import StromError
+from runner.forges.bounds import checked
+from runner.forges.errors import PayloadError
 from runner.forges.event import RepoEvent
 from runner.gitops.intake import process
-from runner.templating import SecretMap, render_value
+from runner.spec.triggers import secret_reference
+from runner.templating import SecretMap
 
 from ..errors import ApiError
+from .bodies import read_body
 
 bp = Blueprint("generic_hooks", __name__)
-
-MAX_BODY = 10 * 1024 * 1024
+log = logging.getLogger("strom.web")
 _HIDDEN_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-hub-signature-256", "x-strom-signature",
                    "x-api-key", "x-auth-token", "x-gitlab-token"}
 
@@ -33,7 +40,7 @@ def _service():
 
 
 def _find(name: str):
-    """(workspace config, trigger, checkout) of the one webhook trigger called `name`."""
+    """(workspace config, trigger, checkout) of the one webhook trigger called `name`, or None."""
     service = _service()
     found = []
     for ws in service.config.workspaces.values():
@@ -43,41 +50,58 @@ def _find(name: str):
             continue
         found += [(ws, trigger, checkout) for trigger in checkout.workspace.triggers.values()
                   if trigger.type.value == "webhook" and trigger.hook_name == name]
-    if not found:
-        raise ApiError(404, "unknown_hook", f"no webhook trigger is named {name!r}")
     if len(found) > 1:  # never let one workspace's definitions take over another's hook
         raise ApiError(409, "ambiguous_hook", f"webhook {name!r} is defined in workspaces "
                                               f"{', '.join(sorted(ws.name for ws, _, _ in found))}; rename one")
-    return found[0]
+    return found[0] if found else None
 
 
-def _check_secret(trigger, checkout, body: bytes) -> None:
-    if not trigger.secret:
-        return
-    service = _service()
-    secrets = SecretMap(service.contexts.secrets(checkout.digest, checkout.workspace))
-    try:
-        expected = str(render_value(trigger.secret, {"secret": secrets, "secrets": secrets},
-                                    f"{trigger.location} (secret of webhook {trigger.hook_name!r})"))
-    except StromError as exc:
-        raise ApiError(500, "hook_misconfigured", str(exc)) from None
-    presented = None
+def _presented() -> tuple[str | None, str | None]:
+    """(the secret the caller sent as a bearer token or query parameter, its HMAC signature of the body)."""
     auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        presented = auth[7:].strip()
-    presented = presented or request.args.get("secret")
-    if presented is not None:
-        if hmac.compare_digest(presented.encode(), expected.encode()):
-            return
-        raise ApiError(401, "unauthorized", "the webhook secret does not match")
+    presented = auth[7:].strip() if auth.lower().startswith("bearer ") else None
     signature = request.headers.get("X-Hub-Signature-256") or request.headers.get("X-Strom-Signature")
+    return presented or request.args.get("secret"), signature
+
+
+def _refused(presented: str | None, signature: str | None) -> ApiError:
+    """The answer to a caller who did not prove it knows the hook's secret (or named no hook at all)."""
+    if presented is not None:
+        return ApiError(401, "unauthorized", "the webhook secret does not match")
+    if signature:
+        return ApiError(401, "unauthorized", "the body's HMAC-SHA256 signature does not match the webhook secret")
+    return ApiError(401, "unauthorized", "this webhook needs its secret: send `Authorization: Bearer <secret>`, "
+                                         "`?secret=<secret>` or `X-Hub-Signature-256: sha256=<hmac of the body>`")
+
+
+def _expected_secret(trigger, checkout) -> str | None:
+    """The hook's secret: the plain value, or the configured secret it names (None when it names none)."""
+    name = secret_reference(trigger.secret)
+    if name is None:
+        return trigger.secret
+    try:
+        return SecretMap(_service().contexts.secrets(checkout.digest, checkout.workspace))[name]
+    except KeyError:
+        log.warning("webhook %r names secret %r, which is not configured: every call is refused",
+                    trigger.hook_name, name)
+        return None
+
+
+def _authenticated(found, presented: str | None, signature: str | None, body: bytes) -> bool:
+    if found is None:
+        return False
+    _, trigger, checkout = found
+    if not trigger.secret:
+        return True
+    expected = _expected_secret(trigger, checkout)
+    if expected is None:
+        return False
+    if presented is not None:
+        return hmac.compare_digest(presented.encode(), expected.encode())
     if signature:
         digest = "sha256=" + hmac.new(expected.encode(), body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(signature.strip().encode(), digest.encode()):
-            return
-        raise ApiError(401, "unauthorized", "the body's HMAC-SHA256 signature does not match the webhook secret")
-    raise ApiError(401, "unauthorized", "this webhook needs its secret: send `Authorization: Bearer <secret>`, "
-                                        "`?secret=<secret>` or `X-Hub-Signature-256: sha256=<hmac of the body>`")
+        return hmac.compare_digest(signature.strip().encode(), digest.encode())
+    return False
 
 
 def _body(raw: bytes):
@@ -87,9 +111,9 @@ def _body(raw: bytes):
     if request.mimetype == "application/json" or text.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             if request.mimetype == "application/json":
-                raise ApiError(400, "bad_payload", "the body is not valid JSON") from None
+                raise ApiError(400, "bad_payload", "the body is not valid JSON (or nests too deeply)") from None
     if request.mimetype == "application/x-www-form-urlencoded":
         return request.form.to_dict()
     return text
@@ -97,10 +121,14 @@ def _body(raw: bytes):
 
 @bp.route("/hooks/<name>", methods=["POST", "PUT", "GET"])
 def receive(name: str):
-    request.max_content_length = MAX_BODY
-    raw = request.get_data(cache=True)
-    ws, trigger, checkout = _find(name)
-    _check_secret(trigger, checkout, raw)
+    found = _find(name)
+    presented, signature = _presented()
+    if found is None or (found[1].secret and presented is None and not signature):
+        raise _refused(presented, signature)  # before the body is even read
+    raw = read_body(_service().config.webhook_body_size)
+    if not _authenticated(found, presented, signature, raw):
+        raise _refused(presented, signature)
+    ws, trigger, checkout = found
     extra = {
         "hook": name, "method": request.method, "body": _body(raw),
         "query": {k: v for k, v in request.args.items() if k != "secret"},
@@ -108,8 +136,11 @@ def receive(name: str):
     }
     key = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
     delivery = f"{name}:{key}" if key else None
-    event = RepoEvent(source="webhook", kind="webhook", repo=ws.repo or ws.name, delivery=delivery,
-                      forge_event=name, actor=request.remote_addr or "")
+    try:
+        event = checked(RepoEvent(source="webhook", kind="webhook", repo=ws.repo or ws.name, delivery=delivery,
+                                  forge_event=name, actor=request.remote_addr or ""))
+    except PayloadError as exc:
+        raise ApiError(400, "bad_request", str(exc).replace("the payload's delivery", "the Idempotency-Key")) from None
     service = _service()
     event_id, duplicate = service.repo_events.receive(ws.name, event.to_dict(), extra=extra)
     record = process(service, event_id) or {}

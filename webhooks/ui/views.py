@@ -15,7 +15,7 @@ from runner.store import RunFilter
 from ..api.representations import masker_for, trigger_json
 from . import bp
 from .graph import NODE_H, NODE_W, layout, timeline
-from .session import local_path, page, sign_in, sign_out, signed_in
+from .session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "timed_out", "cancelled", "skipped")
 
@@ -29,6 +29,7 @@ def _service():
 def login():
     error = None
     if request.method == "POST":
+        check_csrf()  # a page elsewhere cannot sign a browser in with a token of its choosing
         token = sign_in(request.form.get("token", "").strip())
         if token is not None:
             return redirect(local_path(request.args.get("next")) or url_for("ui.runs"))
@@ -54,7 +55,7 @@ def _run_filter() -> RunFilter:
     pr = args.get("pr", "")
     return RunFilter(workspace=args.get("workspace") or None, task=args.get("task") or None,
                      status=args.get("status") or None, trigger=args.get("trigger") or None,
-                     branch=args.get("branch") or None, pr=int(pr) if pr.isdigit() and args.get("workspace") else None)
+                     branch=args.get("branch") or None, pr=int(pr) if pr.isascii() and pr.isdigit() and len(pr) < 12 and args.get("workspace") else None)
 
 
 @bp.get("/runs")
