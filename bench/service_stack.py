@@ -47,6 +47,7 @@ class Stack:
                  appendonly: bool = False):
         self.tmp = tempfile.TemporaryDirectory()
         self.root = Path(self.tmp.name)
+        self.root.chmod(0o755)  # as a deployment's workspace: a root worker's steps (uids of their own) read it in place
         (self.root / ".strom").mkdir()
         (self.root / ".strom" / "bench.yaml").write_text(workspace_yaml)
         port = free_port()

@@ -18,6 +18,7 @@ from .spec.problems import Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, parse_yaml
 from .container_config import DockerConfig, KubernetesConfig, parse_docker, parse_kubernetes
+from .executors.sandbox import StepLimits
 from .notify.config import NotifyConfig, parse_notifications
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
@@ -29,7 +30,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 _KEYS = {
     "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
     "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
-    "kubernetes", "logs", "limits",
+    "kubernetes", "logs", "limits", "http", "step_limits",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -58,12 +59,19 @@ class Config:
     workspaces: Mapping[str, WorkspaceConfig] = field(default_factory=dict)
     tokens: tuple[TokenConfig, ...] = ()
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secret_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # secret -> the workspaces it is for
+
+    def secrets_for(self, workspace: str) -> dict[str, str]:
+        """The server's secrets one workspace may use (those scoped to other workspaces left out)."""
+        return {name: value for name, value in self.secrets.items()
+                if name not in self.secret_scopes or workspace in self.secret_scopes[name]}
     expose_env: tuple[str, ...] = ()
     retention_max_age: float = 30 * 86400.0
     retention_max_runs: int = 1000
     retention_snapshots: float = 6 * 3600.0  # unused commit snapshots are removed after this
     heartbeat_interval: float = 5.0
     lost_after: float = 30.0
+    shutdown_grace: float = 30.0  # a stopping worker lets running steps end this long, then hands them back
     unmatched_timeout: float = 60.0
     sweep_interval: float = 2.0
     catch_up: str = "latest"  # latest | none
@@ -75,11 +83,14 @@ class Config:
     webhook_body_size: int = 10 * 1024 * 1024  # the largest webhook body read (forges, generic hooks)
     push_size: int = 256 * 1024 * 1024  # the largest pack a `git push` may send (receive.maxInputSize)
     comment_commands: int = 10  # commands acted on in one pull request comment
+    http_allow: tuple[str, ...] = ()  # non-public networks (CIDRs) http steps may reach
+    step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
     web_connections: int = 1000  # connections one web worker serves at once
     web_read_timeout: float = 20.0  # a request's headers arrive within this; a read or write that waits longer ends
     worker_token: str | None = field(default=None, repr=False)  # for downloading snapshots from the web process
+    worker_server_url: str = ""  # where workers and pods reach the web process, when not at public_url
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
@@ -228,12 +239,17 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     out["kubernetes"] = parse_kubernetes(r.mapping("kubernetes", "{ namespace: strom }"), problems, base)
     out["notifications"] = parse_notifications(r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'),
                                                problems, base, lambda *a, **k: _read_value(*a, environ=environ, **k))
-    out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN } }"), problems, environ)
+    scopes: dict[str, tuple[str, ...]] = {}
+    out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN, workspaces: [web] } }"), problems,
+                              environ, scopes)
+    out["secret_scopes"] = scopes
+    _check_scopes(scopes, out["workspaces"], problems, data.at("secrets") if "secrets" in data else data.pos)
     out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
     for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs",
                                            "snapshots": "retention_snapshots"}),
                             ("workers", {"heartbeat_interval": "heartbeat_interval", "lost_after": "lost_after",
                                          "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox",
+                                         "shutdown_grace": "shutdown_grace", "server_url": "worker_server_url",
                                          "token": "worker_token"}),
                             ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
                             ("web", {"threads": "web_threads", "workers": "web_workers",
@@ -256,6 +272,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 value = sub.choice(key, ("auto", "bwrap", "copy"))
             elif attr.startswith("log_"):
                 value = sub.size(key, minimum=64 * 1024)
+            elif attr == "worker_server_url":
+                value = sub.string(key)
             elif attr == "worker_token":
                 value = _read_value(block[key], "workers.token", problems, block.at(key), environ)
             else:
@@ -263,6 +281,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
             if value is not None:
                 out[attr] = value
     _limits(r.mapping("limits", "{ workflow_file_size: 4MiB }"), problems, out)
+    _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
+    _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
         problems.error(data.pos, "bad-value", "logs.tail_size must be at most half of logs.max_step_size",
                        "for example max_step_size: 64MiB and tail_size: 1MiB")
@@ -274,7 +294,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
 
 _SIZE_LIMITS = {"workflow_file_size": "file_size", "workflow_total_size": "total_size",
                 "yaml_expanded_size": "expanded_size"}
-_COUNT_LIMITS = {"yaml_depth": "depth", "tasks": "tasks", "steps": "steps"}
+_COUNT_LIMITS = {"yaml_depth": "depth", "yaml_nodes": "nodes", "workflow_files": "files", "tasks": "tasks",
+                 "steps": "steps"}
 _SERVER_LIMITS = {"webhook_body_size": "webhook_body_size", "push_size": "push_size"}
 
 
@@ -297,6 +318,34 @@ def _limits(block, problems: Problems, out: dict) -> None:
     commands = sub.integer("comment_commands", minimum=1)
     if commands is not None:
         out["comment_commands"] = commands
+
+
+def _http(block, problems: Problems, out: dict) -> None:
+    """`http: { allow: [CIDR, ...] }`: the non-public networks http steps may reach."""
+    if block is None:
+        return
+    import ipaddress
+    sub = Reader(block, problems, "http")
+    sub.check_keys({"allow"})
+    allow = sub.string_list("allow", "[10.0.0.0/8, 192.168.1.20/32]") or ()
+    for cidr in allow:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.error(block.at("allow"), "bad-value", f"http.allow: {cidr!r} is not a network",
+                           "write networks like 10.0.0.0/8 or addresses like 192.168.1.20")
+    out["http_allow"] = tuple(allow)
+
+
+def _step_limits(block, problems: Problems, out: dict) -> None:
+    """`step_limits:` what one local step may use: processes, memory per process, /tmp, /dev/shm, files."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "step_limits")
+    sub.check_keys({"processes", "open_files", "memory", "tmp", "shm", "file_size"})
+    values = {key: sub.integer(key, minimum=16) for key in ("processes", "open_files")}
+    values.update({key: sub.size(key, minimum=1024 * 1024) for key in ("memory", "tmp", "shm", "file_size")})
+    out["step_limits"] = StepLimits(**{k: v for k, v in values.items() if v is not None})
 
 
 def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]) -> tuple[TokenConfig, ...]:
@@ -329,12 +378,33 @@ def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]
     return tuple(out)
 
 
-def _secrets(block, problems: Problems, environ: Mapping[str, str]) -> dict[str, str]:
+def _secrets(block, problems: Problems, environ: Mapping[str, str],
+             scopes: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """The server's secrets by name; a secret given as {env|file|value: ..., workspaces: [a, b]} is for those
+    workspaces only (its scope goes into `scopes`)."""
     out = {}
     for name, spec in (block or {}).items():
+        if isinstance(spec, dict) and "workspaces" in spec:
+            spec = dict(spec)
+            named = spec.pop("workspaces")
+            if not isinstance(named, list) or not all(isinstance(w, str) for w in named):
+                problems.error(block.at(name), "wrong-type", f"secret {name!r}: workspaces must be a list of "
+                               "workspace names", "for example workspaces: [web, api]")
+                continue
+            scopes[str(name)] = tuple(named)
+        if isinstance(spec, dict) and set(spec) == {"value"}:
+            spec = spec["value"]
         value = _read_value(spec, f"secret {name!r}", problems, block.at(name), environ)
         if value is not None:
             out[str(name)] = value
     out.update(secrets_from_env(environ))
     return out
+
+
+def _check_scopes(scopes: Mapping[str, tuple[str, ...]], workspaces: Mapping, problems: Problems, pos) -> None:
+    for name, named in scopes.items():
+        for workspace in named:
+            if workspace not in workspaces:
+                problems.error(pos, "unknown-workspace", f"secret {name!r} is for workspace {workspace!r}, which "
+                               f"is not configured", f"configured workspaces: {', '.join(sorted(workspaces))}")
 

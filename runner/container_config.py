@@ -5,12 +5,18 @@
       runner_image: python:3.12-slim      # script steps with runner: docker (an action's `image` wins)
       network: bridge                     # a Docker network mode; "none" for no network
       cpus: 2                             # limits per step container
-      memory: 2g
+      memory: 4g
       pids: 1024
+      tmp: 1g                             # size of each container's /tmp (in memory)
+      user: "65534:65534"                 # uid:gid steps run as; "image" keeps the image's own USER
       pull: if-missing                    # never | if-missing | always
+
+Step containers never hold capabilities (cap_drop ALL, no-new-privileges); steps of untrusted pull
+requests always run as an unprivileged user, whatever `user` says.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +26,10 @@ from .spec.reader import Reader
 __all__ = ["DockerConfig", "parse_docker", "KubernetesConfig", "parse_kubernetes", "PULL_POLICIES",
            "DEFAULT_RUNNER_IMAGE"]
 
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 PULL_POLICIES = ("never", "if-missing", "always")
 DEFAULT_RUNNER_IMAGE = "python:3.12-slim"
+NOBODY = "65534:65534"
 _UNITS = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
 
@@ -31,8 +39,10 @@ class DockerConfig:
     runner_image: str = DEFAULT_RUNNER_IMAGE
     network: str = "bridge"
     cpus: float | None = None
-    memory: int | None = None  # bytes
+    memory: int | None = 4 * 1024 ** 3  # bytes
     pids: int | None = 1024
+    tmp: int = 1024 ** 3  # bytes of /tmp
+    user: str = NOBODY  # "image": the image's own USER (trusted steps only)
     pull: str = "if-missing"
 
 
@@ -50,17 +60,21 @@ def parse_docker(block, problems: Problems) -> DockerConfig:
     if block is None:
         return DockerConfig()
     r = Reader(block, problems, "docker")
-    r.check_keys({"host", "runner_image", "network", "cpus", "memory", "pids", "pull"})
+    r.check_keys({"host", "runner_image", "network", "cpus", "memory", "pids", "tmp", "user", "pull"})
     values: dict = {}
-    for key in ("host", "runner_image", "network"):
+    for key in ("host", "runner_image", "network", "user"):
         if r.string(key):
             values[key] = r.string(key)
+    if values.get("user") and not _USER.fullmatch(values["user"]):
+        r.error("user", "bad-value", f"docker.user {values['user']!r} is not a user",
+                'write uid:gid (like "65534:65534"), a user name the images know, or "image"')
     if r.has("cpus"):
         values["cpus"] = r.number("cpus", 0.01)
-    if r.has("memory"):
-        values["memory"] = parse_memory(r.raw("memory"))
-        if values["memory"] is None:
-            r.error("memory", "bad-value", f"docker.memory {r.raw('memory')!r} is not a size", "write it like 512m or 2g")
+    for key in ("memory", "tmp"):
+        if r.has(key):
+            values[key] = parse_memory(r.raw(key))
+            if values[key] is None:
+                r.error(key, "bad-value", f"docker.{key} {r.raw(key)!r} is not a size", "write it like 512m or 2g")
     if r.has("pids"):
         values["pids"] = r.integer("pids", 16)
     if r.has("pull"):

@@ -1,14 +1,34 @@
-"""Hide secret values in text: log lines, errors, outputs shown to people."""
+"""Hide secret values in text: log lines, errors and outputs, before they are stored.
+
+A secret is hidden as it is, JSON-escaped, URL-encoded and base64-encoded, and line by line when
+it has several lines; a long line cut in pieces is cut where no secret is split.
+"""
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Iterable
+from urllib.parse import quote, quote_plus
 
-__all__ = ["Masker", "MASK"]
+__all__ = ["Masker", "Withheld", "MASK", "WITHHELD"]
 
 MASK = "***"
+WITHHELD = "(withheld)"
 _MIN_LINE = 3  # lines of a multi-line secret shorter than this are too common to hide
+_MIN_ENCODED = 6  # secrets at least this long are hidden in their encoded forms too
+
+
+def _forms(value: str) -> set[str]:
+    """The value and the ways it is commonly written out: JSON-escaped, URL-encoded, base64 (long enough values
+    only: short ones would hide ordinary text)."""
+    forms = {value, json.dumps(value)[1:-1]}
+    if len(value) >= _MIN_ENCODED:
+        raw = value.encode("utf-8", "surrogatepass")
+        forms.update({quote(value, safe=""), quote_plus(value), quote(value)})
+        for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+            forms.update({encoded, encoded.rstrip("=")})
+    return {form for form in forms if form}
 
 
 class Masker:
@@ -19,14 +39,12 @@ class Masker:
         for value in values:
             if not isinstance(value, str) or not value:
                 continue
-            needles.add(value)
-            encoded = json.dumps(value)[1:-1]
-            if encoded != value:
-                needles.add(encoded)
+            needles.update(_forms(value))
             if "\n" in value:
                 needles.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
         self._needles = sorted(needles, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(n) for n in self._needles)) if self._needles else None
+        self._raw = [n.encode("utf-8", "surrogatepass") for n in self._needles]
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -40,6 +58,17 @@ class Masker:
             return text
         return self._pattern.sub(MASK, text)
 
+    def safe_cut(self, buffer: bytes, cut: int) -> int:
+        """Where to cut a long line near `cut` so that no secret is split in two (and so escapes masking)."""
+        for needle in self._raw:
+            start = buffer.find(needle, max(0, cut - len(needle) + 1), cut + len(needle) - 1)
+            while start != -1 and start < cut:
+                if start + len(needle) > cut:  # straddles: cut before it, or after it if it opens the line
+                    cut = start if start > 0 else start + len(needle)
+                    break
+                start = buffer.find(needle, start + 1, cut + len(needle) - 1)
+        return cut
+
     def mask_value(self, value):
         """Mask inside strings of a JSON-like structure."""
         if self._pattern is None:
@@ -51,3 +80,21 @@ class Masker:
         if isinstance(value, (list, tuple)):
             return [self.mask_value(v) for v in value]
         return value
+
+
+class Withheld(Masker):
+    """Hides every value: for showing a run whose secrets can no longer be known (its definitions are gone).
+    Showing such a run's outputs and inputs in clear could show a secret; so none is shown."""
+
+    def __init__(self, reason: str = ""):
+        super().__init__()
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return True
+
+    def mask(self, text: str) -> str:
+        return WITHHELD if text else text
+
+    def mask_value(self, value):
+        return None if value is None else WITHHELD

@@ -2,23 +2,26 @@
 
 Templates are written by anyone who can push (and by pull requests once trusted), and some are
 rendered in the web process and the scheduler. So the sandbox checks, before they run, the
-operations that make something huge in one step of C code (`**` and `*` on numbers, `*` and `+`
-on strings and lists, `%` formatting and str methods with a width, filters that pad or repeat).
+operations that make something huge in one step of C code (`**` and `*` on numbers, `*`, `+` and
+`~` on strings, bytes and lists, `%` and `format` with widths or many fields, str methods that pad,
+expand, replace or join, filters that pad, repeat, join or indent), and every filter's result.
 Time is checked cooperatively, which works in threads and in the web's greenlets alike: every
-call a template makes (functions, methods, macros) and every 256th item of every `for` loop
-(the sandbox wraps each loop's iterable) looks at the render's deadline. Output is capped as it
-is produced.
+call a template makes (functions, methods, macros, filters), every 256th item of every `for` loop
+(the sandbox wraps each loop's iterable) and of every list a filter walks looks at the render's
+deadline; regular expressions run with a timeout of their own. Output is capped as it is produced.
 """
 from __future__ import annotations
 
 import re
 import threading
 import time
+from collections.abc import Mapping
 
 from jinja2.exceptions import SecurityError
 
 __all__ = ["MAX_OUTPUT", "MAX_TEXT", "MAX_ITEMS", "MAX_INT_BITS", "RENDER_SECONDS", "RenderTimeout",
-           "check_binop", "check_method", "check_width", "check_pattern", "check_format", "start_clock", "stop_clock", "capped",
+           "check_binop", "check_method", "check_width", "check_format", "check_replace", "check_join", "check_size",
+           "check_items", "joined", "concat", "search", "TimedList", "start_clock", "stop_clock", "capped",
            "check_time", "guarded_iter"]
 
 MAX_OUTPUT = 4 * 1024 * 1024  # characters one render may produce
@@ -39,7 +42,7 @@ def _refuse(what: str) -> SecurityError:
 
 
 def _size(value) -> int | None:
-    return len(value) if isinstance(value, (str, list, tuple)) else None
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else None
 
 
 def check_binop(operator: str, left, right) -> None:
@@ -58,25 +61,37 @@ def check_binop(operator: str, left, right) -> None:
         sizes = (_size(left), _size(right))
         if None not in sizes and sum(sizes) > _limit(left):
             raise _refuse("this concatenation")
-    elif operator == "%" and isinstance(left, str):
+    elif operator == "%" and isinstance(left, (str, bytes)):
         check_format(left, right)
 
 
 def _limit(seq) -> int:
-    return MAX_TEXT if isinstance(seq, str) else MAX_ITEMS
+    return MAX_TEXT if isinstance(seq, (str, bytes)) else MAX_ITEMS
 
 
 _FORMAT_NUMBERS = re.compile(r"%[#0 +\-]*(\d*|\*)(?:\.(\d*|\*))?|\{[^{}]*:[^{}]*?(\d+)[^{}]*\}")
+_NESTED_FIELD = re.compile(r"\{[^{}]*:[^{}]*\{")
+_FIELDS = re.compile(r"%[^%]|\{[^{}]*\}")
 
 
-def check_format(template: str, args=None) -> None:
-    """Refuse %-style or {}-style formats whose widths or precisions would make huge text."""
+def check_format(template, args=None) -> None:
+    """Refuse %-style or {}-style formats whose widths or precisions would make huge text, whose widths
+    come from their arguments, or that repeat large arguments into something huge."""
+    if isinstance(template, bytes):
+        template = template.decode("latin-1")
+    if _NESTED_FIELD.search(template):
+        raise SecurityError("a format field inside a format spec: write the width itself")
     for match in _FORMAT_NUMBERS.finditer(template):
         for number in match.groups():
             if number == "*":
                 raise SecurityError("a '*' width in a format: write the width itself")
-            if number and int(number[:8]) > MAX_WIDTH:
+            digits = (number or "").lstrip("0")
+            if len(digits) > 5 or (digits and int(digits) > MAX_WIDTH):
                 raise _refuse(f"a width of {number}")
+    values = args.values() if isinstance(args, Mapping) else args if isinstance(args, tuple) else (args,)
+    largest = max((_size(v) or 0 for v in values), default=0)
+    if len(template) + len(_FIELDS.findall(template)) * largest > MAX_TEXT:
+        raise _refuse("this format")
 
 
 def check_width(width, what: str) -> None:
@@ -84,34 +99,114 @@ def check_width(width, what: str) -> None:
         raise _refuse(f"{what} to a width of {width}")
 
 
-_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill"}
 
 
 def check_method(obj, name: str, args, kwargs) -> None:
-    """Refuse str methods that pad, or replace into something huge."""
-    if not isinstance(obj, str):
+    """Refuse str (and bytes) methods that pad, expand or replace into something huge."""
+    if not isinstance(obj, (str, bytes)):
         return
     if name in _WIDTH_METHODS:
         for value in (*args, *kwargs.values()):
-            check_width(value, f"str.{name}")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        grows = obj.count(args[0]) * max(0, len(args[1]) - len(args[0])) if args[0] else len(obj) * len(args[1])
-        if len(obj) + grows > MAX_TEXT:
-            raise _refuse("this replacement")
+            check_width(value, f"{type(obj).__name__}.{name}")
+    elif name == "expandtabs":
+        size = _first(args, kwargs, "tabsize", 8)
+        if isinstance(size, int) and obj.count("\t" if isinstance(obj, str) else b"\t") * size > MAX_TEXT:
+            raise _refuse("expanding these tabs")
+    elif name == "replace" and len(args) >= 2 and _size(args[0]) is not None and _size(args[1]) is not None:
+        check_replace(obj, args[0], args[1])
+    elif name == "translate" and isinstance(obj, str) and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        if len(obj) * longest > MAX_TEXT:
+            raise _refuse("this translation")
+    elif name == "join" and args:
+        check_join(obj, args[0])
     elif name in ("format", "format_map"):
-        check_format(obj)
+        check_format(obj, args[0] if name == "format_map" and args else tuple(args) + tuple(kwargs.values()))
 
 
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
+def _first(args, kwargs, name: str, default):
+    return args[0] if args else kwargs.get(name, default)
 
 
-def check_pattern(pattern: str, subject: str) -> None:
-    """Refuse regular expressions that may backtrack for ever (a repeated group that repeats), and long subjects."""
-    if _NESTED_QUANTIFIER.search(pattern):
-        raise SecurityError(f"the pattern {pattern[:60]!r} repeats a group that itself repeats (it could take "
-                            "for ever); write it without nested repetition")
+def check_replace(text, old, new) -> None:
+    grows = text.count(old) * max(0, len(new) - len(old)) if old else len(text) * len(new)
+    if len(text) + grows > MAX_TEXT:
+        raise _refuse("this replacement")
+
+
+def check_join(separator, items) -> None:
+    """Refuse joining `items` (a list or tuple) with `separator` into something huge."""
+    if isinstance(items, (list, tuple)):
+        total = len(separator) * len(items) + sum(_size(item) or 0 for item in items)
+        if total > MAX_TEXT:
+            raise _refuse(f"joining {len(items)} items")
+
+
+def joined(separator: str, items, what: str = "this join") -> str:
+    """`separator.join(str(item) for item in items)`, refused once it passes MAX_TEXT, checking the deadline."""
+    out, size = [], 0
+    for item in guarded_iter(items):
+        text = item if isinstance(item, str) else str(item)
+        size += len(text) + len(separator)
+        if size > MAX_TEXT + len(separator):
+            raise _refuse(what)
+        out.append(text)
+    return separator.join(out)
+
+
+def concat(*parts) -> str:
+    """The `~` operator: each part as text, joined, refused once it passes MAX_TEXT."""
+    return joined("", parts, "this concatenation (~)")
+
+
+def check_size(value, what: str) -> None:
+    size = _size(value)
+    if size is not None and size > _limit(value):
+        raise _refuse(what)
+
+
+def check_items(value, budget: int = MAX_ITEMS * 10) -> None:
+    """Refuse a structure of lists and mappings with more than `budget` items in all (a list that holds the
+    same big list many times is small in memory, huge once written out)."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            seen += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            seen += len(item)
+            stack.extend(item)
+        if seen > budget:
+            raise _refuse(f"a structure of more than {budget} items")
+
+
+PATTERN_SECONDS = 0.25
+
+
+def search(pattern: str, subject: str) -> bool:
+    """Whether `pattern` matches somewhere in `subject`: at most MAX_SUBJECT characters searched for at most
+    PATTERN_SECONDS (the `regex` engine stops a search that backtracks for ever, and lets other threads run)."""
+    import regex
     if len(subject) > MAX_SUBJECT:
         raise SecurityError(f"a pattern may search at most {MAX_SUBJECT} characters, not {len(subject)}")
+    try:
+        return regex.search(pattern, subject, timeout=PATTERN_SECONDS, concurrent=True) is not None
+    except TimeoutError:
+        raise SecurityError(f"the pattern {pattern[:60]!r} took longer than {PATTERN_SECONDS}s (it backtracks too "
+                            "much); write it without nested or overlapping repetition") from None
+    except regex.error as exc:
+        raise SecurityError(f"the pattern {pattern[:60]!r} is not a regular expression: {exc}") from None
+
+
+class TimedList(list):
+    """A list handed to a filter: iterating it checks the render's deadline, so no filter loops for ever."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return guarded_iter(list.__iter__(self))
 
 
 def capped(chunks) -> str:

@@ -11,18 +11,22 @@ are falsy in `{% if %}` and replaced by `default`, as in Tera.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import filters as jf
+from jinja2.visitor import NodeTransformer
 from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import TemplateError
-from .template_limits import (RENDER_SECONDS, RenderTimeout, capped, check_binop, check_method, check_time,
-                              guarded_iter, start_clock, stop_clock)
+from .template_limits import (MAX_ITEMS, MAX_TEXT, RENDER_SECONDS, RenderTimeout, TimedList, capped, check_binop,
+                              check_items, check_method, check_size, check_time, concat, guarded_iter, start_clock,
+                              stop_clock)
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
 
 __all__ = [
@@ -85,18 +89,17 @@ class _Environment(ImmutableSandboxedEnvironment):
         check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
-    def _parse(self, source, name, filename):
-        """Every `for` loop iterates through guarded_iter, which watches the render's deadline."""
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Call(nodes.Name(_GUARD, "load"), [loop.iter], [], None, None, lineno=loop.lineno)
-        return tree
+    def _generate(self, source, name, filename, defer_init=False):
+        """Compiled templates only (checking syntax needs none of it): every `for` loop iterates through
+        guarded_iter, which watches the render's deadline; every `~` goes through concat, which bounds what
+        it makes."""
+        return super()._generate(_Guards().visit(source), name, filename, defer_init)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
         check_time()
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         owner = getattr(target, "__self__", None)
-        if isinstance(owner, str):
+        if isinstance(owner, (str, bytes)):
             check_method(owner, getattr(target, "__name__", ""), args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -133,6 +136,58 @@ class _Environment(ImmutableSandboxedEnvironment):
         return self.undefined(hint=hint, obj=obj, name=name)
 
 
+class _Guards(NodeTransformer):
+    def visit_For(self, node):
+        self.generic_visit(node)
+        node.iter = nodes.Call(nodes.Name(_GUARD, "load"), [node.iter], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node):
+        self.generic_visit(node)
+        return nodes.Call(nodes.Name(_CONCAT, "load"), list(node.nodes), [], None, None, lineno=node.lineno)
+
+
+def _guarded_filter(func):
+    """`func` with the render's deadline checked, the lists it is given watched as it walks them, and what
+    it returns held to the size limits."""
+    skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(func)
+    def guarded(*args, **kwargs):
+        check_time()
+        if len(args) > skip and type(args[skip]) in (list, tuple):
+            args = (*args[:skip], TimedList(args[skip]), *args[skip + 1:])
+        result = func(*args, **kwargs)
+        check_size(result, f"the result of a filter ({getattr(func, '__name__', 'filter')})")
+        return result
+    return guarded
+
+
+def _sum(environment, iterable, attribute=None, start=0):
+    if isinstance(start, bool) or not isinstance(start, (int, float)):
+        raise SecurityError("sum adds numbers: its start must be a number (use `concat` or `join` for lists "
+                            "and text)")
+    return jf.sync_do_sum(environment, iterable, attribute, start)
+
+
+def _batch(value, linecount, fill_with=None):
+    if not isinstance(linecount, int) or not 0 < linecount <= MAX_ITEMS:
+        raise SecurityError(f"batch takes a count from 1 to {MAX_ITEMS}, not {linecount!r}")
+    return jf.do_batch(value, linecount, fill_with)
+
+
+def _wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+    lines = len(str(s)) // max(1, int(width)) + str(s).count("\n") + 1
+    if wrapstring is not None and lines * len(str(wrapstring)) > MAX_TEXT:
+        raise SecurityError("wordwrap: this wrapstring would make something too large")
+    return jf.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+_sum.jinja_pass_arg = jf.sync_do_sum.jinja_pass_arg
+_wordwrap.jinja_pass_arg = jf.do_wordwrap.jinja_pass_arg
+_OVERRIDES = {"sum": _sum, "batch": _batch, "wordwrap": _wordwrap}
+
+
 def _finalize(value):
     if isinstance(value, Undefined):
         return value
@@ -140,6 +195,7 @@ def _finalize(value):
 
 
 _GUARD = "_strom_loop_guard"
+_CONCAT = "_strom_concat"
 
 
 def _make_env() -> _Environment:
@@ -150,9 +206,12 @@ def _make_env() -> _Environment:
         finalize=_finalize,
     )
     env.filters.update(FILTERS)
+    env.filters.update(_OVERRIDES)
+    env.filters = {name: _guarded_filter(func) for name, func in env.filters.items()}
     env.tests.update(TESTS)
     env.globals.update(GLOBALS)
     env.globals[_GUARD] = guarded_iter
+    env.globals[_CONCAT] = concat
     return env
 
 
@@ -235,6 +294,7 @@ def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
                     str(value)
                 except Exception as exc:
                     raise _translate(exc, where) from exc
+            check_items(value)
             if isinstance(value, (list, tuple)):
                 return list(value)
             if isinstance(value, Mapping):

@@ -20,7 +20,8 @@ from jinja2 import Undefined, pass_environment
 from jinja2 import filters as jf
 from jinja2.exceptions import SecurityError
 
-from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_pattern, check_width
+from .template_limits import (MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined,
+                              search)
 
 __all__ = ["FILTERS", "TESTS", "GLOBALS", "to_json", "display"]
 
@@ -60,6 +61,7 @@ def _plain(value):
 
 
 def to_json(value, pretty: bool = False) -> str:
+    check_items(value)
     if pretty:
         return json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str)
     return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, default=str)
@@ -77,10 +79,10 @@ def f_default(value, /, *args, **kwargs):
 def f_join(environment, value, /, *args, **kwargs):
     sep = _arg(args, kwargs, 0, "sep", "d", default="")
     attribute = kwargs.get("attribute")
-    items = list(value)
+    items = value
     if attribute is not None:
-        items = [_field(environment, item, attribute) for item in items]
-    return str(sep).join(display(i) for i in items)
+        items = (_field(environment, item, attribute) for item in value)
+    return joined(str(sep), (display(i) for i in items))
 
 
 def f_json_encode(value, /, *args, **kwargs):
@@ -91,8 +93,9 @@ def f_replace(value, /, *args, **kwargs):
     old = _arg(args, kwargs, 0, "from", "old")
     new = _arg(args, kwargs, 1, "to", "new", default="")
     count = _arg(args, kwargs, 2, "count", default=None)
-    text = str(value)
-    return text.replace(str(old), str(new)) if count is None else text.replace(str(old), str(new), int(count))
+    text, old, new = str(value), str(old), str(new)
+    check_replace(text, old, new)
+    return text.replace(old, new) if count is None else text.replace(old, new, int(count))
 
 
 def f_truncate(value, /, *args, **kwargs):
@@ -117,16 +120,18 @@ def f_trim_end(value, /, *_, **__):
 
 def f_trim_start_matches(value, /, *args, **kwargs):
     pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
-    while pat and text.startswith(pat):
-        text = text[len(pat):]
-    return text
+    start = 0
+    while pat and text.startswith(pat, start):
+        start += len(pat)
+    return text[start:]
 
 
 def f_trim_end_matches(value, /, *args, **kwargs):
     pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
-    while pat and text.endswith(pat):
-        text = text[: -len(pat)]
-    return text
+    end = len(text)
+    while pat and end >= len(pat) and text.endswith(pat, 0, end):
+        end -= len(pat)
+    return text[:end]
 
 
 def f_nth(value, /, *args, **kwargs):
@@ -210,7 +215,10 @@ def f_get(value, /, *args, **kwargs):
 
 
 def f_indent(value, /, *args, **kwargs):
-    check_width(_arg(args, kwargs, 0, "width", default=4), "indent")
+    width = _arg(args, kwargs, 0, "width", default=4)
+    check_width(width, "indent")
+    prefix = str(kwargs.get("prefix", "")) or (width if isinstance(width, str) else " " * int(width or 0))
+    check_replace(str(value), "\n", "\n" + prefix)
     if "prefix" in kwargs:
         prefix = str(kwargs["prefix"])
         first, blank = kwargs.get("first", False), kwargs.get("blank", False)
@@ -226,7 +234,8 @@ def f_indent(value, /, *args, **kwargs):
 
 
 def f_date(value, /, *args, **kwargs):
-    fmt = _arg(args, kwargs, 0, "format", default="%Y-%m-%d")
+    fmt = str(_arg(args, kwargs, 0, "format", default="%Y-%m-%d"))
+    check_format(fmt)
     tz = kwargs.get("timezone")
     if isinstance(value, (int, float)):
         moment = datetime.fromtimestamp(value, timezone.utc)
@@ -273,6 +282,8 @@ def f_as_str(value, /, *_, **__):
 
 def f_tojson(value, /, *args, **kwargs):
     indent = _arg(args, kwargs, 0, "indent", default=None)
+    if indent is not None:
+        check_width(len(indent) if isinstance(indent, str) else indent, "tojson indent")
     return json.dumps(_plain(value), indent=indent, ensure_ascii=False, default=str)
 
 
@@ -309,8 +320,7 @@ FILTERS = {
 
 
 def _matches(pattern: str, subject: str) -> bool:
-    check_pattern(pattern, subject)
-    return re.search(pattern, subject) is not None
+    return search(pattern, subject)
 
 
 def _pattern(args, kwargs):

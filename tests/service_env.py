@@ -91,6 +91,7 @@ def config_env(redis_url: str, **extra) -> dict[str, str]:
         "STROM_WORKERS__UNMATCHED_TIMEOUT": "2s",
         "STROM_SCHEDULER__SWEEP_INTERVAL": "0.2s",
         "STROM_WORKERS__SANDBOX": "auto",
+        "STROM_HTTP__ALLOW": '["127.0.0.0/8"]',  # the tests' own servers (a test checks the default refusal)
     }
     env.update(extra)
     return env

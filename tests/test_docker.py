@@ -109,8 +109,8 @@ def test_a_script_runs_in_the_image_with_the_commit_read_only_at_workspace(live,
     state = finished(service, start(server, "check"))
     assert state.status is JobStatus.SUCCEEDED, state.steps["inspect"].error
     inspect = lines(service, state.id, "inspect")
-    assert inspect[:3] == ["in /workspace as 0", "version 2.5", "the workspace is read-only"]
-    assert state.steps["inspect"].output == {"version": "2.5", "token": "t0ps3cr3t-value"}, "outputs flow on as they are"
+    assert inspect[:3] == ["in /workspace as 65534", "version 2.5", "the workspace is read-only"]
+    assert state.steps["inspect"].output == {"version": "2.5", "token": "***"}, "outputs are stored masked"
     shown = requests.get(f"{server.url}/api/runs/{state.id}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"},
                          timeout=10).json()
     assert shown["steps"][0]["output"] == {"version": "2.5", "token": "***"}, "and are shown masked"

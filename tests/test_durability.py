@@ -42,6 +42,9 @@ def workspace(marks) -> dict[str, str]:
           long:
             flow:
               s: {{ type: script, retry: {{ max_attempts: 2 }}, script: 'sleep 10; {mark}' }}
+          once:
+            flow:
+              s: {{ type: script, script: 'sleep 6; {mark}' }}
           quick:
             flow:
               s: {{ type: script, retry: {{ max_attempts: 2 }}, script: '{mark}' }}
@@ -73,6 +76,7 @@ class Faults:
     def __init__(self, tmp_path, service_workspace):
         self.marks = tmp_path / "marks"
         self.marks.touch()
+        self.marks.chmod(0o666)  # steps of a root worker run as uids of their own
         (tmp_path / "redis").mkdir()
         (tmp_path / "logs").mkdir()
         self.redis = RedisServer(directory=tmp_path / "redis", appendonly=True)
@@ -119,8 +123,8 @@ def faults(tmp_path, service_workspace):
 
 def _answers(url) -> bool:
     try:
-        return requests.get(url, timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:  # not listening yet, or too busy starting to answer
         return False
 
 
@@ -311,3 +315,33 @@ def test_a_loop_that_dies_takes_its_process_down_for_its_supervisor(faults):
     proc = faults.procs.start("scheduler", "scheduler", STROM_FAILPOINTS="loop:timers=raise")
     assert proc.wait(20) == 70
     assert "loop timers died: SystemExit: failpoint loop:timers" in faults.procs.log("scheduler")
+
+
+def _stop_a_worker_mid_step(faults, task: str, grace: str) -> str:
+    """Run `task` on worker "leaving", SIGTERM it while the step runs, and see it exit 0: the run's id."""
+    faults.web()
+    faults.procs.start("scheduler", "scheduler")
+    leaving = faults.procs.start("leaving", "worker", "--name", "leaving", STROM_WORKERS__SHUTDOWN_GRACE=grace)
+    run_id = faults.execute(task)
+    wait_for(lambda: faults.run(run_id)["steps"][0]["status"] == "running", 20, 0.1, "the step to start")
+    leaving.send_signal(signal.SIGTERM)
+    assert leaving.wait(30) == 0
+    return run_id
+
+
+def test_a_worker_stopped_mid_step_hands_it_back_and_exits_0(faults):
+    run_id = _stop_a_worker_mid_step(faults, "once", grace="1s")
+    faults.procs.start("staying", "worker", "--name", "staying")
+    runs = wait_for(faults.all_finished, 30, 0.2, "the run to finish")
+    _each_step_ran_once(faults, runs)
+    step = faults.run(run_id)["steps"][0]
+    assert (step["worker"], step["attempt"], step["handed_back"]) == ("staying", 2, 1)
+    assert f"handed back attempt 1 of {run_id}/s" in faults.procs.log("leaving")
+
+
+def test_a_worker_stopped_mid_step_lets_it_finish_within_its_grace(faults):
+    run_id = _stop_a_worker_mid_step(faults, "short", grace="30s")
+    run = wait_for(lambda: (r := faults.run(run_id))["status"] != "running" and r, 10, 0.2, "the run to finish")
+    _each_step_ran_once(faults, [run])  # (cron's runs wait for a worker: this test has none left)
+    step = run["steps"][0]
+    assert (step["status"], step["worker"], step["attempt"], step["handed_back"]) == ("succeeded", "leaving", 1, 0)

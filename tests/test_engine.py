@@ -349,6 +349,38 @@ def test_a_lost_worker_is_retried_and_an_unschedulable_step_fails_at_once():
     assert sim.state.error == "step flaky failed: no live worker offers ability 'script'"
 
 
+def test_a_step_handed_back_by_a_stopping_worker_runs_again_without_using_a_try():
+    sim = Sim(RETRY, "t")
+    sim.start()
+    sim.send(StepStarted("flaky", 1))
+    sim.send(StepAbandoned("flaky", 1, "worker w1 shut down during the step and handed it back", handed_back=True))
+    [dispatch] = sim.of(DispatchStep)
+    assert (dispatch.work.attempt, dispatch.not_before) == (2, None), "at once: the step did not fail"
+    assert sim.state.steps["flaky"].handed_back == 1 and sim.status("flaky") is S.QUEUED
+    for attempt, delay in ((2, 10), (3, 20)):  # still three tries, and the first retry waits the first delay
+        sim.fail("flaky")
+        [dispatch] = sim.of(DispatchStep)
+        assert (dispatch.work.attempt, dispatch.not_before) == (attempt + 1, sim.now + delay)
+    sim.fail("flaky")
+    assert sim.of(DispatchStep) == [] and sim.status("flaky") is S.FAILED and sim.state.steps["flaky"].attempt == 4
+
+
+def test_hand_backs_end_after_five_and_a_cancelled_run_is_not_run_again():
+    sim = Sim(RETRY, "t")
+    sim.start()
+    for attempt in range(1, 6):
+        sim.send(StepAbandoned("flaky", attempt, "handed back", handed_back=True))
+        assert sim.of(DispatchStep)[0].work.attempt == attempt + 1
+    sim.send(StepAbandoned("flaky", 6, "handed back", handed_back=True))
+    assert sim.state.steps["flaky"].error == "handed back (5 times)" and sim.state.steps["flaky"].handed_back == 5
+    cancelled = Sim(RETRY, "t")
+    cancelled.start()
+    cancelled.send(StepStarted("flaky", 1))
+    cancelled.send(Cancel(by="admin"))
+    cancelled.send(StepAbandoned("flaky", 1, "handed back", handed_back=True))
+    assert cancelled.of(DispatchStep) == [] and cancelled.status("flaky") is S.CANCELLED
+
+
 def test_a_stale_report_from_an_earlier_attempt_is_refused():
     sim = Sim(RETRY, "t")
     sim.start()

@@ -66,6 +66,30 @@ def test_an_open_hook_stores_the_request_then_starts_the_task_with_its_body(live
     assert record["runs"] == [body["run"]] and record["extra"]["hook"] == "open-hook"
 
 
+def test_a_form_encoded_body_arrives_as_its_fields(live):
+    service, server = live
+    answer = requests.post(f"{server.url}/hooks/open-hook", data={"name": "grace", "empty": ""}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    state = finished(service, answer.json()["run"])
+    assert state.event["body"] == {"name": "grace", "empty": ""} and state.inputs == {"who": "grace via POST"}
+    many = "&".join(f"f{i}=1" for i in range(1001))
+    refused = requests.post(f"{server.url}/hooks/open-hook", data=many, timeout=10,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == "the form has more than 1000 fields"
+
+
+def test_a_hook_that_does_not_exist_reads_a_body_like_one_that_does(live):
+    service, server = live
+    huge = b"x" * (11 * 1024 * 1024)  # past limits.webhook_body_size
+    for name in ("guarded", "no-such-hook"):
+        answer = requests.post(f"{server.url}/hooks/{name}", data=huge, headers={"Authorization": "Bearer guess"},
+                               timeout=10)
+        assert answer.status_code == 413, (name, answer.text)
+        small = requests.post(f"{server.url}/hooks/{name}", data=b"{}", headers={"Authorization": "Bearer guess"},
+                              timeout=10)
+        assert (small.status_code, small.json()["error"]["message"]) == (401, "the webhook secret does not match")
+
+
 def test_a_guarded_hook_takes_its_secret_as_bearer_query_or_body_signature(live):
     service, server = live
     url = f"{server.url}/hooks/guarded"
@@ -121,7 +145,8 @@ def test_a_hook_secret_is_never_a_template_rendered_for_anonymous_callers(servic
     assert any("a webhook's secret is a plain value or a reference to one secret" in p for p in problems), problems
 
 
-def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(service_workspace, redis_url, tmp_path):
+def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(service_workspace, redis_url, tmp_path,
+                                                                          caplog):
     other = tmp_path / "other"
     (other / ".strom").mkdir(parents=True)
     (other / ".strom" / "hooks.yaml").write_text(
@@ -132,8 +157,10 @@ def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(servic
     with stack(config, workers=0, scheduler=False) as service:
         with serving(config, service) as server:
             answer = requests.post(f"{server.url}/hooks/open-hook", json={"name": "x"}, timeout=10)
-    assert answer.status_code == 409
-    assert answer.json()["error"]["message"] == "webhook 'open-hook' is defined in workspaces local, other; rename one"
+    assert answer.status_code == 401, "answered as an unknown name: callers learn no workspace names"
+    assert answer.json()["error"]["message"].startswith("this webhook needs its secret")
+    assert ("webhook 'open-hook' is defined in workspaces local, other: every call is refused until one is renamed"
+            in caplog.text), "the operator is told"
     assert service.repo_events.list() == []
 
 

@@ -142,6 +142,9 @@ def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live,
     early = processed(service, comment_hook(server, 7, "/retest", "maintainer", "MEMBER"))
     assert (early["status"], early["reason"]) == ("ignored", f"pull request #7 is untrusted: comment /ok-to-test on its "
                                                              f"head {head_sha[:7]} before /retest")
+    unknown = processed(service, comment_hook(server, 7, "/fork-only", "maintainer", "MEMBER"))
+    assert unknown["reason"] == f"pull request #7 is untrusted: comment /ok-to-test on its head {head_sha[:7]} " \
+                                "before /fork-only", "refused before the fork's definitions are even read"
     stale = processed(service, comment_hook(server, 7, "/ok-to-test 0123abcd", "maintainer", "MEMBER"))
     assert stale["reason"] == (f"the head of #7 is {head_sha[:7]}, not 0123abcd: look at it and comment "
                                f"/ok-to-test {head_sha[:7]}")
@@ -165,8 +168,9 @@ def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live,
     assert len(summary_posts) == 1, "one summary comment per pull request, edited afterwards"
     # every refusal was answered in the pull request, and every command got a reaction
     assert forge.replies(7) == [f"@{who} {why}\n<!-- strom:reply -->" for who, why in [
-        ("mallory", ignored["reason"]), ("maintainer", early["reason"]), ("maintainer", stale["reason"])]]
-    assert [r["content"] for r in forge.reactions()] == ["confused", "confused", "confused", "+1"]
+        ("mallory", ignored["reason"]), ("maintainer", early["reason"]), ("maintainer", unknown["reason"]),
+        ("maintainer", stale["reason"])]]
+    assert [r["content"] for r in forge.reactions()] == ["confused", "confused", "confused", "confused", "+1"]
 
     newer = commit(work, {"VERSION": "fork 2\n"}, "more from the fork")
     git(work, "push", "-q", "-f", "origin", "feature:refs/pull/7/head")

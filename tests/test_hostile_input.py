@@ -148,12 +148,35 @@ def _load_within(texts: dict[str, str], seconds: float):
     return [p.format() for p in result.errors]
 
 
-def test_yaml_nesting_bombs_are_refused_before_the_parser_sees_them():
-    for text in ("tasks: " + "[" * 60_000 + "]" * 60_000, "- " * 60_000 + "x", "a: " + "{b: " * 70_000):
-        errors = _load_within({".strom/bomb.yaml": text}, 2)
-        assert errors and "nests deeper than 1000 levels here" in errors[0], errors
+@pytest.mark.parametrize("text", [
+    "tasks: " + "[" * 60_000 + "]" * 60_000,
+    "- " * 60_000 + "x",
+    "a: " + "{b: " * 70_000,
+    "name: it's\nx: " + "[" * 40_000 + "]" * 40_000,  # a quote earlier in the file fools a scan of the text
+    "a: '\n" + "  - " * 30_000 + "x",
+])
+def test_yaml_nesting_bombs_are_refused_before_the_document_is_composed(text):
+    errors = _load_within({".strom/bomb.yaml": text}, 2)
+    assert errors and "nests deeper than 64 levels here" in errors[0] or "YAML syntax error" in errors[0], errors
+
+
+def test_a_deep_document_is_refused_at_the_place_it_gets_too_deep():
     errors = _load_within({".strom/deep.yaml": "tasks: " + "[" * 100 + "]" * 100}, 2)
     assert errors[0].startswith(".strom/deep.yaml:1:72: error: the document nests deeper than 64 levels here")
+
+
+@pytest.mark.parametrize("text", ["x: [" + ",".join(["1"] * 1_500_000) + "]", "x:\n" + "- 1\n" * 900_000,
+                                  "x: {" + ",".join(f"k{i}: 1" for i in range(300_000)) + "}"])
+def test_a_long_document_is_refused_before_it_is_composed(text):
+    errors = _load_within({".strom/long.yaml": text}, 2)
+    assert len(errors) == 1 and "error: the document holds more than 200000 YAML nodes" in errors[0], errors
+    assert "raise limits.yaml_nodes" in errors[0]
+
+
+def test_thousands_of_workflow_files_are_refused_at_once():
+    errors = _load_within({f".strom/f{i:05}.yaml": "{}" for i in range(20_000)}, 2)
+    assert errors == [".strom:1:1: error: there are more than 1000 workflow files\n"
+                      "    fix: merge or remove some, or raise limits.workflow_files in the server configuration"]
 
 
 def test_an_alias_bomb_of_scalars_is_counted_in_bytes():
@@ -187,7 +210,29 @@ def test_workflow_size_and_count_limits_name_the_limit_and_the_place():
     ("{{ 'x' | indent(10 ** 9) }}", "indent to a width of 1000000000"),
     ("{{ lipsum(n=100000) }}", "lipsum: at most 100 paragraphs"),
     ("{{ range(10) | slice(10 ** 9) | list }}", "slicing into 1000000000 lists"),
-    ("{{ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' is matching('(a+)+$') }}", "repeats a group that itself repeats"),
+    ("{{ ('a' * 26 ~ '!') is matching('^(a|a)*$') }}", "took longer than 0.25s (it backtracks too much)"),
+    ("{{ [[0] * 100000] * 100000 }}", "a structure of more than 1000000 items"),
+    ("{{ [[0] * 100000] * 100000 | sum(start=[]) }}", "sum adds numbers"),
+    ("{{ (['x' * 1000000] * 20000) | unique | list | length }}", "ran longer than 2s"),
+    ("{{ 'x'.encode().ljust(2000000000) }}", "bytes.ljust to a width of 2000000000"),
+    ("{{ 'x'.encode() * 10 ** 10 }}", "repeating a bytes of 1 10000000000 times"),
+    ("{{ '{0:>{1}}'.format('a', 2000000000) }}", "a format field inside a format spec"),
+    ("{{ '{:>0000000000002000000000}'.format('a') }}", "a width of 0000000000002000000000"),
+    ("{{ '%.00000000002000000000d' % 1 }}", "a width of 00000000002000000000"),
+    ("{{ ('%(a)s' * 100000) % {'a': 'x' * 1000} }}", "this format"),
+    ("{{ ('{0}' * 100000).format('x' * 1000) }}", "this format"),
+    ("{{ ('x' * 1000000).translate({120: 'y' * 10000}) }}", "this translation"),
+    ("{{ ('\t' * 100000).expandtabs(10000) }}", "expanding these tabs"),
+    ("{{ ','.join(['x' * 100000] * 100) }}", "joining 100 items"),
+    ("{{ range(100000) | map('center', 10000) | join }}", "this join"),
+    ("{% set a = 'x' * 1000000 %}{{ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a }}", "this concatenation (~)"),
+    ("{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
+     "this concatenation (~)"),
+    ("{{ ('x\n' * 500000) | indent(10000) }}", "this replacement"),
+    ("{{ ('x ' * 500000) | wordwrap(1, wrapstring='y' * 1000) }}", "wordwrap: this wrapstring"),
+    ("{{ range(10) | batch(10 ** 9, 0) | list }}", "batch takes a count from 1 to 100000"),
+    ("{{ [1] | tojson(indent=10 ** 9) }}", "tojson indent to a width of 1000000000"),
+    ("{{ 0 | date(format='%999999999Y') }}", "a width of 999999999"),
     ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "ran longer than 2s"),
     ("{% set x = range(100000) | list %}{% for i in x %}{% for j in x %}{% endfor %}{% endfor %}", "ran longer than 2s"),
     ("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "output of more than 4194304 characters"),
@@ -202,3 +247,15 @@ def test_template_bombs_end_with_an_error_in_time(template, message):
             render(template, {}, "bomb")
         assert message in str(failure.value)
     assert time.monotonic() - start < 3
+
+
+def test_what_git_allows_in_a_push_never_refuses_the_push():
+    from runner.forges.bounds import checked
+    from runner.forges.event import RepoEvent
+    commit = {"id": "a" * 40, "message": "m", "author": "A. " + "Very-Long-Name " * 30, "added": ["notes\tv2.txt"],
+              "removed": [], "modified": ["src/app.py"]}
+    event = checked(RepoEvent(source="github", kind="push", repo="o/r", ref="refs/heads/main", branch="main",
+                              sha="b" * 40, commits=(commit,), changed_files=("notes\tv2.txt", "src/app.py")))
+    assert len(event.commits[0]["author"]) == 255, "a long author name is cut, not refused"
+    assert event.changed_files is None and event.commits[0]["added"] == [], \
+        "a file name with a tab drops the lists: the changed files are then computed from the mirror"

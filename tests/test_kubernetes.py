@@ -88,9 +88,11 @@ def test_an_image_pod_is_submitted_as_generated_with_the_manifest_merged_in(kube
     assert step_container == {
         "name": "step", "image": "ok:1", "command": ["/bin/sh", "-c"], "args": ["make", "build", "--jobs", "4"],
         "env": [{"name": "MODE", "value": "thorough"}, {"name": "EXTRA", "value": "1"}],
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "512Mi"}},
     }
+    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                                       "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}}
     assert sidecar["name"] == "postgres" and "initContainers" not in spec
     assert kube.deleted == [name], "the pod is deleted when its step ends"
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
@@ -110,6 +112,8 @@ def test_a_script_pod_downloads_the_commit_into_a_read_only_workspace(kube, tmp_
     assert env["STROM_SNAPSHOT_URL"] == f"https://strom.example.com/api/workspaces/app/snapshots/{SHA}.tar.gz"
     assert snapshot_tokens.check("worker-secret", env["STROM_SNAPSHOT_TOKEN"], "app", SHA) is None
     assert (env["STROM_SCRIPT"], env["STROM_SCRIPT_NAME"]) == ("print('checked')", "step.py")
+    assert init["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert spec["securityContext"]["runAsNonRoot"] is True
     [main_container] = spec["containers"]
     assert main_container["command"] == ["python3", "/strom/step.py", "--fast"]
     assert main_container["workingDir"] == "/workspace/src"
@@ -147,7 +151,8 @@ def test_a_step_with_a_sidecar_ends_when_its_own_container_ends(kube, tmp_path):
         {"name": "postgres", "image": "postgres:16"}]}}))
     assert (result.status, result.output) == (StepStatus.SUCCEEDED, {"passed": 41})
     [pod] = kube.created
-    assert [c["securityContext"] for c in pod["spec"]["containers"]] == [{"allowPrivilegeEscalation": False}] * 2
+    assert [c["securityContext"] for c in pod["spec"]["containers"]] == [
+        {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}, {"allowPrivilegeEscalation": False}]
 
 
 def test_untrusted_steps_get_no_pod_without_network_and_no_manifest(kube, tmp_path):

@@ -62,8 +62,8 @@ def _web(procs) -> str:
 
 def _ok(url) -> bool:
     try:
-        return requests.get(url, timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:  # not listening yet, or too busy starting to answer
         return False
 
 
@@ -109,6 +109,8 @@ def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(pro
     run = requests.post(f"{url}/api/workspaces/local/tasks/survive/execute", json={}, headers=AUTH).json()
     wait_for(lambda: _run(url, run["id"])["steps"][0]["status"] == "running", 20, 0.05, "the step to start")
     wait_for(lambda: _marker_running("sleep 317"), 10, 0.05, "the step's process")
+    wait_for(lambda: requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH, timeout=5).json()["lines"], 10, 0.05,
+             "its first line to reach Redis (what a SIGKILL catches unsent is lost with the worker)")
     killed = time.monotonic()
     procs.kill("doomed")
     assert wait_for(lambda: not _marker_running("sleep 317"), 5, 0.05, "the step's processes to die with it")

@@ -128,3 +128,32 @@ def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_it_is_ch
                        headers={"Content-Type": "application/json"})
     answer = connection.getresponse()
     assert answer.status == 413 and b"larger than 1048576 bytes" in answer.read()
+
+
+def test_a_chunked_sign_in_form_is_cut_off_at_the_body_cap(web):
+    port, procs = web
+    rss = _web_rss(procs)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    chunk = b"a=" + b"y" * 65534
+    connection.request("POST", "/login", body=(chunk for _ in range(1600)), encode_chunked=True,  # 100 MiB
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = connection.getresponse()
+    assert answer.status == 413, answer.read()[:300]
+    assert _web_rss(procs) - rss < 30 * 2 ** 20, "the form was not read into memory"
+
+
+def test_a_body_that_trickles_in_is_cut_off_after_four_read_timeouts(web):
+    port, _ = web
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"POST /hooks/h HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    began, answer = time.monotonic(), b""
+    sock.settimeout(0.1)
+    while b"\r\n\r\n" not in answer and time.monotonic() - began < 30:
+        sock.send(b" ")  # a byte a second: every read is within web.read_timeout (3s here)
+        try:
+            answer += sock.recv(65536)
+        except socket.timeout:
+            time.sleep(0.9)  # the client's pace, not synchronisation
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 11.5 < time.monotonic() - began < 16, "four read timeouts (12 s), whatever the pace"

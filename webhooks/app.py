@@ -14,6 +14,7 @@ from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
 from .receivers import forges, git, hooks
+from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
 from .ui.session import secret_key
 
@@ -29,6 +30,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app = Flask("strom", static_folder=None)
     app.config.update(settings)
     app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # webhooks and git pushes set their own limits
     app.secret_key = secret_key(service.config.data_dir)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="strom_session",
                       SESSION_COOKIE_SECURE=service.config.public_url.startswith("https://"),

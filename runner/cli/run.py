@@ -106,8 +106,9 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
     display = Display(err_console if as_json else console, quiet=quiet)
     approvals = Approvals(set(approve), _rejections(reject), interactive=sys.stdin.isatty(),
                           prompt=display.prompt_approval)
+    steps = LocalExecutor(LocalSettings(sandbox=sandbox, own_uids=False))  # your own steps run as you
     runner = LocalRunner(ws, root, display=display, approvals=approvals, secrets=secrets, jobs=jobs,
-                         local_executor=LocalExecutor(LocalSettings(sandbox=sandbox)), git=git_context(root))
+                         local_executor=steps, git=git_context(root))
     previous = signal.signal(signal.SIGINT, lambda *_: runner.interrupt())
     try:
         outcome = runner.run(task, values)

@@ -93,7 +93,10 @@ def web_command(config_path, listen, access_log):
 @health_option
 @click.option("-v", "--verbose", is_flag=True)
 def worker_command(config_path, abilities, tags, exclusive, concurrency, name, health_port, verbose):
-    """Run steps from the queues of these abilities and tags."""
+    """Run steps from the queues of these abilities and tags.
+
+    On SIGTERM or SIGINT the worker takes no new step, lets running ones end within
+    workers.shutdown_grace (30s), hands back the rest to run elsewhere, and exits 0."""
     from ..service.worker import ABILITIES, Worker
     _logging(verbose)
     wanted = [a.strip() for a in abilities.split(",") if a.strip()]

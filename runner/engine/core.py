@@ -32,6 +32,7 @@ __all__ = ["Decision", "advance", "MAX_DEPTH", "MAX_FOR_EACH", "LOST_GRACE"]
 
 MAX_DEPTH = 10
 MAX_FOR_EACH = 10_000
+MAX_HAND_BACKS = 5  # a step handed back more often than this by stopping workers ends as failed
 LOST_GRACE = 30.0  # after a running step's deadline, how long the engine waits for its worker's report
 
 S = StepStatus
@@ -135,7 +136,15 @@ class _Transition:
         if run.status not in (S.QUEUED, S.RUNNING) or run.attempt != event.attempt or run.child_job:
             raise EngineError(f"step {run.name!r} attempt {event.attempt} is not in flight: it is {run.status.value} "
                               f"(attempt {run.attempt})")
-        if event.retry:
+        if event.handed_back:
+            if self.get("cancel_requested"):
+                self.end_attempt(run, S.CANCELLED, None, self.mask(event.error), None)
+            elif run.handed_back < MAX_HAND_BACKS:
+                self.set(run.name, handed_back=run.handed_back + 1, error=self.mask(event.error))
+                self.start(self.step_of(run), self.steps[run.name])
+            else:
+                self.end_attempt(run, S.FAILED, None, self.mask(f"{event.error} ({MAX_HAND_BACKS} times)"), None)
+        elif event.retry:
             self.end_attempt(run, S.FAILED, None, self.mask(event.error), None)
         else:
             self.set(run.name, status=S.FAILED, error=self.mask(event.error), finished_at=self.now,
@@ -222,8 +231,9 @@ class _Transition:
         step = self.step_of(run)
         policy = step.effective_retry
         retryable = status in (S.FAILED, S.TIMED_OUT) and not self.get("cancel_requested")
-        if retryable and run.attempt < policy.max_attempts:
-            delay = retry_delay(policy, run.attempt, seed=f"{self.old.id}:{run.name}")
+        tries = run.attempt - run.handed_back
+        if retryable and tries < policy.max_attempts:
+            delay = retry_delay(policy, tries, seed=f"{self.old.id}:{run.name}")
             self.set(run.name, error=error, exit_code=exit_code, retry_at=self.now + delay)
             self.start(step, self.steps[run.name], not_before=self.now + delay if delay else None)
             return

@@ -38,12 +38,14 @@ class StepFinished(Event):
 
 @dataclass(frozen=True)
 class StepAbandoned(Event):
-    """No report will come for this attempt: its worker was lost (`retry` allowed) or none can take it."""
+    """No report will come for this attempt: its worker was lost (`retry` allowed) or none can take it; or,
+    `handed_back`, its worker stopped it while shutting down: run it again, not counted as a try."""
 
     step: str
     attempt: int
     error: str
     retry: bool = True
+    handed_back: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class StepRun:
     approval: Mapping[str, Any] | None = None
     exit_code: int | None = None
     worker: str | None = None
+    handed_back: int = 0  # attempts given back by workers shutting down (not counted as tries)
 
     @property
     def is_instance(self) -> bool:

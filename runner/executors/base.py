@@ -16,7 +16,7 @@ from ..engine.work import StepWork
 from ..errors import ExecutorError
 from ..masking import Masker
 
-__all__ = ["LogSink", "StepResult", "Executor", "MaskedLogs", "execute"]
+__all__ = ["LogSink", "StepResult", "Executor", "MaskedLogs", "execute", "safe_cut_of"]
 
 
 class LogSink(Protocol):
@@ -53,10 +53,19 @@ class MaskedLogs:
     def line(self, stream: str, text: str) -> None:
         self.sink.line(stream, self.masker.mask(text))
 
+    def safe_cut(self, buffer: bytes, cut: int) -> int:
+        return self.masker.safe_cut(buffer, cut)
+
+
+def safe_cut_of(logs: LogSink):
+    """The function that keeps long lines from being cut inside a secret, when `logs` masks them."""
+    return getattr(logs, "safe_cut", None)
+
 
 def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink,
             cancel: threading.Event) -> StepResult:
-    """Run `work` with secrets masked in its logs and errors; executor errors become failed results."""
+    """Run `work` with secrets masked in its logs, errors and output (before anything is stored, or passed to
+    later steps); executor errors become failed results."""
     masker = Masker(work.mask)
     masked = MaskedLogs(logs, masker)
     try:
@@ -65,6 +74,7 @@ def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink,
         message = masker.mask(str(exc))
         masked.line("strom", message)
         return StepResult(StepStatus.FAILED, error=message)
-    if result.error:
-        result = StepResult(result.status, result.output, masker.mask(result.error), result.exit_code)
+    if masker:
+        result = StepResult(result.status, masker.mask_value(result.output),
+                            masker.mask(result.error) if result.error else result.error, result.exit_code)
     return result

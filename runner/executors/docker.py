@@ -2,6 +2,10 @@
 with `runner: docker` runs the script in the runner image with the run's commit read-only at
 /workspace.
 
+Containers hold no capabilities, may not gain privileges, run as an unprivileged user unless the
+operator says otherwise (and always for untrusted pull requests), have pids, memory and /tmp limits,
+and see nothing of Strom's own files that a folder workspace may hold.
+
 Every container carries labels naming its run, step, attempt and worker; it is removed when the
 step ends, however it ends. `reap` removes containers that workers which died left behind.
 """
@@ -18,15 +22,16 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from ..container_config import DockerConfig, parse_memory
+from ..container_config import NOBODY, DockerConfig, parse_memory
 from ..durations import format_duration
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
-from .base import LogSink, StepResult
-from .languages import container_script
+from .base import LogSink, StepResult, safe_cut_of
+from .languages import container_script, is_file_inside
 from .process import LineSplitter
+from .sandbox import hidden_inside
 
 __all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels", "container_name"]
 
@@ -54,9 +59,11 @@ def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
 
 
 class DockerExecutor:
-    def __init__(self, settings: DockerConfig | None = None, worker: str = "", client=None):
+    def __init__(self, settings: DockerConfig | None = None, worker: str = "", client=None,
+                 hide: tuple[Path, ...] = ()):
         self.settings = settings or DockerConfig()
         self.worker = worker
+        self.hide = hide  # host paths steps must not see (Strom's data, its configuration and key files)
         self._client = client
         self._lock = threading.Lock()
 
@@ -120,6 +127,7 @@ class DockerExecutor:
     def _spec(self, work: StepWork, workspace: Path, scratch: Path) -> dict:
         env = dict(work.env)
         volumes: dict = {}
+        covers: list = []
         if work.kind == "docker":
             image = work.image
             command = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
@@ -130,6 +138,7 @@ class DockerExecutor:
             entrypoint, command = [], self._script_command(work, workspace, scratch)
             volumes[str(workspace)] = {"bind": WORKSPACE, "mode": "ro"}
             volumes[str(scratch)] = {"bind": CODE, "mode": "ro"}
+            covers = [_cover(workspace / rel, f"{WORKSPACE}/{rel}") for rel in hidden_inside(workspace, self.hide)]
             workdir = str(PurePosixPath(WORKSPACE) / work.workdir) if work.workdir else WORKSPACE
             env["STROM_WORKSPACE"] = WORKSPACE
             env.setdefault("HOME", "/tmp")
@@ -139,13 +148,13 @@ class DockerExecutor:
         if not image:
             raise StepSetupError("the step names no image")
         return {"image": image, "command": command, "entrypoint": entrypoint, "environment": env,
-                "working_dir": workdir, "volumes": volumes}
+                "working_dir": workdir, "volumes": volumes, "mounts": covers}
 
     def _script_command(self, work: StepWork, workspace: Path, scratch: Path) -> list[str]:
         script = container_script(work, WORKSPACE, CODE)
         if script.text is not None:
             (scratch / script.name).write_text(script.text, encoding="utf-8")
-        elif not (workspace / script.source).is_file():
+        elif not is_file_inside(workspace, script.source):
             raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
         return script.argv
 
@@ -175,13 +184,23 @@ class DockerExecutor:
             limits["pids_limit"] = settings.pids
         return limits
 
+    def _user(self, work: StepWork) -> dict:
+        user = self.settings.user
+        if user == "image":
+            return {"user": NOBODY} if work.untrusted else {}
+        if work.untrusted and user.split(":")[0] in ("0", "root"):
+            return {"user": NOBODY}
+        return {"user": user}
+
     def _create(self, work: StepWork, spec: dict, name: str):
         import docker
         network = self.settings.network if work.network else "none"  # untrusted code: no network
         kwargs = dict(command=spec["command"], entrypoint=spec["entrypoint"], environment=spec["environment"],
-                      working_dir=spec["working_dir"], volumes=spec["volumes"], name=name,
+                      working_dir=spec["working_dir"], volumes=spec["volumes"], mounts=spec["mounts"], name=name,
                       labels=container_labels(work, self.worker), network_mode=network,
-                      security_opt=["no-new-privileges"], detach=True, **self._limits(work))
+                      security_opt=["no-new-privileges"], cap_drop=["ALL"],
+                      tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.settings.tmp},mode=1777"},
+                      detach=True, **self._user(work), **self._limits(work))
         try:
             return self.client.containers.create(spec["image"], **kwargs)
         except docker.errors.ImageNotFound as exc:
@@ -242,7 +261,7 @@ class DockerExecutor:
                 collector.feed(line)
             logs.line(stream, line)
 
-        out, err = LineSplitter("stdout", emit), LineSplitter("stderr", emit)
+        out, err = LineSplitter("stdout", emit, safe_cut_of(logs)), LineSplitter("stderr", emit, safe_cut_of(logs))
         try:
             for stdout, stderr in chunks:
                 if stdout:
@@ -275,6 +294,14 @@ class DockerExecutor:
                 except Exception:  # it is removed right after anyway
                     code = None
                 return stop, code
+
+
+def _cover(host: Path, inside: str):
+    """A mount that puts something empty over `inside`: a tmpfs on a directory, /dev/null on a file."""
+    from docker.types import Mount
+    if host.is_dir():
+        return Mount(inside, None, type="tmpfs", tmpfs_size=4096)
+    return Mount(inside, "/dev/null", type="bind", read_only=True)
 
 
 def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> list[str]:

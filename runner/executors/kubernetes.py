@@ -8,6 +8,8 @@ reason; timeout and cancel delete the pod; the pod is deleted when the step ends
 """
 from __future__ import annotations
 
+import copy
+
 import shlex
 import threading
 import time
@@ -20,10 +22,10 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
-from .base import LogSink, StepResult
+from .base import LogSink, StepResult, safe_cut_of
 from .languages import container_script
-from .pods import (LABEL, STEP_CONTAINER, deep_merge, forbid_escalation, label_value, pod_name, step_pod,
-                   unsafe_parts)
+from .pods import (CONTAINER_CONTEXT, LABEL, STEP_CONTAINER, deep_merge, forbid_escalation, label_value, pod_name,
+                   step_pod, unsafe_parts)
 from .process import LineSplitter
 
 __all__ = ["PodExecutor", "INIT_SCRIPT", "PULL_PROBLEMS"]
@@ -135,7 +137,7 @@ class PodExecutor:
                         {"name": "STROM_SCRIPT", "value": script}, {"name": "STROM_SCRIPT_NAME", "value": script_name}],
                 "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"},
                                  {"name": "code", "mountPath": "/strom"}],
-                "securityContext": {"allowPrivilegeEscalation": False}}
+                "securityContext": copy.deepcopy(CONTAINER_CONTEXT)}
 
     # ------------------------------------------------------------------ a step
     def run(self, work: StepWork, workspace, logs: LogSink, cancel: threading.Event) -> StepResult:
@@ -229,7 +231,7 @@ class PodExecutor:
             collector.feed(line)
             logs.line(stream, line)
 
-        lines = LineSplitter("stdout", emit)  # the pod log API merges stdout and stderr
+        lines = LineSplitter("stdout", emit, safe_cut_of(logs))  # the pod log API merges stdout and stderr
         try:
             response = self.api.read_namespaced_pod_log(name, self.settings.namespace, container=STEP_CONTAINER,
                                                         follow=True, _preload_content=False)

@@ -9,14 +9,15 @@ import functools
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from ..errors import RunnerUnavailable, StepSetupError
 
 __all__ = ["Plan", "plan_script", "cache_env", "SCRIPT_SUFFIX", "script_name", "source_path", "ContainerScript",
-           "container_script", "IN_CONTAINER"]
+           "container_script", "IN_CONTAINER", "read_inside", "is_file_inside"]
 
 SCRIPT_SUFFIX = {"shell": ".sh", "python": ".py", "javascript": ".mjs", "typescript": ".ts", "go": ".go"}
 _CANDIDATES = {
@@ -35,7 +36,7 @@ class Plan:
     setup: list[list[str]] = field(default_factory=list)
     run: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    setup_cwd: str | None = None  # where setup commands run (inside the sandbox); None: the code directory
+    setup_cwd: str | None = None  # where setup commands run (inside the sandbox); None: the dependencies' directory
 
 
 @functools.lru_cache(maxsize=64)
@@ -141,8 +142,17 @@ def _node_install(tool: str, deps: list[str], scratch: str, search: str | None) 
     return [[npm, "install", "--prefix", scratch, "--no-audit", "--no-fund", "--silent", *deps]]
 
 
+def _beside_modules(script: str, deps, scratch: str) -> tuple[list[list[str]], str]:
+    """A script that imports dependencies runs from where they are installed (node resolves from the script)."""
+    if not deps:
+        return [], script
+    copy = f"{scratch}/{PurePosixPath(script).name}"
+    return [["cp", script, copy]], copy
+
+
 def _javascript(tool, path, script, args, deps, scratch, search) -> Plan:
-    return Plan(setup=_node_install(tool, deps, scratch, search), run=[path, script, *args])
+    copy, script = _beside_modules(script, deps, scratch)
+    return Plan(setup=_node_install(tool, deps, scratch, search) + copy, run=[path, script, *args])
 
 
 def _typescript(tool, path, script, args, deps, scratch, search) -> Plan:
@@ -150,10 +160,11 @@ def _typescript(tool, path, script, args, deps, scratch, search) -> Plan:
         if deps:
             raise RunnerUnavailable("TypeScript dependencies under deno are not supported; import npm: specifiers instead")
         return Plan(run=[path, "run", "--allow-all", script, *args])
+    copy, script = _beside_modules(script, deps, scratch)
     if tool == "node":
-        return Plan(setup=_node_install(tool, deps, scratch, search),
+        return Plan(setup=_node_install(tool, deps, scratch, search) + copy,
                     run=[path, "--experimental-strip-types", "--no-warnings", script, *args])
-    return Plan(setup=_node_install(tool, deps, scratch, search), run=[path, script, *args])
+    return Plan(setup=_node_install(tool, deps, scratch, search) + copy, run=[path, script, *args])
 
 
 def _go(tool, path, script, args, deps, scratch, search) -> Plan:
@@ -161,7 +172,8 @@ def _go(tool, path, script, args, deps, scratch, search) -> Plan:
     if not deps:
         return Plan(run=[path, "run", script, *args], env=env)
     binary = f"{scratch}/step-bin"
-    setup = [[path, "mod", "init", "strom.step"], [path, "get", *deps], [path, "build", "-o", binary, "."]]
+    setup = [["cp", script, f"{scratch}/main.go"], [path, "mod", "init", "strom.step"], [path, "get", *deps],
+             [path, "build", "-o", binary, "."]]
     return Plan(setup=setup, run=[binary, *args], env=env, setup_cwd=scratch)
 
 
@@ -183,6 +195,43 @@ def source_path(source: str | None) -> PurePosixPath:
     if relative.is_absolute() or ".." in relative.parts:
         raise StepSetupError(f"source {source!r} leaves the workspace")
     return relative
+
+
+def read_inside(root: Path, relative: PurePosixPath, limit: int = 16 * 1024 * 1024) -> bytes:
+    """The bytes of file `relative` under `root`, read on the host without following a link anywhere on the way
+    (a pushed `cfg.go -> /etc/strom/strom.yaml` is refused, not read as root)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in relative.parts[:-1]:
+            next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        try:
+            file_fd = os.open(relative.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        except OSError as exc:
+            raise StepSetupError(f"source file {relative.as_posix()!r} cannot be read: it does not exist or is a "
+                                 f"symbolic link ({exc.strerror})") from None
+        with os.fdopen(file_fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise StepSetupError(f"source file {relative.as_posix()!r} is not a regular file")
+            data = file.read(limit + 1)
+    except NotADirectoryError:
+        raise StepSetupError(f"source file {relative.as_posix()!r} lies under something that is not a directory") \
+            from None
+    except OSError as exc:
+        raise StepSetupError(f"source file {relative.as_posix()!r} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise StepSetupError(f"source file {relative.as_posix()!r} is larger than {limit} bytes")
+    return data
+
+
+def is_file_inside(root: Path, relative: PurePosixPath) -> bool:
+    """Whether `relative` is a file of the workspace: links may lead elsewhere in it, never out of it."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    return base in target.parents and target.is_file()
 
 
 # Interpreters inside a container image: the image decides which toolchains there are.

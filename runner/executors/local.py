@@ -16,11 +16,11 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
-from .base import LogSink, StepResult
-from .languages import cache_env, plan_script, script_name, source_path
+from .base import LogSink, StepResult, safe_cut_of
+from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
 from .process import run_process
 from ..readonly import make_writable
-from .sandbox import Sandbox, bwrap_available
+from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
 
 __all__ = ["LocalSettings", "LocalExecutor", "DEFAULT_PASS_ENV"]
 
@@ -34,6 +34,8 @@ _CACHE_INSIDE = "/tmp/.cache"
 
 
 def _default_cache() -> Path:
+    if os.geteuid() == 0:  # shared by the steps' uids (their common group): not under root's closed home
+        return Path("/var/cache/strom/steps")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "strom"
 
@@ -46,6 +48,8 @@ class LocalSettings:
     kill_grace: float = 5.0
     scratch_root: Path | None = None
     hide: tuple[Path, ...] = ()  # Strom's data directory, configuration and key files
+    limits: StepLimits = field(default_factory=StepLimits)
+    own_uids: bool = True  # a root worker runs each step as a uid of its own; False: as the caller (`strom run`)
 
     def use_bwrap(self) -> bool:
         if self.sandbox == "copy":
@@ -60,56 +64,73 @@ class LocalSettings:
 class LocalExecutor:
     def __init__(self, settings: LocalSettings | None = None):
         self.settings = settings or LocalSettings()
+        self.users = StepUsers()
+        self._cache_ready = False
+
+    def problem(self) -> str | None:
+        """Why this worker cannot give steps the full sandbox, or None (checked once, by starting one)."""
+        if not self.settings.use_bwrap():
+            return "bubblewrap is not used here (workers.sandbox: copy, or bwrap is missing)"
+        return sandbox_problem()
 
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if work.kind != "script" or work.runner != "local":
             raise RunnerUnavailable(f"the local executor runs script steps with runner: local, not {work.kind}")
         scratch = Path(tempfile.mkdtemp(prefix="strom-step-", dir=self.settings.scratch_root))
+        uid = self.users.take() if self.settings.own_uids else None
         try:
-            return self._run(work, workspace, scratch, logs, cancel)
+            return self._run(work, workspace, scratch, uid, logs, cancel)
         finally:
+            self.users.give_back(uid)
             make_writable(scratch / "workspace")
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run(self, work: StepWork, workspace: Path, scratch: Path, logs: LogSink,
+    def _cache(self) -> Path | None:
+        """The package caches trusted steps share: writable by every step's uid (their common group)."""
+        cache = self.settings.cache_dir
+        if cache is not None and not self._cache_ready:
+            cache.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                os.chown(cache, 0, STEP_GID)
+                cache.chmod(0o2775)
+            self._cache_ready = True
+        return cache
+
+    def _run(self, work: StepWork, workspace: Path, scratch: Path, uid: int | None, logs: LogSink,
              cancel: threading.Event) -> StepResult:
         use_bwrap = self.settings.use_bwrap()
-        if work.untrusted and not use_bwrap:
-            raise RunnerUnavailable("steps of untrusted pull requests run only in the bubblewrap sandbox, which this "
-                                    "worker does not have (install bubblewrap; workers.sandbox: bwrap)")
-        binds = ()
-        cache = self.settings.cache_dir
-        if cache is not None:
-            cache.mkdir(parents=True, exist_ok=True)
-            binds = ((cache, _CACHE_INSIDE),)
         if work.untrusted:
-            binds = ()  # no shared package caches for code nobody vouched for
+            problem = self.problem()
+            if problem:
+                raise RunnerUnavailable(f"steps of untrusted pull requests run only in the full sandbox, which this "
+                                        f"worker cannot give: {problem}")
+        cache = self._cache()
+        binds = ((cache, _CACHE_INSIDE),) if cache is not None and not work.untrusted else ()  # none for strangers
         sandbox = Sandbox(Path(workspace), scratch, use_bwrap, extra_binds=binds if use_bwrap else (),
-                          hide=self.settings.hide, network=work.network)
+                          hide=self.settings.hide, network=work.network, uid=uid, limits=self.settings.limits)
+        try:
+            return self._in(sandbox, work, logs, cancel)
+        finally:
+            sandbox.close()
+
+    def _in(self, sandbox: Sandbox, work: StepWork, logs: LogSink, cancel: threading.Event) -> StepResult:
         sandbox.prepare()
-        code = scratch / "tmp" / "code"
-        code.mkdir(parents=True)
-        script = self._script_path(work, sandbox, code)
-        env = self._env(work, sandbox, scratch)
+        script = self._script_path(work, sandbox, sandbox.code_dir)
+        env = self._env(work, sandbox)
         plan = plan_script(work.language, work.interpreter, script, list(work.args), list(work.dependencies),
-                           sandbox.inside(code), search=env["PATH"])
+                           sandbox.deps_path, search=env["PATH"])
         env.update(plan.env)
         cwd = sandbox.workspace_path
         if work.workdir:
             cwd = str(PurePosixPath(cwd) / work.workdir)
         deadline = time.monotonic() + work.timeout if work.timeout else None
-        for command in plan.setup:
-            logs.line("strom", "$ " + shlex.join(command))
-            outcome = self._spawn(sandbox, command, plan.setup_cwd or sandbox.inside(code), env, logs, cancel,
-                                  deadline, collector=None)
-            if outcome.status is not StepStatus.SUCCEEDED:
-                if outcome.status is StepStatus.FAILED:
-                    return StepResult(StepStatus.FAILED, error=f"installing dependencies failed "
-                                      f"(`{shlex.join(command[:3])} ...` exited with {outcome.exit_code})",
-                                      exit_code=outcome.exit_code)
-                return outcome
-        collector = OutputCollector()
-        result = self._spawn(sandbox, plan.run, cwd, env, logs, cancel, deadline, collector)
+        collector, driver = OutputCollector(), _Driver(logs)
+        argv = self._driver(sandbox, plan, cwd) if plan.setup else plan.run
+        result = self._spawn(sandbox, argv, cwd, env, driver.sink(collector), cancel, deadline, safe_cut_of(logs))
+        if driver.failed is not None:
+            code, command = driver.failed
+            return StepResult(StepStatus.FAILED, error=f"installing dependencies failed (`{command} ...` exited with "
+                                                       f"{code})", exit_code=result.exit_code)
         if result.status is StepStatus.TIMED_OUT:
             return StepResult(StepStatus.TIMED_OUT, error=f"timed out after {format_duration(work.timeout)}",
                               exit_code=result.exit_code)
@@ -120,22 +141,33 @@ class LocalExecutor:
             return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
         return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
 
-    def _spawn(self, sandbox: Sandbox, argv: list[str], cwd: str, env: dict, logs: LogSink,
-               cancel: threading.Event, deadline: float | None, collector: OutputCollector | None) -> StepResult:
+    @staticmethod
+    def _driver(sandbox: Sandbox, plan, cwd: str) -> list[str]:
+        """One sandbox for the whole step: a shell runs the setup commands (saying each, and which failed),
+        then becomes the step. (Its /tmp lives as long as that sandbox.)"""
+        lines = [f"mkdir -p {shlex.quote(sandbox.deps_path)} && cd {shlex.quote(plan.setup_cwd or sandbox.deps_path)}"
+                 " || exit 97"]
+        for command in plan.setup:
+            said, short = shlex.quote("$ " + shlex.join(command)), shlex.quote(shlex.join(command[:3]))
+            lines += [f"printf '\\036strom %s\\n' {said} >&2",
+                      f"{shlex.join(command)} || {{ s=$?; printf '\\036strom-failed %s %s\\n' \"$s\" {short} >&2; "
+                      f"exit $s; }}"]
+        lines += ["printf '\\036strom-run\\n' >&2", f"cd {shlex.quote(cwd)} || exit 97", f"exec {shlex.join(plan.run)}"]
+        path = sandbox.code_dir / "setup.sh"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return ["/bin/sh", sandbox.inside(path)]
+
+    def _spawn(self, sandbox: Sandbox, argv: list[str], cwd: str, env: dict, emit,
+               cancel: threading.Event, deadline: float | None, safe_cut=None) -> StepResult:
         timeout = None
         if deadline is not None:
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return StepResult(StepStatus.TIMED_OUT, error="timed out before the script started")
-        command, host_cwd = sandbox.wrap(argv, cwd)
-
-        def emit(stream: str, line: str) -> None:
-            if collector is not None and stream == "stdout":
-                collector.feed(line)
-            logs.line(stream, line)
-
+        command, host_cwd = sandbox.wrap(argv, cwd, env.get("PATH", ""))
         outcome = run_process(command, env=env, cwd=host_cwd, emit=emit, cancel=cancel, timeout=timeout,
-                              kill_grace=self.settings.kill_grace)
+                              kill_grace=self.settings.kill_grace, options=sandbox.process_options(),
+                              safe_cut=safe_cut)
         if outcome.error:
             raise StepSetupError(outcome.error)
         if outcome.cancelled:
@@ -152,15 +184,15 @@ class LocalExecutor:
             path.write_text(work.script if work.script.endswith("\n") else work.script + "\n", encoding="utf-8")
             return sandbox.inside(path)
         relative = source_path(work.source)
-        if not (sandbox.workspace / relative).is_file():
-            raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
-        if work.language == "go":
-            target = code / "step.go"  # go run wants the file where it may build
-            shutil.copyfile(sandbox.workspace / relative, target)
+        if work.language == "go":  # go run wants the file where it may build: copied, never through a link
+            target = code / "step.go"
+            target.write_bytes(read_inside(sandbox.workspace, relative))
             return sandbox.inside(target)
+        if not is_file_inside(sandbox.workspace, relative):
+            raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
         return str(PurePosixPath(sandbox.workspace_path) / relative)
 
-    def _env(self, work: StepWork, sandbox: Sandbox, scratch: Path) -> dict[str, str]:
+    def _env(self, work: StepWork, sandbox: Sandbox) -> dict[str, str]:
         env = {name: os.environ[name] for name in self.settings.pass_env if name in os.environ}
         env["PATH"] = sandbox.visible_path(env.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
         env.setdefault("LANG", "C.UTF-8")
@@ -171,7 +203,33 @@ class LocalExecutor:
         env.update(work.env)
         env["STROM_WORKSPACE"] = sandbox.workspace_path
         if work.event:
-            event_file = scratch / "tmp" / "event.json"
+            event_file = sandbox.code_dir / "event.json"
             event_file.write_text(json.dumps(work.event, default=str), encoding="utf-8")
             env["STROM_EVENT_PATH"] = sandbox.inside(event_file)
         return env
+
+
+class _Driver:
+    """Reads what the setup driver says on stderr: the commands it runs, the one that failed, the step's start."""
+
+    def __init__(self, logs: LogSink):
+        self.logs = logs
+        self.failed: tuple[str, str] | None = None
+        self.running = False
+
+    def sink(self, collector: OutputCollector):
+        def emit(stream: str, line: str) -> None:
+            if stream == "stderr" and line.startswith("\x1estrom") and not self.running:
+                word, _, rest = line[1:].partition(" ")
+                if word == "strom":
+                    self.logs.line("strom", rest)
+                elif word == "strom-failed":
+                    code, _, command = rest.partition(" ")
+                    self.failed = (code, command)
+                elif word == "strom-run":
+                    self.running = True
+                return
+            if stream == "stdout" and (self.running or self.failed is None):
+                collector.feed(line)
+            self.logs.line(stream, line)
+        return emit

@@ -100,6 +100,12 @@ def forbid_escalation(pod: dict) -> dict:
     return pod
 
 
+NOBODY = 65534
+CONTAINER_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": NOBODY, "runAsGroup": NOBODY, "fsGroup": NOBODY,
+               "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def label_value(text: str) -> str:
     """A valid label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends)."""
     clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
@@ -121,10 +127,12 @@ def step_pod(*, name: str, namespace: str, labels: Mapping[str, str], image: str
              workspace_init: Mapping | None = None, resources: Mapping | None = None,
              service_account: str | None = None) -> dict:
     """The generated pod: restartPolicy Never, the main container named `step`, and, for scripts, an
-    init container that fills the read-only /workspace (and the script at /strom)."""
+    init container that fills the read-only /workspace (and the script at /strom). Every container runs
+    as an unprivileged user (65534) with no capabilities, no privilege escalation and the runtime's
+    default seccomp profile; a trusted step's `manifest:` may change the user."""
     container: dict[str, Any] = {"name": STEP_CONTAINER, "image": image,
                                  "env": [{"name": k, "value": str(v)} for k, v in env.items()],
-                                 "securityContext": {"allowPrivilegeEscalation": False}}
+                                 "securityContext": copy.deepcopy(CONTAINER_CONTEXT)}
     if command:
         container["command"] = list(command)
     if args:
@@ -134,7 +142,7 @@ def step_pod(*, name: str, namespace: str, labels: Mapping[str, str], image: str
     if resources:
         container["resources"] = {"requests": dict(resources)}
     spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
-                            "automountServiceAccountToken": False}
+                            "automountServiceAccountToken": False, "securityContext": copy.deepcopy(POD_CONTEXT)}
     if service_account:
         spec["serviceAccountName"] = service_account
     if workspace_init is not None:

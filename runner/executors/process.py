@@ -33,8 +33,10 @@ class ProcessOutcome:
 class LineSplitter:
     """Bytes in, whole lines out (split at MAX_LINE when a line never ends)."""
 
-    def __init__(self, stream: str, emit: Callable[[str, str], None]):
+    def __init__(self, stream: str, emit: Callable[[str, str], None],
+                 safe_cut: Callable[[bytes, int], int] | None = None):
         self.stream, self.emit, self.buffer = stream, emit, b""
+        self.safe_cut = safe_cut  # moves a cut off a secret (Masker.safe_cut)
 
     def feed(self, data: bytes) -> None:
         self.buffer += data
@@ -45,8 +47,9 @@ class LineSplitter:
             self._send(self.buffer[:cut])
             self.buffer = self.buffer[cut + 1:]
         while len(self.buffer) > MAX_LINE:
-            self._send(self.buffer[:MAX_LINE])
-            self.buffer = self.buffer[MAX_LINE:]
+            cut = self.safe_cut(self.buffer, MAX_LINE) if self.safe_cut else MAX_LINE
+            self._send(self.buffer[:cut])
+            self.buffer = self.buffer[cut:]
 
     def close(self) -> None:
         if self.buffer:
@@ -157,25 +160,29 @@ def _wait_gone(family: list, timeout: float) -> list:
 
 def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
                 emit: Callable[[str, str], None], cancel: threading.Event, timeout: float | None,
-                kill_grace: float = 5.0) -> ProcessOutcome:
-    """Run to completion; `emit(stream, line)` gets each stdout/stderr line as it is produced."""
+                kill_grace: float = 5.0, options: Mapping | None = None,
+                safe_cut: Callable[[bytes, int], int] | None = None) -> ProcessOutcome:
+    """Run to completion; `emit(stream, line)` gets each stdout/stderr line as it is produced. `options`
+    are more subprocess.Popen arguments (the sandbox's user, group, umask and limits)."""
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=dict(env), cwd=cwd, start_new_session=True)
+                                stderr=subprocess.PIPE, env=dict(env), cwd=cwd, start_new_session=True,
+                                **(options or {}))
     except OSError as exc:
         return ProcessOutcome(None, error=f"could not start {argv[0]}: {exc.strerror or exc}")
     STEP_GROUPS.add(proc.pid)
     try:
-        return _supervise(proc, emit, cancel, timeout, kill_grace)
+        return _supervise(proc, emit, cancel, timeout, kill_grace, safe_cut)
     finally:
         STEP_GROUPS.remove(proc.pid)
 
 
 def _supervise(proc: subprocess.Popen, emit, cancel: threading.Event, timeout: float | None,
-               kill_grace: float) -> ProcessOutcome:
+               kill_grace: float, safe_cut=None) -> ProcessOutcome:
     started = time.time()
     deadline = time.monotonic() + timeout if timeout else None
-    readers = {proc.stdout.fileno(): LineSplitter("stdout", emit), proc.stderr.fileno(): LineSplitter("stderr", emit)}
+    readers = {proc.stdout.fileno(): LineSplitter("stdout", emit, safe_cut),
+               proc.stderr.fileno(): LineSplitter("stderr", emit, safe_cut)}
     selector = selectors.DefaultSelector()
     for fd in readers:
         os.set_blocking(fd, False)

@@ -118,11 +118,25 @@ def _paths(value: Any, path: str) -> list[str]:
     return list(value[:MAX_FILES])
 
 
-def _commit(commit: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _commit(commit: Mapping[str, Any], path: str, with_files: bool) -> dict[str, Any]:
+    files = ("added", "removed", "modified")
     return {"id": _name(commit.get("id"), f"{path}.id", 128) or "",
             "message": _text(commit.get("message"), f"{path}.message", TEXT),
-            "author": _name(commit.get("author"), f"{path}.author") or "",
-            **{key: _paths(commit.get(key) or [], f"{path}.{key}") for key in ("added", "removed", "modified")}}
+            "author": _text(commit.get("author"), f"{path}.author", NAME),
+            **{key: _paths(commit.get(key) or [], f"{path}.{key}") if with_files else [] for key in files}}
+
+
+def _files_fit(event: RepoEvent) -> bool:
+    """Whether the payload's file lists can be kept. Git allows any name (tabs, newlines, huge ones); a list
+    holding one that does not fit here is dropped, and the changed files are computed from the mirror."""
+    lists = [event.changed_files or ()] + [c.get(k) or () for c in event.commits[:MAX_COMMITS] if isinstance(c, Mapping)
+                                           for k in ("added", "removed", "modified")]
+    try:
+        for i, value in enumerate(lists):
+            _paths(value, f"file list {i}")
+    except PayloadError:
+        return False
+    return True
 
 
 def _pull_request(pr: PullRequest) -> PullRequest:
@@ -157,8 +171,9 @@ def checked(event: RepoEvent) -> RepoEvent:
     _ref(event.tag, "tag", "refs/tags/")
     _sha(event.sha, "commit sha (after)")
     _sha(event.before, "previous sha (before)")
-    commits = [_commit(c, f"commits[{i}]") for i, c in enumerate(event.commits[:MAX_COMMITS])]
-    files = event.changed_files
+    keep_files = _files_fit(event)
+    commits = [_commit(c, f"commits[{i}]", keep_files) for i, c in enumerate(event.commits[:MAX_COMMITS])]
+    files = event.changed_files if keep_files else None
     if files is not None:
         files = tuple(_paths(files, "changed files")) if len(files) <= MAX_FILES else None
     if len(event.clone_urls) > 4:

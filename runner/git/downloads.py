@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import StromError
 from .snapshots import Snapshots
+from .untar import extract
 
 __all__ = ["SnapshotDownloads", "DownloadError"]
 
@@ -43,6 +44,6 @@ class SnapshotDownloads:
                     archive.seek(0)
                     target.mkdir(parents=True)
                     with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-                        tar.extractall(target, filter="tar")
+                        extract(tar, target)
         except requests.RequestException as exc:
             raise DownloadError(f"downloading the snapshot of {sha[:12]} from {url} failed: {exc}") from None

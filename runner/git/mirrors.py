@@ -16,6 +16,7 @@ from git.exc import GitCommandError
 from ..errors import StromError
 from ..workspace_config import redact_url
 from .trees import TreeError, read_tree
+from .untar import extract
 
 __all__ = ["Mirror", "GitError", "ZERO_SHA"]
 
@@ -163,11 +164,12 @@ class Mirror:
         """Files a pull request changes: the diff from the merge base of `base` and `head` to `head`."""
         return self._git("diff", "--name-only", "--no-renames", f"{base}...{head}").splitlines()
 
-    def tree(self, sha: str, max_file: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
+    def tree(self, sha: str, max_file: int | None = None,
+             max_files: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
         """(the .strom/ workflow files' texts by path, every file path, sizes of files too large to read)
         of commit `sha`."""
         try:
-            return read_tree(self.path, sha, max_file=max_file)
+            return read_tree(self.path, sha, max_file=max_file, max_files=max_files)
         except TreeError as exc:
             raise GitError(f"cannot read commit {sha[:12]} in {self.path.name}: {exc}") from None
 
@@ -177,7 +179,7 @@ class Mirror:
         with tempfile.NamedTemporaryFile(suffix=".tar") as archive:
             self._git("archive", "--format=tar", f"--output={archive.name}", sha)
             with tarfile.open(archive.name) as tar:
-                tar.extractall(target, filter="tar")
+                extract(tar, target)
 
     def archive(self, sha: str, output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)

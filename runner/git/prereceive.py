@@ -20,7 +20,7 @@ def check(git_dir: Path, new: str, ref: str) -> list[str]:
     from ..spec import load_texts
     from ..spec.limits import SpecLimits
     limits = SpecLimits(**json.loads(os.environ.get("STROM_SPEC_LIMITS") or "{}"))
-    texts, paths, oversized = read_tree(git_dir, new, max_file=limits.file_size)
+    texts, paths, oversized = read_tree(git_dir, new, max_file=limits.file_size, max_files=limits.files)
     if not texts and not oversized:
         print(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []

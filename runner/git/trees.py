@@ -26,9 +26,10 @@ def _git(git_dir: Path, *args: str, stdin: bytes | None = None, env: dict | None
 
 
 def read_tree(git_dir: Path, sha: str, env: dict | None = None,
-              max_file: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
+              max_file: int | None = None, max_files: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
     """(.strom/**/*.yaml|yml path -> text, every file path, path -> size of workflow files left unread
-    because they are larger than `max_file`) of commit `sha`."""
+    because they are larger than `max_file`) of commit `sha`. Past `max_files` files, one more is read and
+    the rest are not: enough for the loader to refuse them."""
     listing = _git(git_dir, "ls-tree", "-r", "-z", "-l", "--full-tree", sha, env=env)
     paths, blobs, oversized = set(), {}, {}
     for entry in listing.split(b"\0"):
@@ -45,7 +46,7 @@ def read_tree(git_dir: Path, sha: str, env: dict | None = None,
                 blobs[path] = oid.decode()
     if not blobs:
         return {}, paths, oversized
-    order = sorted(blobs)
+    order = sorted(blobs)[:max_files + 1] if max_files is not None else sorted(blobs)  # one past: refused
     out = _git(git_dir, "cat-file", "--batch", stdin="".join(f"{blobs[p]}\n" for p in order).encode(), env=env)
     texts, pos = {}, 0
     for path in order:

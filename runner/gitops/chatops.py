@@ -258,14 +258,14 @@ class PullRequestCommands:
         if refused:
             refused.quiet = True  # perhaps meant for another bot: no reply to people without access
             return refused
+        refused = self._untrusted_refusal(command)  # before a stranger's definitions are even read
+        if refused:
+            return refused
         checkout = self.checkout()
         defined = {(t.command or "").lower() for t in checkout.workspace.triggers.values()
                    if t.type is TriggerType.COMMENT}
         if command.name not in defined:
             return self._refused(unknown_command(command.name, defined))
-        refused = self._untrusted_refusal(command)
-        if refused:
-            return refused
         event = replace(self.p.event, comment=replace(self.comment, body=command.line))
         matched, reasons = match_event(checkout.workspace.triggers.values(), event)
         trusted = self.p.trust.author_trusted(self.pr)

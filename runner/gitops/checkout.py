@@ -51,7 +51,7 @@ class Checkouts:
 
     def __init__(self, service, cache_size: int = 256):
         self.service = service
-        self._digests: OrderedDict[str, str] = OrderedDict()
+        self._digests: OrderedDict[str, str | SpecError] = OrderedDict()  # or why the commit is invalid
         self._size = cache_size
         self._lock = threading.Lock()
         self._next_fetch: dict[tuple[str, str], float] = {}
@@ -71,19 +71,28 @@ class Checkouts:
         definitions = self.service.definitions
         with self._lock:
             digest = self._digests.get(sha)
+        if isinstance(digest, SpecError):  # invalid definitions are read once per commit, not once per request
+            raise digest
         if digest is None:
             limits = self.service.config.spec_limits
-            texts, paths, oversized = mirror.tree(sha, max_file=limits.file_size)
+            texts, paths, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
             digest = definitions.put(texts)
             result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths, limits=limits,
                                 sizes=oversized)
-            definitions.remember(digest, root, result.raise_for_errors())
-            with self._lock:
-                self._digests[sha] = digest
-                while len(self._digests) > self._size:
-                    self._digests.popitem(last=False)
+            try:
+                definitions.remember(digest, root, result.raise_for_errors())
+            except SpecError as exc:
+                self._remember(sha, exc)
+                raise
+            self._remember(sha, digest)
         loaded = self._checked(definitions.workspace(digest, root))
         return Checkout(digest, loaded, root, commit_context(mirror, sha, ref, branch, tag), sha, mirror)
+
+    def _remember(self, sha: str, digest) -> None:
+        with self._lock:
+            self._digests[sha] = digest
+            while len(self._digests) > self._size:
+                self._digests.popitem(last=False)
 
     def _checked(self, loaded: Workspace) -> Workspace:
         """Definitions that new runs may use: they name only notification channels this server has."""

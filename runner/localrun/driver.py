@@ -21,7 +21,8 @@ from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, Dis
 from ..engine.events import ApprovalDecision, Cancel, Event, Start
 from ..engine.status import StepStatus
 from ..errors import EngineError, InputError
-from ..executors import DockerExecutor, HttpExecutor, LocalExecutor, Unavailable, execute
+from ..executors.destinations import EVERYWHERE
+from ..executors import DockerExecutor, HttpExecutor, LocalExecutor, LocalSettings, Unavailable, execute
 from ..executors.base import executor_key
 from ..spec.model import Workspace
 from .approvals import Approvals
@@ -57,7 +58,7 @@ class LocalRunner:
         self.git = dict(git) if git else None
         self.clock = clock
         self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="strom-step")
-        self.executors = {"local": local_executor or LocalExecutor(), "http": HttpExecutor(), "none": Unavailable(),
+        self.executors = {"local": local_executor or LocalExecutor(LocalSettings(own_uids=False)), "http": HttpExecutor(EVERYWHERE), "none": Unavailable(),
                           "docker": DockerExecutor()}
         self.inbox: queue.Queue = queue.Queue()
         self.runs: dict[str, _Run] = {}

@@ -15,21 +15,24 @@ __all__ = ["Contexts"]
 class Contexts:
     def __init__(self, service):
         self.service = service
-        self._secrets: dict[str, dict[str, str]] = {}
+        self._secrets: dict[tuple[str, str], dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def workspace(self, state: JobState):
         return self.service.definitions.workspace(state.definitions, state.snapshot or ".")
 
-    def secrets(self, definitions: str, workspace) -> dict[str, str]:
+    def secrets(self, name: str, definitions: str, workspace) -> dict[str, str]:
+        """The secrets of workspace `name` with `definitions`: the server's (those scoped to it), and the
+        references its definitions declare."""
+        key = (name, definitions)
         with self._lock:
-            cached = self._secrets.get(definitions)
+            cached = self._secrets.get(key)
         if cached is None:
             config = self.service.config
             environ = {name: os.environ[name] for name in config.expose_env if name in os.environ}
-            cached, _ = resolve_workspace_secrets(workspace.secrets, config.secrets, environ)
+            cached, _ = resolve_workspace_secrets(workspace.secrets, config.secrets_for(name), environ)
             with self._lock:
-                self._secrets[definitions] = cached
+                self._secrets[key] = cached
         return cached
 
     def for_run(self, state: JobState, workspace) -> dict[str, str]:
@@ -39,7 +42,7 @@ class Contexts:
             if config is None or not config.untrusted_secrets:
                 return WithheldSecrets("runs of untrusted pull requests get no secrets (the workspace's "
                                        "`pull_requests: { secrets: true }` allows them)")
-        return self.secrets(state.definitions, workspace)
+        return self.secrets(state.workspace, state.definitions, workspace)
 
     def for_state(self, state: JobState) -> RunContext:
         workspace = self.workspace(state)

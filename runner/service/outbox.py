@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.events import Event, StepFinished
+from ..engine.events import Event, StepAbandoned, StepFinished
 from ..sizes import format_size
 from ..store import keys
 from ..store.logs import STROM, LogStore
@@ -101,7 +101,7 @@ class Outbox:
     def report(self, job_id: str, event: Event) -> None:
         """Queue an engine event about an attempt (its start, or its end: StepFinished)."""
         step, attempt = event.step, event.attempt
-        final = isinstance(event, StepFinished)
+        final = isinstance(event, (StepFinished, StepAbandoned))
         raw = messages.encode(messages.event_message(job_id, event))
         with self.lock:
             self._gap_notice((job_id, step, attempt))

@@ -172,8 +172,10 @@ class Supervisor:
         return f"unix://:{password}@{socket.resolve()}?db=0"
 
     def _popen_redis(self) -> subprocess.Popen:
+        """redis-server, whose files (the whole history) only this user may read."""
         return subprocess.Popen(self._redis_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+                                umask=0o077)
 
     def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")

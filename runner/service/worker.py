@@ -19,13 +19,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import failpoints
-from ..engine.events import StepFinished, StepStarted
+from ..engine.events import StepAbandoned, StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
 from ..executors.base import execute, executor_key
 from ..executors.local import LocalExecutor, LocalSettings
 from ..executors.process import STEP_GROUPS
+from ..executors.sandbox import open_to_steps
 from ..executors.unavailable import Unavailable
 from ..masking import Masker
 from ..store import keys
@@ -101,17 +102,18 @@ class Worker:
         self.owns_health = health is None
         self.health = health or Health(f"worker {self.name}")
         hide = (Path(self.config.data_dir),) + tuple(self.config.sensitive_paths)
-        local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=hide))
+        local = LocalExecutor(LocalSettings(sandbox=self.config.sandbox, hide=hide, limits=self.config.step_limits))
         self.executors = executors or {"local": local, "none": Unavailable()}
         if SERVER_ABILITY in abilities and "http" not in self.executors:
+            from ..executors.destinations import Destinations
             from ..executors.http import HttpExecutor
-            self.executors["http"] = HttpExecutor()
+            self.executors["http"] = HttpExecutor(Destinations(self.config.http_allow))
         if SERVER_ABILITY in abilities and "notify" not in self.executors and self.config.notifications.channels:
             from ..executors.notify import NotifyExecutor
             self.executors["notify"] = NotifyExecutor(service)
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
-            self.executors["docker"] = DockerExecutor(self.config.docker, self.name)
+            self.executors["docker"] = DockerExecutor(self.config.docker, self.name, hide=hide)
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
@@ -129,6 +131,11 @@ class Worker:
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
         STEP_GROUPS.watch()
+        open_to_steps(Path(self.config.data_dir))
+        problem = self.executors["local"].problem() if hasattr(self.executors.get("local"), "problem") else None
+        if problem:
+            log.warning("steps here run without the full sandbox (%s): untrusted pull requests' steps are refused, "
+                        "and trusted steps run with less isolation", problem)
         self.outbox.load_spool(self.name)
         loops = [("heartbeat", self._beat_once), ("cancels", self._Cancels(self).one_pass),
                  ("outbox", self.outbox.one_pass)]
@@ -140,16 +147,20 @@ class Worker:
             self.threads.append(Loop(self.health, label, one_pass, self.stopped).start())
         log.info("worker %s listening on %s", self.name, ", ".join(self.queue_names))
 
-    def stop(self, drain: float = 10.0) -> None:
-        """Stop taking steps; give running steps `drain` seconds, then stop them (they are retried)."""
+    def stop(self, drain: float | None = None) -> None:
+        """Stop taking steps; give running steps `drain` seconds (workers.shutdown_grace), then stop them and
+        hand them back: they run again elsewhere, not counted as a try."""
         self.request_stop()
         self.wait(drain)
 
     def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("worker %s stopping: takes no new steps, gives %d running ones %.0f s", self.name,
+                     len(self.running), self.config.shutdown_grace)
         self.stopping.set()
 
-    def wait(self, drain: float = 10.0) -> None:
-        end = time.monotonic() + drain
+    def wait(self, drain: float | None = None) -> None:
+        end = time.monotonic() + (self.config.shutdown_grace if drain is None else drain)
         while self.running and time.monotonic() < end:
             time.sleep(0.05)
         with self.lock:
@@ -260,8 +271,14 @@ class Worker:
             status, output, error, exit_code = self._execute(work, logs, running)
             logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:
-                status, error = StepStatus.FAILED, f"worker {self.name} shut down during the step"
-            self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code))
+                log.warning("handed back attempt %d of %s/%s: it was still running when the shutdown grace ended",
+                            work.attempt, work.job_id, work.step)
+                self.outbox.report(work.job_id, StepAbandoned(
+                    work.step, work.attempt, f"worker {self.name} shut down during the step and handed it back",
+                    handed_back=True))
+            else:
+                self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error,
+                                                             exit_code))
         finally:
             with self.lock:
                 self.running.pop(key, None)
@@ -286,7 +303,7 @@ class Worker:
             return path
         if self._downloads is None:
             from ..git.downloads import SnapshotDownloads
-            self._downloads = SnapshotDownloads(Path(self.config.data_dir) / "snapshots", self.config.public_url,
+            self._downloads = SnapshotDownloads(Path(self.config.data_dir) / "snapshots", self._server_url,
                                                 self.config.worker_token)
         return self._downloads.get(work.workspace, work.commit)
 
@@ -297,12 +314,16 @@ class Worker:
         if not self.config.worker_token:
             raise StepSetupError("runner: pod needs workers.token in the configuration (it signs the token the pod "
                                  "downloads the commit with)")
-        base = self.config.public_url.rstrip("/")
+        base = self._server_url.rstrip("/")
         if urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1"):
-            raise StepSetupError(f"runner: pod needs a public_url pods can reach, not {base}")
+            raise StepSetupError(f"runner: pod needs a public_url (or workers.server_url) pods can reach, not {base}")
         url = f"{base}/api/workspaces/{work.workspace}/snapshots/{work.commit}.tar.gz"
         ttl = max(snapshot_tokens.TTL, self.config.kubernetes.pending_timeout + 300)  # valid until the pod starts
         return url, snapshot_tokens.issue(self.config.worker_token, work.workspace, work.commit, ttl=ttl)
+
+    @property
+    def _server_url(self) -> str:
+        return self.config.worker_server_url or self.config.public_url
 
     def _executor_for(self, work: StepWork):
         return self.executors.get(executor_key(work), self.executors["none"])

@@ -7,19 +7,18 @@ raises it (`limits:` in the server configuration).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-__all__ = ["SpecLimits", "DEFAULT_LIMITS", "too_deep_for_the_parser", "PARSER_DEPTH"]
-
-PARSER_DEPTH = 1000  # nesting the YAML parser's C code is given at all (it crashes near 60,000)
+__all__ = ["SpecLimits", "DEFAULT_LIMITS", "outsized_structure"]
 
 
 @dataclass(frozen=True)
 class SpecLimits:
     file_size: int = 4 * 1024 * 1024  # bytes of one .strom file (limits.workflow_file_size)
     total_size: int = 16 * 1024 * 1024  # bytes of all of them (limits.workflow_total_size)
+    files: int = 1000  # workflow files (limits.workflow_files)
     depth: int = 64  # nested mappings and lists (limits.yaml_depth)
+    nodes: int = 200_000  # YAML nodes of one file: mappings, lists, keys and values (limits.yaml_nodes)
     expanded_size: int = 32 * 1024 * 1024  # bytes of text once aliases are expanded (limits.yaml_expanded_size)
     tasks: int = 2000  # (limits.tasks)
     steps: int = 20_000  # across all tasks (limits.steps)
@@ -28,35 +27,40 @@ class SpecLimits:
 DEFAULT_LIMITS = SpecLimits()
 
 
-def too_deep_for_the_parser(text: str) -> tuple[int, int] | None:
-    """(line, column) where `text` nests deeper than PARSER_DEPTH, or None.
+def outsized_structure(text: str, limits: SpecLimits) -> tuple[int, int, str, str] | None:
+    """(line, column, message, hint) where `text` nests deeper than `limits.depth` or holds more than
+    `limits.nodes` nodes, or None.
 
-    One pass that cannot recurse, run before the parser: flow brackets (outside quotes and
-    comments) and, per line, indentation plus compact `- ` / `? ` indicators. Deep but parseable
-    documents are then refused with their exact position by the limits.yaml_depth check."""
-    for match in _BLOCK.finditer(text):
-        if match.end() - match.start() > 2 * PARSER_DEPTH:
-            return _position(text, match.start())
-    depth, quote = 0, None
-    for match in _SPECIAL.finditer(text):
-        char = match.group()
-        if quote is not None:
-            if char == quote or (quote == "#" and char == "\n"):
-                quote = None
-        elif char in "\"'#":
-            quote = char
-        elif char in "[{":
-            depth += 1
-            if depth > PARSER_DEPTH:
-                return _position(text, match.start())
-        elif char in "]}":
-            depth = max(0, depth - 1)
+    Read as a stream of parser events, which needs no recursion and builds nothing, before the
+    document is composed (composing recurses in C: a deep enough document crashes the process, a
+    long enough one takes minutes)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    depth = count = 0
+    try:
+        for event in YAML(typ="safe").parse(text):
+            count += 1
+            kind = type(event).__name__
+            if kind in _OPENING:
+                depth += 1
+                if depth > limits.depth + 1:  # the document's own mapping is level 0
+                    return (*_mark(event), f"the document nests deeper than {limits.depth} levels here",
+                            "flatten it (a .strom file needs a few levels), or raise limits.yaml_depth in the "
+                            "server configuration")
+            elif kind in _CLOSING:
+                depth -= 1
+            if count > limits.nodes:
+                return (*_mark(event), f"the document holds more than {limits.nodes} YAML nodes",
+                        "split it into several files, or raise limits.yaml_nodes in the server configuration")
+    except YAMLError:
+        return None  # composing reports the syntax error with its position
     return None
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+_OPENING = {"MappingStartEvent", "SequenceStartEvent"}
+_CLOSING = {"MappingEndEvent", "SequenceEndEvent"}
 
 
-_SPECIAL = re.compile(r"[\[\]{}\"'#\n]")
-_BLOCK = re.compile(r"^[ \t]*(?:[-?][ \t]+)*", re.MULTILINE)
+def _mark(event) -> tuple[int, int]:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

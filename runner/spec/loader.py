@@ -116,6 +116,10 @@ def _within_size_limits(texts: Mapping[str, str], sizes: Mapping[str, int], limi
                         problems: Problems) -> bool:
     """Files too large to parse, and all of them together, are refused before any parser runs."""
     sizes = {**{rel: len(text.encode("utf-8", "surrogateescape")) for rel, text in texts.items()}, **sizes}
+    if len(sizes) > limits.files:
+        problems.error((STROM_DIR, 1, 1), "too-large", f"there are more than {limits.files} workflow files",
+                       "merge or remove some, or raise limits.workflow_files in the server configuration")
+        return False
     ok = True
     for rel, size in sorted(sizes.items()):
         if size > limits.file_size:

@@ -11,8 +11,9 @@ import math
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
-from .limits import DEFAULT_LIMITS, PARSER_DEPTH, SpecLimits, too_deep_for_the_parser
+from .limits import DEFAULT_LIMITS, SpecLimits, outsized_structure
 from .problems import Position, Problems
 
 __all__ = ["LocDict", "LocList", "parse_yaml", "MAX_NODES"]
@@ -48,8 +49,21 @@ class LocList(list):
         return self.item_pos[index] if index < len(self.item_pos) else self.pos
 
 
+class _Resolver(VersionedResolver):
+    """ruamel's resolver, which looks up the document's YAML version once per document, not once per value."""
+
+    @property
+    def versioned_resolver(self):
+        found = self.__dict__.get("_versioned")
+        if found is None:
+            found = self.__dict__["_versioned"] = VersionedResolver.versioned_resolver.fget(self)
+        return found
+
+
 def _yaml() -> YAML:
-    return YAML(typ="safe")
+    yaml = YAML(typ="safe")
+    yaml.Resolver = _Resolver
+    return yaml
 
 
 class _Builder:
@@ -197,10 +211,10 @@ def parse_yaml(text: str, filename: str, problems: Problems, limits: SpecLimits 
         problems.error((filename, 1, 1), "too-large", f"the file is larger than the limit of {limits.file_size} bytes",
                        "split it into several files, or raise limits.workflow_file_size in the server configuration")
         return None
-    deep = too_deep_for_the_parser(text)
-    if deep is not None:
-        problems.error((filename, *deep), "yaml-too-large", f"the document nests deeper than {PARSER_DEPTH} levels "
-                       "here", "flatten it: .strom files need a few levels at most")
+    outsized = outsized_structure(text, limits)
+    if outsized is not None:
+        line, column, message, hint = outsized
+        problems.error((filename, line, column), "yaml-too-large", message, hint)
         return None
     try:
         root = _yaml().compose(text)

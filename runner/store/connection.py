@@ -1,15 +1,25 @@
-"""One way to open Redis connections, with errors that say what to check."""
+"""One way to open Redis connections, with errors that say what to check.
+
+URLs: `redis://`, `rediss://` (TLS; `?ssl_ca_certs=…&ssl_cert_reqs=required`), `unix://`, and Redis Sentinel
+as `redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/SERVICE[/DB]` (`rediss+sentinel://` for TLS;
+`?sentinel_password=…` when the sentinels have a password of their own). Through Sentinel, every
+connection goes to the current master and follows a failover.
+"""
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from ..errors import StromError
 
-__all__ = ["connect", "connect_binary", "RedisUnavailable", "is_outage"]
+__all__ = ["connect", "connect_binary", "RedisUnavailable", "is_outage", "SENTINEL_SCHEMES"]
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_PORT = 26379
 
 _OUTAGE_REPLIES = ("LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
 COMMAND_TIMEOUT = 10.0  # a command that gets no answer in this long fails (a half-open connection)
@@ -40,12 +50,13 @@ def _options(url: str, read_timeout: float) -> dict:
 
 def connect(url: str, check: bool = True, read_timeout: float = COMMAND_TIMEOUT) -> redis.Redis:
     """A client with string responses. `check` pings, raising RedisUnavailable with the URL (no password)."""
-    client = redis.Redis.from_url(url, decode_responses=True, **_options(url, read_timeout))
+    client = _client(url, decode_responses=True, **_options(url, read_timeout))
     if check:
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise RedisUnavailable(f"cannot reach Redis at {_safe(url)} ({str(exc).rstrip('.')}); start "
+            reason = str(exc).split(" : ")[0].rstrip(".")  # a Sentinel's error goes on with a client's repr
+            raise RedisUnavailable(f"cannot reach Redis at {_safe(url)} ({reason}); start "
                                    f"redis-server or set STROM_REDIS_URL") from exc
     return client
 
@@ -55,10 +66,40 @@ def _safe(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return url.split("?", 1)[0]
 
 
 def connect_binary(url: str) -> redis.Redis:
     """A client returning bytes, as RQ needs (its job payloads are compressed)."""
-    return redis.Redis.from_url(url, **_options(url, COMMAND_TIMEOUT))
+    return _client(url, **_options(url, COMMAND_TIMEOUT))
+
+
+def _client(url: str, **options) -> redis.Redis:
+    if urlsplit(url).scheme in SENTINEL_SCHEMES:
+        return _through_sentinel(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def _through_sentinel(url: str, **options) -> redis.Redis:
+    """A client of the master that the sentinels in `url` name for its service."""
+    parts = urlsplit(url)
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not hostlist or not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise RedisUnavailable(f"a Sentinel URL is redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]]/SERVICE[/DB], "
+                               f"not {_safe(url)}")
+    sentinels = []
+    for host in hostlist.split(","):
+        name, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
+        sentinels.append((name.strip("[]"), int(port or SENTINEL_PORT)))
+    query = dict(parse_qsl(parts.query))
+    tls = {"ssl": True} if parts.scheme.startswith("rediss") else {}
+    tls.update({k: v for k, v in query.items() if k in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")})
+    sentinel_auth = {"password": query["sentinel_password"]} if "sentinel_password" in query else {}
+    connection = {k: v for k, v in options.items() if k in ("socket_connect_timeout", "socket_keepalive")}
+    asking = {**connection, **tls, **sentinel_auth, "socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
+    sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **connection, **tls)
+    return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0, username=unquote(username) or None,
+                               password=unquote(password) or None, **options)

@@ -6,7 +6,8 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.before_request
 def _known_query_parameters():
-    """A query parameter the API does not take is an error, not silently ignored (a typo filters nothing)."""
+    """A query parameter the API does not take, or one given twice, is an error, not silently ignored (a typo
+    filters nothing)."""
     from ..errors import ApiError
     from ..openapi import query_parameters
     if request.url_rule is None or not request.args:
@@ -16,6 +17,9 @@ def _known_query_parameters():
     if unknown:
         raise ApiError(400, "bad_request", f"unknown query parameter {unknown[0][:40]!r}; this takes: "
                                            f"{', '.join(sorted(known)) or 'none'}")
+    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+    if repeated:  # every parameter takes one value: which of several was meant is a guess
+        raise ApiError(400, "bad_request", f"query parameter {repeated[0][:40]!r} is given more than once")
 
 from . import events, health, logs, runs, snapshots, workspaces  # noqa: E402,F401  (views register on bp)
 

@@ -29,7 +29,7 @@ def page_limit(default: int = 50) -> int:
 
 def timestamp(name: str) -> float | None:
     value = request.args.get(name)
-    if value in (None, ""):
+    if value is None:
         return None
     try:
         stamp = float(value)

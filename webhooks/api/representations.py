@@ -6,7 +6,7 @@ from typing import Any
 
 from runner.engine.context import run_masker
 from runner.engine.state import JobState, StepRun
-from runner.masking import Masker
+from runner.masking import MASK, Masker, Withheld
 from runner.service.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
 from runner.store.jobs import summary
@@ -15,17 +15,19 @@ __all__ = ["run_json", "run_summary_json", "task_json", "trigger_json", "input_j
 
 
 def masker_for(service, state: JobState) -> Masker:
+    """The run's masker; when its definitions (and so its secrets) cannot be known, one that withholds every
+    value: failing closed, never showing what might be a secret."""
     try:
         return run_masker(state, service.contexts.for_state(state))
-    except Exception:  # definitions gone (retention): mask what the state itself marks secret
-        return Masker([])
+    except Exception as exc:  # definitions gone (retention), or a secret's source unreadable
+        return Withheld(f"{type(exc).__name__}: {exc}")
 
 
 def _step(run: StepRun, masker: Masker) -> dict[str, Any]:
     duration = (run.finished_at - run.started_at) if run.started_at and run.finished_at else None
     return {
         "name": run.name, "step": run.step, "index": run.index, "item": masker.mask_value(run.item),
-        "status": run.status.value, "attempt": run.attempt, "queued_at": run.queued_at,
+        "status": run.status.value, "attempt": run.attempt, "handed_back": run.handed_back, "queued_at": run.queued_at,
         "started_at": run.started_at, "finished_at": run.finished_at, "duration": duration,
         "output": masker.mask_value(run.output), "error": masker.mask(run.error) if run.error else None,
         "skip_reason": run.skip_reason, "exit_code": run.exit_code, "worker": run.worker,
@@ -43,14 +45,14 @@ def run_summary_json(service, state: JobState) -> dict[str, Any]:
 def run_json(service, state: JobState) -> dict[str, Any]:
     masker = masker_for(service, state)
     data = run_summary_json(service, state)
-    secret_inputs = set()
+    secret_inputs = set(state.inputs) if isinstance(masker, Withheld) else set()
     try:
         task = service.contexts.for_state(state).task
         secret_inputs = {name for name, f in task.input.items() if f.secret}
-    except Exception:
+    except Exception:  # which inputs are secret is unknown: masker withholds them all
         pass
     data.update(
-        inputs={k: ("***" if k in secret_inputs else masker.mask_value(v)) for k, v in state.inputs.items()},
+        inputs={k: (MASK if k in secret_inputs else masker.mask_value(v)) for k, v in state.inputs.items()},
         output=masker.mask_value(state.output), error=masker.mask(state.error) if state.error else None,
         event=state.event, depth=state.depth, parent_step=state.parent_step, retry_of=state.retry_of,
         cancel_requested=state.cancel_requested,

@@ -1,32 +1,80 @@
-"""Request bodies from strangers: read with a cap, whether their length is declared or they are
-chunked, and never parsed before the sender is authenticated."""
+"""Request bodies from strangers: read with a cap on their size and on the time they take to arrive,
+whether their length is declared or they are chunked, and never parsed before the sender is
+authenticated. Every other body the app reads (API JSON, forms) is capped by MAX_BODY."""
 from __future__ import annotations
 
+import time
+
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import ApiError
 
-__all__ = ["read_body"]
+__all__ = ["read_body", "MAX_BODY", "READS_PER_BODY"]
 
 _CHUNK = 64 * 1024
+MAX_BODY = 1024 * 1024  # API requests, sign-in forms (MAX_CONTENT_LENGTH)
+READS_PER_BODY = 4  # a body may take this many times web.read_timeout to arrive in all (each read has one)
 
 
-def read_body(limit: int) -> bytes:
-    """The body, at most `limit` bytes: 413 when it is longer (before reading it, when its length is declared)."""
+def read_body(config) -> bytes:
+    """The body, at most limits.webhook_body_size bytes: 413 when it is longer (before reading it, when its length
+    is declared), 408 when it takes longer than READS_PER_BODY times web.read_timeout to arrive."""
+    limit, seconds = config.webhook_body_size, READS_PER_BODY * config.web_read_timeout
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    stream, chunks, size = request.stream, [], 0
+    request.max_content_length = limit
+    late = ApiError(408, "timeout", f"the body took longer than {seconds:g} s to arrive; send it again")
+    with _Deadline(seconds, late):  # a read blocks until its whole chunk is in: a trickle needs the deadline
+        return _read(request.stream, limit)
+
+
+def _read(stream, limit: int) -> bytes:
+    chunks, size = [], 0
     while True:
         try:
             chunk = stream.read(min(_CHUNK, limit + 1 - size))
         except OSError:  # the client stopped sending for longer than web.read_timeout
             raise ApiError(408, "timeout", "the body stopped arriving; send it again") from None
+        except RequestEntityTooLarge:
+            raise _too_large(limit) from None
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
+
+
+class _Deadline:
+    """Raises `error` in the reading greenlet once `seconds` pass (gevent workers); elsewhere (the threads of a
+    development server) it checks when the body is in."""
+
+    def __init__(self, seconds: float, error: ApiError):
+        self.seconds, self.error, self.timer = seconds, error, None
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        if _gevent_patched():
+            import gevent
+            self.timer = gevent.Timeout(self.seconds, self.error)
+            self.timer.start()
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if self.timer is not None:
+            self.timer.close()
+        if kind is None and time.monotonic() - self.started > self.seconds:
+            raise self.error
+        return False
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("socket")
 
 
 def _too_large(limit: int) -> ApiError:

@@ -69,7 +69,7 @@ def receive(forge: str, workspace: str | None = None):
             parser.verify(headers, b"", [])  # raises: this server has no secret for this forge at all
         candidates = _candidates(kind, workspace)
         parser.verify_headers(headers)  # a request that cannot be signed is refused before its body is read
-        body = read_body(_service().config.webhook_body_size)
+        body = read_body(_service().config)
         verified = [ws for ws in candidates if _verifies(parser, headers, body, ws)]
         if not verified:
             raise VerificationError(NOT_VERIFIED)

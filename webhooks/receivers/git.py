@@ -50,6 +50,10 @@ def _wanted_permission(rest: str) -> str | None:
 @bp.route("/git/<workspace>.git/<path:rest>", methods=["GET", "POST"])
 def smart_http(workspace: str, rest: str):
     service = _service()
+    token = identify()  # first: who is not signed in learns nothing, not even which workspaces exist
+    if token is None:
+        return _unauthorized("Strom needs an API token: use it as the password "
+                             f"(git remote add strom http://strom:<token>@{request.host}/git/{workspace}.git)")
     ws = service.config.workspaces.get(workspace)
     if ws is None or ws.kind != "hosted":
         raise ApiError(404, "not_found", f"no hosted workspace {workspace!r}; hosted workspaces have "
@@ -57,10 +61,6 @@ def smart_http(workspace: str, rest: str):
     permission = _wanted_permission(rest)
     if permission is None:
         raise ApiError(404, "not_found", "only smart HTTP (git-upload-pack, git-receive-pack) is served")
-    token = identify()
-    if token is None:
-        return _unauthorized("Strom needs an API token: use it as the password "
-                             f"(git remote add strom http://strom:<token>@{request.host}/git/{workspace}.git)")
     if permission not in PERMISSIONS[token.role]:
         return Response(f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403,
                         {"Content-Type": "text/plain"})
@@ -99,6 +99,7 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> 
 def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws) -> Response:
     proc = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=_cgi_env(repo_root, path_info, user, record))
+    request.max_content_length = None  # git itself refuses a pack past limits.push_size (receive.maxInputSize)
     stream = request.stream
     feeder = threading.Thread(target=_feed, args=(stream, proc.stdin), daemon=True)
     feeder.start()

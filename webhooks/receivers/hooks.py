@@ -4,7 +4,8 @@ The caller proves it knows the trigger's `secret` with `Authorization: Bearer <s
 `?secret=` query parameter, or an HMAC-SHA256 of the body in `X-Hub-Signature-256: sha256=<hex>`
 (or `X-Strom-Signature`). The secret is a plain value or a reference to a configured secret: no
 template is rendered for a caller who has not proven anything. A name no trigger has is answered
-exactly as a hook whose secret was not given (or did not match), so names cannot be guessed.
+exactly as a hook whose secret was not given (or did not match), and so is a name two workspaces
+both define, so names cannot be guessed.
 The body is read with a cap and parsed only after the caller is authenticated. The request is
 stored first; `mode: sync` then waits up to `timeout_secs` and answers with the run's result.
 """
@@ -15,6 +16,7 @@ import hmac
 import json
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -31,6 +33,7 @@ from .bodies import read_body
 
 bp = Blueprint("generic_hooks", __name__)
 log = logging.getLogger("strom.web")
+MAX_FORM_FIELDS = 1000
 _HIDDEN_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-hub-signature-256", "x-strom-signature",
                    "x-api-key", "x-auth-token", "x-gitlab-token"}
 
@@ -51,8 +54,9 @@ def _find(name: str):
         found += [(ws, trigger, checkout) for trigger in checkout.workspace.triggers.values()
                   if trigger.type.value == "webhook" and trigger.hook_name == name]
     if len(found) > 1:  # never let one workspace's definitions take over another's hook
-        raise ApiError(409, "ambiguous_hook", f"webhook {name!r} is defined in workspaces "
-                                              f"{', '.join(sorted(ws.name for ws, _, _ in found))}; rename one")
+        log.warning("webhook %r is defined in workspaces %s: every call is refused until one is renamed", name,
+                    ", ".join(sorted(ws.name for ws, _, _ in found)))
+        return None
     return found[0] if found else None
 
 
@@ -74,13 +78,13 @@ def _refused(presented: str | None, signature: str | None) -> ApiError:
                                          "`?secret=<secret>` or `X-Hub-Signature-256: sha256=<hmac of the body>`")
 
 
-def _expected_secret(trigger, checkout) -> str | None:
+def _expected_secret(ws, trigger, checkout) -> str | None:
     """The hook's secret: the plain value, or the configured secret it names (None when it names none)."""
     name = secret_reference(trigger.secret)
     if name is None:
         return trigger.secret
     try:
-        return SecretMap(_service().contexts.secrets(checkout.digest, checkout.workspace))[name]
+        return SecretMap(_service().contexts.secrets(ws.name, checkout.digest, checkout.workspace))[name]
     except KeyError:
         log.warning("webhook %r names secret %r, which is not configured: every call is refused",
                     trigger.hook_name, name)
@@ -90,10 +94,10 @@ def _expected_secret(trigger, checkout) -> str | None:
 def _authenticated(found, presented: str | None, signature: str | None, body: bytes) -> bool:
     if found is None:
         return False
-    _, trigger, checkout = found
+    ws, trigger, checkout = found
     if not trigger.secret:
         return True
-    expected = _expected_secret(trigger, checkout)
+    expected = _expected_secret(ws, trigger, checkout)
     if expected is None:
         return False
     if presented is not None:
@@ -115,7 +119,10 @@ def _body(raw: bytes):
             if request.mimetype == "application/json":
                 raise ApiError(400, "bad_payload", "the body is not valid JSON (or nests too deeply)") from None
     if request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.to_dict()
+        try:  # the stream is read already: the form comes from the text
+            return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+        except ValueError:
+            raise ApiError(400, "bad_payload", f"the form has more than {MAX_FORM_FIELDS} fields") from None
     return text
 
 
@@ -123,9 +130,9 @@ def _body(raw: bytes):
 def receive(name: str):
     found = _find(name)
     presented, signature = _presented()
-    if found is None or (found[1].secret and presented is None and not signature):
+    if (found is None or found[1].secret) and presented is None and not signature:
         raise _refused(presented, signature)  # before the body is even read
-    raw = read_body(_service().config.webhook_body_size)
+    raw = read_body(_service().config)  # read alike whether the hook exists or not
     if not _authenticated(found, presented, signature, raw):
         raise _refused(presented, signature)
     ws, trigger, checkout = found

@@ -92,7 +92,12 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+MAX_FORM = 64 * 1024  # the UI's forms are a token and a few fields; browsers declare their length
+
+
 def check_csrf() -> None:
+    if request.content_length is None or request.content_length > MAX_FORM:
+        abort(413, description=f"a form of this site is at most {MAX_FORM} bytes, with its length declared")
     sent = request.form.get("csrf_token", "")
     if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
         abort(400, description="the form is stale or was not sent by this site: reload the page and try again")
