@@ -39,8 +39,12 @@ def rendered(request, tmp_path_factory) -> tuple[str, Path, list[dict]]:
     return request.param, path, _yaml_all(text)
 
 
+def _of_kind(objects, kind, name=None) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
 def _of(objects, kind, name=None):
-    found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    found = _of_kind(objects, kind, name)
     assert found, f"no {kind} {name or ''}"
     return found if name is None else found[0]
 
@@ -89,10 +93,6 @@ def test_workers_may_only_manage_pods_in_the_steps_namespace_and_have_time_to_ha
     assert config["kubernetes"]["namespace"] == "strom-steps"
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in ("Namespace",)} == \
         {"strom", "strom-steps"}
-
-
-def _of_kind(objects, kind):
-    return [o for o in objects if o["kind"] == kind]
 
 
 def test_step_pods_cannot_reach_redis(rendered):

@@ -32,7 +32,7 @@ __all__ = ["Decision", "advance", "MAX_DEPTH", "MAX_FOR_EACH", "LOST_GRACE"]
 
 MAX_DEPTH = 10
 MAX_FOR_EACH = 10_000
-MAX_HAND_BACKS = 5  # a step handed back more often than this by stopping workers ends as failed
+MAX_HAND_BACKS = 5  # hand-backs not counted as tries; one more counts as a failed try
 LOST_GRACE = 30.0  # after a running step's deadline, how long the engine waits for its worker's report
 
 S = StepStatus

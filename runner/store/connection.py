@@ -100,6 +100,6 @@ def _through_sentinel(url: str, **options) -> redis.Redis:
     sentinel_auth = {"password": query["sentinel_password"]} if "sentinel_password" in query else {}
     connection = {k: v for k, v in options.items() if k in ("socket_connect_timeout", "socket_keepalive")}
     asking = {**connection, **tls, **sentinel_auth, "socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **connection, **tls)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=asking)  # what is said to the sentinels; the rest to the master
     return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0, username=unquote(username) or None,
-                               password=unquote(password) or None, **options)
+                               password=unquote(password) or None, **tls, **options)
