@@ -335,7 +335,7 @@ def _check_full(source: str) -> tuple[str, ...]:
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         table, kind = (ENV.filters, "filter") if isinstance(node, nodes.Filter) else (ENV.tests, "test")
         if node.name not in table:
-            from .spec.problems import suggest
+            from .suggestions import suggest
             hint = suggest(node.name, table)
             problems.append(f"unknown {kind} {node.name!r}" + (f"; {hint}" if hint else ""))
     return tuple(problems)

@@ -15,7 +15,7 @@ import redis
 from werkzeug.serving import make_server
 
 from runner.config import load_config
-from runner.service.core import Service
+from runner.runs.service import Service
 from runner.service.scheduler import Scheduler
 from runner.service.up import redis_binary
 from runner.service.worker import Worker

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from conftest import need
 from runner.config import load_config
-from runner.service.queues import queue_name
+from runner.store.queues import queue_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -184,7 +184,7 @@ def test_the_runner_image_serves_scripts_without_an_image(live):
 
 
 def test_the_reaper_removes_containers_of_dead_workers_only(engine, service_workspace, redis_url):
-    from runner.service.core import Service
+    from runner.runs.service import Service
     labels = {"strom.managed": "1", "strom.run": "r-dead", "strom.step": "s", "strom.attempt": "1"}
     dead = engine.containers.create(IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "killed-worker"},
                                     network_mode="none")

@@ -18,7 +18,7 @@ from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab
                         make_gitops_config, post_github, pr_hook, processed, push_hook, runs_of, statuses)
 from runner.engine import Cancel, JobStatus
 from runner.service.worker import Worker
-from runner.service.core import Service
+from runner.runs.service import Service
 from service_env import TOKENS, live_stack, serving, stack, wait_for
 
 PIPELINE = """

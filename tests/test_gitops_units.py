@@ -10,7 +10,7 @@ import pytest
 from conftest import load
 from runner.config import ConfigError, load_config
 from runner.forges.event import Comment, PullRequest, RepoEvent
-from runner.gitops.globs import included
+from runner.spec.globs import included
 from runner.gitops.match import match_event, parse_command
 from runner.store.repo_events import RepoEventStore
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import InputError
-from runner.inputs import coerce, parse_pairs, resolve_inputs
+from runner.spec.inputs import coerce, parse_pairs, resolve_inputs
 from runner.spec.model import ABSENT, InputField
 
 

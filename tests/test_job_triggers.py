@@ -6,7 +6,7 @@ import time
 
 from runner.engine import JobStatus
 from runner.gitops.chains import MAX_CHAIN
-from runner.service import runs
+from runner import runs
 from runner.service.scheduler import Scheduler
 from runner.store import RunFilter
 from service_env import make_config, stack, wait_for

@@ -265,7 +265,7 @@ def test_pod_steps_go_to_workers_with_the_kubernetes_ability(tmp_path, redis_url
                          STROM_KUBERNETES=jsonlib.dumps({"kubeconfig": str(kube.kubeconfig(tmp_path)),
                                                          "namespace": "ci"}))
     with stack(config, abilities=("kubernetes",)) as service:
-        from runner.service import runs
+        from runner import runs
         state = runs.execute(service, "local", "report", {})
         done = wait_for(lambda: (s := service.jobs.load(state.id)).status.terminal and s, timeout=30, what="the run")
         assert done.status is JobStatus.SUCCEEDED and done.steps["render"].output == {"pages": 12}

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from runner.service.core import Service
-from runner.service.cron import due_fire
+from runner.runs.service import Service
+from runner.spec.cron import due_fire
 from runner.service.scheduler import Scheduler
 from runner.store import RunFilter, keys
 from service_env import make_config

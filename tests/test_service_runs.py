@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from runner.engine import ApprovalDecision, Cancel, JobStatus, StepStarted, StepStatus
-from runner.service import runs
+from runner import runs
 from runner.store import RunFilter, keys
 from service_env import make_config, stack, wait_for
 

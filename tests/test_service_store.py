@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from runner.engine import JobStatus, StepFinished, StepStarted, StepStatus
-from runner.service import runs
-from runner.service.core import Service
-from runner.service.queues import queue_name
+from runner import runs
+from runner.runs.service import Service
+from runner.store.queues import queue_name
 from runner.service.scheduler import Scheduler
 from runner.store import RunFilter, keys
 from service_env import make_config

@@ -14,7 +14,7 @@ import redis as redis_lib
 from runner.engine.events import StepFinished, StepStarted
 from runner.engine.status import StepStatus
 from runner.service.consumer import QueueConsumer
-from runner.service.cron import ticks_between
+from runner.spec.cron import ticks_between
 from runner.service.outbox import Outbox
 from runner.service.steplog import LINE_OVERHEAD, LogBudget, LogLimits, StepLog
 from runner.service.supervision import Health, Loop

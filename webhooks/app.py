@@ -7,7 +7,7 @@ from flask import Flask, jsonify
 
 from runner import __version__
 from runner.config import Config, load_config
-from runner.service.core import Service
+from runner.runs.service import Service
 
 from .api import bp as api
 from .errors import register_error_handlers
@@ -16,7 +16,7 @@ from .openapi import bp as openapi
 from .receivers import forges, git, hooks
 from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
-from .ui.session import secret_key
+from .access.session import secret_key
 
 __all__ = ["create_app"]
 

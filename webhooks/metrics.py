@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app
 from runner.store import keys
 from runner.store.jobs import BUCKETS
 
-from .api.auth import requires
+from .access.tokens import requires
 
 __all__ = ["bp"]
 

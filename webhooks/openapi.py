@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 from ruamel.yaml import YAML
 
-from .api.auth import requires
+from .access.tokens import requires
 
 __all__ = ["bp", "document", "query_parameters"]
 

@@ -20,7 +20,7 @@ def notify_command():
 def test_command(channel, message, config_path):
     """Send a test message to CHANNEL and report each URL's result (exit 1 if any failed)."""
     from ..notify.send import Message, deliver
-    from ..spec.problems import suggest
+    from ..suggestions import suggest
     settings = _config(config_path).notifications
     if channel not in settings.channels:
         hint = suggest(channel, settings.channels)

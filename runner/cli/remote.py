@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..client import ApiError, Client
 from ..durations import format_duration
-from ..inputs import parse_pairs
+from ..spec.inputs import parse_pairs
 from .common import console, err_console
 
 __all__ = ["REMOTE_COMMANDS", "follow_run"]

@@ -12,11 +12,11 @@ from ..engine.status import JobStatus
 from ..errors import InputError
 from ..executors import LocalExecutor, LocalSettings
 from ..gitinfo import git_context
-from ..inputs import parse_pairs
+from ..spec.inputs import parse_pairs
 from ..localrun import Approvals, Display, LocalRunner
 from ..secrets import SecretsFileError, read_secrets_file, resolve_workspace_secrets, secrets_from_env
 from ..spec import ABSENT
-from ..spec.problems import suggest
+from ..suggestions import suggest
 from .common import console, err_console, load_or_exit, resolve_workspace
 
 __all__ = ["run_command"]

@@ -27,7 +27,7 @@ def _config(path):
 
 
 def _service(path):
-    from ..service.core import Service
+    from ..runs.service import Service
     config = _config(path)
     try:
         return Service(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from ..inputs import resolve_inputs
+from ..spec.inputs import resolve_inputs
 from ..spec.model import ActionType, Step, Task
 from ..templating import Namespace, render_value
 from .commands import HookCall

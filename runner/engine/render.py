@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import InputError, TemplateError
-from ..inputs import resolve_inputs
+from ..spec.inputs import resolve_inputs
 from ..spec.model import ABSENT, Action, ActionType, Step
 from ..tera_compat import display
 from ..templating import Namespace, render, render_value

@@ -2,13 +2,16 @@
 
 Names are imported on first use: a worker that runs only scripts never loads the HTTP client.
 """
+from typing import TYPE_CHECKING
+
 from ..lazy import lazy_exports
 
-_EXPORTS = {
-    "Executor": "base", "LogSink": "base", "MaskedLogs": "base", "StepResult": "base", "execute": "base",
-    "HttpExecutor": "http", "LocalExecutor": "local", "LocalSettings": "local",
-    "Unavailable": "unavailable", "missing_runner": "unavailable", "DockerExecutor": "docker",
-    "NotifyExecutor": "notify", "executor_key": "base",
-}
+if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
+    from .base import Executor, LogSink, MaskedLogs, StepResult, execute, executor_key
+    from .docker import DockerExecutor
+    from .http import HttpExecutor
+    from .local import LocalExecutor, LocalSettings
+    from .notify import NotifyExecutor
+    from .unavailable import Unavailable, missing_runner
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -8,8 +8,8 @@ from pathlib import Path
 from ..errors import StromError
 from ..spec.model import TriggerType
 from ..templating import Namespace, render_value
-from .checkout import Checkout
-from .globs import included
+from ..runs.checkout import Checkout
+from ..spec.globs import included
 
 __all__ = ["after_run", "MAX_CHAIN"]
 
@@ -50,8 +50,8 @@ def after_run(service, job_id: str) -> list[str]:
 
 
 def _start(service, state, loaded, trigger, upstream: dict, chain: int) -> str | None:
-    from ..service import runs
-    from ..service.orchestrator import Conflict
+    from .. import runs
+    from ..runs.orchestrator import Conflict
     event = {k: upstream[k] for k in _CARRIED if k in upstream}
     event.update(kind="job", source="job", chain=chain, origin=upstream.get("origin") or upstream.get("kind"))
     event["job"] = {

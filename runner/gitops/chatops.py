@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..engine import JobState, JobStatus
 from ..engine.events import Cancel
 from ..errors import EngineError, InputError, StromError
-from ..spec.problems import suggest
+from ..suggestions import suggest
 from ..spec.model import TriggerType
 from ..store import RunFilter
 from .commands import STROM_MARK, Command, key_values, unknown_command
@@ -192,8 +192,8 @@ class PullRequestCommands:
             hint = suggest(task, tasks)
             return self._refused(f"there is no task `{task}` at {self.pr.head_sha[:7] or 'the head'}"
                                  + (f"; {hint}" if hint else "") + f" (tasks: {', '.join(sorted(tasks)) or 'none'})")
-        from ..service import runs
-        from ..service.orchestrator import Conflict
+        from .. import runs
+        from ..runs.orchestrator import Conflict
         job_id = self._command_id(command, "run")
         trusted = self.p.trust.author_trusted(self.pr)
         try:
@@ -218,8 +218,8 @@ class PullRequestCommands:
         if not failed:
             return self._refused(f"no failed run of #{self.pr.number}"
                                  + (f" at {head[:7]}" if head else "") + " to retry")
-        from ..service import runs
-        from ..service.orchestrator import Conflict
+        from .. import runs
+        from ..runs.orchestrator import Conflict
         started = []
         for state in sorted(failed, key=lambda s: s.task):
             job_id = self._command_id(command, state.id)

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..spec.problems import suggest
+from ..suggestions import suggest
 
 __all__ = ["Command", "parse_commands", "BUILTIN", "key_values", "unknown_command", "STROM_MARK", "is_stroms_own"]
 

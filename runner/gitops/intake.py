@@ -21,13 +21,13 @@ from ..store.connection import is_outage
 from ..store.locks import redis_lock
 from ..templating import Namespace, render_value
 from .chatops import PullRequestCommands
-from .checkout import Checkout
+from ..runs.checkout import Checkout
 from .commands import is_stroms_own, parse_commands
-from .globs import included
+from ..spec.globs import included
 from .match import Matched, match_event
 from .outcome import Outcome
 from .pulls import Pulls
-from .repos import pr_head_ref
+from ..git.repos import pr_head_ref
 from .trust import Trust
 
 __all__ = ["process", "Outcome", "RETRY_DELAYS", "run_id"]
@@ -123,7 +123,7 @@ def _bad_commit_names(event: RepoEvent) -> str | None:
 
 
 def _retry_message(event_id: str, attempt: int) -> str:
-    from ..service import messages
+    from ..runs import messages
     return messages.encode({"kind": messages.INTAKE, "event": event_id, "attempt": attempt})
 
 
@@ -378,8 +378,8 @@ class _Processor:
 
     def _start_one(self, match: Matched, checkout: Checkout, event: dict, event_data: dict, job_id: str,
                    trusted: bool) -> str:
-        from ..service import runs
-        from ..service.orchestrator import Conflict
+        from .. import runs
+        from ..runs.orchestrator import Conflict
         trigger = match.trigger
         inputs = {**self._inputs(trigger, checkout, event), **match.args}
         try:

@@ -7,7 +7,7 @@ from typing import Iterable, Mapping
 from ..forges.event import RepoEvent
 from ..spec.model import Trigger, TriggerType
 from .commands import parse_commands
-from .globs import any_included, included
+from ..spec.globs import any_included, included
 
 __all__ = ["Matched", "match_event", "parse_command", "DEFAULT_PR_ACTIONS", "KIND_TRIGGER"]
 

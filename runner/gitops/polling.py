@@ -11,7 +11,7 @@ import logging
 
 from ..forges.event import RepoEvent
 from ..store import keys
-from .globs import included
+from ..spec.globs import included
 
 __all__ = ["poll_workspace"]
 

@@ -17,7 +17,7 @@ from ..engine.context import run_masker
 from ..engine.hooks import hook_context
 from ..errors import StromError
 from ..forges.links import commit_url
-from ..gitops.globs import included
+from ..spec.globs import included
 from ..store import RunFilter, keys
 from ..store.jobs import branch_of
 from ..templating import render
@@ -46,7 +46,7 @@ def rules_for(state: JobState, ctx) -> tuple:
 
 def stage_notification(pipe, redis, state: JobState, event: str, step: str | None = None) -> None:
     """Queue a notification job (inside the transaction `pipe` that records the change)."""
-    from ..service.queues import rq_queue
+    from ..store.queues import rq_queue
     payload = {"job": state.id, "event": event, "step": step}
     job_id = f"n-{state.id}-{event}-{step or ''}"
     rq_queue(QUEUE, redis).enqueue_call(FUNCTION, args=(payload,), job_id=job_id, timeout=-1, result_ttl=0,

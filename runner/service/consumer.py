@@ -11,8 +11,9 @@ import time
 from ..engine.work import StepWork
 from ..store import keys
 from ..store.connection import is_outage
-from . import messages, runs
-from .effects import enqueue_step
+from ..runs import messages
+from .. import runs
+from ..runs.effects import enqueue_step
 
 __all__ = ["EventConsumer", "QueueConsumer", "handle_message"]
 

@@ -28,7 +28,7 @@ from ..engine.events import Event, StepAbandoned, StepFinished
 from ..sizes import format_size
 from ..store import keys
 from ..store.logs import STROM, LogStore
-from . import messages
+from ..runs import messages
 
 __all__ = ["Outbox", "RESULT_TTL"]
 

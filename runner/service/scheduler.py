@@ -28,12 +28,13 @@ from ..store import RunFilter, keys
 from ..store.connection import is_outage
 from ..store.workers import record_health
 from ..templating import Namespace, render_value
-from . import messages, runs
+from ..runs import messages
+from .. import runs
 from .consumer import EventConsumer, QueueConsumer, handle_message
-from .cron import due_fire, ticks_between
-from .effects import enqueue_step
-from .orchestrator import Conflict
-from .queues import SERVER_ABILITY, dequeue, describe_queue, forget, rq_queue
+from ..spec.cron import due_fire, ticks_between
+from ..runs.effects import enqueue_step
+from ..runs.orchestrator import Conflict
+from ..store.queues import SERVER_ABILITY, dequeue, describe_queue, forget, rq_queue
 from .supervision import Health, Loop
 from .worker import Worker
 

@@ -24,7 +24,7 @@ def run_step(work: Mapping[str, Any]) -> None:
     worker = _current
     if worker is None:
         from ..config import load_config
-        from .core import Service
+        from ..runs.service import Service
         from .worker import Worker
         worker = Worker(Service(load_config()), abilities=("script",))
         set_current_worker(worker)

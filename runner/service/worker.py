@@ -34,7 +34,7 @@ from ..store.connection import is_outage
 from ..store.jobs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
-from .queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
+from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
 from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
 

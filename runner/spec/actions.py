@@ -200,7 +200,7 @@ def _task(r: Reader, ctx: BuildContext) -> dict:
     r.require("task", "add `task: <name of the task to run>`")
     task = r.string("task", "cleanup")
     if task is not None and ctx.task_names and task not in ctx.task_names:
-        from .problems import suggest
+        from ..suggestions import suggest
         hint = suggest(task, ctx.task_names)
         r.error("task", "unknown-task", f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
                 f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}")

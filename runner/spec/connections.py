@@ -4,7 +4,7 @@ from __future__ import annotations
 from .context import BuildContext
 from .inputs_schema import build_input_schema
 from .model import ABSENT, Connection, ConnectionType
-from .problems import suggest
+from ..suggestions import suggest
 from .reader import Reader, location
 from .yamlnodes import LocDict
 

@@ -10,7 +10,7 @@ from .graph import find_cycle, topological_order
 from .inputs_schema import build_input_schema
 from .model import ABSENT, Action, ActionType, Hook, Hooks, Step, Task
 from .names import RESERVED_TEMPLATE_NAMES, name_problem
-from .problems import suggest
+from ..suggestions import suggest
 from .reader import Reader, describe, location
 from .retry import build_retry
 from .yamlnodes import LocDict, LocList

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..inputs import PRIMITIVE_TYPES, coerce
+from .inputs import PRIMITIVE_TYPES, coerce
 from ..templating import is_template
 from .fields import INPUT_FIELDS
 from .model import ABSENT, InputField, InputType
-from .problems import Problems, suggest
+from .problems import Problems
+from ..suggestions import suggest
 from .reader import Reader, describe, location
 from .yamlnodes import LocDict
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from .context import BuildContext
 from .fields import NOTIFY_RULE_FIELDS
 from .model import ActionType, Location, NotifyRule, Workspace
-from .problems import Problem, suggest
+from .problems import Problem
+from ..suggestions import suggest
 from .reader import Reader, describe, location
 
 __all__ = ["build_notify_rules", "unknown_channels", "NOTIFY_EVENTS", "DEFAULT_EVENTS"]

@@ -1,12 +1,11 @@
 """Problems found in .strom files: where, what, and how to fix it."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable
 
-__all__ = ["Severity", "Problem", "Problems", "suggest"]
+__all__ = ["Severity", "Problem", "Problems"]
 
 
 class Severity(str, Enum):
@@ -67,14 +66,3 @@ class Problems:
 
     def sorted(self) -> list[Problem]:
         return sorted(self.items, key=lambda p: (p.file, p.line, p.column, p.code))
-
-
-def suggest(word: str, candidates: Iterable[str]) -> str:
-    """' — did you mean "x"?' for the closest candidate, or ''."""
-    names = [c for c in candidates if isinstance(c, str)]
-    match = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
-    if not match:
-        lowered = {c.lower(): c for c in names}
-        if word.lower() in lowered:
-            match = [lowered[word.lower()]]
-    return f'did you mean "{match[0]}"?' if match else ""

@@ -6,7 +6,8 @@ from typing import Any, Iterable
 from ..durations import DurationError, parse_duration
 from ..sizes import SizeError, format_size, parse_size
 from .model import ABSENT, Location
-from .problems import Problems, suggest
+from .problems import Problems
+from ..suggestions import suggest
 from .yamlnodes import LocDict, LocList
 
 __all__ = ["Reader", "describe", "location"]

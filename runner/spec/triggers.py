@@ -9,7 +9,7 @@ from .cron import CRON_HINT, cron_problem, timezone_problem
 from .fields import TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS
 from .model import Trigger, TriggerType
 from .names import WEBHOOK_NAME
-from .problems import suggest
+from ..suggestions import suggest
 from .reader import Reader, location
 from .yamlnodes import LocDict
 

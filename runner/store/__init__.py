@@ -2,12 +2,16 @@
 
 Names are imported on first use (a worker needs logs and the registry, not the definitions).
 """
+from typing import TYPE_CHECKING
+
 from ..lazy import lazy_exports
 
-_EXPORTS = {
-    "connect": "connection", "Definitions": "definitions", "JobStore": "jobs", "RunFilter": "jobs",
-    "RunPage": "jobs", "LogStore": "logs", "LogLine": "logs", "WorkerInfo": "workers", "WorkerRegistry": "workers",
-    "keys": None,
-}
+if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
+    from . import keys
+    from .connection import connect
+    from .definitions import Definitions
+    from .jobs import JobStore, RunFilter, RunPage
+    from .logs import LogLine, LogStore
+    from .workers import WorkerInfo, WorkerRegistry
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -5,7 +5,7 @@ from flask import current_app, jsonify, request
 
 from ..errors import ApiError
 from . import bp
-from .auth import requires
+from ..access.tokens import requires
 from .params import page_limit, timestamp
 
 def _service():

@@ -8,7 +8,7 @@ from flask import current_app, jsonify
 from runner import __version__
 
 from . import bp
-from .auth import requires
+from ..access.tokens import requires
 
 _TROUBLE = ("dead", "failing", "waiting-for-redis")
 

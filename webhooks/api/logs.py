@@ -15,7 +15,7 @@ from runner.store.logs import RUN, STATUS
 
 from ..errors import ApiError
 from . import bp
-from .auth import requires
+from ..access.tokens import requires
 from .params import number
 
 HEARTBEAT_MS = 15_000

@@ -7,7 +7,7 @@ from typing import Any
 from runner.engine.context import run_masker
 from runner.engine.state import JobState, StepRun
 from runner.masking import MASK, Masker, Withheld
-from runner.service.cron import next_fire_time
+from runner.spec.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
 from runner.store.jobs import summary
 

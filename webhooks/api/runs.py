@@ -6,12 +6,12 @@ from flask import current_app, jsonify, request
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError
 from runner.gitops.gates import caller_refusal
-from runner.service import runs as run_service
+from runner import runs as run_service
 from runner.store import RunFilter
 
 from ..errors import ApiError
 from . import bp
-from .auth import caller, requires
+from ..access.tokens import caller, requires
 from .params import json_object, number, page_limit, short_text, timestamp
 from .representations import run_json, run_summary_json
 

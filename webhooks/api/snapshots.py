@@ -10,7 +10,7 @@ from runner.git.mirrors import GitError
 
 from ..errors import ApiError
 from . import bp
-from .auth import requires
+from ..access.tokens import requires
 
 SHA = re.compile(r"[0-9a-f]{40}")
 

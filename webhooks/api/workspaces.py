@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
-from runner.service import runs as run_service
+from runner import runs as run_service
 from runner.workspace_config import redact_url
 
 from ..errors import ApiError
 from . import bp
 from .params import json_object
-from .auth import caller, requires
+from ..access.tokens import caller, requires
 from .representations import run_json, task_json, trigger_json
 
 

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from runner.forges.bounds import checked
 from runner.forges.errors import ForgeError, PayloadError, VerificationError
 from runner.forges.registry import FORGES
-from runner.gitops.globs import included
+from runner.spec.globs import included
 
 from ..errors import ApiError
 from .bodies import read_body

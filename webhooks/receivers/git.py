@@ -22,7 +22,7 @@ from runner.forges.event import RepoEvent
 from runner.git.mirrors import ZERO_SHA
 from runner.store import keys
 
-from ..api.auth import PERMISSIONS, identify
+from ..access.tokens import PERMISSIONS, identify
 from ..errors import ApiError
 
 bp = Blueprint("git", __name__)

@@ -44,7 +44,7 @@ def _security_headers(response):
 
 @bp.app_context_processor
 def _helpers():
-    from .session import csrf_token, may, signed_in
+    from ..access.session import csrf_token, may, signed_in
     return {"csrf_token": csrf_token, "may": may, "signed_in": signed_in}
 
 

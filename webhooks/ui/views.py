@@ -9,13 +9,13 @@ from runner.engine import StepStatus
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
-from runner.service import runs as run_service
+from runner import runs as run_service
 from runner.store import RunFilter
 
 from ..api.representations import masker_for, trigger_json
 from . import bp
 from .graph import NODE_H, NODE_W, layout, timeline
-from .session import check_csrf, local_path, page, sign_in, sign_out, signed_in
+from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "timed_out", "cancelled", "skipped")
 

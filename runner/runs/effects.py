@@ -17,7 +17,7 @@ from ..engine.work import StepWork
 from ..notify.notifier import rules_for, stage_notification
 from ..spec.model import TriggerType
 from . import messages
-from .queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
+from ..store.queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
 from ..store import keys
 
 __all__ = ["stage_effects", "enqueue_step", "stage_report", "reported_by_effects", "followed", "notifies", "CANCEL_TTL"]

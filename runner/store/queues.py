@@ -14,7 +14,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from ..store.keys import rq_job_id
+from .keys import rq_job_id
 
 __all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "dequeue", "forget", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
 

@@ -11,9 +11,9 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
-from ..git.hosted import HostedRepos
-from ..git.mirrors import Mirror
-from ..git.snapshots import Snapshots
+from .hosted import HostedRepos
+from .mirrors import Mirror
+from .snapshots import Snapshots
 from ..workspace_config import WorkspaceConfig
 
 __all__ = ["Repos", "pr_head_ref"]

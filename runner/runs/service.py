@@ -46,12 +46,12 @@ class Service:
 
     @cached_property
     def repos(self):
-        from ..gitops.repos import Repos
+        from ..git.repos import Repos
         return Repos(self.config.data_dir)
 
     @cached_property
     def checkouts(self):
-        from ..gitops.checkout import Checkouts
+        from .checkout import Checkouts
         return Checkouts(self)
 
     @cached_property

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 
+from .roles import PERMISSIONS
+
 __all__ = ["secret_key", "sign_in", "sign_out", "signed_in", "csrf_token", "check_csrf", "page", "may", "local_path"]
 
 SECRET_FILE = "web-secret"
@@ -81,7 +83,6 @@ def signed_in():
 
 
 def may(permission: str) -> bool:
-    from ..api.auth import PERMISSIONS
     token = signed_in()
     return token is not None and permission in PERMISSIONS[token.role]
 

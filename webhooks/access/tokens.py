@@ -9,15 +9,10 @@ from flask import current_app, g, request
 from runner.git.snapshot_tokens import PREFIX as SCOPED_PREFIX  # short-lived snapshot tokens
 
 from ..errors import ApiError
+from .roles import PERMISSIONS
+from .session import signed_in
 
 __all__ = ["PERMISSIONS", "requires", "identify", "caller", "SCOPED_PREFIX"]
-
-PERMISSIONS = {
-    "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "run"}),
-    "approver": frozenset({"read", "approve"}),
-    "admin": frozenset({"read", "run", "approve", "admin"}),
-}
 
 
 def _presented() -> str | None:
@@ -61,8 +56,7 @@ def requires(permission: str, scoped=None):
                 return view(*args, **kwargs)
             token = identify()
             if token is None and presented is None and request.method in ("GET", "HEAD"):
-                from ..ui.session import signed_in  # the UI's pages read the API with their session
-                token = signed_in()
+                token = signed_in()  # the UI's pages read the API with their session
             if token is None:
                 reason = "missing" if _presented() is None else "unknown"
                 raise ApiError(401, "unauthorized", f"{reason} API token; send `Authorization: Bearer <token>`")

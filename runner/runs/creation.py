@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from ..engine import HookCall, JobState, JobStatus, RunContext, hook_task, new_job
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
-from ..spec.problems import suggest
+from ..suggestions import suggest
 from .orchestrator import Conflict
 
 __all__ = ["NotFound", "execute", "rerun", "create_child", "create_hooks", "retry", "load_definitions", "start"]

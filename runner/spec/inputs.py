@@ -9,9 +9,9 @@ import re
 from datetime import date, datetime
 from typing import Any, Callable, Mapping
 
-from .errors import InputError
-from .spec.model import ABSENT, InputField, InputType
-from .spec.problems import suggest
+from ..errors import InputError
+from .model import ABSENT, InputField, InputType
+from ..suggestions import suggest
 
 __all__ = ["coerce", "resolve_inputs", "parse_pairs", "PRIMITIVE_TYPES"]
 

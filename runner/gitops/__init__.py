@@ -1,0 +1,1 @@
+"""How repositories start runs: intake of events, matching triggers, trust, ChatOps, gates and reporting."""
