@@ -6,6 +6,7 @@ process start. Target: below 15 ms per step on a 2-core machine.
 
     python3 bench/local_overhead.py [--runs 5] [--jobs 4] [--sandbox auto|bwrap|copy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.console import Console  # noqa: E402
+import itertools
 
-from runner.executors import LocalExecutor, LocalSettings  # noqa: E402
-from runner.localrun import Approvals, Display, LocalRunner  # noqa: E402
-from runner.spec import load_workspace  # noqa: E402
+from rich.console import Console
+
+from runner.executors import LocalExecutor, LocalSettings
+from runner.localrun import Approvals, Display, LocalRunner
+from runner.spec import load_workspace
 
 
 def workspace(root: Path) -> Path:
@@ -38,8 +41,14 @@ def workspace(root: Path) -> Path:
 def run_once(root: Path, task: str, jobs: int, sandbox: str):
     ws = load_workspace(root).raise_for_errors()
     display = Display(Console(file=open("/dev/null", "w")), quiet=True, progress=False)
-    runner = LocalRunner(ws, root, display=display, approvals=Approvals(), jobs=jobs,
-                         local_executor=LocalExecutor(LocalSettings(sandbox=sandbox)))
+    runner = LocalRunner(
+        ws,
+        root,
+        display=display,
+        approvals=Approvals(),
+        jobs=jobs,
+        local_executor=LocalExecutor(LocalSettings(sandbox=sandbox)),
+    )
     started = time.perf_counter()
     outcome = runner.run(task, {})
     wall = time.perf_counter() - started
@@ -49,7 +58,7 @@ def run_once(root: Path, task: str, jobs: int, sandbox: str):
 
 def chain_gaps(state) -> list[float]:
     runs = [state.steps[f"s{i}"] for i in range(20)]
-    return [(b.started_at - a.finished_at) * 1000 for a, b in zip(runs, runs[1:])]
+    return [(b.started_at - a.finished_at) * 1000 for a, b in itertools.pairwise(runs)]
 
 
 def main() -> None:
@@ -68,8 +77,10 @@ def main() -> None:
             chain_walls.append(wall)
             step_times += [(r.finished_at - r.started_at) * 1000 for r in state.steps.values()]
         print(f"20-step chain ({args.runs} runs, sandbox={args.sandbox})")
-        print(f"  median overhead, end of one step to start of the next: {statistics.median(gaps):.2f} ms "
-              f"(p95 {sorted(gaps)[int(len(gaps) * 0.95)]:.2f} ms)")
+        print(
+            f"  median overhead, end of one step to start of the next: {statistics.median(gaps):.2f} ms "
+            f"(p95 {sorted(gaps)[int(len(gaps) * 0.95)]:.2f} ms)"
+        )
         print(f"  median step time (process start to exit, sandboxed `true`): {statistics.median(step_times):.2f} ms")
         print(f"  median wall time per step: {statistics.median(chain_walls) / 20 * 1000:.2f} ms")
         fan_walls, overheads = [], []
@@ -79,8 +90,10 @@ def main() -> None:
             busy = sum((r.finished_at - r.started_at) for r in state.steps.values())
             overheads.append((wall * args.jobs - busy) / 100 * 1000)
         print(f"100-step fan-out ({args.runs} runs, --jobs {args.jobs})")
-        print(f"  median wall time: {statistics.median(fan_walls) * 1000:.0f} ms "
-              f"({100 / statistics.median(fan_walls):.0f} steps/s)")
+        print(
+            f"  median wall time: {statistics.median(fan_walls) * 1000:.0f} ms "
+            f"({100 / statistics.median(fan_walls):.0f} steps/s)"
+        )
         print(f"  median per-step overhead (slot time not spent in a step): {statistics.median(overheads):.2f} ms")
 
 

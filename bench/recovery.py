@@ -11,6 +11,7 @@ Retention: `--events` repository events older than `retention.max_age` are store
 retention pass deletes them; the figure is events deleted per second (it must exceed any rate the
 intake accepts, about 700/s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def recovery(away: float, sig: int) -> float:
         def load():
             while not stop.wait(0.1):
                 try:
-                    answer = requests.post(f"{stack.url}/api/workspaces/local/tasks/one/execute", json={},
-                                           headers=AUTH, timeout=5)
+                    answer = requests.post(
+                        f"{stack.url}/api/workspaces/local/tasks/one/execute", json={}, headers=AUTH, timeout=5
+                    )
                     if answer.status_code == 201:
                         started.append((time.monotonic(), answer.json()["id"]))
                 except requests.RequestException:
@@ -54,8 +56,11 @@ def recovery(away: float, sig: int) -> float:
         time.sleep(away)
         stack.start_redis()
         back = time.monotonic()
-        wait(lambda: any(at > back and stack.run(run)["status"] == "succeeded" for at, run in list(started)), 60,
-             "a run after the outage")
+        wait(
+            lambda: any(at > back and stack.run(run)["status"] == "succeeded" for at, run in list(started)),
+            60,
+            "a run after the outage",
+        )
         done = time.monotonic()
         stop.set()
         wait(lambda: all(stack.run(run)["status"] == "succeeded" for _, run in started), 60, "every run")
@@ -67,11 +72,16 @@ def recovery(away: float, sig: int) -> float:
 def retention(events: int) -> float:
     import redis
     from service_stack import free_port
+
     from runner.service.up import redis_binary
     from runner.store.repo_events import RepoEventStore
+
     port = free_port()
-    server = subprocess.Popen([redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client = redis.Redis(port=port, decode_responses=True)
         wait(client.ping, 10, "redis")
@@ -97,8 +107,10 @@ def main() -> None:
     args = parser.parse_args()
     for sig in (signal.SIGTERM, signal.SIGKILL):
         figures = [recovery(args.away, sig) for _ in range(args.repeat)]
-        print(f"recovery after Redis was away {args.away:.0f}s ({signal.Signals(sig).name}): "
-              f"first new run succeeded {statistics.median(figures):.2f}s after Redis answered again (target <= 5 s)")
+        print(
+            f"recovery after Redis was away {args.away:.0f}s ({signal.Signals(sig).name}): "
+            f"first new run succeeded {statistics.median(figures):.2f}s after Redis answered again (target <= 5 s)"
+        )
     print(f"retention: {args.events} old events deleted at {retention(args.events):,.0f} events/s in one pass")
 
 

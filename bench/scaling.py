@@ -6,6 +6,7 @@ Each worker count gets a fresh stack (private Redis, web, scheduler); `--drain` 
 first, then the workers start and the time until every run has succeeded is measured. On a 2-core machine
 the figures flatten past two workers: the steps' processes and Strom's share the same cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,9 @@ from service_stack import Stack
 
 
 def image_size(image: str) -> str:
-    done = subprocess.run(["docker", "image", "inspect", image, "--format", "{{.Size}}"], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["docker", "image", "inspect", image, "--format", "{{.Size}}"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         return f"image {image}: not built (docker build -f deploy/docker/Dockerfile -t {image} .)"
     return f"image {image}: {int(done.stdout) / 1e6:.0f} MB"
@@ -38,8 +40,10 @@ def main() -> None:
         finally:
             stack.close()
         base = base or rate
-        print(f"{count} worker process(es) x concurrency {args.concurrency}: {rate:.1f} runs/s "
-              f"({rate / base:.2f}x one worker)")
+        print(
+            f"{count} worker process(es) x concurrency {args.concurrency}: {rate:.1f} runs/s "
+            f"({rate / base:.2f}x one worker)"
+        )
     print(image_size(args.image))
 
 

@@ -6,6 +6,7 @@ Targets on an idle 2-core machine: execute -> first step started <= 50 ms (media
 200 queued one-step runs drained by 2 workers at >= 20 runs/s; per-step overhead of a 20-step
 chain <= 30 ms; idle RSS of web, worker and scheduler <= 150 MB together.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,15 +15,21 @@ import time
 
 from service_stack import Stack, wait
 
-WORKSPACE = """
+WORKSPACE = (
+    """
 tasks:
   one:
     flow:
       s: { type: script, script: "true" }
   chain:
     flow:
-""" + "\n".join(f"      s{i}: {{ type: script, script: 'true'" + (f", depends_on: [s{i - 1}]" if i else "") + " }"
-                for i in range(20)) + "\n"
+"""
+    + "\n".join(
+        f"      s{i}: {{ type: script, script: 'true'" + (f", depends_on: [s{i - 1}]" if i else "") + " }"
+        for i in range(20)
+    )
+    + "\n"
+)
 
 
 def pct(values, q):
@@ -77,14 +84,21 @@ def main() -> None:
         stack.start_workers()
         time.sleep(2)  # let every process settle before reading idle memory
         rss = stack.rss_mb()
-        print("idle RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items())
-              + f" - together {sum(rss.values()):.0f} MB (web includes the gunicorn master)")
+        print(
+            "idle RSS: "
+            + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items())
+            + f" - together {sum(rss.values()):.0f} MB (web includes the gunicorn master)"
+        )
         latency = first_step_latency(stack, args.runs)
-        print(f"API execute -> first step started: median {statistics.median(latency):.1f} ms, "
-              f"p95 {pct(latency, 0.95):.1f} ms ({args.runs} runs)")
+        print(
+            f"API execute -> first step started: median {statistics.median(latency):.1f} ms, "
+            f"p95 {pct(latency, 0.95):.1f} ms ({args.runs} runs)"
+        )
         gaps = chain_overhead(stack, max(3, args.runs // 10))
-        print(f"20-step chain: median per-step overhead {statistics.median(gaps):.1f} ms, "
-              f"p95 {pct(gaps, 0.95):.1f} ms (end of one step to start of the next)")
+        print(
+            f"20-step chain: median per-step overhead {statistics.median(gaps):.1f} ms, "
+            f"p95 {pct(gaps, 0.95):.1f} ms (end of one step to start of the next)"
+        )
     finally:
         stack.close()
 

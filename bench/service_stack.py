@@ -1,4 +1,5 @@
 """A private Redis plus web, scheduler and workers as separate processes, for the service benchmarks."""
+
 from __future__ import annotations
 
 import json
@@ -36,18 +37,26 @@ def wait(condition, timeout: float, what: str):
             value = condition()
             if value:
                 return value
-        except Exception:
+        except Exception:  # noqa: BLE001 - not up yet: keep waiting
             pass
         time.sleep(0.01)
     raise RuntimeError(f"timed out waiting for {what}")
 
 
 class Stack:
-    def __init__(self, workspace_yaml: str, workers: int = 1, concurrency: int = 4, env: dict | None = None,
-                 appendonly: bool = False):
+    def __init__(
+        self,
+        workspace_yaml: str,
+        workers: int = 1,
+        concurrency: int = 4,
+        env: dict | None = None,
+        appendonly: bool = False,
+    ):
         self.tmp = tempfile.TemporaryDirectory()
         self.root = Path(self.tmp.name)
-        self.root.chmod(0o755)  # as a deployment's workspace: a root worker's steps (uids of their own) read it in place
+        self.root.chmod(
+            0o755
+        )  # as a deployment's workspace: a root worker's steps (uids of their own) read it in place
         (self.root / ".strom").mkdir()
         (self.root / ".strom" / "bench.yaml").write_text(workspace_yaml)
         port = free_port()
@@ -57,9 +66,14 @@ class Stack:
         self.redis = redis.Redis(port=self.redis_port, decode_responses=True)
         self.start_redis()
         self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, "STROM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-                    "STROM_ADMIN_TOKEN": TOKEN, "STROM_LISTEN": f"127.0.0.1:{port}",
-                    "STROM_DATA_DIR": str(self.root / ".strom-data"), **(env or {})}
+        self.env = {
+            **os.environ,
+            "STROM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "STROM_ADMIN_TOKEN": TOKEN,
+            "STROM_LISTEN": f"127.0.0.1:{port}",
+            "STROM_DATA_DIR": str(self.root / ".strom-data"),
+            **(env or {}),
+        }
         self.workers, self.concurrency = workers, concurrency
         self.start("web", "web")
         wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, 30, "web")
@@ -68,8 +82,20 @@ class Stack:
     def start_redis(self) -> None:
         """Start (or start again, on the same port and data) the stack's redis-server."""
         self.procs["redis"] = subprocess.Popen(
-            [redis_binary(), "--port", str(self.redis_port), "--save", "", "--dir", str(self.root),
-             "--appendonly", "yes" if self.appendonly else "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                redis_binary(),
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--dir",
+                str(self.root),
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait(self.redis.ping, 10, "redis")
 
     def stop_redis(self, sig: int = signal.SIGTERM) -> None:
@@ -77,9 +103,14 @@ class Stack:
         self.procs["redis"].wait(15)
 
     def start(self, name: str, *args: str) -> None:
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=self.root, env=self.env,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "runner.cli", *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def start_workers(self) -> None:
         for i in range(self.workers):
@@ -87,14 +118,19 @@ class Stack:
         wait(lambda: len(self.redis.hkeys("strom:workers")) >= self.workers + 1, 20, "workers")
 
     def execute(self, task: str, inputs=None) -> dict:
-        return requests.post(f"{self.url}/api/workspaces/local/tasks/{task}/execute", json={"input": inputs or {}},
-                             headers=AUTH, timeout=30).json()
+        return requests.post(
+            f"{self.url}/api/workspaces/local/tasks/{task}/execute",
+            json={"input": inputs or {}},
+            headers=AUTH,
+            timeout=30,
+        ).json()
 
     def run(self, run_id: str) -> dict:
         return json.loads(self.redis.get(f"strom:job:{run_id}"))
 
     def rss_mb(self) -> dict[str, float]:
         import psutil
+
         out = {}
         for name, proc in self.procs.items():
             if name == "redis":
@@ -108,7 +144,7 @@ class Stack:
         return out
 
     def close(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():

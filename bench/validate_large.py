@@ -1,7 +1,8 @@
 """Time to load and validate a generated workspace of 500 tasks and 5,000 steps (target: under 2 s).
 
-    python3 bench/validate_large.py [--tasks 500] [--steps 10] [--runs 5]
+python3 bench/validate_large.py [--tasks 500] [--steps 10] [--runs 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.spec import load_workspace  # noqa: E402
+from runner.spec import load_workspace
 
 ACTIONS = """\
 actions:
@@ -45,32 +46,63 @@ actions:
 
 
 def task_text(t: int, steps: int) -> str:
-    lines = [f"  service-{t}:", f"    description: Build, test and ship service {t}", "    input:",
-             "      env: { type: string, default: staging }", "      version: { type: string, default: \"1.0\" }",
-             "    timeout: 1h", "    flow:"]
+    lines = [
+        f"  service-{t}:",
+        f"    description: Build, test and ship service {t}",
+        "    input:",
+        "      env: { type: string, default: staging }",
+        '      version: { type: string, default: "1.0" }',
+        "    timeout: 1h",
+        "    flow:",
+    ]
     for s in range(steps):
         name = f"step-{s}"
         deps = f"[step-{s - 1}]" if s else "[]"
         kind = s % 5
         if kind == 0:
-            lines += [f"      {name}:", "        action: build", f"        depends_on: {deps}", "        input:",
-                      f"          target: \"svc{t}-{{{{ input.version }}}}-{s}\"", "          env: \"{{ input.env }}\""]
+            lines += [
+                f"      {name}:",
+                "        action: build",
+                f"        depends_on: {deps}",
+                "        input:",
+                f'          target: "svc{t}-{{{{ input.version }}}}-{s}"',
+                '          env: "{{ input.env }}"',
+            ]
         elif kind == 1:
-            lines += [f"      {name}:", "        action: test", f"        depends_on: {deps}",
-                      f"        when: \"{{{{ input.env != 'production' or step_{s - 1}.output.artifact }}}}\"",
-                      f"        input: {{ suite: \"unit-{s}\" }}"]
+            lines += [
+                f"      {name}:",
+                "        action: test",
+                f"        depends_on: {deps}",
+                f"        when: \"{{{{ input.env != 'production' or step_{s - 1}.output.artifact }}}}\"",
+                f'        input: {{ suite: "unit-{s}" }}',
+            ]
         elif kind == 2:
-            lines += [f"      {name}:", "        type: script", f"        depends_on: {deps}",
-                      f"        for_each: [\"eu-{t}\", \"us-{t}\"]",
-                      f"        script: \"deploy --region {{{{ each.item }}}} --step {s}\"",
-                      "        env:", f"          VERSION: \"{{{{ input.version }}}}-{t}\""]
+            lines += [
+                f"      {name}:",
+                "        type: script",
+                f"        depends_on: {deps}",
+                f'        for_each: ["eu-{t}", "us-{t}"]',
+                f'        script: "deploy --region {{{{ each.item }}}} --step {s}"',
+                "        env:",
+                f'          VERSION: "{{{{ input.version }}}}-{t}"',
+            ]
         elif kind == 3:
-            lines += [f"      {name}:", "        action: notify", f"        depends_on: {deps}",
-                      "        continue_on_failure: true",
-                      f"        input: {{ text: \"service {t} step {s}: {{{{ job.id }}}}\" }}"]
+            lines += [
+                f"      {name}:",
+                "        action: notify",
+                f"        depends_on: {deps}",
+                "        continue_on_failure: true",
+                f'        input: {{ text: "service {t} step {s}: {{{{ job.id }}}}" }}',
+            ]
         else:
-            lines += [f"      {name}:", "        type: script", f"        depends_on: {deps}", "        timeout: 5m",
-                      "        script: |", f"          echo \"checking {t}/{s} at {{{{ git.short_sha | default('local') }}}}\""]
+            lines += [
+                f"      {name}:",
+                "        type: script",
+                f"        depends_on: {deps}",
+                "        timeout: 5m",
+                "        script: |",
+                f"          echo \"checking {t}/{s} at {{{{ git.short_sha | default('local') }}}}\"",
+            ]
     return "\n".join(lines)
 
 
@@ -100,8 +132,10 @@ def main() -> None:
             assert result.ok, [p.format() for p in result.errors[:5]]
         steps = sum(len(t.flow) for t in result.workspace.tasks.values())
         print(f"workspace: {len(result.workspace.tasks)} tasks, {steps} steps, {size / 1e6:.1f} MB of YAML")
-        print(f"validate: median {statistics.median(times):.2f} s, best {min(times):.2f} s, "
-              f"first (cold caches) {times[0]:.2f} s, over {args.runs} runs")
+        print(
+            f"validate: median {statistics.median(times):.2f} s, best {min(times):.2f} s, "
+            f"first (cold caches) {times[0]:.2f} s, over {args.runs} runs"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ is sent; the figure is the time from sending the webhook to the run's first step
 worker, including the git fetch, the snapshot and loading `.strom/` from that commit.
 Target: median <= 150 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,13 @@ def pct(values, q):
 
 
 def signed_headers(body: bytes) -> dict[str, str]:
-    return {"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json",
-            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
-            "User-Agent": "GitHub-Hookshot/bench"}
+    return {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        "User-Agent": "GitHub-Hookshot/bench",
+    }
 
 
 # ------------------------------------------------------------------ ingest
@@ -73,6 +78,7 @@ def _client(args) -> list[float]:
 
 def _process_clients(args) -> list[float]:
     import concurrent.futures
+
     url, body, threads, per_thread = args
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         return [x for chunk in pool.map(_client, [(url, body, per_thread)] * threads) for x in chunk]
@@ -82,9 +88,11 @@ def ingest(requests_total: int, clients: int) -> None:
     body = FIXTURE.read_bytes()  # a push to refs/heads/main of woodpecker-ci/woodpecker
     repo = json.loads(body)["repository"]["full_name"]
     workspaces = {"app": {"folder": ".", "forge": {"type": "github", "repo": repo, "webhook_secrets": [SECRET]}}}
-    stack = Stack(PIPELINE.replace("branches: [main]", "branches: [trunk]"), workers=0,
-                  env={"STROM_WORKSPACES": json.dumps(workspaces), "STROM_WEB__WORKERS": "2",
-                       "STROM_WEB__THREADS": "8"})
+    stack = Stack(
+        PIPELINE.replace("branches: [main]", "branches: [trunk]"),
+        workers=0,
+        env={"STROM_WORKSPACES": json.dumps(workspaces), "STROM_WEB__WORKERS": "2", "STROM_WEB__THREADS": "8"},
+    )
     try:
         _client((stack.url, body, 200))  # warm up both gunicorn workers
         per_process = clients // 2
@@ -96,23 +104,35 @@ def ingest(requests_total: int, clients: int) -> None:
         latencies = [x for chunk in chunks for x in chunk]
         stored = stack.redis.zcard("strom:repo-events")
         wait(lambda: stack.redis.llen("strom:intake") == 0, 120, "the scheduler to process the events")
-        ignored = sum(1 for raw in stack.redis.mget([f"strom:repo-event:{i}" for i in
-                                                     stack.redis.zrange("strom:repo-events", 0, -1)])
-                      if json.loads(raw)["status"] == "ignored")
+        ignored = sum(
+            1
+            for raw in stack.redis.mget(
+                [f"strom:repo-event:{i}" for i in stack.redis.zrange("strom:repo-events", 0, -1)]
+            )
+            if json.loads(raw)["status"] == "ignored"
+        )
         print(f"webhook ingest: {len(latencies)} signed pushes, {clients} keep-alive clients, gunicorn 2x8 threads")
         print(f"  throughput        {len(latencies) / elapsed:8.0f} req/s   (target >= 500)")
         print(f"  latency p50       {pct(latencies, 0.5):8.1f} ms")
         print(f"  latency p99       {pct(latencies, 0.99):8.1f} ms      (target <= 50)")
-        print(f"  stored events     {stored:8d}        (all answered 202 after storing; {ignored} processed "
-              f"and ignored: no trigger matches)")
+        print(
+            f"  stored events     {stored:8d}        (all answered 202 after storing; {ignored} processed "
+            f"and ignored: no trigger matches)"
+        )
     finally:
         stack.close()
 
 
 # ------------------------------------------------------------------ push to first step
 def git(cwd: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "b@example.com", "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "b@example.com",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "b@example.com",
+        "HOME": "/nonexistent",
+        "PATH": "/usr/bin:/bin",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -134,8 +154,13 @@ def push_to_first_step(pushes: int) -> None:
         git(work, "add", "-A")
         git(work, "commit", "-q", "-m", "start")
         git(work, "push", "-q", "origin", "main")
-        workspaces = {"app": {"git": str(upstream), "branches": ["main"],
-                              "forge": {"type": "github", "repo": "bench/app", "webhook_secrets": [SECRET]}}}
+        workspaces = {
+            "app": {
+                "git": str(upstream),
+                "branches": ["main"],
+                "forge": {"type": "github", "repo": "bench/app", "webhook_secrets": [SECRET]},
+            }
+        }
         stack = Stack("tasks: {}\n", workers=1, env={"STROM_WORKSPACES": json.dumps(workspaces)})
         stack.start_workers()
         before = git(work, "rev-parse", "HEAD")
@@ -145,11 +170,24 @@ def push_to_first_step(pushes: int) -> None:
             git(work, "commit", "-q", "-am", f"change {i}")
             after = git(work, "rev-parse", "HEAD")
             git(work, "push", "-q", "origin", "main")
-            data = {**template, "ref": "refs/heads/main", "before": before, "after": after,
-                    "repository": {**template["repository"], "full_name": "bench/app"},
-                    "head_commit": {**template["head_commit"], "id": after, "message": f"change {i}"},
-                    "commits": [{**template["head_commit"], "id": after, "message": f"change {i}",
-                                 "added": [], "removed": [], "modified": ["VERSION"]}]}
+            data = {
+                **template,
+                "ref": "refs/heads/main",
+                "before": before,
+                "after": after,
+                "repository": {**template["repository"], "full_name": "bench/app"},
+                "head_commit": {**template["head_commit"], "id": after, "message": f"change {i}"},
+                "commits": [
+                    {
+                        **template["head_commit"],
+                        "id": after,
+                        "message": f"change {i}",
+                        "added": [],
+                        "removed": [],
+                        "modified": ["VERSION"],
+                    }
+                ],
+            }
             body = json.dumps(data).encode()
             parts = urlsplit(stack.url)
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -164,12 +202,15 @@ def push_to_first_step(pushes: int) -> None:
                     return None
                 state = stack.run(record["runs"][0])
                 return state["steps"][0]["started_at"]
+
             started_at = wait(first_step, 30, "the first step")
             if i >= 2:  # the first pushes warm the mirror and the processes
                 latencies.append((started_at - sent) * 1000)
             before = after
-        print(f"push to first step: {len(latencies)} signed GitHub pushes of a local repository (git fetch, "
-              "snapshot, .strom/ from the commit)")
+        print(
+            f"push to first step: {len(latencies)} signed GitHub pushes of a local repository (git fetch, "
+            "snapshot, .strom/ from the commit)"
+        )
         print(f"  median            {statistics.median(latencies):8.1f} ms      (target <= 150)")
         print(f"  p95               {pct(latencies, 0.95):8.1f} ms")
     finally:

@@ -1,14 +1,16 @@
 """A small client of the Strom API, for the CLI (and scripts): token auth, errors as StromErrors."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 
 from .errors import StromError
 
-__all__ = ["Client", "ApiError"]
+__all__ = ["ApiError", "Client"]
 
 
 class ApiError(StromError):
@@ -28,11 +30,13 @@ class Client:
 
     def _request(self, method: str, path: str, **kwargs) -> Any:
         try:
-            response = self.session.request(method, self.url + path, timeout=kwargs.pop("timeout", self.timeout),
-                                            **kwargs)
+            response = self.session.request(
+                method, self.url + path, timeout=kwargs.pop("timeout", self.timeout), **kwargs
+            )
         except requests.ConnectionError as exc:
-            raise ApiError(0, f"cannot reach the Strom server at {self.url}; is it running? "
-                              f"(set --server or STROM_URL)") from exc
+            raise ApiError(
+                0, f"cannot reach the Strom server at {self.url}; is it running? (set --server or STROM_URL)"
+            ) from exc
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -41,8 +45,9 @@ class Client:
                 if error.get("fields"):
                     message += "\n" + "\n".join(f"  {k}: {v}" for k, v in error["fields"].items())
                 if error.get("problems"):
-                    message += "\n" + "\n".join(f"  {p['file']}:{p['line']}:{p['column']}: {p['message']}"
-                                                for p in error["problems"])
+                    message += "\n" + "\n".join(
+                        f"  {p['file']}:{p['line']}:{p['column']}: {p['message']}" for p in error["problems"]
+                    )
             except ValueError:
                 body, message = None, response.text.strip() or response.reason
             raise ApiError(response.status_code, f"{message} (HTTP {response.status_code})", body)
@@ -75,8 +80,9 @@ class Client:
         return self._request("POST", f"/api/runs/{run_id}/rerun")
 
     def decide(self, run_id: str, step: str, approved: bool, reason: str | None = None) -> dict:
-        return self._request("POST", f"/api/runs/{run_id}/steps/{step}/approve",
-                             json={"approved": approved, "rejection_reason": reason})
+        return self._request(
+            "POST", f"/api/runs/{run_id}/steps/{step}/approve", json={"approved": approved, "rejection_reason": reason}
+        )
 
     def logs(self, run_id: str, step: str | None = None) -> list[dict]:
         path = f"/api/runs/{run_id}/steps/{step}/logs" if step else f"/api/runs/{run_id}/logs"
@@ -90,11 +96,13 @@ class Client:
             headers = {"Accept": "text/event-stream"}
             if after:
                 headers["Last-Event-ID"] = after
-            with self.session.get(self.url + path, params={"follow": "1"}, headers=headers, stream=True,
-                                  timeout=(10, None)) as response:
+            with self.session.get(
+                self.url + path, params={"follow": "1"}, headers=headers, stream=True, timeout=(10, None)
+            ) as response:
                 if response.status_code >= 400:
                     raise ApiError(response.status_code, response.text)
-                event, data = "message", []
+                event = "message"
+                data: list[str] = []
                 for raw in response.iter_lines(decode_unicode=True):
                     if raw is None:
                         continue

@@ -3,34 +3,55 @@ environment as STROM_<KEY>, nested keys joined by double underscores (STROM_RETE
 
 Secrets and tokens come from the environment or files named in the config, never from a repository.
 """
+
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from .errors import StromError
-from .secrets import ENV_PREFIX, secrets_from_env
-from .spec.limits import SpecLimits
-from .spec.problems import Problems
-from .spec.reader import Reader, describe
-from .spec.yamlnodes import LocDict, parse_yaml
 from .container_config import DockerConfig, KubernetesConfig, parse_docker, parse_kubernetes
+from .errors import StromError
 from .executors.sandbox import StepLimits
 from .notify.config import NotifyConfig, parse_notifications
+from .secrets import ENV_PREFIX, secrets_from_env
+from .spec.limits import SpecLimits
+from .spec.model import CatchUp
+from .spec.problems import Position, Problems
+from .spec.reader import Reader, describe
+from .spec.yamlnodes import LocDict, LocList, parse_yaml
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
-__all__ = ["Config", "ConfigError", "WorkspaceConfig", "TokenConfig", "load_config", "ROLES", "DEFAULT_FILE"]
+__all__ = ["DEFAULT_FILE", "ROLES", "Config", "ConfigError", "TokenConfig", "WorkspaceConfig", "load_config"]
 
 DEFAULT_FILE = "strom.yaml"
 ROLES = ("viewer", "operator", "approver", "admin")
 
 _KEYS = {
-    "redis_url", "public_url", "listen", "data_dir", "workspaces", "tokens", "secrets", "expose_env",
-    "retention", "workers", "scheduler", "runner", "web", "notifications", "docker",
-    "kubernetes", "logs", "limits", "http", "step_limits",
+    "redis_url",
+    "public_url",
+    "listen",
+    "data_dir",
+    "workspaces",
+    "tokens",
+    "secrets",
+    "expose_env",
+    "retention",
+    "workers",
+    "scheduler",
+    "runner",
+    "web",
+    "notifications",
+    "docker",
+    "kubernetes",
+    "logs",
+    "limits",
+    "http",
+    "step_limits",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -63,8 +84,12 @@ class Config:
 
     def secrets_for(self, workspace: str) -> dict[str, str]:
         """The server's secrets one workspace may use (those scoped to other workspaces left out)."""
-        return {name: value for name, value in self.secrets.items()
-                if name not in self.secret_scopes or workspace in self.secret_scopes[name]}
+        return {
+            name: value
+            for name, value in self.secrets.items()
+            if name not in self.secret_scopes or workspace in self.secret_scopes[name]
+        }
+
     expose_env: tuple[str, ...] = ()
     retention_max_age: float = 30 * 86400.0
     retention_max_runs: int = 1000
@@ -74,7 +99,7 @@ class Config:
     shutdown_grace: float = 30.0  # a stopping worker lets running steps end this long, then hands them back
     unmatched_timeout: float = 60.0
     sweep_interval: float = 2.0
-    catch_up: str = "latest"  # latest | none
+    catch_up: CatchUp = CatchUp.LATEST
     sandbox: str = "auto"
     log_max_step: int = 64 * 1024 * 1024  # bytes of log one step may store (head and tail kept beyond)
     log_max_run: int = 64 * 1024 * 1024  # bytes of log one run may store
@@ -123,7 +148,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict:
     return out
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def _merge(base: LocDict, extra: Mapping[str, Any]) -> LocDict:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
@@ -132,16 +157,22 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def _as_loc(value, pos) -> Any:
+def _as_loc(value: Any, pos: Position) -> Any:
+    """`value` (from the environment) as the YAML reader gives it: its mappings and lists carry `pos`."""
     if isinstance(value, dict) and not isinstance(value, LocDict):
         out = LocDict((k, _as_loc(v, pos)) for k, v in value.items())
-        out.pos, out.key_pos, out.val_pos = pos, {k: pos for k in value}, {k: pos for k in value}
+        out.pos, out.key_pos, out.val_pos = pos, dict.fromkeys(value, pos), dict.fromkeys(value, pos)
         return out
+    if isinstance(value, list) and not isinstance(value, LocList):  # the mappings in it too (tokens, say)
+        items = LocList(_as_loc(v, pos) for v in value)
+        items.pos, items.item_pos = pos, [pos] * len(items)
+        return items
     return value
 
 
-def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, str] | None = None,
-                as_path: bool = False) -> str | None:
+def _read_value(
+    spec, what: str, problems: Problems, pos, environ: Mapping[str, str] | None = None, as_path: bool = False
+) -> str | None:
     """A secret-like value: a string, or {env: NAME} / {file: PATH} (as_path: the path itself)."""
     environ = os.environ if environ is None else environ
     if isinstance(spec, (str, int, float)) and not isinstance(spec, bool):
@@ -150,8 +181,12 @@ def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, 
         if "env" in spec:
             value = environ.get(str(spec["env"]))
             if value is None:
-                problems.error(pos, "missing-env", f"{what}: environment variable {spec['env']!r} is not set",
-                               f"export {spec['env']}=...")
+                problems.error(
+                    pos,
+                    "missing-env",
+                    f"{what}: environment variable {spec['env']!r} is not set",
+                    f"export {spec['env']}=...",
+                )
             return value
         if "file" in spec:
             path = Path(str(spec["file"])).expanduser()
@@ -165,18 +200,21 @@ def _read_value(spec, what: str, problems: Problems, pos, environ: Mapping[str, 
             except OSError as exc:
                 problems.error(pos, "missing-file", f"{what}: cannot read {path}: {exc.strerror}")
                 return None
-    problems.error(pos, "wrong-type", f"{what}: expected a string, {{env: NAME}} or {{file: PATH}}, got {describe(spec)}")
+    problems.error(
+        pos, "wrong-type", f"{what}: expected a string, {{env: NAME}} or {{file: PATH}}, got {describe(spec)}"
+    )
     return None
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
-                base_dir: Path | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
     """Read the config file (if any) and the STROM_* environment. Raises ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
     problems = Problems()
     explicit = path or environ.get("STROM_CONFIG")
     file = Path(explicit) if explicit else Path(base_dir or ".") / DEFAULT_FILE
-    data: dict = LocDict()
+    data = LocDict()
     data.pos, data.key_pos, data.val_pos = (str(file), 1, 1), {}, {}
     source = "defaults"
     if file.is_file():
@@ -218,44 +256,74 @@ def _file_references(value) -> list[Path]:
 
 def _missing_file(file: Path):
     from .spec.problems import Problem
-    return Problem(str(file), 1, 1, "missing-file", f"configuration file {file} does not exist",
-                   "create it, or unset STROM_CONFIG / --config")
+
+    return Problem(
+        str(file),
+        1,
+        1,
+        "missing-file",
+        f"configuration file {file} does not exist",
+        "create it, or unset STROM_CONFIG / --config",
+    )
 
 
 def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: Path) -> dict:
     r = Reader(data, problems, "configuration")
     r.check_keys(_KEYS)
     out: dict[str, Any] = {}
+    value: str | int | float | None
     for key in ("redis_url", "public_url", "listen"):
         value = r.string(key)
         if value:
             out[key] = value
     if r.has("data_dir"):
         out["data_dir"] = (base / str(r.raw("data_dir"))).resolve()
-    out["workspaces"] = parse_workspaces(r.mapping("workspaces", "{ local: { folder: . } }"), problems, base,
-                                         lambda *a, **k: _read_value(*a, environ=environ, **k))
+    read_value = functools.partial(_read_value, environ=environ)
+    out["workspaces"] = parse_workspaces(
+        r.mapping("workspaces", "{ local: { folder: . } }"), problems, base, read_value
+    )
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
     out["docker"] = parse_docker(r.mapping("docker", "{ runner_image: python:3.12-slim }"), problems)
     out["kubernetes"] = parse_kubernetes(r.mapping("kubernetes", "{ namespace: strom }"), problems, base)
-    out["notifications"] = parse_notifications(r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'),
-                                               problems, base, lambda *a, **k: _read_value(*a, environ=environ, **k))
+    out["notifications"] = parse_notifications(
+        r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'), problems, base, read_value
+    )
     scopes: dict[str, tuple[str, ...]] = {}
-    out["secrets"] = _secrets(r.mapping("secrets", "{ api_token: { env: API_TOKEN, workspaces: [web] } }"), problems,
-                              environ, scopes)
+    out["secrets"] = _secrets(
+        r.mapping("secrets", "{ api_token: { env: API_TOKEN, workspaces: [web] } }"), problems, environ, scopes
+    )
     out["secret_scopes"] = scopes
     _check_scopes(scopes, out["workspaces"], problems, data.at("secrets") if "secrets" in data else data.pos)
     out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
-    for section, fields in (("retention", {"max_age": "retention_max_age", "max_runs": "retention_max_runs",
-                                           "snapshots": "retention_snapshots"}),
-                            ("workers", {"heartbeat_interval": "heartbeat_interval", "lost_after": "lost_after",
-                                         "unmatched_timeout": "unmatched_timeout", "sandbox": "sandbox",
-                                         "shutdown_grace": "shutdown_grace", "server_url": "worker_server_url",
-                                         "token": "worker_token"}),
-                            ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
-                            ("web", {"threads": "web_threads", "workers": "web_workers",
-                                     "connections": "web_connections", "read_timeout": "web_read_timeout"}),
-                            ("logs", {"max_step_size": "log_max_step", "max_run_size": "log_max_run",
-                                      "tail_size": "log_tail"})):
+    for section, fields in (
+        (
+            "retention",
+            {"max_age": "retention_max_age", "max_runs": "retention_max_runs", "snapshots": "retention_snapshots"},
+        ),
+        (
+            "workers",
+            {
+                "heartbeat_interval": "heartbeat_interval",
+                "lost_after": "lost_after",
+                "unmatched_timeout": "unmatched_timeout",
+                "sandbox": "sandbox",
+                "shutdown_grace": "shutdown_grace",
+                "server_url": "worker_server_url",
+                "token": "worker_token",
+            },
+        ),
+        ("scheduler", {"catch_up": "catch_up", "sweep_interval": "sweep_interval"}),
+        (
+            "web",
+            {
+                "threads": "web_threads",
+                "workers": "web_workers",
+                "connections": "web_connections",
+                "read_timeout": "web_read_timeout",
+            },
+        ),
+        ("logs", {"max_step_size": "log_max_step", "max_run_size": "log_max_run", "tail_size": "log_tail"}),
+    ):
         block = r.mapping(section)
         if block is None:
             continue
@@ -267,7 +335,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
             if attr in ("retention_max_runs", "web_threads", "web_workers", "web_connections"):
                 value = sub.integer(key, minimum=1)
             elif attr in ("catch_up",):
-                value = sub.choice(key, ("latest", "none"))
+                value = sub.member(key, CatchUp, None)
             elif attr == "sandbox":
                 value = sub.choice(key, ("auto", "bwrap", "copy"))
             elif attr.startswith("log_"):
@@ -284,18 +352,34 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
-        problems.error(data.pos, "bad-value", "logs.tail_size must be at most half of logs.max_step_size",
-                       "for example max_step_size: 64MiB and tail_size: 1MiB")
+        problems.error(
+            data.pos,
+            "bad-value",
+            "logs.tail_size must be at most half of logs.max_step_size",
+            "for example max_step_size: 64MiB and tail_size: 1MiB",
+        )
     if out.get("lost_after", 30.0) <= out.get("heartbeat_interval", 5.0):
-        problems.error(data.pos, "bad-value", "workers.lost_after must be longer than workers.heartbeat_interval",
-                       "for example heartbeat_interval: 5s and lost_after: 30s")
+        problems.error(
+            data.pos,
+            "bad-value",
+            "workers.lost_after must be longer than workers.heartbeat_interval",
+            "for example heartbeat_interval: 5s and lost_after: 30s",
+        )
     return out
 
 
-_SIZE_LIMITS = {"workflow_file_size": "file_size", "workflow_total_size": "total_size",
-                "yaml_expanded_size": "expanded_size"}
-_COUNT_LIMITS = {"yaml_depth": "depth", "yaml_nodes": "nodes", "workflow_files": "files", "tasks": "tasks",
-                 "steps": "steps"}
+_SIZE_LIMITS = {
+    "workflow_file_size": "file_size",
+    "workflow_total_size": "total_size",
+    "yaml_expanded_size": "expanded_size",
+}
+_COUNT_LIMITS = {
+    "yaml_depth": "depth",
+    "yaml_nodes": "nodes",
+    "workflow_files": "files",
+    "tasks": "tasks",
+    "steps": "steps",
+}
 _SERVER_LIMITS = {"webhook_body_size": "webhook_body_size", "push_size": "push_size"}
 
 
@@ -325,6 +409,7 @@ def _http(block, problems: Problems, out: dict) -> None:
     if block is None:
         return
     import ipaddress
+
     sub = Reader(block, problems, "http")
     sub.check_keys({"allow"})
     allow = sub.string_list("allow", "[10.0.0.0/8, 192.168.1.20/32]") or ()
@@ -332,8 +417,12 @@ def _http(block, problems: Problems, out: dict) -> None:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            problems.error(block.at("allow"), "bad-value", f"http.allow: {cidr!r} is not a network",
-                           "write networks like 10.0.0.0/8 or addresses like 192.168.1.20")
+            problems.error(
+                block.at("allow"),
+                "bad-value",
+                f"http.allow: {cidr!r} is not a network",
+                "write networks like 10.0.0.0/8 or addresses like 192.168.1.20",
+            )
     out["http_allow"] = tuple(allow)
 
 
@@ -355,7 +444,7 @@ def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]
         value = []
     for i, spec in enumerate(value or []):
         pos = value.at(i) if hasattr(value, "at") else data.pos
-        if not isinstance(spec, dict):
+        if not isinstance(spec, LocDict):  # as every mapping of the file and of the environment (_as_loc)
             problems.error(pos, "wrong-type", f"tokens[{i}] must be a mapping")
             continue
         sub = Reader(spec, problems, f"tokens[{i}]")
@@ -367,8 +456,12 @@ def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]
         source = {k: spec[k] for k in ("env", "file") if k in spec} or spec.get("token")
         token = _read_value(source, f"tokens[{i}]", problems, pos, environ)
         if token is not None and len(token) < 16:
-            problems.error(pos, "weak-token", f"tokens[{i}] is shorter than 16 characters",
-                           "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+            problems.error(
+                pos,
+                "weak-token",
+                f"tokens[{i}] is shorter than 16 characters",
+                "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
             continue
         if token:
             out.append(TokenConfig(str(spec.get("name") or f"token-{i}"), role, token))
@@ -378,8 +471,9 @@ def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]
     return tuple(out)
 
 
-def _secrets(block, problems: Problems, environ: Mapping[str, str],
-             scopes: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def _secrets(
+    block, problems: Problems, environ: Mapping[str, str], scopes: dict[str, tuple[str, ...]]
+) -> dict[str, str]:
     """The server's secrets by name; a secret given as {env|file|value: ..., workspaces: [a, b]} is for those
     workspaces only (its scope goes into `scopes`)."""
     out = {}
@@ -388,8 +482,12 @@ def _secrets(block, problems: Problems, environ: Mapping[str, str],
             spec = dict(spec)
             named = spec.pop("workspaces")
             if not isinstance(named, list) or not all(isinstance(w, str) for w in named):
-                problems.error(block.at(name), "wrong-type", f"secret {name!r}: workspaces must be a list of "
-                               "workspace names", "for example workspaces: [web, api]")
+                problems.error(
+                    block.at(name),
+                    "wrong-type",
+                    f"secret {name!r}: workspaces must be a list of workspace names",
+                    "for example workspaces: [web, api]",
+                )
                 continue
             scopes[str(name)] = tuple(named)
         if isinstance(spec, dict) and set(spec) == {"value"}:
@@ -405,6 +503,9 @@ def _check_scopes(scopes: Mapping[str, tuple[str, ...]], workspaces: Mapping, pr
     for name, named in scopes.items():
         for workspace in named:
             if workspace not in workspaces:
-                problems.error(pos, "unknown-workspace", f"secret {name!r} is for workspace {workspace!r}, which "
-                               f"is not configured", f"configured workspaces: {', '.join(sorted(workspaces))}")
-
+                problems.error(
+                    pos,
+                    "unknown-workspace",
+                    f"secret {name!r} is for workspace {workspace!r}, which is not configured",
+                    f"configured workspaces: {', '.join(sorted(workspaces))}",
+                )

@@ -14,6 +14,7 @@
 Step containers never hold capabilities (cap_drop ALL, no-new-privileges); steps of untrusted pull
 requests always run as an unprivileged user, whatever `user` says.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,14 +24,21 @@ from pathlib import Path
 from .spec.problems import Problems
 from .spec.reader import Reader
 
-__all__ = ["DockerConfig", "parse_docker", "KubernetesConfig", "parse_kubernetes", "PULL_POLICIES",
-           "DEFAULT_RUNNER_IMAGE"]
+__all__ = [
+    "DEFAULT_RUNNER_IMAGE",
+    "PULL_POLICIES",
+    "DockerConfig",
+    "KubernetesConfig",
+    "parse_docker",
+    "parse_kubernetes",
+    "parse_memory",
+]
 
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 PULL_POLICIES = ("never", "if-missing", "always")
 DEFAULT_RUNNER_IMAGE = "python:3.12-slim"
 NOBODY = "65534:65534"
-_UNITS = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,9 @@ class DockerConfig:
     runner_image: str = DEFAULT_RUNNER_IMAGE
     network: str = "bridge"
     cpus: float | None = None
-    memory: int | None = 4 * 1024 ** 3  # bytes
+    memory: int | None = 4 * 1024**3  # bytes
     pids: int | None = 1024
-    tmp: int = 1024 ** 3  # bytes of /tmp
+    tmp: int = 1024**3  # bytes of /tmp
     user: str = NOBODY  # "image": the image's own USER (trusted steps only)
     pull: str = "if-missing"
 
@@ -66,8 +74,12 @@ def parse_docker(block, problems: Problems) -> DockerConfig:
         if r.string(key):
             values[key] = r.string(key)
     if values.get("user") and not _USER.fullmatch(values["user"]):
-        r.error("user", "bad-value", f"docker.user {values['user']!r} is not a user",
-                'write uid:gid (like "65534:65534"), a user name the images know, or "image"')
+        r.error(
+            "user",
+            "bad-value",
+            f"docker.user {values['user']!r} is not a user",
+            'write uid:gid (like "65534:65534"), a user name the images know, or "image"',
+        )
     if r.has("cpus"):
         values["cpus"] = r.number("cpus", 0.01)
     for key in ("memory", "tmp"):
@@ -85,15 +97,15 @@ def parse_docker(block, problems: Problems) -> DockerConfig:
 @dataclass(frozen=True)
 class KubernetesConfig:
     """
-        kubernetes:
-          kubeconfig: ~/.kube/config     # default: in-cluster when Strom runs in a pod, else KUBECONFIG
-          context: prod                  # a kubeconfig context (default: the current one)
-          namespace: strom
-          runner_image: python:3.12-slim # script steps with runner: pod
-          init_image: busybox:1.36       # fills /workspace (needs wget and tar)
-          service_account: strom-steps
-          pending_timeout: 10m           # a pod Pending longer fails
-          pull_backoff_timeout: 5m       # ... or waiting on an image it cannot pull
+    kubernetes:
+      kubeconfig: ~/.kube/config     # default: in-cluster when Strom runs in a pod, else KUBECONFIG
+      context: prod                  # a kubeconfig context (default: the current one)
+      namespace: strom
+      runner_image: python:3.12-slim # script steps with runner: pod
+      init_image: busybox:1.36       # fills /workspace (needs wget and tar)
+      service_account: strom-steps
+      pending_timeout: 10m           # a pod Pending longer fails
+      pull_backoff_timeout: 5m       # ... or waiting on an image it cannot pull
     """
 
     kubeconfig: Path | None = None
@@ -110,11 +122,22 @@ def parse_kubernetes(block, problems: Problems, base: Path) -> KubernetesConfig:
     if block is None:
         return KubernetesConfig()
     r = Reader(block, problems, "kubernetes")
-    r.check_keys({"kubeconfig", "context", "namespace", "runner_image", "init_image", "service_account",
-                  "pending_timeout", "pull_backoff_timeout"})
+    r.check_keys(
+        {
+            "kubeconfig",
+            "context",
+            "namespace",
+            "runner_image",
+            "init_image",
+            "service_account",
+            "pending_timeout",
+            "pull_backoff_timeout",
+        }
+    )
     values: dict = {}
-    if r.string("kubeconfig"):
-        values["kubeconfig"] = (base / Path(r.string("kubeconfig")).expanduser()).resolve()
+    kubeconfig = r.string("kubeconfig")
+    if kubeconfig:
+        values["kubeconfig"] = (base / Path(kubeconfig).expanduser()).resolve()
     for key in ("context", "namespace", "runner_image", "init_image", "service_account"):
         if r.string(key):
             values[key] = r.string(key)

@@ -1,9 +1,10 @@
 """Durations as workflows write them: `15s`, `5m`, `1h30m`, `24h`, `7d` or integer seconds."""
+
 from __future__ import annotations
 
 import re
 
-__all__ = ["DurationError", "parse_duration", "format_duration"]
+__all__ = ["DurationError", "format_duration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -39,12 +40,12 @@ def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 1:
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     if seconds < 60:
         if seconds < 10 and seconds != int(seconds):
             return f"{seconds:.1f}s"
-        return f"{int(round(seconds))}s"
-    total = int(round(seconds))
+        return f"{round(seconds)}s"
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -11,17 +11,18 @@
 
 Each class carries `status_hint`, the HTTP status a web view should answer with.
 """
+
 from __future__ import annotations
 
 __all__ = [
-    "StromError",
-    "SpecError",
-    "TemplateError",
-    "InputError",
     "EngineError",
     "ExecutorError",
+    "InputError",
     "RunnerUnavailable",
+    "SpecError",
     "StepSetupError",
+    "StromError",
+    "TemplateError",
 ]
 
 
@@ -38,9 +39,7 @@ class SpecError(StromError):
         self.problems = list(problems)
         errors = [p for p in self.problems if p.is_error]
         lines = [p.format() for p in errors]
-        super().__init__(
-            f"{len(errors)} problem(s) in .strom definitions:\n" + "\n".join(lines)
-        )
+        super().__init__(f"{len(errors)} problem(s) in .strom definitions:\n" + "\n".join(lines))
 
 
 class TemplateError(StromError):

@@ -5,12 +5,13 @@ Actions: `exit` ends the process at once, as SIGKILL would; `raise` raises Syste
 thread (a loop dying of something no handler expects); `sleep:SECONDS` stalls it. Nothing happens
 unless the environment names the point, and production never sets it.
 """
+
 from __future__ import annotations
 
 import os
 import time
 
-__all__ = ["hit", "ACTIVE"]
+__all__ = ["ACTIVE", "hit"]
 
 
 def _parse(text: str) -> dict[str, str]:

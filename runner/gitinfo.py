@@ -1,4 +1,5 @@
 """The `git` template context of a local directory (sha, branch, message, author), when it is a repository."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,7 @@ def git_context(path: Path) -> dict | None:
         commit = repo.head.commit
     except (InvalidGitRepositoryError, NoSuchPathError, ValueError):
         return None
-    except Exception:  # a repository without commits, or a broken one: no git context
+    except Exception:  # noqa: BLE001 - a repository without commits, or a broken one: no git context
         return None
     try:
         branch = None if repo.head.is_detached else repo.active_branch.name

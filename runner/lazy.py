@@ -3,15 +3,17 @@
 A package lists its exports once, as imports under `if TYPE_CHECKING:` (what a type checker and a
 reader see); `lazy_exports` reads that block and imports each name only when it is first used.
 """
+
 from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["lazy_exports", "declared_exports"]
+__all__ = ["declared_exports", "lazy_exports"]
 
 
 def declared_exports(init_file: str | Path) -> dict[str, str | None]:
@@ -38,8 +40,11 @@ def lazy_exports(package: str) -> tuple[Callable[[str], Any], Callable[[], list[
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module = exports[name]
-        value = import_module(f"{package}.{name}") if module is None else \
-            getattr(import_module(f"{package}.{module}"), name)
+        value = (
+            import_module(f"{package}.{name}")
+            if module is None
+            else getattr(import_module(f"{package}.{module}"), name)
+        )
         setattr(sys.modules[package], name, value)
         return value
 

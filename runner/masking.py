@@ -3,15 +3,16 @@
 A secret is hidden as it is, JSON-escaped, URL-encoded and base64-encoded, and line by line when
 it has several lines; a long line cut in pieces is cut where no secret is split.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import re
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["Masker", "Withheld", "MASK", "WITHHELD"]
+__all__ = ["MASK", "WITHHELD", "Masker", "Withheld"]
 
 MASK = "***"
 WITHHELD = "(withheld)"

@@ -1,10 +1,11 @@
 """The structured output protocol: the last `OUTPUT: {json}` line a step prints on stdout."""
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-__all__ = ["OutputCollector", "OUTPUT_PREFIX"]
+__all__ = ["OUTPUT_PREFIX", "OutputCollector"]
 
 OUTPUT_PREFIX = "OUTPUT:"
 
@@ -18,13 +19,14 @@ class OutputCollector:
     def feed(self, line: str) -> None:
         stripped = line.lstrip()
         if stripped.startswith(OUTPUT_PREFIX):
-            self._last = stripped[len(OUTPUT_PREFIX):].strip()
+            self._last = stripped[len(OUTPUT_PREFIX) :].strip()
 
     def result(self) -> tuple[Any, str | None]:
         if self._last is None:
             return None, None
         try:
             return json.loads(self._last), None
-        except ValueError as exc:
+        except ValueError as exc:  # a JSONDecodeError, or a plain ValueError (an integer of too many digits)
             preview = self._last if len(self._last) <= 120 else self._last[:117] + "..."
-            return None, f"the last OUTPUT line is not valid JSON ({exc.msg} at column {exc.colno}): {preview}"
+            where = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return None, f"the last OUTPUT line is not valid JSON ({where}): {preview}"

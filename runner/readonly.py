@@ -3,6 +3,7 @@
 Used for the read-only copy a step gets without bubblewrap, and for commit snapshots. Symbolic
 links are left alone, so nothing outside the tree changes.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,17 +1,18 @@
 """Where secret values come from: the environment (STROM_SECRET_<NAME>) and secrets files, never the repository."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from .errors import StromError
 
-__all__ = ["SecretsFileError", "secrets_from_env", "read_secrets_file", "resolve_workspace_secrets", "ENV_PREFIX"]
+__all__ = ["ENV_PREFIX", "SecretsFileError", "read_secrets_file", "resolve_workspace_secrets", "secrets_from_env"]
 
 ENV_PREFIX = "STROM_SECRET_"
 
@@ -22,8 +23,11 @@ class SecretsFileError(StromError):
 
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
-    return {key[len(ENV_PREFIX):]: value for key, value in environ.items() if key.startswith(ENV_PREFIX) and
-            len(key) > len(ENV_PREFIX)}
+    return {
+        key[len(ENV_PREFIX) :]: value
+        for key, value in environ.items()
+        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX)
+    }
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -72,14 +76,16 @@ def _dotenv(text: str) -> dict[str, str]:
     return out
 
 
-def resolve_workspace_secrets(declared: Mapping[str, str], provided: Mapping[str, str],
-                              environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def resolve_workspace_secrets(
+    declared: Mapping[str, str], provided: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     """Render the workspace's `secrets:` references (e.g. "{{ env.DB_PASSWORD }}").
 
     Returns (secrets, problems): provided values win over declarations; a reference that cannot be
     resolved is left out, with the reason in `problems`.
     """
     from .templating import Namespace, SecretMap, render  # only servers and `strom run` render references
+
     environ = os.environ if environ is None else environ
     context = {"env": Namespace("env", dict(environ)), "secret": SecretMap(provided), "secrets": SecretMap(provided)}
     out = dict(provided)

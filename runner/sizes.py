@@ -1,12 +1,27 @@
 """Sizes as configurations write them: `64MiB`, `512 KiB`, `2GB`, `1000` (bytes)."""
+
 from __future__ import annotations
 
 import re
 
-__all__ = ["SizeError", "parse_size", "format_size"]
+__all__ = ["SizeError", "format_size", "parse_size"]
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
-          "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3, "t": 1000 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
 EXAMPLES = "64MiB, 512KiB, 2GB or a number of bytes such as 1048576"
 

@@ -1,8 +1,9 @@
 """Did-you-mean hints for names a user mistyped."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["suggest"]
 

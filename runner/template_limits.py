@@ -10,6 +10,7 @@ call a template makes (functions, methods, macros, filters), every 256th item of
 (the sandbox wraps each loop's iterable) and of every list a filter walks looks at the render's
 deadline; regular expressions run with a timeout of their own. Output is capped as it is produced.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,10 +20,31 @@ from collections.abc import Mapping
 
 from jinja2.exceptions import SecurityError
 
-__all__ = ["MAX_OUTPUT", "MAX_TEXT", "MAX_ITEMS", "MAX_INT_BITS", "RENDER_SECONDS", "RenderTimeout",
-           "check_binop", "check_method", "check_width", "check_format", "check_replace", "check_join", "check_size",
-           "check_items", "joined", "concat", "search", "TimedList", "start_clock", "stop_clock", "capped",
-           "check_time", "guarded_iter"]
+__all__ = [
+    "MAX_INT_BITS",
+    "MAX_ITEMS",
+    "MAX_OUTPUT",
+    "MAX_TEXT",
+    "RENDER_SECONDS",
+    "RenderTimeout",
+    "TimedList",
+    "capped",
+    "check_binop",
+    "check_format",
+    "check_items",
+    "check_join",
+    "check_method",
+    "check_replace",
+    "check_size",
+    "check_time",
+    "check_width",
+    "concat",
+    "guarded_iter",
+    "joined",
+    "search",
+    "start_clock",
+    "stop_clock",
+]
 
 MAX_OUTPUT = 4 * 1024 * 1024  # characters one render may produce
 MAX_TEXT = 1024 * 1024  # characters of one string made by an operation
@@ -58,8 +80,8 @@ def check_binop(operator: str, left, right) -> None:
         if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise _refuse("this product")
     elif operator == "+":
-        sizes = (_size(left), _size(right))
-        if None not in sizes and sum(sizes) > _limit(left):
+        left_size, right_size = _size(left), _size(right)
+        if left_size is not None and right_size is not None and left_size + right_size > _limit(left):
             raise _refuse("this concatenation")
     elif operator == "%" and isinstance(left, (str, bytes)):
         check_format(left, right)
@@ -111,8 +133,10 @@ def check_method(obj, name: str, args, kwargs) -> None:
             check_width(value, f"{type(obj).__name__}.{name}")
     elif name == "expandtabs":
         size = _first(args, kwargs, "tabsize", 8)
-        if isinstance(size, int) and obj.count("\t" if isinstance(obj, str) else b"\t") * size > MAX_TEXT:
-            raise _refuse("expanding these tabs")
+        if isinstance(size, int):
+            tabs = obj.count("\t") if isinstance(obj, str) else obj.count(b"\t")
+            if tabs * size > MAX_TEXT:
+                raise _refuse("expanding these tabs")
     elif name == "replace" and len(args) >= 2 and _size(args[0]) is not None and _size(args[1]) is not None:
         check_replace(obj, args[0], args[1])
     elif name == "translate" and isinstance(obj, str) and args and isinstance(args[0], Mapping):
@@ -189,13 +213,16 @@ def search(pattern: str, subject: str) -> bool:
     """Whether `pattern` matches somewhere in `subject`: at most MAX_SUBJECT characters searched for at most
     PATTERN_SECONDS (the `regex` engine stops a search that backtracks for ever, and lets other threads run)."""
     import regex
+
     if len(subject) > MAX_SUBJECT:
         raise SecurityError(f"a pattern may search at most {MAX_SUBJECT} characters, not {len(subject)}")
     try:
         return regex.search(pattern, subject, timeout=PATTERN_SECONDS, concurrent=True) is not None
     except TimeoutError:
-        raise SecurityError(f"the pattern {pattern[:60]!r} took longer than {PATTERN_SECONDS}s (it backtracks too "
-                            "much); write it without nested or overlapping repetition") from None
+        raise SecurityError(
+            f"the pattern {pattern[:60]!r} took longer than {PATTERN_SECONDS}s (it backtracks too "
+            "much); write it without nested or overlapping repetition"
+        ) from None
     except regex.error as exc:
         raise SecurityError(f"the pattern {pattern[:60]!r} is not a regular expression: {exc}") from None
 

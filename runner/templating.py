@@ -9,6 +9,7 @@
 Undefined values are errors when rendered, compared or iterated, so a typo fails loudly; they
 are falsy in `{% if %}` and replaced by `default`, as in Tera.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,30 +18,53 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_environment
 from jinja2 import filters as jf
-from jinja2.visitor import NodeTransformer
-from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError, UndefinedError
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from .errors import TemplateError
-from .template_limits import (MAX_ITEMS, MAX_TEXT, RENDER_SECONDS, RenderTimeout, TimedList, capped, check_binop,
-                              check_items, check_method, check_size, check_time, concat, guarded_iter, start_clock,
-                              stop_clock)
+from .template_limits import (
+    MAX_ITEMS,
+    MAX_TEXT,
+    RENDER_SECONDS,
+    RenderTimeout,
+    TimedList,
+    capped,
+    check_binop,
+    check_items,
+    check_method,
+    check_size,
+    check_time,
+    concat,
+    guarded_iter,
+    start_clock,
+    stop_clock,
+)
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
 
 __all__ = [
-    "Namespace", "SecretMap", "WithheldSecrets", "render", "render_value", "evaluate", "syntax_problems", "is_template",
-    "template_name", "ENV",
+    "ENV",
+    "Namespace",
+    "SecretMap",
+    "WithheldSecrets",
+    "evaluate",
+    "is_template",
+    "render",
+    "render_value",
+    "syntax_problems",
+    "template_name",
 ]
 
 
-class StromUndefined(StrictUndefined):
+class _StromUndefined(StrictUndefined):
     """Strict everywhere except truth tests, where a missing last segment is simply false."""
 
     __slots__ = ()
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> bool:  # type: ignore[override]  # jinja2 types the strict one as always raising
         return False
 
 
@@ -95,7 +119,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         it makes."""
         return super()._generate(_Guards().visit(source), name, filename, defer_init)
 
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+    def call(__self, __context, __obj, *args, **kwargs):
         check_time()
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         owner = getattr(target, "__self__", None)
@@ -125,8 +149,10 @@ class _Environment(ImmutableSandboxedEnvironment):
             hint = f"secret {name!r} is withheld: {obj.reason}"
         elif isinstance(obj, SecretMap):
             env = str(name).upper()
-            hint = (f"secret {name!r} is not set; export STROM_SECRET_{env}=..., pass --secrets FILE, "
-                    f"or configure it on the server")
+            hint = (
+                f"secret {name!r} is not set; export STROM_SECRET_{env}=..., pass --secrets FILE, "
+                f"or configure it on the server"
+            )
         elif isinstance(obj, Namespace):
             known = ", ".join(sorted(map(str, obj))[:12]) or "nothing"
             hint = f"{obj._label} has no field {name!r} (it has: {known})"
@@ -156,17 +182,18 @@ def _guarded_filter(func):
     def guarded(*args, **kwargs):
         check_time()
         if len(args) > skip and type(args[skip]) in (list, tuple):
-            args = (*args[:skip], TimedList(args[skip]), *args[skip + 1:])
+            args = (*args[:skip], TimedList(args[skip]), *args[skip + 1 :])
         result = func(*args, **kwargs)
         check_size(result, f"the result of a filter ({getattr(func, '__name__', 'filter')})")
         return result
+
     return guarded
 
 
+@pass_environment
 def _sum(environment, iterable, attribute=None, start=0):
     if isinstance(start, bool) or not isinstance(start, (int, float)):
-        raise SecurityError("sum adds numbers: its start must be a number (use `concat` or `join` for lists "
-                            "and text)")
+        raise SecurityError("sum adds numbers: its start must be a number (use `concat` or `join` for lists and text)")
     return jf.sync_do_sum(environment, iterable, attribute, start)
 
 
@@ -176,6 +203,7 @@ def _batch(value, linecount, fill_with=None):
     return jf.do_batch(value, linecount, fill_with)
 
 
+@pass_environment
 def _wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
     lines = len(str(s)) // max(1, int(width)) + str(s).count("\n") + 1
     if wrapstring is not None and lines * len(str(wrapstring)) > MAX_TEXT:
@@ -183,8 +211,6 @@ def _wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, 
     return jf.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
 
 
-_sum.jinja_pass_arg = jf.sync_do_sum.jinja_pass_arg
-_wordwrap.jinja_pass_arg = jf.do_wordwrap.jinja_pass_arg
 _OVERRIDES = {"sum": _sum, "batch": _batch, "wordwrap": _wordwrap}
 
 
@@ -200,7 +226,7 @@ _CONCAT = "_strom_concat"
 
 def _make_env() -> _Environment:
     env = _Environment(
-        undefined=StromUndefined,
+        undefined=_StromUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_finalize,
@@ -336,6 +362,7 @@ def _check_full(source: str) -> tuple[str, ...]:
         table, kind = (ENV.filters, "filter") if isinstance(node, nodes.Filter) else (ENV.tests, "test")
         if node.name not in table:
             from .suggestions import suggest
+
             hint = suggest(node.name, table)
             problems.append(f"unknown {kind} {node.name!r}" + (f"; {hint}" if hint else ""))
     return tuple(problems)

@@ -4,6 +4,7 @@ Strom renders with Jinja2; workflows written for Strøm use Tera's keyword-argum
 (`join(sep=", ")`, `default(value="x")`, `replace(from="a", to="b")`, `json_encode()`).
 Each filter here takes either form, so both kinds of workflow keep working.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,18 +13,18 @@ import math
 import re
 import shlex
 import unicodedata
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Undefined, pass_environment
 from jinja2 import filters as jf
 from jinja2.exceptions import SecurityError
 
-from .template_limits import (MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined,
-                              search)
+from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined, search
 
-__all__ = ["FILTERS", "TESTS", "GLOBALS", "to_json", "display"]
+__all__ = ["FILTERS", "GLOBALS", "TESTS", "display", "to_json"]
 
 _MISSING = object()
 
@@ -67,7 +68,7 @@ def to_json(value, pretty: bool = False) -> str:
     return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def f_default(value, /, *args, **kwargs):
+def _f_default(value, /, *args, **kwargs):
     fallback = _arg(args, kwargs, 0, "value", "default_value", default="")
     boolean = _arg(args, kwargs, 1, "boolean", default=False)
     if isinstance(value, Undefined) or value is None or (boolean and not value):
@@ -76,7 +77,7 @@ def f_default(value, /, *args, **kwargs):
 
 
 @pass_environment
-def f_join(environment, value, /, *args, **kwargs):
+def _f_join(environment, value, /, *args, **kwargs):
     sep = _arg(args, kwargs, 0, "sep", "d", default="")
     attribute = kwargs.get("attribute")
     items = value
@@ -85,11 +86,11 @@ def f_join(environment, value, /, *args, **kwargs):
     return joined(str(sep), (display(i) for i in items))
 
 
-def f_json_encode(value, /, *args, **kwargs):
+def _f_json_encode(value, /, *args, **kwargs):
     return to_json(value, pretty=bool(_arg(args, kwargs, 0, "pretty", default=False)))
 
 
-def f_replace(value, /, *args, **kwargs):
+def _f_replace(value, /, *args, **kwargs):
     old = _arg(args, kwargs, 0, "from", "old")
     new = _arg(args, kwargs, 1, "to", "new", default="")
     count = _arg(args, kwargs, 2, "count", default=None)
@@ -98,27 +99,27 @@ def f_replace(value, /, *args, **kwargs):
     return text.replace(old, new) if count is None else text.replace(old, new, int(count))
 
 
-def f_truncate(value, /, *args, **kwargs):
+def _f_truncate(value, /, *args, **kwargs):
     length = int(_arg(args, kwargs, 0, "length", default=255))
     end = kwargs.get("end", "…")
     text = str(value)
     return text if len(text) <= length else text[:length] + end
 
 
-def f_split(value, /, *args, **kwargs):
+def _f_split(value, /, *args, **kwargs):
     pat = _arg(args, kwargs, 0, "pat", "sep", default=None)
     return str(value).split(pat)
 
 
-def f_trim_start(value, /, *_, **__):
+def _f_trim_start(value, /, *_, **__):
     return str(value).lstrip()
 
 
-def f_trim_end(value, /, *_, **__):
+def _f_trim_end(value, /, *_, **__):
     return str(value).rstrip()
 
 
-def f_trim_start_matches(value, /, *args, **kwargs):
+def _f_trim_start_matches(value, /, *args, **kwargs):
     pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
     start = 0
     while pat and text.startswith(pat, start):
@@ -126,7 +127,7 @@ def f_trim_start_matches(value, /, *args, **kwargs):
     return text[start:]
 
 
-def f_trim_end_matches(value, /, *args, **kwargs):
+def _f_trim_end_matches(value, /, *args, **kwargs):
     pat, text = str(_arg(args, kwargs, 0, "pat")), str(value)
     end = len(text)
     while pat and end >= len(pat) and text.endswith(pat, 0, end):
@@ -134,42 +135,43 @@ def f_trim_end_matches(value, /, *args, **kwargs):
     return text[:end]
 
 
-def f_nth(value, /, *args, **kwargs):
+def _f_nth(value, /, *args, **kwargs):
     items = list(value)
     n = int(_arg(args, kwargs, 0, "n"))
     return items[n] if 0 <= n < len(items) else None
 
 
-def f_slice(value, /, *args, **kwargs):
+def _f_slice(value, /, *args, **kwargs):
     if "start" in kwargs or "end" in kwargs or not args:
         items = value if isinstance(value, str) else list(value)
-        return items[kwargs.get("start", 0): kwargs.get("end")]
+        return items[kwargs.get("start", 0) : kwargs.get("end")]
     slices = _arg(args, kwargs, 0, "slices")
     if isinstance(slices, int) and slices > MAX_ITEMS:
         raise SecurityError(f"slicing into {slices} lists: templates may not make something that large")
     return list(jf.sync_do_slice(list(value), slices, _arg(args, kwargs, 1, "fill_with", default=None)))
 
 
-def f_center(value, /, width: int = 80):
+def _f_center(value, /, width: int = 80):
     check_width(width, "center")
     return jf.do_center(str(value), width)
 
 
-def f_format(value, /, *args, **kwargs):
+def _f_format(value, /, *args, **kwargs):
     check_format(str(value))
     if any(isinstance(a, int) and a > MAX_WIDTH for a in args):
         raise SecurityError("a width passed to format is too large")
     return jf.do_format(value, *args, **kwargs)
 
 
-def g_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100):  # noqa: A002 - Jinja's names
+def _g_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100):
     if n > 100 or max > 1000:
         raise SecurityError("lipsum: at most 100 paragraphs of 1000 words")
     from jinja2.utils import generate_lorem_ipsum
+
     return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
 
-def f_concat(value, /, *args, **kwargs):
+def _f_concat(value, /, *args, **kwargs):
     other = _arg(args, kwargs, 0, "with")
     extra = list(other) if isinstance(other, (list, tuple)) else [other]
     return list(value) + extra
@@ -185,7 +187,7 @@ def _field(environment, item, attribute):
 
 
 @pass_environment
-def f_filter(environment, value, /, *args, **kwargs):
+def _f_filter(environment, value, /, *args, **kwargs):
     attribute = _arg(args, kwargs, 0, "attribute")
     wanted = _arg(args, kwargs, 1, "value", default=_MISSING)
     if wanted is _MISSING:
@@ -194,7 +196,7 @@ def f_filter(environment, value, /, *args, **kwargs):
 
 
 @pass_environment
-def f_group_by(environment, value, /, *args, **kwargs):
+def _f_group_by(environment, value, /, *args, **kwargs):
     attribute = _arg(args, kwargs, 0, "attribute")
     groups: dict = {}
     for item in value:
@@ -204,17 +206,19 @@ def f_group_by(environment, value, /, *args, **kwargs):
     return groups
 
 
-def f_get(value, /, *args, **kwargs):
+def _f_get(value, /, *args, **kwargs):
     key = _arg(args, kwargs, 0, "key")
     fallback = _arg(args, kwargs, 1, "default", default=_MISSING)
     if isinstance(value, Mapping) and key in value:
         return value[key]
     if fallback is _MISSING:
-        raise KeyError(f"no key {key!r}; known keys: {', '.join(map(str, value)) if isinstance(value, Mapping) else '-'}")
+        raise KeyError(
+            f"no key {key!r}; known keys: {', '.join(map(str, value)) if isinstance(value, Mapping) else '-'}"
+        )
     return fallback
 
 
-def f_indent(value, /, *args, **kwargs):
+def _f_indent(value, /, *args, **kwargs):
     width = _arg(args, kwargs, 0, "width", default=4)
     check_width(width, "indent")
     prefix = str(kwargs.get("prefix", "")) or (width if isinstance(width, str) else " " * int(width or 0))
@@ -233,89 +237,96 @@ def f_indent(value, /, *args, **kwargs):
     return jf.do_indent(str(value), *args, **kwargs)
 
 
-def f_date(value, /, *args, **kwargs):
+def _f_date(value, /, *args, **kwargs):
     fmt = str(_arg(args, kwargs, 0, "format", default="%Y-%m-%d"))
     check_format(fmt)
     tz = kwargs.get("timezone")
     if isinstance(value, (int, float)):
-        moment = datetime.fromtimestamp(value, timezone.utc)
+        moment = datetime.fromtimestamp(value, UTC)
     else:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
     if tz:
         moment = moment.astimezone(ZoneInfo(tz))
     return moment.strftime(fmt)
 
 
-def f_linebreaksbr(value, /, *_, **__):
+def _f_linebreaksbr(value, /, *_, **__):
     return str(value).replace("\r\n", "<br>").replace("\n", "<br>")
 
 
-def f_slugify(value, /, *_, **__):
+def _f_slugify(value, /, *_, **__):
     text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def f_addslashes(value, /, *_, **__):
+def _f_addslashes(value, /, *_, **__):
     return str(value).replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
 
 
-def f_shell_quote(value, /, *_, **__):
+def _f_shell_quote(value, /, *_, **__):
     """Quote for POSIX shells; a list becomes space-separated quoted words."""
     if isinstance(value, (list, tuple)):
         return " ".join(shlex.quote(display(v)) for v in value)
     return shlex.quote(display(value))
 
 
-def f_b64encode(value, /, *_, **__):
+def _f_b64encode(value, /, *_, **__):
     return base64.b64encode(str(value).encode()).decode()
 
 
-def f_b64decode(value, /, *_, **__):
+def _f_b64decode(value, /, *_, **__):
     return base64.b64decode(str(value).encode()).decode()
 
 
-def f_as_str(value, /, *_, **__):
+def _f_as_str(value, /, *_, **__):
     return display(value)
 
 
-def f_tojson(value, /, *args, **kwargs):
+def _f_tojson(value, /, *args, **kwargs):
     indent = _arg(args, kwargs, 0, "indent", default=None)
     if indent is not None:
         check_width(len(indent) if isinstance(indent, str) else indent, "tojson indent")
     return json.dumps(_plain(value), indent=indent, ensure_ascii=False, default=str)
 
 
-def f_from_json(value, /, *_, **__):
+def _f_from_json(value, /, *_, **__):
     return json.loads(value)
 
 
-FILTERS = {
-    "default": f_default, "d": f_default,
-    "join": f_join,
-    "json_encode": f_json_encode, "tojson": f_tojson, "to_json": f_tojson, "from_json": f_from_json,
-    "replace": f_replace,
-    "truncate": f_truncate,
-    "split": f_split,
-    "trim_start": f_trim_start, "trim_end": f_trim_end,
-    "trim_start_matches": f_trim_start_matches, "trim_end_matches": f_trim_end_matches,
-    "nth": f_nth,
-    "slice": f_slice,
-    "concat": f_concat,
-    "filter": f_filter,
-    "group_by": f_group_by,
-    "get": f_get,
-    "indent": f_indent,
-    "center": f_center,
-    "format": f_format,
-    "date": f_date,
-    "linebreaksbr": f_linebreaksbr,
-    "slugify": f_slugify,
-    "addslashes": f_addslashes,
-    "shell_quote": f_shell_quote,
-    "b64encode": f_b64encode, "b64decode": f_b64decode,
-    "as_str": f_as_str,
+FILTERS: dict[str, Callable[..., Any]] = {
+    "default": _f_default,
+    "d": _f_default,
+    "join": _f_join,
+    "json_encode": _f_json_encode,
+    "tojson": _f_tojson,
+    "to_json": _f_tojson,
+    "from_json": _f_from_json,
+    "replace": _f_replace,
+    "truncate": _f_truncate,
+    "split": _f_split,
+    "trim_start": _f_trim_start,
+    "trim_end": _f_trim_end,
+    "trim_start_matches": _f_trim_start_matches,
+    "trim_end_matches": _f_trim_end_matches,
+    "nth": _f_nth,
+    "slice": _f_slice,
+    "concat": _f_concat,
+    "filter": _f_filter,
+    "group_by": _f_group_by,
+    "get": _f_get,
+    "indent": _f_indent,
+    "center": _f_center,
+    "format": _f_format,
+    "date": _f_date,
+    "linebreaksbr": _f_linebreaksbr,
+    "slugify": _f_slugify,
+    "addslashes": _f_addslashes,
+    "shell_quote": _f_shell_quote,
+    "b64encode": _f_b64encode,
+    "b64decode": _f_b64decode,
+    "as_str": _f_as_str,
 }
 
 
@@ -342,7 +353,7 @@ TESTS = {
 MAX_RANGE = 100_000
 
 
-def g_range(*args, **kwargs):
+def _g_range(*args, **kwargs):
     if kwargs:
         start = kwargs.get("start", 0)
         end = kwargs.get("end", args[0] if args else 0)
@@ -354,13 +365,13 @@ def g_range(*args, **kwargs):
     return result
 
 
-def g_now(*_, timestamp: bool = False, utc: bool = False, **__):
-    moment = datetime.now(timezone.utc) if utc else datetime.now().astimezone()
+def _g_now(*_, timestamp: bool = False, utc: bool = False, **__):
+    moment = datetime.now(UTC) if utc else datetime.now().astimezone()
     return moment.timestamp() if timestamp else moment.isoformat()
 
 
-def g_throw(message: str = "", **kwargs):
+def _g_throw(message: str = "", **kwargs):
     raise ValueError(kwargs.get("message", message))
 
 
-GLOBALS = {"range": g_range, "now": g_now, "throw": g_throw, "inf": math.inf, "lipsum": g_lipsum}
+GLOBALS = {"range": _g_range, "now": _g_now, "throw": _g_throw, "inf": math.inf, "lipsum": _g_lipsum}

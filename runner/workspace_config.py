@@ -1,38 +1,50 @@
 """The `workspaces:` section of the server configuration: folders, git repositories and hosted repositories.
 
-    workspaces:
-      local: { folder: . }
-      app:
-        git: https://github.com/org/app.git
-        branches: [main, "release/*"]
-        credentials: { token: { env: GITHUB_TOKEN } }        # or { ssh_key: { file: /keys/deploy } }
-        forge:
-          type: github                                       # github | gitlab | gitea (Forgejo too)
-          repo: org/app                                      # default: from the git URL
-          token: { env: GITHUB_TOKEN }                       # statuses and comments
-          webhook_secrets: [{ env: HOOK_SECRET }, { env: OLD_HOOK_SECRET }]
-        poll: 60s
-        pull_requests: { sticky_trust: false, secrets: false, network: false }
-        approvals: { self_approval: false, cancel_on_push: true }
-      site: { hosted: true, branches: [main] }
+workspaces:
+  local: { folder: . }
+  app:
+    git: https://github.com/org/app.git
+    branches: [main, "release/*"]
+    credentials: { token: { env: GITHUB_TOKEN } }        # or { ssh_key: { file: /keys/deploy } }
+    forge:
+      type: github                                       # github | gitlab | gitea (Forgejo too)
+      repo: org/app                                      # default: from the git URL
+      token: { env: GITHUB_TOKEN }                       # statuses and comments
+      webhook_secrets: [{ env: HOOK_SECRET }, { env: OLD_HOOK_SECRET }]
+    poll: 60s
+    pull_requests: { sticky_trust: false, secrets: false, network: false }
+    approvals: { self_approval: false, cancel_on_push: true }
+  site: { hosted: true, branches: [main] }
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from .spec.problems import Problems
 from .spec.reader import Reader
+from .spec.yamlnodes import LocDict
 
-__all__ = ["WorkspaceConfig", "parse_workspaces", "redact_url", "FORGE_APIS", "KINDS"]
+__all__ = ["FORGE_APIS", "KINDS", "WorkspaceConfig", "parse_workspaces", "redact_url"]
 
 KINDS = ("folder", "git", "hosted")
 FORGE_APIS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4", "gitea": None}
 HOSTED_POLL = 30.0  # hosted repositories are local: a cheap safety net for a push whose events were lost
-_KEYS = {"folder", "git", "hosted", "branches", "default_branch", "credentials", "forge", "poll", "pull_requests",
-         "approvals"}
+_KEYS = {
+    "folder",
+    "git",
+    "hosted",
+    "branches",
+    "default_branch",
+    "credentials",
+    "forge",
+    "poll",
+    "pull_requests",
+    "approvals",
+}
 
 
 @dataclass(frozen=True)
@@ -85,16 +97,19 @@ def parse_workspaces(block, problems: Problems, base: Path, read_value: Callable
         return {"local": WorkspaceConfig("local", folder=base.resolve())}
     out = {}
     for name, spec in block.items():
-        if not isinstance(spec, dict):
+        if not isinstance(spec, LocDict):  # as every mapping of the file and of the environment
             problems.error(block.at(name), "wrong-type", f"workspace {name!r} must be a mapping like {{ folder: . }}")
             continue
         r = Reader(spec, problems, f"workspace {name!r}")
         r.check_keys(_KEYS)
         kinds = [k for k in KINDS if k in spec]
         if len(kinds) != 1:
-            r.error(None, "missing-field" if not kinds else "conflict",
-                    "a workspace is exactly one of `folder: <path>`, `git: <url>` or `hosted: true`",
-                    "for example `folder: .`")
+            r.error(
+                None,
+                "missing-field" if not kinds else "conflict",
+                "a workspace is exactly one of `folder: <path>`, `git: <url>` or `hosted: true`",
+                "for example `folder: .`",
+            )
             continue
         built = _build(r, name, kinds[0], base, read_value, problems)
         if built is not None:
@@ -112,8 +127,9 @@ def _build(r: Reader, name: str, kind: str, base: Path, read_value, problems) ->
         fields["folder"] = folder
         for key in ("branches", "default_branch", "credentials", "poll"):
             if r.has(key):
-                r.error(key, "conflict", f"`{key}` applies to git and hosted workspaces, not to folders",
-                        f"remove `{key}`")
+                r.error(
+                    key, "conflict", f"`{key}` applies to git and hosted workspaces, not to folders", f"remove `{key}`"
+                )
     elif not _git_fields(r, name, kind, read_value, problems, fields):
         return None
     _forge_fields(r, name, read_value, problems, fields)
@@ -146,7 +162,8 @@ def _git_fields(r: Reader, name: str, kind: str, read_value, problems, fields: d
     fields["branches"] = r.string_list("branches", '[main, "release/*"]') or ()
     first = fields["branches"][0] if fields["branches"] else ""
     fields["default_branch"] = r.string("default_branch") or (
-        first if first and not any(c in first for c in "*?[!") else "main")
+        first if first and not any(c in first for c in "*?[!") else "main"
+    )
     poll = r.duration("poll") if r.has("poll") else None
     fields["poll_interval"] = poll if poll is not None else (HOSTED_POLL if kind == "hosted" else 0.0)
     credentials = r.mapping("credentials", "{ token: { env: GITHUB_TOKEN } }")
@@ -173,8 +190,12 @@ def _forge_fields(r: Reader, name: str, read_value, problems, fields: dict) -> N
     fields["forge"] = "gitea" if kind == "forgejo" else kind
     fields["forge_api"] = (f.string("api") or FORGE_APIS.get(fields["forge"] or "") or "").rstrip("/") or None
     if fields["forge"] == "gitea" and not fields["forge_api"]:
-        f.error(None, "missing-field", "a Gitea or Forgejo forge needs `api:`",
-                "for example `api: https://codeberg.org/api/v1`")
+        f.error(
+            None,
+            "missing-field",
+            "a Gitea or Forgejo forge needs `api:`",
+            "for example `api: https://codeberg.org/api/v1`",
+        )
     fields["repo"] = f.string("repo") or _repo_from_url(fields.get("url") or "")
     if fields["forge"] and not fields["repo"]:
         f.error(None, "missing-field", "the forge needs the repository's path", "add `repo: owner/name`")
@@ -183,5 +204,6 @@ def _forge_fields(r: Reader, name: str, read_value, problems, fields: dict) -> N
     secrets = forge.get("webhook_secrets") or []
     if not isinstance(secrets, list):
         secrets = [secrets]
-    fields["webhook_secrets"] = tuple(v for v in (read_value(s, f.what, problems, forge.at("webhook_secrets"))
-                                                  for s in secrets) if v)
+    fields["webhook_secrets"] = tuple(
+        v for v in (read_value(s, f.what, problems, forge.at("webhook_secrets")) for s in secrets) if v
+    )

@@ -1,4 +1,5 @@
 """Shared test helpers: workspaces on disk, a pure engine simulator, and running tasks locally."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from runner.engine import (ApprovalDecision, DispatchStep, RunContext, Start, StepFinished, StepStarted, StepStatus,
-                           advance, new_job)
+from runner.engine import (
+    ApprovalDecision,
+    DispatchStep,
+    RunContext,
+    Start,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+    advance,
+    new_run,
+)
 from runner.executors import LocalExecutor, LocalSettings
 from runner.localrun import Approvals, Display, LocalRunner
 from runner.spec import load_texts, load_workspace
@@ -51,7 +61,7 @@ class Sim:
         self.ws = result.workspace
         self.ctx = RunContext(self.ws, self.ws.tasks[task], secrets or {})
         self.now = now
-        self.state = new_job(self.ctx, inputs=inputs or {}, now=now, job_id="job1")
+        self.state = new_run(self.ctx, inputs=inputs or {}, now=now, job_id="job1")
         self.commands = []
         self.history = []
 
@@ -80,8 +90,9 @@ class Sim:
     def of(self, kind):
         return [c for c in self.commands if isinstance(c, kind)]
 
-    def finish(self, step: str, status=StepStatus.SUCCEEDED, output=None, error=None, exit_code=None,
-               started: bool = True):
+    def finish(
+        self, step: str, status=StepStatus.SUCCEEDED, output=None, error=None, exit_code=None, started: bool = True
+    ):
         run = self.state.steps[step]
         if started and run.status is StepStatus.QUEUED:
             self.send(StepStarted(step, run.attempt))
@@ -128,13 +139,30 @@ class RecordingDisplay(Display):
         return [t for s, st, t in self.lines if s == step and (stream is None or st == stream)]
 
 
-def run_local(root: Path, task: str, inputs=None, *, approve=(), reject=None, secrets=None, jobs: int = 4,
-              sandbox: str = "auto", git=None):
+def run_local(
+    root: Path,
+    task: str,
+    inputs=None,
+    *,
+    approve=(),
+    reject=None,
+    secrets=None,
+    jobs: int = 4,
+    sandbox: str = "auto",
+    git=None,
+):
     ws = load_workspace(root).raise_for_errors()
     display = RecordingDisplay()
-    runner = LocalRunner(ws, root, display=display, approvals=Approvals(set(approve), reject or {}),
-                         secrets=secrets, jobs=jobs, git=git,
-                         local_executor=LocalExecutor(LocalSettings(sandbox=sandbox, kill_grace=1.0)))
+    runner = LocalRunner(
+        ws,
+        root,
+        display=display,
+        approvals=Approvals(set(approve), reject or {}),
+        secrets=secrets,
+        jobs=jobs,
+        git=git,
+        local_executor=LocalExecutor(LocalSettings(sandbox=sandbox, kill_grace=1.0)),
+    )
     outcome = runner.run(task, inputs or {})
     display.summary(outcome.state, outcome.runs)
     return outcome, display
@@ -144,6 +172,7 @@ def run_local(root: Path, task: str, inputs=None, *, approve=(), reject=None, se
 def workspace(tmp_path):
     def make(files: dict[str, str]) -> Path:
         return write_workspace(tmp_path / "ws", files)
+
     return make
 
 
@@ -166,9 +195,11 @@ def _steps_reach_tmp_path(request):
 
 # ---------------------------------------------------------------------------- service fixtures
 
+
 @pytest.fixture(scope="session")
 def redis_server():
     from service_env import RedisServer
+
     server = RedisServer()
     yield server
     server.stop()
@@ -177,6 +208,7 @@ def redis_server():
 @pytest.fixture
 def redis_url(redis_server):
     import redis as redis_lib
+
     redis_lib.Redis.from_url(redis_server.url).flushall()
     return redis_server.url
 
@@ -184,8 +216,10 @@ def redis_url(redis_server):
 @pytest.fixture
 def service_workspace(tmp_path):
     """A workspace folder (with .strom/) for service tests; pass file contents to fill it."""
+
     def make(files: dict[str, str]) -> Path:
         return write_workspace(tmp_path / "ws", files)
+
     return make
 
 
@@ -193,6 +227,7 @@ def service_workspace(tmp_path):
 def upstream(tmp_path):
     """A working repository and the bare repository a git workspace follows (standing in for a forge)."""
     from git_env import git, init_repo
+
     bare = tmp_path / "upstream.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
     work = init_repo(tmp_path / "work")

@@ -4,6 +4,7 @@
 (STROM_REQUIRE_ALL=1). `busybox_image()` imports `strom-test/busybox:latest` from the
 busybox-static binary (a root filesystem with its applet links) when the engine lacks it.
 """
+
 from __future__ import annotations
 
 import io
@@ -11,10 +12,9 @@ import shutil
 import tarfile
 
 import pytest
-
 from conftest import REQUIRE_ALL
 
-__all__ = ["IMAGE", "docker_client", "busybox_image", "strom_containers"]
+__all__ = ["IMAGE", "busybox_image", "docker_client", "strom_containers"]
 
 IMAGE = "strom-test/busybox:latest"
 
@@ -22,10 +22,11 @@ IMAGE = "strom-test/busybox:latest"
 def docker_client():
     try:
         import docker
+
         client = docker.from_env(timeout=30)
         client.ping()
         return client
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means no engine
         if REQUIRE_ALL:
             pytest.fail(f"a Docker engine is required here (STROM_REQUIRE_ALL=1) but none answers: {exc}")
         pytest.skip(f"no Docker engine: {exc}")
@@ -33,6 +34,7 @@ def docker_client():
 
 def _rootfs(busybox: str) -> bytes:
     import subprocess
+
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -55,6 +57,7 @@ def _rootfs(busybox: str) -> bytes:
 
 def busybox_image(client) -> str:
     import docker
+
     try:
         client.images.get(IMAGE)
         return IMAGE
@@ -65,8 +68,9 @@ def busybox_image(client) -> str:
         if REQUIRE_ALL:
             pytest.fail("busybox (busybox-static) is required to build the test image")
         pytest.skip("busybox is not installed")
-    client.api.import_image_from_data(_rootfs(busybox), repository="strom-test/busybox", tag="latest",
-                                      changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"])
+    client.api.import_image_from_data(
+        _rootfs(busybox), repository="strom-test/busybox", tag="latest", changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"]
+    )
     return IMAGE
 
 

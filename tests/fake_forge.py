@@ -21,24 +21,31 @@ name ("admin", "maintain", "write", "triage", "read"), for Gitea a permission ("
 permission lookups; for GitLab, `users` names people who exist but are not project members.
 `teams` maps "org/team" (a GitLab group path) to its members.
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["FakeForge", "Request", "RECORDED_HEADERS"]
+__all__ = ["RECORDED_HEADERS", "FakeForge", "Request"]
 
 PREFIXES = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1", "forgejo": "/api/v1"}
-RECORDED_HEADERS = ("authorization", "private-token", "accept", "x-github-api-version", "user-agent",
-                    "content-type")
+RECORDED_HEADERS = ("authorization", "private-token", "accept", "x-github-api-version", "user-agent", "content-type")
 GITHUB_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
-GITLAB_EVENTS = {"pending": "enqueue", "running": "run", "success": "success", "failed": "drop",
-                 "canceled": "cancel", "skipped": "skip"}
+GITLAB_EVENTS = {
+    "pending": "enqueue",
+    "running": "run",
+    "success": "success",
+    "failed": "drop",
+    "canceled": "cancel",
+    "skipped": "skip",
+}
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,15 @@ class _Failure:
 class FakeForge:
     """A fake forge API server; use as a context manager (or call start() and close())."""
 
-    def __init__(self, kind: str = "github", *, writers: Mapping[str, Any] | None = None,
-                 users: Iterable[str] = (), prefix: str | None = None,
-                 teams: Mapping[str, Iterable[str]] | None = None):
+    def __init__(
+        self,
+        kind: str = "github",
+        *,
+        writers: Mapping[str, Any] | None = None,
+        users: Iterable[str] = (),
+        prefix: str | None = None,
+        teams: Mapping[str, Iterable[str]] | None = None,
+    ):
         if kind not in PREFIXES:
             raise ValueError(f"unknown forge kind {kind!r}")
         self.kind = kind
@@ -87,10 +100,11 @@ class FakeForge:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "FakeForge":
+    def start(self) -> FakeForge:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=f"fake-{self.kind}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name=f"fake-{self.kind}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -101,7 +115,7 @@ class FakeForge:
             self._thread.join(timeout=5)
             self._server = None
 
-    def __enter__(self) -> "FakeForge":
+    def __enter__(self) -> FakeForge:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -120,8 +134,16 @@ class FakeForge:
 
     # -- scripting and inspecting --------------------------------------------------------------
 
-    def fail_next(self, match: str | Callable[[Request], bool], status: int, times: int = 1, *,
-                  method: str | None = None, headers: Mapping[str, str] | None = None, body: Any = None) -> None:
+    def fail_next(
+        self,
+        match: str | Callable[[Request], bool],
+        status: int,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
         """Answer the next `times` matching requests with `status` instead of handling them.
         `match` is a prefix of the route (the path relative to `.url`, e.g. "/repos/o/r/statuses")
         or a predicate on the Request; `method` narrows it. `body` is JSON (dict or list) or text;
@@ -137,8 +159,10 @@ class FakeForge:
         """The recorded requests once there are at least `n`; AssertionError after `timeout` seconds."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.requests) >= n, timeout):
-                raise AssertionError(f"expected {n} requests within {timeout}s, got {len(self.requests)}: "
-                                     f"{[(r.method, r.path) for r in self.requests]}")
+                raise AssertionError(
+                    f"expected {n} requests within {timeout}s, got {len(self.requests)}: "
+                    f"{[(r.method, r.path) for r in self.requests]}"
+                )
             return list(self.requests)
 
     def statuses(self) -> list[dict]:
@@ -158,8 +182,11 @@ class FakeForge:
 
     def replies(self, number: int | None = None) -> list[str]:
         """Bodies of the comments that are not the summary comment, oldest first."""
-        return [c["body"] for c in self.comments()
-                if "strom:summary" not in c["body"] and (number is None or c["number"] == number)]
+        return [
+            c["body"]
+            for c in self.comments()
+            if "strom:summary" not in c["body"] and (number is None or c["number"] == number)
+        ]
 
     def user_id(self, name: str) -> int:
         """The numeric id the fake GitLab gives `name` (stable per server)."""
@@ -180,7 +207,7 @@ class FakeForge:
             body = None
         path = urlsplit(target).path
         inside = path.startswith(self.prefix + "/")
-        route = target[len(self.prefix):] if inside else target
+        route = target[len(self.prefix) :] if inside else target
         kept = {k.lower(): v for k, v in headers.items() if k.lower() in RECORDED_HEADERS}
         request = Request(method, target, kept, body, route)
         with self._changed:
@@ -191,8 +218,7 @@ class FakeForge:
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.remove(failure)
-                answer = failure.body if failure.body is not None else \
-                    {"message": HTTPStatus(failure.status).phrase}
+                answer = failure.body if failure.body is not None else {"message": HTTPStatus(failure.status).phrase}
                 return failure.status, failure.headers, answer
             if inside:
                 handler = _GITLAB_ROUTES if self.kind == "gitlab" else _REPO_ROUTES
@@ -206,8 +232,11 @@ class FakeForge:
         parts = split.path.strip("/").split("/")
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         for verb, pattern, action in routes:
-            if verb == method and len(pattern) == len(parts) and all(
-                    p.startswith("{") or p == part for p, part in zip(pattern, parts)):
+            if (
+                verb == method
+                and len(pattern) == len(parts)
+                and all(p.startswith("{") or p == part for p, part in zip(pattern, parts))
+            ):
                 args = [unquote(part) for p, part in zip(pattern, parts) if p.startswith("{")]
                 return action(self, query, body if isinstance(body, dict) else {}, *args)
         return None
@@ -244,8 +273,11 @@ class FakeForge:
         value = self.writers[user]
         role = {True: "write", False: "read"}.get(value, value) if isinstance(value, bool) else str(value)
         if self.kind == "github":
-            return 200, {}, {"permission": GITHUB_PERMISSION.get(role, role), "role_name": role,
-                             "user": {"login": user}}
+            return (
+                200,
+                {},
+                {"permission": GITHUB_PERMISSION.get(role, role), "role_name": role, "user": {"login": user}},
+            )
         return 200, {}, {"permission": role, "role_name": role, "user": {"login": user}}
 
     def _react(self, query, body, owner, name, comment_id):
@@ -265,8 +297,11 @@ class FakeForge:
 
     def _gitea_team_search(self, query, body, org):
         wanted = query.get("q", "").lower()
-        found = [{"id": i + 1, "name": name.split("/", 1)[1]} for i, name in enumerate(sorted(self.teams))
-                 if name.split("/", 1)[0] == org.lower() and wanted in name.split("/", 1)[1]]
+        found = [
+            {"id": i + 1, "name": name.split("/", 1)[1]}
+            for i, name in enumerate(sorted(self.teams))
+            if name.split("/", 1)[0] == org.lower() and wanted in name.split("/", 1)[1]
+        ]
         return 200, {}, {"data": found, "ok": True}
 
     def _gitea_team_member(self, query, body, team_id, user):
@@ -293,8 +328,7 @@ class FakeForge:
 
     def _gitlab_status(self, query, body, project, sha):
         state, name = body.get("state"), body.get("name", "default")
-        last = next((s for s in reversed(self._statuses) if s["sha"] == sha and s.get("name", "default") == name),
-                    None)
+        last = next((s for s in reversed(self._statuses) if s["sha"] == sha and s.get("name", "default") == name), None)
         if last is not None and last.get("state") == state:
             event = GITLAB_EVENTS.get(state, state)
             return 400, {}, {"message": f"Cannot transition status via :{event} from :{state}"}
@@ -303,13 +337,23 @@ class FakeForge:
 
     def _gitlab_note(self, query, body, project, iid):
         note = self._new_comment(iid, body)
-        return 201, {}, {"id": note["id"], "body": note["body"], "noteable_iid": int(iid),
-                         "noteable_type": "MergeRequest"}
+        return (
+            201,
+            {},
+            {"id": note["id"], "body": note["body"], "noteable_iid": int(iid), "noteable_type": "MergeRequest"},
+        )
 
     def _gitlab_edit_note(self, query, body, project, iid, note_id):
         note = self._edit_comment(note_id, body, number=iid)
-        return None if note is None else (200, {}, {"id": note["id"], "body": note["body"],
-                                                    "noteable_iid": int(iid), "noteable_type": "MergeRequest"})
+        return (
+            None
+            if note is None
+            else (
+                200,
+                {},
+                {"id": note["id"], "body": note["body"], "noteable_iid": int(iid), "noteable_type": "MergeRequest"},
+            )
+        )
 
     def _gitlab_users(self, query, body):
         name = query.get("username", "")
@@ -344,8 +388,11 @@ _GITLAB_ROUTES = [
     ("PUT", ("projects", "{id}", "merge_requests", "{iid}", "notes", "{note}"), FakeForge._gitlab_edit_note),
     ("GET", ("users",), FakeForge._gitlab_users),
     ("GET", ("projects", "{id}", "members", "all", "{user}"), FakeForge._gitlab_member),
-    ("POST", ("projects", "{id}", "merge_requests", "{iid}", "notes", "{note}", "award_emoji"),
-     FakeForge._gitlab_award),
+    (
+        "POST",
+        ("projects", "{id}", "merge_requests", "{iid}", "notes", "{note}", "award_emoji"),
+        FakeForge._gitlab_award,
+    ),
     ("GET", ("groups", "{id}", "members", "all", "{user}"), FakeForge._gitlab_group_member),
 ]
 
@@ -356,8 +403,13 @@ def _handler(fake: FakeForge) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             status, headers, body = fake._handle(self.command, self.path, self.headers, raw)
-            data = body if isinstance(body, bytes) else \
-                body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            data = (
+                body
+                if isinstance(body, bytes)
+                else body.encode()
+                if isinstance(body, str)
+                else json.dumps(body).encode()
+            )
             self.send_response(status)
             if not any(k.lower() == "content-type" for k in headers):
                 kind = "application/json" if not isinstance(body, (str, bytes)) else "text/plain"

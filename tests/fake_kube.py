@@ -10,6 +10,7 @@ status of its script (the last one repeats); its log is the script's text. Every
 recorded in `.requests` (method, path); created pod bodies in `.created`; deleted names in
 `.deleted`.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,35 +19,52 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["FakeKube", "container_status", "RUNNING", "PENDING", "succeeded", "failed", "unschedulable", "pull_backoff"]
+__all__ = ["PENDING", "RUNNING", "FakeKube", "container_status", "failed", "pull_backoff", "succeeded", "unschedulable"]
 
 
 def container_status(state: dict, name: str = "step") -> dict:
     return {"name": name, "ready": False, "restartCount": 0, "image": "x", "imageID": "", "state": state}
 
 
-RUNNING = {"phase": "Running", "containerStatuses": [container_status({"running": {"startedAt": "2026-11-21T10:00:00Z"}})]}
+RUNNING = {
+    "phase": "Running",
+    "containerStatuses": [container_status({"running": {"startedAt": "2026-11-21T10:00:00Z"}})],
+}
 PENDING = {"phase": "Pending"}
 
 
 def succeeded(code: int = 0) -> dict:
-    return {"phase": "Succeeded" if code == 0 else "Failed",
-            "containerStatuses": [container_status({"terminated": {"exitCode": code,
-                                                             "reason": "Completed" if code == 0 else "Error"}})]}
+    return {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "containerStatuses": [
+            container_status({"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}})
+        ],
+    }
 
 
 def failed(code: int, reason: str = "Error") -> dict:
-    return {"phase": "Failed", "containerStatuses": [container_status({"terminated": {"exitCode": code, "reason": reason}})]}
+    return {
+        "phase": "Failed",
+        "containerStatuses": [container_status({"terminated": {"exitCode": code, "reason": reason}})],
+    }
 
 
 def unschedulable(message: str) -> dict:
-    return {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                                "message": message}]}
+    return {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
+    }
 
 
 def pull_backoff(image: str) -> dict:
-    return {"phase": "Pending", "containerStatuses": [container_status(
-        {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}})]}
+    return {
+        "phase": "Pending",
+        "containerStatuses": [
+            container_status(
+                {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
+            )
+        ],
+    }
 
 
 class FakeKube:
@@ -70,15 +88,23 @@ class FakeKube:
 
     def kubeconfig(self, directory: Path, namespace: str = "ci") -> Path:
         path = directory / "kubeconfig.yaml"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "strom", "user": {"token": "kube-token-123"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "strom", "namespace": namespace}}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "strom", "user": {"token": "kube-token-123"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "strom", "namespace": namespace}}
+                    ],
+                }
+            )
+        )
         return path
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
@@ -107,28 +133,40 @@ class FakeKube:
             return 404, "application/json", b'{"kind": "Status", "code": 404}'
         namespace = parts[3]
         if len(parts) == 5 and method == "GET":
-            return 200, "application/json", json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                                                        "items": []}).encode()
+            return (
+                200,
+                "application/json",
+                json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}).encode(),
+            )
         if len(parts) == 5 and method == "POST":
             pod = json.loads(body)
             name = pod["metadata"]["name"]
             if name in self._pods and name not in self.deleted:
-                return 409, "application/json", json.dumps({"kind": "Status", "code": 409,
-                                                            "message": f'pods "{name}" already exists'}).encode()
+                return (
+                    409,
+                    "application/json",
+                    json.dumps({"kind": "Status", "code": 409, "message": f'pods "{name}" already exists'}).encode(),
+                )
             self.created.append(pod)
             self._pods[name] = pod
             return 201, "application/json", json.dumps({**pod, "status": PENDING}).encode()
         name = parts[5]
         if name not in self._pods:
-            return 404, "application/json", json.dumps({"kind": "Status", "code": 404,
-                                                        "message": f'pods "{name}" not found'}).encode()
+            return (
+                404,
+                "application/json",
+                json.dumps({"kind": "Status", "code": 404, "message": f'pods "{name}" not found'}).encode(),
+            )
         if len(parts) == 7 and parts[6] == "log":
             return 200, "text/plain", self._scripts.get(self._image(name), ([], ""))[1].encode()
         if method == "DELETE":
             self.deleted.append(name)
             return 200, "application/json", json.dumps({**self._pods[name], "status": {"phase": "Running"}}).encode()
-        pod = {**self._pods[name], "metadata": {**self._pods[name]["metadata"], "namespace": namespace},
-               "status": self._status(name)}
+        pod = {
+            **self._pods[name],
+            "metadata": {**self._pods[name]["metadata"], "namespace": namespace},
+            "status": self._status(name),
+        }
         return 200, "application/json", json.dumps(pod).encode()
 
 

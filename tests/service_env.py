@@ -1,4 +1,5 @@
 """Real Redis servers, service stacks in threads or processes, and a live HTTP server for tests."""
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,19 @@ class RedisServer:
         self.start()
 
     def start(self) -> None:
-        args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
+        args = [
+            redis_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+        ]
         if self.directory:
             args += ["--dir", str(self.directory)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -84,8 +96,9 @@ def _ping(client) -> bool:
 def config_env(redis_url: str, **extra) -> dict[str, str]:
     env = {
         "STROM_REDIS_URL": redis_url,
-        "STROM_TOKENS": __import__("json").dumps([{"name": role, "role": role, "token": token}
-                                                  for role, token in TOKENS.items()]),
+        "STROM_TOKENS": __import__("json").dumps(
+            [{"name": role, "role": role, "token": token} for role, token in TOKENS.items()]
+        ),
         "STROM_WORKERS__HEARTBEAT_INTERVAL": "0.3s",
         "STROM_WORKERS__LOST_AFTER": "2s",
         "STROM_WORKERS__UNMATCHED_TIMEOUT": "2s",
@@ -102,8 +115,9 @@ def make_config(workspace: Path, redis_url: str, **extra):
 
 
 @contextmanager
-def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True, worker_tags=(),
-          abilities=("script",)):
+def stack(
+    config, workers: int = 1, concurrency: int = 4, scheduler: bool = True, worker_tags=(), abilities=("script",)
+):
     """A scheduler and workers running in threads of this process."""
     service = Service(config)
     parts = []
@@ -113,8 +127,9 @@ def stack(config, workers: int = 1, concurrency: int = 4, scheduler: bool = True
             sched.start()
             parts.append(sched)
         for i in range(workers):
-            worker = Worker(Service(config), abilities=abilities, concurrency=concurrency, tags=worker_tags,
-                            name=f"test-worker-{i}")
+            worker = Worker(
+                Service(config), abilities=abilities, concurrency=concurrency, tags=worker_tags, name=f"test-worker-{i}"
+            )
             worker.start()
             parts.append(worker)
         yield service
@@ -162,8 +177,14 @@ def live_stack(config, **stack_options):
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
     full_env = {**os.environ, **env}
-    return subprocess.Popen([sys.executable, "-m", "runner.cli", *args], env=full_env, cwd=cwd,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 class Procs:

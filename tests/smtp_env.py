@@ -1,4 +1,5 @@
 """A real SMTP server on localhost (aiosmtpd) that keeps what it receives, for notification tests."""
+
 from __future__ import annotations
 
 import email
@@ -7,10 +8,9 @@ import threading
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
-
 from service_env import free_port, wait_for
 
-__all__ = ["SmtpServer", "Mail"]
+__all__ = ["Mail", "SmtpServer"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,15 @@ class SmtpServer:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         part = message.get_body(("plain", "html")) or message
         with self._lock:
-            self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), str(message["Subject"]),
-                                   part.get_content(), part.get_content_type()))
+            self.mails.append(
+                Mail(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    str(message["Subject"]),
+                    part.get_content(),
+                    part.get_content_type(),
+                )
+            )
         return "250 OK"
 
     def url(self, to: str = "ops@example.com") -> str:
@@ -46,7 +53,7 @@ class SmtpServer:
         with self._lock:
             return list(self.mails)
 
-    def __enter__(self) -> "SmtpServer":
+    def __enter__(self) -> SmtpServer:
         self._controller.start()
         return self
 

@@ -1,4 +1,5 @@
 """The HTTP API through Flask's test client and a live server: auth, runs, logs over SSE, approvals."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,13 @@ import time
 import jsonschema
 import pytest
 import requests
+from service_env import TOKENS, LiveServer, make_config, stack, wait_for
 
 from webhooks.app import create_app
 from webhooks.openapi import document
-from service_env import TOKENS, LiveServer, make_config, stack, wait_for
 
-WORKSPACE = {".strom/t.yaml": """
+WORKSPACE = {
+    ".strom/t.yaml": """
     tasks:
       hello:
         description: Say hello
@@ -36,7 +38,8 @@ WORKSPACE = {".strom/t.yaml": """
     triggers:
       nightly: { type: scheduler, cron: "0 2 * * *", task: hello, input: { name: night } }
       hook: { type: webhook, name: hello-hook, task: hello }
-    """}
+    """
+}
 
 
 def auth(role="admin"):
@@ -67,26 +70,44 @@ def test_health_and_readiness_need_no_token(client):
     assert ready.status_code == 200 and ready.json["status"] == "ready"
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/api/workspaces"), ("get", "/api/runs"), ("get", "/metrics"),
-    ("post", "/api/workspaces/local/tasks/hello/execute"), ("get", "/api/runs/x/logs"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/workspaces"),
+        ("get", "/api/runs"),
+        ("get", "/metrics"),
+        ("post", "/api/workspaces/local/tasks/hello/execute"),
+        ("get", "/api/runs/x/logs"),
+    ],
+)
 def test_everything_else_needs_a_valid_token(client, method, path):
     response = getattr(client, method)(path)
     assert response.status_code == 401
-    assert response.json["error"] == {"code": "unauthorized",
-                                      "message": "missing API token; send `Authorization: Bearer <token>`"}
+    assert response.json["error"] == {
+        "code": "unauthorized",
+        "message": "missing API token; send `Authorization: Bearer <token>`",
+    }
     wrong = getattr(client, method)(path, headers={"Authorization": "Bearer not-a-real-token-at-all"})
     assert wrong.status_code == 401 and wrong.json["error"]["message"].startswith("unknown API token")
 
 
-@pytest.mark.parametrize("role, execute, approve, read", [
-    ("viewer", 403, 403, 200), ("operator", 201, 403, 200), ("approver", 403, 409, 200), ("admin", 201, 409, 200),
-])
+@pytest.mark.parametrize(
+    "role, execute, approve, read",
+    [
+        ("viewer", 403, 403, 200),
+        ("operator", 201, 403, 200),
+        ("approver", 403, 409, 200),
+        ("admin", 201, 409, 200),
+    ],
+)
 def test_roles_decide_what_a_token_may_do(client, role, execute, approve, read):
     run = client.post("/api/workspaces/local/tasks/gate/execute", json={}, headers=auth("admin")).json
-    assert client.post("/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "x"}},
-                       headers=auth(role)).status_code == execute
+    assert (
+        client.post(
+            "/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "x"}}, headers=auth(role)
+        ).status_code
+        == execute
+    )
     approved = client.post(f"/api/runs/{run['id']}/steps/ship/approve", json={}, headers=auth(role))
     assert approved.status_code == approve
     if approve == 403:
@@ -109,8 +130,13 @@ def test_workspaces_tasks_and_triggers_with_next_cron_fire(client):
     hello = next(t for t in tasks if t["name"] == "hello")
     for task in tasks:
         assert_schema(task, "Task")
-    assert hello["input"]["name"] == {"type": "string", "required": True, "multiple": False, "allow_custom": False,
-                                      "secret": False}
+    assert hello["input"]["name"] == {
+        "type": "string",
+        "required": True,
+        "multiple": False,
+        "allow_custom": False,
+        "secret": False,
+    }
     assert "default" not in hello["input"]["password"], "secret defaults are not shown"
     nightly = next(t for t in hello["triggers"] if t["name"] == "nightly")
     assert nightly["cron"] == "0 2 * * *" and time.time() < nightly["next_fire"] <= time.time() + 86400
@@ -123,16 +149,18 @@ def test_workspaces_tasks_and_triggers_with_next_cron_fire(client):
 
 
 def test_execute_checks_inputs_with_one_message_per_field(client):
-    response = client.post("/api/workspaces/local/tasks/hello/execute",
-                           json={"input": {"count": "lots", "colour": "red"}}, headers=auth())
+    response = client.post(
+        "/api/workspaces/local/tasks/hello/execute", json={"input": {"count": "lots", "colour": "red"}}, headers=auth()
+    )
     assert response.status_code == 422
     assert response.json["error"]["fields"] == {
         "name": "required; pass it as name=<string>",
         "count": "expected a whole number, got 'lots'",
         "colour": "unknown input (takes: name, count, password)",
     }
-    bad = client.post("/api/workspaces/local/tasks/hello/execute", data="not json", headers=auth(),
-                      content_type="application/json")
+    bad = client.post(
+        "/api/workspaces/local/tasks/hello/execute", data="not json", headers=auth(), content_type="application/json"
+    )
     assert bad.status_code == 400 and bad.json["error"]["message"] == "the body is not JSON; send a JSON object"
     assert client.post("/api/workspaces/local/tasks/nope/execute", json={}, headers=auth()).status_code == 404
 
@@ -140,13 +168,16 @@ def test_execute_checks_inputs_with_one_message_per_field(client):
 def test_a_run_through_the_api_with_logs_cancel_and_rerun(config):
     with stack(config) as service:
         client = create_app(config, service).test_client()
-        created = client.post("/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "api"}},
-                              headers=auth("operator"))
+        created = client.post(
+            "/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "api"}}, headers=auth("operator")
+        )
         assert created.status_code == 201 and created.headers["Location"] == f"/api/runs/{created.json['id']}"
         assert_schema(created.json, "Run")
         run_id = created.json["id"]
-        run = wait_for(lambda: (r := client.get(f"/api/runs/{run_id}", headers=auth()).json)["status"] == "succeeded"
-                       and r, what="the run to succeed")
+        run = wait_for(
+            lambda: (r := client.get(f"/api/runs/{run_id}", headers=auth()).json)["status"] == "succeeded" and r,
+            what="the run to succeed",
+        )
         assert_schema(run, "Run")
         assert run["inputs"] == {"name": "api", "count": 2, "password": "***"}
         assert run["steps"][0]["worker"] == "test-worker-0"
@@ -161,12 +192,13 @@ def test_a_run_through_the_api_with_logs_cancel_and_rerun(config):
         for summary in listed["runs"]:
             assert_schema(summary, "RunSummary")
         slow = client.post("/api/workspaces/local/tasks/slow/execute", json={}, headers=auth()).json
-        wait_for(lambda: client.get(f"/api/runs/{slow['id']}/logs", headers=auth()).json["lines"],
-                 what="a first line")
+        wait_for(lambda: client.get(f"/api/runs/{slow['id']}/logs", headers=auth()).json["lines"], what="a first line")
         cancelled = client.post(f"/api/runs/{slow['id']}/cancel", json={"reason": "stop"}, headers=auth("operator"))
         assert cancelled.status_code == 202 and cancelled.json["cancel_requested"] is True
-        final = wait_for(lambda: (r := client.get(f"/api/runs/{slow['id']}", headers=auth()).json)["status"]
-                         == "cancelled" and r, what="the cancel")
+        final = wait_for(
+            lambda: (r := client.get(f"/api/runs/{slow['id']}", headers=auth()).json)["status"] == "cancelled" and r,
+            what="the cancel",
+        )
         assert final["error"] == "stop by operator"
         again_cancel = client.post(f"/api/runs/{slow['id']}/cancel", json={}, headers=auth("operator"))
         assert again_cancel.status_code == 409 and "already finished" in again_cancel.json["error"]["message"]
@@ -181,19 +213,24 @@ def test_approve_and_reject_through_the_api(config):
         approved = client.post(f"/api/runs/{run['id']}/steps/ask/approve", json={}, headers=auth("approver"))
         assert approved.status_code == 200
         assert approved.json["steps"][0]["output"]["approved_by"] == "approver"
-        final = wait_for(lambda: (r := client.get(f"/api/runs/{run['id']}", headers=auth()).json)["status"]
-                         == "succeeded" and r, what="the approved run")
+        final = wait_for(
+            lambda: (r := client.get(f"/api/runs/{run['id']}", headers=auth()).json)["status"] == "succeeded" and r,
+            what="the approved run",
+        )
         assert final["steps"][1]["status"] == "succeeded"
         second = client.post("/api/workspaces/local/tasks/gate/execute", json={}, headers=auth()).json
-        rejected = client.post(f"/api/runs/{second['id']}/steps/ask/reject", json={"reason": "no"},
-                               headers=auth("approver")).json
+        rejected = client.post(
+            f"/api/runs/{second['id']}/steps/ask/reject", json={"reason": "no"}, headers=auth("approver")
+        ).json
         assert rejected["status"] == "failed" and rejected["steps"][0]["error"] == "rejected by approver: no"
         legacy = client.post("/api/workspaces/local/tasks/gate/execute", json={}, headers=auth()).json
-        shape = client.post(f"/api/runs/{legacy['id']}/steps/ask/approve",
-                            json={"approved": False, "rejection_reason": "Version mismatch"}, headers=auth()).json
+        shape = client.post(
+            f"/api/runs/{legacy['id']}/steps/ask/approve",
+            json={"approved": False, "rejection_reason": "Version mismatch"},
+            headers=auth(),
+        ).json
         assert shape["steps"][0]["error"] == "rejected by admin: Version mismatch"
-        assert client.post(f"/api/runs/{legacy['id']}/steps/nope/approve", json={},
-                           headers=auth()).status_code == 404
+        assert client.post(f"/api/runs/{legacy['id']}/steps/nope/approve", json={}, headers=auth()).status_code == 404
 
 
 def _sse(url, headers, stop_after=None):
@@ -219,8 +256,7 @@ def test_logs_follow_live_over_sse_and_resume_after_the_last_event_id(config):
     with stack(config) as service:
         server = LiveServer(config, service)
         try:
-            run = requests.post(f"{server.url}/api/workspaces/local/tasks/slow/execute", json={},
-                                headers=auth()).json()
+            run = requests.post(f"{server.url}/api/workspaces/local/tasks/slow/execute", json={}, headers=auth()).json()
             url = f"{server.url}/api/runs/{run['id']}/steps/tick/logs?follow=1&heartbeat_ms=200"
             first = [e for e in _sse(url, auth(), stop_after=4) if e.get("event") == "line"]
             texts = [json.loads(e["data"])["text"] for e in first]
@@ -237,10 +273,12 @@ def test_logs_follow_live_over_sse_and_resume_after_the_last_event_id(config):
 def test_metrics_report_runs_steps_queues_and_workers(config):
     with stack(config) as service:
         client = create_app(config, service).test_client()
-        run = client.post("/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "m"}},
-                          headers=auth()).json
-        wait_for(lambda: client.get(f"/api/runs/{run['id']}", headers=auth()).json["status"] == "succeeded",
-                 what="the run")
+        run = client.post(
+            "/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "m"}}, headers=auth()
+        ).json
+        wait_for(
+            lambda: client.get(f"/api/runs/{run['id']}", headers=auth()).json["status"] == "succeeded", what="the run"
+        )
         text = client.get("/metrics", headers=auth("viewer")).data.decode()
         assert 'strom_runs{status="succeeded"} 1.0' in text
         assert 'strom_runs_finished_total{status="succeeded"} 1.0' in text
@@ -253,8 +291,12 @@ def test_metrics_report_runs_steps_queues_and_workers(config):
 def test_the_openapi_description_matches_the_routes(client):
     assert client.get("/api/openapi.json").status_code == 401
     doc = client.get("/api/openapi.json", headers=auth("viewer")).json
-    documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item
-                  if method in ("get", "post", "put", "delete", "patch")}
+    documented = {
+        (path, method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "delete", "patch")
+    }
     app = client.application
     served = set()
     for rule in app.url_map.iter_rules():
@@ -266,8 +308,7 @@ def test_the_openapi_description_matches_the_routes(client):
     assert documented == served
     secured = {(p, m) for p, m in documented if doc["paths"][p][m.lower()].get("security") != []}
     for path, method in secured:
-        view = app.view_functions[app.url_map.bind("").match(path.replace("{", "x").replace("}", ""),
-                                                             method=method)[0]]
+        view = app.view_functions[app.url_map.bind("").match(path.replace("{", "x").replace("}", ""), method=method)[0]]
         assert getattr(view, "strom_permission", None), f"{method} {path} is documented as needing a token"
 
 

@@ -5,17 +5,19 @@ admin token: the answer must never be a 5xx, must be a status the document lists
 content type and (for JSON) the shape it documents. A real run and a real repository event exist,
 so generated ids sometimes name them.
 """
+
 from __future__ import annotations
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
-
 from service_env import TOKENS, make_config, stack
+
 from webhooks.app import create_app
 
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}
-WORKSPACE = {".strom/t.yaml": """
+WORKSPACE = {
+    ".strom/t.yaml": """
     tasks:
       hello:
         input:
@@ -25,7 +27,8 @@ WORKSPACE = {".strom/t.yaml": """
       gate:
         flow:
           ask: { type: approval, message: "go?" }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -41,8 +44,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
-          phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+)
 def test_every_operation_answers_as_documented_and_never_5xx(case):
     # Not checked: that every schema-valid request is accepted. Some rules cannot be written in the
     # schema (pr needs workspace; a forge's event header), and those answer 400 with the reason.

@@ -2,6 +2,7 @@
 comment's body and author, and the pull request they name), signed, sent to a live server that
 follows a real repository; a recording fake forge answers access questions and receives the
 reactions, replies and summary comment Strom writes."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,26 @@ from dataclasses import replace
 
 import pytest
 import requests
-
 from fake_forge import FakeForge
 from forge_fixtures import FIXTURES
 from git_env import commit, git
-from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab_merge_request, lines,
-                        make_gitops_config, post_github, post_to, pr_hook, processed)
-from runner.engine import JobStatus, StepStatus
-from runner.store import RunFilter
+from gitops_env import (
+    REPO,
+    comment_hook,
+    finished,
+    gitea_pull_request,
+    gitlab_merge_request,
+    lines,
+    make_gitops_config,
+    post_github,
+    post_to,
+    pr_hook,
+    processed,
+)
 from service_env import live_stack, serving, stack, wait_for
+
+from runner.engine import RunStatus, StepStatus
+from runner.store import RunFilter
 
 TASKS = """
     tasks:
@@ -54,7 +66,11 @@ TEAMS = {"octo/release": ["carol"]}
 
 
 def pipeline(triggers: str) -> str:
-    return TASKS.rstrip() + "\n    triggers:\n" + "".join(f"      {line.strip()}\n" for line in triggers.strip().splitlines())
+    return (
+        TASKS.rstrip()
+        + "\n    triggers:\n"
+        + "".join(f"      {line.strip()}\n" for line in triggers.strip().splitlines())
+    )
 
 
 @pytest.fixture
@@ -92,8 +108,10 @@ def say(service, server, number: int, body: str, author: str, association: str =
 
 
 def waiting(service, run_id: str):
-    return wait_for(lambda: (s := service.jobs.load(run_id)).status is JobStatus.WAITING and s,
-                    what=f"run {run_id} to wait for approval")
+    return wait_for(
+        lambda: (s := service.runs.load(run_id)).status is RunStatus.WAITING and s,
+        what=f"run {run_id} to wait for approval",
+    )
 
 
 def reactions(forge, count: int) -> list[str]:
@@ -110,10 +128,12 @@ def summary(forge, number: int, containing: str) -> str:
     def found():
         bodies = [c["body"] for c in forge.comments() if c["number"] == number and "strom:summary" in c["body"]]
         return bodies and containing in bodies[0] and bodies[0]
+
     return wait_for(found, what=f"the summary comment to say {containing!r}")
 
 
 # ------------------------------------------------------------------ approvals from comments
+
 
 def test_approvers_approve_n_of_m_and_everyone_else_is_refused_with_a_reply(live, upstream, forge):
     service, server = live
@@ -123,11 +143,13 @@ def test_approvers_approve_n_of_m_and_everyone_else_is_refused_with_a_reply(live
     summary(forge, 5, "⏸️ `deploy` › `gate` waits for approval: deploy staging at")
 
     refused = say(service, server, 5, "/approve", "mallory", "CONTRIBUTOR")
-    assert (refused["status"], refused["reason"]) == \
-        ("ignored", "mallory is not among the approvers of `gate` (alice, bob, @octo/release)")
+    assert (refused["status"], refused["reason"]) == (
+        "ignored",
+        "mallory is not among the approvers of `gate` (alice, bob, @octo/release)",
+    )
     first = say(service, server, 5, "Checked the plan.\n\n/approve", "alice")
     assert (first["status"], first["reason"]) == ("done", f"approved `gate` of run {run_id} (1 of 2 approvals)")
-    assert service.jobs.load(run_id).status is JobStatus.WAITING, "one approval of the two it needs"
+    assert service.runs.load(run_id).status is RunStatus.WAITING, "one approval of the two it needs"
     summary(forge, 5, "(1 of 2 approvals, from alice, bob, @octo/release)")
     twice = say(service, server, 5, "/approve gate", "alice")
     assert twice["reason"] == "alice has already approved `gate`; it needs 2 different people"
@@ -135,22 +157,31 @@ def test_approvers_approve_n_of_m_and_everyone_else_is_refused_with_a_reply(live
     assert (team["status"], team["reason"]) == ("done", f"approved `gate` of run {run_id}")
 
     state = finished(service, run_id)
-    assert state.status is JobStatus.SUCCEEDED and "shipping 2 to staging" in lines(service, run_id)
+    assert state.status is RunStatus.SUCCEEDED and "shipping 2 to staging" in lines(service, run_id)
     output = state.steps["gate"].output
-    assert (output["approved"], output["approved_by"], output["approvers"]) == (True, "alice, carol", ["alice", "carol"])
-    assert [(d["by"], d["approved"]) for d in state.steps["gate"].approval["decisions"]] == \
-        [("alice", True), ("carol", True)]
+    assert (output["approved"], output["approved_by"], output["approvers"]) == (
+        True,
+        "alice, carol",
+        ["alice", "carol"],
+    )
+    assert [(d["by"], d["approved"]) for d in state.steps["gate"].approval["decisions"]] == [
+        ("alice", True),
+        ("carol", True),
+    ]
     assert reactions(forge, 4) == ["confused", "+1", "confused", "+1"]
     assert replies(forge, 2, 5) == [f"@mallory {refused['reason']}", f"@alice {twice['reason']}"]
     summary(forge, 5, "✅ `deploy` › `gate` approved by alice, carol")
     asked = [r.path for r in forge.requests if r.method == "GET"]
-    assert "/orgs/octo/teams/release/memberships/carol" in asked and \
-        "/orgs/octo/teams/release/memberships/mallory" in asked
+    assert (
+        "/orgs/octo/teams/release/memberships/carol" in asked
+        and "/orgs/octo/teams/release/memberships/mallory" in asked
+    )
     reaction_paths = {r.path for r in forge.requests if r.path.endswith("/reactions")}
     assert all(p.startswith("/repos/octo/app/issues/comments/") for p in reaction_paths) and len(reaction_paths) == 4
 
-    shown = requests.get(f"{server.url}/api/runs/{run_id}", timeout=10,
-                         headers={"Authorization": "Bearer viewer-token-0123456789abcd"}).json()
+    shown = requests.get(
+        f"{server.url}/api/runs/{run_id}", timeout=10, headers={"Authorization": "Bearer viewer-token-0123456789abcd"}
+    ).json()
     gate = next(s for s in shown["steps"] if s["name"] == "gate")
     assert [(d["by"], d["approved"]) for d in gate["approval"]["decisions"]] == [("alice", True), ("carol", True)]
     assert all(d["at"].endswith("+00:00") for d in gate["approval"]["decisions"])
@@ -158,23 +189,32 @@ def test_approvers_approve_n_of_m_and_everyone_else_is_refused_with_a_reply(live
 
 def test_reject_fails_the_gate_with_the_reason_and_an_unanswered_gate_times_out(live, upstream, forge):
     service, server = live
-    _, runs = open_pr(service, server, upstream[0], 6, """
+    _, runs = open_pr(
+        service,
+        server,
+        upstream[0],
+        6,
+        """
         review: { type: pull_request, task: review }
         quick: { type: pull_request, task: quick }
-        """)
-    by_task = {service.jobs.load(r).task: r for r in runs}
+        """,
+    )
+    by_task = {service.runs.load(r).task: r for r in runs}
     timed_out = finished(service, by_task["quick"])
-    assert (timed_out.status, timed_out.steps["gate"].error) == (JobStatus.FAILED, "approval timed out after 1s")
+    assert (timed_out.status, timed_out.steps["gate"].error) == (RunStatus.FAILED, "approval timed out after 1s")
 
     waiting(service, by_task["review"])
     rejected = say(service, server, 6, "/reject gate not like this", "bob")
     assert rejected["reason"] == f"rejected `gate` of run {by_task['review']}"
     state = finished(service, by_task["review"])
-    assert state.status is JobStatus.FAILED
+    assert state.status is RunStatus.FAILED
     assert state.steps["gate"].error == "rejected by bob: not like this"
-    assert state.steps["gate"].output == {"approved": False, "rejected_by": "bob",
-                                          "rejected_at": state.steps["gate"].approval["decisions"][0]["at"],
-                                          "reason": "not like this"}
+    assert state.steps["gate"].output == {
+        "approved": False,
+        "rejected_by": "bob",
+        "rejected_at": state.steps["gate"].approval["decisions"][0]["at"],
+        "reason": "not like this",
+    }
     assert state.steps["after"].status is StepStatus.SKIPPED
     summary(forge, 6, "❌ `review` › `gate` rejected by bob: not like this")
     summary(forge, 6, "❌ `quick` › `gate` failed: approval timed out after 1s")
@@ -185,10 +225,11 @@ def test_reject_fails_the_gate_with_the_reason_and_an_unanswered_gate_times_out(
 
 # ------------------------------------------------------------------ /run, /retry, /cancel, unknown commands
 
+
 def test_run_retry_and_cancel_do_what_they_say_and_unknown_commands_get_the_list(live, upstream, forge):
     service, server = live
     head, [failed_id] = open_pr(service, server, upstream[0], 7, "tests: { type: pull_request, task: flaky }")
-    assert finished(service, failed_id).status is JobStatus.FAILED
+    assert finished(service, failed_id).status is RunStatus.FAILED
 
     outsider = say(service, server, 7, "/retry", "mallory", "CONTRIBUTOR")
     assert outsider["reason"] == "mallory may not run /retry: commands need write access to the repository"
@@ -196,7 +237,7 @@ def test_run_retry_and_cancel_do_what_they_say_and_unknown_commands_get_the_list
     [retry_id] = retried["runs"]
     assert retried["reason"] == f"retried flaky ({failed_id} -> {retry_id})"
     retry = finished(service, retry_id)
-    assert (retry.retry_of, retry.commit, retry.status) == (failed_id, head, JobStatus.FAILED)
+    assert (retry.retry_of, retry.commit, retry.status) == (failed_id, head, RunStatus.FAILED)
 
     started = say(service, server, 7, "/run deploy env=prod\n/run slow", "dev")
     deploy_id, slow_id = started["runs"]
@@ -204,27 +245,34 @@ def test_run_retry_and_cancel_do_what_they_say_and_unknown_commands_get_the_list
     deploy = waiting(service, deploy_id)
     assert (deploy.task, dict(deploy.inputs), deploy.commit) == ("deploy", {"env": "prod"}, head)
     assert deploy.steps["gate"].approval["message"] == f"deploy prod at {head[:7]}?"
-    wait_for(lambda: service.jobs.load(slow_id).steps["wait"].status is StepStatus.RUNNING, what="slow to start")
-    assert {s.id for s in service.jobs.list(RunFilter(workspace="app", pr=7)).runs} == \
-        {failed_id, retry_id, deploy_id, slow_id}
+    wait_for(lambda: service.runs.load(slow_id).steps["wait"].status is StepStatus.RUNNING, what="slow to start")
+    assert {s.id for s in service.runs.list(RunFilter(workspace="app", pr=7)).runs} == {
+        failed_id,
+        retry_id,
+        deploy_id,
+        slow_id,
+    }
 
     cancelled = say(service, server, 7, "/cancel", "dev")
     assert set(cancelled["runs"]) == {deploy_id, slow_id}
     for run_id in (deploy_id, slow_id):
         state = finished(service, run_id)
-        assert state.status is JobStatus.CANCELLED and state.cancel_reason == "cancelled with /cancel on #7 by dev"
+        assert state.status is RunStatus.CANCELLED and state.cancel_reason == "cancelled with /cancel on #7 by dev"
 
     bad = [say(service, server, 7, body, "dev") for body in ("/run deplyo", "/run deploy env", "/aprove")]
-    assert bad[0]["reason"] == (f'there is no task `deplyo` at {head[:7]}; did you mean "deploy"? '
-                                "(tasks: ci, deploy, flaky, quick, review, slow)")
+    assert bad[0]["reason"] == (
+        f'there is no task `deplyo` at {head[:7]}; did you mean "deploy"? '
+        "(tasks: ci, deploy, flaky, quick, review, slow)"
+    )
     assert bad[1]["reason"] == "/run deploy: 'env' is not key=value; give inputs as key=value"
     assert bad[2]["reason"].startswith('`/aprove` is not a command here; did you mean "approve"?\n\nCommands:\n')
     assert "- `/retry`: run this pull request's failed runs again" in bad[2]["reason"]
     answers = replies(forge, 4, 7)
     assert answers[0] == f"@mallory {outsider['reason']}"
     assert answers[1:] == [f"@dev {b['reason']}" for b in bad]
-    assert all(not line.startswith("/") for answer in answers for line in answer.splitlines()), \
+    assert all(not line.startswith("/") for answer in answers for line in answer.splitlines()), (
         "Strom's replies never hold a command line"
+    )
     assert reactions(forge, 7) == ["confused", "+1", "+1", "+1", "confused", "confused", "confused"]
 
 
@@ -234,16 +282,22 @@ def test_a_redelivered_command_acts_once(live, upstream, forge):
     finished(service, failed_id)
     data = json.loads((FIXTURES / "github/issue_comment.created.pull_request.json").read_bytes())
     data["issue"] = {**data["issue"], "number": 8}
-    data["comment"] = {**data["comment"], "body": "/retry", "author_association": "MEMBER", "id": 4242,
-                       "user": {**data["comment"]["user"], "login": "dev", "type": "User"}}
+    data["comment"] = {
+        **data["comment"],
+        "body": "/retry",
+        "author_association": "MEMBER",
+        "id": 4242,
+        "user": {**data["comment"]["user"], "login": "dev", "type": "User"},
+    }
     data["repository"] = {**data["repository"], "full_name": REPO}
     first = processed(service, post_github(server, "github/issue_comment.created.pull_request.json", data))
     again = processed(service, post_github(server, "github/issue_comment.created.pull_request.json", data))
     assert first["id"] != again["id"] and first["runs"] == again["runs"] and len(first["runs"]) == 1
-    assert len(service.jobs.list(RunFilter(workspace="app", pr=8)).runs) == 2
+    assert len(service.runs.list(RunFilter(workspace="app", pr=8)).runs) == 2
 
 
 # ------------------------------------------------------------------ comments that never act
+
 
 def test_edited_bot_and_own_comments_never_act(live, upstream, forge):
     service, server = live
@@ -251,37 +305,50 @@ def test_edited_bot_and_own_comments_never_act(live, upstream, forge):
     waiting(service, run_id)
     edited = json.loads((FIXTURES / "github/issue_comment.edited.json").read_bytes())
     edited["issue"] = {**edited["issue"], "number": 9}
-    edited["comment"] = {**edited["comment"], "body": "/approve", "author_association": "OWNER",
-                         "user": {**edited["comment"]["user"], "login": "bob"}}
+    edited["comment"] = {
+        **edited["comment"],
+        "body": "/approve",
+        "author_association": "OWNER",
+        "user": {**edited["comment"]["user"], "login": "bob"},
+    }
     edited["repository"] = {**edited["repository"], "full_name": REPO}
     record = processed(service, post_github(server, "github/issue_comment.edited.json", edited))
     assert (record["status"], record["reason"]) == ("ignored", "comment edited (only new comments are read)")
 
     bot = json.loads((FIXTURES / "github/issue_comment.created.pull_request.json").read_bytes())
     bot["issue"] = {**bot["issue"], "number": 9}
-    bot["comment"] = {**bot["comment"], "body": "/approve", "author_association": "MEMBER", "id": 777,
-                      "user": {**bot["comment"]["user"], "login": "helper[bot]", "type": "Bot"}}
+    bot["comment"] = {
+        **bot["comment"],
+        "body": "/approve",
+        "author_association": "MEMBER",
+        "id": 777,
+        "user": {**bot["comment"]["user"], "login": "helper[bot]", "type": "Bot"},
+    }
     bot["repository"] = {**bot["repository"], "full_name": REPO}
     record = processed(service, post_github(server, "github/issue_comment.created.pull_request.json", bot))
     assert record["reason"] == "comment by bot 'helper[bot]'"
     own = say(service, server, 9, "@bob nothing to do\n/approve\n<!-- strom:reply -->", "bob")
     assert own["reason"] == "comment by bot 'bob'"
-    assert service.jobs.load(run_id).status is JobStatus.WAITING
+    assert service.runs.load(run_id).status is RunStatus.WAITING
     assert forge.reactions() == [] and forge.replies(9) == []
 
 
 # ------------------------------------------------------------------ the workspace's rules
 
+
 def test_new_pushes_cancel_waiting_gates_and_authors_may_not_approve_their_own(tmp_path, redis_url, upstream, forge):
     work, bare = upstream
     config = make_gitops_config(tmp_path, redis_url, bare, forge, approvals={"self_approval": False})
     with live_stack(config) as (service, server):
-        head, [run_id] = open_pr(service, server, work, 10, "gated: { type: pull_request, task: deploy }",
-                                 author="alice")
+        head, [run_id] = open_pr(
+            service, server, work, 10, "gated: { type: pull_request, task: deploy }", author="alice"
+        )
         waiting(service, run_id)
         own = say(service, server, 10, "/approve", "alice", pr_author="alice")
-        assert own["reason"] == ("alice wrote this change and may not approve its gate `gate` "
-                                 "(the workspace sets approvals.self_approval: false)")
+        assert own["reason"] == (
+            "alice wrote this change and may not approve its gate `gate` "
+            "(the workspace sets approvals.self_approval: false)"
+        )
         other = say(service, server, 10, "/approve", "bob", pr_author="alice")
         assert other["reason"] == f"approved `gate` of run {run_id} (1 of 2 approvals)"
 
@@ -290,7 +357,7 @@ def test_new_pushes_cancel_waiting_gates_and_authors_may_not_approve_their_own(t
         record = processed(service, pr_hook(server, 10, "synchronize", newer, "topic-10", "alice", "MEMBER", False))
         [new_id] = record["runs"]
         old = finished(service, run_id)
-        assert old.status is JobStatus.CANCELLED
+        assert old.status is RunStatus.CANCELLED
         assert old.cancel_reason == f"superseded: #10 moved to {newer[:7]} while waiting for approval"
         assert waiting(service, new_id).commit == newer
 
@@ -302,37 +369,50 @@ def test_new_pushes_cancel_waiting_gates_and_authors_may_not_approve_their_own(t
         waiting(service, first)
         newer = commit(work, {"VERSION": "5\n"}, "more")
         git(work, "push", "-q", "-f", "origin", "topic-11:refs/pull/11/head")
-        [second] = processed(service, pr_hook(server, 11, "synchronize", newer, "topic-11", "dev", "MEMBER",
-                                              False))["runs"]
+        [second] = processed(service, pr_hook(server, 11, "synchronize", newer, "topic-11", "dev", "MEMBER", False))[
+            "runs"
+        ]
         waiting(service, second)
-        assert service.jobs.load(first).status is JobStatus.WAITING, "cancel_on_push: false keeps the old gate"
+        assert service.runs.load(first).status is RunStatus.WAITING, "cancel_on_push: false keeps the old gate"
         for who in ("alice", "bob"):
             decided = say(service, server, 11, "/approve", who)
             assert decided["runs"] == [second], "only the head's gate: nobody approves code they did not see"
-        assert finished(service, second).status is JobStatus.SUCCEEDED
-        assert service.jobs.load(first).status is JobStatus.WAITING
+        assert finished(service, second).status is RunStatus.SUCCEEDED
+        assert service.runs.load(first).status is RunStatus.WAITING
         old_only = say(service, server, 11, "/approve", "carol", "CONTRIBUTOR")
-        assert old_only["reason"] == (f"the gates waiting on #11 belong to older commits than its head {newer[:7]}; "
-                                      f"approve the runs of {newer[:7]}")
+        assert old_only["reason"] == (
+            f"the gates waiting on #11 belong to older commits than its head {newer[:7]}; "
+            f"approve the runs of {newer[:7]}"
+        )
 
 
 # ------------------------------------------------------------------ GitLab and Gitea
+
 
 def gitlab_note(server, iid: int, head: str, body: str, author: str):
     data = json.loads((FIXTURES / "gitlab/note.merge_request.json").read_bytes())
     data["project"] = {**data["project"], "path_with_namespace": REPO}
     data["user"] = {**data["user"], "username": author}
     data["object_attributes"] = {**data["object_attributes"], "note": body, "id": uuid.uuid4().int % 10**6}
-    data["merge_request"] = {**data["merge_request"], "iid": iid, "source_branch": "topic-4", "target_branch": "main",
-                             "last_commit": {**data["merge_request"]["last_commit"], "id": head}}
+    data["merge_request"] = {
+        **data["merge_request"],
+        "iid": iid,
+        "source_branch": "topic-4",
+        "target_branch": "main",
+        "last_commit": {**data["merge_request"]["last_commit"], "id": head},
+    }
     return post_to(server, "gitlab", "gitlab/note.merge_request.json", data)
 
 
 def gitea_comment(server, number: int, body: str, author: str):
     data = json.loads((FIXTURES / "gitea/issue_comment.created.pull_request.json").read_bytes())
     data["issue"] = {**data["issue"], "number": number}
-    data["comment"] = {**data["comment"], "body": body, "id": uuid.uuid4().int % 10**6,
-                       "user": {**data["comment"]["user"], "login": author}}
+    data["comment"] = {
+        **data["comment"],
+        "body": body,
+        "id": uuid.uuid4().int % 10**6,
+        "user": {**data["comment"]["user"], "login": author},
+    }
     data["sender"] = {**data["sender"], "login": author}
     data["repository"] = {**data["repository"], "full_name": REPO}
     return post_to(server, "gitea", "gitea/issue_comment.created.pull_request.json", data)
@@ -342,14 +422,12 @@ def gitea_comment(server, number: int, body: str, author: str):
 def test_gitlab_notes_and_gitea_comments_approve_with_access_asked_of_the_forge(tmp_path, redis_url, upstream, kind):
     work, bare = upstream
     ref = "refs/merge-requests/4/head" if kind == "gitlab" else "refs/pull/4/head"
-    commit(work, {"VERSION": "1\n", ".strom/ci.yaml": pipeline("review: { type: pull_request, task: review }")},
-           "base")
+    commit(work, {"VERSION": "1\n", ".strom/ci.yaml": pipeline("review: { type: pull_request, task: review }")}, "base")
     git(work, "push", "-q", "origin", "main")
     git(work, "checkout", "-q", "-b", "topic-4")
     head = commit(work, {"VERSION": "2\n"}, "topic")
     git(work, "push", "-q", "origin", f"topic-4:{ref}")
-    with FakeForge(kind, writers={"example2": True, "maintainer": True, "reader": False},
-                   users=["reader"]) as forge:
+    with FakeForge(kind, writers={"example2": True, "maintainer": True, "reader": False}, users=["reader"]) as forge:
         config = make_gitops_config(tmp_path, redis_url, bare, forge)
         config = replace(config, workspaces={"app": replace(config.workspaces["app"], forge=kind)})
         with stack(config) as service, serving(config, service) as server:
@@ -366,7 +444,7 @@ def test_gitlab_notes_and_gitea_comments_approve_with_access_asked_of_the_forge(
             assert refused["reason"] == "reader may not decide `gate`: that needs write access to the repository"
             approved = comment("/approve", "maintainer")
             assert approved["reason"] == f"approved `gate` of run {run_id}"
-            assert finished(service, run_id).status is JobStatus.SUCCEEDED
+            assert finished(service, run_id).status is RunStatus.SUCCEEDED
             assert "reviewed" in lines(service, run_id)
             wait_for(lambda: len(forge.reactions()) == 2 and forge.replies(4), what="the answers")
             good, bad = ("thumbsup", "confused") if kind == "gitlab" else ("+1", "confused")
@@ -376,7 +454,9 @@ def test_gitlab_notes_and_gitea_comments_approve_with_access_asked_of_the_forge(
             assert any(r.path.endswith("/award_emoji") and "/merge_requests/4/notes/" in r.path for r in forge.requests)
             asked = [r.path for r in forge.requests if "/members/all/" in r.path]
         else:
-            assert any(r.path.startswith("/api/v1/repos/octo/app/issues/comments/") and r.path.endswith("/reactions")
-                       for r in forge.requests)
+            assert any(
+                r.path.startswith("/api/v1/repos/octo/app/issues/comments/") and r.path.endswith("/reactions")
+                for r in forge.requests
+            )
             asked = [r.path for r in forge.requests if r.path.endswith("/permission")]
         assert len(asked) >= 2, "access is asked of the forge when the payload does not say"

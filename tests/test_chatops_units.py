@@ -1,25 +1,31 @@
 """Command lines of comments, and who may decide an approval gate (with a stub forge answering)."""
+
 from __future__ import annotations
 
 import pytest
 import redis
 
-from runner.engine import JobState, StepRun, StepStatus
+from runner.engine import RunState, StepRun, StepStatus
 from runner.gitops.commands import BUILTIN, is_stroms_own, key_values, parse_commands, unknown_command
 from runner.gitops.gates import Gate, Gatekeeper, change_authors, waiting_gates
 from runner.workspace_config import WorkspaceConfig
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("/approve", [("approve", ())]),
-    ("LGTM!\n\n  /approve deploy ship it\n/run lint fast=1", [("approve", ("deploy", "ship", "it")),
-                                                            ("run", ("lint", "fast=1"))]),
-    ("```\n/cancel\n```\n~~~\n/cancel\n~~~\n> /approve\n/retry", [("retry", ())]),
-    ("/usr/bin is missing\n/ deploy\n/", []),
-    ('/reject gate "not today"', [("reject", ("gate", "not today"))]),
-    ("/Approve", [("approve", ())]),
-    ("please /approve", []),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/approve", [("approve", ())]),
+        (
+            "LGTM!\n\n  /approve deploy ship it\n/run lint fast=1",
+            [("approve", ("deploy", "ship", "it")), ("run", ("lint", "fast=1"))],
+        ),
+        ("```\n/cancel\n```\n~~~\n/cancel\n~~~\n> /approve\n/retry", [("retry", ())]),
+        ("/usr/bin is missing\n/ deploy\n/", []),
+        ('/reject gate "not today"', [("reject", ("gate", "not today"))]),
+        ("/Approve", [("approve", ())]),
+        ("please /approve", []),
+    ],
+)
 def test_command_lines(body, expected):
     assert [(c.name, c.words) for c in parse_commands(body)] == expected
     assert [c.index for c in parse_commands(body)] == list(range(len(expected)))
@@ -50,11 +56,12 @@ def test_stroms_own_comments_are_recognised():
 
 # ------------------------------------------------------------------ gates
 
-def gate_state(approvers=(), required=1, decisions=(), event=None, status=StepStatus.WAITING) -> JobState:
+
+def gate_state(approvers=(), required=1, decisions=(), event=None, status=StepStatus.WAITING) -> RunState:
     approval = {"message": "go?", "approvers": list(approvers), "required": required, "decisions": list(decisions)}
     step = StepRun("gate", "gate", status=status, approval=approval)
     other = StepRun("build", "build", status=StepStatus.SUCCEEDED)
-    return JobState("r1", "app", "deploy", 0.0, steps={"build": other, "gate": step}, event=event)
+    return RunState("r1", "app", "deploy", 0.0, steps={"build": other, "gate": step}, event=event)
 
 
 class StubApi:
@@ -99,9 +106,10 @@ def test_listed_approvers_and_team_members_decide_and_nobody_else(redis_url):
     k = keeper(redis_url, api)
     assert k.refusal(gate, "alice", True) is None, "names match without regard to case"
     assert k.refusal(gate, "carol", False) is None
-    assert k.refusal(gate, "mallory", True, association="OWNER") == \
-        "mallory is not among the approvers of `gate` (Alice, @octo/release, @octo/broken)", \
-        "write access does not replace the list"
+    assert (
+        k.refusal(gate, "mallory", True, association="OWNER")
+        == "mallory is not among the approvers of `gate` (Alice, @octo/release, @octo/broken)"
+    ), "write access does not replace the list"
     assert k.refusal(gate, "mallory", True, role_decides=True).startswith("mallory is not among")
     assert ("write", "mallory") not in api.asked
 
@@ -135,25 +143,33 @@ def test_an_unreachable_forge_means_no_and_is_not_remembered(redis_url):
 
 
 def test_the_same_person_counts_once_and_authors_may_reject_but_not_approve(redis_url):
-    state = gate_state(required=2, decisions=[{"by": "Bob", "approved": True, "reason": None, "at": "x"}],
-                       event={"kind": "pull_request", "actor": "someone", "pr": {"number": 3, "author": "Alice"}})
+    state = gate_state(
+        required=2,
+        decisions=[{"by": "Bob", "approved": True, "reason": None, "at": "x"}],
+        event={"kind": "pull_request", "actor": "someone", "pr": {"number": 3, "author": "Alice"}},
+    )
     gate = Gate(state, state.steps["gate"])
     k = keeper(redis_url, StubApi(writers={"alice", "bob"}), self_approval=False)
     assert k.refusal(gate, "bob", True) == "bob has already approved `gate`; it needs 2 different people"
-    assert k.refusal(gate, "alice", True) == ("alice wrote this change and may not approve its gate `gate` "
-                                              "(the workspace sets approvals.self_approval: false)")
+    assert k.refusal(gate, "alice", True) == (
+        "alice wrote this change and may not approve its gate `gate` "
+        "(the workspace sets approvals.self_approval: false)"
+    )
     assert k.refusal(gate, "alice", False) is None
     assert keeper(redis_url, StubApi(writers={"alice"})).refusal(gate, "alice", True) is None, "allowed by default"
     nameless = gate_state(event={"kind": "pull_request", "pr": {"number": 3, "author": ""}})
     assert "did not say who wrote" in k.refusal(Gate(nameless, nameless.steps["gate"]), "bob", True)
 
 
-@pytest.mark.parametrize("event, expected", [
-    ({"kind": "pull_request", "actor": "pusher", "pr": {"number": 1, "author": "Author"}}, {"author", "pusher"}),
-    ({"kind": "comment", "actor": "asker", "pr": {"number": 1, "author": "Author"}}, {"author"}),
-    ({"kind": "push", "actor": "Pusher"}, {"pusher"}),
-    ({"kind": "manual", "actor": "alice"}, {"alice"}),
-    (None, set()),
-])
+@pytest.mark.parametrize(
+    "event, expected",
+    [
+        ({"kind": "pull_request", "actor": "pusher", "pr": {"number": 1, "author": "Author"}}, {"author", "pusher"}),
+        ({"kind": "comment", "actor": "asker", "pr": {"number": 1, "author": "Author"}}, {"author"}),
+        ({"kind": "push", "actor": "Pusher"}, {"pusher"}),
+        ({"kind": "manual", "actor": "alice"}, {"alice"}),
+        (None, set()),
+    ],
+)
 def test_change_authors(event, expected):
     assert change_authors(gate_state(event=event)) == expected

@@ -1,4 +1,5 @@
 """The `strom` command: exit statuses, messages, JSON output."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,12 @@ import sys
 
 import jsonschema
 from click.testing import CliRunner
-
-from runner.cli import main
 from conftest import write_workspace
 
-VALID = {".strom/ci.yaml": """
+from runner.cli import main
+
+VALID = {
+    ".strom/ci.yaml": """
     actions:
       greet:
         type: script
@@ -39,16 +41,19 @@ VALID = {".strom/ci.yaml": """
           fail: { type: script, script: "echo oops >&2; exit 3" }
     triggers:
       nightly: { type: scheduler, cron: "0 2 * * *", task: hello }
-    """}
+    """
+}
 
-INVALID = {".strom/ci.yaml": """
+INVALID = {
+    ".strom/ci.yaml": """
     tasks:
       t:
         flow:
           a:
             type: script
             scrpt: "echo hi"
-    """}
+    """
+}
 
 
 def invoke(*args, input=None):
@@ -82,7 +87,10 @@ def test_validate_json_for_machines(tmp_path):
 
 
 def test_validate_strict_fails_on_warnings(tmp_path):
-    root = write_workspace(tmp_path, {".strom/a.yaml": "secrets:\n  X: plain\ntasks:\n  t:\n    flow:\n      a: { type: script, script: 'true' }\n"})
+    root = write_workspace(
+        tmp_path,
+        {".strom/a.yaml": "secrets:\n  X: plain\ntasks:\n  t:\n    flow:\n      a: { type: script, script: 'true' }\n"},
+    )
     assert invoke("validate", str(root))[0] == 0
     assert invoke("validate", "--strict", str(root))[0] == 1
 
@@ -150,7 +158,10 @@ def test_run_json_prints_the_final_state(tmp_path):
 
 
 def test_input_json_and_secrets_file(tmp_path):
-    root = write_workspace(tmp_path, {".strom/a.yaml": """
+    root = write_workspace(
+        tmp_path,
+        {
+            ".strom/a.yaml": """
         tasks:
           t:
             input:
@@ -160,9 +171,13 @@ def test_input_json_and_secrets_file(tmp_path):
                 type: script
                 script: 'echo "{{ input.items | length }} $TOKEN"'
                 env: { TOKEN: "{{ secret.token }}" }
-        """, "secrets.env": "TOKEN=abc123secret\n"})
-    code, out = invoke("run", "t", "-C", str(root), "--input-json", '{"items": [1, 2, 3]}', "--secrets",
-                       str(root / "secrets.env"))
+        """,
+            "secrets.env": "TOKEN=abc123secret\n",
+        },
+    )
+    code, out = invoke(
+        "run", "t", "-C", str(root), "--input-json", '{"items": [1, 2, 3]}', "--secrets", str(root / "secrets.env")
+    )
     assert code == 0, out
     assert "3 ***" in out and "abc123secret" not in out
 
@@ -171,9 +186,9 @@ def test_tasks_lists_tasks_inputs_and_triggers(tmp_path):
     root = write_workspace(tmp_path, VALID)
     code, out = invoke("tasks", str(root))
     assert code == 0
-    hello = [line for line in out.splitlines() if line.startswith("hello")][0]
+    hello = next(line for line in out.splitlines() if line.startswith("hello"))
     assert "name:string" in hello and "nightly (scheduler)" in hello and "Say hello" in hello
-    assert "env*:string" in [line for line in out.splitlines() if line.startswith("deploy")][0]
+    assert "env*:string" in next(line for line in out.splitlines() if line.startswith("deploy"))
 
 
 def test_init_writes_a_pipeline_that_runs(tmp_path):

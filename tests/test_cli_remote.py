@@ -1,15 +1,17 @@
 """The CLI as a client of a live server: trigger, runs, status, logs, cancel, rerun, approve, reject."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 from click.testing import CliRunner
-
-from runner.cli import main
 from service_env import TOKENS, LiveServer, make_config, stack, wait_for
 
-WORKSPACE = {".strom/t.yaml": """
+from runner.cli import main
+
+WORKSPACE = {
+    ".strom/t.yaml": """
     tasks:
       hello:
         input:
@@ -26,7 +28,8 @@ WORKSPACE = {".strom/t.yaml": """
       slow:
         flow:
           sleep: { type: script, script: "echo zzz; sleep 30" }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_trigger_status_runs_and_logs(live):
     code, out = cli(server, "trigger", "hello")
     run_id = out.split()[0]
     assert code == 0 and "/runs/" + run_id in out
-    wait_for(lambda: service.jobs.load(run_id).status.terminal, what="the run")
+    wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
     code, out = cli(server, "status", run_id)
     assert code == 0 and "✓ succeeded" in out and "greet" in out
     code, out = cli(server, "status", run_id, "--json")
@@ -80,12 +83,12 @@ def test_cancel_approve_and_reject(live):
     wait_for(lambda: service.logs.read(slow), what="the slow step to print")
     code, out = cli(server, "cancel", slow, "--reason", "bored")
     assert code == 0
-    wait_for(lambda: service.jobs.load(slow).status.value == "cancelled", what="the cancel")
+    wait_for(lambda: service.runs.load(slow).status.value == "cancelled", what="the cancel")
     _, out = cli(server, "trigger", "gate")
     gate = out.split()[0]
     code, out = cli(server, "approve", gate, "ask", token="approver")
     assert code == 0 and "ask" in out
-    wait_for(lambda: service.jobs.load(gate).status.value == "succeeded", what="the approved run")
+    wait_for(lambda: service.runs.load(gate).status.value == "succeeded", what="the approved run")
     _, out = cli(server, "trigger", "gate")
     second = out.split()[0]
     code, out = cli(server, "reject", second, "ask", "--reason", "not today", token="approver")
@@ -106,9 +109,17 @@ def test_client_errors_are_one_line_messages(live):
 
 def test_events_lists_what_came_in_and_what_became_of_it(live):
     from runner.forges.event import RepoEvent
+
     server, service = live
-    event = RepoEvent(source="github", kind="push", repo="octo/app", ref="refs/heads/dev", branch="dev",
-                      sha="ab" * 20, delivery="d-42")
+    event = RepoEvent(
+        source="github",
+        kind="push",
+        repo="octo/app",
+        ref="refs/heads/dev",
+        branch="dev",
+        sha="ab" * 20,
+        delivery="d-42",
+    )
     event_id, _ = service.repo_events.receive("local", event.to_dict(), ignored="branch 'dev' is not followed")
     code, out = cli(server, "events", token="viewer")
     assert code == 0
@@ -123,14 +134,17 @@ def test_events_lists_what_came_in_and_what_became_of_it(live):
 
 def test_following_survives_the_server_closing_long_streams(live, monkeypatch):
     import webhooks.api.logs as logs_api
+
     server, service = live
     monkeypatch.setattr(logs_api, "MAX_STREAM_S", 0.3)
     monkeypatch.setattr(logs_api, "HEARTBEAT_MS", 100)
     _, out = cli(server, "trigger", "slow")
     slow = out.split()[0]
     from threading import Timer
+
     from runner.engine import Cancel
+
     Timer(1.5, lambda: service.orchestrator.apply(slow, Cancel("enough"))).start()
-    code, out = cli(server, "logs", slow, "-f")
-    assert service.jobs.load(slow).status.terminal, "following went on until the run ended"
+    _code, out = cli(server, "logs", slow, "-f")
+    assert service.runs.load(slow).status.terminal, "following went on until the run ended"
     assert out.splitlines() == ["[sleep] zzz"], "the line once, although the stream was reopened several times"

@@ -2,15 +2,16 @@
 `kubernetes-validate --strict` for the supported Kubernetes versions, and what the manifests promise holds
 (probes on the health endpoints, non-root pods, a step role limited to pods, Redis out of the steps' reach,
 workers given time to hand back their steps, KEDA on the step queues)."""
+
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import need
 from ruamel.yaml import YAML
 
-from conftest import need
 from runner.config import load_config
 from runner.store.queues import queue_name
 
@@ -26,14 +27,19 @@ def _yaml_all(text: str) -> list[dict]:
 
 def _env_file(path: Path) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    return {key: value for key, value in pairs}
+    return dict(pairs)
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request, tmp_path_factory) -> tuple[str, Path, list[dict]]:
     kubectl = need("kubectl")
-    text = subprocess.run([kubectl, "kustomize", str(DEPLOY / "kubernetes" / "overlays" / request.param)],
-                          capture_output=True, text=True, check=True, timeout=120).stdout
+    text = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "kubernetes" / "overlays" / request.param)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     path = tmp_path_factory.mktemp("rendered") / f"{request.param}.yaml"
     path.write_text(text)
     return request.param, path, _yaml_all(text)
@@ -52,27 +58,43 @@ def _of(objects, kind, name=None):
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_rendered_object_is_valid_for_the_supported_kubernetes_versions(rendered, version):
     _, path, objects = rendered
-    done = subprocess.run([need("kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)],
-                          capture_output=True, text=True, timeout=300)
-    problems = [line for line in (done.stdout + done.stderr).splitlines()
-                if line.strip() and "Couldn't find schema for kind ScaledObject" not in line
-                and "Couldn't find schema for kind TriggerAuthentication" not in line]
+    done = subprocess.run(
+        [need("kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    problems = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.strip()
+        and "Couldn't find schema for kind ScaledObject" not in line
+        and "Couldn't find schema for kind TriggerAuthentication" not in line
+    ]
     assert done.returncode == 0 and problems == [], problems
     assert len(objects) >= 20
 
 
 def test_pods_run_as_non_root_with_probes_on_the_health_endpoints(rendered):
     _, _, objects = rendered
-    probes = {"strom-web": ("/api/ready", "/api/health"), "strom-scheduler": ("/readyz", "/livez"),
-              "strom-worker": ("/readyz", "/livez")}
+    probes = {
+        "strom-web": ("/api/ready", "/api/health"),
+        "strom-scheduler": ("/readyz", "/livez"),
+        "strom-worker": ("/readyz", "/livez"),
+    }
     for name, (ready, live) in probes.items():
         pod = _of(objects, "Deployment", name)["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        assert (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]) == \
-            (ready, live)
+        assert (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]) == (
+            ready,
+            live,
+        )
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
-        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                "capabilities": {"drop": ["ALL"]}}
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
         assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert _of(objects, "Deployment", "strom-scheduler")["spec"]["replicas"] == 2, "the Redis lease makes one active"
     assert {p["metadata"]["name"] for p in _of(objects, "PodDisruptionBudget")} == set(probes)
@@ -82,8 +104,10 @@ def test_workers_may_only_manage_pods_in_the_steps_namespace_and_have_time_to_ha
     _, _, objects = rendered
     role = _of(objects, "Role", "strom-steps")
     assert role["metadata"]["namespace"] == "strom-steps" and not _of_kind(objects, "ClusterRole")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "delete"]},
-                             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
     binding = _of(objects, "RoleBinding", "strom-worker")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "strom-worker", "namespace": "strom"}]
     worker = _of(objects, "Deployment", "strom-worker")
@@ -91,8 +115,10 @@ def test_workers_may_only_manage_pods_in_the_steps_namespace_and_have_time_to_ha
     grace = int(str(config["workers"]["shutdown_grace"]).rstrip("s"))
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= grace + 25
     assert config["kubernetes"]["namespace"] == "strom-steps"
-    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in ("Namespace",)} == \
-        {"strom", "strom-steps"}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in ("Namespace",)} == {
+        "strom",
+        "strom-steps",
+    }
 
 
 def test_step_pods_cannot_reach_redis(rendered):
@@ -100,7 +126,9 @@ def test_step_pods_cannot_reach_redis(rendered):
     steps = _of(objects, "NetworkPolicy", "strom-steps")
     assert steps["metadata"]["namespace"] == "strom-steps" and steps["spec"]["policyTypes"] == ["Egress"]
     allowed = [rule["to"] for rule in steps["spec"]["egress"]]
-    assert {"port": 6379, "protocol": "TCP"} not in [p for rule in steps["spec"]["egress"] for p in rule.get("ports", [])]
+    assert {"port": 6379, "protocol": "TCP"} not in [
+        p for rule in steps["spec"]["egress"] for p in rule.get("ports", [])
+    ]
     private = next(peer["ipBlock"] for rule in allowed for peer in rule if "ipBlock" in peer)
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(private["except"])
     cluster = [peer for rule in allowed for peer in rule if "podSelector" in peer]
@@ -108,11 +136,22 @@ def test_step_pods_cannot_reach_redis(rendered):
     if overlay == "example":
         redis = _of(objects, "NetworkPolicy", "strom-redis")
         sources = redis["spec"]["ingress"][0]["from"]
-        assert sources == [{"podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/component",
-                                                                  "operator": "In",
-                                                                  "values": ["web", "scheduler", "worker"]}]}}]
-        command = " ".join(_of(objects, "StatefulSet", "strom-redis")["spec"]["template"]["spec"]["containers"][0]
-                           ["command"])
+        assert sources == [
+            {
+                "podSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "app.kubernetes.io/component",
+                            "operator": "In",
+                            "values": ["web", "scheduler", "worker"],
+                        }
+                    ]
+                }
+            }
+        ]
+        command = " ".join(
+            _of(objects, "StatefulSet", "strom-redis")["spec"]["template"]["spec"]["containers"][0]["command"]
+        )
         assert all(flag in command for flag in ("--appendonly yes", "--maxmemory-policy noeviction", "--requirepass"))
     else:
         assert not _of_kind(objects, "StatefulSet"), "production uses a Redis run elsewhere"
@@ -152,8 +191,13 @@ def test_the_compose_file_passes_docker_compose_config(tmp_path):
     (tmp_path / ".env").write_text((folder / ".env.example").read_text())
     for name in ("compose.yaml", "strom.yaml"):
         (tmp_path / name).write_text((folder / name).read_text())
-    done = subprocess.run([compose, "-f", str(tmp_path / "compose.yaml"), "config"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [compose, "-f", str(tmp_path / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     services = YAML(typ="safe").load(done.stdout)["services"]
     assert set(services) == {"redis", "web", "scheduler", "worker"}
@@ -164,6 +208,12 @@ def test_the_compose_file_passes_docker_compose_config(tmp_path):
     config = load_config(folder / "strom.yaml", environ=env, base_dir=tmp_path)
     assert config.redis_url == env["STROM_REDIS_URL"] and config.worker_token == env["STROM_WORKERS__TOKEN"]
     (tmp_path / ".env").unlink()
-    missing = subprocess.run([compose, "-f", str(tmp_path / "compose.yaml"), "config"], capture_output=True, text=True,
-                             cwd=tmp_path, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    missing = subprocess.run(
+        [compose, "-f", str(tmp_path / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert missing.returncode != 0 and "set REDIS_PASSWORD in .env" in missing.stderr

@@ -7,6 +7,7 @@ other worker runs it.
 CI builds the image (.ci/run: deploy/docker/Dockerfile on a Debian base made with mmdebstrap) and names
 it in STROM_TEST_IMAGE.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ import uuid
 
 import pytest
 import requests
-
 from conftest import REQUIRE_ALL, need
 from git_env import commit, git, init_repo
 from service_env import TOKENS, free_port, wait_for
@@ -47,18 +47,37 @@ class Deployment:
             "STROM_WORKSPACES": json.dumps({"site": {"hosted": True}}),
             "STROM_PUBLIC_URL": self.url,
             "STROM_WORKERS__TOKEN": TOKENS["viewer"],  # a viewer token: downloads snapshots, signs pods' tokens
-            "STROM_WORKERS__HEARTBEAT_INTERVAL": "0.3s", "STROM_WORKERS__LOST_AFTER": "3s",
+            "STROM_WORKERS__HEARTBEAT_INTERVAL": "0.3s",
+            "STROM_WORKERS__LOST_AFTER": "3s",
             "STROM_SCHEDULER__SWEEP_INTERVAL": "0.2s",
         }
-        self.run("redis", "--entrypoint", "sh", IMAGE, "-c",
-                 f"{REDIS} --port {redis_port} --bind 127.0.0.1 --requirepass redis-pw --appendonly yes "
-                 f"--dir /var/lib/strom")
+        self.run(
+            "redis",
+            "--entrypoint",
+            "sh",
+            IMAGE,
+            "-c",
+            f"{REDIS} --port {redis_port} --bind 127.0.0.1 --requirepass redis-pw --appendonly yes "
+            f"--dir /var/lib/strom",
+        )
 
     def run(self, name: str, *args: str, env: dict | None = None) -> str:
         full = f"{self.prefix}-{name}"
         options = [f"--env={k}={v}" for k, v in {**self.env, **(env or {})}.items()]
-        _docker("run", "-d", "--name", full, "--network", "host", "--health-interval", "1s",
-                "--health-start-period", "1s", *options, *args)
+        _docker(
+            "run",
+            "-d",
+            "--name",
+            full,
+            "--network",
+            "host",
+            "--health-interval",
+            "1s",
+            "--health-start-period",
+            "1s",
+            *options,
+            *args,
+        )
         self.names.append(full)
         return full
 
@@ -89,41 +108,73 @@ def deployment(tmp_path):
     deployment.close()
 
 
-def test_the_image_runs_a_pushed_commit_on_worker_containers_and_a_stopped_worker_hands_its_step_back(deployment,
-                                                                                                      tmp_path):
+def test_the_image_runs_a_pushed_commit_on_worker_containers_and_a_stopped_worker_hands_its_step_back(
+    deployment, tmp_path
+):
     d = deployment
     web = d.strom("web", "web", env={"STROM_LISTEN": f"127.0.0.1:{d.web_port}"}, shared=True)
     scheduler = d.strom("scheduler", "scheduler", env={"STROM_HEALTH_PORT": str(free_port())}, shared=True)
-    workers = {name: d.strom(name, "worker", "--name", name,
-                             env={"STROM_HEALTH_PORT": str(free_port()), "STROM_WORKERS__SHUTDOWN_GRACE": "1s"})
-               for name in ("w1", "w2")}
+    workers = {
+        name: d.strom(
+            name,
+            "worker",
+            "--name",
+            name,
+            env={"STROM_HEALTH_PORT": str(free_port()), "STROM_WORKERS__SHUTDOWN_GRACE": "1s"},
+        )
+        for name in ("w1", "w2")
+    }
     for container in (web, scheduler, *workers.values()):
         wait_for(lambda c=container: d.health(c) == "healthy", 60, 0.2, f"{container} to be healthy")
 
     repo = init_repo(tmp_path / "src")
-    sha = commit(repo, {".strom/ci.yaml": """
+    sha = commit(
+        repo,
+        {
+            ".strom/ci.yaml": """
         tasks:
           build: { flow: { show: { type: script, script: 'echo "built $STROM_SHA as $(id -u)"' } } }
           slow: { flow: { wait: { type: script, script: 'echo started; sleep 6; echo "slow done"' } } }
         triggers:
           on-push: { type: push, task: build }
-        """}, "deployed")
+        """
+        },
+        "deployed",
+    )
     git(repo, "push", d.url.replace("http://", f"http://strom:{TOKENS['operator']}@") + "/git/site.git", "main")
-    events = wait_for(lambda: (found := requests.get(f"{d.url}/api/events", headers=AUTH, timeout=5).json()["events"])
-                      and found[0]["runs"] and found, 60, 0.2, "the push to start a run")
+    events = wait_for(
+        lambda: (
+            (found := requests.get(f"{d.url}/api/events", headers=AUTH, timeout=5).json()["events"])
+            and found[0]["runs"]
+            and found
+        ),
+        60,
+        0.2,
+        "the push to start a run",
+    )
     build = _finished(d, events[0]["runs"][0])
-    assert build["status"] == "succeeded" and build["steps"][0]["worker"] in workers, (build["steps"][0]["error"], _log(d, build["id"]))
+    assert build["status"] == "succeeded" and build["steps"][0]["worker"] in workers, (
+        build["steps"][0]["error"],
+        _log(d, build["id"]),
+    )
     assert f"built {sha} as 10001" in _log(d, build["id"])
 
     answer = requests.post(f"{d.url}/api/workspaces/site/tasks/slow/execute", json={}, headers=AUTH, timeout=10)
     assert answer.status_code == 201, answer.text
     slow_id = answer.json()["id"]
-    first = wait_for(lambda: (s := _run(d, slow_id)["steps"][0])["status"] == "running" and "started" in _log(d, slow_id)
-                     and s["worker"], 60, 0.2, "the slow step to start")
+    first = wait_for(
+        lambda: (
+            (s := _run(d, slow_id)["steps"][0])["status"] == "running" and "started" in _log(d, slow_id) and s["worker"]
+        ),
+        60,
+        0.2,
+        "the slow step to start",
+    )
     stopped = _docker("stop", "--time", "40", workers[first])
     assert stopped.returncode == 0
-    assert _docker("inspect", "--format", "{{.State.ExitCode}}", workers[first]).stdout.strip() == "0", \
-        d.logs(workers[first])
+    assert _docker("inspect", "--format", "{{.State.ExitCode}}", workers[first]).stdout.strip() == "0", d.logs(
+        workers[first]
+    )
     slow = _finished(d, slow_id)
     other = next(name for name in workers if name != first)
     step = slow["steps"][0]
@@ -137,8 +188,12 @@ def _run(d: Deployment, run_id: str) -> dict:
 
 
 def _finished(d: Deployment, run_id: str) -> dict:
-    return wait_for(lambda: (r := _run(d, run_id))["status"] in ("succeeded", "failed", "cancelled", "timed_out")
-                    and r, 60, 0.2, f"run {run_id} to finish")
+    return wait_for(
+        lambda: (r := _run(d, run_id))["status"] in ("succeeded", "failed", "cancelled", "timed_out") and r,
+        60,
+        0.2,
+        f"run {run_id} to finish",
+    )
 
 
 def _log(d: Deployment, run_id: str) -> str:

@@ -1,6 +1,7 @@
 """Steps in containers on the real Docker engine: scripts with the commit read-only at /workspace,
 images run as they are, live logs, OUTPUT, exit codes, timeouts and cancels that leave no
 container behind, the reaper, and clear failures for missing images and unreachable engines."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,12 @@ import json
 import pytest
 import requests
 from click.testing import CliRunner
-
 from docker_env import IMAGE, busybox_image, docker_client, strom_containers
-from runner.cli import main
-from runner.engine import Cancel, JobStatus, StepStatus
-from runner.service.worker import Worker
 from service_env import TOKENS, make_config, serving, stack, wait_for
+
+from runner.cli import main
+from runner.engine import Cancel, RunStatus, StepStatus
+from runner.service.worker import Worker
 
 WORKSPACE = {
     "data/VERSION": "2.5\n",
@@ -82,22 +83,31 @@ def docker_settings(**extra) -> str:
 
 @pytest.fixture
 def live(engine, service_workspace, redis_url):
-    config = make_config(service_workspace(WORKSPACE), redis_url, STROM_DOCKER=docker_settings(),
-                         STROM_SECRET_API_TOKEN="t0ps3cr3t-value")
+    config = make_config(
+        service_workspace(WORKSPACE),
+        redis_url,
+        STROM_DOCKER=docker_settings(),
+        STROM_SECRET_API_TOKEN="t0ps3cr3t-value",
+    )
     with stack(config, abilities=("docker",)) as service, serving(config, service) as server:
         yield service, server
 
 
 def start(server, task: str) -> str:
-    answer = requests.post(f"{server.url}/api/workspaces/local/tasks/{task}/execute", json={},
-                           headers={"Authorization": f"Bearer {TOKENS['admin']}"}, timeout=10)
+    answer = requests.post(
+        f"{server.url}/api/workspaces/local/tasks/{task}/execute",
+        json={},
+        headers={"Authorization": f"Bearer {TOKENS['admin']}"},
+        timeout=10,
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["id"]
 
 
 def finished(service, run_id):
-    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, timeout=60,
-                    what=f"run {run_id}")
+    return wait_for(
+        lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, timeout=60, what=f"run {run_id}"
+    )
 
 
 def lines(service, run_id, step=None):
@@ -107,12 +117,13 @@ def lines(service, run_id, step=None):
 def test_a_script_runs_in_the_image_with_the_commit_read_only_at_workspace(live, engine):
     service, server = live
     state = finished(service, start(server, "check"))
-    assert state.status is JobStatus.SUCCEEDED, state.steps["inspect"].error
+    assert state.status is RunStatus.SUCCEEDED, state.steps["inspect"].error
     inspect = lines(service, state.id, "inspect")
     assert inspect[:3] == ["in /workspace as 65534", "version 2.5", "the workspace is read-only"]
     assert state.steps["inspect"].output == {"version": "2.5", "token": "***"}, "outputs are stored masked"
-    shown = requests.get(f"{server.url}/api/runs/{state.id}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"},
-                         timeout=10).json()
+    shown = requests.get(
+        f"{server.url}/api/runs/{state.id}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"}, timeout=10
+    ).json()
     assert shown["steps"][0]["output"] == {"version": "2.5", "token": "***"}, "and are shown masked"
     assert "t0ps3cr3t-value" not in json.dumps(lines(service, state.id))
     assert lines(service, state.id, "report")[0] == "report for 2.5"
@@ -136,12 +147,16 @@ def test_logs_stream_live_and_cancel_and_timeout_leave_no_container(live, engine
     run_id = start(server, "slow")
     wait_for(lambda: "started" in lines(service, run_id), timeout=30, what="the first line while it runs")
     [container] = strom_containers(engine, strom_run=run_id)
-    assert {k: container.labels[k] for k in ("strom.run", "strom.step", "strom.attempt", "strom.worker")} == \
-        {"strom.run": run_id, "strom.step": "wait", "strom.attempt": "1", "strom.worker": "test-worker-0"}
+    assert {k: container.labels[k] for k in ("strom.run", "strom.step", "strom.attempt", "strom.worker")} == {
+        "strom.run": run_id,
+        "strom.step": "wait",
+        "strom.attempt": "1",
+        "strom.worker": "test-worker-0",
+    }
     assert container.attrs["HostConfig"]["NetworkMode"] == "none"
-    assert service.jobs.load(run_id).steps["wait"].status is StepStatus.RUNNING
+    assert service.runs.load(run_id).steps["wait"].status is StepStatus.RUNNING
     service.orchestrator.apply(run_id, Cancel("enough", by="test"))
-    assert finished(service, run_id).status is JobStatus.CANCELLED
+    assert finished(service, run_id).status is RunStatus.CANCELLED
     wait_for(lambda: strom_containers(engine, strom_run=run_id) == [], what="the cancelled step's container to go")
     assert "never" not in lines(service, run_id)
 
@@ -155,24 +170,29 @@ def test_logs_stream_live_and_cancel_and_timeout_leave_no_container(live, engine
 def test_a_missing_image_fails_the_step_saying_which(live, engine):
     service, server = live
     missing = finished(service, start(server, "missing"))
-    assert missing.steps["pull"].error == ("image 'strom-test/not-there:1' is not on the Docker engine and the pull "
-                                           "policy is never: load it there (docker pull / docker load) or set "
-                                           "docker.pull to if-missing")
+    assert missing.steps["pull"].error == (
+        "image 'strom-test/not-there:1' is not on the Docker engine and the pull "
+        "policy is never: load it there (docker pull / docker load) or set "
+        "docker.pull to if-missing"
+    )
     absent = missing.steps["absent"].error
     assert absent.startswith("Docker could not start the container: ") and "/no/such/tool" in absent
     assert strom_containers(engine, strom_run=missing.id) == []
 
 
-def test_an_unreachable_engine_fails_the_step_and_the_worker_refuses_the_ability(engine, service_workspace,
-                                                                                redis_url):
-    config = make_config(service_workspace(WORKSPACE), redis_url,
-                         STROM_DOCKER=docker_settings(host="tcp://127.0.0.1:9"))
+def test_an_unreachable_engine_fails_the_step_and_the_worker_refuses_the_ability(engine, service_workspace, redis_url):
+    config = make_config(
+        service_workspace(WORKSPACE), redis_url, STROM_DOCKER=docker_settings(host="tcp://127.0.0.1:9")
+    )
     with stack(config, abilities=("docker",), scheduler=True) as other, serving(config, other) as other_server:
         unreachable = finished(other, start(other_server, "image"))
     error = unreachable.steps["as-is"].error
     assert error.startswith("cannot reach the Docker engine at tcp://127.0.0.1:9: ")
-    result = CliRunner().invoke(main, ["worker", "--abilities", "docker"], env={
-        "STROM_REDIS_URL": redis_url, "STROM_DOCKER": docker_settings(host="tcp://127.0.0.1:9")})
+    result = CliRunner().invoke(
+        main,
+        ["worker", "--abilities", "docker"],
+        env={"STROM_REDIS_URL": redis_url, "STROM_DOCKER": docker_settings(host="tcp://127.0.0.1:9")},
+    )
     assert result.exit_code == 2
     assert "this worker cannot offer 'docker': cannot reach the Docker engine at tcp://127.0.0.1:9" in result.output
 
@@ -180,20 +200,23 @@ def test_an_unreachable_engine_fails_the_step_and_the_worker_refuses_the_ability
 def test_the_runner_image_serves_scripts_without_an_image(live):
     service, server = live
     state = finished(service, start(server, "default-image"))
-    assert state.status is JobStatus.SUCCEEDED and lines(service, state.id, "run") == ["from the runner image"]
+    assert state.status is RunStatus.SUCCEEDED and lines(service, state.id, "run") == ["from the runner image"]
 
 
 def test_the_reaper_removes_containers_of_dead_workers_only(engine, service_workspace, redis_url):
     from runner.runs.service import Service
+
     labels = {"strom.managed": "1", "strom.run": "r-dead", "strom.step": "s", "strom.attempt": "1"}
-    dead = engine.containers.create(IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "killed-worker"},
-                                    network_mode="none")
+    dead = engine.containers.create(
+        IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "killed-worker"}, network_mode="none"
+    )
     dead.start()
     config = make_config(service_workspace(WORKSPACE), redis_url, STROM_DOCKER=docker_settings())
     service = Service(config)
     service.redis.set("strom:worker:busy-worker", "1", ex=60)
-    alive = engine.containers.create(IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "busy-worker"},
-                                     network_mode="none")
+    alive = engine.containers.create(
+        IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "busy-worker"}, network_mode="none"
+    )
     try:
         worker = Worker(service, abilities=("docker",), name="fresh-worker")
         assert worker.reap(starting=True) == [dead.name]

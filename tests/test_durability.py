@@ -6,6 +6,7 @@ done twice, and no Strom process is restarted by the test to get there.
 Every step appends "run step attempt" to a marks file on the host (the copy sandbox lets it), so
 the tests count how often each step really ran.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ import psutil
 import pytest
 import redis as redis_lib
 import requests
+from service_env import TOKENS, Procs, RedisServer, free_port, wait_for
 
 from runner.store import keys
-from service_env import TOKENS, Procs, RedisServer, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,8 @@ MARK = 'echo "$STROM_JOB_ID $STROM_STEP $STROM_ATTEMPT" >> {marks}'
 
 def workspace(marks) -> dict[str, str]:
     mark = MARK.format(marks=marks)
-    return {".strom/t.yaml": textwrap.dedent(f"""
+    return {
+        ".strom/t.yaml": textwrap.dedent(f"""
         tasks:
           tick:
             flow:
@@ -67,7 +69,8 @@ def workspace(marks) -> dict[str, str]:
         triggers:
           every-second: {{ type: scheduler, cron: "* * * * * *", task: tick }}
           deliveries: {{ type: webhook, name: deliveries, task: delivered, input: {{ n: "{{{{ body.n }}}}" }} }}
-        """)}
+        """)
+    }
 
 
 class Faults:
@@ -94,8 +97,9 @@ class Faults:
         return self.url
 
     def execute(self, task: str) -> str:
-        answer = requests.post(f"{self.url}/api/workspaces/local/tasks/{task}/execute", json={}, headers=AUTH,
-                               timeout=10)
+        answer = requests.post(
+            f"{self.url}/api/workspaces/local/tasks/{task}/execute", json={}, headers=AUTH, timeout=10
+        )
         assert answer.status_code == 201, answer.text
         return answer.json()["id"]
 
@@ -150,10 +154,12 @@ class Deliveries(threading.Thread):
         while not self.stop.wait(0.05):
             n += 1
             try:
-                answer = requests.post(f"{self.url}/hooks/deliveries", json={"n": str(n)},
-                                       headers={"Idempotency-Key": f"d{n}"}, timeout=10)
-                self.answers.append((time.monotonic(), n, answer.status_code, answer.json(),
-                                     answer.headers.get("Retry-After")))
+                answer = requests.post(
+                    f"{self.url}/hooks/deliveries", json={"n": str(n)}, headers={"Idempotency-Key": f"d{n}"}, timeout=10
+                )
+                self.answers.append(
+                    (time.monotonic(), n, answer.status_code, answer.json(), answer.headers.get("Retry-After"))
+                )
             except requests.RequestException as exc:
                 self.answers.append((time.monotonic(), n, None, str(exc), None))
 
@@ -168,24 +174,47 @@ def test_a_redis_outage_under_load_loses_nothing_and_heals_without_restarts(faul
     workers = [faults.execute("short") for _ in range(3)]
     deliveries = Deliveries(url)
     deliveries.start()
-    wait_for(lambda: "line 8" in requests.get(f"{url}/api/runs/{chatty}/logs", params={"format": "text"},
-                                              headers=AUTH, timeout=5).text, 20, 0.05, "the chatty step to talk")
+    wait_for(
+        lambda: (
+            "line 8"
+            in requests.get(f"{url}/api/runs/{chatty}/logs", params={"format": "text"}, headers=AUTH, timeout=5).text
+        ),
+        20,
+        0.05,
+        "the chatty step to talk",
+    )
     faults.redis.stop(sig)
-    during = wait_for(lambda: (a := requests.get(f"{url}/api/ready", timeout=5)).status_code == 503 and [a], 10, 0.05,
-                      "the web to notice")[0]
+    during = wait_for(
+        lambda: (a := requests.get(f"{url}/api/ready", timeout=5)).status_code == 503 and [a],
+        10,
+        0.05,
+        "the web to notice",
+    )[0]
     assert during.headers["Retry-After"] == "5"
     time.sleep(15)  # the outage itself: Redis stays away this long
     assert requests.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=5).status_code == 503
     assert requests.get(f"http://127.0.0.1:{probe_port}/livez", timeout=5).status_code == 200
     faults.redis.start()
     back = time.monotonic()
-    first_ok = wait_for(lambda: next((at for at, _, status, _, _ in deliveries.answers if at > back and status == 202),
-                                     None), 10, 0.05, "a delivery to be taken again")
+    first_ok = wait_for(
+        lambda: next((at for at, _, status, _, _ in deliveries.answers if at > back and status == 202), None),
+        10,
+        0.05,
+        "a delivery to be taken again",
+    )
     assert first_ok - back <= 5, f"deliveries resumed {first_ok - back:.1f}s after Redis came back"
-    wait_for(lambda: faults.client.zrangebyscore(keys.runs_by("trigger", "local", "every-second"), time.time() - 1,
-                                                 "+inf"), 10, 0.1, "cron to fire again")
-    wait_for(lambda: requests.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=5).status_code == 200, 5, 0.1,
-             "the scheduler to be ready again")
+    wait_for(
+        lambda: faults.client.zrangebyscore(keys.runs_by("trigger", "local", "every-second"), time.time() - 1, "+inf"),
+        10,
+        0.1,
+        "cron to fire again",
+    )
+    wait_for(
+        lambda: requests.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=5).status_code == 200,
+        5,
+        0.1,
+        "the scheduler to be ready again",
+    )
     deliveries.stop.set()
     deliveries.join(15)
     runs = wait_for(faults.all_finished, 60, 0.2, "every run to finish")
@@ -229,8 +258,9 @@ def test_workers_dying_between_taking_and_starting_a_step_leave_nothing_queued(f
     faults.procs.start("scheduler", "scheduler")
     ids = [faults.execute("quick") for _ in range(3)]
     for i in range(3):  # each dies taking one step; its step must be handed back to the next
-        doomed = faults.procs.start(f"doomed-{i}", "worker", "--name", f"doomed-{i}", "--concurrency", "1",
-                                    STROM_FAILPOINTS=f"{failpoint}=exit")
+        doomed = faults.procs.start(
+            f"doomed-{i}", "worker", "--name", f"doomed-{i}", "--concurrency", "1", STROM_FAILPOINTS=f"{failpoint}=exit"
+        )
         assert doomed.wait(30) == 137
     healthy = time.monotonic()
     faults.procs.start("worker", "worker", "--name", "healthy")
@@ -250,15 +280,16 @@ def test_a_200_mb_step_log_is_cut_to_its_limit_and_reading_it_costs_the_web_litt
     final = wait_for(lambda: (r := faults.run(run_id))["status"] in ("succeeded", "failed") and r, 120, 0.2, "flood")
     assert final["status"] == "succeeded", final
     stored = faults.client.memory_usage(keys.log(run_id))
-    assert stored < 70 * 1024 * 1024, f"{stored / 2 ** 20:.0f} MiB stored for a 64 MiB limit"
+    assert stored < 70 * 1024 * 1024, f"{stored / 2**20:.0f} MiB stored for a 64 MiB limit"
     pages, after, texts = 0, "0", []
     master = psutil.Process(faults.procs.procs["web"].pid)
-    web = [p for p in master.children(recursive=True)] or [master]
+    web = list(master.children(recursive=True)) or [master]
     before = sum(p.memory_info().rss for p in web)
-    with requests.get(f"{url}/api/runs/{run_id}/logs", params={"format": "text"}, headers=AUTH, stream=True,
-                      timeout=60) as text:
+    with requests.get(
+        f"{url}/api/runs/{run_id}/logs", params={"format": "text"}, headers=AUTH, stream=True, timeout=60
+    ) as text:
         size = sum(len(chunk) for chunk in text.iter_content(1 << 20))
-    assert 60 * 2 ** 20 < size < 66 * 2 ** 20
+    assert 60 * 2**20 < size < 66 * 2**20
     while True:
         page = requests.get(f"{url}/api/runs/{run_id}/logs", params={"after": after}, headers=AUTH, timeout=60).json()
         pages += 1
@@ -267,10 +298,12 @@ def test_a_200_mb_step_log_is_cut_to_its_limit_and_reading_it_costs_the_web_litt
         if not page["more"]:
             break
     growth = sum(p.memory_info().rss for p in web) - before
-    assert growth < 50 * 2 ** 20, f"the web grew {growth / 2 ** 20:.0f} MiB reading the log"
+    assert growth < 50 * 2**20, f"the web grew {growth / 2**20:.0f} MiB reading the log"
     assert pages >= 10, "JSON pages are bounded in bytes"
     notice = [t for t in texts if t.startswith("[strom]")]
-    assert len(notice) == 1 and "cut here: the log reached its limit (logs.max_step_size is 64.0 MiB" in notice[0], texts
+    assert len(notice) == 1 and "cut here: the log reached its limit (logs.max_step_size is 64.0 MiB" in notice[0], (
+        texts
+    )
     assert texts[-1] == "the end"
 
 
@@ -280,18 +313,29 @@ def test_a_killed_worker_takes_its_steps_processes_with_it_without_a_sandbox(fau
     faults.procs.start("worker", "worker", "--name", "w1")
     started = time.time() - 1
     faults.execute("orphans")
-    sleeps = wait_for(lambda: len(found := _processes(started, "sleep 319", "sleep 320")) == 2 and found, 20, 0.05,
-                      "the step's processes")
+    sleeps = wait_for(
+        lambda: len(found := _processes(started, "sleep 319", "sleep 320")) == 2 and found,
+        20,
+        0.05,
+        "the step's processes",
+    )
     worker = faults.procs.procs.pop("worker")
     worker.send_signal(signal.SIGKILL)  # the worker only: its steps lead process groups of their own
     worker.wait(10)
-    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in sleeps), 5, 0.05,
-             "the step's processes to die with their worker")
+    wait_for(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in sleeps),
+        5,
+        0.05,
+        "the step's processes to die with their worker",
+    )
 
 
 def _processes(since: float, *commands: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline", "create_time"])
-            if " ".join(p.info["cmdline"] or []) in commands and p.info["create_time"] >= since]
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "create_time"])
+        if " ".join(p.info["cmdline"] or []) in commands and p.info["create_time"] >= since
+    ]
 
 
 def test_cron_fires_every_tick_exactly_once_across_a_scheduler_failover(faults):

@@ -1,4 +1,5 @@
 """The local executor with real processes: languages, the read-only workspace, timeouts, masking."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import REQUIRE_ALL, need
 
 from runner.engine import StepStatus, StepWork
 from runner.executors import LocalExecutor, LocalSettings, execute
 from runner.executors.sandbox import bwrap_available
-from conftest import REQUIRE_ALL, need
 
 S = StepStatus
 SANDBOXES = ["bwrap", "copy"]
@@ -65,7 +66,9 @@ def run(ws, sandbox="auto", cancel=None, **fields) -> tuple:
 
 
 def test_shell_output_streams_and_the_last_output_line_is_the_output(ws, sandbox):
-    result, lines = run(ws, sandbox, script='echo one\necho two >&2\necho \'OUTPUT: {"a": 1}\'\necho \'OUTPUT: {"a": 2}\'')
+    result, lines = run(
+        ws, sandbox, script="echo one\necho two >&2\necho 'OUTPUT: {\"a\": 1}'\necho 'OUTPUT: {\"a\": 2}'"
+    )
     assert result.status is S.SUCCEEDED and result.output == {"a": 2} and result.exit_code == 0
     assert lines.out() == ["one", 'OUTPUT: {"a": 1}', 'OUTPUT: {"a": 2}']
     assert lines.out("stderr") == ["two"]
@@ -97,18 +100,20 @@ def test_bwrap_mounts_the_workspace_at_slash_workspace_with_a_private_tmp(ws):
     need("bwrap") if REQUIRE_ALL else None
     if not bwrap_available():
         pytest.skip("bubblewrap does not work here")
-    script = "pwd; echo $STROM_WORKSPACE $HOME $TMPDIR; ls /workspace; touch /tmp/mine && echo wrote-tmp; touch /x || true"
+    script = (
+        "pwd; echo $STROM_WORKSPACE $HOME $TMPDIR; ls /workspace; touch /tmp/mine && echo wrote-tmp; touch /x || true"
+    )
     result, lines = run(ws, "bwrap", script=script)
     assert result.status is S.SUCCEEDED
     out = lines.out()
     assert out[0] == "/workspace" and out[1] == "/workspace /tmp/home /tmp"
     assert {"data.txt", "scripts", "sub"} <= set(out[2:5]) and "wrote-tmp" in out
-    second, lines2 = run(ws, "bwrap", script="ls /tmp/mine 2>&1 || echo gone")
+    _second, lines2 = run(ws, "bwrap", script="ls /tmp/mine 2>&1 || echo gone")
     assert lines2.out()[-1] == "gone", "every step gets its own /tmp"
 
 
 def test_copy_mode_runs_in_a_throw_away_copy(ws):
-    result, lines = run(ws, "copy", script='pwd; echo "$STROM_WORKSPACE"; cat data.txt')
+    _result, lines = run(ws, "copy", script='pwd; echo "$STROM_WORKSPACE"; cat data.txt')
     out = lines.out()
     assert out[0] == out[1] != str(ws) and out[2] == "original"
     assert not Path(out[0]).exists(), "the copy is removed after the step"
@@ -118,8 +123,13 @@ def test_stroms_own_data_inside_the_workspace_is_hidden_from_steps(ws, sandbox):
     data = ws / ".strom-data"
     data.mkdir()
     (data / "appendonly.aof").write_text("run history\n")
-    work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
-                    script='ls -A "$STROM_WORKSPACE/.strom-data" 2>&1 || true; cat data.txt')
+    work = StepWork(
+        job_id="job1",
+        step="step",
+        attempt=1,
+        kind="script",
+        script='ls -A "$STROM_WORKSPACE/.strom-data" 2>&1 || true; cat data.txt',
+    )
     lines = Lines()
     executor = LocalExecutor(LocalSettings(sandbox=sandbox, hide=(data,)))
     result = execute(executor, work, ws, lines, threading.Event())
@@ -133,11 +143,17 @@ def test_stroms_data_elsewhere_on_the_host_is_hidden_from_sandboxed_steps(ws):
     data = Path(tempfile.mkdtemp(prefix=".strom-test-data-", dir=Path.home()))
     try:
         (data / "admin-token").write_text("s3cret-token\n")
-        work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
-                        script=f'cat {data}/admin-token 2>&1 || true; ls -A {data} 2>&1 || true; echo listed')
+        work = StepWork(
+            job_id="job1",
+            step="step",
+            attempt=1,
+            kind="script",
+            script=f"cat {data}/admin-token 2>&1 || true; ls -A {data} 2>&1 || true; echo listed",
+        )
         lines = Lines()
-        result = execute(LocalExecutor(LocalSettings(sandbox="bwrap", hide=(data,))), work, ws, lines,
-                         threading.Event())
+        result = execute(
+            LocalExecutor(LocalSettings(sandbox="bwrap", hide=(data,))), work, ws, lines, threading.Event()
+        )
         assert result.status is S.SUCCEEDED
         assert lines.out()[-1] == "listed" and not any("s3cret" in line for line in lines.out())
         assert (data / "admin-token").read_text() == "s3cret-token\n"
@@ -148,12 +164,15 @@ def test_stroms_data_elsewhere_on_the_host_is_hidden_from_sandboxed_steps(ws):
 def test_untrusted_steps_get_no_network_unless_allowed_and_need_bubblewrap(ws):
     need("bwrap")
     import socket
+
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     port = server.getsockname()[1]
-    probe = (f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), timeout=5)' "
-             "&& echo reached || echo unreachable")
+    probe = (
+        f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), timeout=5)' "
+        "&& echo reached || echo unreachable"
+    )
     try:
         _, cut_off = run(ws, "bwrap", script=probe, untrusted=True, network=False)
         _, allowed = run(ws, "bwrap", script=probe, untrusted=True, network=True)
@@ -163,8 +182,10 @@ def test_untrusted_steps_get_no_network_unless_allowed_and_need_bubblewrap(ws):
     assert (cut_off.out(), allowed.out(), trusted.out()) == (["unreachable"], ["reached"], ["reached"])
     result, _ = run(ws, "copy", script="echo should not run", untrusted=True, network=False)
     assert result.status is S.FAILED
-    assert result.error.startswith("steps of untrusted pull requests run only in the full sandbox, which this worker "
-                                   "cannot give: bubblewrap is not used here")
+    assert result.error.startswith(
+        "steps of untrusted pull requests run only in the full sandbox, which this worker "
+        "cannot give: bubblewrap is not used here"
+    )
 
 
 def test_stroms_configuration_and_key_files_are_hidden_inside_and_outside_the_workspace(ws):
@@ -173,8 +194,13 @@ def test_stroms_configuration_and_key_files_are_hidden_inside_and_outside_the_wo
     try:
         (outside / "deploy_key").write_text("PRIVATE KEY\n")
         (ws / "strom.yaml").write_text("tokens: [{name: a, role: admin, token: t0ps3cret-t0ps3cret}]\n")
-        work = StepWork(job_id="job1", step="step", attempt=1, kind="script",
-                        script=f'echo "key=[$(cat {outside}/deploy_key)] config=[$(cat strom.yaml)]"; cat data.txt')
+        work = StepWork(
+            job_id="job1",
+            step="step",
+            attempt=1,
+            kind="script",
+            script=f'echo "key=[$(cat {outside}/deploy_key)] config=[$(cat strom.yaml)]"; cat data.txt',
+        )
         lines = Lines()
         executor = LocalExecutor(LocalSettings(sandbox="bwrap", hide=(outside / "deploy_key", ws / "strom.yaml")))
         assert execute(executor, work, ws, lines, threading.Event()).status is S.SUCCEEDED
@@ -185,8 +211,13 @@ def test_stroms_configuration_and_key_files_are_hidden_inside_and_outside_the_wo
 
 def test_environment_of_a_step(ws, sandbox):
     work_env = {"CI": "true", "STROM_JOB_ID": "job1", "MY_VAR": "x y"}
-    result, lines = run(ws, sandbox, env=work_env, event={"kind": "push", "sha": "abc"},
-                        script='echo "$CI|$STROM_JOB_ID|$MY_VAR"; cat "$STROM_EVENT_PATH"; echo; echo "${SECRET_FROM_HOST:-unset}"')
+    _result, lines = run(
+        ws,
+        sandbox,
+        env=work_env,
+        event={"kind": "push", "sha": "abc"},
+        script='echo "$CI|$STROM_JOB_ID|$MY_VAR"; cat "$STROM_EVENT_PATH"; echo; echo "${SECRET_FROM_HOST:-unset}"',
+    )
     out = lines.out()
     assert out[0] == "true|job1|x y"
     assert json.loads(out[1]) == {"kind": "push", "sha": "abc"}
@@ -194,11 +225,14 @@ def test_environment_of_a_step(ws, sandbox):
 
 
 def test_args_are_positional_parameters_and_argv(ws, sandbox):
-    result, lines = run(ws, sandbox, script='echo "$1|$2|$#"', args=("a b", "--flag"))
+    _, lines = run(ws, sandbox, script='echo "$1|$2|$#"', args=("a b", "--flag"))
     assert lines.out() == ["a b|--flag|2"]
-    result, lines = run(ws, sandbox, source="scripts/hello.sh", args=("x",))
-    assert lines.out() == ["hello from /workspace/scripts/hello.sh with 1 args: x"] if sandbox == "bwrap" else \
-        lines.out()[0].endswith("with 1 args: x")
+    _result, lines = run(ws, sandbox, source="scripts/hello.sh", args=("x",))
+    assert (
+        lines.out() == ["hello from /workspace/scripts/hello.sh with 1 args: x"]
+        if sandbox == "bwrap"
+        else lines.out()[0].endswith("with 1 args: x")
+    )
 
 
 def test_source_files_run_with_the_language_of_their_extension(ws):
@@ -208,15 +242,16 @@ def test_source_files_run_with_the_language_of_their_extension(ws):
 
 
 def test_workdir_is_relative_to_the_workspace(ws, sandbox):
-    result, lines = run(ws, sandbox, script="basename $(pwd)", workdir="sub")
+    _result, lines = run(ws, sandbox, script="basename $(pwd)", workdir="sub")
     assert lines.out() == ["sub"]
 
 
 def test_secrets_are_masked_in_every_line_and_in_errors(ws):
     secret = "hunter2-very-secret"
     multi = "-----BEGIN KEY-----\nabc123def456\n-----END KEY-----"
-    result, lines = run(ws, env={"S": secret, "M": multi}, mask=(secret, multi),
-                        script='echo "pw=$S"; echo "$M"; echo "$S" >&2; exit 3')
+    _result, lines = run(
+        ws, env={"S": secret, "M": multi}, mask=(secret, multi), script='echo "pw=$S"; echo "$M"; echo "$S" >&2; exit 3'
+    )
     text = "\n".join(t for _, t in lines.items)
     assert secret not in text and "abc123def456" not in text
     assert lines.out()[0] == "pw=***" and lines.out()[1:] == ["***", "***", "***"]
@@ -302,7 +337,7 @@ def test_python(ws, sandbox):
 
 def test_javascript(ws):
     need("node")
-    script = 'const n = await Promise.resolve(21);\nconsole.log(`OUTPUT: ${JSON.stringify({n: n * 2, args: process.argv.slice(2)})}`);'
+    script = "const n = await Promise.resolve(21);\nconsole.log(`OUTPUT: ${JSON.stringify({n: n * 2, args: process.argv.slice(2)})}`);"
     result, lines = run(ws, language="javascript", script=script, args=("x",))
     assert result.status is S.SUCCEEDED, lines.items
     assert result.output == {"n": 42, "args": ["x"]}
@@ -329,8 +364,13 @@ def _wheel(directory: Path) -> Path:
     path = directory / "strom_testpkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("strom_testpkg/__init__.py", "VALUE = 42\n")
-        zf.writestr("strom_testpkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: strom-testpkg\nVersion: 1.0\n")
-        zf.writestr("strom_testpkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(
+            "strom_testpkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: strom-testpkg\nVersion: 1.0\n"
+        )
+        zf.writestr(
+            "strom_testpkg-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         zf.writestr("strom_testpkg-1.0.dist-info/RECORD", "")
     return path
 
@@ -347,12 +387,17 @@ def test_python_dependencies_go_into_a_throw_away_environment(ws):
     _need_bwrap()
     (ws / "pkgs").mkdir()
     wheel = _wheel(ws / "pkgs")
-    script = "import strom_testpkg, sys\nprint('value', strom_testpkg.VALUE)\nprint('venv', sys.prefix != sys.base_prefix)"
-    result, lines = run(ws, "bwrap", language="python", dependencies=(f"/workspace/pkgs/{wheel.name}",),
-                        script=script, timeout=120)
+    script = (
+        "import strom_testpkg, sys\nprint('value', strom_testpkg.VALUE)\nprint('venv', sys.prefix != sys.base_prefix)"
+    )
+    result, lines = run(
+        ws, "bwrap", language="python", dependencies=(f"/workspace/pkgs/{wheel.name}",), script=script, timeout=120
+    )
     assert result.status is S.SUCCEEDED, lines.items
     assert lines.out()[-2:] == ["value 42", "venv True"]
-    check, check_lines = run(ws, language="python", script="import importlib.util as u\nprint(u.find_spec('strom_testpkg') is None)")
+    _check, check_lines = run(
+        ws, language="python", script="import importlib.util as u\nprint(u.find_spec('strom_testpkg') is None)"
+    )
     assert check_lines.out() == ["True"], "the package was not installed anywhere lasting"
 
 
@@ -366,7 +411,13 @@ def test_javascript_dependencies_are_installed_for_the_step(ws):
     (pkg / "package.json").write_text('{"name": "strom-testpkg", "version": "1.0.0", "main": "index.js"}')
     (pkg / "index.js").write_text("module.exports = { value: 42 };\n")
     script = 'import pkg from "strom-testpkg";\nconsole.log(`OUTPUT: {"value": ${pkg.value}}`);'
-    result, lines = run(ws, "bwrap", language="javascript", dependencies=("file:/workspace/pkgs/strom-testpkg",),
-                        script=script, timeout=120)
+    result, lines = run(
+        ws,
+        "bwrap",
+        language="javascript",
+        dependencies=("file:/workspace/pkgs/strom-testpkg",),
+        script=script,
+        timeout=120,
+    )
     assert result.status is S.SUCCEEDED, lines.items
     assert result.output == {"value": 42}

@@ -1,4 +1,5 @@
 """Forge API clients against the recording fake forge: exact requests, mappings, retries, errors."""
+
 from __future__ import annotations
 
 import socket
@@ -7,9 +8,9 @@ import time
 
 import pytest
 import requests
+from fake_forge import FakeForge, Request
 
 import runner
-from fake_forge import FakeForge, Request
 from runner.forges import ForgeApi, ForgeApiError, ForgeError, api_for
 from runner.forges.api import STATES
 from runner.forges.gitea_api import ForgejoApi, GiteaApi
@@ -22,18 +23,33 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 KINDS = ("github", "gitlab", "gitea", "forgejo")
 REPOS = {"github": "octo/app", "gitlab": "group/app", "gitea": "octo/app", "forgejo": "octo/app"}
 AUTH = {
-    "github": {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28",
-               "authorization": f"Bearer {TOKEN}"},
+    "github": {
+        "accept": "application/vnd.github+json",
+        "x-github-api-version": "2022-11-28",
+        "authorization": f"Bearer {TOKEN}",
+    },
     "gitlab": {"accept": "application/json", "private-token": TOKEN},
     "gitea": {"accept": "application/json", "authorization": f"token {TOKEN}"},
     "forgejo": {"accept": "application/json", "authorization": f"token {TOKEN}"},
 }
 PREFIX = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1", "forgejo": "/api/v1"}
 STATE_MAPS = {
-    "github": {"pending": "pending", "running": "pending", "success": "success", "failure": "failure",
-               "error": "error", "cancelled": "error"},
-    "gitlab": {"pending": "pending", "running": "running", "success": "success", "failure": "failed",
-               "error": "failed", "cancelled": "canceled"},
+    "github": {
+        "pending": "pending",
+        "running": "pending",
+        "success": "success",
+        "failure": "failure",
+        "error": "error",
+        "cancelled": "error",
+    },
+    "gitlab": {
+        "pending": "pending",
+        "running": "running",
+        "success": "success",
+        "failure": "failed",
+        "error": "failed",
+        "cancelled": "canceled",
+    },
 }
 STATE_MAPS["gitea"] = STATE_MAPS["forgejo"] = STATE_MAPS["github"]
 
@@ -68,14 +84,20 @@ def status_body(kind: str, state: str, context: str, description: str, target_ur
 
 # -- statuses ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("state", STATES)
 def test_status_for_each_state_is_the_forges_request(kind, state, slept):
     with FakeForge(kind) as fake:
         client(kind, fake, slept).set_status(SHA, state, "strom/build", "Build started", "https://ci.example/r/1")
-    assert fake.requests == [Request("POST", f"{repo_path(kind)}/statuses/{SHA}", headers(kind),
-                                     status_body(kind, state, "strom/build", "Build started",
-                                                 "https://ci.example/r/1"))]
+    assert fake.requests == [
+        Request(
+            "POST",
+            f"{repo_path(kind)}/statuses/{SHA}",
+            headers(kind),
+            status_body(kind, state, "strom/build", "Build started", "https://ci.example/r/1"),
+        )
+    ]
     assert slept == []
 
 
@@ -173,8 +195,10 @@ def test_create_then_edit_comment(kind, slept):
         Request(create, base + create_path, headers(kind), {"body": "Another"}),
         Request(edit, base + edit_path.format(id=2), headers(kind), {"body": "Run passed"}),
     ]
-    assert fake.comments() == [{"id": 1, "number": 7, "body": "Run queued"},
-                               {"id": 2, "number": 7, "body": "Run passed"}]
+    assert fake.comments() == [
+        {"id": 1, "number": 7, "body": "Run queued"},
+        {"id": 2, "number": 7, "body": "Run passed"},
+    ]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -188,26 +212,31 @@ def test_editing_a_missing_comment_raises(kind, slept):
 
 # -- permissions -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, writers, user, expected", [
-    ("github", {"u": True}, "u", True),
-    ("github", {"u": "admin"}, "u", True),
-    ("github", {"u": "maintain"}, "u", True),
-    ("github", {"u": "triage"}, "u", False),
-    ("github", {"u": False}, "u", False),
-    ("github", {}, "u", False),
-    ("gitea", {"u": True}, "u", True),
-    ("gitea", {"u": "owner"}, "u", True),
-    ("gitea", {"u": "admin"}, "u", True),
-    ("gitea", {"u": False}, "u", False),
-    ("gitea", {}, "u", False),
-    ("forgejo", {"u": True}, "u", True),
-    ("forgejo", {}, "u", False),
-])
+
+@pytest.mark.parametrize(
+    "kind, writers, user, expected",
+    [
+        ("github", {"u": True}, "u", True),
+        ("github", {"u": "admin"}, "u", True),
+        ("github", {"u": "maintain"}, "u", True),
+        ("github", {"u": "triage"}, "u", False),
+        ("github", {"u": False}, "u", False),
+        ("github", {}, "u", False),
+        ("gitea", {"u": True}, "u", True),
+        ("gitea", {"u": "owner"}, "u", True),
+        ("gitea", {"u": "admin"}, "u", True),
+        ("gitea", {"u": False}, "u", False),
+        ("gitea", {}, "u", False),
+        ("forgejo", {"u": True}, "u", True),
+        ("forgejo", {}, "u", False),
+    ],
+)
 def test_can_write_github_and_gitea(kind, writers, user, expected, slept):
     with FakeForge(kind, writers=writers) as fake:
         assert client(kind, fake, slept).can_write(user) is expected
-    assert fake.requests == [Request("GET", f"{repo_path(kind)}/collaborators/{user}/permission",
-                                     headers(kind, body=False), None)]
+    assert fake.requests == [
+        Request("GET", f"{repo_path(kind)}/collaborators/{user}/permission", headers(kind, body=False), None)
+    ]
 
 
 def test_github_role_name_alone_grants_write(slept):
@@ -223,8 +252,9 @@ def test_can_write_gitlab_by_access_level(level, expected, slept):
         user_id = fake.user_id("dev")
     assert fake.requests == [
         Request("GET", "/api/v4/users?username=dev", headers("gitlab", body=False), None),
-        Request("GET", f"/api/v4/projects/group%2Fsub%2Fapp/members/all/{user_id}",
-                headers("gitlab", body=False), None),
+        Request(
+            "GET", f"/api/v4/projects/group%2Fsub%2Fapp/members/all/{user_id}", headers("gitlab", body=False), None
+        ),
     ]
 
 
@@ -232,7 +262,9 @@ def test_gitlab_user_who_is_not_a_member_cannot_write(slept):
     with FakeForge("gitlab", users=["outsider"]) as fake:
         assert client("gitlab", fake, slept).can_write("outsider") is False
     assert [r.path for r in fake.requests] == [
-        "/api/v4/users?username=outsider", f"/api/v4/projects/group%2Fapp/members/all/{fake.user_id('outsider')}"]
+        "/api/v4/users?username=outsider",
+        f"/api/v4/projects/group%2Fapp/members/all/{fake.user_id('outsider')}",
+    ]
 
 
 def test_gitlab_unknown_user_cannot_write_and_needs_one_request(slept):
@@ -242,6 +274,7 @@ def test_gitlab_unknown_user_cannot_write_and_needs_one_request(slept):
 
 
 # -- reactions and teams -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_reaction_on_a_comment_is_the_forges_request(kind, slept):
@@ -268,8 +301,9 @@ def test_an_unknown_reaction_is_refused_before_any_request(slept):
 def test_team_membership_github(user, expected, slept):
     with FakeForge("github", teams={"octo/release": ["carol"]}) as fake:
         assert client("github", fake, slept).in_team("@octo/release", user) is expected
-    assert fake.requests == [Request("GET", f"/orgs/octo/teams/release/memberships/{user}",
-                                     headers("github", body=False), None)]
+    assert fake.requests == [
+        Request("GET", f"/orgs/octo/teams/release/memberships/{user}", headers("github", body=False), None)
+    ]
 
 
 @pytest.mark.parametrize("kind", ["gitea", "forgejo"])
@@ -279,7 +313,8 @@ def test_team_membership_gitea_finds_the_team_then_asks_for_the_member(kind, use
         assert client(kind, fake, slept).in_team("@octo/release", user) is expected
     assert fake.requests == [
         Request("GET", "/api/v1/orgs/octo/teams/search?q=release", headers(kind, body=False), None),
-        Request("GET", f"/api/v1/teams/2/members/{user}", headers(kind, body=False), None)]
+        Request("GET", f"/api/v1/teams/2/members/{user}", headers(kind, body=False), None),
+    ]
 
 
 def test_team_membership_gitea_unknown_team_is_no(slept):
@@ -295,8 +330,10 @@ def test_group_membership_gitlab_subgroups_included(user, expected, slept):
         user_id = fake.user_id(user)
     assert fake.requests == [
         Request("GET", f"/api/v4/users?username={user}", headers("gitlab", body=False), None),
-        Request("GET", f"/api/v4/groups/octo%2Frelease%2Foncall/members/all/{user_id}",
-                headers("gitlab", body=False), None)]
+        Request(
+            "GET", f"/api/v4/groups/octo%2Frelease%2Foncall/members/all/{user_id}", headers("gitlab", body=False), None
+        ),
+    ]
 
 
 def test_a_team_must_be_written_org_slash_team(slept):
@@ -306,6 +343,7 @@ def test_a_team_must_be_written_org_slash_team(slept):
 
 
 # -- retries -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_502_is_retried_after_backoff(kind, slept):
@@ -349,8 +387,12 @@ def test_waits_are_capped_at_max_wait(slept):
 def test_github_rate_limit_403_waits_until_reset(slept):
     with FakeForge("github") as fake:
         reset = int(time.time()) + 30
-        fake.fail_next("/repos/", 403, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
-                       body={"message": "API rate limit exceeded"})
+        fake.fail_next(
+            "/repos/",
+            403,
+            headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+            body={"message": "API rate limit exceeded"},
+        )
         client("github", fake, slept, max_wait=120).set_status(SHA, "success", "c", "d", None)
     assert len(fake.requests) == 2
     assert len(slept) == 1 and 27 <= slept[0] <= 30
@@ -358,8 +400,9 @@ def test_github_rate_limit_403_waits_until_reset(slept):
 
 def test_github_secondary_rate_limit_403_with_retry_after(slept):
     with FakeForge("github") as fake:
-        fake.fail_next("/repos/", 403, headers={"Retry-After": "3"},
-                       body={"message": "You have exceeded a secondary rate limit"})
+        fake.fail_next(
+            "/repos/", 403, headers={"Retry-After": "3"}, body={"message": "You have exceeded a secondary rate limit"}
+        )
         client("github", fake, slept).set_status(SHA, "success", "c", "d", None)
     assert slept == [3.0]
     assert len(fake.requests) == 2
@@ -386,8 +429,7 @@ def test_connection_refused_is_retried_then_raises(slept):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    api = api_for("gitea", f"http://127.0.0.1:{port}/api/v1", TOKEN, "o/r", attempts=4, backoff=0.5,
-                  sleep=slept.append)
+    api = api_for("gitea", f"http://127.0.0.1:{port}/api/v1", TOKEN, "o/r", attempts=4, backoff=0.5, sleep=slept.append)
     with pytest.raises(ForgeApiError) as caught:
         api.set_status(SHA, "success", "c", "d", None)
     assert slept == [0.5, 1.0, 2.0]
@@ -419,8 +461,7 @@ def ok_response(body: bytes = b"{}") -> requests.Response:
 
 def test_timeouts_are_retried_and_every_request_has_a_timeout(slept):
     session = ScriptedSession(requests.ReadTimeout("slow"), ok_response(b'{"id": 42}'))
-    api = api_for("github", "https://api.github.com", TOKEN, "o/r", session=session, timeout=3.5,
-                  sleep=slept.append)
+    api = api_for("github", "https://api.github.com", TOKEN, "o/r", session=session, timeout=3.5, sleep=slept.append)
     assert api.create_comment(1, "x") == "42"
     assert slept == [0.5]
     assert [call[2]["timeout"] for call in session.calls] == [3.5, 3.5]
@@ -430,8 +471,10 @@ def test_timeouts_are_retried_and_every_request_has_a_timeout(slept):
 
 # -- choosing a client -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, cls", [("github", GitHubApi), ("gitlab", GitLabApi), ("gitea", GiteaApi),
-                                       ("forgejo", ForgejoApi)])
+
+@pytest.mark.parametrize(
+    "kind, cls", [("github", GitHubApi), ("gitlab", GitLabApi), ("gitea", GiteaApi), ("forgejo", ForgejoApi)]
+)
 def test_api_for_picks_the_client(kind, cls):
     api = api_for(kind, "https://forge.example/api/", None, "o/r")
     assert type(api) is cls
@@ -454,6 +497,7 @@ def test_without_a_token_no_auth_header_is_sent(kind, slept):
 
 
 # -- the fake itself ---------------------------------------------------------------------------
+
 
 def test_fake_records_unknown_routes_as_404():
     with FakeForge("gitea") as fake:

@@ -1,4 +1,5 @@
 """Every forge fixture sent signed to a live server: acted on, or stored and ignored with a reason."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,14 @@ import uuid
 
 import pytest
 import requests
-
 from fake_forge import FakeForge
 from forge_fixtures import CASES, NOT_JSON, OLD_SECRET, SECRET, forge_headers
-from runner.forges import parser_for
 from service_env import live_stack, make_config, wait_for
 
-PIPELINE = {".strom/ci.yaml": """
+from runner.forges import parser_for
+
+PIPELINE = {
+    ".strom/ci.yaml": """
     tasks:
       ci:
         input:
@@ -28,7 +30,8 @@ PIPELINE = {".strom/ci.yaml": """
       tags: { type: tag, task: ci, tags: ["v*", "the-tag-*"], input: { what: "tag {{ event.tag }}" } }
       prs: { type: pull_request, task: ci, actions: [opened, synchronize, reopened, closed], input: { what: "pr {{ event.pr.number }} {{ event.pr.action }}" } }
       build: { type: comment, command: build, task: ci, args: [what] }
-    """}
+    """
+}
 
 
 def repos_of(forge: str) -> list[str]:
@@ -44,8 +47,9 @@ def repos_of(forge: str) -> list[str]:
 @pytest.fixture(scope="module")
 def gitea_api():
     """Gitea payloads do not say who may write: Strom asks the forge (the fork's author may only read)."""
-    with FakeForge("gitea", writers={"anbraten": "write", "6543": "write", "test": "write",
-                                     "example2": "read"}) as fake:
+    with FakeForge(
+        "gitea", writers={"anbraten": "write", "6543": "write", "test": "write", "example2": "read"}
+    ) as fake:
         yield fake
 
 
@@ -55,15 +59,21 @@ def workspaces_config(gitea_api):
     for forge in ("github", "gitlab", "gitea"):
         for i, repo in enumerate(repos_of(forge)):
             api = {"api": gitea_api.url, "token": "gitea-token"} if forge == "gitea" else {}
-            spaces[f"{forge}-{i}"] = {"folder": ".", "forge": {
-                "type": forge, "repo": repo, "webhook_secrets": [OLD_SECRET, SECRET], **api}}
+            spaces[f"{forge}-{i}"] = {
+                "folder": ".",
+                "forge": {"type": forge, "repo": repo, "webhook_secrets": [OLD_SECRET, SECRET], **api},
+            }
     return spaces
 
 
 @pytest.fixture
 def live(service_workspace, redis_url, workspaces_config, tmp_path):
-    config = make_config(service_workspace(PIPELINE), redis_url, STROM_DATA_DIR=str(tmp_path / "data"),
-                         STROM_WORKSPACES=json.dumps(workspaces_config))
+    config = make_config(
+        service_workspace(PIPELINE),
+        redis_url,
+        STROM_DATA_DIR=str(tmp_path / "data"),
+        STROM_WORKSPACES=json.dumps(workspaces_config),
+    )
     with live_stack(config) as pair:
         yield pair
 
@@ -71,18 +81,34 @@ def live(service_workspace, redis_url, workspaces_config, tmp_path):
 def send(server, case, secret=SECRET, delivery=None):
     body = case.body()
     delivery = delivery or str(uuid.uuid5(uuid.NAMESPACE_URL, case.path))
-    return requests.post(f"{server.url}/webhooks/{case.forge}", data=body,
-                         headers=forge_headers(case, body, secret, delivery), timeout=30)
+    return requests.post(
+        f"{server.url}/webhooks/{case.forge}",
+        data=body,
+        headers=forge_headers(case, body, secret, delivery),
+        timeout=30,
+    )
 
 
 ACTED = {
-    "github/push.branch.json", "github/push.branch-create.json", "github/push.force.json",
-    "github/push.tag-create.json", "github/pull_request.opened.json", "github/pull_request.synchronize.json",
-    "github/pull_request.reopened.json", "github/pull_request.closed.json", "github/pull_request.closed.merged.json",
+    "github/push.branch.json",
+    "github/push.branch-create.json",
+    "github/push.force.json",
+    "github/push.tag-create.json",
+    "github/pull_request.opened.json",
+    "github/pull_request.synchronize.json",
+    "github/pull_request.reopened.json",
+    "github/pull_request.closed.json",
+    "github/pull_request.closed.merged.json",
     "github/issue_comment.created.pull_request.json",
-    "gitlab/push.json", "gitlab/tag_push.json", "gitlab/merge_request.json", "gitlab/merge_request.open.captured.json",
-    "gitea/push.json", "gitea/push.branch-create.json", "gitea/pull_request.synchronized.json",
-    "gitea/pull_request.closed.merged.json", "gitea/pull_request.reopened.forgejo-codeberg.json",
+    "gitlab/push.json",
+    "gitlab/tag_push.json",
+    "gitlab/merge_request.json",
+    "gitlab/merge_request.open.captured.json",
+    "gitea/push.json",
+    "gitea/push.branch-create.json",
+    "gitea/pull_request.synchronized.json",
+    "gitea/pull_request.closed.merged.json",
+    "gitea/pull_request.reopened.forgejo-codeberg.json",
 }
 NOT_MATCHED = {  # acted-on kinds whose triggers do not match: stored, processed, ignored with the reason
     "github/push.tag-delete.json": "tag 'simple-tag' deleted: no trigger runs on deletions",
@@ -110,8 +136,10 @@ def expected_input(case) -> str:
 
 
 def processed(service, event_id):
-    return wait_for(lambda: (r := service.repo_events.load(event_id)) and r["status"] != "queued" and r,
-                    what=f"event {event_id} processed")
+    return wait_for(
+        lambda: (r := service.repo_events.load(event_id)) and r["status"] != "queued" and r,
+        what=f"event {event_id} processed",
+    )
 
 
 def test_every_fixture_starts_its_runs_or_is_stored_and_ignored_with_a_reason(live, gitea_api):
@@ -140,10 +168,14 @@ def test_every_fixture_starts_its_runs_or_is_stored_and_ignored_with_a_reason(li
         if case.path in ACTED:
             assert record["status"] == "done", (case.path, record)
             [run_id] = record["runs"]
-            state = wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what="the run")
+            state = wait_for(lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, what="the run")
             assert state.inputs == {"what": expected_input(case)}, case.path
-            assert (state.event["id"], state.event["kind"], state.event["branch"], state.event["tag"]) == \
-                (sent[case.path], case.kind, case.branch, case.tag), case.path
+            assert (state.event["id"], state.event["kind"], state.event["branch"], state.event["tag"]) == (
+                sent[case.path],
+                case.kind,
+                case.branch,
+                case.tag,
+            ), case.path
             if case.pr:
                 assert (state.event["pr"]["number"], state.event["pr"]["action"]) == case.pr[:2], case.path
                 assert state.commit == (case.pr[3] or None), case.path
@@ -166,7 +198,7 @@ def test_steps_see_the_event_as_a_file_and_in_their_environment(live):
     case = next(c for c in CASES if c.path == "github/pull_request.synchronize.json")
     record = processed(service, send(server, case).json()["id"])
     [run_id] = record["runs"]
-    wait_for(lambda: service.jobs.load(run_id).status.terminal, what="the run")
+    wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
     lines = [line.text for line in service.logs.read(run_id)]
     assert f"what=pr 2 synchronize sha={case.pr[3]} branch=changes pr=2" in lines
     assert "file pull_request github" in lines
@@ -205,23 +237,42 @@ def test_requests_that_name_nothing_strom_knows_get_a_4xx_that_tells_strangers_n
     service, server = live
     case = next(c for c in CASES if c.path == "github/push.branch.json")
     body = case.body().replace(b'"woodpecker-ci/woodpecker"', b'"someone/else"')
-    unfollowed = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=10)
-    forged = requests.post(f"{server.url}/webhooks/github", data=body,
-                           headers={**forge_headers(case, body), "X-Hub-Signature-256": "sha256=" + "0" * 64}, timeout=10)
+    unfollowed = requests.post(
+        f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=10
+    )
+    forged = requests.post(
+        f"{server.url}/webhooks/github",
+        data=body,
+        headers={**forge_headers(case, body), "X-Hub-Signature-256": "sha256=" + "0" * 64},
+        timeout=10,
+    )
     original = case.body()
-    elsewhere = requests.post(f"{server.url}/webhooks/github/github-0", data=original,
-                              headers=forge_headers(case, original), timeout=10)
-    nowhere = requests.post(f"{server.url}/webhooks/github/no-such-workspace", data=original,
-                            headers=forge_headers(case, original), timeout=10)
+    elsewhere = requests.post(
+        f"{server.url}/webhooks/github/github-0", data=original, headers=forge_headers(case, original), timeout=10
+    )
+    nowhere = requests.post(
+        f"{server.url}/webhooks/github/no-such-workspace",
+        data=original,
+        headers=forge_headers(case, original),
+        timeout=10,
+    )
     for answer in (unfollowed, forged, elsewhere, nowhere):  # the same answer, whatever Strom follows
-        assert (answer.status_code, answer.json()) == (401, {"error": {
-            "code": "unauthorized", "message": "the signature does not match any configured webhook secret"}})
+        assert (answer.status_code, answer.json()) == (
+            401,
+            {
+                "error": {
+                    "code": "unauthorized",
+                    "message": "the signature does not match any configured webhook secret",
+                }
+            },
+        )
     answer = requests.post(f"{server.url}/webhooks/bitbucket", data=body, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_forge"
     headers = {k: v for k, v in forge_headers(case, b"not json").items() if k != "X-GitHub-Event"}
     answer = requests.post(f"{server.url}/webhooks/github", data=b"not json", headers=headers, timeout=10)
     assert answer.status_code == 400 and "X-GitHub-Event" in answer.json()["error"]["message"]
-    answer = requests.post(f"{server.url}/webhooks/github", data=b"not json",
-                           headers=forge_headers(case, b"not json"), timeout=10)
+    answer = requests.post(
+        f"{server.url}/webhooks/github", data=b"not json", headers=forge_headers(case, b"not json"), timeout=10
+    )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_payload"
     assert service.repo_events.list() == []

@@ -1,4 +1,5 @@
 """`/hooks/<name>`: Strøm-compatible webhooks that start a task, against a live server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,11 +8,12 @@ import json
 
 import pytest
 import requests
-
-from runner.engine import JobStatus
 from service_env import live_stack, make_config, serving, stack, wait_for
 
-HOOKS = {".strom/hooks.yaml": """
+from runner.engine import RunStatus
+
+HOOKS = {
+    ".strom/hooks.yaml": """
     tasks:
       greet:
         input:
@@ -37,7 +39,8 @@ HOOKS = {".strom/hooks.yaml": """
         mode: sync
         timeout_secs: 30
         input: { who: "{{ headers['X-Who'] }}" }
-    """}
+    """
+}
 TOKEN = "hook-secret-value-42"
 
 
@@ -49,7 +52,7 @@ def live(service_workspace, redis_url):
 
 
 def finished(service, run_id):
-    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what="the run")
+    return wait_for(lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, what="the run")
 
 
 def test_an_open_hook_stores_the_request_then_starts_the_task_with_its_body(live):
@@ -59,9 +62,13 @@ def test_an_open_hook_stores_the_request_then_starts_the_task_with_its_body(live
     body = answer.json()
     assert body["status"] == "done" and body["url"] == f"http://127.0.0.1:8080/runs/{body['run']}"
     state = finished(service, body["run"])
-    assert state.status is JobStatus.SUCCEEDED and state.inputs == {"who": "ada via POST"}
-    assert (state.source, state.trigger, state.event["kind"], state.event["body"]) == \
-        ("webhook", "open", "webhook", {"name": "ada"})
+    assert state.status is RunStatus.SUCCEEDED and state.inputs == {"who": "ada via POST"}
+    assert (state.source, state.trigger, state.event["kind"], state.event["body"]) == (
+        "webhook",
+        "open",
+        "webhook",
+        {"name": "ada"},
+    )
     record = service.repo_events.load(body["id"])
     assert record["runs"] == [body["run"]] and record["extra"]["hook"] == "open-hook"
 
@@ -73,20 +80,26 @@ def test_a_form_encoded_body_arrives_as_its_fields(live):
     state = finished(service, answer.json()["run"])
     assert state.event["body"] == {"name": "grace", "empty": ""} and state.inputs == {"who": "grace via POST"}
     many = "&".join(f"f{i}=1" for i in range(1001))
-    refused = requests.post(f"{server.url}/hooks/open-hook", data=many, timeout=10,
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    refused = requests.post(
+        f"{server.url}/hooks/open-hook",
+        data=many,
+        timeout=10,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert refused.status_code == 400 and refused.json()["error"]["message"] == "the form has more than 1000 fields"
 
 
 def test_a_hook_that_does_not_exist_reads_a_body_like_one_that_does(live):
-    service, server = live
+    _service, server = live
     huge = b"x" * (11 * 1024 * 1024)  # past limits.webhook_body_size
     for name in ("guarded", "no-such-hook"):
-        answer = requests.post(f"{server.url}/hooks/{name}", data=huge, headers={"Authorization": "Bearer guess"},
-                               timeout=10)
+        answer = requests.post(
+            f"{server.url}/hooks/{name}", data=huge, headers={"Authorization": "Bearer guess"}, timeout=10
+        )
         assert answer.status_code == 413, (name, answer.text)
-        small = requests.post(f"{server.url}/hooks/{name}", data=b"{}", headers={"Authorization": "Bearer guess"},
-                              timeout=10)
+        small = requests.post(
+            f"{server.url}/hooks/{name}", data=b"{}", headers={"Authorization": "Bearer guess"}, timeout=10
+        )
         assert (small.status_code, small.json()["error"]["message"]) == (401, "the webhook secret does not match")
 
 
@@ -101,16 +114,23 @@ def test_a_guarded_hook_takes_its_secret_as_bearer_query_or_body_signature(live)
     query = requests.post(f"{url}?secret={TOKEN}&who=query", json={}, timeout=10)
     raw = json.dumps({"who": "signed"}).encode()
     signature = "sha256=" + hmac.new(TOKEN.encode(), raw, hashlib.sha256).hexdigest()
-    signed = requests.post(url, data=raw, headers={"X-Hub-Signature-256": signature,
-                                                   "Content-Type": "application/json"}, timeout=10)
-    forged = requests.post(url, data=raw.replace(b"signed", b"forged"),
-                           headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"}, timeout=10)
+    signed = requests.post(
+        url, data=raw, headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"}, timeout=10
+    )
+    forged = requests.post(
+        url,
+        data=raw.replace(b"signed", b"forged"),
+        headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert forged.status_code == 401
     whos = [finished(service, a.json()["run"]).inputs["who"] for a in (bearer, query, signed)]
     assert whos == ["bearer", "query", "signed"]
     assert len(service.repo_events.list()) == 3, "refused requests are not stored"
-    assert all("authorization" not in {k.lower() for k in r["extra"]["headers"]}
-               for r in map(lambda e: service.repo_events.load(e["id"]), service.repo_events.list()))
+    assert all(
+        "authorization" not in {k.lower() for k in r["extra"]["headers"]}
+        for r in (service.repo_events.load(e["id"]) for e in service.repo_events.list())
+    )
 
 
 def test_a_sync_hook_answers_with_the_runs_result_and_a_repeated_key_makes_one_run(live):
@@ -128,8 +148,11 @@ def test_a_sync_hook_answers_with_the_runs_result_and_a_repeated_key_makes_one_r
 
 def test_an_unknown_hook_is_answered_as_a_guarded_one_so_names_cannot_be_guessed(live):
     service, server = live
-    for credentials in ({}, {"headers": {"Authorization": "Bearer wrong-guess"}},
-                        {"headers": {"X-Hub-Signature-256": "sha256=" + "0" * 64}}):
+    for credentials in (
+        {},
+        {"headers": {"Authorization": "Bearer wrong-guess"}},
+        {"headers": {"X-Hub-Signature-256": "sha256=" + "0" * 64}},
+    ):
         unknown = requests.post(f"{server.url}/hooks/nope", json={}, timeout=10, **credentials)
         guarded = requests.post(f"{server.url}/hooks/guarded", json={}, timeout=10, **credentials)
         assert unknown.status_code == guarded.status_code == 401
@@ -139,28 +162,42 @@ def test_an_unknown_hook_is_answered_as_a_guarded_one_so_names_cannot_be_guessed
 
 def test_a_hook_secret_is_never_a_template_rendered_for_anonymous_callers(service_workspace):
     from runner.spec import load_workspace
-    root = service_workspace({".strom/hooks.yaml": HOOKS[".strom/hooks.yaml"].replace(
-        'secret: "{{ secret.hook_token }}"', 'secret: "{{ [cycler] | group_by(attribute=\'x\') }}"')})
+
+    root = service_workspace(
+        {
+            ".strom/hooks.yaml": HOOKS[".strom/hooks.yaml"].replace(
+                'secret: "{{ secret.hook_token }}"', "secret: \"{{ [cycler] | group_by(attribute='x') }}\""
+            )
+        }
+    )
     problems = [p.format() for p in load_workspace(root).errors]
     assert any("a webhook's secret is a plain value or a reference to one secret" in p for p in problems), problems
 
 
-def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(service_workspace, redis_url, tmp_path,
-                                                                          caplog):
+def test_a_hook_name_two_workspaces_define_is_refused_rather_than_guessed(
+    service_workspace, redis_url, tmp_path, caplog
+):
     other = tmp_path / "other"
     (other / ".strom").mkdir(parents=True)
     (other / ".strom" / "hooks.yaml").write_text(
         "tasks:\n  t: { flow: { s: { type: script, script: 'true' } } }\n"
-        "triggers:\n  mine: { type: webhook, name: open-hook, task: t }\n")
-    config = make_config(service_workspace(HOOKS), redis_url, STROM_SECRET_HOOK_TOKEN=TOKEN,
-                         STROM_WORKSPACES=json.dumps({"local": {"folder": "."}, "other": {"folder": str(other)}}))
+        "triggers:\n  mine: { type: webhook, name: open-hook, task: t }\n"
+    )
+    config = make_config(
+        service_workspace(HOOKS),
+        redis_url,
+        STROM_SECRET_HOOK_TOKEN=TOKEN,
+        STROM_WORKSPACES=json.dumps({"local": {"folder": "."}, "other": {"folder": str(other)}}),
+    )
     with stack(config, workers=0, scheduler=False) as service:
         with serving(config, service) as server:
             answer = requests.post(f"{server.url}/hooks/open-hook", json={"name": "x"}, timeout=10)
     assert answer.status_code == 401, "answered as an unknown name: callers learn no workspace names"
     assert answer.json()["error"]["message"].startswith("this webhook needs its secret")
-    assert ("webhook 'open-hook' is defined in workspaces local, other: every call is refused until one is renamed"
-            in caplog.text), "the operator is told"
+    assert (
+        "webhook 'open-hook' is defined in workspaces local, other: every call is refused until one is renamed"
+        in caplog.text
+    ), "the operator is told"
     assert service.repo_events.list() == []
 
 
@@ -169,4 +206,4 @@ def test_the_query_secret_is_never_stored(live):
     answer = requests.post(f"{server.url}/hooks/guarded?secret={TOKEN}&who=q", json={}, timeout=10)
     record = service.repo_events.load(answer.json()["id"])
     assert record["extra"]["query"] == {"who": "q"}
-    assert TOKEN not in json.dumps(record) and TOKEN not in json.dumps(service.jobs.load(answer.json()["run"]).event)
+    assert TOKEN not in json.dumps(record) and TOKEN not in json.dumps(service.runs.load(answer.json()["run"]).event)

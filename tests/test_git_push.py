@@ -1,4 +1,5 @@
 """`git push` to a hosted workspace with the stock git client, against a live server."""
+
 from __future__ import annotations
 
 import gzip
@@ -7,11 +8,11 @@ import os
 
 import pytest
 import requests
-
-from runner.engine import JobStatus
-from runner.gitops.polling import poll_workspace
 from git_env import commit, git, head, init_repo
 from service_env import TOKENS, live_stack, make_config, wait_for
+
+from runner.engine import RunStatus
+from runner.gitops.polling import poll_workspace
 
 VALID = """
     tasks:
@@ -45,9 +46,12 @@ INVALID = """
 
 @pytest.fixture
 def hosted(tmp_path, service_workspace, redis_url):
-    config = make_config(service_workspace({".strom/x.yaml": VALID}), redis_url,
-                         STROM_DATA_DIR=str(tmp_path / "data"),
-                         STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}))
+    config = make_config(
+        service_workspace({".strom/x.yaml": VALID}),
+        redis_url,
+        STROM_DATA_DIR=str(tmp_path / "data"),
+        STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}),
+    )
     with live_stack(config) as pair:
         yield pair
 
@@ -66,20 +70,23 @@ def test_invalid_strom_is_refused_with_file_line_column_then_a_valid_push_runs_o
     commit(repo, {"README.md": "first\n", ".strom/ci.yaml": INVALID}, "broken pipeline")
     refused = git(repo, "push", remote(server), "main", check=False)
     assert refused.returncode != 0
-    assert ("remote: .strom/ci.yaml:7:9: error: task 'build', step 'show': unknown key 'dependz_on'; "
-            'did you mean "depends_on"?') in refused.stderr
+    assert (
+        "remote: .strom/ci.yaml:7:9: error: task 'build', step 'show': unknown key 'dependz_on'; "
+        'did you mean "depends_on"?'
+    ) in refused.stderr
     assert "remote: strom: push of refs/heads/main refused: 1 problem(s) in .strom/" in refused.stderr
     assert events(service) == []
 
     sha = commit(repo, {"README.md": "hello from git\n", ".strom/ci.yaml": VALID}, "Fix the pipeline")
     pushed = git(repo, "push", remote(server), "main")
     assert "remote: .strom" not in pushed.stderr
-    [record] = wait_for(lambda: [e for e in events(service) if e["status"] != "queued"] or None,
-                        what="the push to be processed")
+    [record] = wait_for(
+        lambda: [e for e in events(service) if e["status"] != "queued"] or None, what="the push to be processed"
+    )
     assert (record["status"], record["event"]["kind"], record["event"]["sha"]) == ("done", "push", sha)
     [run_id] = record["runs"]
-    state = wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what="the run")
-    assert state.status is JobStatus.SUCCEEDED, state.error
+    state = wait_for(lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, what="the run")
+    assert state.status is RunStatus.SUCCEEDED, state.error
     assert (state.commit, state.trigger, state.source, state.event["actor"]) == (sha, "on-push", "git", "operator")
     lines = [line.text for line in service.logs.read(run_id)]
     assert f"sha={sha} branch=main ref=refs/heads/main" in lines
@@ -96,28 +103,36 @@ def test_push_option_skip_tags_and_deletes_become_events_and_polling_respects_th
     assert poll_workspace(service, site) == [], "the first poll records the heads"
     git(repo, "push", "-o", "strom.skip", remote(server), "main")
     [skipped] = events(service)
-    assert (skipped["status"], skipped["reason"], skipped["event"]["sha"]) == ("ignored", "pushed with -o strom.skip", sha)
+    assert (skipped["status"], skipped["reason"], skipped["event"]["sha"]) == (
+        "ignored",
+        "pushed with -o strom.skip",
+        sha,
+    )
     assert poll_workspace(service, site) == [], "a skipped push stays skipped when the poll sees it"
     git(repo, "tag", "-a", "v1.0", "-m", "release 1.0", sha)
     tag_object = head(repo, "v1.0")
     git(repo, "push", remote(server), "v1.0", "main:topic")
     git(repo, "push", remote(server), ":topic")
-    done = wait_for(lambda: (found := events(service)) and len(found) == 4 and
-                    all(e["status"] != "queued" for e in found) and found, what="four processed events")
+    done = wait_for(
+        lambda: (
+            (found := events(service)) and len(found) == 4 and all(e["status"] != "queued" for e in found) and found
+        ),
+        what="four processed events",
+    )
     by_ref = {(e["event"]["kind"], e["event"]["ref"]): e for e in done}
-    assert by_ref[("push", "refs/heads/topic")]["reason"] == \
-        "trigger 'on-push': branch 'topic' is not in [main]"
+    assert by_ref[("push", "refs/heads/topic")]["reason"] == "trigger 'on-push': branch 'topic' is not in [main]"
     assert by_ref[("delete", "refs/heads/topic")]["reason"] == "branch 'topic' deleted: no trigger runs on deletions"
     tagged = by_ref[("tag", "refs/tags/v1.0")]
     assert tagged["status"] == "done" and tagged["event"]["sha"] == tag_object != sha
-    state = wait_for(lambda: (s := service.jobs.load(tagged["runs"][0])) and s.status.terminal and s, what="the run")
-    assert (state.status, state.commit, state.git["tag"]) == (JobStatus.SUCCEEDED, sha, "v1.0"), \
+    state = wait_for(lambda: (s := service.runs.load(tagged["runs"][0])) and s.status.terminal and s, what="the run")
+    assert (state.status, state.commit, state.git["tag"]) == (RunStatus.SUCCEEDED, sha, "v1.0"), (
         "an annotated tag runs its commit"
+    )
     assert f"sha={sha} branch= ref=refs/tags/v1.0" in [line.text for line in service.logs.read(state.id)]
 
 
 def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):
-    service, server = hosted
+    _service, server = hosted
     repo = init_repo(tmp_path / "src")
     sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
     git(repo, "push", "-o", "strom.skip", remote(server), "main")
@@ -125,8 +140,9 @@ def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):
     assert anonymous.returncode != 0 and "could not read Username" in anonymous.stderr  # asked for credentials
     wrong = git(tmp_path, "clone", f"http://strom:wrong@127.0.0.1:{server.port}/git/site.git", "anon", check=False)
     assert wrong.returncode != 0 and "Authentication failed" in wrong.stderr
-    viewer = git(tmp_path, "-c", "protocol.version=2", "clone", remote(server, "viewer"), "copy",
-                 env={"GIT_TRACE_PACKET": "1"})
+    viewer = git(
+        tmp_path, "-c", "protocol.version=2", "clone", remote(server, "viewer"), "copy", env={"GIT_TRACE_PACKET": "1"}
+    )
     assert "version 2" in viewer.stderr
     assert head(tmp_path / "copy") == sha
     denied = git(repo, "push", remote(server, "viewer"), "main:other", check=False)
@@ -139,18 +155,30 @@ def test_chunked_push_and_gzip_upload_pack_requests_pass_through(hosted, tmp_pat
     (repo / "blob.bin").write_bytes(os.urandom(300_000))
     git(repo, "add", "blob.bin")
     sha = commit(repo, {".strom/ci.yaml": VALID, "README.md": "x\n"}, "big [skip ci]")
-    pushed = git(repo, "-c", "http.postBuffer=65536", "push", remote(server), "main",
-                 env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    pushed = git(
+        repo,
+        "-c",
+        "http.postBuffer=65536",
+        "push",
+        remote(server),
+        "main",
+        env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"},
+    )
     assert "Transfer-Encoding: chunked" in pushed.stderr
     # A protocol v0 upload-pack request, gzip-compressed as git sends large negotiations.
     want = f"want {sha} ofs-delta\n"
-    body = gzip.compress(f"{len(want) + 4:04x}{want}0000" "0009done\n".encode())
-    answer = requests.post(f"http://127.0.0.1:{server.port}/git/site.git/git-upload-pack", data=body,
-                           headers={"Content-Type": "application/x-git-upload-pack-request",
-                                    "Content-Encoding": "gzip"}, auth=("strom", TOKENS["viewer"]), timeout=30)
+    body = gzip.compress(f"{len(want) + 4:04x}{want}00000009done\n".encode())
+    answer = requests.post(
+        f"http://127.0.0.1:{server.port}/git/site.git/git-upload-pack",
+        data=body,
+        headers={"Content-Type": "application/x-git-upload-pack-request", "Content-Encoding": "gzip"},
+        auth=("strom", TOKENS["viewer"]),
+        timeout=30,
+    )
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/x-git-upload-pack-result"
     assert answer.content.startswith(b"0008NAK\nPACK")
-    record = wait_for(lambda: (found := events(service)) and found[0]["status"] != "queued" and found[0],
-                      what="the push processed")
+    record = wait_for(
+        lambda: (found := events(service)) and found[0]["status"] != "queued" and found[0], what="the push processed"
+    )
     assert record["reason"] == "the commit message asks to skip CI ([skip ci])"

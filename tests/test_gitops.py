@@ -1,6 +1,7 @@
 """A `git:` workspace end to end: signed GitHub webhooks (shaped like the fixtures) for commits of a
 real repository, runs pinned to those commits, trust for pull requests, polling, job triggers,
 concurrency, and the statuses and comments the recording fake GitHub receives."""
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,29 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from fake_forge import FakeForge
 from forge_fixtures import FIXTURES, ZERO, case_named, forge_headers
 from git_env import commit, git
-from gitops_env import (REPO, comment_hook, finished, gitea_pull_request, gitlab_merge_request, lines,
-                        make_gitops_config, post_github, pr_hook, processed, push_hook, runs_of, statuses)
-from runner.engine import Cancel, JobStatus
-from runner.service.worker import Worker
-from runner.runs.service import Service
+from gitops_env import (
+    REPO,
+    comment_hook,
+    finished,
+    gitea_pull_request,
+    gitlab_merge_request,
+    lines,
+    make_gitops_config,
+    post_github,
+    pr_hook,
+    processed,
+    push_hook,
+    runs_of,
+    statuses,
+)
 from service_env import TOKENS, live_stack, serving, stack, wait_for
+
+from runner.engine import Cancel, RunStatus
+from runner.runs.service import Service
+from runner.service.worker import Worker
 
 PIPELINE = """
     tasks:
@@ -65,6 +79,7 @@ def live(tmp_path, redis_url, upstream, forge):
 
 # ------------------------------------------------------------------ tests
 
+
 def test_a_push_runs_on_its_own_commit_and_reports_pending_then_success(live, upstream, forge):
     service, server = live
     work, _ = upstream
@@ -74,17 +89,21 @@ def test_a_push_runs_on_its_own_commit_and_reports_pending_then_success(live, up
     git(work, "push", "-q", "origin", "main")
     record = processed(service, push_hook(server, work, "refs/heads/main", first, second))
     older = processed(service, push_hook(server, work, "refs/heads/main", ZERO, first))
-    runs = {service.jobs.load(record["runs"][0]).commit: record["runs"][0],
-            service.jobs.load(older["runs"][0]).commit: older["runs"][0]}
+    runs = {
+        service.runs.load(record["runs"][0]).commit: record["runs"][0],
+        service.runs.load(older["runs"][0]).commit: older["runs"][0],
+    }
     assert set(runs) == {first, second}
     for sha, version in ((first, "1"), (second, "2")):
         state = finished(service, runs[sha])
-        assert state.status is JobStatus.SUCCEEDED, state.error
+        assert state.status is RunStatus.SUCCEEDED, state.error
         assert f"version={version}" in lines(service, runs[sha])
         assert "token=***" in lines(service, runs[sha])
         assert state.snapshot.endswith(f"/snapshots/{sha}") and state.git["sha"] == sha
-    deploys = wait_for(lambda: len(done := [s for s in runs_of(service, "deploy") if s.status.terminal]) == 2 and done,
-                       what="two deploy runs")
+    deploys = wait_for(
+        lambda: len(done := [s for s in runs_of(service, "deploy") if s.status.terminal]) == 2 and done,
+        what="two deploy runs",
+    )
     for deploy in deploys:
         assert deploy.event["kind"] == "job" and deploy.event["job"]["task"] == "ci"
         assert f"deploy after ci succeeded at {deploy.commit}" in lines(service, deploy.id)
@@ -107,9 +126,9 @@ def test_a_tag_run_reports_waiting_for_approval_then_its_final_status(live, upst
     record = processed(service, tag_hook(server, "v3", sha))
     [run_id] = record["runs"]
     assert statuses(forge, 1) == [("strom/release", "pending", "waiting for approval", sha)]
-    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the approval")
+    wait_for(lambda: service.runs.load(run_id).status is RunStatus.WAITING, what="the approval")
     approve(server, run_id, "gate")
-    assert finished(service, run_id).status is JobStatus.SUCCEEDED
+    assert finished(service, run_id).status is RunStatus.SUCCEEDED
     wait_for(lambda: forge.statuses()[-1]["state"] == "success", what="the final status")
     final = statuses(forge, 2)
     assert final[-1][:2] == ("strom/release", "success") and final[-1][2].startswith("succeeded in ")
@@ -120,7 +139,7 @@ def test_a_tag_run_reports_waiting_for_approval_then_its_final_status(live, upst
 
 def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live, upstream, forge):
     service, server = live
-    work, bare = upstream
+    work, _bare = upstream
     base = commit(work, {"VERSION": "1\n", ".strom/ci.yaml": PIPELINE}, "base")
     git(work, "push", "-q", "origin", "main")
     git(work, "checkout", "-q", "-b", "feature")
@@ -129,8 +148,10 @@ def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live,
 
     waiting = processed(service, pr_hook(server, 7, "opened", head_sha, "feature", "mallory", "CONTRIBUTOR", True))
     assert waiting["status"] == "waiting" and waiting["runs"] == []
-    assert waiting["reason"] == ("pull request #7 by mallory comes from a fork or an author without write access: "
-                                 f"a maintainer must comment /ok-to-test to run commit {head_sha[:7]}")
+    assert waiting["reason"] == (
+        "pull request #7 by mallory comes from a fork or an author without write access: "
+        f"a maintainer must comment /ok-to-test to run commit {head_sha[:7]}"
+    )
     created = forge.wait_for_requests(1)[0]
     assert (created.method, created.path) == ("POST", "/repos/octo/app/issues/7/comments")
     assert "⏸ pull request #7 by mallory" in created.json["body"]
@@ -140,36 +161,59 @@ def test_a_fork_pull_request_waits_for_ok_to_test_and_runs_without_secrets(live,
     assert ignored["reason"] == "mallory may not run /ok-to-test: commands need write access to the repository"
 
     early = processed(service, comment_hook(server, 7, "/retest", "maintainer", "MEMBER"))
-    assert (early["status"], early["reason"]) == ("ignored", f"pull request #7 is untrusted: comment /ok-to-test on its "
-                                                             f"head {head_sha[:7]} before /retest")
+    assert (early["status"], early["reason"]) == (
+        "ignored",
+        f"pull request #7 is untrusted: comment /ok-to-test on its head {head_sha[:7]} before /retest",
+    )
     unknown = processed(service, comment_hook(server, 7, "/fork-only", "maintainer", "MEMBER"))
-    assert unknown["reason"] == f"pull request #7 is untrusted: comment /ok-to-test on its head {head_sha[:7]} " \
-                                "before /fork-only", "refused before the fork's definitions are even read"
+    assert (
+        unknown["reason"] == f"pull request #7 is untrusted: comment /ok-to-test on its head {head_sha[:7]} "
+        "before /fork-only"
+    ), "refused before the fork's definitions are even read"
     stale = processed(service, comment_hook(server, 7, "/ok-to-test 0123abcd", "maintainer", "MEMBER"))
-    assert stale["reason"] == (f"the head of #7 is {head_sha[:7]}, not 0123abcd: look at it and comment "
-                               f"/ok-to-test {head_sha[:7]}")
+    assert stale["reason"] == (
+        f"the head of #7 is {head_sha[:7]}, not 0123abcd: look at it and comment /ok-to-test {head_sha[:7]}"
+    )
     approved = processed(service, comment_hook(server, 7, f"/ok-to-test {head_sha[:10]}", "maintainer", "MEMBER"))
-    assert approved["status"] == "done" and approved["reason"] == \
-        f"maintainer trusted commit {head_sha[:7]} of #7: event {waiting['id']} runs now"
+    assert (
+        approved["status"] == "done"
+        and approved["reason"] == f"maintainer trusted commit {head_sha[:7]} of #7: event {waiting['id']} runs now"
+    )
     rerun = processed(service, waiting["id"], status="done")
     [run_id] = rerun["runs"]
     state = finished(service, run_id)
-    assert (state.status, state.commit, state.trusted) == (JobStatus.SUCCEEDED, head_sha, False)
+    assert (state.status, state.commit, state.trusted) == (RunStatus.SUCCEEDED, head_sha, False)
     assert "version=fork" in lines(service, run_id) and "token=withheld" in lines(service, run_id)
     assert not runs_of(service, "deploy"), "job triggers follow main only"
-    wait_for(lambda: any(r.method == "PATCH" and "`ci`" in (r.json or {}).get("body", "") and "succeeded" in
-                         r.json["body"] for r in forge.requests), what="the summary comment edited")
+    wait_for(
+        lambda: any(
+            r.method == "PATCH" and "`ci`" in (r.json or {}).get("body", "") and "succeeded" in r.json["body"]
+            for r in forge.requests
+        ),
+        what="the summary comment edited",
+    )
     [summary] = [c for c in forge.comments() if "strom:summary" in c["body"]]
     assert summary["number"] == 7 and "⏸" not in summary["body"]
-    assert f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |" \
+    assert (
+        f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |"
         in summary["body"]
-    summary_posts = [r for r in forge.requests if r.path == "/repos/octo/app/issues/7/comments" and
-                     r.method == "POST" and "strom:summary" in r.json["body"]]
+    )
+    summary_posts = [
+        r
+        for r in forge.requests
+        if r.path == "/repos/octo/app/issues/7/comments" and r.method == "POST" and "strom:summary" in r.json["body"]
+    ]
     assert len(summary_posts) == 1, "one summary comment per pull request, edited afterwards"
     # every refusal was answered in the pull request, and every command got a reaction
-    assert forge.replies(7) == [f"@{who} {why}\n<!-- strom:reply -->" for who, why in [
-        ("mallory", ignored["reason"]), ("maintainer", early["reason"]), ("maintainer", unknown["reason"]),
-        ("maintainer", stale["reason"])]]
+    assert forge.replies(7) == [
+        f"@{who} {why}\n<!-- strom:reply -->"
+        for who, why in [
+            ("mallory", ignored["reason"]),
+            ("maintainer", early["reason"]),
+            ("maintainer", unknown["reason"]),
+            ("maintainer", stale["reason"]),
+        ]
+    ]
     assert [r["content"] for r in forge.reactions()] == ["confused", "confused", "confused", "confused", "+1"]
 
     newer = commit(work, {"VERSION": "fork 2\n"}, "more from the fork")
@@ -204,8 +248,10 @@ def test_paths_exclusions_and_skip_markers_leave_a_push_ignored_with_the_reason(
     assert (skipped["status"], skipped["reason"]) == ("ignored", "the commit message asks to skip CI ([skip ci])")
     only_docs = processed(service, push_hook(server, work, "refs/heads/main", base, docs))
     assert only_docs["status"] == "ignored"
-    assert only_docs["reason"] == ("trigger 'pushes': no changed file matches paths [**, !docs/**] "
-                                   "(changed: docs/readme.md); trigger 'busy': branch 'main' is not in [busy]")
+    assert only_docs["reason"] == (
+        "trigger 'pushes': no changed file matches paths [**, !docs/**] "
+        "(changed: docs/readme.md); trigger 'busy': branch 'main' is not in [busy]"
+    )
     assert forge.requests == []
 
 
@@ -215,7 +261,9 @@ def test_an_invalid_strom_at_the_pushed_commit_fails_the_event_and_the_commit_st
     sha = commit(work, {".strom/ci.yaml": "tasks:\n  ci:\n    flow:\n      a: { type: scirpt }\n"}, "broken")
     git(work, "push", "-q", "origin", "main")
     record = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
-    assert record["status"] == "failed" and record["error"].startswith(f"invalid .strom/ at {sha[:12]}: .strom/ci.yaml:4:")
+    assert record["status"] == "failed" and record["error"].startswith(
+        f"invalid .strom/ at {sha[:12]}: .strom/ci.yaml:4:"
+    )
     [(context, state, description, at)] = statuses(forge, 1)
     assert (context, state, at) == ("strom/definitions", "failure", sha)
     assert description.startswith("invalid .strom/: .strom/ci.yaml:4:")
@@ -250,16 +298,18 @@ def test_a_newer_push_cancels_the_previous_run_of_its_concurrency_group(live, up
     second = commit(work, {"VERSION": "2\n"}, "two")
     git(work, "push", "-q", "origin", "busy")
     [old] = processed(service, push_hook(server, work, "refs/heads/busy", ZERO, first))["runs"]
-    wait_for(lambda: service.jobs.load(old).status is JobStatus.RUNNING, what="the first run to start")
+    wait_for(lambda: service.runs.load(old).status is RunStatus.RUNNING, what="the first run to start")
     new_event = push_hook(server, work, "refs/heads/busy", first, second)
     [new] = processed(service, new_event)["runs"]
     cancelled = finished(service, old)
-    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.status is RunStatus.CANCELLED
     assert cancelled.cancel_reason == f"superseded by a newer event ({new_event})"
-    assert service.jobs.load(new).group == "busy:busy"
+    assert service.runs.load(new).group == "busy:busy"
     service.orchestrator.try_apply(new, Cancel("test over"))
-    wait_for(lambda: any(s["sha"] == first and s["state"] == "error" for s in forge.statuses()),
-             what="the cancelled run's status")
+    wait_for(
+        lambda: any(s["sha"] == first and s["state"] == "error" for s in forge.statuses()),
+        what="the cancelled run's status",
+    )
     [final] = [s for s in forge.statuses() if s["sha"] == first and s["state"] == "error"]
     assert final["context"] == "strom/slow" and final["target_url"] == f"https://strom.example.com/runs/{old}"
     assert final["description"].startswith("cancelled in ")
@@ -275,7 +325,7 @@ def test_a_worker_without_the_servers_disk_downloads_the_snapshot(tmp_path, redi
         with serving(config, service) as server:
             record = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))
             [run_id] = record["runs"]
-            snapshot = Path(service.jobs.load(run_id).snapshot)
+            snapshot = Path(service.runs.load(run_id).snapshot)
             shutil.move(str(snapshot), str(tmp_path / "elsewhere"))  # as if on another machine
             remote_config = make_gitops_config(tmp_path / "remote", redis_url, bare, forge)
             remote_config = replace(remote_config, public_url=server.url, worker_token=TOKENS["viewer"])
@@ -285,7 +335,7 @@ def test_a_worker_without_the_servers_disk_downloads_the_snapshot(tmp_path, redi
                 state = finished(service, run_id)
             finally:
                 worker.stop(2)
-            assert state.status is JobStatus.SUCCEEDED, state.error
+            assert state.status is RunStatus.SUCCEEDED, state.error
             assert "version=remote" in lines(service, run_id)
             downloaded = tmp_path / "remote" / "data" / "snapshots" / sha
             assert (downloaded / "VERSION").read_text() == "remote\n"
@@ -308,8 +358,12 @@ def tag_hook(server, tag: str, sha: str):
 
 
 def approve(server, run_id, step):
-    answer = requests.post(f"{server.url}/api/runs/{run_id}/steps/{step}/approve", json={},
-                           headers={"Authorization": f"Bearer {TOKENS['approver']}"}, timeout=10)
+    answer = requests.post(
+        f"{server.url}/api/runs/{run_id}/steps/{step}/approve",
+        json={},
+        headers={"Authorization": f"Bearer {TOKENS['approver']}"},
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -324,16 +378,23 @@ def test_forge_errors_are_retried_and_never_touch_the_run(live, upstream, forge)
     [run_id] = processed(service, tag_hook(server, "v1", sha))["runs"]
     forge.wait_for_requests(2)
     approve(server, run_id, "gate")
-    assert finished(service, run_id).status is JobStatus.SUCCEEDED
+    assert finished(service, run_id).status is RunStatus.SUCCEEDED
     wait_for(lambda: service.redis.hget("strom:metrics:counters", "reports_failed") == "1", what="the failed report")
     running = ("pending", "running")  # reported after the approval unless the run finished first
     posts = [(r.json["state"], r.json["description"]) for r in forge.requests]
     posts = [p for p in posts if p != running]
     assert posts[:2] == [("pending", "waiting for approval")] * 2, "a 502 is retried with the same body"
     assert len(posts) == 3 and posts[2][0] == "success", "a 422 is not retried"
-    assert [s for s in forge.statuses() if s["description"] != "running"] == [{"sha": sha, "state": "pending", "description": "waiting for approval",
-                                 "context": "strom/release", "target_url": f"https://strom.example.com/runs/{run_id}"}]
-    assert service.jobs.load(run_id).status is JobStatus.SUCCEEDED
+    assert [s for s in forge.statuses() if s["description"] != "running"] == [
+        {
+            "sha": sha,
+            "state": "pending",
+            "description": "waiting for approval",
+            "context": "strom/release",
+            "target_url": f"https://strom.example.com/runs/{run_id}",
+        }
+    ]
+    assert service.runs.load(run_id).status is RunStatus.SUCCEEDED
 
 
 def test_a_rerun_after_the_snapshot_was_collected_writes_it_again(live, upstream, forge):
@@ -343,16 +404,19 @@ def test_a_rerun_after_the_snapshot_was_collected_writes_it_again(live, upstream
     git(work, "push", "-q", "origin", "main")
     [run_id] = processed(service, push_hook(server, work, "refs/heads/main", ZERO, sha))["runs"]
     first = finished(service, run_id)
-    settled = wait_for(lambda: all(s.status.terminal for s in runs_of(service, "deploy")) and runs_of(service, "deploy"),
-                       what="the deploy run")
+    settled = wait_for(
+        lambda: all(s.status.terminal for s in runs_of(service, "deploy")) and runs_of(service, "deploy"),
+        what="the deploy run",
+    )
     assert settled
     assert service.repos.snapshots.collect(set(), older_than=-1) == [sha]
     assert not Path(first.snapshot).exists()
-    answer = requests.post(f"{server.url}/api/runs/{run_id}/rerun", headers={"Authorization": f"Bearer {TOKENS['operator']}"},
-                           timeout=10)
+    answer = requests.post(
+        f"{server.url}/api/runs/{run_id}/rerun", headers={"Authorization": f"Bearer {TOKENS['operator']}"}, timeout=10
+    )
     assert answer.status_code == 201, answer.text
     again = finished(service, answer.json()["id"])
-    assert again.status is JobStatus.SUCCEEDED and again.snapshot == first.snapshot
+    assert again.status is RunStatus.SUCCEEDED and again.snapshot == first.snapshot
     assert "version=again" in lines(service, again.id)
 
 
@@ -372,9 +436,11 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
             with serving(config, service) as server:
                 send = gitlab_merge_request if kind == "gitlab" else gitea_pull_request
                 [run_id] = processed(service, send(server, 4, head_sha, "topic"))["runs"]
-                assert finished(service, run_id).status is JobStatus.SUCCEEDED
-                wait_for(lambda: any(s["sha"] == head_sha and s["state"] == "success" for s in forge.statuses()),
-                         what="the final status")
+                assert finished(service, run_id).status is RunStatus.SUCCEEDED
+                wait_for(
+                    lambda: any(s["sha"] == head_sha and s["state"] == "success" for s in forge.statuses()),
+                    what="the final status",
+                )
                 wait_for(lambda: any("succeeded" in c["body"] for c in forge.comments()), what="the summary")
         project = "/projects/octo%2Fapp" if kind == "gitlab" else "/repos/octo/app"
         status_path = f"{forge.url}{project}/statuses/{head_sha}".replace(forge.root, "")
@@ -382,13 +448,19 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
         final = statuses[-1].json
         if kind == "gitlab":
             assert statuses[-1].headers["private-token"] == "ghp_test_token"
-            assert {k: final[k] for k in ("state", "name", "target_url")} == \
-                {"state": "success", "name": "strom/ci", "target_url": f"https://strom.example.com/runs/{run_id}"}
+            assert {k: final[k] for k in ("state", "name", "target_url")} == {
+                "state": "success",
+                "name": "strom/ci",
+                "target_url": f"https://strom.example.com/runs/{run_id}",
+            }
             notes = f"{project}/merge_requests/4/notes"
         else:
             assert statuses[-1].headers["authorization"] == "token ghp_test_token"
-            assert {k: final[k] for k in ("state", "context", "target_url")} == \
-                {"state": "success", "context": "strom/ci", "target_url": f"https://strom.example.com/runs/{run_id}"}
+            assert {k: final[k] for k in ("state", "context", "target_url")} == {
+                "state": "success",
+                "context": "strom/ci",
+                "target_url": f"https://strom.example.com/runs/{run_id}",
+            }
             notes = f"{project}/issues/4/comments"
         assert all(r.json["state"] == "pending" for r in statuses[:-1])
         comment_requests = [r for r in forge.requests if "notes" in r.path or "comments" in r.path]
@@ -396,8 +468,10 @@ def test_gitlab_and_gitea_get_commit_statuses_and_one_edited_summary_comment(tmp
         edit = "PUT" if kind == "gitlab" else "PATCH"
         assert {r.method for r in comment_requests[1:]} <= {edit}
         [summary] = forge.comments()
-        assert f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |" \
+        assert (
+            f"| `ci` | ✅ succeeded | `{head_sha[:7]}` | [{run_id}](https://strom.example.com/runs/{run_id}) |"
             in summary["body"]
+        )
 
 
 def test_a_payload_whose_commit_names_are_not_shas_never_reaches_git(live, upstream, forge, tmp_path):
@@ -412,8 +486,10 @@ def test_a_payload_whose_commit_names_are_not_shas_never_reaches_git(live, upstr
     body = json.dumps(data).encode()
     case = case_named("github/push.branch.json")
     answer = requests.post(f"{server.url}/webhooks/github", data=body, headers=forge_headers(case, body), timeout=30)
-    assert (answer.status_code, answer.json()["error"]["message"]) == \
-        (400, "the payload's commit sha (after) is not a commit id (hexadecimal)")
+    assert (answer.status_code, answer.json()["error"]["message"]) == (
+        400,
+        "the payload's commit sha (after) is not a commit id (hexadecimal)",
+    )
     assert service.repo_events.list() == [] and not target.exists()
 
 
@@ -424,10 +500,14 @@ def test_a_run_started_from_the_api_fetches_the_default_branchs_head(tmp_path, r
     config = make_gitops_config(tmp_path, redis_url, bare, forge)
     with stack(config) as service:
         with serving(config, service) as server:
-            answer = requests.post(f"{server.url}/api/workspaces/app/tasks/ci/execute", json={"input": {}},
-                                   headers={"Authorization": f"Bearer {TOKENS['operator']}"}, timeout=30)
+            answer = requests.post(
+                f"{server.url}/api/workspaces/app/tasks/ci/execute",
+                json={"input": {}},
+                headers={"Authorization": f"Bearer {TOKENS['operator']}"},
+                timeout=30,
+            )
         assert answer.status_code == 201, answer.text
         state = finished(service, answer.json()["id"])
-        assert (state.status, state.commit, state.git["branch"]) == (JobStatus.SUCCEEDED, sha, "main")
+        assert (state.status, state.commit, state.git["branch"]) == (RunStatus.SUCCEEDED, sha, "main")
         assert "version=from the api" in lines(service, state.id)
     assert forge.requests == [], "runs started from the API report nothing to the forge"

@@ -1,4 +1,5 @@
 """The pure parts of repository intake: globs, trigger matching, commands, the event store, config."""
+
 from __future__ import annotations
 
 import json
@@ -6,12 +7,12 @@ import os
 import threading
 
 import pytest
-
 from conftest import load
+
 from runner.config import ConfigError, load_config
 from runner.forges.event import Comment, PullRequest, RepoEvent
-from runner.spec.globs import included
 from runner.gitops.match import match_event, parse_command
+from runner.spec.globs import included
 from runner.store.repo_events import RepoEventStore
 
 TRIGGERS = """
@@ -31,26 +32,29 @@ TRIGGERS = """
     """
 
 
-@pytest.mark.parametrize("value, patterns, expected", [
-    ("main", [], True),
-    ("main", ["main"], True),
-    ("feature/x", ["main"], False),
-    ("release/1.2", ["release/*"], True),
-    ("release/1/2", ["release/*"], False),
-    ("release/1/2", ["release/**"], True),
-    ("src/a/b.py", ["**/*.py"], True),
-    ("b.py", ["**/*.py"], True),
-    ("docs/a.md", ["!docs/**"], False),
-    ("src/a.md", ["!docs/**"], True),
-    ("src/gen/x.py", ["src/**", "!src/gen/**"], False),
-    ("src/gen/keep.py", ["src/**", "!src/gen/**", "src/gen/keep.py"], True),
-    ("v1.0", ["v[0-9]*"], True),
-    ("vx", ["v[0-9]*"], False),
-    ("vx", ["v[!x]"], False),
-    ("a.b", ["a?b"], True),
-    ("a/b", ["a?b"], False),
-    ("weird[", ["weird["], True),
-])
+@pytest.mark.parametrize(
+    "value, patterns, expected",
+    [
+        ("main", [], True),
+        ("main", ["main"], True),
+        ("feature/x", ["main"], False),
+        ("release/1.2", ["release/*"], True),
+        ("release/1/2", ["release/*"], False),
+        ("release/1/2", ["release/**"], True),
+        ("src/a/b.py", ["**/*.py"], True),
+        ("b.py", ["**/*.py"], True),
+        ("docs/a.md", ["!docs/**"], False),
+        ("src/a.md", ["!docs/**"], True),
+        ("src/gen/x.py", ["src/**", "!src/gen/**"], False),
+        ("src/gen/keep.py", ["src/**", "!src/gen/**", "src/gen/keep.py"], True),
+        ("v1.0", ["v[0-9]*"], True),
+        ("vx", ["v[0-9]*"], False),
+        ("vx", ["v[!x]"], False),
+        ("a.b", ["a?b"], True),
+        ("a/b", ["a?b"], False),
+        ("weird[", ["weird["], True),
+    ],
+)
 def test_globs(value, patterns, expected):
     assert included(value, patterns) is expected
 
@@ -60,8 +64,9 @@ def names(matched):
 
 
 def push(branch="main", files=("src/app.py",)):
-    return RepoEvent(source="github", kind="push", ref=f"refs/heads/{branch}", branch=branch, sha="a" * 40,
-                     changed_files=files)
+    return RepoEvent(
+        source="github", kind="push", ref=f"refs/heads/{branch}", branch=branch, sha="a" * 40, changed_files=files
+    )
 
 
 def test_push_triggers_filter_by_branch_and_paths_and_say_why_not():
@@ -75,8 +80,10 @@ def test_push_triggers_filter_by_branch_and_paths_and_say_why_not():
     assert "trigger 'main': branch 'dev' is not in [main, release/*]" in reasons
     matched, reasons = match_event(triggers, push("release/2.0", ("src/gen/api.py", "README.md")))
     assert names(matched) == ["anything"]
-    assert ("trigger 'main': no changed file matches paths [src/**, !src/gen/**] (changed: src/gen/api.py, README.md)"
-            in reasons)
+    assert (
+        "trigger 'main': no changed file matches paths [src/**, !src/gen/**] (changed: src/gen/api.py, README.md)"
+        in reasons
+    )
     unknown = push(files=None)
     assert names(match_event(triggers, unknown)[0]) == ["anything", "main"], "unknown files do not filter"
 
@@ -90,8 +97,12 @@ def test_tag_triggers_and_exclusions():
 
 
 def pull(action="opened", base="main"):
-    return RepoEvent(source="github", kind="pull_request", sha="c" * 40,
-                     pr=PullRequest(number=5, action=action, head_sha="c" * 40, head_ref="topic", base_ref=base))
+    return RepoEvent(
+        source="github",
+        kind="pull_request",
+        sha="c" * 40,
+        pr=PullRequest(number=5, action=action, head_sha="c" * 40, head_ref="topic", base_ref=base),
+    )
 
 
 def test_pull_request_triggers_default_to_opened_synchronize_reopened_and_closed_covers_merged():
@@ -109,11 +120,19 @@ def test_comment_commands_fill_args_in_order_and_the_last_takes_the_rest():
     triggers = load(TRIGGERS).raise_for_errors().triggers.values()
 
     def comment(body):
-        return RepoEvent(source="github", kind="comment", pr=PullRequest(number=5, action="created"),
-                         comment=Comment(body=body, author="ada", association="MEMBER"))
+        return RepoEvent(
+            source="github",
+            kind="comment",
+            pr=PullRequest(number=5, action="created"),
+            comment=Comment(body=body, author="ada", association="MEMBER"),
+        )
+
     [matched], _ = match_event(triggers, comment("/deploy prod us east\nthanks!"))
-    assert (matched.trigger.name, dict(matched.args), matched.group) == \
-        ("deploy", {"env": "prod", "region": "us east"}, None)
+    assert (matched.trigger.name, dict(matched.args), matched.group) == (
+        "deploy",
+        {"env": "prod", "region": "us east"},
+        None,
+    )
     [matched], _ = match_event(triggers, comment('/Deploy "staging one"'))
     assert dict(matched.args) == {"env": "staging one"}
     assert match_event(triggers, comment("please /deploy")) == ([], ["trigger 'deploy': the comment is not /deploy"])
@@ -121,29 +140,34 @@ def test_comment_commands_fill_args_in_order_and_the_last_takes_the_rest():
     assert dict(matched.args) == {"env": "prod"}
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("/ok-to-test", ("ok-to-test", [])),
-    ("\n  /retest  unit  \n", ("retest", ["unit"])),
-    ("/deploy 'a b' c", ("deploy", ["a b", "c"])),
-    ("/deploy 'unbalanced", ("deploy", ["'unbalanced"])),
-    ("lgtm\n/deploy", ("deploy", [])),
-    ("```\n/deploy\n```\n> /approve\n/retest now", ("retest", ["now"])),
-    ("/ deploy", None),
-    ("/", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/ok-to-test", ("ok-to-test", [])),
+        ("\n  /retest  unit  \n", ("retest", ["unit"])),
+        ("/deploy 'a b' c", ("deploy", ["a b", "c"])),
+        ("/deploy 'unbalanced", ("deploy", ["'unbalanced"])),
+        ("lgtm\n/deploy", ("deploy", [])),
+        ("```\n/deploy\n```\n> /approve\n/retest now", ("retest", ["now"])),
+        ("/ deploy", None),
+        ("/", None),
+        ("", None),
+    ],
+)
 def test_parse_command(body, expected):
     assert parse_command(body) == expected
 
 
 def test_the_event_store_keeps_one_event_per_delivery_even_under_races(redis_url):
     import redis
+
     store = RepoEventStore(redis.Redis.from_url(redis_url, decode_responses=True))
     event = push().to_dict() | {"delivery": "d-1"}
     results = []
 
     def receive():
         results.append(store.receive("app", event))
+
     threads = [threading.Thread(target=receive) for _ in range(8)]
     for thread in threads:
         thread.start()
@@ -170,19 +194,39 @@ def config_with(workspaces, tmp_path, **env):
 def test_workspace_configuration(tmp_path):
     key = tmp_path / "deploy_key"
     key.write_text("-----BEGIN-----\n")
-    config = config_with({
-        "app": {"git": "https://github.com/octo/app.git", "branches": ["main", "release/*"],
-                "credentials": {"token": {"env": "GH_TOKEN"}}, "poll": "1m",
+    config = config_with(
+        {
+            "app": {
+                "git": "https://github.com/octo/app.git",
+                "branches": ["main", "release/*"],
+                "credentials": {"token": {"env": "GH_TOKEN"}},
+                "poll": "1m",
                 "forge": {"type": "github", "webhook_secrets": [{"env": "NEW_SECRET"}, "old-secret"]},
-                "pull_requests": {"sticky_trust": True}},
-        "lab": {"git": "git@gitlab.example.com:group/sub/lab.git", "credentials": {"ssh_key": {"file": str(key)}},
-                "forge": {"type": "gitlab", "api": "https://gitlab.example.com/api/v4/"}},
-        "site": {"hosted": True},
-        "here": {"folder": ".", "forge": {"type": "forgejo", "repo": "me/here", "api": "https://codeberg.org/api/v1"}},
-    }, tmp_path, GH_TOKEN="ghp_x", NEW_SECRET="new-secret")
+                "pull_requests": {"sticky_trust": True},
+            },
+            "lab": {
+                "git": "git@gitlab.example.com:group/sub/lab.git",
+                "credentials": {"ssh_key": {"file": str(key)}},
+                "forge": {"type": "gitlab", "api": "https://gitlab.example.com/api/v4/"},
+            },
+            "site": {"hosted": True},
+            "here": {
+                "folder": ".",
+                "forge": {"type": "forgejo", "repo": "me/here", "api": "https://codeberg.org/api/v1"},
+            },
+        },
+        tmp_path,
+        GH_TOKEN="ghp_x",
+        NEW_SECRET="new-secret",
+    )
     app, lab, site, here = (config.workspaces[n] for n in ("app", "lab", "site", "here"))
-    assert (app.kind, app.repo, app.default_branch, app.poll_interval, app.sticky_trust) == \
-        ("git", "octo/app", "main", 60.0, True)
+    assert (app.kind, app.repo, app.default_branch, app.poll_interval, app.sticky_trust) == (
+        "git",
+        "octo/app",
+        "main",
+        60.0,
+        True,
+    )
     assert (app.token, app.forge_token, app.forge_api) == ("ghp_x", "ghp_x", "https://api.github.com")
     assert app.webhook_secrets == ("new-secret", "old-secret")
     assert (lab.repo, lab.forge_api, lab.ssh_key) == ("group/sub/lab", "https://gitlab.example.com/api/v4", key)
@@ -192,12 +236,15 @@ def test_workspace_configuration(tmp_path):
 
 def test_workspace_configuration_errors_say_what_to_fix(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        config_with({
-            "both": {"git": "https://x/y.git", "hosted": True},
-            "folder-with-branches": {"folder": ".", "branches": ["main"]},
-            "gitea-without-api": {"hosted": True, "forge": {"type": "gitea", "repo": "a/b"}},
-            "typo": {"hosted": True, "pol": "1m"},
-        }, tmp_path)
+        config_with(
+            {
+                "both": {"git": "https://x/y.git", "hosted": True},
+                "folder-with-branches": {"folder": ".", "branches": ["main"]},
+                "gitea-without-api": {"hosted": True, "forge": {"type": "gitea", "repo": "a/b"}},
+                "typo": {"hosted": True, "pol": "1m"},
+            },
+            tmp_path,
+        )
     text = str(caught.value)
     assert "a workspace is exactly one of `folder: <path>`, `git: <url>` or `hosted: true`" in text
     assert "`branches` applies to git and hosted workspaces, not to folders" in text
@@ -207,11 +254,19 @@ def test_workspace_configuration_errors_say_what_to_fix(tmp_path):
 
 def test_a_snapshot_is_the_whole_tree_whatever_gitattributes_says(tmp_path):
     from git_env import commit, init_repo
+
     from runner.git.mirrors import Mirror
     from runner.git.snapshots import Snapshots
+
     repo = init_repo(tmp_path / "repo")
-    sha = commit(repo, {".gitattributes": "tests export-ignore\nVERSION export-subst\n",
-                        "tests/test_x.py": "assert True\n", "VERSION": "$Format:%H$\n"})
+    sha = commit(
+        repo,
+        {
+            ".gitattributes": "tests export-ignore\nVERSION export-subst\n",
+            "tests/test_x.py": "assert True\n",
+            "VERSION": "$Format:%H$\n",
+        },
+    )
     mirror = Mirror(tmp_path / "mirror.git", url=str(repo))
     mirror.fetch("main")
     snapshot = Snapshots(tmp_path / "snapshots").materialise(mirror, sha)

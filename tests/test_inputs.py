@@ -1,4 +1,5 @@
 """Inputs: types, defaults, options, required fields, and one message per bad field."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,26 +13,49 @@ def field(type_, **kw):
     return InputField(name=kw.pop("name", "x"), type=type_, **kw)
 
 
-@pytest.mark.parametrize("type_, given, expected", [
-    ("string", "abc", "abc"), ("string", 5, "5"), ("string", True, "true"), ("text", "a\nb", "a\nb"),
-    ("integer", "42", 42), ("integer", " -7 ", -7), ("integer", 3.0, 3), ("integer", 9, 9),
-    ("number", "2.5", 2.5), ("number", "3", 3), ("number", 1, 1),
-    ("boolean", "true", True), ("boolean", "No", False), ("boolean", "1", True), ("boolean", False, False),
-    ("bool", "yes", True),
-    ("date", "2026-01-15", "2026-01-15"), ("datetime", "2026-01-15T14:30", "2026-01-15T14:30"),
-    ("datetime", "2026-01-15T14:30:00Z", "2026-01-15T14:30:00Z"),
-    ("json", '{"a": [1]}', {"a": [1]}), ("json", "plain", "plain"), ("json", [1, 2], [1, 2]),
-])
+@pytest.mark.parametrize(
+    "type_, given, expected",
+    [
+        ("string", "abc", "abc"),
+        ("string", 5, "5"),
+        ("string", True, "true"),
+        ("text", "a\nb", "a\nb"),
+        ("integer", "42", 42),
+        ("integer", " -7 ", -7),
+        ("integer", 3.0, 3),
+        ("integer", 9, 9),
+        ("number", "2.5", 2.5),
+        ("number", "3", 3),
+        ("number", 1, 1),
+        ("boolean", "true", True),
+        ("boolean", "No", False),
+        ("boolean", "1", True),
+        ("boolean", False, False),
+        ("bool", "yes", True),
+        ("date", "2026-01-15", "2026-01-15"),
+        ("datetime", "2026-01-15T14:30", "2026-01-15T14:30"),
+        ("datetime", "2026-01-15T14:30:00Z", "2026-01-15T14:30:00Z"),
+        ("json", '{"a": [1]}', {"a": [1]}),
+        ("json", "plain", "plain"),
+        ("json", [1, 2], [1, 2]),
+    ],
+)
 def test_values_are_converted_to_their_type(type_, given, expected):
     assert coerce(field(type_), given) == expected
 
 
-@pytest.mark.parametrize("type_, given, message", [
-    ("integer", "4.5", "expected a whole number, got '4.5'"), ("integer", True, "got a boolean"),
-    ("number", "lots", "expected a number, got 'lots'"), ("boolean", "maybe", "expected true or false"),
-    ("date", "15/01/2026", "expected a date like 2026-01-15"), ("datetime", "soon", "expected a date and time"),
-    ("string", {"a": 1}, "expected text, got a mapping"),
-])
+@pytest.mark.parametrize(
+    "type_, given, message",
+    [
+        ("integer", "4.5", "expected a whole number, got '4.5'"),
+        ("integer", True, "got a boolean"),
+        ("number", "lots", "expected a number, got 'lots'"),
+        ("boolean", "maybe", "expected true or false"),
+        ("date", "15/01/2026", "expected a date like 2026-01-15"),
+        ("datetime", "soon", "expected a date and time"),
+        ("string", {"a": 1}, "expected text, got a mapping"),
+    ],
+)
 def test_bad_values_get_a_clear_message(type_, given, message):
     with pytest.raises(ValueError, match=message):
         coerce(field(type_), given)
@@ -59,8 +83,9 @@ def test_resolve_applies_defaults_and_lists_every_problem():
         "token": field("string", name="token", default="{{ secret.T }}"),
         "note": field("string", name="note"),
     }
-    values = resolve_inputs(schema, {"env": "staging"}, task="deploy",
-                            render_default=lambda f, src: src.replace("{{ secret.T }}", "tok"))
+    values = resolve_inputs(
+        schema, {"env": "staging"}, task="deploy", render_default=lambda f, src: src.replace("{{ secret.T }}", "tok")
+    )
     assert values == {"env": "staging", "replicas": 2, "token": "tok"}
     with pytest.raises(InputError) as caught:
         resolve_inputs(schema, {"replicas": "two", "envv": "x"}, task="deploy")

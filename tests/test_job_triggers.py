@@ -1,17 +1,20 @@
 """`job` triggers chain runs (and stop a loop), and unused commit snapshots are collected."""
+
 from __future__ import annotations
 
 import os
 import time
 
-from runner.engine import JobStatus
-from runner.gitops.chains import MAX_CHAIN
-from runner import runs
-from runner.service.scheduler import Scheduler
-from runner.store import RunFilter
 from service_env import make_config, stack, wait_for
 
-CHAIN = {".strom/chain.yaml": """
+from runner import runs
+from runner.engine import RunStatus
+from runner.gitops.chains import MAX_CHAIN
+from runner.service.scheduler import Scheduler
+from runner.store import RunFilter
+
+CHAIN = {
+    ".strom/chain.yaml": """
     tasks:
       build:
         input: { fail: { type: boolean, default: false } }
@@ -35,16 +38,19 @@ CHAIN = {".strom/chain.yaml": """
       alert-on-failure: { type: job, task: alert, after: [build, publish], statuses: [failed, timed_out] }
       ping-pong: { type: job, task: pong, after: [ping] }
       pong-ping: { type: job, task: ping, after: [pong] }
-    """}
+    """
+}
 
 
 def runs_of(service, task):
-    return service.jobs.list(RunFilter(task=task)).runs
+    return service.runs.list(RunFilter(task=task)).runs
 
 
 def settled(service, task, count):
-    return wait_for(lambda: len(found := [s for s in runs_of(service, task) if s.status.terminal]) == count and found,
-                    what=f"{count} finished {task} run(s)")
+    return wait_for(
+        lambda: len(found := [s for s in runs_of(service, task) if s.status.terminal]) == count and found,
+        what=f"{count} finished {task} run(s)",
+    )
 
 
 def test_job_triggers_start_on_the_statuses_they_name_with_the_upstream_run_in_event(service_workspace, redis_url):
@@ -52,9 +58,12 @@ def test_job_triggers_start_on_the_statuses_they_name_with_the_upstream_run_in_e
     with stack(config) as service:
         ok = runs.execute(service, "local", "build", {})
         [published] = settled(service, "publish", 1)
-        assert published.inputs == {"artifact": "app.tar"} and published.status is JobStatus.SUCCEEDED
-        assert (published.source, published.trigger, published.event["job"]["id"]) == \
-            ("job", "publish-after-build", ok.id)
+        assert published.inputs == {"artifact": "app.tar"} and published.status is RunStatus.SUCCEEDED
+        assert (published.source, published.trigger, published.event["job"]["id"]) == (
+            "job",
+            "publish-after-build",
+            ok.id,
+        )
         failed = runs.execute(service, "local", "build", {"fail": True})
         [alert] = settled(service, "alert", 1)
         assert alert.event["job"]["id"] == failed.id
@@ -67,16 +76,21 @@ def test_a_loop_of_job_triggers_stops(service_workspace, redis_url):
     config = make_config(service_workspace(CHAIN), redis_url)
     with stack(config) as service:
         runs.execute(service, "local", "ping", {})
-        wait_for(lambda: len(runs_of(service, "ping")) + len(runs_of(service, "pong")) == MAX_CHAIN + 1 and
-                 all(s.status.terminal for s in runs_of(service, "ping") + runs_of(service, "pong")),
-                 what="the chain to end")
+        wait_for(
+            lambda: (
+                len(runs_of(service, "ping")) + len(runs_of(service, "pong")) == MAX_CHAIN + 1
+                and all(s.status.terminal for s in runs_of(service, "ping") + runs_of(service, "pong"))
+            ),
+            what="the chain to end",
+        )
         deepest = max(s.event.get("chain", 0) for s in runs_of(service, "ping") + runs_of(service, "pong"))
         assert deepest == MAX_CHAIN
 
 
 def test_unused_snapshots_are_collected_and_used_ones_kept(service_workspace, redis_url, tmp_path):
-    config = make_config(service_workspace(CHAIN), redis_url, STROM_DATA_DIR=str(tmp_path / "data"),
-                         STROM_RETENTION__SNAPSHOTS="1h")
+    config = make_config(
+        service_workspace(CHAIN), redis_url, STROM_DATA_DIR=str(tmp_path / "data"), STROM_RETENTION__SNAPSHOTS="1h"
+    )
     with stack(config, workers=0, scheduler=False) as service:
         root = tmp_path / "data" / "snapshots"
         for sha in ("a" * 40, "b" * 40, "c" * 40):
@@ -85,8 +99,10 @@ def test_unused_snapshots_are_collected_and_used_ones_kept(service_workspace, re
         for sha in ("a" * 40, "b" * 40):
             os.utime(root / f"{sha}.used", (old, old))
         state = runs.execute(service, "local", "ping", {})
-        service.redis.set(f"strom:job:{state.id}", service.redis.get(f"strom:job:{state.id}").replace(
-            str(service_workspace(CHAIN)), str(root / ("a" * 40))))
-        removed = Scheduler(service).collect_snapshots()
+        service.redis.set(
+            f"strom:job:{state.id}",
+            service.redis.get(f"strom:job:{state.id}").replace(str(service_workspace(CHAIN)), str(root / ("a" * 40))),
+        )
+        removed = Scheduler(service).retention.collect_snapshots()
         assert removed == ["b" * 40]
         assert sorted(p.name for p in root.iterdir()) == ["a" * 40, f"{'a' * 40}.used", "c" * 40, f"{'c' * 40}.used"]

@@ -1,6 +1,7 @@
 """Notifications end to end: runs on a live stack tell the channels their `notify:` rules name —
 mail through a real SMTP server, Slack and Discord through the HTTP requests Apprise makes
 (captured, nothing leaves the machine), and a channel nobody listens on — and nothing else."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,19 @@ import pytest
 import requests
 import responses
 from click.testing import CliRunner
-
-from runner.cli import main
-from runner.engine import JobStatus
 from service_env import TOKENS, free_port, make_config, serving, stack, wait_for
 from smtp_env import SmtpServer
+
+from runner.cli import main
+from runner.engine import RunStatus
 
 SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
 SLACK_HOOK = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
 DISCORD_URL = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
 DISCORD_HOOK = "https://discord.com/api/webhooks/4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
 PUBLIC = "https://strom.example.com"
-WORKSPACE = {".strom/ci.yaml": """
+WORKSPACE = {
+    ".strom/ci.yaml": """
     tasks:
       build:
         input:
@@ -59,7 +61,8 @@ WORKSPACE = {".strom/ci.yaml": """
           ok: { type: script, script: "echo fine" }
     notify:
       - { channels: [down], events: [succeeded] }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -78,28 +81,36 @@ def captured():
 
 
 def channels(smtp) -> dict:
-    return {"mail": [smtp.url()], "chat": [SLACK_URL, DISCORD_URL],
-            "down": [f"json://127.0.0.1:{free_port()}/hook"]}
+    return {"mail": [smtp.url()], "chat": [SLACK_URL, DISCORD_URL], "down": [f"json://127.0.0.1:{free_port()}/hook"]}
 
 
 @pytest.fixture
 def live(service_workspace, redis_url, smtp, captured):
     folder = service_workspace(WORKSPACE)
-    config = make_config(folder, redis_url, STROM_PUBLIC_URL=PUBLIC, STROM_SECRET_API_KEY="k3y-s3cr3t-value",
-                         STROM_NOTIFICATIONS=json.dumps({"channels": channels(smtp), "timeout": "2s", "attempts": 2}))
+    config = make_config(
+        folder,
+        redis_url,
+        STROM_PUBLIC_URL=PUBLIC,
+        STROM_SECRET_API_KEY="k3y-s3cr3t-value",
+        STROM_NOTIFICATIONS=json.dumps({"channels": channels(smtp), "timeout": "2s", "attempts": 2}),
+    )
     with stack(config) as service, serving(config, service) as server:
         yield service, server
 
 
 def start(server, task: str, **inputs) -> str:
-    answer = requests.post(f"{server.url}/api/workspaces/local/tasks/{task}/execute", json={"input": inputs},
-                           headers={"Authorization": f"Bearer {TOKENS['admin']}"}, timeout=10)
+    answer = requests.post(
+        f"{server.url}/api/workspaces/local/tasks/{task}/execute",
+        json={"input": inputs},
+        headers={"Authorization": f"Bearer {TOKENS['admin']}"},
+        timeout=10,
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["id"]
 
 
 def finished(service, run_id):
-    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, what=f"run {run_id}")
+    return wait_for(lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, what=f"run {run_id}")
 
 
 def sent_to(captured, url: str) -> list[dict]:
@@ -113,10 +124,13 @@ def notify_lines(service, run_id) -> list[str]:
 def test_failures_recoveries_and_waiting_gates_reach_their_channels_and_no_others(live, smtp, captured):
     service, server = live
     failed = finished(service, start(server, "build", fail=True))
-    assert failed.status is JobStatus.FAILED
+    assert failed.status is RunStatus.FAILED
     [mail] = smtp.wait_for_mails(1)
-    assert (mail.sender, mail.recipients, mail.subject) == ("strom@example.com", ["ops@example.com"],
-                                                           "❌ build failed · local")
+    assert (mail.sender, mail.recipients, mail.subject) == (
+        "strom@example.com",
+        ["ops@example.com"],
+        "❌ build failed · local",
+    )
     assert mail.content_type == "text/plain"
     body = mail.body.replace("\r\n", "\n")
     assert "failed in " in body and "· started from the API by admin" in body
@@ -133,7 +147,7 @@ def test_failures_recoveries_and_waiting_gates_reach_their_channels_and_no_other
     assert all(" sent to " in line for line in notify_lines(service, failed.id))
 
     recovered = finished(service, start(server, "build"))
-    assert recovered.status is JobStatus.SUCCEEDED
+    assert recovered.status is RunStatus.SUCCEEDED
     mails = smtp.wait_for_mails(2)
     assert mails[1].subject == "💚 build recovered · local"
     again = finished(service, start(server, "build"))
@@ -151,7 +165,7 @@ def test_failures_recoveries_and_waiting_gates_reach_their_channels_and_no_other
 def test_notify_steps_and_unreachable_channels_never_change_a_runs_result(live, smtp, captured):
     service, server = live
     announce = finished(service, start(server, "announce"))
-    assert announce.status is JobStatus.SUCCEEDED
+    assert announce.status is RunStatus.SUCCEEDED
     output = announce.steps["tell"].output
     assert (output["sent"], output["failed"]) == (2, 1)
     down = next(d for d in output["deliveries"] if d["channel"] == "down")
@@ -163,34 +177,46 @@ def test_notify_steps_and_unreachable_channels_never_change_a_runs_result(live, 
     assert any(text.startswith("to down (json://127.0.0.1:") and "failed after 2 attempt(s)" in text for text in log)
 
     quiet = finished(service, start(server, "quiet"))  # the workspace's default rule: `down` on success
-    assert quiet.status is JobStatus.SUCCEEDED
+    assert quiet.status is RunStatus.SUCCEEDED
     [line] = wait_for(lambda: notify_lines(service, quiet.id), what="the failed delivery on the run's log")
     assert line.startswith("succeeded notification to down (json://127.0.0.1:") and "failed after 2 attempt(s)" in line
-    assert service.jobs.load(quiet.id).status is JobStatus.SUCCEEDED
-    metrics = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKENS['viewer']}"},
-                           timeout=10).text
+    assert service.runs.load(quiet.id).status is RunStatus.SUCCEEDED
+    metrics = requests.get(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKENS['viewer']}"}, timeout=10
+    ).text
     assert "strom_notifications_failed_total 2.0" in metrics and "strom_notifications_sent_total 2.0" in metrics
     assert smtp.mails == [], "no rule sends these to mail"
 
 
 def test_a_workflow_naming_a_channel_the_server_lacks_is_invalid_at_load(service_workspace, redis_url, smtp):
-    folder = service_workspace({".strom/ci.yaml": """
+    folder = service_workspace(
+        {
+            ".strom/ci.yaml": """
         tasks:
           t:
             notify: [{ channels: [mail, pager] }]
             flow:
               a: { type: notify, channels: [chta], message: hi }
-        """})
+        """
+        }
+    )
     config = make_config(folder, redis_url, STROM_NOTIFICATIONS=json.dumps({"channels": channels(smtp)}))
     with stack(config, workers=0) as service, serving(config, service) as server:
-        answer = requests.post(f"{server.url}/api/workspaces/local/tasks/t/execute", json={},
-                               headers={"Authorization": f"Bearer {TOKENS['admin']}"}, timeout=10)
+        answer = requests.post(
+            f"{server.url}/api/workspaces/local/tasks/t/execute",
+            json={},
+            headers={"Authorization": f"Bearer {TOKENS['admin']}"},
+            timeout=10,
+        )
     assert answer.status_code == 422
     problems = {(p["line"], p["code"], p["message"]) for p in answer.json()["error"]["problems"]}
     assert problems == {
         (3, "unknown-channel", "task 't': notify: notification channel 'pager' is not configured on the server"),
-        (5, "unknown-channel", "task 't', step 'a': notification channel 'chta' is not configured on the server; "
-                               'did you mean "chat"?'),
+        (
+            5,
+            "unknown-channel",
+            "task 't', step 'a': notification channel 'chta' is not configured on the server; did you mean \"chat\"?",
+        ),
     }
 
 
@@ -207,5 +233,7 @@ def test_notify_test_reports_each_url(tmp_path, smtp, captured):
     assert "✓ sent  slack://" in result.output and "✗ failed  discord://" in result.output
     assert sent_to(captured, SLACK_HOOK)[0]["attachments"][0]["text"] == "*Strom can reach this channel.*"
     result = CliRunner().invoke(main, ["notify", "test", "mial", "--config", str(config)])
-    assert result.exit_code == 1 and 'no channel \'mial\'; did you mean "mail"? (channels: chat, down, mail)' in \
-        result.output
+    assert (
+        result.exit_code == 1
+        and "no channel 'mial'; did you mean \"mail\"? (channels: chat, down, mail)" in result.output
+    )

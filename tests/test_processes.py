@@ -1,4 +1,5 @@
 """The service as separate processes: gunicorn web, workers and schedulers, killed and restarted for real."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,14 @@ import time
 import psutil
 import pytest
 import requests
+from service_env import TOKENS, Procs, free_port, wait_for
 
 from runner.store import keys
-from service_env import TOKENS, Procs, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
-WORKSPACE = {".strom/t.yaml": """
+WORKSPACE = {
+    ".strom/t.yaml": """
     tasks:
       hello:
         input:
@@ -38,7 +40,8 @@ WORKSPACE = {".strom/t.yaml": """
           work: { type: script, script: "echo started; sleep 318" }
     triggers:
       every-second: { type: scheduler, cron: "* * * * * *", task: hello }
-    """}
+    """
+}
 
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}
 
@@ -75,11 +78,13 @@ def test_execute_over_http_runs_on_a_worker_process_and_streams_logs(procs):
     url = _web(procs)
     procs.start("scheduler", "scheduler")
     procs.start("worker", "worker", "--name", "w1")
-    run = requests.post(f"{url}/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "http"}},
-                        headers=AUTH, timeout=10).json()
+    run = requests.post(
+        f"{url}/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "http"}}, headers=AUTH, timeout=10
+    ).json()
     events = []
-    with requests.get(f"{url}/api/runs/{run['id']}/logs", params={"follow": "1"}, headers=AUTH, stream=True,
-                      timeout=(5, 30)) as stream:
+    with requests.get(
+        f"{url}/api/runs/{run['id']}/logs", params={"follow": "1"}, headers=AUTH, stream=True, timeout=(5, 30)
+    ) as stream:
         kind = None
         for raw in stream.iter_lines(decode_unicode=True):
             if raw.startswith("event:"):
@@ -98,8 +103,10 @@ def test_execute_over_http_runs_on_a_worker_process_and_streams_logs(procs):
 
 
 def _marker_running(marker: str) -> bool:
-    return any(marker in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE
-               for p in psutil.process_iter(["cmdline"]))
+    return any(
+        marker in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE
+        for p in psutil.process_iter(["cmdline"])
+    )
 
 
 def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(procs):
@@ -109,8 +116,12 @@ def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(pro
     run = requests.post(f"{url}/api/workspaces/local/tasks/survive/execute", json={}, headers=AUTH).json()
     wait_for(lambda: _run(url, run["id"])["steps"][0]["status"] == "running", 20, 0.05, "the step to start")
     wait_for(lambda: _marker_running("sleep 317"), 10, 0.05, "the step's process")
-    wait_for(lambda: requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH, timeout=5).json()["lines"], 10, 0.05,
-             "its first line to reach Redis (what a SIGKILL catches unsent is lost with the worker)")
+    wait_for(
+        lambda: requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH, timeout=5).json()["lines"],
+        10,
+        0.05,
+        "its first line to reach Redis (what a SIGKILL catches unsent is lost with the worker)",
+    )
     killed = time.monotonic()
     procs.kill("doomed")
     assert wait_for(lambda: not _marker_running("sleep 317"), 5, 0.05, "the step's processes to die with it")
@@ -136,12 +147,17 @@ def test_a_lost_step_without_attempts_left_fails_as_worker_lost(procs):
 
 def test_two_scheduler_processes_fire_each_cron_tick_once(procs, redis_url):
     import redis as redis_lib
+
     client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
     procs.start("scheduler-1", "scheduler")
     procs.start("scheduler-2", "scheduler")
     wait_for(lambda: client.get(keys.cron_last("local", "every-second")), 10, 0.05, "the trigger to be seen")
-    wait_for(lambda: client.zcard(keys.runs_by("trigger", "local", "every-second")) >= 4, 15, 0.05,
-             "four ticks while both schedulers run")
+    wait_for(
+        lambda: client.zcard(keys.runs_by("trigger", "local", "every-second")) >= 4,
+        15,
+        0.05,
+        "four ticks while both schedulers run",
+    )
     procs.kill("scheduler-1", signal.SIGTERM)
     procs.kill("scheduler-2", signal.SIGTERM)
     ids = client.zrange(keys.runs_by("trigger", "local", "every-second"), 0, -1)
@@ -157,19 +173,32 @@ def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspac
     env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
 
     def up():
-        return subprocess.Popen([sys.executable, "-m", "runner.cli", "up", "--port", str(port)], cwd=root, env=env,
-                                stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=open(tmp_path / "up.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     first = up()
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         token = (root / ".strom-data" / "admin-token").read_text().strip()
         auth = {"Authorization": f"Bearer {token}"}
-        run = requests.post(f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={},
-                            headers=auth).json()
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()
-                 ["status"] == "succeeded", 30, 0.1, "the run")
+        run = requests.post(
+            f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={}, headers=auth
+        ).json()
+        wait_for(
+            lambda: (
+                requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()["status"]
+                == "succeeded"
+            ),
+            30,
+            0.1,
+            "the run",
+        )
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(30)
@@ -188,14 +217,21 @@ def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspac
 
 
 def _children_of(root) -> list:
-    return [p for p in psutil.process_iter(["cmdline", "cwd"])
-            if ("runner.cli" in " ".join(p.info["cmdline"] or []) or "gunicorn" in " ".join(p.info["cmdline"] or [])
-                or "redis-server" in " ".join(p.info["cmdline"] or []))
-            and (str(root) in (p.info["cwd"] or "") or str(root) in " ".join(p.info["cmdline"] or []))]
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if (
+            "runner.cli" in " ".join(p.info["cmdline"] or [])
+            or "gunicorn" in " ".join(p.info["cmdline"] or [])
+            or "redis-server" in " ".join(p.info["cmdline"] or [])
+        )
+        and (str(root) in (p.info["cwd"] or "") or str(root) in " ".join(p.info["cmdline"] or []))
+    ]
 
 
 def test_git_push_through_gunicorn_runs_the_pushed_commit_on_a_worker_process(procs, tmp_path):
     from git_env import commit, git, init_repo
+
     data = tmp_path / "data"
     procs.env.update(STROM_DATA_DIR=str(data), STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}))
     url = _web(procs)
@@ -204,18 +240,39 @@ def test_git_push_through_gunicorn_runs_the_pushed_commit_on_a_worker_process(pr
     repo = init_repo(tmp_path / "src")
     (repo / "blob.bin").write_bytes(os.urandom(200_000))
     git(repo, "add", "blob.bin")
-    sha = commit(repo, {".strom/ci.yaml": """
+    sha = commit(
+        repo,
+        {
+            ".strom/ci.yaml": """
         tasks:
           build: { flow: { show: { type: script, script: 'echo "built $STROM_SHA $(wc -c < blob.bin)"' } } }
         triggers:
           on-push: { type: push, task: build }
-        """}, "through gunicorn")
+        """
+        },
+        "through gunicorn",
+    )
     remote = url.replace("http://", f"http://strom:{TOKENS['operator']}@") + "/git/site.git"
-    pushed = git(repo, "-c", "http.postBuffer=32768", "push", remote, "main",
-                 env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    pushed = git(
+        repo,
+        "-c",
+        "http.postBuffer=32768",
+        "push",
+        remote,
+        "main",
+        env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"},
+    )
     assert "Transfer-Encoding: chunked" in pushed.stderr
-    events = wait_for(lambda: (found := requests.get(f"{url}/api/events", headers=AUTH, timeout=5).json()["events"])
-                      and found[0]["status"] != "queued" and found, 30, 0.1, "the push to be processed")
+    events = wait_for(
+        lambda: (
+            (found := requests.get(f"{url}/api/events", headers=AUTH, timeout=5).json()["events"])
+            and found[0]["status"] != "queued"
+            and found
+        ),
+        30,
+        0.1,
+        "the push to be processed",
+    )
     assert [(e["kind"], e["sha"], e["status"]) for e in events] == [("push", sha, "done")]
     run_id = events[0]["runs"][0]
     final = wait_for(lambda: (run := _run(url, run_id))["status"] in ("succeeded", "failed") and run, 30, 0.1, "run")
@@ -228,8 +285,14 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
     root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
-    up = subprocess.Popen([sys.executable, "-m", "runner.cli", "up", "--port", str(port)], cwd=root, env=env,
-                          stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=open(tmp_path / "up.log", "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
@@ -237,10 +300,18 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
         worker.kill()
         wait_for(lambda: "worker-1 started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new worker")
         assert "worker-1 exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
-        run = requests.post(f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={},
-                            headers=auth).json()
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()
-                 ["status"] == "succeeded", 30, 0.1, "a run on the new worker")
+        run = requests.post(
+            f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={}, headers=auth
+        ).json()
+        wait_for(
+            lambda: (
+                requests.get(f"http://127.0.0.1:{port}/api/runs/{run['id']}", headers=auth).json()["status"]
+                == "succeeded"
+            ),
+            30,
+            0.1,
+            "a run on the new worker",
+        )
         assert up.poll() is None, "strom up itself goes on"
         conf = (root / ".strom-data" / "redis.conf").read_text()
         assert "maxmemory-policy noeviction" in conf and "requirepass " in conf and "appendonly yes" in conf

@@ -1,6 +1,7 @@
 """Secrets never stored in clear: masked in logs, errors and outputs before they are written, in their
 common encodings too, across the cut of a very long line; a run whose secrets cannot be known any
 more is shown withheld; and a server secret scoped to some workspaces reaches no other."""
+
 from __future__ import annotations
 
 import base64
@@ -11,6 +12,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from service_env import TOKENS, make_config, stack, wait_for
 
 from runner.config import ConfigError, load_config
 from runner.engine import StepStatus, StepWork
@@ -18,7 +20,6 @@ from runner.executors import LocalExecutor, LocalSettings, execute
 from runner.executors.process import MAX_LINE
 from runner.masking import MASK, Masker
 from runner.store import keys
-from service_env import TOKENS, make_config, stack, wait_for
 from webhooks.app import create_app
 
 SECRET = "s3cr3t/value+with=odd&chars"
@@ -26,9 +27,15 @@ SECRET = "s3cr3t/value+with=odd&chars"
 
 def _forms(secret: str) -> list[str]:
     raw = secret.encode()
-    return [secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret),
-            base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
-            base64.urlsafe_b64encode(raw).decode()]
+    return [
+        secret,
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+    ]
 
 
 def test_a_secret_is_masked_as_it_is_and_in_its_common_encodings():
@@ -39,8 +46,12 @@ def test_a_secret_is_masked_as_it_is_and_in_its_common_encodings():
 
 
 @settings(max_examples=200, deadline=None)
-@given(secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40),
-       before=st.text(max_size=30), after=st.text(max_size=30), form=st.integers(0, 6))
+@given(
+    secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40),
+    before=st.text(max_size=30),
+    after=st.text(max_size=30),
+    form=st.integers(0, 6),
+)
 def test_no_encoded_secret_survives_masking(secret, before, after, form):
     text = before + _forms(secret)[form] + after
     masked = Masker([secret]).mask(text)
@@ -48,8 +59,10 @@ def test_no_encoded_secret_survives_masking(secret, before, after, form):
 
 
 @settings(max_examples=200, deadline=None)
-@given(secret=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=6, max_size=64),
-       offset=st.integers(1, 63))
+@given(
+    secret=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=6, max_size=64),
+    offset=st.integers(1, 63),
+)
 def test_a_long_line_is_never_cut_inside_a_secret(secret, offset):
     buffer = b"x" * (MAX_LINE - min(offset, len(secret) - 1)) + secret.encode() + b"y" * 10
     cut = Masker([secret]).safe_cut(buffer, MAX_LINE)
@@ -61,13 +74,14 @@ def _run(ws, script: str):
     lines: list[tuple[str, str]] = []
     sink = type("Sink", (), {"line": lambda self, stream, text: lines.append((stream, text))})()
     work = StepWork(job_id="j", step="s", attempt=1, kind="script", script=script, mask=(SECRET,))
-    return execute(LocalExecutor(LocalSettings(sandbox="copy", cache_dir=None)), work, ws, sink,
-                   threading.Event()), lines
+    return execute(
+        LocalExecutor(LocalSettings(sandbox="copy", cache_dir=None)), work, ws, sink, threading.Event()
+    ), lines
 
 
 def test_outputs_errors_and_long_lines_are_masked_before_they_are_stored(tmp_path):
     encoded = base64.b64encode(SECRET.encode()).decode()
-    result, lines = _run(tmp_path, f"echo 'OUTPUT: {{\"token\": \"{SECRET}\", \"b64\": \"{encoded}\"}}'")
+    result, lines = _run(tmp_path, f'echo \'OUTPUT: {{"token": "{SECRET}", "b64": "{encoded}"}}\'')
     assert result.output == {"token": MASK, "b64": MASK}, "the stored output holds no secret"
     result, lines = _run(tmp_path, f"printf '%0{MAX_LINE - 10}d' 0; printf '{SECRET}'; echo; exit 3")
     text = "".join(t for _, t in lines)
@@ -76,23 +90,28 @@ def test_outputs_errors_and_long_lines_are_masked_before_they_are_stored(tmp_pat
 
 
 def test_a_run_whose_secrets_cannot_be_known_is_shown_withheld(service_workspace, redis_url):
-    workspace = {".strom/t.yaml": """
+    workspace = {
+        ".strom/t.yaml": """
     tasks:
       hello:
         input: { password: { type: string, secret: true, default: "hunter2hunter2" }, name: { type: string } }
         flow:
           greet: { type: script, script: 'echo "OUTPUT: {\\"said\\": \\"hi {{ input.name }}\\"}"' }
-    """}
+    """
+    }
     config = make_config(service_workspace(workspace), redis_url)
     auth = {"Authorization": f"Bearer {TOKENS['admin']}"}
     with stack(config) as service:
         client = create_app(config, service).test_client()
-        run_id = client.post("/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "ada"}},
-                             headers=auth).json["id"]
-        shown = wait_for(lambda: (r := client.get(f"/api/runs/{run_id}", headers=auth).json)["status"] == "succeeded"
-                         and r, what="the run")
+        run_id = client.post(
+            "/api/workspaces/local/tasks/hello/execute", json={"input": {"name": "ada"}}, headers=auth
+        ).json["id"]
+        shown = wait_for(
+            lambda: (r := client.get(f"/api/runs/{run_id}", headers=auth).json)["status"] == "succeeded" and r,
+            what="the run",
+        )
         assert shown["steps"][0]["output"] == {"said": "hi ada"} and shown["inputs"]["password"] == MASK
-        state = service.jobs.load(run_id)
+        state = service.runs.load(run_id)
         service.redis.delete(keys.definitions(state.definitions))  # gone, as retention may make them
     with stack(config, workers=0, scheduler=False) as service:  # a fresh process: nothing cached
         client = create_app(config, service).test_client()

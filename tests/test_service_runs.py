@@ -1,21 +1,24 @@
 """Runs through the service: a real Redis, the scheduler and workers (threads), real step processes."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
-
-from runner.engine import ApprovalDecision, Cancel, JobStatus, StepStarted, StepStatus
-from runner import runs
-from runner.store import RunFilter, keys
 from service_env import make_config, stack, wait_for
+
+from runner import runs
+from runner.engine import ApprovalDecision, Cancel, RunStatus, StepStarted, StepStatus
+from runner.store import RunFilter, keys
 
 S = StepStatus
 
-PIPELINE = {".strom/t.yaml": """
+PIPELINE = {
+    ".strom/t.yaml": """
     actions:
       say:
         type: script
@@ -70,7 +73,8 @@ PIPELINE = {".strom/t.yaml": """
             type: http
             url: "{{ input.url }}/hook"
             json: { run: "{{ job.id }}", task: "{{ job.task }}" }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -79,21 +83,24 @@ def config(service_workspace, redis_url):
 
 
 def finished(service, run_id, timeout=20.0):
-    return wait_for(lambda: (s := service.jobs.load(run_id)) and s.status.terminal and s, timeout,
-                    what=f"run {run_id} to finish")
+    return wait_for(
+        lambda: (s := service.runs.load(run_id)) and s.status.terminal and s, timeout, what=f"run {run_id} to finish"
+    )
 
 
 def test_a_run_goes_through_workers_with_outputs_loops_logs_and_hooks(config):
     with stack(config) as service:
         state = runs.execute(service, "local", "pipeline", {"who": "you"})
         final = finished(service, state.id)
-        assert final.status is JobStatus.SUCCEEDED, final.error
+        assert final.status is RunStatus.SUCCEEDED, final.error
         assert final.steps["each"].output == [10, 20, 30]
         lines = {(ln.step, ln.text) for ln in service.logs.read(state.id)}
         assert {("make", "making"), ("each[1]", "item 2"), ("sum", "total 60 for you")} <= lines
-        hook = wait_for(lambda: [s for s in service.jobs.list(RunFilter(source="hook")).runs if s.status.terminal],
-                        what="the hook run")[0]
-        assert hook.task == "_hook:say" and hook.status is JobStatus.SUCCEEDED
+        hook = wait_for(
+            lambda: [s for s in service.runs.list(RunFilter(source="hook")).runs if s.status.terminal],
+            what="the hook run",
+        )[0]
+        assert hook.task == "_hook:say" and hook.status is RunStatus.SUCCEEDED
         assert [ln.text for ln in service.logs.read(hook.id)] == ["hook saw succeeded"]
         assert service.redis.hlen(keys.RUNNING) == 0 and service.redis.hlen(keys.QUEUED) == 0
 
@@ -103,7 +110,7 @@ def test_a_step_no_live_worker_can_take_fails_naming_what_is_missing(config):
         state = runs.execute(service, "local", "gpu", {})
         final = finished(service, state.id)
         error = final.steps["train"].error
-        assert final.status is JobStatus.FAILED
+        assert final.status is RunStatus.FAILED
         assert error.startswith("no live worker offers ability 'script' with tags [gpu]")
         assert "test-worker-0 [script]" in error and "strom worker --abilities" in error
 
@@ -116,7 +123,7 @@ def test_cancel_stops_the_process_on_the_worker(config):
         service.orchestrator.apply(state.id, Cancel("enough", by="tester"))
         final = finished(service, state.id, timeout=10)
         assert time.monotonic() - started < 5
-        assert final.status is JobStatus.CANCELLED and final.steps["sleep"].status is S.CANCELLED
+        assert final.status is RunStatus.CANCELLED and final.steps["sleep"].status is S.CANCELLED
         assert final.error == "enough by tester"
 
 
@@ -124,7 +131,7 @@ def test_retries_wait_their_delay_across_processes(config):
     with stack(config) as service:
         state = runs.execute(service, "local", "flaky", {})
         final = finished(service, state.id)
-        assert final.status is JobStatus.SUCCEEDED and final.steps["try"].attempt == 2
+        assert final.status is RunStatus.SUCCEEDED and final.steps["try"].attempt == 2
         texts = [(ln.attempt, ln.text) for ln in service.logs.read(state.id)]
         assert texts == [(1, "attempt 1"), (2, "attempt 2")]
 
@@ -132,7 +139,7 @@ def test_retries_wait_their_delay_across_processes(config):
 def test_an_approval_times_out_through_the_scheduler(config):
     with stack(config) as service:
         state = runs.execute(service, "local", "gate", {})
-        assert service.jobs.load(state.id).status is JobStatus.WAITING
+        assert service.runs.load(state.id).status is RunStatus.WAITING
         final = finished(service, state.id, timeout=10)
         assert final.steps["ask"].error == "approval timed out after 1s"
         assert final.steps["after"].status is S.SKIPPED
@@ -143,7 +150,7 @@ def test_an_approval_decision_resumes_the_run(config):
         state = runs.execute(service, "local", "gate", {})
         service.orchestrator.apply(state.id, ApprovalDecision("ask", True, "alice"))
         final = finished(service, state.id)
-        assert final.status is JobStatus.SUCCEEDED
+        assert final.status is RunStatus.SUCCEEDED
         assert final.steps["ask"].output["approved_by"] == "alice"
 
 
@@ -151,8 +158,8 @@ def test_task_actions_run_child_runs_through_the_service(config):
     with stack(config) as service:
         state = runs.execute(service, "local", "parent", {})
         final = finished(service, state.id)
-        assert final.status is JobStatus.SUCCEEDED
-        child = service.jobs.load(final.steps["child"].child_job)
+        assert final.status is RunStatus.SUCCEEDED
+        child = service.runs.load(final.steps["child"].child_job)
         assert child.parent_job == state.id and child.inputs == {"who": "child"}
         assert any(ln.text == "total 60 for child" for ln in service.logs.read(child.id))
 
@@ -161,20 +168,23 @@ def test_a_task_timeout_stops_its_steps(config):
     with stack(config) as service:
         state = runs.execute(service, "local", "timed", {})
         final = finished(service, state.id, timeout=10)
-        assert final.status is JobStatus.TIMED_OUT
+        assert final.status is RunStatus.TIMED_OUT
 
 
 def test_a_step_whose_worker_stops_beating_is_retried_or_failed_as_lost(config):
     with stack(config, workers=0) as service:
         state = runs.execute(service, "local", "flaky", {})
         service.orchestrator.apply(state.id, StepStarted("try", 1, worker="ghost"))
-        run = wait_for(lambda: (s := service.jobs.load(state.id)).steps["try"].attempt == 2 and s,
-                       timeout=10, what="the lost step to be retried")
+        run = wait_for(
+            lambda: (s := service.runs.load(state.id)).steps["try"].attempt == 2 and s,
+            timeout=10,
+            what="the lost step to be retried",
+        )
         assert run.steps["try"].error == "worker lost: ghost stopped sending heartbeats"
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    requests: list = []
+    requests: ClassVar[list] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -196,9 +206,20 @@ def test_http_steps_run_on_the_server_never_on_a_worker(config):
         with stack(config, workers=0) as service:
             state = runs.execute(service, "local", "call", {"url": f"http://127.0.0.1:{server.server_port}"})
             final = finished(service, state.id)
-        assert final.status is JobStatus.SUCCEEDED
+        assert final.status is RunStatus.SUCCEEDED
         assert final.steps["post"].output == {"accepted": True}
         assert _Recorder.requests == [("/hook", "application/json", {"run": state.id, "task": "call"})]
         assert final.steps["post"].worker.endswith("-server")
     finally:
         server.shutdown()
+
+
+def test_an_event_that_changes_nothing_is_logged_not_raised(config, caplog):
+    with stack(config) as service:
+        state = runs.execute(service, "local", "gate", {})
+        service.orchestrator.apply(state.id, ApprovalDecision("ask", True, "alice"))
+        caplog.set_level("INFO", logger="strom.orchestrator")
+        assert service.orchestrator.try_apply(state.id, ApprovalDecision("ask", False, "bob")) is None
+        dropped = [r.getMessage() for r in caplog.records if "changes nothing" in r.getMessage()]
+        assert dropped and dropped[0].startswith(f"run {state.id}: ApprovalDecision changes nothing and is dropped:")
+        assert finished(service, state.id).steps["ask"].output["approved_by"] == "alice"

@@ -1,4 +1,5 @@
 """Runs in a real Redis: atomic transitions under concurrency, listing and filtering, retention."""
+
 from __future__ import annotations
 
 import json
@@ -7,16 +8,17 @@ import time
 from dataclasses import replace
 
 import pytest
-
-from runner.engine import JobStatus, StepFinished, StepStarted, StepStatus
-from runner import runs
-from runner.runs.service import Service
-from runner.store.queues import queue_name
-from runner.service.scheduler import Scheduler
-from runner.store import RunFilter, keys
 from service_env import make_config
 
-FAN_IN = {".strom/t.yaml": """
+from runner import runs
+from runner.engine import RunStatus, StepFinished, StepStarted, StepStatus
+from runner.runs.service import Service
+from runner.service.scheduler import Scheduler
+from runner.store import RunFilter, keys
+from runner.store.queues import queue_name
+
+FAN_IN = {
+    ".strom/t.yaml": """
     tasks:
       fan-in:
         flow:
@@ -26,7 +28,8 @@ FAN_IN = {".strom/t.yaml": """
       other:
         flow:
           x: { type: script, script: "true" }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def test_sibling_steps_finishing_at_the_same_instant_promote_the_join_exactly_on
             barrier.wait()
             try:
                 Service(service.config).orchestrator.apply(state.id, StepFinished(step, 1, StepStatus.SUCCEEDED))
-            except Exception as exc:  # pragma: no cover - reported below
+            except Exception as exc:  # noqa: BLE001 - pragma: no cover - reported below
                 errors.append(exc)
 
         threads = [threading.Thread(target=finish, args=(s,)) for s in ("a", "b")]
@@ -59,21 +62,26 @@ def test_sibling_steps_finishing_at_the_same_instant_promote_the_join_exactly_on
         for t in threads:
             t.join()
         assert errors == []
-        final = service.jobs.load(state.id)
+        final = service.runs.load(state.id)
         assert {n: r.status for n, r in final.steps.items()} == {
-            "a": StepStatus.SUCCEEDED, "b": StepStatus.SUCCEEDED, "c": StepStatus.QUEUED}
+            "a": StepStatus.SUCCEEDED,
+            "b": StepStatus.SUCCEEDED,
+            "c": StepStatus.QUEUED,
+        }
         queued_c = [i for i in _queue_ids(service, queue_name("script")) if i.startswith(f"s-{state.id}-1-")]
         assert len(queued_c) == 3, "a, b and exactly one c were enqueued"
 
 
 def test_a_run_and_its_first_steps_are_written_in_one_transaction(service):
     state = runs.execute(service, "local", "fan-in", {})
-    stored = service.jobs.load(state.id)
-    assert stored == state and stored.status is JobStatus.QUEUED
+    stored = service.runs.load(state.id)
+    assert stored == state and stored.status is RunStatus.QUEUED
     assert stored.definitions and stored.snapshot == str(service.config.workspaces["local"].folder)
     queued = service.redis.hgetall(keys.QUEUED)
-    assert sorted(json.loads(v)["queue"] for k, v in queued.items() if k.startswith(state.id)) == \
-        ["strom-script", "strom-script"]
+    assert sorted(json.loads(v)["queue"] for k, v in queued.items() if k.startswith(state.id)) == [
+        "strom-script",
+        "strom-script",
+    ]
     assert service.redis.sismember(keys.ACTIVE, state.id)
 
 
@@ -85,26 +93,27 @@ def test_listing_filters_newest_first_and_pages(service):
         time.sleep(0.002)
     failed = ids[1][0]
     service.orchestrator.apply(failed, StepFinished("x", 1, StepStatus.FAILED, error="boom"))
-    everything = service.jobs.list(RunFilter(), limit=50).runs
+    everything = service.runs.list(RunFilter(), limit=50).runs
     assert [s.id for s in everything] == [i for i, _ in reversed(ids)]
-    others = service.jobs.list(RunFilter(workspace="local", task="other")).runs
+    others = service.runs.list(RunFilter(workspace="local", task="other")).runs
     assert [s.id for s in others] == [i for i, t in reversed(ids) if t == "other"]
-    assert [s.id for s in service.jobs.list(RunFilter(status="failed")).runs] == [failed]
-    page1 = service.jobs.list(RunFilter(), limit=3)
-    page2 = service.jobs.list(RunFilter(), limit=3, before=page1.next_before)
-    page3 = service.jobs.list(RunFilter(), limit=3, before=page2.next_before)
+    assert [s.id for s in service.runs.list(RunFilter(status="failed")).runs] == [failed]
+    page1 = service.runs.list(RunFilter(), limit=3)
+    page2 = service.runs.list(RunFilter(), limit=3, before=page1.next_before)
+    page3 = service.runs.list(RunFilter(), limit=3, before=page2.next_before)
     assert [s.id for s in page1.runs + page2.runs + page3.runs] == [i for i, _ in reversed(ids)]
     assert page3.next_before is None
     middle = everything[3].created_at
-    since = service.jobs.list(RunFilter(since=middle)).runs
+    since = service.runs.list(RunFilter(since=middle)).runs
     assert [s.id for s in since] == [s.id for s in everything[:4]]
-    until = service.jobs.list(RunFilter(until=middle)).runs
+    until = service.runs.list(RunFilter(until=middle)).runs
     assert [s.id for s in until] == [s.id for s in everything[3:]]
 
 
 def test_retention_removes_old_and_excess_finished_runs_and_their_logs(service_workspace, redis_url):
-    service = Service(make_config(service_workspace(FAN_IN), redis_url, STROM_RETENTION__MAX_RUNS="3",
-                                  STROM_RETENTION__MAX_AGE="1h"))
+    service = Service(
+        make_config(service_workspace(FAN_IN), redis_url, STROM_RETENTION__MAX_RUNS="3", STROM_RETENTION__MAX_AGE="1h")
+    )
     done = []
     for _ in range(5):
         state = runs.execute(service, "local", "other", {})
@@ -114,12 +123,12 @@ def test_retention_removes_old_and_excess_finished_runs_and_their_logs(service_w
     active = runs.execute(service, "local", "other", {}).id
     old = runs.execute(service, "local", "other", {})
     service.orchestrator.apply(old.id, StepFinished("x", 1, StepStatus.SUCCEEDED))
-    stored = service.jobs.load(old.id)
+    stored = service.runs.load(old.id)
     service.redis.set(keys.job(old.id), json.dumps(replace(stored, created_at=time.time() - 7200).to_dict()))
     service.redis.zadd(keys.runs_by("workspace", "local"), {old.id: time.time() - 7200})
-    removed = Scheduler(service).enforce_retention(time.time())
+    removed = Scheduler(service).retention.enforce(time.time())
     assert removed == 4
-    left = {s.id for s in service.jobs.list(RunFilter(workspace="local"), limit=50).runs}
+    left = {s.id for s in service.runs.list(RunFilter(workspace="local"), limit=50).runs}
     assert left == {active, done[3], done[4]}, "the oldest beyond 3 and the one older than an hour went"
-    assert not service.redis.exists(keys.log(done[0])) and not service.jobs.exists(old.id)
-    assert service.jobs.exists(active), "unfinished runs are never removed"
+    assert not service.redis.exists(keys.log(done[0])) and not service.runs.exists(old.id)
+    assert service.runs.exists(active), "unfinished runs are never removed"

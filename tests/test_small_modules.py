@@ -1,5 +1,8 @@
 """Durations, masking, the OUTPUT protocol, secrets files."""
+
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -9,10 +12,22 @@ from runner.outputs import OutputCollector
 from runner.secrets import SecretsFileError, read_secrets_file, resolve_workspace_secrets, secrets_from_env
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("15s", 15), ("5m", 300), ("1h30m", 5400), ("24h", 86400), ("7d", 604800), (300, 300), ("300", 300),
-    ("1h 30m", 5400), ("1.5h", 5400), ("500ms", 0.5), (0, 0),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("15s", 15),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("24h", 86400),
+        ("7d", 604800),
+        (300, 300),
+        ("300", 300),
+        ("1h 30m", 5400),
+        ("1.5h", 5400),
+        ("500ms", 0.5),
+        (0, 0),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -26,8 +41,10 @@ def test_bad_durations(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("seconds, text", [(0.25, "250ms"), (4.2, "4.2s"), (42, "42s"), (272, "4m32s"),
-                                          (3900, "1h05m"), (180000, "2d2h"), (None, "-")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0.25, "250ms"), (4.2, "4.2s"), (42, "42s"), (272, "4m32s"), (3900, "1h05m"), (180000, "2d2h"), (None, "-")],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
@@ -75,6 +92,30 @@ def test_secrets_from_env_and_workspace_references():
     assert provided == {"API_KEY": "k"}
     secrets, problems = resolve_workspace_secrets(
         {"DB": "{{ env.DB_PASSWORD }}", "API_KEY": "{{ env.NOPE }}", "MISSING": "{{ env.NOPE }}"},
-        provided, environ={"DB_PASSWORD": "pw"})
+        provided,
+        environ={"DB_PASSWORD": "pw"},
+    )
     assert secrets == {"API_KEY": "k", "DB": "pw"}
     assert list(problems) == ["MISSING"] and "env has no field 'NOPE'" in problems["MISSING"]
+
+
+def test_an_output_number_too_long_to_convert_is_reported_not_raised():
+    collector = OutputCollector()
+    collector.feed("OUTPUT: " + "1" * 5000)
+    output, problem = collector.result()
+    assert output is None and problem.startswith("the last OUTPUT line is not valid JSON (")
+
+
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        ('[{"name": "a"}]', "tokens[0]: missing required field 'role'"),
+        ("[1]", "tokens[0] must be a mapping"),
+        ('[{"name": "a", "role": "nope", "token": "x"}]', "tokens[0]: 'role' must be one of viewer, operator"),
+    ],
+)
+def test_settings_from_environment_json_are_checked_like_the_file(tmp_path, tokens, message):
+    from runner.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(environ={"STROM_TOKENS": tokens}, base_dir=tmp_path)

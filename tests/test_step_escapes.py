@@ -9,6 +9,7 @@ it), new namespaces, any capability, the worker's environment; then forking past
 filling /tmp past its cap, allocating past the memory limit; `source:` links out of the workspace;
 `http` steps aimed at loopback, link-local and private addresses, and cookies between steps.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -19,17 +20,18 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from conftest import need
+from service_env import free_port, redis_binary, wait_for
+
 from runner.container_config import DockerConfig
 from runner.engine import StepStatus, StepWork
 from runner.executors import LocalExecutor, LocalSettings, execute
 from runner.executors.destinations import Destinations
 from runner.executors.http import HttpExecutor
 from runner.executors.sandbox import StepLimits, count_processes
-from service_env import free_port, redis_binary, wait_for
 
 S = StepStatus
 NOBODY = 65534
@@ -98,13 +100,39 @@ def host():
     open_dir = Path(tempfile.mkdtemp(prefix="strom-open-", dir="/var/tmp"))
     open_dir.chmod(0o1777)
     port, socket_path = free_port(), data / "redis.sock"
-    redis = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--unixsocket",
-                              str(socket_path), "--unixsocketperm", "777", "--requirepass", "s3cret-redis-pass",
-                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = subprocess.Popen(
+        [
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "777",
+            "--requirepass",
+            "s3cret-redis-pass",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(socket_path.exists, 10, what="redis-server")
-    env = {"OPEN_DIR": str(open_dir), "KEY_FILE": str(keys / "deploy_key"), "DATA_DIR": str(data),
-           "CONFIG_SECRET": CONFIG_SECRET, "KEY_SECRET": KEY_SECRET, "ENV_HEAD": ENV_SECRET[:9], "ENV_TAIL": ENV_SECRET[9:],
-           "REDIS_PORT": str(port), "REDIS_SOCKET": str(socket_path)}
+    env = {
+        "OPEN_DIR": str(open_dir),
+        "KEY_FILE": str(keys / "deploy_key"),
+        "DATA_DIR": str(data),
+        "CONFIG_SECRET": CONFIG_SECRET,
+        "KEY_SECRET": KEY_SECRET,
+        "ENV_HEAD": ENV_SECRET[:9],
+        "ENV_TAIL": ENV_SECRET[9:],
+        "REDIS_PORT": str(port),
+        "REDIS_SOCKET": str(socket_path),
+    }
     os.environ["STROM_ESCAPE_CANARY"] = ENV_SECRET  # in the worker's environment, never passed to steps
     try:
         yield {"ws": ws, "hide": (ws / "strom.yaml", keys / "deploy_key", data), "env": env, "open": open_dir}
@@ -124,8 +152,7 @@ def _run_local(host, script: str, limits: StepLimits | None = None, **fields) ->
     lines: list[tuple[str, str]] = []
     sink = type("Sink", (), {"line": lambda self, stream, text: lines.append((stream, text))})()
     settings = LocalSettings(sandbox="bwrap", hide=host["hide"], cache_dir=None, limits=limits or StepLimits())
-    result = execute(LocalExecutor(settings), _step(script, host["env"], **fields), host["ws"], sink,
-                     threading.Event())
+    result = execute(LocalExecutor(settings), _step(script, host["env"], **fields), host["ws"], sink, threading.Event())
     return result.status.value, [text for stream, text in lines if stream == "stdout"], result.error or ""
 
 
@@ -142,7 +169,7 @@ def _as_normal_user(function):
             os.setuid(NOBODY)
             os.environ["HOME"] = "/tmp"
             payload = json.dumps({"ok": function()})
-        except BaseException as exc:  # reported to the parent, which fails the test with it
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test with it
             payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         with os.fdopen(write, "w") as out:
             out.write(payload)
@@ -176,8 +203,9 @@ def test_no_escape_works_from_a_sandboxed_step(host, worker):
     expected_uid = NOBODY if worker == "normal-user" else None
     ran_as = int(out[-1].removeprefix("ran as "))
     assert ran_as != 0 and (expected_uid is None or ran_as == expected_uid), out[-1]
-    assert not any(p.exists() for p in (host["open"] / "strom-escape", Path("/etc/strom-escape"))), \
+    assert not any(p.exists() for p in (host["open"] / "strom-escape", Path("/etc/strom-escape"))), (
         "nothing was written outside the step's /tmp"
+    )
     assert (host["ws"] / "strom.yaml").read_text().count(CONFIG_SECRET) == 1 and not (host["ws"] / "escaped").exists()
 
 
@@ -189,7 +217,7 @@ def test_untrusted_steps_get_the_same_sandbox_and_no_network(host, worker):
     assert [line for line in out if "ESCAPED" in line] == [], out
 
 
-LIMITS = StepLimits(processes=64, memory=256 * 1024 ** 2, tmp=8 * 1024 ** 2, shm=4 * 1024 ** 2)
+LIMITS = StepLimits(processes=64, memory=256 * 1024**2, tmp=8 * 1024**2, shm=4 * 1024**2)
 BOUNDED = r"""set +e
 python3 - <<'PY'
 import os, signal, time
@@ -238,13 +266,16 @@ def test_sources_that_link_out_of_the_workspace_are_refused(host, tmp_path):
     (ws / "tool.sh").symlink_to(host["env"]["KEY_FILE"])
     (ws / "inner.sh").write_text("echo inner\n")
     (ws / "alias.sh").symlink_to("inner.sh")
-    for source, language, message in (("cfg.go", "go", "is a symbolic link"),
-                                      ("tool.sh", "shell", "does not exist in the workspace")):
+    for source, language, message in (
+        ("cfg.go", "go", "is a symbolic link"),
+        ("tool.sh", "shell", "does not exist in the workspace"),
+    ):
         lines: list = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
         work = StepWork(job_id="j", step="s", attempt=1, kind="script", source=source, language=language)
-        result = execute(LocalExecutor(LocalSettings(sandbox="bwrap", cache_dir=None)), work, ws, sink,
-                         threading.Event())
+        result = execute(
+            LocalExecutor(LocalSettings(sandbox="bwrap", cache_dir=None)), work, ws, sink, threading.Event()
+        )
         assert result.status is S.FAILED and message in result.error, result.error
         assert not any(KEY_SECRET in line for line in lines)
     work = StepWork(job_id="j", step="s", attempt=1, kind="script", source="alias.sh")
@@ -256,10 +287,11 @@ def test_sources_that_link_out_of_the_workspace_are_refused(host, tmp_path):
 
 # ------------------------------------------------------------------------------------------ http steps
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list = []
 
-    def do_GET(self):  # noqa: N802 - the standard library's name
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list] = []
+
+    def do_GET(self):
         type(self).seen.append((self.path, self.headers.get("Cookie")))
         body = b'{"ok": true}'
         self.send_response(200)
@@ -291,17 +323,21 @@ def _http(executor, url: str, **fields):
 
 def test_http_steps_cannot_reach_loopback_link_local_or_private_addresses(recorder):
     executor = HttpExecutor(Destinations())
-    for url, address in ((f"http://127.0.0.1:{recorder}/admin", "127.0.0.1"),
-                         (f"http://localhost:{recorder}/admin", "127.0.0.1"),
-                         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
-                         ("http://10.1.2.3:6379/", "10.1.2.3"), ("http://[::1]:6379/", "::1"),
-                         ("http://0.0.0.0:6379/", "0.0.0.0")):
+    for url, address in (
+        (f"http://127.0.0.1:{recorder}/admin", "127.0.0.1"),
+        (f"http://localhost:{recorder}/admin", "127.0.0.1"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        ("http://10.1.2.3:6379/", "10.1.2.3"),
+        ("http://[::1]:6379/", "::1"),
+        ("http://0.0.0.0:6379/", "0.0.0.0"),
+    ):
         result = _http(executor, url)
         assert result.status is S.FAILED, url
         assert f"failed: {address} is not a public address" in result.error, result.error
     assert _Recorder.seen == [], "a refused address never sees a connection"
-    untrusted = _http(HttpExecutor(Destinations(("127.0.0.0/8",))), f"http://127.0.0.1:{recorder}/x",
-                      untrusted=True, network=False)
+    untrusted = _http(
+        HttpExecutor(Destinations(("127.0.0.0/8",))), f"http://127.0.0.1:{recorder}/x", untrusted=True, network=False
+    )
     assert untrusted.status is S.FAILED and "may not use the network" in untrusted.error
 
 
@@ -315,13 +351,17 @@ def test_an_allowed_private_address_is_reached_and_no_cookie_passes_between_step
 
 # ------------------------------------------------------------------------------------------ containers
 
+
 def test_no_escape_works_from_a_container_step(host):
     from docker_env import IMAGE, busybox_image, docker_client
+
     from runner.executors.docker import DockerExecutor
+
     client = docker_client()
     busybox_image(client)
-    settings = DockerConfig(network="none", pull="never", runner_image=IMAGE, pids=64, memory=256 * 1024 ** 2,
-                            tmp=8 * 1024 ** 2)
+    settings = DockerConfig(
+        network="none", pull="never", runner_image=IMAGE, pids=64, memory=256 * 1024**2, tmp=8 * 1024**2
+    )
     script = r"""set +e
 touch /workspace/escaped 2>/dev/null && echo ESCAPED-write-workspace
 mount -o remount,rw /workspace 2>/dev/null && echo ESCAPED-remount
@@ -342,8 +382,17 @@ echo "ran as $(id -u)"
         lines: list = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append((stream, text))})()
         executor = DockerExecutor(settings, "escape-worker", hide=host["hide"])
-        work = StepWork(job_id="escape", step="try", attempt=1, kind="script", runner="docker", script=script,
-                        env=host["env"], untrusted=untrusted, network=not untrusted)
+        work = StepWork(
+            job_id="escape",
+            step="try",
+            attempt=1,
+            kind="script",
+            runner="docker",
+            script=script,
+            env=host["env"],
+            untrusted=untrusted,
+            network=not untrusted,
+        )
         result = execute(executor, work, host["ws"], sink, threading.Event())
         out = [text for stream, text in lines if stream == "stdout"]
         assert result.status is S.SUCCEEDED, (result.error, lines)
@@ -355,7 +404,15 @@ echo "ran as $(id -u)"
     for untrusted, uid in ((False, 0), (True, NOBODY)):
         lines = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
-        work = StepWork(job_id="escape", step="who", attempt=1, kind="script", runner="docker", script="id -u",
-                        untrusted=untrusted, network=False)
+        work = StepWork(
+            job_id="escape",
+            step="who",
+            attempt=1,
+            kind="script",
+            runner="docker",
+            script="id -u",
+            untrusted=untrusted,
+            network=False,
+        )
         assert execute(root, work, host["ws"], sink, threading.Event()).status is S.SUCCEEDED
         assert lines[-1] == str(uid), "untrusted steps never run as root, whatever docker.user says"

@@ -1,6 +1,7 @@
 """The pieces that keep processes whole under faults, against a real redis-server that is stopped and
 started again: supervised loops, the worker's outbox and spool, capped step logs, consumers that
 hand back what an outage interrupted, retention that keeps up, cron hand-overs."""
+
 from __future__ import annotations
 
 import json
@@ -10,18 +11,18 @@ import time
 
 import pytest
 import redis as redis_lib
+from service_env import RedisServer, wait_for
 
 from runner.engine.events import StepFinished, StepStarted
 from runner.engine.status import StepStatus
 from runner.service.consumer import QueueConsumer
-from runner.spec.cron import ticks_between
 from runner.service.outbox import Outbox
 from runner.service.steplog import LINE_OVERHEAD, LogBudget, LogLimits, StepLog
 from runner.service.supervision import Health, Loop
+from runner.spec.cron import ticks_between
 from runner.store import keys
 from runner.store.logs import LogStore
 from runner.store.repo_events import RepoEventStore
-from service_env import RedisServer, wait_for
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def client(server):
 
 
 # ----------------------------------------------------------------------------- loops
+
 
 def test_a_loop_waits_out_an_outage_logs_it_once_and_resumes(server, caplog):
     redis, health, stop = client(server), Health("test"), threading.Event()
@@ -76,6 +78,7 @@ def test_a_failing_loop_retries_and_logs_a_repeated_error_once(caplog):
 
     caplog.set_level(logging.ERROR, "strom.health")
     import runner.service.supervision as supervision
+
     saved, supervision.ERROR_BACKOFF = supervision.ERROR_BACKOFF, (0.01,)
     try:
         Loop(health, "picky", one_pass, stop).start().join(5)
@@ -97,6 +100,7 @@ def test_a_loop_that_dies_marks_its_process_fatal():
 
 
 # ----------------------------------------------------------------------------- outbox
+
 
 def test_the_outbox_keeps_lines_and_reports_in_order_through_an_outage(server, tmp_path):
     redis = client(server)
@@ -155,6 +159,7 @@ def test_a_spooled_report_is_delivered_by_the_next_worker_on_the_machine(server,
 
 # ----------------------------------------------------------------------------- capped step logs
 
+
 class Collector:
     def __init__(self):
         self.lines = []
@@ -166,14 +171,16 @@ class Collector:
 def test_a_step_log_keeps_its_head_and_tail_and_says_what_was_cut():
     out = Collector()
     size = 10 + LINE_OVERHEAD
-    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 * size, run=10 ** 9, tail=3 * size), lambda wanted: wanted)
+    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 * size, run=10**9, tail=3 * size), lambda wanted: wanted)
     for i in range(100):
         log.line("stdout", f"line {i:05d}")
     log.close()
     texts = [text for _, text in out.lines]
     assert texts[:7] == [f"line {i:05d}" for i in range(7)]
-    assert texts[7] == ("[strom] 90 line(s) (900 B) cut here: the log reached its limit (logs.max_step_size is "
-                        "740 B a step, logs.max_run_size bounds the run); its last 3 line(s) follow")
+    assert texts[7] == (
+        "[strom] 90 line(s) (900 B) cut here: the log reached its limit (logs.max_step_size is "
+        "740 B a step, logs.max_run_size bounds the run); its last 3 line(s) follow"
+    )
     assert texts[8:] == ["line 00097", "line 00098", "line 00099"]
 
 
@@ -181,8 +188,10 @@ def test_parallel_steps_share_their_runs_log_budget(redis_url):
     redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
     budget = LogBudget(redis, run_limit=3 * 1024 * 1024).for_run(keys.log_bytes("run1"))
     outs = [Collector() for _ in range(4)]
-    logs = [StepLog(out, "run1", f"s{i}", 1, LogLimits(step=10 ** 9, run=3 * 1024 * 1024, tail=4096), budget)
-            for i, out in enumerate(outs)]
+    logs = [
+        StepLog(out, "run1", f"s{i}", 1, LogLimits(step=10**9, run=3 * 1024 * 1024, tail=4096), budget)
+        for i, out in enumerate(outs)
+    ]
     line = "x" * 1000
     for _ in range(2000):  # each step prints about 2 MiB, together 8 MiB
         for log in logs:
@@ -199,15 +208,17 @@ def test_parallel_steps_share_their_runs_log_budget(redis_url):
 
 def test_a_step_whose_run_has_no_budget_left_keeps_only_a_notice():
     out = Collector()
-    log = StepLog(out, "run1", "s", 1, LogLimits(step=10 ** 6, run=1000, tail=100), lambda wanted: 0)
+    log = StepLog(out, "run1", "s", 1, LogLimits(step=10**6, run=1000, tail=100), lambda wanted: 0)
     log.line("stdout", "anything")
     log.close()
     assert [text for _, text in out.lines] == [
         "[strom] 1 line(s) (8 B) cut here: the log reached its limit (logs.max_step_size is 976.6 KiB a step, "
-        "logs.max_run_size bounds the run); its last 0 line(s) follow"]
+        "logs.max_run_size bounds the run); its last 0 line(s) follow"
+    ]
 
 
 # ----------------------------------------------------------------------------- consumers, retention, cron
+
 
 def test_an_item_whose_handling_an_outage_cut_short_is_handled_again(server):
     redis = client(server)

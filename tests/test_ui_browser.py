@@ -2,6 +2,7 @@
 start a task from its form, watch its log lines arrive, see the graph change, approve a waiting
 step, cancel a run. Screenshots of the main pages go to the test's directory, and to
 docs/screenshots/ with STROM_SCREENSHOTS=1."""
+
 from __future__ import annotations
 
 import os
@@ -9,13 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import need
-from runner.engine import JobStatus
 from service_env import TOKENS, make_config, serving, stack, wait_for
 
+from runner.engine import RunStatus
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-WORKSPACE = {".strom/ci.yaml": """
+WORKSPACE = {
+    ".strom/ci.yaml": """
     tasks:
       build:
         input:
@@ -44,7 +46,8 @@ WORKSPACE = {".strom/ci.yaml": """
           wait: { type: script, script: "echo soaking; sleep 60" }
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: build }
-    """}
+    """
+}
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
@@ -52,6 +55,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def chromium():
     path = need("chromium")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, args=ARGS)
         yield browser
@@ -70,8 +74,9 @@ def page(chromium, live):
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     refused = []  # what the Content-Security-Policy blocked: every script and style must be the server's own
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
-            else None)
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     yield page
     context.close()
     assert refused == []
@@ -105,13 +110,14 @@ def test_start_a_task_from_its_form_and_watch_it_live(page, live, tmp_path):
     run_id = page.url.rsplit("/", 1)[1]
     log = page.locator('pre.log[data-log="compile"]')
     log.locator("text=step 2 of 6").wait_for(timeout=15_000)
-    assert service.jobs.load(run_id).steps["compile"].status.value == "running", "lines arrive while it runs"
+    assert service.runs.load(run_id).steps["compile"].status.value == "running", "lines arrive while it runs"
     assert page.locator('g.node[data-step="compile"]').get_attribute("class") == "node running"
     assert log.locator("span.ansi-32").inner_text() == "compiling", "ANSI colours are rendered"
     # (no wait_for_function: the page's Content-Security-Policy forbids evaluating strings, rightly)
     page.locator('g.node.succeeded[data-step="package"]').wait_for(timeout=30_000)
     page.locator('g.node[data-step="test"] .sub:text-is("succeeded · 3/3 done")').wait_for(
-        timeout=10_000)  # the page reloads when the run ends
+        timeout=10_000
+    )  # the page reloads when the run ends
     assert page.locator("#run-status").get_attribute("class") == "status succeeded"
     assert page.locator(".timeline .lane").count() >= 5, "a bar per step and instance"
     assert '"artifact": "web.tgz"' in page.locator("#step-compile pre.json").inner_text()
@@ -128,7 +134,7 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
     page.click("#run-release")
     page.wait_for_url(f"{server.url}/runs/*")
     run_id = page.url.rsplit("/", 1)[1]
-    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    wait_for(lambda: service.runs.load(run_id).status is RunStatus.WAITING, what="the gate")
     page.goto(f"{server.url}/runs/{run_id}?step=approve")
     assert page.locator("#step-approve .message").inner_text() == "Release to production?"
     assert page.locator('g.node[data-step="approve"]').get_attribute("class") == "node waiting"
@@ -137,7 +143,7 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
     page.click("#approve-approve")
     page.locator("text=Approved approve.").wait_for()
     page.locator("#run-status.succeeded").wait_for(timeout=20_000)
-    assert service.jobs.load(run_id).steps["approve"].output["approved_by"] == "admin"
+    assert service.runs.load(run_id).steps["approve"].output["approved_by"] == "admin"
     assert "Approved by admin" in page.locator("#step-approve").inner_text()
 
     page.goto(f"{server.url}/tasks")
@@ -148,5 +154,5 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
     page.locator('pre.log[data-log="wait"] >> text=soaking').wait_for(timeout=15_000)
     page.click("#cancel")
     page.locator("#run-status.cancelled").wait_for(timeout=20_000)
-    assert service.jobs.load(soak).status is JobStatus.CANCELLED
+    assert service.runs.load(soak).status is RunStatus.CANCELLED
     page.locator('g.node.cancelled[data-step="wait"]').wait_for(timeout=10_000)

@@ -1,16 +1,18 @@
 """The web UI's pages over HTTP: sign-in, the session cookie, CSRF on every form, what each role is
 offered, the run form's validation, deep links, and the API read with the session."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 import requests
-
-from runner.engine import JobStatus
 from service_env import TOKENS, make_config, serving, stack, wait_for
 
-WORKSPACE = {".strom/ui.yaml": """
+from runner.engine import RunStatus
+
+WORKSPACE = {
+    ".strom/ui.yaml": """
     tasks:
       greet:
         input:
@@ -37,7 +39,8 @@ WORKSPACE = {".strom/ui.yaml": """
           show: { type: script, script: 'echo "{{ input.regions | join("|") }}"' }
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: greet, input: { name: night } }
-    """}
+    """
+}
 
 
 @pytest.fixture
@@ -51,8 +54,13 @@ def log_in(server, token: str, browser: requests.Session | None = None, **params
     """Post the sign-in form as a browser does: with the CSRF token of the page it was shown on."""
     browser = browser or requests.Session()
     form = browser.get(f"{server.url}/login", timeout=10).text
-    return browser.post(f"{server.url}/login", params=params, data={"token": token, "csrf_token": csrf(form)},
-                        allow_redirects=False, timeout=10)
+    return browser.post(
+        f"{server.url}/login",
+        params=params,
+        data={"token": token, "csrf_token": csrf(form)},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 def signed_in(server, role: str = "admin") -> requests.Session:
@@ -67,14 +75,15 @@ def csrf(html: str) -> str:
 
 
 def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):
-    service, server = live
+    _service, server = live
     anonymous = requests.get(f"{server.url}/runs/abc?step=x", allow_redirects=False, timeout=10)
     assert anonymous.status_code == 302 and anonymous.headers["Location"] == "/login?next=/runs/abc?step%3Dx"
     wrong = log_in(server, "nope")
     assert wrong.status_code == 401 and "That is not a token this server knows." in wrong.text
     forged = requests.post(f"{server.url}/login", data={"token": TOKENS["viewer"]}, allow_redirects=False, timeout=10)
-    assert forged.status_code == 400 and "strom_session=" not in forged.headers.get("Set-Cookie", ""), \
+    assert forged.status_code == 400 and "strom_session=" not in forged.headers.get("Set-Cookie", ""), (
         "a form posted from another site signs no one in"
+    )
     answer = log_in(server, TOKENS["viewer"], next="/tasks")
     cookie = answer.headers["Set-Cookie"]
     assert answer.headers["Location"] == "/tasks"
@@ -85,8 +94,9 @@ def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):
         assert elsewhere.headers["Location"] == "/runs", f"next={target} never leaves the site"
     browser = signed_in(server, "viewer")
     assert browser.get(f"{server.url}/api/runs", timeout=10).status_code == 200, "the session reads the API"
-    assert browser.post(f"{server.url}/api/workspaces/local/tasks/greet/execute", json={},
-                        timeout=10).status_code == 401, "but never writes through it"
+    assert (
+        browser.post(f"{server.url}/api/workspaces/local/tasks/greet/execute", json={}, timeout=10).status_code == 401
+    ), "but never writes through it"
 
 
 def test_forms_need_the_csrf_token_and_roles_see_only_what_they_may_do(live):
@@ -101,18 +111,29 @@ def test_forms_need_the_csrf_token_and_roles_see_only_what_they_may_do(live):
     assert 'id="greet-times" name="times" value="2" type="number"' in page
     forged = admin.post(f"{server.url}/tasks/local/greet/run", data={"name": "x"}, timeout=10)
     assert forged.status_code == 400 and "the form is stale" in forged.text
-    invalid = admin.post(f"{server.url}/tasks/local/greet/run", timeout=10,
-                         data={"csrf_token": csrf(page), "name": "", "times": "many", "colour": "green"})
+    invalid = admin.post(
+        f"{server.url}/tasks/local/greet/run",
+        timeout=10,
+        data={"csrf_token": csrf(page), "name": "", "times": "many", "colour": "green"},
+    )
     assert invalid.status_code == 422
     assert re.search(r'<div class="field invalid">\s*<label for="greet-times">', invalid.text)
     assert 'role="alert">' in invalid.text and 'value="many"' in invalid.text, "the form keeps what was typed"
-    started = admin.post(f"{server.url}/tasks/local/greet/run", allow_redirects=False, timeout=10,
-                         data={"csrf_token": csrf(page), "name": "ada", "times": "3", "colour": "red", "loud": "true"})
+    started = admin.post(
+        f"{server.url}/tasks/local/greet/run",
+        allow_redirects=False,
+        timeout=10,
+        data={"csrf_token": csrf(page), "name": "ada", "times": "3", "colour": "red", "loud": "true"},
+    )
     assert started.status_code == 302 and started.headers["Location"].startswith("/runs/")
     run_id = started.headers["Location"].rsplit("/", 1)[1]
-    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
-    assert state.status is JobStatus.SUCCEEDED and dict(state.inputs) == {
-        "name": "ada", "times": 3, "loud": True, "colour": "red"}
+    state = wait_for(lambda: (s := service.runs.load(run_id)).status.terminal and s, what="the run")
+    assert state.status is RunStatus.SUCCEEDED and dict(state.inputs) == {
+        "name": "ada",
+        "times": 3,
+        "loud": True,
+        "colour": "red",
+    }
     assert (state.source, (state.event or {}).get("actor")) == ("ui", "admin")
     run_page = viewer.get(f"{server.url}/runs/{run_id}", timeout=10).text
     assert 'id="cancel"' not in run_page and 'id="rerun"' not in run_page, "a viewer is offered nothing"
@@ -128,26 +149,29 @@ def test_approvals_cancel_and_rerun_from_the_pages(live):
     page = admin.get(f"{server.url}/tasks", timeout=10).text
     first = admin.post(f"{server.url}/tasks/local/gate/run", data={"csrf_token": csrf(page)}, timeout=10)
     run_id = first.url.rsplit("/", 1)[1]
-    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    wait_for(lambda: service.runs.load(run_id).status is RunStatus.WAITING, what="the gate")
     approver = signed_in(server, "approver")
     run_page = approver.get(f"{server.url}/runs/{run_id}?step=ask", timeout=10).text
     assert "ship it?" in run_page and 'id="approve-ask"' in run_page and 'data-focus="ask"' in run_page
     assert 'id="cancel"' not in run_page, "an approver may not cancel"
-    answer = approver.post(f"{server.url}/runs/{run_id}/steps/ask/reject", data={"csrf_token": csrf(run_page),
-                                                                               "reason": "not today"}, timeout=10)
+    answer = approver.post(
+        f"{server.url}/runs/{run_id}/steps/ask/reject",
+        data={"csrf_token": csrf(run_page), "reason": "not today"},
+        timeout=10,
+    )
     assert "Rejected ask." in answer.text and "Rejected by <b>approver</b>" in answer.text
-    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
+    state = wait_for(lambda: (s := service.runs.load(run_id)).status.terminal and s, what="the run")
     assert state.steps["ask"].error == "rejected by approver: not today"
     stolen = admin.post(f"{server.url}/runs/{run_id}/rerun", data={"csrf_token": csrf(run_page)}, timeout=10)
     assert stolen.status_code == 400, "another session's CSRF token does not work"
     token = csrf(page)
     again = admin.post(f"{server.url}/runs/{run_id}/rerun", data={"csrf_token": token}, timeout=10)
     second = again.url.rsplit("/", 1)[1]
-    assert second != run_id and f"re-run of <a href=\"/runs/{run_id}\">" in again.text
-    wait_for(lambda: service.jobs.load(second).status is JobStatus.WAITING, what="the second gate")
+    assert second != run_id and f're-run of <a href="/runs/{run_id}">' in again.text
+    wait_for(lambda: service.runs.load(second).status is RunStatus.WAITING, what="the second gate")
     cancelled = admin.post(f"{server.url}/runs/{second}/cancel", data={"csrf_token": token}, timeout=10)
     assert "Cancelling" in cancelled.text
-    assert wait_for(lambda: (s := service.jobs.load(second)).status.terminal and s).status is JobStatus.CANCELLED
+    assert wait_for(lambda: (s := service.runs.load(second)).status.terminal and s).status is RunStatus.CANCELLED
     missing = admin.get(f"{server.url}/runs/nope", timeout=10)
     assert missing.status_code == 404 and "no run nope" in missing.text and "<html" in missing.text
 
@@ -156,14 +180,21 @@ def test_one_choice_of_a_multiple_select_stays_whole_and_secrets_are_not_shown_a
     service, server = live
     admin = signed_in(server, "admin")
     page = admin.get(f"{server.url}/tasks?task=pick", timeout=10).text
-    invalid = admin.post(f"{server.url}/tasks/local/pick/run", timeout=10, data={
-        "csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "x"})
+    invalid = admin.post(
+        f"{server.url}/tasks/local/pick/run",
+        timeout=10,
+        data={"csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "x"},
+    )
     assert invalid.status_code == 422 and "hunter2-secret" not in invalid.text
-    assert '<option selected>eu, west</option>' in invalid.text
-    started = admin.post(f"{server.url}/tasks/local/pick/run", allow_redirects=False, timeout=10, data={
-        "csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "1"})
+    assert "<option selected>eu, west</option>" in invalid.text
+    started = admin.post(
+        f"{server.url}/tasks/local/pick/run",
+        allow_redirects=False,
+        timeout=10,
+        data={"csrf_token": csrf(page), "regions": "eu, west", "key": "hunter2-secret", "count": "1"},
+    )
     run_id = started.headers["Location"].rsplit("/", 1)[1]
-    state = wait_for(lambda: (s := service.jobs.load(run_id)).status.terminal and s, what="the run")
+    state = wait_for(lambda: (s := service.runs.load(run_id)).status.terminal and s, what="the run")
     assert state.inputs["regions"] == ["eu, west"]
     assert "hunter2-secret" not in admin.get(f"{server.url}/runs/{run_id}", timeout=10).text
 
@@ -172,9 +203,10 @@ def test_someone_who_already_approved_may_still_reject(live):
     service, server = live
     admin = signed_in(server, "admin")
     page = admin.get(f"{server.url}/tasks", timeout=10).text
-    run_id = admin.post(f"{server.url}/tasks/local/pair/run", data={"csrf_token": csrf(page)},
-                        timeout=10).url.rsplit("/", 1)[1]
-    wait_for(lambda: service.jobs.load(run_id).status is JobStatus.WAITING, what="the gate")
+    run_id = admin.post(f"{server.url}/tasks/local/pair/run", data={"csrf_token": csrf(page)}, timeout=10).url.rsplit(
+        "/", 1
+    )[1]
+    wait_for(lambda: service.runs.load(run_id).status is RunStatus.WAITING, what="the gate")
     once = admin.post(f"{server.url}/runs/{run_id}/steps/ask/approve", data={"csrf_token": csrf(page)}, timeout=10)
     assert "Approved ask." in once.text and 'id="approve-ask"' not in once.text
     assert "You cannot approve this gate: admin has already approved `ask`" in once.text.replace("&#96;", "`")

@@ -1,4 +1,5 @@
 """Commit archives unpack by the same rules with and without tarfile's filters (Python 3.11.0-3.11.3 lack them)."""
+
 from __future__ import annotations
 
 import io
@@ -36,21 +37,28 @@ def unpack(request, monkeypatch, tmp_path):
         with tarfile.open(fileobj=_archive(*members)) as tar:
             extract(tar, target)
         return target
+
     return unpack
 
 
 def test_files_links_and_modes_unpack_with_the_dangerous_bits_cleared(unpack):
-    target = unpack(("dir/run.sh", {"body": b"echo hi", "mode": 0o4777}), ("link", {"type": tarfile.SYMTYPE,
-                                                                                      "linkname": "dir/run.sh"}))
+    target = unpack(
+        ("dir/run.sh", {"body": b"echo hi", "mode": 0o4777}),
+        ("link", {"type": tarfile.SYMTYPE, "linkname": "dir/run.sh"}),
+    )
     assert (target / "dir/run.sh").read_bytes() == b"echo hi" and (target / "link").read_bytes() == b"echo hi"
     assert stat.S_IMODE((target / "dir/run.sh").stat().st_mode) == 0o755
 
 
-@pytest.mark.parametrize("members", [
-    [("../escaped", {"body": b"x"})],
-    [("out", {"type": tarfile.SYMTYPE, "linkname": "/tmp"}), ("out/escaped", {"body": b"x"})],
-    [("hard", {"type": tarfile.LNKTYPE, "linkname": "../../etc/passwd"})],
-], ids=["dot-dot", "through-a-link", "hard-link-out"])
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("../escaped", {"body": b"x"})],
+        [("out", {"type": tarfile.SYMTYPE, "linkname": "/tmp"}), ("out/escaped", {"body": b"x"})],
+        [("hard", {"type": tarfile.LNKTYPE, "linkname": "../../etc/passwd"})],
+    ],
+    ids=["dot-dot", "through-a-link", "hard-link-out"],
+)
 def test_nothing_is_written_outside_the_snapshot(unpack, members, tmp_path):
     with pytest.raises((tarfile.TarError, KeyError)):  # KeyError: the filter finds no such member to link to
         unpack(*members)

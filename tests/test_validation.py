@@ -1,27 +1,42 @@
 """Every class of validation error names file, line and column, says what is wrong and how to fix it."""
+
 from __future__ import annotations
 
-
 import pytest
+from conftest import load, write_workspace
 
 from runner.spec import load_workspace
-from conftest import load, write_workspace
 
 # (yaml, code, line, column, words that must be in the message, words that must be in the fix)
 CASES = {
-    "yaml syntax": ("""
+    "yaml syntax": (
+        """
         tasks:
           t:
             flow: [a, b
-        """, "yaml-syntax", 4, 1, "YAML syntax error", "indentation"),
-    "duplicate key": ("""
+        """,
+        "yaml-syntax",
+        4,
+        1,
+        "YAML syntax error",
+        "indentation",
+    ),
+    "duplicate key": (
+        """
         tasks:
           t:
             flow:
               a: { type: script, script: "true" }
               a: { type: script, script: "false" }
-        """, "duplicate-key", 5, 7, "duplicate key 'a' (first defined at line 4, column 7)", "remove one"),
-    "unknown key with suggestion": ("""
+        """,
+        "duplicate-key",
+        5,
+        7,
+        "duplicate key 'a' (first defined at line 4, column 7)",
+        "remove one",
+    ),
+    "unknown key with suggestion": (
+        """
         tasks:
           t:
             flow:
@@ -29,12 +44,26 @@ CASES = {
                 type: script
                 script: "true"
                 depnds_on: []
-        """, "unknown-key", 7, 9, 'unknown key \'depnds_on\'; did you mean "depends_on"?', "spelling"),
-    "unknown top-level key": ("""
+        """,
+        "unknown-key",
+        7,
+        9,
+        "unknown key 'depnds_on'; did you mean \"depends_on\"?",
+        "spelling",
+    ),
+    "unknown top-level key": (
+        """
         task:
           t: {}
-        """, "unknown-key", 1, 1, 'did you mean "tasks"?', ""),
-    "wrong type": ("""
+        """,
+        "unknown-key",
+        1,
+        1,
+        'did you mean "tasks"?',
+        "",
+    ),
+    "wrong type": (
+        """
         tasks:
           t:
             flow:
@@ -42,35 +71,69 @@ CASES = {
                 type: script
                 script: "true"
                 continue_on_failure: "yes"
-        """, "wrong-type", 7, 30, "'continue_on_failure' must be true or false, got a string", "continue_on_failure: true"),
-    "field invalid for the action type": ("""
+        """,
+        "wrong-type",
+        7,
+        30,
+        "'continue_on_failure' must be true or false, got a string",
+        "continue_on_failure: true",
+    ),
+    "field invalid for the action type": (
+        """
         actions:
           a:
             type: script
             script: "true"
             image: alpine
-        """, "invalid-field", 5, 5, "`image` only applies to runner: docker or runner: pod", "runner: docker"),
-    "field of another action type": ("""
+        """,
+        "invalid-field",
+        5,
+        5,
+        "`image` only applies to runner: docker or runner: pod",
+        "runner: docker",
+    ),
+    "field of another action type": (
+        """
         actions:
           a:
             type: docker
             image: alpine
             script: "echo hi"
-        """, "invalid-field", 5, 5, "field 'script' is not valid for an action of type 'docker' (it belongs to type script)",
-        "cmd"),
-    "missing required field": ("""
+        """,
+        "invalid-field",
+        5,
+        5,
+        "field 'script' is not valid for an action of type 'docker' (it belongs to type script)",
+        "cmd",
+    ),
+    "missing required field": (
+        """
         actions:
           a:
             type: docker
-        """, "missing-field", 3, 5, "missing required field 'image'", "image: alpine"),
-    "script and source both": ("""
+        """,
+        "missing-field",
+        3,
+        5,
+        "missing required field 'image'",
+        "image: alpine",
+    ),
+    "script and source both": (
+        """
         actions:
           a:
             type: script
             script: "true"
             source: run.sh
-        """, "conflict", 5, 5, "`script` and `source` cannot both be set", "not both"),
-    "unknown action": ("""
+        """,
+        "conflict",
+        5,
+        5,
+        "`script` and `source` cannot both be set",
+        "not both",
+    ),
+    "unknown action": (
+        """
         actions:
           build-app: { type: script, script: "true" }
         tasks:
@@ -78,16 +141,30 @@ CASES = {
             flow:
               a:
                 action: buld-app
-        """, "unknown-action", 7, 17, 'action \'buld-app\' does not exist; did you mean "build-app"?', "actions:"),
-    "unknown task": ("""
+        """,
+        "unknown-action",
+        7,
+        17,
+        "action 'buld-app' does not exist; did you mean \"build-app\"?",
+        "actions:",
+    ),
+    "unknown task": (
+        """
         actions:
           child: { type: task, task: clenup }
         tasks:
           cleanup:
             flow:
               a: { type: script, script: "true" }
-        """, "unknown-task", 2, 30, 'task \'clenup\' does not exist; did you mean "cleanup"?', "cleanup"),
-    "depends_on a missing step": ("""
+        """,
+        "unknown-task",
+        2,
+        30,
+        "task 'clenup' does not exist; did you mean \"cleanup\"?",
+        "cleanup",
+    ),
+    "depends_on a missing step": (
+        """
         tasks:
           t:
             flow:
@@ -96,38 +173,72 @@ CASES = {
                 type: script
                 script: "true"
                 depends_on: [biuld]
-        """, "unknown-step", 8, 22, "depends_on names step 'biuld', which is not in the flow; did you mean \"build\"?",
-        "steps in this flow: build, test"),
-    "dependency cycle": ("""
+        """,
+        "unknown-step",
+        8,
+        22,
+        "depends_on names step 'biuld', which is not in the flow; did you mean \"build\"?",
+        "steps in this flow: build, test",
+    ),
+    "dependency cycle": (
+        """
         tasks:
           t:
             flow:
               a: { type: script, script: "true", depends_on: [c] }
               b: { type: script, script: "true", depends_on: [a] }
               c: { type: script, script: "true", depends_on: [b] }
-        """, "cycle", 4, 7, "dependency cycle: a -> c -> b -> a", "remove one of these depends_on"),
-    "self-referencing task action": ("""
+        """,
+        "cycle",
+        4,
+        7,
+        "dependency cycle: a -> c -> b -> a",
+        "remove one of these depends_on",
+    ),
+    "self-referencing task action": (
+        """
         actions:
           again: { type: task, task: loop }
         tasks:
           loop:
             flow:
               a: { action: again }
-        """, "self-reference", 6, 20, "runs task 'loop' from inside task 'loop'", "different task"),
-    "bad duration": ("""
+        """,
+        "self-reference",
+        6,
+        20,
+        "runs task 'loop' from inside task 'loop'",
+        "different task",
+    ),
+    "bad duration": (
+        """
         tasks:
           t:
             timeout: 90 minutes
             flow:
               a: { type: script, script: "true" }
-        """, "bad-duration", 3, 14, "'90 minutes' is not a duration", "1h30m"),
-    "duration above the maximum": ("""
+        """,
+        "bad-duration",
+        3,
+        14,
+        "'90 minutes' is not a duration",
+        "1h30m",
+    ),
+    "duration above the maximum": (
+        """
         tasks:
           t:
             flow:
               a: { type: script, script: "true", timeout: 25h }
-        """, "bad-duration", 4, 51, "above the maximum of 24h", "at most 24h"),
-    "bad cron": ("""
+        """,
+        "bad-duration",
+        4,
+        51,
+        "above the maximum of 24h",
+        "at most 24h",
+    ),
+    "bad cron": (
+        """
         tasks:
           t:
             flow:
@@ -137,8 +248,15 @@ CASES = {
             type: scheduler
             task: t
             cron: "0 25 * * *"
-        """, "bad-cron", 9, 11, "hour value 25 is out of range (0-23)", "minute hour day-of-month"),
-    "bad time zone": ("""
+        """,
+        "bad-cron",
+        9,
+        11,
+        "hour value 25 is out of range (0-23)",
+        "minute hour day-of-month",
+    ),
+    "bad time zone": (
+        """
         tasks:
           t:
             flow:
@@ -149,14 +267,28 @@ CASES = {
             task: t
             cron: "0 2 * * *"
             timezone: Europe/Copenhagn
-        """, "bad-timezone", 10, 15, "unknown time zone 'Europe/Copenhagn'", "IANA"),
-    "source leaving the workspace": ("""
+        """,
+        "bad-timezone",
+        10,
+        15,
+        "unknown time zone 'Europe/Copenhagn'",
+        "IANA",
+    ),
+    "source leaving the workspace": (
+        """
         actions:
           a:
             type: script
             source: ../../etc/passwd
-        """, "path-escape", 4, 13, "`source` path '../../etc/passwd' leaves the workspace", "relative to the workspace"),
-    "template syntax": ("""
+        """,
+        "path-escape",
+        4,
+        13,
+        "`source` path '../../etc/passwd' leaves the workspace",
+        "relative to the workspace",
+    ),
+    "template syntax": (
+        """
         tasks:
           t:
             flow:
@@ -164,50 +296,99 @@ CASES = {
                 type: script
                 script: "true"
                 when: "{{ input.x | nosuchfilter }}"
-        """, "template", 7, 15, "invalid template in 'when': unknown filter 'nosuchfilter'", "Jinja2"),
-    "bad value": ("""
+        """,
+        "template",
+        7,
+        15,
+        "invalid template in 'when': unknown filter 'nosuchfilter'",
+        "Jinja2",
+    ),
+    "bad value": (
+        """
         actions:
           a:
             type: scrpt
             script: "true"
-        """, "bad-value", 3, 11, "'type' must be one of script, docker", ""),
-    "dependencies with shell": ("""
+        """,
+        "bad-value",
+        3,
+        11,
+        "'type' must be one of script, docker",
+        "",
+    ),
+    "dependencies with shell": (
+        """
         actions:
           a:
             type: script
             script: "true"
             dependencies: [requests]
-        """, "conflict", 5, 5, "`dependencies` need a language other than shell", "language: python"),
-    "manifest without pod runner": ("""
+        """,
+        "conflict",
+        5,
+        5,
+        "`dependencies` need a language other than shell",
+        "language: python",
+    ),
+    "manifest without pod runner": (
+        """
         actions:
           a:
             type: script
             script: "true"
             manifest: { spec: {} }
-        """, "invalid-field", 5, 5, "`manifest` only applies to runner: pod", "runner: pod"),
-    "bad input type": ("""
+        """,
+        "invalid-field",
+        5,
+        5,
+        "`manifest` only applies to runner: pod",
+        "runner: pod",
+    ),
+    "bad input type": (
+        """
         tasks:
           t:
             input:
               items: { type: array }
             flow:
               a: { type: script, script: "true" }
-        """, "bad-value", 4, 22, "unknown input type 'array'", "type: json"),
-    "default not fitting the input": ("""
+        """,
+        "bad-value",
+        4,
+        22,
+        "unknown input type 'array'",
+        "type: json",
+    ),
+    "default not fitting the input": (
+        """
         tasks:
           t:
             input:
               count: { type: integer, default: many }
             flow:
               a: { type: script, script: "true" }
-        """, "wrong-type", 4, 40, "default does not fit the input: expected a whole number, got 'many'", ""),
-    "step name with brackets": ("""
+        """,
+        "wrong-type",
+        4,
+        40,
+        "default does not fit the input: expected a whole number, got 'many'",
+        "",
+    ),
+    "step name with brackets": (
+        """
         tasks:
           t:
             flow:
               "a[0]": { type: script, script: "true" }
-        """, "bad-name", 4, 7, "step name 'a[0]' contains '['", "rename"),
-    "unknown action input": ("""
+        """,
+        "bad-name",
+        4,
+        7,
+        "step name 'a[0]' contains '['",
+        "rename",
+    ),
+    "unknown action input": (
+        """
         actions:
           deploy:
             type: script
@@ -221,8 +402,15 @@ CASES = {
                 action: deploy
                 input:
                   enviroment: prod
-        """, "unknown-input", 13, 11, "action 'deploy' has no input 'enviroment'", "its inputs: env"),
-    "missing required action input": ("""
+        """,
+        "unknown-input",
+        13,
+        11,
+        "action 'deploy' has no input 'enviroment'",
+        "its inputs: env",
+    ),
+    "missing required action input": (
+        """
         actions:
           deploy:
             type: script
@@ -233,8 +421,15 @@ CASES = {
           t:
             flow:
               d: { action: deploy }
-        """, "missing-input", 10, 10, "action 'deploy' requires input 'env'", "input.env"),
-    "action field on a referencing step": ("""
+        """,
+        "missing-input",
+        10,
+        10,
+        "action 'deploy' requires input 'env'",
+        "input.env",
+    ),
+    "action field on a referencing step": (
+        """
         actions:
           a: { type: script, script: "true" }
         tasks:
@@ -243,36 +438,77 @@ CASES = {
               s:
                 action: a
                 script: "echo hi"
-        """, "invalid-field", 8, 9, "field 'script' belongs to the action", "inline"),
-    "reserved comment command": ("""
+        """,
+        "invalid-field",
+        8,
+        9,
+        "field 'script' belongs to the action",
+        "inline",
+    ),
+    "reserved comment command": (
+        """
         tasks:
           t: { flow: { a: { type: script, script: "true" } } }
         triggers:
           go: { type: comment, command: ok-to-test, task: t }
-        """, "reserved", 4, 33, "/ok-to-test is Strom's own command", "another word"),
-    "reserved pull request command": ("""
+        """,
+        "reserved",
+        4,
+        33,
+        "/ok-to-test is Strom's own command",
+        "another word",
+    ),
+    "reserved pull request command": (
+        """
         tasks:
           t: { flow: { a: { type: script, script: "true" } } }
         triggers:
           go: { type: comment, command: retry, task: t }
-        """, "reserved", 4, 33, "/retry is Strom's own command", "another word"),
-    "approver that is neither user nor team": ("""
+        """,
+        "reserved",
+        4,
+        33,
+        "/retry is Strom's own command",
+        "another word",
+    ),
+    "approver that is neither user nor team": (
+        """
         tasks:
           t:
             flow:
               a: { type: approval, approvers: [alice, "org/team"] }
-        """, "bad-value", 4, 39, "approver 'org/team' is neither a user name nor a team", '"@org/team"'),
-    "more approvals required than approvers": ("""
+        """,
+        "bad-value",
+        4,
+        39,
+        "approver 'org/team' is neither a user name nor a team",
+        '"@org/team"',
+    ),
+    "more approvals required than approvers": (
+        """
         tasks:
           t:
             flow:
               a: { type: approval, approvers: [alice, bob], required: 3 }
-        """, "out-of-range", 4, 63, "`required` is 3 but only 2 approver(s) are listed", "lower `required`"),
-    "empty flow": ("""
+        """,
+        "out-of-range",
+        4,
+        63,
+        "`required` is 3 but only 2 approver(s) are listed",
+        "lower `required`",
+    ),
+    "empty flow": (
+        """
         tasks:
           t:
             flow: {}
-        """, "missing-field", 3, 11, "`flow` has no steps", "at least one step"),
+        """,
+        "missing-field",
+        3,
+        11,
+        "`flow` has no steps",
+        "at least one step",
+    ),
 }
 
 
@@ -309,16 +545,19 @@ def test_all_errors_of_a_file_are_reported_in_one_run():
 
 
 def test_duplicate_names_across_files_name_both_places(tmp_path):
-    root = write_workspace(tmp_path, {
-        ".strom/a.yaml": """
+    root = write_workspace(
+        tmp_path,
+        {
+            ".strom/a.yaml": """
             actions:
               build: { type: script, script: "true" }
             """,
-        ".strom/sub/b.yml": """
+            ".strom/sub/b.yml": """
             actions:
               build: { type: script, script: "false" }
             """,
-    })
+        },
+    )
     result = load_workspace(root)
     [problem] = result.errors
     assert (problem.file, problem.line, problem.column, problem.code) == (".strom/sub/b.yml", 2, 3, "duplicate-name")
@@ -326,14 +565,16 @@ def test_duplicate_names_across_files_name_both_places(tmp_path):
 
 
 def test_files_are_read_recursively_and_merged(tmp_path):
-    root = write_workspace(tmp_path, {
-        ".strom/actions.yaml": """
+    root = write_workspace(
+        tmp_path,
+        {
+            ".strom/actions.yaml": """
             actions:
               hello: { type: script, script: "echo hi" }
             on_success:
               - action: hello
             """,
-        ".strom/deep/tasks.yml": """
+            ".strom/deep/tasks.yml": """
             tasks:
               t:
                 flow:
@@ -341,8 +582,9 @@ def test_files_are_read_recursively_and_merged(tmp_path):
             on_error:
               - action: hello
             """,
-        ".strom/notes.txt": "not yaml at all: [",
-    })
+            ".strom/notes.txt": "not yaml at all: [",
+        },
+    )
     result = load_workspace(root)
     assert result.ok, [p.format() for p in result.problems]
     ws = result.workspace
@@ -353,14 +595,17 @@ def test_files_are_read_recursively_and_merged(tmp_path):
 
 
 def test_missing_source_file_is_an_error_but_an_existing_one_is_fine(tmp_path):
-    root = write_workspace(tmp_path, {
-        ".strom/a.yaml": """
+    root = write_workspace(
+        tmp_path,
+        {
+            ".strom/a.yaml": """
             actions:
               ok: { type: script, source: scripts/run.sh }
               missing: { type: script, source: scripts/nope.sh }
             """,
-        "scripts/run.sh": "echo hi\n",
-    })
+            "scripts/run.sh": "echo hi\n",
+        },
+    )
     [problem] = load_workspace(root).errors
     assert problem.code == "missing-file" and (problem.line, problem.column) == (3, 36)
     assert "scripts/nope.sh" in problem.message

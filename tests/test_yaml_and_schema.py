@@ -1,4 +1,5 @@
 """YAML positions, duplicates, merges and tags; the JSON Schema accepts good files and rejects bad ones."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,17 @@ def test_positions_of_keys_and_values_are_one_based():
 
 def test_scalars_follow_yaml_1_2():
     doc, _ = parse("a: yes\nb: on\nc: 0x10\nd: 1_000\ne: .inf\nf: ~\ng: 2026-01-15\nh: '1'\ni: 1.5\n")
-    assert doc == {"a": "yes", "b": "on", "c": 16, "d": 1000, "e": float("inf"), "f": None, "g": "2026-01-15",
-                   "h": "1", "i": 1.5}
+    assert doc == {
+        "a": "yes",
+        "b": "on",
+        "c": 16,
+        "d": 1000,
+        "e": float("inf"),
+        "f": None,
+        "g": "2026-01-15",
+        "h": "1",
+        "i": 1.5,
+    }
 
 
 def test_every_duplicate_key_is_reported_with_both_positions():
@@ -84,14 +94,17 @@ def test_this_projects_pipeline_matches_the_schema(validator):
         assert not errors, f"{path}: {errors[0].message}"
 
 
-@pytest.mark.parametrize("text", [
-    "tasks: { t: { flow: { a: { type: script, script: x, cmd: y } } } }",
-    "actions: { a: { type: docker } }",
-    "tasks: { t: { flow: { a: { action: x, script: y } } } }",
-    "tasks: { t: {} }",
-    "triggers: { n: { type: scheduler, task: t, branches: [main] } }",
-    "actions: { a: { type: script, script: x, timeout: 'ten minutes' } }",
-    "unknown: 1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tasks: { t: { flow: { a: { type: script, script: x, cmd: y } } } }",
+        "actions: { a: { type: docker } }",
+        "tasks: { t: { flow: { a: { action: x, script: y } } } }",
+        "tasks: { t: {} }",
+        "triggers: { n: { type: scheduler, task: t, branches: [main] } }",
+        "actions: { a: { type: script, script: x, timeout: 'ten minutes' } }",
+        "unknown: 1",
+    ],
+)
 def test_the_schema_rejects_what_the_validator_rejects(validator, text):
     assert list(validator.iter_errors(_doc(text)))

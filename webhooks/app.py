@@ -1,22 +1,26 @@
 """`create_app(config)`: the Flask application factory of the web process."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 
 from runner import __version__
 from runner.config import Config, load_config
 from runner.runs.service import Service
 
+from .access.session import secret_key
 from .api import bp as api
+from .context import EXTENSION
 from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
 from .receivers import forges, git, hooks
 from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
-from .access.session import secret_key
 
 __all__ = ["create_app"]
 
@@ -32,11 +36,16 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app.config["JSON_SORT_KEYS"] = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # webhooks and git pushes set their own limits
     app.secret_key = secret_key(service.config.data_dir)
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="strom_session",
-                      SESSION_COOKIE_SECURE=service.config.public_url.startswith("https://"),
-                      PERMANENT_SESSION_LIFETIME=12 * 3600)
-    app.json.sort_keys = False
-    app.extensions["strom"] = service
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="strom_session",
+        SESSION_COOKIE_SECURE=service.config.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+    )
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own, unless an app class names another
+        app.json.sort_keys = False
+    app.extensions[EXTENSION] = service
     register_error_handlers(app)
     app.register_blueprint(api)
     app.register_blueprint(metrics)

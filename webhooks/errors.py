@@ -1,4 +1,5 @@
 """HTTP errors: every failure answers JSON `{"error": {"code", "message", ...}}` with a fitting status."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SpecError)
     def spec_error(exc: SpecError):
         problems = [p.to_dict() for p in exc.problems if p.is_error]
-        return _body(422, "invalid_definitions", f"{len(problems)} problem(s) in .strom definitions",
-                     problems=problems)
+        return _body(422, "invalid_definitions", f"{len(problems)} problem(s) in .strom definitions", problems=problems)
 
     @app.errorhandler(StromError)
     def strom_error(exc: StromError):
@@ -53,10 +53,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.blueprint == "ui":  # people get a page, programs get JSON
-            return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), \
-                exc.code or 500
-        response = app.make_response(_body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
-                                           exc.description or exc.name))
+            return render_template(
+                "error.html", code=exc.code, name=exc.name, description=exc.description
+            ), exc.code or 500
+        response = app.make_response(
+            _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
+        )
         for name, value in exc.get_headers():  # e.g. Allow on a 405
             if name.lower() != "content-type":
                 response.headers[name] = value
@@ -74,8 +76,9 @@ def register_error_handlers(app: Flask) -> None:
         _outage_logged(exc)
         message = "the service cannot reach its store (Redis) right now; try again shortly"
         if request.blueprint == "ui":
-            response = app.make_response((render_template("error.html", code=503, name="Service Unavailable",
-                                                          description=message), 503))
+            response = app.make_response(
+                (render_template("error.html", code=503, name="Service Unavailable", description=message), 503)
+            )
         else:
             response = app.make_response(_body(503, "unavailable", message))
         response.headers["Retry-After"] = str(RETRY_AFTER)

@@ -1,4 +1,5 @@
 """Serves the OpenAPI description of the API (webhooks/openapi.yaml) as JSON."""
+
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,7 @@ def document() -> dict:
 
 
 def _skeleton(path: str) -> str:
-    """"/api/runs/{run}" and "/api/runs/<run_id>" both become "/api/runs/*"."""
+    """ "/api/runs/{run}" and "/api/runs/<run_id>" both become "/api/runs/*"."""
     return re.sub(r"\{[^}]*\}|<[^>]*>", "*", path)
 
 
@@ -34,7 +35,7 @@ def _documented_queries() -> dict[tuple[str, str], frozenset[str]]:
             if method in item:
                 params = shared + [p for p in item[method].get("parameters") or [] if isinstance(p, dict)]
                 names = {_resolve(p).get("name") for p in params if _resolve(p).get("in") == "query"}
-                out[(_skeleton(path), method.upper())] = frozenset(names)
+                out[(_skeleton(path), method.upper())] = frozenset(n for n in names if isinstance(n, str))
     return out
 
 

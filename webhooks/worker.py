@@ -5,6 +5,7 @@ arrive within `web.read_timeout` (passed as gunicorn's keep-alive, which also en
 connections), and any read or write that waits longer than that ends the connection. Long log
 streams are not affected: they write at least every heartbeat.
 """
+
 from __future__ import annotations
 
 from gunicorn.workers.ggevent import GeventWorker

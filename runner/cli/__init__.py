@@ -2,6 +2,7 @@
 
 Subcommands are imported when used, so `strom worker` does not load what `strom run` needs.
 """
+
 from __future__ import annotations
 
 import importlib

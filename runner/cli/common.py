@@ -1,4 +1,5 @@
 """Helpers shared by commands: finding the workspace and printing problems."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +8,9 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ..spec import STROM_DIR, LoadResult, load_workspace
+from ..spec import STROM_DIR, LoadResult, Workspace, load_workspace
 
-__all__ = ["resolve_workspace", "print_problems", "console", "err_console"]
+__all__ = ["console", "err_console", "load_or_exit", "print_problems", "resolve_workspace"]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
@@ -35,18 +36,24 @@ def resolve_workspace(path: str | None) -> Path:
 def print_problems(result: LoadResult, to: Console = err_console) -> None:
     for problem in result.problems:
         colour = "red" if problem.is_error else "yellow"
-        head = Text.assemble((f"{problem.file}:{problem.line}:{problem.column}", "bold"), ": ",
-                             (problem.severity.value, f"bold {colour}"), ": ", problem.message)
+        head = Text.assemble(
+            (f"{problem.file}:{problem.line}:{problem.column}", "bold"),
+            ": ",
+            (problem.severity.value, f"bold {colour}"),
+            ": ",
+            problem.message,
+        )
         to.print(head)
         if problem.hint:
             to.print(Text(f"    fix: {problem.hint}", style="bright_black"))
 
 
-def load_or_exit(root: Path) -> LoadResult:
+def load_or_exit(root: Path) -> Workspace:
+    """The workspace at `root`; its problems are printed, and the process exits, when it is not valid."""
     result = load_workspace(root)
-    if not result.ok:
+    if not result.ok or result.workspace is None:  # ok: a workspace, without errors
         print_problems(result)
         errors = len(result.errors)
         err_console.print(Text(f"\n{errors} error(s) in {STROM_DIR}/ - nothing was run.", style="bold red"))
         raise SystemExit(1)
-    return result
+    return result.workspace

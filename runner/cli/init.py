@@ -6,7 +6,7 @@ import click
 
 from ..spec import STROM_DIR
 
-__all__ = ["init_command", "STARTER"]
+__all__ = ["STARTER", "init_command"]
 
 STARTER = """\
 # A first Strom pipeline. Run it with:  strom run hello

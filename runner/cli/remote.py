@@ -1,4 +1,5 @@
 """Commands that talk to a Strom server: trigger, runs, status, logs, cancel, rerun, approve, reject."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,31 @@ from .common import console, err_console
 
 __all__ = ["REMOTE_COMMANDS", "follow_run"]
 
-_MARK = {"done": ("✓", "green"), "ignored": ("↷", "bright_black"),
-         "succeeded": ("✓", "green"), "failed": ("✗", "red"), "timed_out": ("⏱", "red"),
-         "cancelled": ("■", "yellow"), "skipped": ("↷", "bright_black"), "waiting": ("⏸", "yellow"),
-         "running": ("▶", "cyan"), "queued": ("…", "bright_black"), "pending": ("·", "bright_black")}
+_MARK = {
+    "done": ("✓", "green"),
+    "ignored": ("↷", "bright_black"),
+    "succeeded": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "timed_out": ("⏱", "red"),
+    "cancelled": ("■", "yellow"),
+    "skipped": ("↷", "bright_black"),
+    "waiting": ("⏸", "yellow"),
+    "running": ("▶", "cyan"),
+    "queued": ("…", "bright_black"),
+    "pending": ("·", "bright_black"),
+}
 
 
-def server_options(f):
+def _server_options(f):
     f = click.option("--token", envvar="STROM_TOKEN", metavar="TOKEN", help="API token (STROM_TOKEN).")(f)
-    f = click.option("--server", envvar="STROM_URL", default="http://127.0.0.1:8080", show_default=True,
-                     metavar="URL", help="The Strom server (STROM_URL).")(f)
+    f = click.option(
+        "--server",
+        envvar="STROM_URL",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        metavar="URL",
+        help="The Strom server (STROM_URL).",
+    )(f)
     return f
 
 
@@ -60,11 +76,14 @@ def follow_run(client: Client, run_id: str) -> int:
     return 0 if run["status"] == "succeeded" else 1
 
 
-def approval_summary(status: str, approval: dict) -> str:
+def _approval_summary(status: str, approval: dict) -> str:
     """Who decided an approval step, or who may: "approved by alice (12:03:04), bob (12:05:10)"."""
     decisions = approval.get("decisions") or []
-    said = [f"{'approved' if d['approved'] else 'rejected'} by {d['by']} ({(d.get('at') or '')[11:19]} UTC)"
-            + (f": {d['reason']}" if d.get("reason") else "") for d in decisions]
+    said = [
+        f"{'approved' if d['approved'] else 'rejected'} by {d['by']} ({(d.get('at') or '')[11:19]} UTC)"
+        + (f": {d['reason']}" if d.get("reason") else "")
+        for d in decisions
+    ]
     if status == "waiting":
         who = ", ".join(approval.get("approvers") or []) or "anyone allowed to approve"
         ask = f"waiting: {approval.get('message') or ''} (needs {approval.get('required', 1)} of {who})"
@@ -73,19 +92,36 @@ def approval_summary(status: str, approval: dict) -> str:
 
 
 def _print_run(run: dict) -> None:
-    console.print(Text.assemble(("Run ", "bold"), run["id"], "  ", ("Task ", "bold"), run["task"], "  ",
-                                _mark(run["status"]), f"  {format_duration(run.get('duration'))}"))
+    console.print(
+        Text.assemble(
+            ("Run ", "bold"),
+            run["id"],
+            "  ",
+            ("Task ", "bold"),
+            run["task"],
+            "  ",
+            _mark(run["status"]),
+            f"  {format_duration(run.get('duration'))}",
+        )
+    )
     for step in run.get("steps", []):
         if step["index"] is not None:
             continue
         detail = step.get("error") or step.get("skip_reason") or ""
         if not detail and step.get("output") is not None:
             detail = "→ " + json.dumps(step["output"], separators=(",", ":"))[:70]
-        console.print(Text.assemble(f"  {step['name']:<20} ", _mark(step["status"]),
-                                    f"  {format_duration(step.get('duration')):>7}  ", detail))
+        console.print(
+            Text.assemble(
+                f"  {step['name']:<20} ",
+                _mark(step["status"]),
+                f"  {format_duration(step.get('duration')):>7}  ",
+                detail,
+            )
+        )
         if step.get("approval"):
-            console.print(Text(f"  {'':<20} {approval_summary(step['status'], step['approval'])}",
-                               style="bright_black"))
+            console.print(
+                Text(f"  {'':<20} {_approval_summary(step['status'], step['approval'])}", style="bright_black")
+            )
     if run.get("error") and run["status"] != "succeeded":
         console.print(Text(f"Error: {run['error']}", style="red"))
     console.print(Text(run["url"], style="bright_black"))
@@ -97,7 +133,7 @@ def _print_run(run: dict) -> None:
 @click.option("--input-json", "raw_json", metavar="JSON", help="Inputs as a JSON object.")
 @click.option("-w", "--workspace", default="local", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Follow the run's logs until it ends (exit status follows it).")
-@server_options
+@_server_options
 def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
     """Start TASK on the server and print the run id."""
     inputs = json.loads(raw_json) if raw_json else {}
@@ -121,21 +157,26 @@ def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
 @click.option("--pr", type=int, metavar="NUMBER", help="Runs of this pull request (needs --workspace).")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True)
-@server_options
+@_server_options
 def runs_command(workspace, task, status, trigger, pr, limit, as_json, server, token):
     """List runs, newest first."""
     if pr is not None and not workspace:
         raise click.UsageError("--pr needs --workspace: pull request numbers are per repository")
-    data = _call(_client(server, token).runs, workspace=workspace, task=task, status=status, trigger=trigger,
-                 pr=pr, limit=limit)
+    data = _call(
+        _client(server, token).runs, workspace=workspace, task=task, status=status, trigger=trigger, pr=pr, limit=limit
+    )
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     for run in data["runs"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
-        console.print(Text.assemble(f"{run['id']}  {when}  {run['workspace']}/{run['task']:<16} ",
-                                    _mark(run["status"]), f"  {format_duration(run.get('duration')):>7}  "
-                                    f"{run.get('source', '')}"))
+        console.print(
+            Text.assemble(
+                f"{run['id']}  {when}  {run['workspace']}/{run['task']:<16} ",
+                _mark(run["status"]),
+                f"  {format_duration(run.get('duration')):>7}  {run.get('source', '')}",
+            )
+        )
     if not data["runs"]:
         err_console.print("no runs")
 
@@ -145,7 +186,7 @@ def runs_command(workspace, task, status, trigger, pr, limit, as_json, server, t
 @click.option("-w", "--workspace")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True)
-@server_options
+@_server_options
 def events_command(event_id, workspace, limit, as_json, server, token):
     """List the repository events received (webhooks, pushes, polls), newest first, with the runs
     each started or why it started none; with EVENT_ID, show one event in full."""
@@ -168,8 +209,9 @@ def _describe_event(event: dict, full: bool = False) -> Text:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["received_at"]))
     what = f"{event.get('source')} {event.get('kind')} {event.get('ref') or ''} {(event.get('sha') or '')[:7]}"
     outcome = ", ".join(event["runs"]) or event.get("error") or event.get("reason") or ""
-    text = Text.assemble(f"{event['id']}  {when}  {event['workspace']:<12} {what.strip():<36} ",
-                         _mark(event["status"]), f"  {outcome}")
+    text = Text.assemble(
+        f"{event['id']}  {when}  {event['workspace']:<12} {what.strip():<36} ", _mark(event["status"]), f"  {outcome}"
+    )
     if full:
         text.append("\n" + json.dumps(event.get("event") or {}, indent=2))
     return text
@@ -178,7 +220,7 @@ def _describe_event(event: dict, full: bool = False) -> Text:
 @click.command("status")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
-@server_options
+@_server_options
 def status_command(run_id, as_json, server, token):
     """Show a run and its steps. Exit status: 0 succeeded, 1 failed or cancelled, 2 still going."""
     run = _call(_client(server, token).run, run_id)
@@ -186,15 +228,16 @@ def status_command(run_id, as_json, server, token):
         click.echo(json.dumps(run, indent=2))
     else:
         _print_run(run)
-    raise SystemExit(0 if run["status"] == "succeeded" else 2 if run["status"] in ("queued", "running", "waiting")
-                     else 1)
+    raise SystemExit(
+        0 if run["status"] == "succeeded" else 2 if run["status"] in ("queued", "running", "waiting") else 1
+    )
 
 
 @click.command("logs")
 @click.argument("run_id")
 @click.argument("step", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
-@server_options
+@_server_options
 def logs_command(run_id, step, follow, server, token):
     """Print a run's log (or one step's)."""
     client = _client(server, token)
@@ -213,17 +256,20 @@ def logs_command(run_id, step, follow, server, token):
 @click.command("cancel")
 @click.argument("run_id")
 @click.option("--reason", help="Why (kept with the run).")
-@server_options
+@_server_options
 def cancel_command(run_id, reason, server, token):
     """Cancel a run: running steps are stopped."""
     run = _call(_client(server, token).cancel, run_id, reason)
-    console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), "  (cancelling)" if
-                                run["status"] not in ("cancelled",) else ""))
+    console.print(
+        Text.assemble(
+            run["id"], "  ", _mark(run["status"]), "  (cancelling)" if run["status"] not in ("cancelled",) else ""
+        )
+    )
 
 
 @click.command("rerun")
 @click.argument("run_id")
-@server_options
+@_server_options
 def rerun_command(run_id, server, token):
     """Run a run's task again with the same inputs and commit."""
     run = _call(_client(server, token).rerun, run_id)
@@ -233,7 +279,7 @@ def rerun_command(run_id, server, token):
 @click.command("approve")
 @click.argument("run_id")
 @click.argument("step")
-@server_options
+@_server_options
 def approve_command(run_id, step, server, token):
     """Approve a waiting approval step."""
     run = _call(_client(server, token).decide, run_id, step, True)
@@ -244,12 +290,20 @@ def approve_command(run_id, step, server, token):
 @click.argument("run_id")
 @click.argument("step")
 @click.option("--reason", help="Why (shown on the run and to hooks).")
-@server_options
+@_server_options
 def reject_command(run_id, step, reason, server, token):
     """Reject a waiting approval step."""
     run = _call(_client(server, token).decide, run_id, step, False, reason)
     _print_run(run)
 
 
-REMOTE_COMMANDS = [trigger_command, runs_command, status_command, logs_command, cancel_command, rerun_command,
-                   approve_command, reject_command]
+REMOTE_COMMANDS = [
+    trigger_command,
+    runs_command,
+    status_command,
+    logs_command,
+    cancel_command,
+    rerun_command,
+    approve_command,
+    reject_command,
+]

@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from ..engine.status import JobStatus
+from ..engine.status import RunStatus
 from ..errors import InputError
 from ..executors import LocalExecutor, LocalSettings
 from ..gitinfo import git_context
-from ..spec.inputs import parse_pairs
 from ..localrun import Approvals, Display, LocalRunner
 from ..secrets import SecretsFileError, read_secrets_file, resolve_workspace_secrets, secrets_from_env
 from ..spec import ABSENT
+from ..spec.inputs import parse_pairs
 from ..suggestions import suggest
 from .common import console, err_console, load_or_exit, resolve_workspace
 
@@ -30,18 +30,18 @@ def _inputs(pairs: tuple[str, ...], raw_json: str | None) -> dict:
             try:
                 text = Path(raw_json[1:]).read_text(encoding="utf-8")
             except OSError as exc:
-                raise click.BadParameter(f"cannot read {raw_json[1:]}: {exc.strerror}", param_hint="--input")
+                raise click.BadParameter(f"cannot read {raw_json[1:]}: {exc.strerror}", param_hint="--input") from exc
         try:
             loaded = json.loads(text)
         except ValueError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input")
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from exc
         if not isinstance(loaded, dict):
             raise click.BadParameter("must be a JSON object of input names to values", param_hint="--input")
         values.update(loaded)
     try:
         values.update(parse_pairs(pairs))
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="-i")
+        raise click.BadParameter(str(exc), param_hint="-i") from exc
     return values
 
 
@@ -59,7 +59,7 @@ def _secrets(ws, files: tuple[str, ...]) -> dict[str, str]:
         try:
             provided.update(read_secrets_file(Path(path)))
         except SecretsFileError as exc:
-            raise click.BadParameter(str(exc), param_hint="--secrets")
+            raise click.BadParameter(str(exc), param_hint="--secrets") from exc
     secrets, problems = resolve_workspace_secrets(ws.secrets, provided)
     for name, problem in problems.items():
         err_console.print(Text(f"! secret {name} is not available: {problem}", style="yellow"))
@@ -68,18 +68,39 @@ def _secrets(ws, files: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("run")
 @click.argument("task")
-@click.option("-i", "--input", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="An input value; repeat for more (a repeated key makes a list).")
-@click.option("--input-json", "--inputs", "raw_json", metavar="JSON|@FILE", help="Inputs as a JSON object, or @file.json.")
+@click.option(
+    "-i",
+    "--input",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An input value; repeat for more (a repeated key makes a list).",
+)
+@click.option(
+    "--input-json", "--inputs", "raw_json", metavar="JSON|@FILE", help="Inputs as a JSON object, or @file.json."
+)
 @click.option("-C", "--workspace", "path", metavar="PATH", help="The workspace directory (default: here).")
-@click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 256),
-              help="How many steps may run at once.")
-@click.option("--secrets", "secret_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A file of secrets (YAML, JSON or NAME=value lines). STROM_SECRET_<NAME> variables also count.")
-@click.option("--approve", multiple=True, metavar="STEP", help="Approve this approval step without asking ('*' for all).")
+@click.option(
+    "-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 256), help="How many steps may run at once."
+)
+@click.option(
+    "--secrets",
+    "secret_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file of secrets (YAML, JSON or NAME=value lines). STROM_SECRET_<NAME> variables also count.",
+)
+@click.option(
+    "--approve", multiple=True, metavar="STEP", help="Approve this approval step without asking ('*' for all)."
+)
 @click.option("--reject", multiple=True, metavar="STEP[=REASON]", help="Reject this approval step without asking.")
-@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "copy"]), default="auto", show_default=True,
-              help="How steps see the workspace read-only: bubblewrap, or a throw-away copy.")
+@click.option(
+    "--sandbox",
+    type=click.Choice(["auto", "bwrap", "copy"]),
+    default="auto",
+    show_default=True,
+    help="How steps see the workspace read-only: bubblewrap, or a throw-away copy.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print step output, only status changes and the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final run state as JSON on stdout.")
 def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject, sandbox, quiet, as_json):
@@ -96,7 +117,7 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
       strom run deploy --input-json '{"env": "prod"}' --approve approve
     """
     root = resolve_workspace(path)
-    ws = load_or_exit(root).workspace
+    ws = load_or_exit(root)
     if task not in ws.tasks:
         hint = suggest(task, ws.tasks)
         known = ", ".join(sorted(ws.tasks)) or "(none)"
@@ -104,11 +125,20 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
     values = _inputs(pairs, raw_json)
     secrets = _secrets(ws, secret_files)
     display = Display(err_console if as_json else console, quiet=quiet)
-    approvals = Approvals(set(approve), _rejections(reject), interactive=sys.stdin.isatty(),
-                          prompt=display.prompt_approval)
+    approvals = Approvals(
+        set(approve), _rejections(reject), interactive=sys.stdin.isatty(), prompt=display.prompt_approval
+    )
     steps = LocalExecutor(LocalSettings(sandbox=sandbox, own_uids=False))  # your own steps run as you
-    runner = LocalRunner(ws, root, display=display, approvals=approvals, secrets=secrets, jobs=jobs,
-                         local_executor=steps, git=git_context(root))
+    runner = LocalRunner(
+        ws,
+        root,
+        display=display,
+        approvals=approvals,
+        secrets=secrets,
+        jobs=jobs,
+        local_executor=steps,
+        git=git_context(root),
+    )
     previous = signal.signal(signal.SIGINT, lambda *_: runner.interrupt())
     try:
         outcome = runner.run(task, values)
@@ -116,7 +146,7 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
         display.stop()
         err_console.print(Text(f"✗ {exc}", style="red"))
         err_console.print(Text(_input_help(ws.tasks[task]), style="bright_black"))
-        raise SystemExit(2)
+        raise SystemExit(2) from exc
     finally:
         signal.signal(signal.SIGINT, previous)
         display.stop()
@@ -125,7 +155,7 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
         click.echo(json.dumps(outcome.state.to_dict(), indent=2, default=str))
     if outcome.interrupted:
         raise SystemExit(130)
-    raise SystemExit(0 if outcome.state.status is JobStatus.SUCCEEDED else 1)
+    raise SystemExit(0 if outcome.state.status is RunStatus.SUCCEEDED else 1)
 
 
 def _input_help(task) -> str:

@@ -10,7 +10,9 @@ __all__ = ["schema_command"]
 
 
 @click.command("schema")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout."
+)
 def schema_command(output: str | None) -> None:
     """Print the JSON Schema of .strom/*.yaml files, for editor completion.
 

@@ -1,4 +1,5 @@
 """The service processes: `strom up`, `strom web`, `strom worker`, `strom scheduler`."""
+
 from __future__ import annotations
 
 import logging
@@ -7,27 +8,37 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..config import ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 from ..errors import StromError
 
-__all__ = ["up_command", "web_command", "worker_command", "scheduler_command"]
+if TYPE_CHECKING:
+    from ..runs.service import Service
 
-config_option = click.option("--config", "config_path", metavar="FILE", envvar="STROM_CONFIG",
-                             help="Server configuration (default: ./strom.yaml if present; STROM_CONFIG).")
+__all__ = ["scheduler_command", "up_command", "web_command", "worker_command"]
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="STROM_CONFIG",
+    help="Server configuration (default: ./strom.yaml if present; STROM_CONFIG).",
+)
 
 
-def _config(path):
+def _config(path: str | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-def _service(path):
+def _service(path: str | None) -> Service:
     from ..runs.service import Service
+
     config = _config(path)
     try:
         return Service(config)
@@ -36,8 +47,9 @@ def _service(path):
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
 
 
 def _serve(part, health, health_port: int | None) -> None:
@@ -45,6 +57,7 @@ def _serve(part, health, health_port: int | None) -> None:
     supervisor to start it again."""
     from ..service.probes import ProbeServer
     from ..service.supervision import FATAL_EXIT
+
     probes = ProbeServer(health, health_port).start() if health_port else None
     event = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,9 +76,13 @@ def _serve(part, health, health_port: int | None) -> None:
         sys.exit(FATAL_EXIT)
 
 
-health_option = click.option("--health-port", type=click.IntRange(0, 65535), envvar="STROM_HEALTH_PORT",
-                             metavar="PORT", help="Serve /livez, /readyz and /health on this port (for Kubernetes "
-                                                  "probes; STROM_HEALTH_PORT).")
+health_option = click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    envvar="STROM_HEALTH_PORT",
+    metavar="PORT",
+    help="Serve /livez, /readyz and /health on this port (for Kubernetes probes; STROM_HEALTH_PORT).",
+)
 
 
 @click.command("web")
@@ -77,6 +94,7 @@ def web_command(config_path, listen, access_log):
     if config_path:
         os.environ["STROM_CONFIG"] = str(Path(config_path).resolve())
     from ..service.webserver import exec_gunicorn
+
     config = _config(config_path)
     _service(config_path)  # fail early, with a clear message, if Redis is unreachable
     exec_gunicorn(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
@@ -84,8 +102,13 @@ def web_command(config_path, listen, access_log):
 
 @click.command("worker")
 @config_option
-@click.option("--abilities", default="script", show_default=True, metavar="LIST",
-              help="Comma-separated: script, docker, kubernetes.")
+@click.option(
+    "--abilities",
+    default="script",
+    show_default=True,
+    metavar="LIST",
+    help="Comma-separated: script, docker, kubernetes.",
+)
 @click.option("--tags", default="", metavar="LIST", help="Comma-separated tags; steps with these tags can run here.")
 @click.option("--exclusive", is_flag=True, help="Only take steps that carry all of this worker's tags.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps at once.")
@@ -98,16 +121,24 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
     On SIGTERM or SIGINT the worker takes no new step, lets running ones end within
     workers.shutdown_grace (30s), hands back the rest to run elsewhere, and exits 0."""
     from ..service.worker import ABILITIES, Worker
+
     _logging(verbose)
     wanted = [a.strip() for a in abilities.split(",") if a.strip()]
     for ability in wanted:
         if ability not in ABILITIES:
-            raise click.BadParameter(f"unknown ability {ability!r} (abilities: script, docker, kubernetes)",
-                                     param_hint="--abilities")
+            raise click.BadParameter(
+                f"unknown ability {ability!r} (abilities: script, docker, kubernetes)", param_hint="--abilities"
+            )
     service = _service(config_path)
     _check_abilities(service.config, wanted)
-    worker = Worker(service, abilities=wanted, tags=[t.strip() for t in tags.split(",") if t.strip()],
-                    exclusive=exclusive, concurrency=concurrency, name=name)
+    worker = Worker(
+        service,
+        abilities=wanted,
+        tags=[t.strip() for t in tags.split(",") if t.strip()],
+        exclusive=exclusive,
+        concurrency=concurrency,
+        name=name,
+    )
     worker.start()
     click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
     _serve(worker, worker.health, health_port)
@@ -116,12 +147,15 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
 def _check_abilities(config, wanted) -> None:
     """Refuse, with the reason, an ability whose engine or cluster this worker cannot reach."""
     from ..errors import RunnerUnavailable
+
     checks = {}
     if "docker" in wanted:
         from ..executors.docker import DockerExecutor
+
         checks["docker"] = lambda: f"engine {DockerExecutor(config.docker).check()}"
     if "kubernetes" in wanted:
         from ..executors.kubernetes import PodExecutor
+
         checks["kubernetes"] = lambda: f"API {PodExecutor(config.kubernetes).check()}"
     for ability, check in checks.items():
         try:
@@ -137,6 +171,7 @@ def _check_abilities(config, wanted) -> None:
 def scheduler_command(config_path, health_port, verbose):
     """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
     from ..service.scheduler import Scheduler
+
     _logging(verbose)
     scheduler = Scheduler(_service(config_path))
     scheduler.start()
@@ -145,8 +180,13 @@ def scheduler_command(config_path, health_port, verbose):
 
 @click.command("up")
 @click.option("-C", "--workspace", "path", default=".", metavar="PATH", help="The workspace to serve as 'local'.")
-@click.option("--data-dir", default=".strom-data", show_default=True, metavar="DIR",
-              help="Where Redis keeps the history (relative to the workspace).")
+@click.option(
+    "--data-dir",
+    default=".strom-data",
+    show_default=True,
+    metavar="DIR",
+    help="Where Redis keeps the history (relative to the workspace).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
@@ -166,9 +206,18 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
 
     from ..service.up import Supervisor, UpError
     from .common import console, err_console
+
     workspace = Path(path).resolve()
-    supervisor = Supervisor(data_dir=(workspace / data_dir).resolve(), workspace=workspace, host=host, port=port,
-                            workers=workers, concurrency=concurrency, redis_url=redis_url, config_file=config_path)
+    supervisor = Supervisor(
+        data_dir=(workspace / data_dir).resolve(),
+        workspace=workspace,
+        host=host,
+        port=port,
+        workers=workers,
+        concurrency=concurrency,
+        redis_url=redis_url,
+        config_file=config_path,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # from here on, a signal stops everything cleanly
         signal.signal(sig, lambda *_: stop.set())
@@ -202,6 +251,7 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
 def _workspace_lines(info: dict, folder: Path) -> list[str]:
     """How to reach each workspace the server loaded (a folder's path, a hosted one's git remote)."""
     from ..client import ApiError, Client
+
     try:
         workspaces = Client(info["url"], info["token"]).workspaces()["workspaces"]
     except ApiError:
@@ -222,6 +272,7 @@ def _run_and_follow(info: dict, task: str) -> int:
     from ..client import Client
     from .common import console
     from .remote import follow_run
+
     client = Client(info["url"], info["token"])
     run = client.execute("local", task, {})
     console.print(Text(f"▶ run {run['id']} of {task}: {run['url']}", style="bold"))

@@ -13,13 +13,14 @@ __all__ = ["tasks_command"]
 @click.argument("path", required=False)
 def tasks_command(path: str | None) -> None:
     """List the tasks of the workspace at PATH, with their inputs and triggers."""
-    ws = load_or_exit(resolve_workspace(path)).workspace
+    ws = load_or_exit(resolve_workspace(path))
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("Task", "Steps", "Inputs", "Triggers", "Description"):
         table.add_column(column, overflow="fold")
     for name, task in sorted(ws.tasks.items()):
-        inputs = ", ".join(f"{n}{'*' if f.required and f.default is ABSENT else ''}:{f.type}"
-                           for n, f in task.input.items())
+        inputs = ", ".join(
+            f"{n}{'*' if f.required and f.default is ABSENT else ''}:{f.type}" for n, f in task.input.items()
+        )
         triggers = ", ".join(f"{t.name} ({t.type.value})" for t in ws.triggers.values() if t.task == name)
         table.add_row(name, str(len(task.flow)), inputs or "-", triggers or "-", task.description or task.label or "")
     console.print(table)

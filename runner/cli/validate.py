@@ -29,20 +29,30 @@ def validate_command(path: str | None, as_json: bool, strict: bool) -> None:
     failed = bool(result.errors) or result.workspace is None or (strict and bool(result.warnings))
     if as_json:
         ws = result.workspace
-        click.echo(json.dumps({
-            "valid": not failed,
-            "workspace": str(root),
-            "files": list(ws.files) if ws else [],
-            "tasks": sorted(ws.tasks) if ws else [],
-            "problems": [p.to_dict() for p in result.problems],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "valid": not failed,
+                    "workspace": str(root),
+                    "files": list(ws.files) if ws else [],
+                    "tasks": sorted(ws.tasks) if ws else [],
+                    "problems": [p.to_dict() for p in result.problems],
+                },
+                indent=2,
+            )
+        )
         raise SystemExit(1 if failed else 0)
     print_problems(result, console)
     ws = result.workspace
-    if failed:
-        console.print(Text(f"✗ {len(result.errors)} error(s), {len(result.warnings)} warning(s) in {STROM_DIR}/",
-                           style="bold red"))
+    if failed or ws is None:  # failed when there is none
+        console.print(
+            Text(
+                f"✗ {len(result.errors)} error(s), {len(result.warnings)} warning(s) in {STROM_DIR}/", style="bold red"
+            )
+        )
         raise SystemExit(1)
-    summary = (f"✓ {len(ws.files)} file(s): {len(ws.tasks)} task(s), {len(ws.actions)} action(s), "
-               f"{len(ws.triggers)} trigger(s) - valid ({elapsed * 1000:.0f} ms)")
+    summary = (
+        f"✓ {len(ws.files)} file(s): {len(ws.tasks)} task(s), {len(ws.actions)} action(s), "
+        f"{len(ws.triggers)} trigger(s) - valid ({elapsed * 1000:.0f} ms)"
+    )
     console.print(Text(summary, style="bold green"))

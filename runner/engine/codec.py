@@ -1,16 +1,17 @@
 """Events to and from JSON-ready dicts, for queues and logs."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import EngineError
-from .events import EVENT_TYPES, Event
-from .status import JobStatus, StepStatus
+from .events import EVENT_TYPES, ChildFinished, Event
+from .status import RunStatus, StepStatus
 
-__all__ = ["event_to_dict", "event_from_dict"]
-
+__all__ = ["event_from_dict", "event_to_dict"]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -23,12 +24,12 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     kind = data.get("type")
-    cls = EVENT_TYPES.get(kind)
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise EngineError(f"unknown event type {kind!r}")
     values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
     if "status" in values:
-        enum = JobStatus if cls.__name__ == "ChildFinished" else StepStatus
+        enum = RunStatus if cls is ChildFinished else StepStatus
         values["status"] = enum(values["status"])
     try:
         return cls(**values)

@@ -1,15 +1,27 @@
 """What the engine asks its shell (CLI runner, RQ service) to do. Shells only move data."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..spec.model import Action
-from .status import JobStatus
+from .status import RunStatus
 from .work import StepWork
 
-__all__ = ["Command", "DispatchStep", "CancelStep", "StartChild", "CancelChild", "AwaitApproval",
-           "HookCall", "RunHooks", "JobFinished", "RetryJob"]
+__all__ = [
+    "AwaitApproval",
+    "CancelChild",
+    "CancelStep",
+    "Command",
+    "DispatchStep",
+    "HookCall",
+    "RetryRun",
+    "RunFinished",
+    "RunHooks",
+    "StartChild",
+]
 
 
 class Command:
@@ -75,9 +87,9 @@ class RunHooks(Command):
 
 
 @dataclass(frozen=True)
-class JobFinished(Command):
+class RunFinished(Command):
     job_id: str
-    status: JobStatus
+    status: RunStatus
     parent_job: str | None
     parent_step: str | None
     output: Any
@@ -85,7 +97,7 @@ class JobFinished(Command):
 
 
 @dataclass(frozen=True)
-class RetryJob(Command):
+class RetryRun(Command):
     """Start a new run of the same task with the same inputs and commit (task-level retry)."""
 
     job_id: str

@@ -1,20 +1,29 @@
 """The template context of a step, a hook or an input default."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..masking import Masker
+from ..spec.model import InputField, Task, Workspace
 from ..templating import Namespace, SecretMap, template_name
-from .state import JobState, StepRun
+from .state import RunState, StepRun
 
-__all__ = ["RunContext", "job_context", "step_summary", "secret_values", "run_masker"]
+__all__ = ["RunContext", "job_context", "run_masker", "secret_values", "step_summary"]
 
 
 class RunContext:
     """What a run needs besides its state: the definitions and the secrets (immutable per run)."""
 
-    def __init__(self, workspace, task, secrets: Mapping[str, str] | None = None, job_url: str | None = None,
-                 untrusted_network: bool = False):
+    def __init__(
+        self,
+        workspace: Workspace,
+        task: Task,
+        secrets: Mapping[str, str] | None = None,
+        job_url: str | None = None,
+        untrusted_network: bool = False,
+    ) -> None:
         self.workspace = workspace
         self.task = task
         self.untrusted_network = untrusted_network  # may an untrusted pull request's steps use the network
@@ -22,22 +31,21 @@ class RunContext:
         self.job_url = job_url
 
 
-def secret_values(schema, values: Mapping[str, Any]) -> list[str]:
+def secret_values(schema: Mapping[str, InputField], values: Mapping[str, Any]) -> list[str]:
     """The values of inputs marked `secret: true`."""
-    return [str(values[name]) for name, field in schema.items()
-            if field.secret and values.get(name) not in (None, "")]
+    return [str(values[name]) for name, field in schema.items() if field.secret and values.get(name) not in (None, "")]
 
 
-def run_masker(state: JobState, ctx: RunContext) -> Masker:
+def run_masker(state: RunState, ctx: RunContext) -> Masker:
     """Hides the run's secrets and secret inputs."""
     return Masker(list(ctx.secrets.values()) + secret_values(ctx.task.input, state.inputs))
 
 
-def step_summary(run: StepRun) -> dict:
+def step_summary(run: StepRun) -> dict[str, Any]:
     return {"output": run.output, "status": run.status.value, "error": run.error}
 
 
-def job_context(state: JobState, ctx: RunContext, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def job_context(state: RunState, ctx: RunContext, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     steps = Namespace("steps")
     out: dict[str, Any] = {}
     for name, run in state.steps.items():
@@ -46,16 +54,26 @@ def job_context(state: JobState, ctx: RunContext, inputs: Mapping[str, Any] | No
         summary = step_summary(run)
         steps[name] = summary
         out[template_name(name)] = summary
-    out.update({
-        "input": Namespace("input", inputs if inputs is not None else state.inputs),
-        "steps": steps,
-        "secret": ctx.secrets,
-        "secrets": ctx.secrets,
-        "event": Namespace("event", state.event or {}),
-        "git": Namespace("git", state.git or {}),
-        "job": Namespace("job", {
-            "id": state.id, "url": ctx.job_url or "", "task": state.task, "workspace": state.workspace,
-            "attempt": state.attempt, "source": state.source, "trigger": state.trigger or "",
-        }),
-    })
+    out.update(
+        {
+            "input": Namespace("input", inputs if inputs is not None else state.inputs),
+            "steps": steps,
+            "secret": ctx.secrets,
+            "secrets": ctx.secrets,
+            "event": Namespace("event", state.event or {}),
+            "git": Namespace("git", state.git or {}),
+            "job": Namespace(
+                "job",
+                {
+                    "id": state.id,
+                    "url": ctx.job_url or "",
+                    "task": state.task,
+                    "workspace": state.workspace,
+                    "attempt": state.attempt,
+                    "source": state.source,
+                    "trigger": state.trigger or "",
+                },
+            ),
+        }
+    )
     return out

@@ -1,17 +1,29 @@
 """What can happen to a run. The engine answers each with a new state and commands."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from .status import JobStatus, StepStatus
+from .status import RunStatus, StepStatus
 
-__all__ = ["Event", "Start", "StepStarted", "StepFinished", "StepAbandoned", "ChildFinished", "ApprovalDecision",
-           "Cancel", "Tick", "EVENT_TYPES"]
+__all__ = [
+    "EVENT_TYPES",
+    "ApprovalDecision",
+    "Cancel",
+    "ChildFinished",
+    "Event",
+    "Start",
+    "StepAbandoned",
+    "StepFinished",
+    "StepStarted",
+    "Tick",
+]
 
 
+@dataclass(frozen=True)
 class Event:
-    """Base of all events."""
+    """Base of all events (each a frozen dataclass)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class StepAbandoned(Event):
 class ChildFinished(Event):
     step: str
     child_job: str
-    status: JobStatus
+    status: RunStatus
     output: Any = None
     error: str | None = None
 
@@ -76,5 +88,7 @@ class Tick(Event):
     """Time passed: enforce deadlines (run timeout, approval timeouts, lost steps)."""
 
 
-EVENT_TYPES = {cls.__name__: cls for cls in (Start, StepStarted, StepFinished, StepAbandoned, ChildFinished,
-                                             ApprovalDecision, Cancel, Tick)}
+EVENT_TYPES = {
+    cls.__name__: cls
+    for cls in (Start, StepStarted, StepFinished, StepAbandoned, ChildFinished, ApprovalDecision, Cancel, Tick)
+}

@@ -1,44 +1,49 @@
 """Hooks: which ones fire for a finished (or suspended) run, with what input."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..masking import Masker
 from ..templating import Namespace, render_value
 from .commands import HookCall, RunHooks
 from .context import RunContext, job_context
-from .state import JobState
-from .status import JobStatus, StepStatus
+from .state import RunState
+from .status import RunStatus, StepStatus
 
-__all__ = ["hooks_for", "hook_context", "event_for_status"]
+__all__ = ["event_for_status", "hook_context", "hooks_for"]
 
 
-def event_for_status(status: JobStatus) -> str | None:
+def event_for_status(status: RunStatus) -> str | None:
     return {
-        JobStatus.SUCCEEDED: "on_success",
-        JobStatus.FAILED: "on_error",
-        JobStatus.TIMED_OUT: "on_error",
-        JobStatus.CANCELLED: "on_cancel",
+        RunStatus.SUCCEEDED: "on_success",
+        RunStatus.FAILED: "on_error",
+        RunStatus.TIMED_OUT: "on_error",
+        RunStatus.CANCELLED: "on_cancel",
     }.get(status)
 
 
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
-def hook_context(state: JobState, ctx: RunContext, masker: Masker, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def hook_context(
+    state: RunState, ctx: RunContext, masker: Masker, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     failed = []
     for name, run in state.steps.items():
         if run.is_instance or run.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
             continue
         step = ctx.task.flow.get(run.step)
-        failed.append({
-            "step_name": name,
-            "action_name": (step.action_ref or step.action.name) if step else None,
-            "error_message": masker.mask(run.error or ""),
-            "continue_on_failure": bool(step and step.continue_on_failure),
-        })
+        failed.append(
+            {
+                "step_name": name,
+                "action_name": (step.action_ref or step.action.name) if step else None,
+                "error_message": masker.mask(run.error or ""),
+                "continue_on_failure": bool(step and step.continue_on_failure),
+            }
+        )
     started = state.started_at or state.created_at
     duration = (state.finished_at - started) if state.finished_at is not None else None
     hook = {
@@ -46,7 +51,7 @@ def hook_context(state: JobState, ctx: RunContext, masker: Masker, extra: dict[s
         "task_name": state.task,
         "job_id": state.id,
         "status": state.status.value,
-        "is_success": state.status is JobStatus.SUCCEEDED,
+        "is_success": state.status is RunStatus.SUCCEEDED,
         "error_message": masker.mask(state.error) if state.error else None,
         "source_type": state.source,
         "source_id": state.trigger,
@@ -62,8 +67,9 @@ def hook_context(state: JobState, ctx: RunContext, masker: Masker, extra: dict[s
     return context
 
 
-def hooks_for(state: JobState, ctx: RunContext, event: str, masker: Masker,
-              extra: dict[str, Any] | None = None) -> RunHooks | None:
+def hooks_for(
+    state: RunState, ctx: RunContext, event: str, masker: Masker, extra: dict[str, Any] | None = None
+) -> RunHooks | None:
     """The hooks to run for `event`: the task's own, else the workspace defaults for top-level runs."""
     if state.is_hook:
         return None
@@ -78,7 +84,7 @@ def hooks_for(state: JobState, ctx: RunContext, event: str, masker: Masker,
         where = f"{hook.location} ({event}[{i}] of task {state.task!r})"
         try:
             inputs = {k: render_value(v, context, f"{where}, input.{k}") for k, v in hook.input.items()}
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a hook whose inputs cannot be rendered runs as a failed call
             calls.append(HookCall(hook.action_ref, hook.action, {}, error=masker.mask(str(exc))))
             continue
         calls.append(HookCall(hook.action_ref, hook.action, inputs))

@@ -1,12 +1,14 @@
 """The state of one run (a job) and its steps: plain frozen values, serialisable to JSON."""
+
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from .status import JobStatus, StepStatus
+from .status import RunStatus, StepStatus
 
-__all__ = ["StepRun", "JobState", "instance_name", "split_instance"]
+__all__ = ["RunState", "StepRun", "changed_steps", "instance_name", "split_instance"]
 
 
 def instance_name(step: str, index: int) -> str:
@@ -39,7 +41,7 @@ class StepRun:
     finished_at: float | None = None
     retry_at: float | None = None
     deadline: float | None = None
-    items: tuple | None = None  # a for_each placeholder's items
+    items: tuple[Any, ...] | None = None  # a for_each placeholder's items
     item: Any = None  # a for_each instance's item
     child_job: str | None = None
     approval: Mapping[str, Any] | None = None
@@ -55,14 +57,14 @@ class StepRun:
     def is_placeholder(self) -> bool:
         return self.items is not None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
         data["items"] = list(self.items) if self.items is not None else None
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "StepRun":
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRun:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = StepStatus(values.get("status", "pending"))
@@ -72,14 +74,14 @@ class StepRun:
 
 
 @dataclass(frozen=True, slots=True)
-class JobState:
+class RunState:
     id: str
     workspace: str
     task: str
     created_at: float
     inputs: Mapping[str, Any] = field(default_factory=dict)
     steps: Mapping[str, StepRun] = field(default_factory=dict)
-    status: JobStatus = JobStatus.QUEUED
+    status: RunStatus = RunStatus.QUEUED
     begun: bool = False
     started_at: float | None = None
     finished_at: float | None = None
@@ -111,10 +113,7 @@ class JobState:
     def step(self, name: str) -> StepRun:
         return self.steps[name]
 
-    def with_steps(self, steps: Mapping[str, StepRun], **changes) -> "JobState":
-        return replace(self, steps=steps, **changes)
-
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
         data["status"] = self.status.value
         data["inputs"] = dict(self.inputs)
@@ -122,9 +121,18 @@ class JobState:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "JobState":
+    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known and k != "steps"}
-        values["status"] = JobStatus(values.get("status", "queued"))
+        values["status"] = RunStatus(values.get("status", "queued"))
         values["steps"] = {s["name"]: StepRun.from_dict(s) for s in data.get("steps", [])}
         return cls(**values)
+
+
+def changed_steps(old: RunState | None, new: RunState) -> Iterator[tuple[str, StepRun | None, StepRun]]:
+    """(name, before, after) of every step whose status or attempt differs from `old` (all of them if None)."""
+    before = old.steps if old is not None else {}
+    for name, run in new.steps.items():
+        prev = before.get(name)
+        if prev is None or prev.status is not run.status or prev.attempt != run.attempt:
+            yield name, prev, run

@@ -1,11 +1,12 @@
 """Step and job statuses, and every transition between them (the only place that lists them)."""
+
 from __future__ import annotations
 
 from enum import Enum
 
 from ..errors import EngineError
 
-__all__ = ["StepStatus", "JobStatus", "STEP_TRANSITIONS", "JOB_TRANSITIONS", "check_step", "check_job"]
+__all__ = ["RUN_TRANSITIONS", "STEP_TRANSITIONS", "RunStatus", "StepStatus", "check_job", "check_step"]
 
 
 class StepStatus(str, Enum):
@@ -29,7 +30,7 @@ class StepStatus(str, Enum):
         return self in (StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.CANCELLED)
 
 
-class JobStatus(str, Enum):
+class RunStatus(str, Enum):
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"
@@ -44,10 +45,12 @@ class JobStatus(str, Enum):
         return self in _JOB_TERMINAL
 
 
-_STEP_TERMINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMED_OUT,
-                            StepStatus.CANCELLED, StepStatus.SKIPPED})
-_JOB_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED,
-                           JobStatus.TIMED_OUT, JobStatus.SKIPPED})
+_STEP_TERMINAL = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.CANCELLED, StepStatus.SKIPPED}
+)
+_JOB_TERMINAL = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT, RunStatus.SKIPPED}
+)
 
 S = StepStatus
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
@@ -58,17 +61,23 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     # running: ends, or goes back to queued for a retry
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.QUEUED}),
     S.WAITING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED}),
-    S.SUCCEEDED: frozenset(), S.FAILED: frozenset(), S.TIMED_OUT: frozenset(),
-    S.CANCELLED: frozenset(), S.SKIPPED: frozenset(),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.TIMED_OUT: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.SKIPPED: frozenset(),
 }
 
-J = JobStatus
-JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+J = RunStatus
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     J.QUEUED: frozenset({J.RUNNING, J.WAITING, J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT, J.SKIPPED}),
     J.RUNNING: frozenset({J.WAITING, J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT}),
     J.WAITING: frozenset({J.RUNNING, J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT}),
-    J.SUCCEEDED: frozenset(), J.FAILED: frozenset(), J.CANCELLED: frozenset(),
-    J.TIMED_OUT: frozenset(), J.SKIPPED: frozenset(),
+    J.SUCCEEDED: frozenset(),
+    J.FAILED: frozenset(),
+    J.CANCELLED: frozenset(),
+    J.TIMED_OUT: frozenset(),
+    J.SKIPPED: frozenset(),
 }
 
 
@@ -77,6 +86,6 @@ def check_step(name: str, current: StepStatus, new: StepStatus) -> None:
         raise EngineError(f"step {name!r} cannot go from {current.value} to {new.value}")
 
 
-def check_job(job_id: str, current: JobStatus, new: JobStatus) -> None:
-    if new is not current and new not in JOB_TRANSITIONS[current]:
+def check_job(job_id: str, current: RunStatus, new: RunStatus) -> None:
+    if new is not current and new not in RUN_TRANSITIONS[current]:
         raise EngineError(f"run {job_id} cannot go from {current.value} to {new.value}")

@@ -1,4 +1,5 @@
 """Strøm's truthiness for `when:`, decided on the rendered text."""
+
 from __future__ import annotations
 
 __all__ = ["is_truthy"]

@@ -1,8 +1,10 @@
 """StepWork: a step with every template rendered, ready for an executor. Serialisable."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["StepWork"]
 
@@ -62,18 +64,26 @@ class StepWork:
     temperature: float | None = None
     output_schema: Mapping[str, Any] | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "StepWork":
+    def from_dict(cls, data: Mapping[str, Any]) -> StepWork:
         known = {f.name: f for f in fields(cls)}
-        values = {}
+        values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
                 continue
-            if isinstance(value, list) and key in ("tags", "mask", "dependencies", "args", "entrypoint",
-                                                    "command", "expected_status", "channels"):
+            if isinstance(value, list) and key in (
+                "tags",
+                "mask",
+                "dependencies",
+                "args",
+                "entrypoint",
+                "command",
+                "expected_status",
+                "channels",
+            ):
                 value = tuple(value)
             values[key] = value
         return cls(**values)

@@ -2,6 +2,7 @@
 
 Names are imported on first use: a worker that runs only scripts never loads the HTTP client.
 """
+
 from typing import TYPE_CHECKING
 
 from ..lazy import lazy_exports

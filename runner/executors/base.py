@@ -4,6 +4,7 @@ Timeouts and cancellation are results (status timed_out / cancelled), not except
 executor raises ExecutorError only for problems it translates at its edge (a missing runner,
 a failed setup), and `execute()` turns those into failed results too.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ from ..engine.work import StepWork
 from ..errors import ExecutorError
 from ..masking import Masker
 
-__all__ = ["LogSink", "StepResult", "Executor", "MaskedLogs", "execute", "safe_cut_of"]
+__all__ = ["Executor", "LogSink", "MaskedLogs", "StepResult", "execute", "executor_key", "safe_cut_of"]
 
 
 class LogSink(Protocol):
@@ -62,8 +63,7 @@ def safe_cut_of(logs: LogSink):
     return getattr(logs, "safe_cut", None)
 
 
-def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink,
-            cancel: threading.Event) -> StepResult:
+def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
     """Run `work` with secrets masked in its logs, errors and output (before anything is stored, or passed to
     later steps); executor errors become failed results."""
     masker = Masker(work.mask)
@@ -75,6 +75,10 @@ def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink,
         masked.line("strom", message)
         return StepResult(StepStatus.FAILED, error=message)
     if masker:
-        result = StepResult(result.status, masker.mask_value(result.output),
-                            masker.mask(result.error) if result.error else result.error, result.exit_code)
+        result = StepResult(
+            result.status,
+            masker.mask_value(result.output),
+            masker.mask(result.error) if result.error else result.error,
+            result.exit_code,
+        )
     return result

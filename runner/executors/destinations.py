@@ -7,14 +7,14 @@ before connecting, and the connected socket's address once more, on every connec
 (redirects included): a name that resolves to a public address when asked and a private one when
 used gains nothing, and a refused address never sees a connection.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import socket
 from functools import lru_cache
 
-
-__all__ = ["Destinations", "guarded_session", "EVERYWHERE"]
+__all__ = ["EVERYWHERE", "Destinations", "guarded_session"]
 
 
 class Destinations:
@@ -29,8 +29,10 @@ class Destinations:
         if any(ip in network for network in self.allow):
             return None
         if not ip.is_global or ip.is_multicast:
-            return (f"{ip} is not a public address (loopback, private, link-local or reserved); steps may reach it "
-                    f"only if the server configuration allows it (http: {{ allow: [{ip}/32] }})")
+            return (
+                f"{ip} is not a public address (loopback, private, link-local or reserved); steps may reach it "
+                f"only if the server configuration allows it (http: {{ allow: [{ip}/32] }})"
+            )
         return None
 
 
@@ -43,7 +45,7 @@ def _resolved_refusal(destinations: Destinations, host: str, port: int) -> str |
     except OSError:
         return None  # the connection attempt reports the failure
     for info in infos:
-        refusal = destinations.refusal(info[4][0])
+        refusal = destinations.refusal(str(info[4][0]))  # an IP address: an inet socket address starts with it
         if refusal:
             return refusal
     return None
@@ -56,25 +58,26 @@ def _adapter_class(destinations: Destinations):
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
     from urllib3.exceptions import NewConnectionError
 
-    def guarded(base):
-        class Guarded(base):
-            def _new_conn(self):
-                refusal = _resolved_refusal(destinations, self._dns_host, self.port)
-                if refusal:  # before connecting: a refused address sees no connection (and no port scan)
-                    raise NewConnectionError(self, f"refused: {refusal}")
-                sock = super()._new_conn()  # checked again once connected: the name may resolve anew
-                refusal = destinations.refusal(sock.getpeername()[0])
-                if refusal:
-                    sock.close()
-                    raise NewConnectionError(self, f"refused: {refusal}")
-                return sock
-        return Guarded
+    class Guarded(HTTPConnection):
+        def _new_conn(self):
+            refusal = _resolved_refusal(destinations, self._dns_host, self.port)
+            if refusal:  # before connecting: a refused address sees no connection (and no port scan)
+                raise NewConnectionError(self, f"refused: {refusal}")
+            sock = super()._new_conn()  # checked again once connected: the name may resolve anew
+            refusal = destinations.refusal(sock.getpeername()[0])
+            if refusal:
+                sock.close()
+                raise NewConnectionError(self, f"refused: {refusal}")
+            return sock
+
+    class GuardedTls(Guarded, HTTPSConnection):  # Guarded's check before HTTPSConnection's own connection
+        pass
 
     class Pool(HTTPConnectionPool):
-        ConnectionCls = guarded(HTTPConnection)
+        ConnectionCls = Guarded
 
     class TlsPool(HTTPSConnectionPool):
-        ConnectionCls = guarded(HTTPSConnection)
+        ConnectionCls = GuardedTls
 
     class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args, **kwargs):
@@ -88,6 +91,7 @@ def guarded_session(destinations: Destinations, max_redirects: int = 5):
     """A requests session of its own for one step: no cookies from other steps, no proxies or .netrc from the
     worker's environment, every connection checked against `destinations`."""
     import requests
+
     session = requests.Session()
     session.trust_env = False
     session.max_redirects = max_redirects

@@ -9,6 +9,7 @@ and see nothing of Strom's own files that a folder workspace may hold.
 Every container carries labels naming its run, step, attempt and worker; it is removed when the
 step ends, however it ends. `reap` removes containers that workers which died left behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from ..container_config import NOBODY, DockerConfig, parse_memory
 from ..durations import format_duration
@@ -33,7 +34,7 @@ from .languages import container_script, is_file_inside
 from .process import LineSplitter
 from .sandbox import hidden_inside
 
-__all__ = ["DockerExecutor", "reap", "LABEL", "WORKSPACE", "container_labels", "container_name"]
+__all__ = ["LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
 LABEL = "strom.managed"
 WORKSPACE = "/workspace"
@@ -42,8 +43,13 @@ POLL = 0.5
 
 
 def container_labels(work: StepWork, worker: str) -> dict[str, str]:
-    return {LABEL: "1", "strom.run": work.job_id, "strom.step": work.step, "strom.attempt": str(work.attempt),
-            "strom.worker": worker}
+    return {
+        LABEL: "1",
+        "strom.run": work.job_id,
+        "strom.step": work.step,
+        "strom.attempt": str(work.attempt),
+        "strom.worker": worker,
+    }
 
 
 def container_name(work: StepWork) -> str:
@@ -59,8 +65,9 @@ def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
 
 
 class DockerExecutor:
-    def __init__(self, settings: DockerConfig | None = None, worker: str = "", client=None,
-                 hide: tuple[Path, ...] = ()):
+    def __init__(
+        self, settings: DockerConfig | None = None, worker: str = "", client=None, hide: tuple[Path, ...] = ()
+    ):
         self.settings = settings or DockerConfig()
         self.worker = worker
         self.hide = hide  # host paths steps must not see (Strom's data, its configuration and key files)
@@ -74,9 +81,11 @@ class DockerExecutor:
             if self._client is None:
                 import docker
                 import requests
+
                 try:
-                    self._client = (docker.DockerClient(base_url=self.settings.host) if self.settings.host
-                                    else docker.from_env())
+                    self._client = (
+                        docker.DockerClient(base_url=self.settings.host) if self.settings.host else docker.from_env()
+                    )
                 except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
                     raise RunnerUnavailable(_engine_problem(self.settings, exc)) from exc
             return self._client
@@ -85,6 +94,7 @@ class DockerExecutor:
         """The engine's version; raises RunnerUnavailable saying why it cannot be reached."""
         import docker
         import requests
+
         try:
             return self.client.version().get("Version", "?")
         except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
@@ -92,6 +102,7 @@ class DockerExecutor:
 
     def _ensure_image(self, image: str, logs: LogSink) -> None:
         import docker
+
         policy = self.settings.pull
         try:
             if policy != "always":
@@ -100,9 +111,11 @@ class DockerExecutor:
                     return
                 except docker.errors.ImageNotFound:
                     if policy == "never":
-                        raise StepSetupError(f"image {image!r} is not on the Docker engine and the pull policy is "
-                                             "never: load it there (docker pull / docker load) or set docker.pull "
-                                             "to if-missing") from None
+                        raise StepSetupError(
+                            f"image {image!r} is not on the Docker engine and the pull policy is "
+                            "never: load it there (docker pull / docker load) or set docker.pull "
+                            "to if-missing"
+                        ) from None
             logs.line("strom", f"pulling {image}")
             self.client.images.pull(image)
         except docker.errors.APIError as exc:
@@ -147,14 +160,21 @@ class DockerExecutor:
                 env["STROM_EVENT_PATH"] = f"{CODE}/event.json"
         if not image:
             raise StepSetupError("the step names no image")
-        return {"image": image, "command": command, "entrypoint": entrypoint, "environment": env,
-                "working_dir": workdir, "volumes": volumes, "mounts": covers}
+        return {
+            "image": image,
+            "command": command,
+            "entrypoint": entrypoint,
+            "environment": env,
+            "working_dir": workdir,
+            "volumes": volumes,
+            "mounts": covers,
+        }
 
     def _script_command(self, work: StepWork, workspace: Path, scratch: Path) -> list[str]:
         script = container_script(work, WORKSPACE, CODE)
-        if script.text is not None:
+        if script.name is not None and script.text is not None:  # an inline script has both
             (scratch / script.name).write_text(script.text, encoding="utf-8")
-        elif not is_file_inside(workspace, script.source):
+        elif script.source is None or not is_file_inside(workspace, script.source):
             raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
         return script.argv
 
@@ -176,8 +196,8 @@ class DockerExecutor:
             limits["nano_cpus"] = int(cpus * 1e9)
         memory = settings.memory
         if resources.get("memory"):
-            asked = parse_memory(str(resources["memory"]).lower().replace("i", ""))
-            memory = min(memory, asked) if memory and asked else (asked or memory)
+            asked_memory = parse_memory(str(resources["memory"]).lower().replace("i", ""))
+            memory = min(memory, asked_memory) if memory and asked_memory else (asked_memory or memory)
         if memory:
             limits["mem_limit"] = memory
         if settings.pids:
@@ -194,13 +214,25 @@ class DockerExecutor:
 
     def _create(self, work: StepWork, spec: dict, name: str):
         import docker
+
         network = self.settings.network if work.network else "none"  # untrusted code: no network
-        kwargs = dict(command=spec["command"], entrypoint=spec["entrypoint"], environment=spec["environment"],
-                      working_dir=spec["working_dir"], volumes=spec["volumes"], mounts=spec["mounts"], name=name,
-                      labels=container_labels(work, self.worker), network_mode=network,
-                      security_opt=["no-new-privileges"], cap_drop=["ALL"],
-                      tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.settings.tmp},mode=1777"},
-                      detach=True, **self._user(work), **self._limits(work))
+        kwargs = dict(
+            command=spec["command"],
+            entrypoint=spec["entrypoint"],
+            environment=spec["environment"],
+            working_dir=spec["working_dir"],
+            volumes=spec["volumes"],
+            mounts=spec["mounts"],
+            name=name,
+            labels=container_labels(work, self.worker),
+            network_mode=network,
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.settings.tmp},mode=1777"},
+            detach=True,
+            **self._user(work),
+            **self._limits(work),
+        )
         try:
             return self.client.containers.create(spec["image"], **kwargs)
         except docker.errors.ImageNotFound as exc:
@@ -216,21 +248,27 @@ class DockerExecutor:
 
     def _remove(self, name_or_container) -> None:
         import docker
+
         try:
-            container = (self.client.containers.get(name_or_container) if isinstance(name_or_container, str)
-                         else name_or_container)
+            container = (
+                self.client.containers.get(name_or_container)
+                if isinstance(name_or_container, str)
+                else name_or_container
+            )
             container.remove(force=True)
         except docker.errors.NotFound:
             pass
 
     def _run(self, work: StepWork, spec: dict, logs: LogSink, cancel: threading.Event) -> StepResult:
         import docker
+
         container = self._create(work, spec, container_name(work))
         collector = OutputCollector()
         try:  # attached before the start, like `docker run`, so no line is missed
             chunks = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
-            reader = threading.Thread(target=self._stream, args=(chunks, logs, collector), daemon=True,
-                                      name=f"strom-docker-logs-{work.step}")
+            reader = threading.Thread(
+                target=self._stream, args=(chunks, logs, collector), daemon=True, name=f"strom-docker-logs-{work.step}"
+            )
             reader.start()
             try:
                 container.start()
@@ -268,7 +306,7 @@ class DockerExecutor:
                     out.feed(stdout)
                 if stderr:
                     err.feed(stderr)
-        except Exception as exc:  # the container went away: what was read is kept
+        except Exception as exc:  # noqa: BLE001 - the container went away: what was read is kept
             logs.line("strom", f"log stream ended: {exc}")
         out.close()
         err.close()
@@ -276,6 +314,7 @@ class DockerExecutor:
     def _wait(self, container, work: StepWork, cancel: threading.Event) -> tuple[StepStatus, int | None]:
         import docker
         import requests
+
         deadline = time.monotonic() + work.timeout if work.timeout else None
         while True:
             try:
@@ -285,13 +324,18 @@ class DockerExecutor:
                 pass
             except docker.errors.NotFound as exc:  # removed behind Strom's back
                 raise StepSetupError(f"the step's container disappeared: {exc.explanation or exc}") from exc
-            stop = (StepStatus.CANCELLED if cancel.is_set() else
-                    StepStatus.TIMED_OUT if deadline is not None and time.monotonic() >= deadline else None)
+            stop = (
+                StepStatus.CANCELLED
+                if cancel.is_set()
+                else StepStatus.TIMED_OUT
+                if deadline is not None and time.monotonic() >= deadline
+                else None
+            )
             if stop is not None:
                 try:
                     container.stop(timeout=2)
                     code = int(container.wait(timeout=10).get("StatusCode", -1))
-                except Exception:  # it is removed right after anyway
+                except Exception:  # noqa: BLE001 - it is removed right after anyway
                     code = None
                 return stop, code
 
@@ -299,6 +343,7 @@ class DockerExecutor:
 def _cover(host: Path, inside: str):
     """A mount that puts something empty over `inside`: a tmpfs on a directory, /dev/null on a file."""
     from docker.types import Mount
+
     if host.is_dir():
         return Mount(inside, None, type="tmpfs", tmpfs_size=4096)
     return Mount(inside, "/dev/null", type="bind", read_only=True)
@@ -314,6 +359,6 @@ def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> li
             try:
                 container.remove(force=True)
                 removed.append(container.name)
-            except Exception:  # gone already, or the engine is busy: the next pass tries again
+            except Exception:  # noqa: BLE001 - gone already, or the engine is busy: the next pass tries again
                 continue
     return removed

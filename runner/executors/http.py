@@ -5,6 +5,7 @@ whose connections may reach only allowed destinations (runner/executors/destinat
 network at all when its run may not have one (an untrusted pull request's, unless its workspace
 allows it). The response is read up to MAX_RESPONSE bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from ..engine.work import StepWork
 from .base import LogSink, StepResult
 from .destinations import Destinations, guarded_session
 
-__all__ = ["HttpExecutor", "DEFAULT_TIMEOUT", "MAX_RESPONSE"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_RESPONSE", "HttpExecutor"]
 
 DEFAULT_TIMEOUT = 30.0
 MAX_RESPONSE = 10 * 1024 * 1024
@@ -31,9 +32,12 @@ class HttpExecutor:
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
         if not work.network:
-            return StepResult(StepStatus.FAILED, error="this run may not use the network (an untrusted pull "
-                                                       "request's; the workspace's pull_requests: { network: true } "
-                                                       "allows it)")
+            return StepResult(
+                StepStatus.FAILED,
+                error="this run may not use the network (an untrusted pull "
+                "request's; the workspace's pull_requests: { network: true } "
+                "allows it)",
+            )
         kwargs = {"headers": dict(work.headers), "timeout": work.timeout or DEFAULT_TIMEOUT, "stream": True}
         if work.has_json:
             kwargs["json"] = work.json_body
@@ -41,6 +45,7 @@ class HttpExecutor:
             kwargs["data"] = work.body.encode()
         logs.line("strom", f"{work.method} {work.url}")
         import requests
+
         started = time.monotonic()
         try:
             with guarded_session(self.destinations) as session:
@@ -64,14 +69,18 @@ class HttpExecutor:
         if not ok:
             want = ", ".join(map(str, expected)) if expected else "2xx"
             snippet = text.strip().replace("\n", " ")[:200]
-            return StepResult(StepStatus.FAILED, output=output,
-                              error=f"HTTP {response.status_code} from {work.url} (expected {want}): {snippet}")
+            return StepResult(
+                StepStatus.FAILED,
+                output=output,
+                error=f"HTTP {response.status_code} from {work.url} (expected {want}): {snippet}",
+            )
         return StepResult(StepStatus.SUCCEEDED, output=output)
 
 
 def _read(response) -> bytes:
     """The body, refused beyond MAX_RESPONSE bytes."""
     import requests
+
     chunks, size = [], 0
     for chunk in response.iter_content(65536):
         size += len(chunk)
@@ -86,4 +95,4 @@ def _reason(exc: Exception) -> str:
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     text = str(cause) if cause is not None else str(exc)
     marker = "refused: "
-    return text[text.index(marker) + len(marker):] if marker in text else str(exc)
+    return text[text.index(marker) + len(marker) :] if marker in text else str(exc)

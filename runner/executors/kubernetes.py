@@ -6,15 +6,15 @@ The action's `manifest` is merged into the generated pod, which is refused if it
 node (host namespaces, hostPath, privileged). A pod Pending too long fails with the pod's own
 reason; timeout and cancel delete the pod; the pod is deleted when the step ends.
 """
+
 from __future__ import annotations
 
 import copy
-
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Callable
 
 from ..container_config import KubernetesConfig
 from ..durations import format_duration
@@ -24,23 +24,39 @@ from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
 from .base import LogSink, StepResult, safe_cut_of
 from .languages import container_script
-from .pods import (CONTAINER_CONTEXT, LABEL, STEP_CONTAINER, deep_merge, forbid_escalation, label_value, pod_name,
-                   step_pod, unsafe_parts)
+from .pods import (
+    CONTAINER_CONTEXT,
+    LABEL,
+    STEP_CONTAINER,
+    deep_merge,
+    forbid_escalation,
+    label_value,
+    pod_name,
+    step_pod,
+    unsafe_parts,
+)
 from .process import LineSplitter
 
-__all__ = ["PodExecutor", "INIT_SCRIPT", "PULL_PROBLEMS"]
+__all__ = ["INIT_SCRIPT", "PULL_PROBLEMS", "PodExecutor"]
 
-INIT_SCRIPT = ('set -e; wget -q -O /tmp/snapshot.tar.gz --header "Authorization: Bearer $STROM_SNAPSHOT_TOKEN" '
-               '"$STROM_SNAPSHOT_URL"; tar -xzf /tmp/snapshot.tar.gz -C /workspace; '
-               'printf "%s" "$STROM_SCRIPT" > "/strom/$STROM_SCRIPT_NAME"')
+INIT_SCRIPT = (
+    'set -e; wget -q -O /tmp/snapshot.tar.gz --header "Authorization: Bearer $STROM_SNAPSHOT_TOKEN" '
+    '"$STROM_SNAPSHOT_URL"; tar -xzf /tmp/snapshot.tar.gz -C /workspace; '
+    'printf "%s" "$STROM_SCRIPT" > "/strom/$STROM_SCRIPT_NAME"'
+)
 PULL_PROBLEMS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
 READ_ATTEMPTS = 5  # consecutive failed reads of a pod before the step is given up
 
 
 class PodExecutor:
-    def __init__(self, settings: KubernetesConfig | None = None, worker: str = "",
-                 snapshot_access: Callable[[StepWork], tuple[str, str]] | None = None, api=None,
-                 poll: float = 1.0):
+    def __init__(
+        self,
+        settings: KubernetesConfig | None = None,
+        worker: str = "",
+        snapshot_access: Callable[[StepWork], tuple[str, str]] | None = None,
+        api=None,
+        poll: float = 1.0,
+    ):
         """`snapshot_access(work)` gives (url, token) to download the step's commit."""
         self.settings = settings or KubernetesConfig()
         self.worker = worker
@@ -55,10 +71,12 @@ class PodExecutor:
         with self._lock:
             if self._api is None:
                 from kubernetes import client, config
+
                 try:
                     if self.settings.kubeconfig is not None:
-                        api_client = config.new_client_from_config(str(self.settings.kubeconfig),
-                                                                   context=self.settings.context)
+                        api_client = config.new_client_from_config(
+                            str(self.settings.kubeconfig), context=self.settings.context
+                        )
                     else:
                         try:
                             config.load_incluster_config()
@@ -73,27 +91,37 @@ class PodExecutor:
     def check(self) -> str:
         """The API server the worker talks to; raises RunnerUnavailable saying why it cannot."""
         from kubernetes.client.rest import ApiException
+
         host = self.api.api_client.configuration.host
         try:
             self.api.list_namespaced_pod(self.settings.namespace, limit=1)
         except ApiException as exc:
-            raise RunnerUnavailable(f"the Kubernetes API at {host} refused to list pods in namespace "
-                                    f"{self.settings.namespace!r}: {exc.status} {exc.reason}") from exc
+            raise RunnerUnavailable(
+                f"the Kubernetes API at {host} refused to list pods in namespace "
+                f"{self.settings.namespace!r}: {exc.status} {exc.reason}"
+            ) from exc
         except Exception as exc:
             raise RunnerUnavailable(f"cannot reach the Kubernetes API at {host}: {_short(exc)}") from exc
         return host
 
     # ------------------------------------------------------------------ the pod
     def manifest(self, work: StepWork) -> dict:
-        labels = {LABEL: "1", "strom.run": label_value(work.job_id), "strom.step": label_value(work.step),
-                  "strom.attempt": str(work.attempt), "strom.worker": label_value(self.worker or "none")}
+        labels = {
+            LABEL: "1",
+            "strom.run": label_value(work.job_id),
+            "strom.step": label_value(work.step),
+            "strom.attempt": str(work.attempt),
+            "strom.worker": label_value(self.worker or "none"),
+        }
         name = pod_name(work.job_id, work.step, work.attempt)
         env = dict(work.env)
         init = None
         if not work.network:
-            raise StepSetupError("steps of untrusted pull requests cannot run as pods without network (Strom "
-                                 "cannot cut a pod off the network); use runner: docker or allow "
-                                 "pull_requests.network")
+            raise StepSetupError(
+                "steps of untrusted pull requests cannot run as pods without network (Strom "
+                "cannot cut a pod off the network); use runner: docker or allow "
+                "pull_requests.network"
+            )
         if work.untrusted and work.manifest:
             raise StepSetupError("steps of untrusted pull requests cannot change the pod manifest")
         if work.kind == "pod":
@@ -110,9 +138,19 @@ class PodExecutor:
             init = self._init_container(work, script_name, script)
         if not image:
             raise StepSetupError("the step names no image")
-        pod = step_pod(name=name, namespace=self.settings.namespace, labels=labels, image=image, command=command,
-                       args=args, env=env, workdir=workdir, workspace_init=init, resources=work.resources,
-                       service_account=self.settings.service_account)
+        pod = step_pod(
+            name=name,
+            namespace=self.settings.namespace,
+            labels=labels,
+            image=image,
+            command=command,
+            args=args,
+            env=env,
+            workdir=workdir,
+            workspace_init=init,
+            resources=work.resources,
+            service_account=self.settings.service_account,
+        )
         if work.timeout:  # the cluster stops the pod even if this worker dies
             pod["spec"]["activeDeadlineSeconds"] = int(work.timeout + self.settings.pending_timeout) + 60
         if work.manifest:
@@ -125,23 +163,32 @@ class PodExecutor:
     @staticmethod
     def _script(work: StepWork) -> tuple[list[str], str, str]:
         script = container_script(work)
-        return script.argv, script.name or "unused", work.script if script.text is not None else ""
+        return script.argv, script.name or "unused", work.script if work.script is not None else ""
 
     def _init_container(self, work: StepWork, script_name: str, script: str) -> dict:
         if self.snapshot_access is None or not work.commit:
-            raise StepSetupError("runner: pod needs the run's commit from a git workspace, and workers.token to "
-                                 "let the pod download it")
+            raise StepSetupError(
+                "runner: pod needs the run's commit from a git workspace, and workers.token to let the pod download it"
+            )
         url, token = self.snapshot_access(work)
-        return {"name": "workspace", "image": self.settings.init_image, "command": ["sh", "-c", INIT_SCRIPT],
-                "env": [{"name": "STROM_SNAPSHOT_URL", "value": url}, {"name": "STROM_SNAPSHOT_TOKEN", "value": token},
-                        {"name": "STROM_SCRIPT", "value": script}, {"name": "STROM_SCRIPT_NAME", "value": script_name}],
-                "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"},
-                                 {"name": "code", "mountPath": "/strom"}],
-                "securityContext": copy.deepcopy(CONTAINER_CONTEXT)}
+        return {
+            "name": "workspace",
+            "image": self.settings.init_image,
+            "command": ["sh", "-c", INIT_SCRIPT],
+            "env": [
+                {"name": "STROM_SNAPSHOT_URL", "value": url},
+                {"name": "STROM_SNAPSHOT_TOKEN", "value": token},
+                {"name": "STROM_SCRIPT", "value": script},
+                {"name": "STROM_SCRIPT_NAME", "value": script_name},
+            ],
+            "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}, {"name": "code", "mountPath": "/strom"}],
+            "securityContext": copy.deepcopy(CONTAINER_CONTEXT),
+        }
 
     # ------------------------------------------------------------------ a step
     def run(self, work: StepWork, workspace, logs: LogSink, cancel: threading.Event) -> StepResult:
         from kubernetes.client.rest import ApiException
+
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
         pod = self.manifest(work)
@@ -164,11 +211,12 @@ class PodExecutor:
         finally:
             try:
                 self._delete(name)
-            except Exception as exc:  # the step's own result matters more; the pod's deadline ends it
+            except Exception as exc:  # noqa: BLE001 - the step's own result matters more; the pod's deadline ends it
                 logs.line("strom", f"could not delete pod {name}: {_short(exc)}")
 
     def _delete(self, name: str) -> None:
         from kubernetes.client.rest import ApiException
+
         try:
             self.api.delete_namespaced_pod(name, self.settings.namespace, grace_period_seconds=0)
         except ApiException as exc:
@@ -199,7 +247,7 @@ class PodExecutor:
             if pod is not None:
                 phase = (pod.status.phase if pod.status else None) or "Pending"
                 state = _step_state(pod)
-                if phase == "Pending" and state is None or (state is not None and state.waiting):
+                if (phase == "Pending" and state is None) or (state is not None and state.waiting):
                     waiting = _waiting(pod)
                     if waiting and waiting[0] in PULL_PROBLEMS:
                         pulling_since = pulling_since or time.monotonic()
@@ -208,8 +256,12 @@ class PodExecutor:
                     elif time.monotonic() - started >= self.settings.pending_timeout:
                         return self._failed_pending(name, waiting or _unscheduled(pod), self.settings.pending_timeout)
                 elif reader is None and state is not None and (state.running or state.terminated):
-                    reader = threading.Thread(target=self._stream, args=(name, logs, collector), daemon=True,
-                                              name=f"strom-pod-logs-{work.step}")
+                    reader = threading.Thread(
+                        target=self._stream,
+                        args=(name, logs, collector),
+                        daemon=True,
+                        name=f"strom-pod-logs-{work.step}",
+                    )
                     reader.start()
                 if (state is not None and state.terminated) or phase in ("Succeeded", "Failed"):
                     if reader is not None:
@@ -223,8 +275,9 @@ class PodExecutor:
 
     def _failed_pending(self, name: str, why: tuple[str, str] | None, limit: float) -> StepResult:
         reason = f": {why[0]}" + (f" ({why[1]})" if why[1] else "") if why else ""
-        return StepResult(StepStatus.FAILED, error=f"pod {name} was still Pending after {format_duration(limit)}"
-                                                   f"{reason}")
+        return StepResult(
+            StepStatus.FAILED, error=f"pod {name} was still Pending after {format_duration(limit)}{reason}"
+        )
 
     def _stream(self, name: str, logs: LogSink, collector: OutputCollector) -> None:
         def emit(stream: str, line: str) -> None:
@@ -233,11 +286,12 @@ class PodExecutor:
 
         lines = LineSplitter("stdout", emit, safe_cut_of(logs))  # the pod log API merges stdout and stderr
         try:
-            response = self.api.read_namespaced_pod_log(name, self.settings.namespace, container=STEP_CONTAINER,
-                                                        follow=True, _preload_content=False)
+            response = self.api.read_namespaced_pod_log(
+                name, self.settings.namespace, container=STEP_CONTAINER, follow=True, _preload_content=False
+            )
             for chunk in response.stream(4096):
                 lines.feed(chunk)
-        except Exception as exc:  # the pod went away: what was read is kept
+        except Exception as exc:  # noqa: BLE001 - the pod went away: what was read is kept
             logs.line("strom", f"log stream ended: {_short(exc)}")
         lines.close()
 
@@ -253,7 +307,9 @@ class PodExecutor:
         if code != 0:
             detail = f" ({terminated.reason})" if terminated and terminated.reason not in (None, "Error") else ""
             reason = (pod.status.reason or pod.status.message or "") if pod.status else ""
-            what = f"exit code {code}" if code is not None else f"pod {phase.lower()}" + (f": {reason}" if reason else "")
+            what = (
+                f"exit code {code}" if code is not None else f"pod {phase.lower()}" + (f": {reason}" if reason else "")
+            )
             return StepResult(StepStatus.FAILED, error=f"{what}{detail}", exit_code=code)
         output, problem = collector.result()
         if problem:
@@ -263,17 +319,20 @@ class PodExecutor:
 
 def _step_state(pod):
     status = pod.status
-    return next((s.state for s in (status.container_statuses or []) if s.name == STEP_CONTAINER), None) \
-        if status else None
+    return (
+        next((s.state for s in (status.container_statuses or []) if s.name == STEP_CONTAINER), None) if status else None
+    )
 
 
 def _failed_init(pod) -> str | None:
     for container in (pod.status.init_container_statuses or []) if pod.status else []:
         terminated = container.state.terminated if container.state else None
         if terminated and terminated.exit_code:
-            return (f"init container {container.name!r} failed with exit code {terminated.exit_code}"
-                    + (f" ({terminated.reason})" if terminated.reason not in (None, "Error") else "")
-                    + ": the commit could not be downloaded (is public_url reachable from the cluster?)")
+            return (
+                f"init container {container.name!r} failed with exit code {terminated.exit_code}"
+                + (f" ({terminated.reason})" if terminated.reason not in (None, "Error") else "")
+                + ": the commit could not be downloaded (is public_url reachable from the cluster?)"
+            )
     return None
 
 
@@ -296,6 +355,7 @@ def _unscheduled(pod) -> tuple[str, str] | None:
 
 def _api_message(exc) -> str:
     import json
+
     try:
         return json.loads(exc.body).get("message") or exc.reason
     except (TypeError, ValueError, AttributeError):

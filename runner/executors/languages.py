@@ -3,6 +3,7 @@
 Preferences follow Strøm: shell bash > sh; python uv > python3 > python; javascript bun > node;
 typescript bun > deno (> node 22.6+ with type stripping); go: go run.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,19 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import RunnerUnavailable, StepSetupError
 
-__all__ = ["Plan", "plan_script", "cache_env", "SCRIPT_SUFFIX", "script_name", "source_path", "ContainerScript",
-           "container_script", "IN_CONTAINER", "read_inside", "is_file_inside"]
+__all__ = [
+    "IN_CONTAINER",
+    "SCRIPT_SUFFIX",
+    "ContainerScript",
+    "Plan",
+    "cache_env",
+    "container_script",
+    "is_file_inside",
+    "plan_script",
+    "read_inside",
+    "script_name",
+    "source_path",
+]
 
 SCRIPT_SUFFIX = {"shell": ".sh", "python": ".py", "javascript": ".mjs", "typescript": ".ts", "go": ".go"}
 _CANDIDATES = {
@@ -51,15 +63,16 @@ def _node_strips_types(node: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     match = re.match(r"v(\d+)\.(\d+)", out.strip())
-    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (22, 6)
+    return match is not None and (int(match.group(1)), int(match.group(2))) >= (22, 6)
 
 
 @functools.lru_cache(maxsize=8)
 def _real_python(python: str) -> str:
     """The interpreter behind a launcher or shim (pyenv, asdf), which may not work read-only."""
     try:
-        out = subprocess.run([python, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
-                             timeout=20).stdout.strip()
+        out = subprocess.run(
+            [python, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, timeout=20
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return python
     return out if out and os.path.isfile(out) else python
@@ -89,18 +102,33 @@ def _find(language: str, interpreter: str | None, search: str | None) -> tuple[s
         return name, path
     wanted = " or ".join(_CANDIDATES[language])
     extra = " (node needs version 22.6 or later for TypeScript)" if language == "typescript" else ""
-    raise RunnerUnavailable(f"no {language} toolchain on this machine: install {wanted}{extra}, "
-                            f"or set `interpreter:` to one that is installed")
+    raise RunnerUnavailable(
+        f"no {language} toolchain on this machine: install {wanted}{extra}, "
+        f"or set `interpreter:` to one that is installed"
+    )
 
 
 def cache_env(cache: str) -> dict[str, str]:
     """Package and build caches shared by steps on this machine (paths inside the sandbox)."""
-    return {"PIP_CACHE_DIR": f"{cache}/pip", "UV_CACHE_DIR": f"{cache}/uv", "npm_config_cache": f"{cache}/npm",
-            "BUN_INSTALL_CACHE_DIR": f"{cache}/bun", "GOCACHE": f"{cache}/go-build", "GOMODCACHE": f"{cache}/go-mod"}
+    return {
+        "PIP_CACHE_DIR": f"{cache}/pip",
+        "UV_CACHE_DIR": f"{cache}/uv",
+        "npm_config_cache": f"{cache}/npm",
+        "BUN_INSTALL_CACHE_DIR": f"{cache}/bun",
+        "GOCACHE": f"{cache}/go-build",
+        "GOMODCACHE": f"{cache}/go-mod",
+    }
 
 
-def plan_script(language: str, interpreter: str | None, script: str, args: list[str],
-                deps: list[str], scratch: str, search: str | None = None) -> Plan:
+def plan_script(
+    language: str,
+    interpreter: str | None,
+    script: str,
+    args: list[str],
+    deps: list[str],
+    scratch: str,
+    search: str | None = None,
+) -> Plan:
     """How to run `script` (a path inside the sandbox) with `args`, installing `deps` under `scratch`.
 
     Toolchains are looked up on `search`, the PATH the step will have.
@@ -158,12 +186,16 @@ def _javascript(tool, path, script, args, deps, scratch, search) -> Plan:
 def _typescript(tool, path, script, args, deps, scratch, search) -> Plan:
     if tool == "deno":
         if deps:
-            raise RunnerUnavailable("TypeScript dependencies under deno are not supported; import npm: specifiers instead")
+            raise RunnerUnavailable(
+                "TypeScript dependencies under deno are not supported; import npm: specifiers instead"
+            )
         return Plan(run=[path, "run", "--allow-all", script, *args])
     copy, script = _beside_modules(script, deps, scratch)
     if tool == "node":
-        return Plan(setup=_node_install(tool, deps, scratch, search) + copy,
-                    run=[path, "--experimental-strip-types", "--no-warnings", script, *args])
+        return Plan(
+            setup=_node_install(tool, deps, scratch, search) + copy,
+            run=[path, "--experimental-strip-types", "--no-warnings", script, *args],
+        )
     return Plan(setup=_node_install(tool, deps, scratch, search) + copy, run=[path, script, *args])
 
 
@@ -172,8 +204,12 @@ def _go(tool, path, script, args, deps, scratch, search) -> Plan:
     if not deps:
         return Plan(run=[path, "run", script, *args], env=env)
     binary = f"{scratch}/step-bin"
-    setup = [["cp", script, f"{scratch}/main.go"], [path, "mod", "init", "strom.step"], [path, "get", *deps],
-             [path, "build", "-o", binary, "."]]
+    setup = [
+        ["cp", script, f"{scratch}/main.go"],
+        [path, "mod", "init", "strom.step"],
+        [path, "get", *deps],
+        [path, "build", "-o", binary, "."],
+    ]
     return Plan(setup=setup, run=[binary, *args], env=env, setup_cwd=scratch)
 
 
@@ -181,6 +217,7 @@ _PLANNERS = {"shell": _shell, "python": _python, "javascript": _javascript, "typ
 
 
 # -- scripts by file ------------------------------------------------------------------------------
+
 
 def script_name(language: str) -> str:
     """The file an inline script is written to."""
@@ -209,15 +246,18 @@ def read_inside(root: Path, relative: PurePosixPath, limit: int = 16 * 1024 * 10
         try:
             file_fd = os.open(relative.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
         except OSError as exc:
-            raise StepSetupError(f"source file {relative.as_posix()!r} cannot be read: it does not exist or is a "
-                                 f"symbolic link ({exc.strerror})") from None
+            raise StepSetupError(
+                f"source file {relative.as_posix()!r} cannot be read: it does not exist or is a "
+                f"symbolic link ({exc.strerror})"
+            ) from None
         with os.fdopen(file_fd, "rb") as file:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 raise StepSetupError(f"source file {relative.as_posix()!r} is not a regular file")
             data = file.read(limit + 1)
     except NotADirectoryError:
-        raise StepSetupError(f"source file {relative.as_posix()!r} lies under something that is not a directory") \
-            from None
+        raise StepSetupError(
+            f"source file {relative.as_posix()!r} lies under something that is not a directory"
+        ) from None
     except OSError as exc:
         raise StepSetupError(f"source file {relative.as_posix()!r} cannot be read: {exc.strerror}") from None
     finally:
@@ -235,8 +275,13 @@ def is_file_inside(root: Path, relative: PurePosixPath) -> bool:
 
 
 # Interpreters inside a container image: the image decides which toolchains there are.
-IN_CONTAINER = {"shell": ["sh"], "python": ["python3"], "javascript": ["node"], "typescript": ["bun", "run"],
-                "go": ["go", "run"]}
+IN_CONTAINER = {
+    "shell": ["sh"],
+    "python": ["python3"],
+    "javascript": ["node"],
+    "typescript": ["bun", "run"],
+    "go": ["go", "run"],
+}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Run `type: script` steps on this machine, sandboxed, in any supported language."""
+
 from __future__ import annotations
 
 import json
@@ -16,19 +17,38 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
+from ..readonly import make_writable
 from .base import LogSink, StepResult, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
 from .process import run_process
-from ..readonly import make_writable
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
 
-__all__ = ["LocalSettings", "LocalExecutor", "DEFAULT_PASS_ENV"]
+__all__ = ["DEFAULT_PASS_ENV", "LocalExecutor", "LocalSettings"]
 
 DEFAULT_PASS_ENV = (
-    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
-    "PYENV_ROOT", "PYENV_VERSION", "NVM_DIR", "JAVA_HOME", "GOROOT", "CARGO_HOME", "RUSTUP_HOME",
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "NVM_DIR",
+    "JAVA_HOME",
+    "GOROOT",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
 )
 _CACHE_INSIDE = "/tmp/.cache"
 
@@ -56,8 +76,10 @@ class LocalSettings:
             return False
         available = bwrap_available()
         if self.sandbox == "bwrap" and not available:
-            raise RunnerUnavailable("sandbox 'bwrap' was requested but bubblewrap (bwrap) does not work here; "
-                                    "install the bubblewrap package or use --sandbox copy")
+            raise RunnerUnavailable(
+                "sandbox 'bwrap' was requested but bubblewrap (bwrap) does not work here; "
+                "install the bubblewrap package or use --sandbox copy"
+            )
         return available
 
 
@@ -96,18 +118,29 @@ class LocalExecutor:
             self._cache_ready = True
         return cache
 
-    def _run(self, work: StepWork, workspace: Path, scratch: Path, uid: int | None, logs: LogSink,
-             cancel: threading.Event) -> StepResult:
+    def _run(
+        self, work: StepWork, workspace: Path, scratch: Path, uid: int | None, logs: LogSink, cancel: threading.Event
+    ) -> StepResult:
         use_bwrap = self.settings.use_bwrap()
         if work.untrusted:
             problem = self.problem()
             if problem:
-                raise RunnerUnavailable(f"steps of untrusted pull requests run only in the full sandbox, which this "
-                                        f"worker cannot give: {problem}")
+                raise RunnerUnavailable(
+                    f"steps of untrusted pull requests run only in the full sandbox, which this "
+                    f"worker cannot give: {problem}"
+                )
         cache = self._cache()
         binds = ((cache, _CACHE_INSIDE),) if cache is not None and not work.untrusted else ()  # none for strangers
-        sandbox = Sandbox(Path(workspace), scratch, use_bwrap, extra_binds=binds if use_bwrap else (),
-                          hide=self.settings.hide, network=work.network, uid=uid, limits=self.settings.limits)
+        sandbox = Sandbox(
+            Path(workspace),
+            scratch,
+            use_bwrap,
+            extra_binds=binds if use_bwrap else (),
+            hide=self.settings.hide,
+            network=work.network,
+            uid=uid,
+            limits=self.settings.limits,
+        )
         try:
             return self._in(sandbox, work, logs, cancel)
         finally:
@@ -117,8 +150,15 @@ class LocalExecutor:
         sandbox.prepare()
         script = self._script_path(work, sandbox, sandbox.code_dir)
         env = self._env(work, sandbox)
-        plan = plan_script(work.language, work.interpreter, script, list(work.args), list(work.dependencies),
-                           sandbox.deps_path, search=env["PATH"])
+        plan = plan_script(
+            work.language,
+            work.interpreter,
+            script,
+            list(work.args),
+            list(work.dependencies),
+            sandbox.deps_path,
+            search=env["PATH"],
+        )
         env.update(plan.env)
         cwd = sandbox.workspace_path
         if work.workdir:
@@ -129,11 +169,17 @@ class LocalExecutor:
         result = self._spawn(sandbox, argv, cwd, env, driver.sink(collector), cancel, deadline, safe_cut_of(logs))
         if driver.failed is not None:
             code, command = driver.failed
-            return StepResult(StepStatus.FAILED, error=f"installing dependencies failed (`{command} ...` exited with "
-                                                       f"{code})", exit_code=result.exit_code)
+            return StepResult(
+                StepStatus.FAILED,
+                error=f"installing dependencies failed (`{command} ...` exited with {code})",
+                exit_code=result.exit_code,
+            )
         if result.status is StepStatus.TIMED_OUT:
-            return StepResult(StepStatus.TIMED_OUT, error=f"timed out after {format_duration(work.timeout)}",
-                              exit_code=result.exit_code)
+            return StepResult(
+                StepStatus.TIMED_OUT,
+                error=f"timed out after {format_duration(work.timeout)}",
+                exit_code=result.exit_code,
+            )
         if result.status is not StepStatus.SUCCEEDED:
             return result
         output, problem = collector.result()
@@ -145,29 +191,50 @@ class LocalExecutor:
     def _driver(sandbox: Sandbox, plan, cwd: str) -> list[str]:
         """One sandbox for the whole step: a shell runs the setup commands (saying each, and which failed),
         then becomes the step. (Its /tmp lives as long as that sandbox.)"""
-        lines = [f"mkdir -p {shlex.quote(sandbox.deps_path)} && cd {shlex.quote(plan.setup_cwd or sandbox.deps_path)}"
-                 " || exit 97"]
+        lines = [
+            f"mkdir -p {shlex.quote(sandbox.deps_path)} && cd {shlex.quote(plan.setup_cwd or sandbox.deps_path)}"
+            " || exit 97"
+        ]
         for command in plan.setup:
             said, short = shlex.quote("$ " + shlex.join(command)), shlex.quote(shlex.join(command[:3]))
-            lines += [f"printf '\\036strom %s\\n' {said} >&2",
-                      f"{shlex.join(command)} || {{ s=$?; printf '\\036strom-failed %s %s\\n' \"$s\" {short} >&2; "
-                      f"exit $s; }}"]
+            lines += [
+                f"printf '\\036strom %s\\n' {said} >&2",
+                f"{shlex.join(command)} || {{ s=$?; printf '\\036strom-failed %s %s\\n' \"$s\" {short} >&2; "
+                f"exit $s; }}",
+            ]
         lines += ["printf '\\036strom-run\\n' >&2", f"cd {shlex.quote(cwd)} || exit 97", f"exec {shlex.join(plan.run)}"]
         path = sandbox.code_dir / "setup.sh"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return ["/bin/sh", sandbox.inside(path)]
 
-    def _spawn(self, sandbox: Sandbox, argv: list[str], cwd: str, env: dict, emit,
-               cancel: threading.Event, deadline: float | None, safe_cut=None) -> StepResult:
+    def _spawn(
+        self,
+        sandbox: Sandbox,
+        argv: list[str],
+        cwd: str,
+        env: dict,
+        emit,
+        cancel: threading.Event,
+        deadline: float | None,
+        safe_cut=None,
+    ) -> StepResult:
         timeout = None
         if deadline is not None:
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return StepResult(StepStatus.TIMED_OUT, error="timed out before the script started")
         command, host_cwd = sandbox.wrap(argv, cwd, env.get("PATH", ""))
-        outcome = run_process(command, env=env, cwd=host_cwd, emit=emit, cancel=cancel, timeout=timeout,
-                              kill_grace=self.settings.kill_grace, options=sandbox.process_options(),
-                              safe_cut=safe_cut)
+        outcome = run_process(
+            command,
+            env=env,
+            cwd=host_cwd,
+            emit=emit,
+            cancel=cancel,
+            timeout=timeout,
+            kill_grace=self.settings.kill_grace,
+            options=sandbox.process_options(),
+            safe_cut=safe_cut,
+        )
         if outcome.error:
             raise StepSetupError(outcome.error)
         if outcome.cancelled:
@@ -232,4 +299,5 @@ class _Driver:
             if stream == "stdout" and (self.running or self.failed is None):
                 collector.feed(line)
             self.logs.line(stream, line)
+
         return emit

@@ -4,14 +4,25 @@ the checks that refuse what would escape the pod. Pure functions.
 Merge rules: mappings merge recursively; lists of mappings that all have a `name` merge by name
 (unmatched entries are appended); any other list, and every scalar, is replaced.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["deep_merge", "unsafe_parts", "forbid_escalation", "pod_name", "label_value", "step_pod", "STEP_CONTAINER", "LABEL"]
+__all__ = [
+    "LABEL",
+    "STEP_CONTAINER",
+    "deep_merge",
+    "forbid_escalation",
+    "label_value",
+    "pod_name",
+    "step_pod",
+    "unsafe_parts",
+]
 
 STEP_CONTAINER = "step"
 LABEL = "strom.managed"
@@ -30,25 +41,41 @@ def deep_merge(base: Any, extra: Any) -> Any:
             out[key] = deep_merge(out[key], value) if key in out else copy.deepcopy(value)
         return out
     if _named_list(base) and _named_list(extra):
-        out = [copy.deepcopy(i) for i in base]
-        index = {item["name"]: i for i, item in enumerate(out)}
+        items = [copy.deepcopy(i) for i in base]
+        index = {item["name"]: i for i, item in enumerate(items)}
         for item in extra:
             if item["name"] in index:
-                out[index[item["name"]]] = deep_merge(out[index[item["name"]]], item)
+                items[index[item["name"]]] = deep_merge(items[index[item["name"]]], item)
             else:
-                out.append(copy.deepcopy(item))
-        return out
+                items.append(copy.deepcopy(item))
+        return items
     return copy.deepcopy(extra)
 
 
-SAFE_CAPABILITIES = frozenset({"NET_BIND_SERVICE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID",
-                               "SETUID", "SETPCAP", "MKNOD", "AUDIT_WRITE", "SETFCAP", "SYS_CHROOT", "NET_RAW"})
+SAFE_CAPABILITIES = frozenset(
+    {
+        "NET_BIND_SERVICE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "MKNOD",
+        "AUDIT_WRITE",
+        "SETFCAP",
+        "SYS_CHROOT",
+        "NET_RAW",
+    }
+)
 
 
 def _unconfined(context: Mapping, where: str) -> list[str]:
     found = []
     for key in ("seccompProfile", "appArmorProfile"):
-        if str(((context.get(key) or {}).get("type") or "")).lower() == "unconfined":
+        if str((context.get(key) or {}).get("type") or "").lower() == "unconfined":
             found.append(f"{where} sets {key} Unconfined")
     if (context.get("windowsOptions") or {}).get("hostProcess") is True:
         found.append(f"{where} asks for a Windows host process")
@@ -95,15 +122,22 @@ def forbid_escalation(pod: dict) -> dict:
         for container in spec.get(kind) or []:
             if isinstance(container, dict):
                 context = container.get("securityContext")
-                container["securityContext"] = {**(context if isinstance(context, dict) else {}),
-                                                "allowPrivilegeEscalation": False}
+                container["securityContext"] = {
+                    **(context if isinstance(context, dict) else {}),
+                    "allowPrivilegeEscalation": False,
+                }
     return pod
 
 
 NOBODY = 65534
 CONTAINER_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": NOBODY, "runAsGroup": NOBODY, "fsGroup": NOBODY,
-               "seccompProfile": {"type": "RuntimeDefault"}}
+POD_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": NOBODY,
+    "runAsGroup": NOBODY,
+    "fsGroup": NOBODY,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def label_value(text: str) -> str:
@@ -122,17 +156,30 @@ def pod_name(run_id: str, step: str, attempt: int) -> str:
     return f"strom-{run_id[:16]}-{slug}-{attempt}-{digest}"[:63].strip("-")
 
 
-def step_pod(*, name: str, namespace: str, labels: Mapping[str, str], image: str, command: list[str] | None,
-             args: list[str] | None, env: Mapping[str, str], workdir: str | None,
-             workspace_init: Mapping | None = None, resources: Mapping | None = None,
-             service_account: str | None = None) -> dict:
+def step_pod(
+    *,
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    image: str,
+    command: list[str] | None,
+    args: list[str] | None,
+    env: Mapping[str, str],
+    workdir: str | None,
+    workspace_init: Mapping | None = None,
+    resources: Mapping | None = None,
+    service_account: str | None = None,
+) -> dict:
     """The generated pod: restartPolicy Never, the main container named `step`, and, for scripts, an
     init container that fills the read-only /workspace (and the script at /strom). Every container runs
     as an unprivileged user (65534) with no capabilities, no privilege escalation and the runtime's
     default seccomp profile; a trusted step's `manifest:` may change the user."""
-    container: dict[str, Any] = {"name": STEP_CONTAINER, "image": image,
-                                 "env": [{"name": k, "value": str(v)} for k, v in env.items()],
-                                 "securityContext": copy.deepcopy(CONTAINER_CONTEXT)}
+    container: dict[str, Any] = {
+        "name": STEP_CONTAINER,
+        "image": image,
+        "env": [{"name": k, "value": str(v)} for k, v in env.items()],
+        "securityContext": copy.deepcopy(CONTAINER_CONTEXT),
+    }
     if command:
         container["command"] = list(command)
     if args:
@@ -141,15 +188,24 @@ def step_pod(*, name: str, namespace: str, labels: Mapping[str, str], image: str
         container["workingDir"] = workdir
     if resources:
         container["resources"] = {"requests": dict(resources)}
-    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
-                            "automountServiceAccountToken": False, "securityContext": copy.deepcopy(POD_CONTEXT)}
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "automountServiceAccountToken": False,
+        "securityContext": copy.deepcopy(POD_CONTEXT),
+    }
     if service_account:
         spec["serviceAccountName"] = service_account
     if workspace_init is not None:
         spec["initContainers"] = [dict(workspace_init)]
         spec["volumes"] = [{"name": "workspace", "emptyDir": {}}, {"name": "code", "emptyDir": {}}]
-        container["volumeMounts"] = [{"name": "workspace", "mountPath": "/workspace", "readOnly": True},
-                                     {"name": "code", "mountPath": "/strom", "readOnly": True}]
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": spec}
+        container["volumeMounts"] = [
+            {"name": "workspace", "mountPath": "/workspace", "readOnly": True},
+            {"name": "code", "mountPath": "/strom", "readOnly": True},
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": spec,
+    }

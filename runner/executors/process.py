@@ -1,4 +1,5 @@
 """Run a process, stream its lines, and kill its whole tree on timeout or cancel."""
+
 from __future__ import annotations
 
 import os
@@ -8,13 +9,13 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import psutil
 
-__all__ = ["ProcessOutcome", "run_process", "kill_tree", "MAX_LINE", "StepGroups", "STEP_GROUPS"]
+__all__ = ["MAX_LINE", "STEP_GROUPS", "LineSplitter", "ProcessOutcome", "StepGroups", "kill_tree", "run_process"]
 
 MAX_LINE = 64 * 1024
 _POLL = 0.05
@@ -33,8 +34,9 @@ class ProcessOutcome:
 class LineSplitter:
     """Bytes in, whole lines out (split at MAX_LINE when a line never ends)."""
 
-    def __init__(self, stream: str, emit: Callable[[str, str], None],
-                 safe_cut: Callable[[bytes, int], int] | None = None):
+    def __init__(
+        self, stream: str, emit: Callable[[str, str], None], safe_cut: Callable[[bytes, int], int] | None = None
+    ):
         self.stream, self.emit, self.buffer = stream, emit, b""
         self.safe_cut = safe_cut  # moves a cut off a secret (Masker.safe_cut)
 
@@ -45,7 +47,7 @@ class LineSplitter:
             if cut < 0:
                 break
             self._send(self.buffer[:cut])
-            self.buffer = self.buffer[cut + 1:]
+            self.buffer = self.buffer[cut + 1 :]
         while len(self.buffer) > MAX_LINE:
             cut = self.safe_cut(self.buffer, MAX_LINE) if self.safe_cut else MAX_LINE
             self._send(self.buffer[:cut])
@@ -62,8 +64,10 @@ class LineSplitter:
 
 # Run by the watchdog: block until the worker's end of the pipe closes (it exited, however it
 # died), then kill the process group of every step it was running.
-_WATCHDOG = 'cat >/dev/null; if [ -f "$1" ]; then while read -r g; do kill -KILL "-$g" 2>/dev/null; done < "$1"; fi; ' \
-            'rm -rf "$2"'
+_WATCHDOG = (
+    'cat >/dev/null; if [ -f "$1" ]; then while read -r g; do kill -KILL "-$g" 2>/dev/null; done < "$1"; fi; '
+    'rm -rf "$2"'
+)
 
 
 class StepGroups:
@@ -89,9 +93,13 @@ class StepGroups:
             directory = Path(tempfile.mkdtemp(prefix="strom-steps-"))
             self.file = directory / "groups"
             self._write()
-            self.watchdog = subprocess.Popen(["/bin/sh", "-c", _WATCHDOG, "strom-watchdog", str(self.file),
-                                              str(directory)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, start_new_session=True)
+            self.watchdog = subprocess.Popen(
+                ["/bin/sh", "-c", _WATCHDOG, "strom-watchdog", str(self.file), str(directory)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def add(self, pgid: int) -> None:
         with self.lock:
@@ -158,16 +166,31 @@ def _wait_gone(family: list, timeout: float) -> list:
     return alive
 
 
-def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
-                emit: Callable[[str, str], None], cancel: threading.Event, timeout: float | None,
-                kill_grace: float = 5.0, options: Mapping | None = None,
-                safe_cut: Callable[[bytes, int], int] | None = None) -> ProcessOutcome:
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    emit: Callable[[str, str], None],
+    cancel: threading.Event,
+    timeout: float | None,
+    kill_grace: float = 5.0,
+    options: Mapping | None = None,
+    safe_cut: Callable[[bytes, int], int] | None = None,
+) -> ProcessOutcome:
     """Run to completion; `emit(stream, line)` gets each stdout/stderr line as it is produced. `options`
     are more subprocess.Popen arguments (the sandbox's user, group, umask and limits)."""
     try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=dict(env), cwd=cwd, start_new_session=True,
-                                **(options or {}))
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            **(options or {}),
+        )
     except OSError as exc:
         return ProcessOutcome(None, error=f"could not start {argv[0]}: {exc.strerror or exc}")
     STEP_GROUPS.add(proc.pid)
@@ -177,12 +200,23 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
         STEP_GROUPS.remove(proc.pid)
 
 
-def _supervise(proc: subprocess.Popen, emit, cancel: threading.Event, timeout: float | None,
-               kill_grace: float, safe_cut=None) -> ProcessOutcome:
+def _supervise(
+    proc: subprocess.Popen[bytes],
+    emit: Callable[[str, str], None],
+    cancel: threading.Event,
+    timeout: float | None,
+    kill_grace: float,
+    safe_cut: Callable[[bytes, int], int] | None = None,
+) -> ProcessOutcome:
     started = time.time()
     deadline = time.monotonic() + timeout if timeout else None
-    readers = {proc.stdout.fileno(): LineSplitter("stdout", emit, safe_cut),
-               proc.stderr.fileno(): LineSplitter("stderr", emit, safe_cut)}
+    stdout, stderr = proc.stdout, proc.stderr
+    if stdout is None or stderr is None:  # run_process starts it with both piped
+        raise ValueError("the step's output is not piped")
+    readers = {
+        stdout.fileno(): LineSplitter("stdout", emit, safe_cut),
+        stderr.fileno(): LineSplitter("stderr", emit, safe_cut),
+    }
     selector = selectors.DefaultSelector()
     for fd in readers:
         os.set_blocking(fd, False)
@@ -223,8 +257,8 @@ def _supervise(proc: subprocess.Popen, emit, cancel: threading.Event, timeout: f
         _drain(selector, readers)
     finally:
         selector.close()
-        proc.stdout.close()
-        proc.stderr.close()
+        stdout.close()
+        stderr.close()
     exit_code = proc.wait()
     if not (timed_out or cancelled) and _group_alive(proc.pid):
         kill_tree(proc.pid, 0.5)

@@ -20,6 +20,7 @@ bubblewrap starts; without them, Popen does it between fork and exec (slower: a 
 Without bubblewrap a step runs in a throw-away read-only copy of the workspace (as its own uid
 when the worker is root), which only trusted steps may do.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +39,19 @@ from ..errors import StepSetupError
 from ..readonly import make_read_only
 from .seccomp import SUPPORTED, filter_program
 
-__all__ = ["Sandbox", "hidden_inside", "StepLimits", "StepUsers", "count_processes", "bwrap_available", "WORKSPACE_MOUNT", "TMP_MOUNT", "CODE_MOUNT",
-           "sandbox_problem", "open_to_steps"]
+__all__ = [
+    "CODE_MOUNT",
+    "TMP_MOUNT",
+    "WORKSPACE_MOUNT",
+    "Sandbox",
+    "StepLimits",
+    "StepUsers",
+    "bwrap_available",
+    "count_processes",
+    "hidden_inside",
+    "open_to_steps",
+    "sandbox_problem",
+]
 
 log = logging.getLogger("strom.sandbox")
 
@@ -51,15 +64,20 @@ STEP_UID, STEP_GID, STEP_UIDS = 61000, 61000, 256  # steps of a root worker run 
 @dataclass(frozen=True)
 class StepLimits:
     processes: int = 512  # per step (needs a uid of its own: a root worker)
-    memory: int = 4 * 1024 ** 3  # bytes of data one process may map
-    tmp: int = 1024 ** 3  # bytes of /tmp (in memory)
-    shm: int = 64 * 1024 ** 2  # bytes of /dev/shm
+    memory: int = 4 * 1024**3  # bytes of data one process may map
+    tmp: int = 1024**3  # bytes of /tmp (in memory)
+    shm: int = 64 * 1024**2  # bytes of /dev/shm
     open_files: int = 4096
-    file_size: int = 1024 ** 3  # the largest file a step may write
+    file_size: int = 1024**3  # the largest file a step may write
 
     def rlimits(self, processes: int) -> tuple[tuple[int, int], ...]:
-        return ((resource.RLIMIT_DATA, self.memory), (resource.RLIMIT_NOFILE, self.open_files),
-                (resource.RLIMIT_FSIZE, self.file_size), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, processes))
+        return (
+            (resource.RLIMIT_DATA, self.memory),
+            (resource.RLIMIT_NOFILE, self.open_files),
+            (resource.RLIMIT_FSIZE, self.file_size),
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_NPROC, processes),
+        )
 
     def apply(self, processes: int) -> None:
         """In the step's process, before it starts: its rlimits (inherited by everything it starts)."""
@@ -71,8 +89,13 @@ class StepLimits:
         tool = _tool("prlimit")
         if tool is None:
             return None
-        names = {resource.RLIMIT_DATA: "data", resource.RLIMIT_NOFILE: "nofile", resource.RLIMIT_FSIZE: "fsize",
-                 resource.RLIMIT_CORE: "core", resource.RLIMIT_NPROC: "nproc"}
+        names = {
+            resource.RLIMIT_DATA: "data",
+            resource.RLIMIT_NOFILE: "nofile",
+            resource.RLIMIT_FSIZE: "fsize",
+            resource.RLIMIT_CORE: "core",
+            resource.RLIMIT_NPROC: "nproc",
+        }
         return [tool, *(f"--{names[kind]}={value}" for kind, value in self.rlimits(processes)), "--"]
 
     def process_cap(self, own_uid: bool) -> int:
@@ -114,8 +137,11 @@ def open_to_steps(directory: Path) -> None:
     mode = directory.stat().st_mode
     if not mode & 0o001:
         directory.chmod((mode & 0o7777) | 0o001)
-        log.warning("%s was closed to other users; made enterable (o+x) so that steps, which run as their own "
-                    "uids, reach the commit snapshots in it", directory)
+        log.warning(
+            "%s was closed to other users; made enterable (o+x) so that steps, which run as their own "
+            "uids, reach the commit snapshots in it",
+            directory,
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,8 +150,12 @@ def bwrap_available() -> bool:
     if not path:
         return False
     try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "true"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+        probe = subprocess.run(
+            [path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "true"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
@@ -135,6 +165,7 @@ def bwrap_available() -> bool:
 def _seccomp_file() -> str | None:
     """A file holding the seccomp program (None on an architecture without a table)."""
     import platform
+
     if platform.machine() not in SUPPORTED:
         return None
     fd, path = tempfile.mkstemp(prefix="strom-seccomp-")
@@ -215,9 +246,13 @@ class Sandbox:
         """PATH without the directories the step cannot see or enter: the host's /tmp (replaced by its own),
         and, for a step with its own uid, directories closed to other users (root's home, say)."""
         hidden = ("/tmp", "/var/tmp", "/dev/shm", "/run") if self.use_bwrap else ()
-        keep = [d for d in search_path.split(os.pathsep)
-                if d and not any(d == h or d.startswith(h + "/") for h in hidden)
-                and (self.uid is None or _open_to_others(d))]
+        keep = [
+            d
+            for d in search_path.split(os.pathsep)
+            if d
+            and not any(d == h or d.startswith(h + "/") for h in hidden)
+            and (self.uid is None or _open_to_others(d))
+        ]
         return os.pathsep.join(keep)
 
     def hidden(self) -> list[str]:
@@ -264,15 +299,42 @@ class Sandbox:
             return self._launcher + argv, cwd
         tops = _visible_tops(search_path)
         seccomp = _seccomp_file()
-        bwrap = [_tool("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
-                 "--unshare-ipc", "--cap-drop", "ALL"]
+        bwrap = [
+            _tool("bwrap") or "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--cap-drop",
+            "ALL",
+        ]
         if seccomp is None:  # the filter refuses new namespaces itself
             bwrap.append("--disable-userns")
         bwrap += _host_root(tops)
         bwrap += [  # bubblewrap, running as the step, must be able to reach what it binds (see `unreachable`)
-            "--dev", "/dev", "--proc", "/proc", "--size", str(self.limits.shm), "--tmpfs", "/dev/shm",
-            "--tmpfs", "/run", "--size", str(self.limits.tmp), "--tmpfs", TMP_MOUNT, "--dir", f"{TMP_MOUNT}/home",
-            "--ro-bind", str(self._bound or self.workspace), WORKSPACE_MOUNT, "--ro-bind", str(self.code_dir), CODE_MOUNT,
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--size",
+            str(self.limits.shm),
+            "--tmpfs",
+            "/dev/shm",
+            "--tmpfs",
+            "/run",
+            "--size",
+            str(self.limits.tmp),
+            "--tmpfs",
+            TMP_MOUNT,
+            "--dir",
+            f"{TMP_MOUNT}/home",
+            "--ro-bind",
+            str(self._bound or self.workspace),
+            WORKSPACE_MOUNT,
+            "--ro-bind",
+            str(self.code_dir),
+            CODE_MOUNT,
         ]
         for rel in self.hidden() if self._bound is None else ():  # a copy leaves them out
             bwrap += _cover(self.workspace / rel, f"{WORKSPACE_MOUNT}/{rel}")
@@ -295,8 +357,9 @@ class Sandbox:
         vfork. What a missing tool cannot do, process_options asks of Popen."""
         self._switched = self._limited = False
         launcher: list[str] = []
-        if self.uid is not None and _tool("setpriv"):
-            launcher += [_tool("setpriv"), f"--reuid={self.uid}", f"--regid={STEP_GID}", "--clear-groups", "--"]
+        setpriv = _tool("setpriv") if self.uid is not None else None
+        if setpriv:
+            launcher += [setpriv, f"--reuid={self.uid}", f"--regid={STEP_GID}", "--clear-groups", "--"]
             self._switched = True
         limits = self.limits.command(self.limits.process_cap(self.uid is not None))
         if limits is not None:
@@ -313,9 +376,11 @@ class Sandbox:
         for path in [*reversed(root.parents), root]:
             needed = 0o005 if path == root else 0o001
             if os.stat(path).st_mode & needed != needed:
-                return (f"steps, which run as unprivileged uids, cannot read the workspace {root} in place ({path} is "
-                        f"closed to other users), so each step gets a copy of it; open the way to it (chmod o+x on "
-                        f"the directories above it, o+rx on it) or run the worker as a non-root user to spare the copy")
+                return (
+                    f"steps, which run as unprivileged uids, cannot read the workspace {root} in place ({path} is "
+                    f"closed to other users), so each step gets a copy of it; open the way to it (chmod o+x on "
+                    f"the directories above it, o+rx on it) or run the worker as a non-root user to spare the copy"
+                )
         return None
 
     def _fd(self, path: Path, flags: int = os.O_PATH | os.O_DIRECTORY) -> str:
@@ -345,7 +410,8 @@ def count_processes() -> int:
 
 
 def hidden_inside(workspace: Path, hide) -> list[str]:
-    """The paths of `hide` that lie inside `workspace` (a folder workspace holding Strom's own files), relative to it."""
+    """The paths of `hide` that lie inside `workspace` (a folder workspace holding Strom's own files),
+    relative to it."""
     root = workspace.resolve()
     out = []
     for path in hide:
@@ -385,8 +451,9 @@ def _cover(host: Path, inside: str) -> list[str]:
 _SKIP_AT_ROOT = {"proc", "dev", "tmp", "run", "workspace", "strom", "lost+found"}
 # what programs need of the host; a top-level directory on the step's PATH is added (toolchains under /root,
 # say); the rest of the host (/root, /srv, /mnt, /media, /boot, ...) steps do not see
-_SYSTEM_TOP = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt", "home", "var", "sys",
-                         "nix", "snap", "gnu"})
+_SYSTEM_TOP = frozenset(
+    {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt", "home", "var", "sys", "nix", "snap", "gnu"}
+)
 
 
 def _visible_tops(search_path: str) -> frozenset[str]:
@@ -414,7 +481,7 @@ def _host_root(tops: frozenset[str]) -> tuple[str, ...]:
     return tuple(args)
 
 
-def _read_only_copy(source: Path, target: Path, skip: list[str] = ()) -> None:
+def _read_only_copy(source: Path, target: Path, skip: Iterable[str] = ()) -> None:
     skipped = {(source / rel).resolve() for rel in skip}
 
     def ignore(directory, names):

@@ -1,4 +1,5 @@
 """The stand-in for runners this process lacks: every step fails with the reason."""
+
 from __future__ import annotations
 
 from ..engine.work import StepWork
@@ -10,12 +11,18 @@ __all__ = ["Unavailable", "missing_runner"]
 
 def missing_runner(work: StepWork) -> str:
     if work.kind == "notify":
-        return ("notify steps need notification channels, and none are configured here: "
-                f"channel(s) {', '.join(work.channels)} are unknown")
+        return (
+            "notify steps need notification channels, and none are configured here: "
+            f"channel(s) {', '.join(work.channels)} are unknown"
+        )
     if work.kind == "agent":
-        return f"agent steps need an LLM provider configured on the server; provider {work.provider!r} is not configured"
+        return (
+            f"agent steps need an LLM provider configured on the server; provider {work.provider!r} is not configured"
+        )
     what = {"docker": "a Docker engine (runner: docker)", "kubernetes": "a Kubernetes cluster (runner: pod)"}
-    return f"this step needs {what.get(work.ability or '', work.ability or work.kind)}, which this machine does not offer"
+    return (
+        f"this step needs {what.get(work.ability or '', work.ability or work.kind)}, which this machine does not offer"
+    )
 
 
 class Unavailable:

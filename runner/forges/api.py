@@ -4,11 +4,13 @@
 errors. Each forge's subclass only says which requests to send (see `github_api`, `gitlab_api`,
 `gitea_api`); `api_for` picks one by kind.
 """
+
 from __future__ import annotations
 
 import email.utils
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -16,7 +18,17 @@ import requests
 from .. import __version__
 from .errors import ForgeError
 
-__all__ = ["STATES", "REACTIONS", "ForgeApiError", "ForgeApi", "api_for", "KINDS"]
+__all__ = [
+    "KINDS",
+    "REACTIONS",
+    "STATES",
+    "ApiOptions",
+    "ForgeApi",
+    "ForgeApiError",
+    "api_for",
+    "cap_description",
+    "path_part",
+]
 
 STATES = ("pending", "running", "success", "failure", "error", "cancelled")
 REACTIONS = ("+1", "-1", "confused", "eyes", "rocket")
@@ -41,7 +53,7 @@ def path_part(value: str | int) -> str:
 
 
 def cap_description(text: str) -> str:
-    return text if len(text) <= DESCRIPTION_LIMIT else text[:DESCRIPTION_LIMIT - 1] + "…"
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
 
 
 class ForgeApi:
@@ -49,9 +61,19 @@ class ForgeApi:
 
     kind = ""
 
-    def __init__(self, base_url: str, token: str | None, repo: str, *, session: requests.Session | None = None,
-                 attempts: int = 5, backoff: float = 0.5, max_wait: float = 60.0, timeout: float = 10.0,
-                 sleep: Callable[[float], Any] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        repo: str,
+        *,
+        session: requests.Session | None = None,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        max_wait: float = 60.0,
+        timeout: float = 10.0,
+        sleep: Callable[[float], Any] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.repo = repo.strip("/")
@@ -100,7 +122,7 @@ class ForgeApi:
 
     @staticmethod
     def split_team(team: str) -> tuple[str, str]:
-        """"@org/team" or "org/team" -> ("org", "team"); a GitLab subgroup keeps its slashes in the second part."""
+        """ "@org/team" or "org/team" -> ("org", "team"); a GitLab subgroup keeps its slashes in the second part."""
         org, _, name = team.lstrip("@").partition("/")
         if not org or not name:
             raise ValueError(f"team {team!r} is not written as @org/team")
@@ -111,19 +133,29 @@ class ForgeApi:
         if state not in STATES:
             raise ValueError(f"unknown commit state {state!r}; expected one of {', '.join(STATES)}")
 
-    def request(self, method: str, path: str, body: Any = None, *, params: dict | None = None,
-                accept: Callable[[requests.Response], bool] | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        accept: Callable[[requests.Response], bool] | None = None,
+    ) -> requests.Response:
         """Send `method path` (relative to the base URL) with retries. Answers below 400, and those
         `accept` approves, are returned; anything else raises ForgeApiError."""
         url = self.base_url + path
         headers = {"User-Agent": f"strom/{__version__}", "Accept": "application/json", **self.auth_headers()}
+        status: int | None
+        wait: float | None
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.session.request(method, url, json=body, params=params, headers=headers,
-                                                timeout=self.timeout)
+                response = self.session.request(
+                    method, url, json=body, params=params, headers=headers, timeout=self.timeout
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 status, wait = None, self.backoff_wait(attempt)
-                failure = f"{self.kind} API {method} {urlsplit(url).path} failed: {connection_problem(exc)}"
+                failure = f"{self.kind} API {method} {urlsplit(url).path} failed: {_connection_problem(exc)}"
             else:
                 if response.status_code < 400 or (accept is not None and accept(response)):
                     return response
@@ -143,7 +175,7 @@ class ForgeApi:
         rate_limited = status == 403 and (headers.get("X-RateLimit-Remaining") == "0" or "Retry-After" in headers)
         if not (status >= 500 or status == 429 or rate_limited):
             return None
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        retry_after = _parse_retry_after(headers.get("Retry-After"))
         if retry_after is not None:
             return retry_after
         reset = headers.get("X-RateLimit-Reset")
@@ -155,7 +187,7 @@ class ForgeApi:
         return self.backoff_wait(attempt)
 
     def backoff_wait(self, attempt: int) -> float:
-        return self.backoff * 2 ** (attempt - 1)
+        return self.backoff * 2.0 ** (attempt - 1)
 
     def describe(self, method: str, response: requests.Response) -> str:
         text = " ".join(response.text.split())
@@ -168,13 +200,13 @@ class ForgeApi:
         return message.replace(self.token, "***") if self.token else message
 
 
-def connection_problem(exc: Exception) -> str:
+def _connection_problem(exc: Exception) -> str:
     """The innermost useful reason of a requests connection error or timeout."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return f"{type(exc).__name__}: {reason or exc}"
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def _parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds: either a number or an HTTP date."""
     if not value:
         return None
@@ -188,16 +220,36 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def api_for(kind: str, base_url: str, token: str | None, repo: str, **kwargs) -> ForgeApi:
+class ApiOptions(TypedDict, total=False):
+    """The keyword arguments of `ForgeApi` (what `api_for` passes on)."""
+
+    session: requests.Session | None
+    attempts: int
+    backoff: float
+    max_wait: float
+    timeout: float
+    sleep: Callable[[float], Any]
+
+
+def api_for(kind: str, base_url: str, token: str | None, repo: str, **kwargs: Unpack[ApiOptions]) -> ForgeApi:
     """The API client for a forge `kind`: github, gitlab, gitea or forgejo."""
+    cls: type[ForgeApi]
     if kind == "github":
-        from .github_api import GitHubApi as cls
+        from .github_api import GitHubApi
+
+        cls = GitHubApi
     elif kind == "gitlab":
-        from .gitlab_api import GitLabApi as cls
+        from .gitlab_api import GitLabApi
+
+        cls = GitLabApi
     elif kind == "gitea":
-        from .gitea_api import GiteaApi as cls
+        from .gitea_api import GiteaApi
+
+        cls = GiteaApi
     elif kind == "forgejo":
-        from .gitea_api import ForgejoApi as cls
+        from .gitea_api import ForgejoApi
+
+        cls = ForgejoApi
     else:
         raise ForgeError(f"unknown forge kind {kind!r}; expected one of {', '.join(KINDS)}")
     return cls(base_url, token, repo, **kwargs)

@@ -6,16 +6,18 @@ or the event is refused with a PayloadError that names the field: nothing odd re
 template or a shell later. Free text (commit messages, titles, comment bodies) is cut to its
 limit instead, and file lists too long to be useful are left to be computed from the mirror.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import PayloadError
-from .event import Comment, PullRequest, RepoEvent
+from .event import Comment, EventKind, PullRequest, RepoEvent
 
-__all__ = ["checked", "ref_problem", "NAME", "REF", "TEXT", "MAX_COMMITS", "MAX_FILES"]
+__all__ = ["MAX_COMMITS", "MAX_FILES", "NAME", "REF", "TEXT", "checked", "ref_problem"]
 
 NAME = 255  # users, repositories, event names, delivery ids
 REF = 1024
@@ -25,8 +27,8 @@ URL = 2048
 PATH = 4096
 MAX_COMMITS = 100
 MAX_FILES = 10_000
-MAX_PR = 2 ** 31 - 1
-KINDS = frozenset({"push", "tag", "pull_request", "comment", "delete", "ping", "other", "webhook", "manual", "job"})
+MAX_PR = 2**31 - 1
+KINDS = frozenset(EventKind)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -84,8 +86,8 @@ def _text(value: Any, path: str, limit: int) -> str:
         return ""
     if not isinstance(value, str):
         raise _bad(path, f"is a {type(value).__name__}, not a string")
-    value = _CONTROL_IN_TEXT.sub("", value[:limit])
-    return value.encode("utf-8", "replace").decode("utf-8")
+    cut = _CONTROL_IN_TEXT.sub("", value[:limit])
+    return cut.encode("utf-8", "replace").decode("utf-8")
 
 
 def _ref(value: Any, path: str, prefix: str = "") -> Any:
@@ -120,17 +122,23 @@ def _paths(value: Any, path: str) -> list[str]:
 
 def _commit(commit: Mapping[str, Any], path: str, with_files: bool) -> dict[str, Any]:
     files = ("added", "removed", "modified")
-    return {"id": _name(commit.get("id"), f"{path}.id", 128) or "",
-            "message": _text(commit.get("message"), f"{path}.message", TEXT),
-            "author": _text(commit.get("author"), f"{path}.author", NAME),
-            **{key: _paths(commit.get(key) or [], f"{path}.{key}") if with_files else [] for key in files}}
+    return {
+        "id": _name(commit.get("id"), f"{path}.id", 128) or "",
+        "message": _text(commit.get("message"), f"{path}.message", TEXT),
+        "author": _text(commit.get("author"), f"{path}.author", NAME),
+        **{key: _paths(commit.get(key) or [], f"{path}.{key}") if with_files else [] for key in files},
+    }
 
 
 def _files_fit(event: RepoEvent) -> bool:
     """Whether the payload's file lists can be kept. Git allows any name (tabs, newlines, huge ones); a list
     holding one that does not fit here is dropped, and the changed files are computed from the mirror."""
-    lists = [event.changed_files or ()] + [c.get(k) or () for c in event.commits[:MAX_COMMITS] if isinstance(c, Mapping)
-                                           for k in ("added", "removed", "modified")]
+    lists = [event.changed_files or ()] + [
+        c.get(k) or ()
+        for c in event.commits[:MAX_COMMITS]
+        if isinstance(c, Mapping)
+        for k in ("added", "removed", "modified")
+    ]
     try:
         for i, value in enumerate(lists):
             _paths(value, f"file list {i}")
@@ -144,20 +152,29 @@ def _pull_request(pr: PullRequest) -> PullRequest:
         raise _bad("pull request number", f"is {pr.number!r}, not a number from 1 to {MAX_PR}")
     if not isinstance(pr.action, str) or not _TOKEN.fullmatch(pr.action):
         raise _bad("pull request action", "is not a word")
-    return replace(pr, title=_text(pr.title, "pull request title", TITLE), head_sha=_sha(pr.head_sha, "pull request head sha"),
-                   head_ref=_ref(pr.head_ref, "pull request head ref", "refs/heads/"),
-                   base_ref=_ref(pr.base_ref, "pull request base ref", "refs/heads/"),
-                   author=_name(pr.author, "pull request author"),
-                   author_association=_name(pr.author_association, "author association", 64),
-                   url=_url(pr.url, "pull request url"), head_repo=_name(pr.head_repo, "pull request head repository"))
+    return replace(
+        pr,
+        title=_text(pr.title, "pull request title", TITLE),
+        head_sha=_sha(pr.head_sha, "pull request head sha"),
+        head_ref=_ref(pr.head_ref, "pull request head ref", "refs/heads/"),
+        base_ref=_ref(pr.base_ref, "pull request base ref", "refs/heads/"),
+        author=_name(pr.author, "pull request author"),
+        author_association=_name(pr.author_association, "author association", 64),
+        url=_url(pr.url, "pull request url"),
+        head_repo=_name(pr.head_repo, "pull request head repository"),
+    )
 
 
 def _comment(comment: Comment) -> Comment:
     if comment.id is not None and not (isinstance(comment.id, str) and _TOKEN.fullmatch(comment.id)):
         raise _bad("comment id", "is not an id")
-    return replace(comment, body=_text(comment.body, "comment body", TEXT), author=_name(comment.author, "comment author"),
-                   association=_name(comment.association, "comment author association", 64),
-                   url=_url(comment.url, "comment url"))
+    return replace(
+        comment,
+        body=_text(comment.body, "comment body", TEXT),
+        author=_name(comment.author, "comment author"),
+        association=_name(comment.association, "comment author association", 64),
+        url=_url(comment.url, "comment url"),
+    )
 
 
 def checked(event: RepoEvent) -> RepoEvent:
@@ -180,7 +197,12 @@ def checked(event: RepoEvent) -> RepoEvent:
         raise _bad("clone urls", "has more than 4 entries")
     for i, url in enumerate(event.clone_urls):
         _url(url, f"clone url {i}")
-    return replace(event, message=_text(event.message, "commit message", TEXT), commits=tuple(commits),
-                   changed_files=files, ignored=_text(event.ignored, "reason", TEXT) or None if event.ignored else None,
-                   pr=_pull_request(event.pr) if event.pr else None,
-                   comment=_comment(event.comment) if event.comment else None)
+    return replace(
+        event,
+        message=_text(event.message, "commit message", TEXT),
+        commits=tuple(commits),
+        changed_files=files,
+        ignored=_text(event.ignored, "reason", TEXT) or None if event.ignored else None,
+        pr=_pull_request(event.pr) if event.pr else None,
+        comment=_comment(event.comment) if event.comment else None,
+    )

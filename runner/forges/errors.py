@@ -1,9 +1,10 @@
 """Errors of forge intake; each carries the HTTP status a receiver answers with."""
+
 from __future__ import annotations
 
 from ..errors import StromError
 
-__all__ = ["ForgeError", "VerificationError", "PayloadError", "UnknownRepository"]
+__all__ = ["ForgeError", "PayloadError", "UnknownRepository", "VerificationError"]
 
 
 class ForgeError(StromError):

@@ -1,17 +1,55 @@
 """The one shape every repository event takes, whatever sent it."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from enum import Enum
+from typing import Any
 
-__all__ = ["RepoEvent", "PullRequest", "Comment", "SKIP_MARKERS", "asks_to_skip"]
+__all__ = ["SKIP_MARKERS", "Comment", "EventKind", "EventSource", "PullRequest", "RepoEvent", "asks_to_skip"]
 
 SKIP_MARKERS = re.compile(r"\[(skip ci|ci skip|strom skip|skip strom|no ci)\]", re.IGNORECASE)
 
 
 def asks_to_skip(message: str | None) -> bool:
     return bool(message and SKIP_MARKERS.search(message))
+
+
+class EventSource(str, Enum):
+    """What sent a repository event. A str: it compares, prints and serialises as its value."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    GITEA = "gitea"
+    GIT = "git"  # a push to a hosted repository
+    POLL = "poll"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"  # a generic hook
+    MANUAL = "manual"
+    JOB = "job"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventKind(str, Enum):
+    """What happened. A str: it compares, prints and serialises as its value."""
+
+    PUSH = "push"
+    TAG = "tag"
+    PULL_REQUEST = "pull_request"
+    COMMENT = "comment"
+    DELETE = "delete"
+    PING = "ping"
+    OTHER = "other"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    JOB = "job"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -43,8 +81,8 @@ class Comment:
 
 @dataclass(frozen=True)
 class RepoEvent:
-    source: str  # github | gitlab | gitea | git | poll | schedule | webhook | manual | job
-    kind: str  # push | tag | pull_request | comment | delete | ping | other
+    source: EventSource
+    kind: EventKind
     repo: str = ""
     delivery: str | None = None
     forge_event: str = ""  # the forge's own name for it (X-GitHub-Event, X-Gitlab-Event, ...)
@@ -65,8 +103,16 @@ class RepoEvent:
     comment: Comment | None = None
     ignored: str | None = None  # why Strom does not act on it
 
+    def __post_init__(self) -> None:
+        # the stored form (and older callers) give plain strings: they become members (ValueError if unknown)
+        object.__setattr__(self, "source", EventSource(self.source))
+        object.__setattr__(self, "kind", EventKind(self.kind))
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: plain values throughout (`source` and `kind` as their strings)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["source"] = self.source.value
+        data["kind"] = self.kind.value
         data["pr"] = asdict(self.pr) if self.pr else None
         data["comment"] = asdict(self.comment) if self.comment else None
         data["commits"] = [dict(c) for c in self.commits]
@@ -75,7 +121,7 @@ class RepoEvent:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RepoEvent":
+    def from_dict(cls, data: Mapping[str, Any]) -> RepoEvent:
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if values.get("pr"):
             values["pr"] = PullRequest(**values["pr"])
@@ -90,9 +136,3 @@ class RepoEvent:
     @property
     def head_sha(self) -> str | None:
         return self.pr.head_sha if self.pr else self.sha
-
-    def template_context(self) -> dict[str, Any]:
-        """`event` in templates (the normalised fields, with pr and comment as mappings)."""
-        return self.to_dict()
-
-

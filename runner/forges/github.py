@@ -2,16 +2,40 @@
 
 Gitea and Forgejo send GitHub-shaped payloads, so the payload readers here are shared with `gitea`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import PayloadError, VerificationError
-from .event import Comment, PullRequest, RepoEvent
-from .verify import (changed_files, commit_summaries, decode_body, field, header, hmac_matches, integer,
-                     mapping, ref_fields, shaped, text, usable_secrets)
+from .event import Comment, EventKind, EventSource, PullRequest, RepoEvent
+from .verify import (
+    changed_files,
+    commit_summaries,
+    decode_body,
+    field,
+    header,
+    hmac_matches,
+    integer,
+    mapping,
+    ref_fields,
+    shaped,
+    text,
+    usable_secrets,
+)
 
-__all__ = ["GitHub", "GITHUB", "MAX_PUSH_COMMITS"]
+__all__ = [
+    "GITHUB",
+    "MAX_PUSH_COMMITS",
+    "GitHub",
+    "clone_urls",
+    "comment_of",
+    "full_name",
+    "is_bot",
+    "login",
+    "push_fields",
+]
 
 MAX_PUSH_COMMITS = 20
 SIGNATURE = "X-Hub-Signature-256"
@@ -43,9 +67,11 @@ def push_fields(data: Mapping[str, Any], complete: bool) -> Fields:
     if not isinstance(after, str) or not isinstance(ref, str):
         raise PayloadError("push payload has a `ref` or `after` that is not a string")
     fields = ref_fields(ref, text(data.get("before")), after, data.get("created"), data.get("deleted"))
-    commits = data.get("commits") if isinstance(data.get("commits"), list) else []
+    listed = data.get("commits")
+    commits: list[Any] = listed if isinstance(listed, list) else []
     head = mapping(data.get("head_commit")) or next(
-        (c for c in commits if isinstance(c, Mapping) and c.get("id") == after), {})
+        (c for c in commits if isinstance(c, Mapping) and c.get("id") == after), {}
+    )
     pusher = mapping(data.get("pusher"))
     forced = bool(data.get("forced"))
     complete = complete and not forced and not (fields["created"] and not commits)
@@ -54,7 +80,7 @@ def push_fields(data: Mapping[str, Any], complete: bool) -> Fields:
         actor=text(pusher.get("login") or pusher.get("username") or pusher.get("name")) or login(data.get("sender")),
         message=text(head.get("message")),
         commits=commit_summaries(commits),
-        changed_files=changed_files(commits, complete) if fields["kind"] == "push" else None,
+        changed_files=changed_files(commits, complete) if fields["kind"] is EventKind.PUSH else None,
     )
     return fields
 
@@ -62,9 +88,14 @@ def push_fields(data: Mapping[str, Any], complete: bool) -> Fields:
 def comment_of(data: Mapping[str, Any], association: str | None) -> Comment:
     comment = mapping(field(data, "comment"))
     user = comment.get("user")
-    return Comment(body=text(comment.get("body")), author=login(user) or login(data.get("sender")),
-                   association=association, id=str(field(comment, "id", "comment")),
-                   url=text(comment.get("html_url")), is_bot=is_bot(user))
+    return Comment(
+        body=text(comment.get("body")),
+        author=login(user) or login(data.get("sender")),
+        association=association,
+        id=str(field(comment, "id", "comment")),
+        url=text(comment.get("html_url")),
+        is_bot=is_bot(user),
+    )
 
 
 def _push(data: Mapping[str, Any]) -> Fields:
@@ -84,13 +115,26 @@ def _pull_request(data: Mapping[str, Any]) -> Fields:
     head_sha = text(field(data, "pull_request.head.sha"))
     head_ref = text(head.get("ref"))
     return {
-        "kind": "pull_request", "ref": f"refs/pull/{number}/head", "branch": head_ref or None, "sha": head_sha,
+        "kind": EventKind.PULL_REQUEST,
+        "ref": f"refs/pull/{number}/head",
+        "branch": head_ref or None,
+        "sha": head_sha,
         "before": (text(data.get("before")) or None) if action == "synchronize" else None,
         "pr": PullRequest(
-            number=number, action=action, title=text(pr.get("title")), head_sha=head_sha, head_ref=head_ref,
-            base_ref=text(base.get("ref")), from_fork=head_repo is None or head_repo != full_name(base.get("repo")),
-            author=login(pr.get("user")), author_association=text(pr.get("author_association")) or None,
-            url=text(pr.get("html_url")), draft=bool(pr.get("draft")), merged=merged, head_repo=head_repo),
+            number=number,
+            action=action,
+            title=text(pr.get("title")),
+            head_sha=head_sha,
+            head_ref=head_ref,
+            base_ref=text(base.get("ref")),
+            from_fork=head_repo is None or head_repo != full_name(base.get("repo")),
+            author=login(pr.get("user")),
+            author_association=text(pr.get("author_association")) or None,
+            url=text(pr.get("html_url")),
+            draft=bool(pr.get("draft")),
+            merged=merged,
+            head_repo=head_repo,
+        ),
     }
 
 
@@ -98,26 +142,34 @@ def _issue_comment(data: Mapping[str, Any]) -> Fields:
     action = text(field(data, "action"))
     issue = mapping(field(data, "issue"))
     if action != "created":
-        return {"kind": "other", "ignored": f"comment {action} (only new comments are read)"}
+        return {"kind": EventKind.OTHER, "ignored": f"comment {action} (only new comments are read)"}
     if not issue.get("pull_request"):
-        return {"kind": "other", "ignored": "comment on an issue, not a pull request"}
+        return {"kind": EventKind.OTHER, "ignored": "comment on an issue, not a pull request"}
     number = integer(data, "issue.number")
     comment = comment_of(data, text(mapping(data.get("comment")).get("author_association")) or None)
     return {
-        "kind": "comment", "ref": f"refs/pull/{number}/head", "actor": comment.author, "comment": comment,
-        "pr": PullRequest(number=number, action=action, title=text(issue.get("title")),
-                          author=login(issue.get("user")), url=text(issue.get("html_url")),
-                          author_association=text(issue.get("author_association")) or None),
+        "kind": EventKind.COMMENT,
+        "ref": f"refs/pull/{number}/head",
+        "actor": comment.author,
+        "comment": comment,
+        "pr": PullRequest(
+            number=number,
+            action=action,
+            title=text(issue.get("title")),
+            author=login(issue.get("user")),
+            url=text(issue.get("html_url")),
+            author_association=text(issue.get("author_association")) or None,
+        ),
     }
 
 
 def _same_as_push(event: str) -> Callable[[Mapping[str, Any]], Fields]:
     reason = f"GitHub {event!r} events are ignored: the push event for the same ref is used"
-    return lambda data: {"kind": "other", "ignored": reason}
+    return lambda data: {"kind": EventKind.OTHER, "ignored": reason}
 
 
 HANDLERS: dict[str, Callable[[Mapping[str, Any]], Fields]] = {
-    "ping": lambda data: {"kind": "ping"},
+    "ping": lambda data: {"kind": EventKind.PING},
     "push": _push,
     "pull_request": _pull_request,
     "issue_comment": _issue_comment,
@@ -139,8 +191,9 @@ class GitHub:
     def event_name(self, headers: Mapping[str, str]) -> str:
         event = header(headers, "X-GitHub-Event")
         if event is None:
-            raise PayloadError("missing X-GitHub-Event header: GitHub names the event there; "
-                               "is this request from a GitHub webhook?")
+            raise PayloadError(
+                "missing X-GitHub-Event header: GitHub names the event there; is this request from a GitHub webhook?"
+            )
         return event
 
     def repository(self, headers: Mapping[str, str], body: bytes) -> str | None:
@@ -150,8 +203,10 @@ class GitHub:
         """The signature's hex digest; VerificationError when the request is not signed at all."""
         signature = header(headers, SIGNATURE)
         if signature is None:
-            raise VerificationError(f"missing {SIGNATURE} header: set a secret on the webhook in GitHub "
-                                    "(Settings > Webhooks > Secret), the same as in Strom's webhook_secrets")
+            raise VerificationError(
+                f"missing {SIGNATURE} header: set a secret on the webhook in GitHub "
+                "(Settings > Webhooks > Secret), the same as in Strom's webhook_secrets"
+            )
         algorithm, _, digest = signature.partition("=")
         if algorithm.strip().lower() != "sha256" or not digest:
             raise VerificationError(f"{SIGNATURE} is not of the form sha256=<hex>")
@@ -170,13 +225,18 @@ class GitHub:
     def _event(self, headers: Mapping[str, str], event: str, data: Mapping[str, Any]) -> RepoEvent:
         repository = data.get("repository")
         fields: Fields = {
-            "source": self.name, "forge_event": event, "delivery": self.delivery_id(headers),
-            "repo": full_name(repository) or "", "clone_urls": clone_urls(repository),
+            "source": EventSource(self.name),
+            "forge_event": event,
+            "delivery": self.delivery_id(headers),
+            "repo": full_name(repository) or "",
+            "clone_urls": clone_urls(repository),
             "actor": login(data.get("sender")),
         }
         handler = self.handlers.get(event)
         if handler is None:
-            return RepoEvent(**fields, kind="other", ignored=f"Strom does not act on {self.label} {event!r} events")
+            return RepoEvent(
+                **fields, kind=EventKind.OTHER, ignored=f"Strom does not act on {self.label} {event!r} events"
+            )
         return RepoEvent(**{**fields, **handler(data)})
 
 

@@ -1,13 +1,20 @@
 """GitHub (and GitHub Enterprise Server) REST API: commit statuses, issue comments and their reactions,
 permissions and team membership."""
+
 from __future__ import annotations
 
 from .api import ForgeApi, cap_description, path_part
 
 __all__ = ["GitHubApi"]
 
-STATE_MAP = {"pending": "pending", "running": "pending", "success": "success",
-             "failure": "failure", "error": "error", "cancelled": "error"}
+STATE_MAP = {
+    "pending": "pending",
+    "running": "pending",
+    "success": "success",
+    "failure": "failure",
+    "error": "error",
+    "cancelled": "error",
+}
 WRITE_ROLES = ("admin", "maintain", "write")
 
 
@@ -37,8 +44,11 @@ class GitHubApi(ForgeApi):
         self.request("PATCH", f"/repos/{self.repo}/issues/comments/{path_part(comment_id)}", {"body": body})
 
     def can_write(self, user: str) -> bool:
-        response = self.request("GET", f"/repos/{self.repo}/collaborators/{path_part(user)}/permission",
-                                accept=lambda r: r.status_code == 404)
+        response = self.request(
+            "GET",
+            f"/repos/{self.repo}/collaborators/{path_part(user)}/permission",
+            accept=lambda r: r.status_code == 404,
+        )
         if response.status_code == 404:
             return False
         data = response.json()
@@ -46,11 +56,15 @@ class GitHubApi(ForgeApi):
 
     def react(self, number: int, comment_id: str, reaction: str) -> None:
         self.check_reaction(reaction)
-        self.request("POST", f"/repos/{self.repo}/issues/comments/{path_part(comment_id)}/reactions",
-                     {"content": reaction})
+        self.request(
+            "POST", f"/repos/{self.repo}/issues/comments/{path_part(comment_id)}/reactions", {"content": reaction}
+        )
 
     def in_team(self, team: str, user: str) -> bool:
         org, slug = self.split_team(team)
-        response = self.request("GET", f"/orgs/{path_part(org)}/teams/{path_part(slug)}/memberships/{path_part(user)}",
-                                accept=lambda r: r.status_code == 404)
+        response = self.request(
+            "GET",
+            f"/orgs/{path_part(org)}/teams/{path_part(slug)}/memberships/{path_part(user)}",
+            accept=lambda r: r.status_code == 404,
+        )
         return response.status_code != 404 and response.json().get("state") == "active"

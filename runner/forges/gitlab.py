@@ -1,15 +1,30 @@
 """GitLab webhooks: the plain-text `X-Gitlab-Token` and GitLab's payloads."""
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import PayloadError, VerificationError
-from .event import Comment, PullRequest, RepoEvent
-from .verify import (changed_files, commit_summaries, decode_body, field, first_header, header, integer,
-                     mapping, ref_fields, shaped, text, token_matches, usable_secrets)
+from .event import Comment, EventKind, EventSource, PullRequest, RepoEvent
+from .verify import (
+    changed_files,
+    commit_summaries,
+    decode_body,
+    field,
+    first_header,
+    header,
+    integer,
+    mapping,
+    ref_fields,
+    shaped,
+    text,
+    token_matches,
+    usable_secrets,
+)
 
-__all__ = ["GitLab", "GITLAB", "MAX_PUSH_COMMITS"]
+__all__ = ["GITLAB", "MAX_PUSH_COMMITS", "GitLab"]
 
 MAX_PUSH_COMMITS = 20
 TOKEN = "X-Gitlab-Token"
@@ -43,7 +58,8 @@ def _push(data: Mapping[str, Any]) -> Fields:
     checkout = text(data.get("checkout_sha"))
     if checkout and not fields["deleted"]:
         fields["sha"] = checkout
-    commits = data.get("commits") if isinstance(data.get("commits"), list) else []
+    listed = data.get("commits")
+    commits: list[Any] = listed if isinstance(listed, list) else []
     total = data.get("total_commits_count")
     complete = total <= len(commits) if isinstance(total, int) else len(commits) < MAX_PUSH_COMMITS
     complete = complete and not (fields["created"] and not commits)
@@ -52,7 +68,7 @@ def _push(data: Mapping[str, Any]) -> Fields:
         actor=text(data.get("user_username")),
         message=text(head.get("message")),
         commits=commit_summaries(commits),
-        changed_files=changed_files(commits, complete) if fields["kind"] == "push" else None,
+        changed_files=changed_files(commits, complete) if fields["kind"] is EventKind.PUSH else None,
     )
     return fields
 
@@ -71,8 +87,11 @@ def _merge_request(data: Mapping[str, Any]) -> Fields:
     action = _mr_action(attributes)
     head_ref = text(attributes.get("source_branch"))
     return {
-        "kind": "pull_request", "ref": f"refs/merge-requests/{iid}/head", "branch": head_ref or None,
-        "sha": head_sha, "before": text(attributes.get("oldrev")) or None,
+        "kind": EventKind.PULL_REQUEST,
+        "ref": f"refs/merge-requests/{iid}/head",
+        "branch": head_ref or None,
+        "sha": head_sha,
+        "before": text(attributes.get("oldrev")) or None,
         "actor": text(mapping(data.get("user")).get("username")),
         "pr": _pull_request(data, attributes, iid, action, head_sha),
     }
@@ -80,12 +99,19 @@ def _merge_request(data: Mapping[str, Any]) -> Fields:
 
 def _pull_request(data: Mapping[str, Any], mr: Mapping[str, Any], iid: int, action: str, head_sha: str) -> PullRequest:
     return PullRequest(
-        number=iid, action=action, title=text(mr.get("title")), head_sha=head_sha,
-        head_ref=text(mr.get("source_branch")), base_ref=text(mr.get("target_branch")),
+        number=iid,
+        action=action,
+        title=text(mr.get("title")),
+        head_sha=head_sha,
+        head_ref=text(mr.get("source_branch")),
+        base_ref=text(mr.get("target_branch")),
         from_fork=mr.get("source_project_id") != mr.get("target_project_id"),
-        author=_author(data, mr.get("author_id")), url=text(mr.get("url")),
+        author=_author(data, mr.get("author_id")),
+        url=text(mr.get("url")),
         draft=bool(mr.get("draft") or mr.get("work_in_progress")),
-        merged=action == "merged" or mr.get("state") == "merged", head_repo=_path(mr.get("source")))
+        merged=action == "merged" or mr.get("state") == "merged",
+        head_repo=_path(mr.get("source")),
+    )
 
 
 def _note(data: Mapping[str, Any]) -> Fields:
@@ -93,22 +119,33 @@ def _note(data: Mapping[str, Any]) -> Fields:
     action = text(note.get("action")) or "create"
     noteable = text(note.get("noteable_type"))
     if action != "create":
-        return {"kind": "other", "ignored": f"comment {'edited' if action == 'update' else action} "
-                                            "(only new comments are read)"}
+        return {
+            "kind": EventKind.OTHER,
+            "ignored": f"comment {'edited' if action == 'update' else action} (only new comments are read)",
+        }
     if noteable != "MergeRequest":
         what = NOTEABLES.get(noteable, f"a {noteable or 'thing GitLab did not name'}")
-        return {"kind": "other", "ignored": f"note on {what}, not a merge request"}
+        return {"kind": EventKind.OTHER, "ignored": f"note on {what}, not a merge request"}
     if note.get("system"):
-        return {"kind": "other", "ignored": "system note (written by GitLab, not a person)"}
+        return {"kind": EventKind.OTHER, "ignored": "system note (written by GitLab, not a person)"}
     mr = mapping(field(data, "merge_request"))
     iid = integer(data, "merge_request.iid")
     head_sha = text(mapping(mr.get("last_commit")).get("id"))
     username = text(mapping(data.get("user")).get("username"))
-    comment = Comment(body=text(note.get("note")), author=username, id=str(field(note, "id", "note")),
-                      url=text(note.get("url")), is_bot=bool(BOT_USER.match(username)))
+    comment = Comment(
+        body=text(note.get("note")),
+        author=username,
+        id=str(field(note, "id", "note")),
+        url=text(note.get("url")),
+        is_bot=bool(BOT_USER.match(username)),
+    )
     return {
-        "kind": "comment", "ref": f"refs/merge-requests/{iid}/head", "sha": head_sha or None,
-        "branch": text(mr.get("source_branch")) or None, "actor": username, "comment": comment,
+        "kind": EventKind.COMMENT,
+        "ref": f"refs/merge-requests/{iid}/head",
+        "sha": head_sha or None,
+        "branch": text(mr.get("source_branch")) or None,
+        "actor": username,
+        "comment": comment,
         "pr": _pull_request(data, mr, iid, "created", head_sha),
     }
 
@@ -132,8 +169,10 @@ class GitLab:
     def event_name(self, headers: Mapping[str, str]) -> str:
         event = header(headers, "X-Gitlab-Event")
         if event is None:
-            raise PayloadError("missing X-Gitlab-Event header: GitLab names the event there "
-                               "(Push Hook, Merge Request Hook, ...); is this request from a GitLab webhook?")
+            raise PayloadError(
+                "missing X-Gitlab-Event header: GitLab names the event there "
+                "(Push Hook, Merge Request Hook, ...); is this request from a GitLab webhook?"
+            )
         return event
 
     def repository(self, headers: Mapping[str, str], body: bytes) -> str | None:
@@ -142,8 +181,10 @@ class GitLab:
     def verify_headers(self, headers: Mapping[str, str]) -> str:
         token = header(headers, TOKEN)
         if token is None:
-            raise VerificationError(f"missing {TOKEN} header: set a secret token on the webhook in GitLab "
-                                    "(Settings > Webhooks > Secret token), the same as in Strom's webhook_secrets")
+            raise VerificationError(
+                f"missing {TOKEN} header: set a secret token on the webhook in GitLab "
+                "(Settings > Webhooks > Secret token), the same as in Strom's webhook_secrets"
+            )
         return token
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
@@ -158,13 +199,16 @@ class GitLab:
 
     def _event(self, headers: Mapping[str, str], event: str, data: Mapping[str, Any]) -> RepoEvent:
         fields: Fields = {
-            "source": self.name, "forge_event": event, "delivery": self.delivery_id(headers),
-            "repo": _path(data.get("project")) or "", "clone_urls": _clone_urls(data),
+            "source": EventSource(self.name),
+            "forge_event": event,
+            "delivery": self.delivery_id(headers),
+            "repo": _path(data.get("project")) or "",
+            "clone_urls": _clone_urls(data),
             "actor": text(data.get("user_username") or mapping(data.get("user")).get("username")),
         }
         handler = HANDLERS.get(event)
         if handler is None:
-            return RepoEvent(**fields, kind="other", ignored=f"Strom does not act on GitLab {event!r} events")
+            return RepoEvent(**fields, kind=EventKind.OTHER, ignored=f"Strom does not act on GitLab {event!r} events")
         return RepoEvent(**{**fields, **handler(data)})
 
 

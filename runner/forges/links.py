@@ -1,7 +1,8 @@
 """Links to a forge's web pages, from its API base URL (what the workspace configures)."""
+
 from __future__ import annotations
 
-__all__ = ["web_base", "commit_url"]
+__all__ = ["commit_url", "web_base"]
 
 
 def web_base(kind: str | None, api: str | None) -> str | None:

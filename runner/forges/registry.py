@@ -1,7 +1,9 @@
 """The forges Strom takes webhooks from, by name."""
+
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from .errors import ForgeError
 from .event import RepoEvent
@@ -9,7 +11,7 @@ from .gitea import GITEA
 from .github import GITHUB
 from .gitlab import GITLAB
 
-__all__ = ["Forge", "FORGES", "ALIASES", "UnknownForge", "parser_for"]
+__all__ = ["ALIASES", "FORGES", "Forge", "UnknownForge", "parser_for"]
 
 
 class Forge(Protocol):

@@ -1,24 +1,43 @@
 """What the forges share: reading headers and bodies, checking signatures and tokens, reading payloads."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from .errors import PayloadError, VerificationError
+from .event import EventKind
 
 __all__ = [
-    "NO_SECRET", "header", "first_header", "decode_body", "usable_secrets", "hmac_matches", "token_matches",
-    "field", "integer", "text", "mapping", "is_zero", "ref_fields", "commit_summaries", "changed_files", "shaped",
+    "NO_SECRET",
+    "changed_files",
+    "commit_summaries",
+    "decode_body",
+    "field",
+    "first_header",
+    "header",
+    "hmac_matches",
+    "integer",
+    "is_zero",
+    "mapping",
+    "ref_fields",
+    "shaped",
+    "text",
+    "token_matches",
+    "usable_secrets",
 ]
 
 T = TypeVar("T")
 
-NO_SECRET = ("no webhook secret is configured for this repository: Strom never accepts unsigned forge webhooks; "
-             "set one in the server config (forge: { webhook_secrets: [{ env: HOOK_SECRET }] }) "
-             "and the same secret on the webhook")
+NO_SECRET = (
+    "no webhook secret is configured for this repository: Strom never accepts unsigned forge webhooks; "
+    "set one in the server config (forge: { webhook_secrets: [{ env: HOOK_SECRET }] }) "
+    "and the same secret on the webhook"
+)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -68,8 +87,10 @@ def shaped(forge: str, event: str, build: Callable[[], T]) -> T:
     try:
         return build()
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
-        raise PayloadError(f"the {forge} {event[:60]!r} payload does not have the shape {forge} sends "
-                           f"({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise PayloadError(
+            f"the {forge} {event[:60]!r} payload does not have the shape {forge} sends "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def usable_secrets(secrets: Sequence[str]) -> list[bytes]:
@@ -131,39 +152,50 @@ def is_zero(sha: str | None) -> bool:
     return not sha or set(sha) == {"0"}
 
 
-def ref_fields(ref: str, before: str | None, after: str | None,
-               created: bool | None = None, deleted: bool | None = None) -> dict[str, Any]:
+def ref_fields(
+    ref: str, before: str | None, after: str | None, created: bool | None = None, deleted: bool | None = None
+) -> dict[str, Any]:
     """kind, ref, branch or tag, sha, before, created, deleted of a push to `ref`."""
     deleted = bool(deleted) or is_zero(after)
     created = bool(created) if created is not None else not deleted and is_zero(before)
-    out: dict[str, Any] = {"ref": ref, "before": before or None,
-                           "sha": None if deleted else after, "created": created, "deleted": deleted}
+    out: dict[str, Any] = {
+        "ref": ref,
+        "before": before or None,
+        "sha": None if deleted else after,
+        "created": created,
+        "deleted": deleted,
+    }
     if ref.startswith("refs/heads/"):
-        out.update(kind="delete" if deleted else "push", branch=ref[len("refs/heads/"):])
+        out.update(kind=EventKind.DELETE if deleted else EventKind.PUSH, branch=ref[len("refs/heads/") :])
     elif ref.startswith("refs/tags/"):
-        out.update(kind="delete" if deleted else "tag", tag=ref[len("refs/tags/"):])
+        out.update(kind=EventKind.DELETE if deleted else EventKind.TAG, tag=ref[len("refs/tags/") :])
     else:
-        out.update(kind="other", ignored=f"push to {ref}, which is neither a branch nor a tag")
+        out.update(kind=EventKind.OTHER, ignored=f"push to {ref}, which is neither a branch nor a tag")
     return out
 
 
 def commit_summaries(commits: Any) -> tuple[dict[str, Any], ...]:
     """{id, message, author, added, removed, modified} of each commit in a push payload."""
-    out = []
+    out: list[dict[str, Any]] = []
     for commit in commits if isinstance(commits, list) else ():
         if not isinstance(commit, Mapping):
             continue
         author = commit.get("author")
-        out.append({
-            "id": text(commit.get("id")),
-            "message": text(commit.get("message")),
-            "author": text(author.get("name")) if isinstance(author, Mapping) else "",
-            **{key: _file_list(commit.get(key), f"commits[{len(out)}].{key}") for key in ("added", "removed", "modified")},
-        })
+        out.append(
+            {
+                "id": text(commit.get("id")),
+                "message": text(commit.get("message")),
+                "author": text(author.get("name")) if isinstance(author, Mapping) else "",
+                **{
+                    key: _file_list(commit.get(key), f"commits[{len(out)}].{key}")
+                    for key in ("added", "removed", "modified")
+                },
+            }
+        )
     return tuple(out)
 
 
-def _file_list(value: Any, path: str) -> list:
+def _file_list(value: Any, path: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):

@@ -1,5 +1,6 @@
 """Snapshots for workers that do not share the server's disk: downloaded once per commit from the web
 process (`GET /api/workspaces/<ws>/snapshots/<sha>.tar.gz`, authenticated with the worker token)."""
+
 from __future__ import annotations
 
 import tarfile
@@ -10,7 +11,7 @@ from ..errors import StromError
 from .snapshots import Snapshots
 from .untar import extract
 
-__all__ = ["SnapshotDownloads", "DownloadError"]
+__all__ = ["DownloadError", "SnapshotDownloads"]
 
 
 class DownloadError(StromError):
@@ -29,15 +30,17 @@ class SnapshotDownloads:
 
     def _download(self, workspace: str, sha: str, target: Path) -> None:
         import requests
+
         url = f"{self.base_url}/api/workspaces/{workspace}/snapshots/{sha}.tar.gz"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
                 if response.status_code != 200:
-                    raise DownloadError(f"downloading the snapshot of {sha[:12]} from {url} failed: HTTP "
-                                        f"{response.status_code} {response.text[:200]}"
-                                        + (" (set workers.token in the worker's configuration)"
-                                           if response.status_code == 401 else ""))
+                    raise DownloadError(
+                        f"downloading the snapshot of {sha[:12]} from {url} failed: HTTP "
+                        f"{response.status_code} {response.text[:200]}"
+                        + (" (set workers.token in the worker's configuration)" if response.status_code == 401 else "")
+                    )
                 with tempfile.TemporaryFile() as archive:
                     for chunk in response.iter_content(1 << 16):
                         archive.write(chunk)

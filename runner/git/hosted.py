@@ -4,6 +4,7 @@ The pre-receive hook validates the pushed `.strom/` and refuses the push with th
 client shows them as `remote: ...`). The post-receive hook writes the updated refs and the push
 options to the file named by STROM_PUSH_RECORD, from which the web process stores the events.
 """
+
 from __future__ import annotations
 
 import shlex

@@ -1,4 +1,5 @@
 """A bare mirror of one repository (GitPython), fetching only what an event needs."""
+
 from __future__ import annotations
 
 import base64
@@ -7,8 +8,8 @@ import shlex
 import tarfile
 import tempfile
 import threading
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import git
 from git.exc import GitCommandError
@@ -18,7 +19,7 @@ from ..workspace_config import redact_url
 from .trees import TreeError, read_tree
 from .untar import extract
 
-__all__ = ["Mirror", "GitError", "ZERO_SHA"]
+__all__ = ["ZERO_SHA", "GitError", "Mirror"]
 
 ZERO_SHA = "0" * 40
 _LOCKS: dict[str, threading.RLock] = {}
@@ -41,8 +42,14 @@ def _is_sha(ref: str) -> bool:
 class Mirror:
     """`path` is the bare repository; `url` the origin (None for a hosted repository)."""
 
-    def __init__(self, path: Path, url: str | None = None, token: str | None = None, token_user: str = "x-access-token",
-                 ssh_key: Path | None = None):
+    def __init__(
+        self,
+        path: Path,
+        url: str | None = None,
+        token: str | None = None,
+        token_user: str = "x-access-token",
+        ssh_key: Path | None = None,
+    ):
         self.path = Path(path)
         self.url = url
         self._token = token
@@ -56,17 +63,22 @@ class Mirror:
         if self._token and self.url and self.url.startswith(("http://", "https://")):
             # In the environment, not the command line, where any local user could read it.
             basic = base64.b64encode(f"{self._token_user}:{self._token}".encode()).decode()
-            env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
-                       GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
+            env.update(
+                GIT_CONFIG_COUNT="1",
+                GIT_CONFIG_KEY_0="http.extraHeader",
+                GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
+            )
         if self._ssh_key:
-            env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(self._ssh_key))} -o IdentitiesOnly=yes "
-                                      "-o StrictHostKeyChecking=accept-new")
+            env["GIT_SSH_COMMAND"] = (
+                f"ssh -i {shlex.quote(str(self._ssh_key))} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+            )
         return env
 
     def _hide(self, text: str) -> str:
-        if self.url and redact_url(self.url) != self.url:
+        redacted = redact_url(self.url)
+        if self.url and redacted is not None and redacted != self.url:
             parts = urlsplit(self.url)
-            text = text.replace(self.url, redact_url(self.url))
+            text = text.replace(self.url, redacted)
             for secret in (parts.password, parts.username if len(parts.username or "") >= 16 else None):
                 if secret:  # a long user name is a token (https://<token>@github.com/...)
                     text = text.replace(secret, "***")
@@ -74,11 +86,14 @@ class Mirror:
 
     @property
     def repo(self) -> git.Repo:
-        if self._repo is None:
-            self.ensure()
-        return self._repo
+        return self._repo if self._repo is not None else self._open()
 
-    def ensure(self) -> "Mirror":
+    def ensure(self) -> Mirror:
+        self._open()
+        return self
+
+    def _open(self) -> git.Repo:
+        """Create the bare repository if it is not there yet, and open it."""
         with _lock(self.path):
             if not (self.path / "HEAD").exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +103,7 @@ class Mirror:
                 attributes.parent.mkdir(exist_ok=True)
                 attributes.write_text("* -export-ignore -export-subst\n")
             self._repo = git.Repo(self.path)
-        return self
+            return self._repo
 
     def _git(self, *args: str, **kwargs) -> str:
         try:
@@ -113,8 +128,7 @@ class Mirror:
         if not specs:
             specs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         with _lock(self.path):
-            self._git("fetch", "--quiet", "--no-write-fetch-head", "--no-tags",
-                      self.url, *specs)
+            self._git("fetch", "--quiet", "--no-write-fetch-head", "--no-tags", self.url, *specs)
 
     def remote_heads(self) -> dict[str, str]:
         """branch -> sha of the origin's branches (git ls-remote)."""
@@ -125,13 +139,13 @@ class Mirror:
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref.startswith("refs/heads/"):
-                heads[ref[len("refs/heads/"):]] = sha
+                heads[ref[len("refs/heads/") :]] = sha
         return heads
 
     # ---------------------------------------------------------------- local
     def local_heads(self) -> dict[str, str]:
         out = self._git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads")
-        return {ref[len("refs/heads/"):]: sha for sha, ref in (line.split(" ", 1) for line in out.splitlines())}
+        return {ref[len("refs/heads/") :]: sha for sha, ref in (line.split(" ", 1) for line in out.splitlines())}
 
     def resolve(self, ref: str) -> str | None:
         try:
@@ -146,8 +160,14 @@ class Mirror:
         out = self._git("show", "-s", "--format=%H%x00%an%x00%ae%x00%B", sha, strip_newline_in_stdout=False)
         full, author, email, message = out.split("\0", 3)
         message = message.strip()
-        return {"sha": full.strip(), "short_sha": full.strip()[:7], "message": message,
-                "title": message.splitlines()[0] if message else "", "author": author, "author_email": email}
+        return {
+            "sha": full.strip(),
+            "short_sha": full.strip()[:7],
+            "message": message,
+            "title": message.splitlines()[0] if message else "",
+            "author": author,
+            "author_email": email,
+        }
 
     def changed_files(self, before: str | None, after: str) -> list[str]:
         """Files that differ between `before` and `after`; for a new ref, the files its commits touch
@@ -164,8 +184,9 @@ class Mirror:
         """Files a pull request changes: the diff from the merge base of `base` and `head` to `head`."""
         return self._git("diff", "--name-only", "--no-renames", f"{base}...{head}").splitlines()
 
-    def tree(self, sha: str, max_file: int | None = None,
-             max_files: int | None = None) -> tuple[dict[str, str], set[str], dict[str, int]]:
+    def tree(
+        self, sha: str, max_file: int | None = None, max_files: int | None = None
+    ) -> tuple[dict[str, str], set[str], dict[str, int]]:
         """(the .strom/ workflow files' texts by path, every file path, sizes of files too large to read)
         of commit `sha`."""
         try:

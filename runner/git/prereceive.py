@@ -3,6 +3,7 @@
 git runs it in the bare repository with the pushed objects quarantined; every line on stdin is
 `<old> <new> <ref>`. What it prints reaches the pusher as `remote: ...` lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from .trees import TreeError, read_tree
 
+__all__ = ["check", "main"]
+
 ZERO = "0" * 40
 
 
@@ -19,6 +22,7 @@ def check(git_dir: Path, new: str, ref: str) -> list[str]:
     """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent)."""
     from ..spec import load_texts
     from ..spec.limits import SpecLimits
+
     limits = SpecLimits(**json.loads(os.environ.get("STROM_SPEC_LIMITS") or "{}"))
     texts, paths, oversized = read_tree(git_dir, new, max_file=limits.file_size, max_files=limits.files)
     if not texts and not oversized:
@@ -29,8 +33,9 @@ def check(git_dir: Path, new: str, ref: str) -> list[str]:
     channels = os.environ.get("STROM_NOTIFY_CHANNELS")
     if result.workspace is not None and channels is not None:
         from ..spec.notify_rules import unknown_channels
+
         problems += unknown_channels(result.workspace, json.loads(channels))
-    errors = []
+    errors: list[str] = []
     for problem in problems:
         (errors.append if problem.is_error else print)(problem.format())
     return errors
@@ -43,7 +48,7 @@ def main(stdin=sys.stdin) -> int:
         parts = line.split()
         if len(parts) != 3:
             continue
-        old, new, ref = parts
+        _old, new, ref = parts
         if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")):
             continue
         try:
@@ -54,8 +59,10 @@ def main(stdin=sys.stdin) -> int:
             refused += 1
             for error in errors:
                 print(error)
-            print(f"strom: push of {ref} refused: {len(errors)} problem(s) in .strom/ at {new[:12]}; "
-                  "fix them and push again (`strom validate` shows them locally)")
+            print(
+                f"strom: push of {ref} refused: {len(errors)} problem(s) in .strom/ at {new[:12]}; "
+                "fix them and push again (`strom validate` shows them locally)"
+            )
     sys.stdout.flush()
     return 1 if refused else 0
 

@@ -1,20 +1,21 @@
 """Where a workspace's git data lives: its bare mirror (or hosted repository) and the shared snapshots.
 
-    <data_dir>/mirrors/<workspace>.git    bare mirror of a `git:` workspace
-    <data_dir>/hosted/<workspace>.git     bare repository of a `hosted: true` workspace
-    <data_dir>/snapshots/<sha>/           read-only tree of each commit runs use
-    <data_dir>/archives/<sha>.tar.gz      the same, packed for remote workers
+<data_dir>/mirrors/<workspace>.git    bare mirror of a `git:` workspace
+<data_dir>/hosted/<workspace>.git     bare repository of a `hosted: true` workspace
+<data_dir>/snapshots/<sha>/           read-only tree of each commit runs use
+<data_dir>/archives/<sha>.tar.gz      the same, packed for remote workers
 """
+
 from __future__ import annotations
 
 import threading
 from functools import cached_property
 from pathlib import Path
 
+from ..workspace_config import WorkspaceConfig
 from .hosted import HostedRepos
 from .mirrors import Mirror
 from .snapshots import Snapshots
-from ..workspace_config import WorkspaceConfig
 
 __all__ = ["Repos", "pr_head_ref"]
 
@@ -48,7 +49,8 @@ class Repos:
                 if ws.kind == "hosted":
                     mirror = Mirror(self.hosted.ensure(ws.name, ws.default_branch))
                 else:
-                    mirror = Mirror(self.root / "mirrors" / f"{ws.name}.git", ws.url, ws.token, ws.token_user,
-                                    ws.ssh_key)
+                    mirror = Mirror(
+                        self.root / "mirrors" / f"{ws.name}.git", ws.url, ws.token, ws.token_user, ws.ssh_key
+                    )
                 self._mirrors[ws.name] = mirror
             return mirror

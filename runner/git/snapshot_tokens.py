@@ -6,6 +6,7 @@ The signature is an HMAC-SHA256 over the rest with the workers' token (`workers.
 the web process knows too; a token names its workspace and commit and stops working at
 `expires` (Unix time).
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,7 @@ import hashlib
 import hmac
 import time
 
-__all__ = ["PREFIX", "issue", "check", "TTL"]
+__all__ = ["PREFIX", "TTL", "check", "issue"]
 
 PREFIX = "strom-snap."
 TTL = 15 * 60
@@ -37,7 +38,7 @@ def check(key: str | None, token: str, workspace: str, sha: str, now: float | No
     body, _, signature = token.rpartition(".")
     if not body.startswith(PREFIX) or not hmac.compare_digest(_sign(key, body).encode(), signature.encode()):
         return "the snapshot token is not valid"
-    parts = body[len(PREFIX):].rsplit(".", 2)
+    parts = body[len(PREFIX) :].rsplit(".", 2)
     if len(parts) != 3 or parts[0] != workspace or parts[1] != sha:
         return "the snapshot token is for another commit"
     if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < (time.time() if now is None else now):

@@ -1,16 +1,17 @@
 """Each commit a run uses is written out once, read-only, and shared by every step and every later run.
 
-    <root>/<sha>/        the tree of the commit (files made read-only)
-    <root>/<sha>.used    touched whenever a run starts on it (for garbage collection)
+<root>/<sha>/        the tree of the commit (files made read-only)
+<root>/<sha>.used    touched whenever a run starts on it (for garbage collection)
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..readonly import make_read_only, make_writable
 from .mirrors import Mirror
@@ -65,7 +66,7 @@ class Snapshots:
 
     def collect(self, keep: set[str], older_than: float) -> list[str]:
         """Remove snapshots not in `keep` whose last use is older than `older_than` seconds."""
-        removed = []
+        removed: list[str] = []
         if not self.root.is_dir():
             return removed
         cutoff = time.time() - older_than

@@ -1,6 +1,7 @@
 """Unpacking commit archives safely on every Python 3.11: tarfile's "tar" filter where it exists (3.11.4+),
 else the same rules by hand — no member outside the target (through `..`, an absolute path or a link
 already unpacked), no setuid, setgid or sticky bit, no group or world write bit."""
+
 from __future__ import annotations
 
 import os

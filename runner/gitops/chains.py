@@ -1,17 +1,24 @@
 """`job` triggers: when a run finishes, start the tasks that follow it (same commit, definitions and trust)."""
+
 from __future__ import annotations
 
 import logging
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StromError
-from ..spec.model import TriggerType
-from ..templating import Namespace, render_value
 from ..runs.checkout import Checkout
 from ..spec.globs import included
+from ..spec.model import TriggerType
+from ..templating import Namespace, render_value
 
-__all__ = ["after_run", "MAX_CHAIN"]
+if TYPE_CHECKING:
+    from ..engine.state import RunState
+    from ..runs.service import Service
+    from ..spec.model import Trigger
+
+__all__ = ["MAX_CHAIN", "after_run"]
 
 log = logging.getLogger("strom.intake")
 MAX_CHAIN = 8  # a chain of job triggers longer than this is a loop
@@ -19,14 +26,17 @@ PULL_REQUEST_KINDS = ("pull_request", "comment")
 _CARRIED = ("repo", "ref", "branch", "tag", "sha", "before", "actor", "pr", "changed_files")
 
 
-def after_run(service, job_id: str) -> list[str]:
-    state = service.jobs.load(job_id)
+def after_run(service: Service, job_id: str) -> list[str]:
+    state = service.runs.load(job_id)
     if state is None or state.parent_job or state.is_hook or not state.status.terminal:
+        return []
+    if state.definitions is None:  # as the definitions of a run that names none are not found
         return []
     try:
         loaded = service.definitions.workspace(state.definitions, state.snapshot or ".")
     except (KeyError, StromError):
         return []
+    checkout = Checkout(state.definitions, loaded, Path(state.snapshot or "."), state.git, state.commit)
     upstream = dict(state.event or {})
     chain = int(upstream.get("chain", 0)) if upstream.get("kind") == "job" else 0
     origin = upstream.get("origin") or upstream.get("kind")
@@ -40,31 +50,51 @@ def after_run(service, job_id: str) -> list[str]:
         if trigger.branches and (origin in PULL_REQUEST_KINDS or not included(branch, trigger.branches)):
             continue  # a pull request's head branch is not the branch it names
         if chain + 1 > MAX_CHAIN:
-            log.warning("trigger %s/%s not started: %d job triggers in a row (a loop?)", state.workspace,
-                        trigger.name, chain + 1)
+            log.warning(
+                "trigger %s/%s not started: %d job triggers in a row (a loop?)",
+                state.workspace,
+                trigger.name,
+                chain + 1,
+            )
             continue
-        run = _start(service, state, loaded, trigger, upstream, chain + 1)
+        run = _start(service, state, checkout, trigger, upstream, chain + 1)
         if run:
             started.append(run)
     return started
 
 
-def _start(service, state, loaded, trigger, upstream: dict, chain: int) -> str | None:
+def _start(
+    service: Service, state: RunState, checkout: Checkout, trigger: Trigger, upstream: dict[str, Any], chain: int
+) -> str | None:
     from .. import runs
     from ..runs.orchestrator import Conflict
+
     event = {k: upstream[k] for k in _CARRIED if k in upstream}
     event.update(kind="job", source="job", chain=chain, origin=upstream.get("origin") or upstream.get("kind"))
     event["job"] = {
-        "id": state.id, "task": state.task, "status": state.status.value, "output": state.output,
-        "error": state.error}
-    checkout = Checkout(state.definitions, loaded, Path(state.snapshot or "."), state.git, state.commit)
+        "id": state.id,
+        "task": state.task,
+        "status": state.status.value,
+        "output": state.output,
+        "error": state.error,
+    }
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-job:{state.id}:{trigger.name}").hex[:16]
     try:
         context = {"event": Namespace("event", event), "git": Namespace("git", state.git or {})}
         inputs = render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
-        return runs.start(service, state.workspace, checkout, trigger.task, inputs, source="job",
-                          trigger=trigger.name, event=event, allow_extra=True, job_id=job_id,
-                          trusted=state.trusted).id
+        return runs.start(
+            service,
+            state.workspace,
+            checkout,
+            trigger.task,
+            inputs,
+            source="job",
+            trigger=trigger.name,
+            event=event,
+            allow_extra=True,
+            job_id=job_id,
+            trusted=state.trusted,
+        ).id
     except Conflict:
         return None
     except StromError as exc:

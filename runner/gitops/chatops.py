@@ -6,26 +6,36 @@ the comment when something was done, a short reply with the reason when somethin
 failed. Every command of a comment acts once: run ids derive from the comment id and the
 command's position, so a redelivered or retried event finds the runs it already started.
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..engine import JobState, JobStatus
+from ..engine import RunState, RunStatus, StepStatus
 from ..engine.events import Cancel
 from ..errors import EngineError, InputError, StromError
-from ..suggestions import suggest
+from ..runs.messages import ReportKind
 from ..spec.model import TriggerType
 from ..store import RunFilter
+from ..suggestions import suggest
 from .commands import STROM_MARK, Command, key_values, unknown_command
 from .gates import Gatekeeper, waiting_gates
 from .match import match_event
-from .outcome import Outcome
+from .outcome import Outcome, OutcomeStatus
+
+if TYPE_CHECKING:
+    from ..forges.event import PullRequest
+    from ..runs.checkout import Checkout
+    from ..runs.service import Service
+    from .intake import _Processor
 
 __all__ = ["PullRequestCommands", "reply_body"]
 
 RUN_SCAN = 200  # the newest runs of a pull request that commands look at
-RETRYABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+RETRYABLE = (RunStatus.FAILED, RunStatus.TIMED_OUT)
 
 
 MAX_ANSWER = 1000  # characters of one answer in a reply
@@ -34,91 +44,120 @@ MAX_REPLY = 8000  # characters of a whole reply
 
 def reply_body(author: str, answers: list[str]) -> str:
     """One reply to a comment's commands: bounded however many there were and however long their answers."""
-    answers = [a if len(a) <= MAX_ANSWER else a[:MAX_ANSWER - 1] + "…" for a in answers]
+    answers = [a if len(a) <= MAX_ANSWER else a[: MAX_ANSWER - 1] + "…" for a in answers]
     lines = [f"@{author} " + answers[0]] if len(answers) == 1 else [f"@{author}"] + [f"- {a}" for a in answers]
     text = "\n".join(lines)
     if len(text) > MAX_REPLY:
-        text = text[:MAX_REPLY - 40].rsplit("\n", 1)[0] + "\n- … (more answers left out)"
+        text = text[: MAX_REPLY - 40].rsplit("\n", 1)[0] + "\n- … (more answers left out)"
     return text + f"\n{STROM_MARK}:reply -->"
 
 
 class PullRequestCommands:
     """The commands of one comment on pull request `pr`, carried out by the intake `processor`."""
 
-    def __init__(self, processor, pr):
+    def __init__(self, processor: _Processor, pr: PullRequest):
         self.p = processor
-        self.service = processor.service
+        self.service: Service = processor.service
         self.ws = processor.ws
         self.pr = pr
-        self.comment = processor.event.comment
+        comment = processor.event.comment
+        if comment is None:  # the intake hands over comment events only
+            raise ValueError("pull request commands without their comment")
+        self.comment = comment
         self.gatekeeper = Gatekeeper(self.service, self.ws, processor.trust)
-        self._checkout = None
+        self._checkout: Checkout | None = None
 
-    def run(self, commands: list[Command], limit: int = 10):
+    def run(self, commands: list[Command], limit: int = 10) -> Outcome:
         """Carry out the first `limit` commands (limits.comment_commands); the reply says if some were left out."""
         results = [(command, self.one(command)) for command in commands[:limit]]
-        answers = [o.reply or o.reason or o.error or "" for _, o in results
-                   if not o.quiet and (o.reply or o.status in ("ignored", "failed"))]
+        answers = [
+            o.reply or o.reason or o.error or ""
+            for _, o in results
+            if not o.quiet and (o.reply or o.status in (OutcomeStatus.IGNORED, OutcomeStatus.FAILED))
+        ]
         if len(commands) > limit:
-            answers.append(f"only the first {limit} commands of a comment are carried out; the other "
-                           f"{len(commands) - limit} were left out")
-        acted = any(o.status == "done" for _, o in results)
+            answers.append(
+                f"only the first {limit} commands of a comment are carried out; the other "
+                f"{len(commands) - limit} were left out"
+            )
+        acted = any(o.status is OutcomeStatus.DONE for _, o in results)
         if acted or answers:
             self._answer(acted, [a for a in answers if a])
         if len(results) == 1:
             return results[0][1]
         runs = [r for _, o in results for r in o.runs]
         notes = [f"/{c.name}: {o.reason or o.error or o.status}" for c, o in results]
-        status = "done" if acted else "failed" if any(o.status == "failed" for _, o in results) else "ignored"
+        status = (
+            OutcomeStatus.DONE
+            if acted
+            else OutcomeStatus.FAILED
+            if any(o.status is OutcomeStatus.FAILED for _, o in results)
+            else OutcomeStatus.IGNORED
+        )
         return Outcome(status, "; ".join(notes), list(dict.fromkeys(runs)))
 
-    def one(self, command: Command):
-        handler = {"approve": self.approve, "reject": self.reject, "run": self.run_task, "retry": self.retry,
-                   "cancel": self.cancel, "ok-to-test": self.ok_to_test}.get(command.name, self.custom)
+    def one(self, command: Command) -> Outcome:
+        handler = {
+            "approve": self.approve,
+            "reject": self.reject,
+            "run": self.run_task,
+            "retry": self.retry,
+            "cancel": self.cancel,
+            "ok-to-test": self.ok_to_test,
+        }.get(command.name, self.custom)
         try:
             return handler(command)
         except InputError as exc:
             return self._refused(f"/{command.name}: {exc}")
         except _NoHead as exc:
-                return Outcome("failed", error=str(exc))
+            return Outcome(OutcomeStatus.FAILED, error=str(exc))
 
     # ------------------------------------------------------------------ answers
     def _answer(self, acted: bool, answers: list[str]) -> None:
         base = {"workspace": self.ws.name, "pr": self.pr.number}
         if self.comment.id:
-            self.service.report({**base, "kind": "react", "comment": self.comment.id,
-                                 "reaction": "+1" if acted else "confused"})
+            self.service.report(
+                {
+                    **base,
+                    "kind": ReportKind.REACT,
+                    "comment": self.comment.id,
+                    "reaction": "+1" if acted else "confused",
+                }
+            )
         if answers:
-            self.service.report({**base, "kind": "reply", "text": reply_body(self.comment.author, answers)})
+            self.service.report({**base, "kind": ReportKind.REPLY, "text": reply_body(self.comment.author, answers)})
 
     @staticmethod
     def _refused(reason: str) -> Outcome:
-        return Outcome("ignored", reason)
+        return Outcome(OutcomeStatus.IGNORED, reason)
 
     @staticmethod
-    def _done(reason: str, runs=(), reply: str | None = None) -> Outcome:
-        return Outcome("done", reason, list(runs), reply=reply)
+    def _done(reason: str, runs: Iterable[str] = (), reply: str | None = None) -> Outcome:
+        return Outcome(OutcomeStatus.DONE, reason, list(runs), reply=reply)
 
     # ------------------------------------------------------------------ who may
-    def _writer_refusal(self, command: Command):
+    def _writer_refusal(self, command: Command) -> Outcome | None:
         if self.p.trust.can_write(self.comment.author, self.comment.association):
             return None
-        return self._refused(f"{self.comment.author} may not run /{command.name}: commands need write access to "
-                             "the repository")
+        return self._refused(
+            f"{self.comment.author} may not run /{command.name}: commands need write access to the repository"
+        )
 
-    def _untrusted_refusal(self, command: Command):
+    def _untrusted_refusal(self, command: Command) -> Outcome | None:
         trusted = self.p.trust.author_trusted(self.pr)
         if trusted or self.p.trust.approved(self.pr.number, self.pr.head_sha):
             return None
-        return self._refused(f"pull request #{self.pr.number} is untrusted: comment /ok-to-test on its head "
-                             f"{self.pr.head_sha[:7]} before /{command.name}")
+        return self._refused(
+            f"pull request #{self.pr.number} is untrusted: comment /ok-to-test on its head "
+            f"{self.pr.head_sha[:7]} before /{command.name}"
+        )
 
     # ------------------------------------------------------------------ the pull request's runs
-    def _runs(self) -> list[JobState]:
+    def _runs(self) -> list[RunState]:
         flt = RunFilter(workspace=self.ws.name, pr=self.pr.number)
-        return self.service.jobs.list(flt, limit=RUN_SCAN).runs
+        return self.service.runs.list(flt, limit=RUN_SCAN).runs
 
-    def checkout(self):
+    def checkout(self) -> Checkout:
         if self._checkout is None:
             if not self.pr.head_sha and self.p.is_git:
                 raise _NoHead(f"cannot tell the head commit of pull request #{self.pr.number}")
@@ -126,17 +165,17 @@ class PullRequestCommands:
         return self._checkout
 
     # ------------------------------------------------------------------ /approve and /reject
-    def approve(self, command: Command):
+    def approve(self, command: Command) -> Outcome:
         return self._decide(command, True)
 
-    def reject(self, command: Command):
+    def reject(self, command: Command) -> Outcome:
         return self._decide(command, False)
 
-    def _before_comment(self, state: JobState) -> bool:
+    def _before_comment(self, state: RunState) -> bool:
         """Runs the commenter could have seen: created before the comment arrived."""
         return state.created_at <= self.p.received_at
 
-    def _decide(self, command: Command, approve: bool):
+    def _decide(self, command: Command, approve: bool) -> Outcome:
         runs = [s for s in self._runs() if not s.status.terminal and self._before_comment(s)]
         gates = waiting_gates(runs)
         head = self.pr.head_sha
@@ -144,8 +183,10 @@ class PullRequestCommands:
         gates = [g for g in gates if g not in stale]
         if not gates:
             if stale:
-                return self._refused(f"the gates waiting on #{self.pr.number} belong to older commits than its head "
-                                     f"{head[:7]}; approve the runs of {head[:7]}")
+                return self._refused(
+                    f"the gates waiting on #{self.pr.number} belong to older commits than its head "
+                    f"{head[:7]}; approve the runs of {head[:7]}"
+                )
             return self._refused(f"nothing on #{self.pr.number} waits for approval")
         words = list(command.words)
         if words and any(words[0] in (g.name, g.step.step) for g in gates):
@@ -153,7 +194,9 @@ class PullRequestCommands:
             gates = [g for g in gates if wanted in (g.name, g.step.step)]
         reason = " ".join(words) or None
         user = self.comment.author
-        acted, refusals, runs = [], [], []
+        acted: list[str] = []
+        refusals: list[str] = []
+        decided: list[str] = []
         for gate in gates:
             why = self.gatekeeper.refusal(gate, user, approve, association=self.comment.association)
             if why is None:
@@ -164,18 +207,21 @@ class PullRequestCommands:
             if why is not None:
                 refusals.append(why)
                 continue
-            runs.append(gate.run.id)
+            decided.append(gate.run.id)
             step = state.steps[gate.name]
             verb = "approved" if approve else "rejected"
-            still = (f" ({len(gate.approved_by()) + 1} of {gate.required} approvals)"
-                     if approve and step.approval and step.status.value == "waiting" else "")
+            still = (
+                f" ({len(gate.approved_by()) + 1} of {gate.required} approvals)"
+                if approve and step.approval and step.status is StepStatus.WAITING
+                else ""
+            )
             acted.append(f"{verb} `{gate.name}` of run {gate.run.id}{still}")
         if not acted:
             return self._refused("; ".join(refusals))
-        return self._done("; ".join(acted), runs, reply="; ".join(refusals) or None)
+        return self._done("; ".join(acted), decided, reply="; ".join(refusals) or None)
 
     # ------------------------------------------------------------------ /run
-    def run_task(self, command: Command):
+    def run_task(self, command: Command) -> Outcome:
         refused = self._writer_refusal(command) or self._untrusted_refusal(command)
         if refused:
             return refused
@@ -190,25 +236,38 @@ class PullRequestCommands:
         tasks = checkout.workspace.tasks
         if task not in tasks:
             hint = suggest(task, tasks)
-            return self._refused(f"there is no task `{task}` at {self.pr.head_sha[:7] or 'the head'}"
-                                 + (f"; {hint}" if hint else "") + f" (tasks: {', '.join(sorted(tasks)) or 'none'})")
+            return self._refused(
+                f"there is no task `{task}` at {self.pr.head_sha[:7] or 'the head'}"
+                + (f"; {hint}" if hint else "")
+                + f" (tasks: {', '.join(sorted(tasks)) or 'none'})"
+            )
         from .. import runs
         from ..runs.orchestrator import Conflict
+
         job_id = self._command_id(command, "run")
         trusted = self.p.trust.author_trusted(self.pr)
         try:
-            state = runs.start(self.service, self.ws.name, checkout, task, inputs, source=self.p.event.source,
-                               event=self.p.event_data(), job_id=job_id, trusted=trusted)
+            state = runs.start(
+                self.service,
+                self.ws.name,
+                checkout,
+                task,
+                inputs,
+                source=self.p.event.source,
+                event=self.p.event_data(),
+                job_id=job_id,
+                trusted=trusted,
+            )
         except Conflict:
             return self._done(f"run {job_id} of {task} already exists", [job_id])
         return self._done(f"started {task} as run {state.id}", [state.id])
 
     # ------------------------------------------------------------------ /retry and /cancel
-    def retry(self, command: Command):
+    def retry(self, command: Command) -> Outcome:
         refused = self._writer_refusal(command)
         if refused:
             return refused
-        newest: dict[str, JobState] = {}
+        newest: dict[str, RunState] = {}
         for state in self._runs():  # newest first
             mine = state.retry_of and state.id == self._command_id(command, state.retry_of)
             if not state.parent_job and not state.is_hook and not mine:  # a repeated /retry finds its runs
@@ -216,10 +275,12 @@ class PullRequestCommands:
         head = self.pr.head_sha
         failed = [s for s in newest.values() if s.status in RETRYABLE and (not head or s.commit == head)]
         if not failed:
-            return self._refused(f"no failed run of #{self.pr.number}"
-                                 + (f" at {head[:7]}" if head else "") + " to retry")
+            return self._refused(
+                f"no failed run of #{self.pr.number}" + (f" at {head[:7]}" if head else "") + " to retry"
+            )
         from .. import runs
         from ..runs.orchestrator import Conflict
+
         started = []
         for state in sorted(failed, key=lambda s: s.task):
             job_id = self._command_id(command, state.id)
@@ -227,15 +288,21 @@ class PullRequestCommands:
                 started.append(runs.rerun(self.service, state.id, by=self.comment.author, job_id=job_id).id)
             except Conflict:
                 started.append(job_id)
-        return self._done("retried " + ", ".join(f"{s.task} ({s.id} -> {n})" for s, n in
-                                                 zip(sorted(failed, key=lambda s: s.task), started)), started)
+        return self._done(
+            "retried "
+            + ", ".join(f"{s.task} ({s.id} -> {n})" for s, n in zip(sorted(failed, key=lambda s: s.task), started)),
+            started,
+        )
 
-    def cancel(self, command: Command):
+    def cancel(self, command: Command) -> Outcome:
         refused = self._writer_refusal(command)
         if refused:
             return refused
-        active = [s for s in self._runs() if not s.status.terminal and not s.parent_job and not s.is_hook
-                  and self._before_comment(s)]
+        active = [
+            s
+            for s in self._runs()
+            if not s.status.terminal and not s.parent_job and not s.is_hook and self._before_comment(s)
+        ]
         if not active:
             return self._refused(f"no unfinished run of #{self.pr.number} to cancel")
         cancelled = []
@@ -246,14 +313,14 @@ class PullRequestCommands:
         return self._done(f"cancelled {', '.join(cancelled) or 'nothing (they had just finished)'}", cancelled)
 
     # ------------------------------------------------------------------ /ok-to-test
-    def ok_to_test(self, command: Command):
+    def ok_to_test(self, command: Command) -> Outcome:
         refused = self._writer_refusal(command)
         if refused:
             return refused
-        return self.p._ok_to_test(self.pr, list(command.words))
+        return self.p._ok_to_test(self.pr, list(command.words), self.comment.author)
 
     # ------------------------------------------------------------------ commands of .strom/
-    def custom(self, command: Command):
+    def custom(self, command: Command) -> Outcome:
         refused = self._writer_refusal(command)
         if refused:
             refused.quiet = True  # perhaps meant for another bot: no reply to people without access
@@ -262,8 +329,9 @@ class PullRequestCommands:
         if refused:
             return refused
         checkout = self.checkout()
-        defined = {(t.command or "").lower() for t in checkout.workspace.triggers.values()
-                   if t.type is TriggerType.COMMENT}
+        defined = {
+            (t.command or "").lower() for t in checkout.workspace.triggers.values() if t.type is TriggerType.COMMENT
+        }
         if command.name not in defined:
             return self._refused(unknown_command(command.name, defined))
         event = replace(self.p.event, comment=replace(self.comment, body=command.line))
@@ -279,4 +347,3 @@ class PullRequestCommands:
 
 class _NoHead(StromError):
     pass
-

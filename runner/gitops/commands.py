@@ -3,16 +3,17 @@
 A command is a line that starts with `/` (after indentation), outside fenced code blocks and
 quotes, so a reply that quotes someone's `/approve` never acts twice. Pure functions.
 """
+
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..suggestions import suggest
 
-__all__ = ["Command", "parse_commands", "BUILTIN", "key_values", "unknown_command", "STROM_MARK", "is_stroms_own"]
+__all__ = ["BUILTIN", "STROM_MARK", "Command", "is_stroms_own", "key_values", "parse_commands", "unknown_command"]
 
 # Strom's own pull request commands and what they do (for help and "did you mean").
 BUILTIN = {

@@ -1,19 +1,24 @@
 """Which repository triggers an event starts: pure functions of the triggers and the normalised event."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from ..forges.event import RepoEvent
-from ..spec.model import Trigger, TriggerType
-from .commands import parse_commands
 from ..spec.globs import any_included, included
+from ..spec.model import Concurrency, Trigger, TriggerType
+from .commands import parse_commands
 
-__all__ = ["Matched", "match_event", "parse_command", "DEFAULT_PR_ACTIONS", "KIND_TRIGGER"]
+__all__ = ["DEFAULT_PR_ACTIONS", "KIND_TRIGGER", "Matched", "match_event", "parse_command"]
 
 DEFAULT_PR_ACTIONS = ("opened", "synchronize", "reopened")
-KIND_TRIGGER = {"push": TriggerType.PUSH, "tag": TriggerType.TAG, "pull_request": TriggerType.PULL_REQUEST,
-                "comment": TriggerType.COMMENT}
+KIND_TRIGGER = {
+    "push": TriggerType.PUSH,
+    "tag": TriggerType.TAG,
+    "pull_request": TriggerType.PULL_REQUEST,
+    "comment": TriggerType.COMMENT,
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ def _paths_ok(trigger: Trigger, event: RepoEvent) -> str | None:
     return f"no changed file matches paths {_fmt(trigger.paths)} (changed: {shown or 'none'})"
 
 
-def _check(trigger: Trigger, event: RepoEvent, command) -> str | None:
+def _check(trigger: Trigger, event: RepoEvent, command: tuple[str, list[str]] | None) -> str | None:
     """Why `trigger` does not fire for `event`, or None when it does."""
     if trigger.type is TriggerType.PUSH:
         if not included(event.branch or "", trigger.branches):
@@ -52,7 +57,11 @@ def _check(trigger: Trigger, event: RepoEvent, command) -> str | None:
         if not included(event.tag or "", trigger.tags):
             return f"tag {event.tag!r} is not in {_fmt(trigger.tags)}"
         return None
+    if trigger.type not in (TriggerType.PULL_REQUEST, TriggerType.COMMENT):
+        return "not a repository trigger"
     pr = event.pr
+    if pr is None:  # the forges' parsers give every pull request and comment event its pull request
+        return "the event names no pull request"
     if trigger.type is TriggerType.PULL_REQUEST:
         actions = trigger.actions or DEFAULT_PR_ACTIONS
         action = pr.action
@@ -66,8 +75,7 @@ def _check(trigger: Trigger, event: RepoEvent, command) -> str | None:
             return f"the comment is not /{trigger.command}"
         if trigger.branches and not included(pr.base_ref, trigger.branches):
             return f"base branch {pr.base_ref!r} is not in {_fmt(trigger.branches)}"
-        return None
-    return "not a repository trigger"
+    return None
 
 
 def _args(trigger: Trigger, words: list[str]) -> dict[str, str]:
@@ -81,7 +89,7 @@ def _args(trigger: Trigger, words: list[str]) -> dict[str, str]:
 
 
 def _group(trigger: Trigger, event: RepoEvent) -> str | None:
-    if trigger.concurrency == "allow" or trigger.type is TriggerType.COMMENT:
+    if trigger.concurrency is Concurrency.ALLOW or trigger.type is TriggerType.COMMENT:
         return None
     scope = f"pr{event.pr.number}" if event.pr else (event.branch or event.tag or "")
     return f"{trigger.name}:{scope}"

@@ -1,14 +1,29 @@
 """What processing one repository event came to."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "OutcomeStatus"]
+
+
+class OutcomeStatus(str, Enum):
+    """How processing a repository event ended (stored as the event's `status`, beside `queued`).
+    A str: it compares, prints and serialises as its value."""
+
+    DONE = "done"
+    IGNORED = "ignored"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
 class Outcome:
-    status: str  # done | ignored | waiting | failed
+    status: OutcomeStatus
     reason: str | None = None
     runs: list[str] = field(default_factory=list)
     error: str | None = None

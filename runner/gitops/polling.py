@@ -5,20 +5,26 @@ processed push too) and stores a push event for each branch that moved. The even
 is the branch and commit, and run ids are derived from the commit, so a push seen by a webhook and
 by a poll starts its runs once. The first poll of a workspace only records the heads.
 """
+
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, cast
 
-from ..forges.event import RepoEvent
-from ..store import keys
+from ..forges.event import EventKind, EventSource, RepoEvent
 from ..spec.globs import included
+from ..store import keys
+
+if TYPE_CHECKING:
+    from ..runs.service import Service
+    from ..workspace_config import WorkspaceConfig
 
 __all__ = ["poll_workspace"]
 
 log = logging.getLogger("strom.poll")
 
 
-def poll_workspace(service, ws) -> list[str]:
+def poll_workspace(service: Service, ws: WorkspaceConfig) -> list[str]:
     """Store push events for the branches of `ws` that moved; returns their event ids."""
     mirror = service.repos.mirror(ws)
     heads = {b: s for b, s in mirror.remote_heads().items() if included(b, ws.branches)}
@@ -27,18 +33,28 @@ def poll_workspace(service, ws) -> list[str]:
     if not redis.exists(seen_key + ":polled"):
         with redis.pipeline() as pipe:
             if heads:
-                pipe.hset(seen_key, mapping=heads)
+                pipe.hset(seen_key, mapping=heads)  # type: ignore[arg-type]  # redis's Mapping key is invariant
             pipe.set(seen_key + ":polled", "1")
             pipe.execute()
         return []
-    known = redis.hgetall(seen_key)
+    known = cast("dict[str, str]", redis.hgetall(seen_key))  # the client decodes responses (`connect`)
     created = []
     for branch, sha in sorted(heads.items()):
         if known.get(branch) == sha:
             continue
-        event = RepoEvent(source="poll", kind="push", repo=ws.repo or ws.name, delivery=f"{ws.name}:{branch}:{sha}",
-                          forge_event="poll", ref=f"refs/heads/{branch}", branch=branch, sha=sha,
-                          before=known.get(branch), actor="strom-poll", created=branch not in known)
+        event = RepoEvent(
+            source=EventSource.POLL,
+            kind=EventKind.PUSH,
+            repo=ws.repo or ws.name,
+            delivery=f"{ws.name}:{branch}:{sha}",
+            forge_event="poll",
+            ref=f"refs/heads/{branch}",
+            branch=branch,
+            sha=sha,
+            before=known.get(branch),
+            actor="strom-poll",
+            created=branch not in known,
+        )
         event_id, duplicate = service.repo_events.receive(ws.name, event.to_dict())
         if not duplicate:
             log.info("workspace %s: branch %s moved to %s (event %s)", ws.name, branch, sha[:12], event_id)

@@ -1,5 +1,6 @@
 """What Strom remembers about each pull request: its latest facts, the event waiting for trust,
 its summary comment and the runs it lists. One Redis hash per pull request, kept 30 days."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ from ..store import keys
 __all__ = ["Pulls"]
 
 TTL = 30 * 86400
-_FACTS = ("title", "head_sha", "head_ref", "base_ref", "from_fork", "author", "author_association", "url",
-          "head_repo")
+_FACTS = ("title", "head_sha", "head_ref", "base_ref", "from_fork", "author", "author_association", "url", "head_repo")
 
 
 class Pulls:
@@ -39,8 +39,7 @@ class Pulls:
         if not raw:
             return pr
         known = json.loads(raw)
-        missing = {f.name: known[f.name] for f in fields(pr)
-                   if f.name in known and getattr(pr, f.name) in (None, "")}
+        missing = {f.name: known[f.name] for f in fields(pr) if f.name in known and getattr(pr, f.name) in (None, "")}
         if "from_fork" in known and not pr.head_sha:
             missing["from_fork"] = known["from_fork"]
         return replace(pr, **missing) if missing else pr

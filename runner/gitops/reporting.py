@@ -5,46 +5,65 @@ Reports always describe a run's *current* state (read when the report is sent), 
 repeated report can never move a status backwards. A failing forge is logged and never touches
 the run.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
-from ..engine.status import JobStatus
+from ..engine.status import RunStatus
+from ..runs.messages import ReportKind, report_kind
 from ..store import keys
 from ..store.locks import LockTimeout, redis_lock
 from .pulls import Pulls
 
-__all__ = ["Reporter", "commit_state", "summary_body", "gates_of", "MARKER"]
+if TYPE_CHECKING:
+    from ..runs.service import Service
+
+__all__ = ["MARKER", "Reporter", "commit_state", "gates_of", "summary_body"]
 
 log = logging.getLogger("strom.reporting")
 MARKER = "<!-- strom:summary -->"
 LOCK_MS = 15_000
 _STATE = {
-    JobStatus.QUEUED: "pending", JobStatus.RUNNING: "pending", JobStatus.WAITING: "pending",
-    JobStatus.SUCCEEDED: "success", JobStatus.FAILED: "failure", JobStatus.CANCELLED: "cancelled",
-    JobStatus.TIMED_OUT: "failure", JobStatus.SKIPPED: "success",
+    RunStatus.QUEUED: "pending",
+    RunStatus.RUNNING: "pending",
+    RunStatus.WAITING: "pending",
+    RunStatus.SUCCEEDED: "success",
+    RunStatus.FAILED: "failure",
+    RunStatus.CANCELLED: "cancelled",
+    RunStatus.TIMED_OUT: "failure",
+    RunStatus.SKIPPED: "success",
 }
-_ICON = {"queued": "🕓", "running": "🔄", "waiting": "⏸️", "succeeded": "✅", "failed": "❌", "cancelled": "🚫",
-         "timed_out": "⌛", "skipped": "⏭️"}
+_ICON = {
+    "queued": "🕓",
+    "running": "🔄",
+    "waiting": "⏸️",
+    "succeeded": "✅",
+    "failed": "❌",
+    "cancelled": "🚫",
+    "timed_out": "⌛",
+    "skipped": "⏭️",
+}
 
 
-def commit_state(status: JobStatus) -> str:
+def commit_state(status: RunStatus) -> str:
     return _STATE[status]
 
 
-def _describe(state, status: JobStatus) -> str:
-    if status is JobStatus.QUEUED:
+def _describe(state, status: RunStatus) -> str:
+    if status is RunStatus.QUEUED:
         return "queued"
-    if status is JobStatus.RUNNING:
+    if status is RunStatus.RUNNING:
         return "running"
-    if status is JobStatus.WAITING:
+    if status is RunStatus.WAITING:
         return "waiting for approval"
     took = ""
     if state.finished_at and (state.started_at or state.created_at):
         took = f" in {max(0, int(state.finished_at - (state.started_at or state.created_at)))}s"
     text = {"timed_out": "timed out"}.get(status.value, status.value) + took
-    return f"{text}: {state.error}" if state.error and status is not JobStatus.SUCCEEDED else text
+    return f"{text}: {state.error}" if state.error and status is not RunStatus.SUCCEEDED else text
 
 
 def gates_of(state) -> list[dict]:
@@ -54,11 +73,19 @@ def gates_of(state) -> list[dict]:
         if run.approval is None:
             continue
         approval = dict(run.approval)
-        out.append({"step": run.name, "status": run.status.value, "error": run.error,
-                    "message": (approval.get("message") or "").strip().splitlines()[:1],
-                    "approvers": list(approval.get("approvers") or []), "required": approval.get("required", 1),
-                    "decisions": [{k: d.get(k) for k in ("by", "approved", "reason")}
-                                  for d in approval.get("decisions", [])]})
+        out.append(
+            {
+                "step": run.name,
+                "status": run.status.value,
+                "error": run.error,
+                "message": (approval.get("message") or "").strip().splitlines()[:1],
+                "approvers": list(approval.get("approvers") or []),
+                "required": approval.get("required", 1),
+                "decisions": [
+                    {k: d.get(k) for k in ("by", "approved", "reason")} for d in approval.get("decisions", [])
+                ],
+            }
+        )
     return out
 
 
@@ -70,15 +97,18 @@ def _gate_line(task: str, gate: dict) -> str:
         who = ", ".join(gate["approvers"]) or "anyone with write access"
         count = f"{len(approved)} of {gate['required']} approvals, " if gate["required"] > 1 else ""
         message = f": {gate['message'][0][:200]}" if gate["message"] else ""
-        return (f"⏸️ {where} waits for approval{message} ({count}from {who}). Comment `/approve {name}` or "
-                f"`/reject {name} <reason>`.")
+        return (
+            f"⏸️ {where} waits for approval{message} ({count}from {who}). Comment `/approve {name}` or "
+            f"`/reject {name} <reason>`."
+        )
     if status == "succeeded":
         return f"✅ {where} approved by {', '.join(approved)}"
     rejected = next((d for d in gate["decisions"] if not d["approved"]), None)
     if rejected:
         return f"❌ {where} rejected by {rejected['by']}" + (f": {rejected['reason']}" if rejected["reason"] else "")
-    return f"{_ICON.get(status, '')} {where} {status.replace('_', ' ')}" + (f": {gate['error']}" if gate["error"]
-                                                                             else "")
+    return f"{_ICON.get(status, '')} {where} {status.replace('_', ' ')}" + (
+        f": {gate['error']}" if gate["error"] else ""
+    )
 
 
 def summary_body(runs: dict, notes: list[str]) -> str:
@@ -89,8 +119,10 @@ def summary_body(runs: dict, notes: list[str]) -> str:
         for task in sorted(runs):
             run = runs[task]
             status = run["status"]
-            lines.append(f"| `{task}` | {_ICON.get(status, '')} {status.replace('_', ' ')} | "
-                         f"`{(run.get('sha') or '')[:7]}` | [{run['id']}]({run['url']}) |")
+            lines.append(
+                f"| `{task}` | {_ICON.get(status, '')} {status.replace('_', ' ')} | "
+                f"`{(run.get('sha') or '')[:7]}` | [{run['id']}]({run['url']}) |"
+            )
         lines.append("")
         gates = [_gate_line(task, gate) for task in sorted(runs) for gate in runs[task].get("gates", [])]
         if gates:
@@ -101,45 +133,52 @@ def summary_body(runs: dict, notes: list[str]) -> str:
 
 
 class Reporter:
-    def __init__(self, service):
+    def __init__(self, service: Service):
         self.service = service
         self.redis = service.redis
 
     def handle(self, message: dict) -> None:
         kind = message.get("kind")
+        known = report_kind(kind)
         try:
-            if kind == "run":
+            if known is ReportKind.RUN:
                 self._run(message["job"], message.get("status"))
-            elif kind == "waiting":
+            elif known is ReportKind.WAITING:
                 self._note(message["workspace"], message["pr"], message.get("sha"), message["text"])
-            elif kind == "invalid":
+            elif known is ReportKind.INVALID:
                 self._invalid(message)
-            elif kind in ("react", "reply"):
-                self._answer(message)
+            elif known is ReportKind.REACT or known is ReportKind.REPLY:
+                self._answer(message, known)
         except LockTimeout:  # another reporter holds this pull request's comment: try again later
             self.service.report(message)
-        except Exception as exc:  # reporting never fails anything
+        except Exception as exc:  # noqa: BLE001 - reporting never fails anything
             log.warning("reporting %s failed: %s", kind, exc)
             self.redis.hincrby(keys.COUNTERS, "reports_failed", 1)
 
     # ------------------------------------------------------------------ runs
     def _run(self, job_id: str, queued_for: str | None) -> None:
-        state = self.service.jobs.load(job_id)
+        state = self.service.runs.load(job_id)
         if state is None or not state.commit:
             return
-        if state.status.terminal and queued_for and not JobStatus(queued_for).terminal:
+        if state.status.terminal and queued_for and not RunStatus(queued_for).terminal:
             return  # the run finished since: its final report follows (a status never moves backwards)
         ws = self.service.config.workspaces.get(state.workspace)
         api = self.service.forge_api(ws) if ws else None
         if api is None:
             return
-        status = state.status if state.status.terminal or not queued_for else JobStatus(queued_for)
+        status = state.status if state.status.terminal or not queued_for else RunStatus(queued_for)
         url = self.service.config.run_url(state.id)
         api.set_status(state.commit, commit_state(status), f"strom/{state.task}", _describe(state, status), url)
         pr = ((state.event or {}).get("pr") or {}).get("number")
         if pr:
-            entry = {"id": state.id, "status": status.value, "sha": state.commit, "url": url,
-                     "created_at": state.created_at, "gates": gates_of(state)}
+            entry = {
+                "id": state.id,
+                "status": status.value,
+                "sha": state.commit,
+                "url": url,
+                "created_at": state.created_at,
+                "gates": gates_of(state),
+            }
             self._update_summary(ws, api, int(pr), task=state.task, entry=entry)
 
     def _invalid(self, message: dict) -> None:
@@ -148,17 +187,21 @@ class Reporter:
         if api is None or not message.get("sha"):
             return
         problems = message.get("problems") or []
-        api.set_status(message["sha"], "failure", "strom/definitions",
-                       f"invalid .strom/: {problems[0] if problems else 'see the event'}",
-                       f"{self.service.config.public_url.rstrip('/')}/api/events/{message['event']}")
+        api.set_status(
+            message["sha"],
+            "failure",
+            "strom/definitions",
+            f"invalid .strom/: {problems[0] if problems else 'see the event'}",
+            f"{self.service.config.public_url.rstrip('/')}/api/events/{message['event']}",
+        )
 
-    def _answer(self, message: dict) -> None:
+    def _answer(self, message: dict, kind: ReportKind) -> None:
         """A reaction on a command's comment, or a reply to it."""
         ws = self.service.config.workspaces.get(message["workspace"])
         api = self.service.forge_api(ws) if ws else None
         if api is None:
             return
-        if message["kind"] == "react":
+        if kind is ReportKind.REACT:
             api.react(int(message["pr"]), str(message["comment"]), message["reaction"])
         else:
             api.create_comment(int(message["pr"]), message["text"])
@@ -170,8 +213,9 @@ class Reporter:
             self._update_summary(ws, api, number, note=text)
 
     # ------------------------------------------------------------------ the summary comment
-    def _update_summary(self, ws, api, number: int, *, task: str | None = None, entry: dict | None = None,
-                        note: str | None = None) -> None:
+    def _update_summary(
+        self, ws, api, number: int, *, task: str | None = None, entry: dict | None = None, note: str | None = None
+    ) -> None:
         pulls = Pulls(self.redis, ws.name)
         with redis_lock(self.redis, keys.pull_request(ws.name, number) + ":lock", ttl_ms=LOCK_MS):
             runs = json.loads(pulls.get(number, "runs") or "{}")

@@ -3,14 +3,20 @@
 A maintainer's `/ok-to-test` trusts one head commit of one pull request (or, with the workspace's
 `sticky_trust`, every later commit of it too). Trust is recorded in Redis for 30 days.
 """
+
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..forges.event import PullRequest
 from ..store import keys
 
-__all__ = ["TRUSTED_ASSOCIATIONS", "Trust", "STICKY"]
+if TYPE_CHECKING:
+    from ..runs.service import Service
+    from ..workspace_config import WorkspaceConfig
+
+__all__ = ["STICKY", "TRUSTED_ASSOCIATIONS", "Trust"]
 
 log = logging.getLogger("strom.intake")
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -20,7 +26,7 @@ ACCESS_TTL = 60  # seconds a forge's answer about someone's access is reused
 
 
 class Trust:
-    def __init__(self, service, ws):
+    def __init__(self, service: Service, ws: WorkspaceConfig):
         self.service = service
         self.ws = ws
         self._writers: dict[str, bool] = {}
@@ -62,7 +68,7 @@ class Trust:
             return False
         try:
             answer = bool(ask(api))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the forge cannot answer: not trusted, and said why
             log.warning("workspace %s: cannot check %s: %s", self.ws.name, question, exc)
             return False
         self.service.redis.set(key, "1" if answer else "0", ex=ACCESS_TTL)

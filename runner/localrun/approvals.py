@@ -1,9 +1,10 @@
 """Answering approval steps in `strom run`: pre-answers from flags, else a question on the terminal."""
+
 from __future__ import annotations
 
 import getpass
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..engine.commands import AwaitApproval
 
@@ -13,14 +14,19 @@ __all__ = ["Approvals", "local_user"]
 def local_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no user database (a container): a name is still needed
         return "local"
 
 
 class Approvals:
-    def __init__(self, approve: set[str] | None = None, reject: dict[str, str | None] | None = None,
-                 interactive: bool = False, prompt: Callable[[AwaitApproval], tuple[bool, str | None]] | None = None,
-                 user: str | None = None):
+    def __init__(
+        self,
+        approve: set[str] | None = None,
+        reject: dict[str, str | None] | None = None,
+        interactive: bool = False,
+        prompt: Callable[[AwaitApproval], tuple[bool, str | None]] | None = None,
+        user: str | None = None,
+    ):
         self.approve = set(approve or ())
         self.reject = dict(reject or {})
         self.interactive = interactive and prompt is not None
@@ -47,9 +53,12 @@ class Approvals:
                 return
             answer(True, self.user, None)
             return
-        if not self.interactive:
-            answer(False, "strom", f"nobody to ask: this is not a terminal; pass --approve {command.step} "
-                                   f"or --reject {command.step}")
+        if not self.interactive or self.prompt is None:  # interactive needs a prompt
+            answer(
+                False,
+                "strom",
+                f"nobody to ask: this is not a terminal; pass --approve {command.step} or --reject {command.step}",
+            )
             return
         approved, reason = self.prompt(command)
         if not self.cancelled.is_set():

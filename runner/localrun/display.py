@@ -1,4 +1,5 @@
 """What `strom run` prints: step lines with a prefix, status changes, a progress line, a summary table."""
+
 from __future__ import annotations
 
 import json
@@ -12,23 +13,32 @@ from rich.text import Text
 
 from ..durations import format_duration
 from ..engine.commands import AwaitApproval
-from ..engine.state import JobState, StepRun
-from ..engine.status import JobStatus, StepStatus
+from ..engine.state import RunState, StepRun
+from ..engine.status import RunStatus, StepStatus
 
-__all__ = ["Display", "STATUS_MARK"]
+__all__ = ["STATUS_MARK", "Display"]
 
 _PALETTE = ["cyan", "magenta", "blue", "yellow", "green", "bright_cyan", "bright_magenta", "bright_blue"]
 STATUS_MARK = {
-    StepStatus.SUCCEEDED: ("✓", "green"), StepStatus.FAILED: ("✗", "red"), StepStatus.TIMED_OUT: ("⏱", "red"),
-    StepStatus.CANCELLED: ("■", "yellow"), StepStatus.SKIPPED: ("↷", "bright_black"),
-    StepStatus.WAITING: ("⏸", "yellow"), StepStatus.RUNNING: ("▶", "bright_black"),
-    StepStatus.QUEUED: ("…", "bright_black"), StepStatus.PENDING: ("·", "bright_black"),
+    StepStatus.SUCCEEDED: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "red"),
+    StepStatus.TIMED_OUT: ("⏱", "red"),
+    StepStatus.CANCELLED: ("■", "yellow"),
+    StepStatus.SKIPPED: ("↷", "bright_black"),
+    StepStatus.WAITING: ("⏸", "yellow"),
+    StepStatus.RUNNING: ("▶", "bright_black"),
+    StepStatus.QUEUED: ("…", "bright_black"),
+    StepStatus.PENDING: ("·", "bright_black"),
 }
 JOB_MARK = {
-    JobStatus.SUCCEEDED: ("✓", "bold green"), JobStatus.FAILED: ("✗", "bold red"),
-    JobStatus.TIMED_OUT: ("⏱", "bold red"), JobStatus.CANCELLED: ("■", "bold yellow"),
-    JobStatus.SKIPPED: ("↷", "bold"), JobStatus.RUNNING: ("▶", "bold"), JobStatus.WAITING: ("⏸", "bold yellow"),
-    JobStatus.QUEUED: ("…", "bold"),
+    RunStatus.SUCCEEDED: ("✓", "bold green"),
+    RunStatus.FAILED: ("✗", "bold red"),
+    RunStatus.TIMED_OUT: ("⏱", "bold red"),
+    RunStatus.CANCELLED: ("■", "bold yellow"),
+    RunStatus.SKIPPED: ("↷", "bold"),
+    RunStatus.RUNNING: ("▶", "bold"),
+    RunStatus.WAITING: ("⏸", "bold yellow"),
+    RunStatus.QUEUED: ("…", "bold"),
 }
 
 
@@ -48,7 +58,7 @@ def _labels(task, workspace, depth: int = 0):
 
 
 class _StepLogs:
-    def __init__(self, display: "Display", prefix: Text):
+    def __init__(self, display: Display, prefix: Text):
         self.display, self.prefix = display, prefix
 
     def line(self, stream: str, text: str) -> None:
@@ -63,11 +73,11 @@ class Display:
         self.width = 12
         self.live: Live | None = None
         self.show_progress = self.console.is_terminal if progress is None else progress
-        self.top: JobState | None = None
+        self.top: RunState | None = None
         self.started = time.monotonic()
 
     # -- lifecycle
-    def run_started(self, state: JobState, task, workspace=None) -> None:
+    def run_started(self, state: RunState, task, workspace=None) -> None:
         self.top = state
         self.width = min(36, max([8] + [len(name) for name in _labels(task, workspace)]))
         where = ""
@@ -75,8 +85,13 @@ class Display:
             where = f" @ {state.git.get('branch') or state.git.get('ref')} {state.git.get('short_sha', '')}"
         self.say(Text.assemble(("▶ ", "bold"), (f"task {state.task}", "bold"), f" · run {state.id}{where}"))
         if self.show_progress:
-            self.live = Live(self._progress(), console=self.console, transient=True, refresh_per_second=4,
-                             get_renderable=self._progress)
+            self.live = Live(
+                self._progress(),
+                console=self.console,
+                transient=True,
+                refresh_per_second=4,
+                get_renderable=self._progress,
+            )
             self.live.start()
 
     def stop(self) -> None:
@@ -111,10 +126,11 @@ class Display:
             body.stylize("bright_black italic")
         self.say(Text.assemble(prefix, body))
 
-    def changed(self, before: JobState, after: JobState, label: str, is_top: bool = False) -> None:
+    def changed(self, before: RunState, after: RunState, label: str, is_top: bool = False) -> None:
         if is_top:
             self.top = after
-        lines, placeholders = [], []
+        lines: list[Text] = []
+        placeholders: list[Text] = []
         for name, run in after.steps.items():
             old = before.steps.get(name)
             if old is not None and old.status is run.status and old.attempt == run.attempt:
@@ -130,13 +146,16 @@ class Display:
         status = run.status
         if status is StepStatus.QUEUED and run.retry_at and old is not None and old.attempt < run.attempt:
             wait = max(0.0, run.retry_at - time.time())
-            return Text(f"↻ attempt {old.attempt} failed: {run.error}; retrying (attempt {run.attempt})"
-                        + (f" in {format_duration(wait)}" if wait >= 0.5 else ""), style="yellow")
+            return Text(
+                f"↻ attempt {old.attempt} failed: {run.error}; retrying (attempt {run.attempt})"
+                + (f" in {format_duration(wait)}" if wait >= 0.5 else ""),
+                style="yellow",
+            )
         if status in (StepStatus.PENDING, StepStatus.QUEUED):
             return None
         mark, style = STATUS_MARK[status]
         if status is StepStatus.RUNNING:
-            if run.is_placeholder:
+            if run.items is not None:  # a placeholder
                 return Text(f"{mark} {len(run.items)} items", style=style)
             return Text(f"{mark} started" + (f" (attempt {run.attempt})" if run.attempt > 1 else ""), style=style)
         if status is StepStatus.WAITING:
@@ -151,7 +170,7 @@ class Display:
             return Text(f"{mark} skipped: {run.skip_reason}", style=style)
         return Text(f"{mark} {status.value}{took}: {run.error or ''}".rstrip(": "), style=style)
 
-    def run_finished(self, state: JobState, label: str, kind: str) -> None:
+    def run_finished(self, state: RunState, label: str, kind: str) -> None:
         if kind == "task" and not label:
             return
         mark, style = JOB_MARK[state.status]
@@ -195,7 +214,7 @@ class Display:
                     live.start()
 
     # -- the end
-    def summary(self, state: JobState, runs: list[JobState]) -> None:
+    def summary(self, state: RunState, runs: list[RunState]) -> None:
         self.stop()
         rows = []
         number = 0
@@ -213,8 +232,18 @@ class Display:
         started = state.started_at or state.created_at
         total = format_duration((state.finished_at or time.time()) - started)
         self.console.print()
-        self.console.print(Text.assemble(("Task: ", "bold"), state.task, "   ", ("Run: ", "bold"), state.id,
-                                         "   ", ("Status: ", "bold"), (f"{state.status.value} {mark}", style)))
+        self.console.print(
+            Text.assemble(
+                ("Task: ", "bold"),
+                state.task,
+                "   ",
+                ("Run: ", "bold"),
+                state.id,
+                "   ",
+                ("Status: ", "bold"),
+                (f"{state.status.value} {mark}", style),
+            )
+        )
         for line in table:
             self.console.print(line)
         footer = f"Total duration: {total}"
@@ -225,7 +254,7 @@ class Display:
         for hook in extra:
             mark, style = JOB_MARK[hook.status]
             self.console.print(Text(f"Hook {hook.trigger} → {hook.task}: {hook.status.value} {mark}", style=style))
-        if state.error and state.status is not JobStatus.SUCCEEDED:
+        if state.error and state.status is not RunStatus.SUCCEEDED:
             self.console.print(Text(f"Error: {state.error}", style="red"))
 
     def _table(self, headers: tuple[str, ...], rows: list[tuple]) -> list[Text]:

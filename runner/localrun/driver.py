@@ -3,6 +3,7 @@
 The loop owns every run's state. Step threads only execute rendered work and post events back,
 so the rules are exactly the engine's, as they are in the service.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -10,20 +11,39 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from ..engine import (AwaitApproval, CancelChild, CancelStep, ChildFinished, DispatchStep, JobFinished, JobState,
-                      JobStatus, RetryJob, RunContext, RunHooks, StartChild, StepFinished, StepStarted, StepWork,
-                      Tick, advance, hook_task, new_job)
+from ..engine import (
+    AwaitApproval,
+    CancelChild,
+    CancelStep,
+    ChildFinished,
+    DispatchStep,
+    RetryRun,
+    RunContext,
+    RunFinished,
+    RunHooks,
+    RunState,
+    RunStatus,
+    StartChild,
+    StepFinished,
+    StepStarted,
+    StepWork,
+    Tick,
+    advance,
+    hook_task,
+    new_run,
+)
 from ..engine.events import ApprovalDecision, Cancel, Event, Start
 from ..engine.status import StepStatus
 from ..errors import EngineError, InputError
-from ..executors.destinations import EVERYWHERE
 from ..executors import DockerExecutor, HttpExecutor, LocalExecutor, LocalSettings, Unavailable, execute
 from ..executors.base import executor_key
+from ..executors.destinations import EVERYWHERE
 from ..spec.model import Workspace
 from .approvals import Approvals
 from .display import Display
@@ -33,7 +53,7 @@ __all__ = ["LocalRunner", "RunOutcome"]
 
 @dataclass
 class _Run:
-    state: JobState
+    state: RunState
     ctx: RunContext
     label: str  # how its steps are prefixed: "" for the top run, "child-task" for others
     kind: str = "task"  # task | child | hook
@@ -41,15 +61,25 @@ class _Run:
 
 @dataclass
 class RunOutcome:
-    state: JobState  # the last attempt of the requested task
-    runs: list[JobState] = field(default_factory=list)  # every run in the order they started
+    state: RunState  # the last attempt of the requested task
+    runs: list[RunState] = field(default_factory=list)  # every run in the order they started
     interrupted: bool = False
 
 
 class LocalRunner:
-    def __init__(self, workspace: Workspace, workspace_path: Path, *, display: Display, approvals: Approvals,
-                 secrets: Mapping[str, str] | None = None, jobs: int = 4, local_executor: LocalExecutor | None = None,
-                 git: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        workspace: Workspace,
+        workspace_path: Path,
+        *,
+        display: Display,
+        approvals: Approvals,
+        secrets: Mapping[str, str] | None = None,
+        jobs: int = 4,
+        local_executor: LocalExecutor | None = None,
+        git: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.workspace = workspace
         self.path = Path(workspace_path)
         self.display = display
@@ -58,8 +88,12 @@ class LocalRunner:
         self.git = dict(git) if git else None
         self.clock = clock
         self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="strom-step")
-        self.executors = {"local": local_executor or LocalExecutor(LocalSettings(own_uids=False)), "http": HttpExecutor(EVERYWHERE), "none": Unavailable(),
-                          "docker": DockerExecutor()}
+        self.executors = {
+            "local": local_executor or LocalExecutor(LocalSettings(own_uids=False)),
+            "http": HttpExecutor(EVERYWHERE),
+            "none": Unavailable(),
+            "docker": DockerExecutor(),
+        }
         self.inbox: queue.Queue = queue.Queue()
         self.runs: dict[str, _Run] = {}
         self.order: list[str] = []
@@ -77,7 +111,7 @@ class LocalRunner:
     def run(self, task_name: str, inputs: Mapping[str, Any]) -> RunOutcome:
         """Run `task_name` to the end. Raises InputError before anything runs if inputs are wrong."""
         ctx = self._context(task_name)
-        state = new_job(ctx, inputs=inputs, now=self.clock(), git=self.git, commit=(self.git or {}).get("sha"))
+        state = new_run(ctx, inputs=inputs, now=self.clock(), git=self.git, commit=(self.git or {}).get("sha"))
         self.top_id = state.id
         self._add(state, ctx, label="", kind="task")
         self.display.run_started(state, ctx.task, self.workspace)
@@ -125,8 +159,12 @@ class LocalRunner:
     def _done(self) -> bool:
         if self.abandoned:
             return True
-        return self.busy == 0 and not self.timers and self.inbox.empty() and all(
-            r.state.status.terminal for r in self.runs.values())
+        return (
+            self.busy == 0
+            and not self.timers
+            and self.inbox.empty()
+            and all(r.state.status.terminal for r in self.runs.values())
+        )
 
     def _fire_timers(self) -> None:
         now = self.clock()
@@ -186,9 +224,9 @@ class LocalRunner:
             self._ask(run, command)
         elif isinstance(command, RunHooks):
             self._hooks(run, command)
-        elif isinstance(command, JobFinished):
+        elif isinstance(command, RunFinished):
             self._finished(run, command)
-        elif isinstance(command, RetryJob):
+        elif isinstance(command, RetryRun):
             self._later(command.not_before, lambda r=run, c=command: self._retry(r, c))
 
     def _dispatch(self, run: _Run, work: StepWork) -> None:
@@ -212,11 +250,17 @@ class LocalRunner:
             self._post(work.job_id, StepStarted(work.step, work.attempt, worker="local"))
             logs = self.display.step_logs(label, work.step)
             result = execute(executor, work, self.path, logs, flag)
-            self._post(work.job_id, StepFinished(work.step, work.attempt, result.status, result.output,
-                                                 result.error, result.exit_code))
-        except Exception as exc:  # a bug must not leave the step running forever
-            self._post(work.job_id, StepFinished(work.step, work.attempt, StepStatus.FAILED,
-                                                 error=f"internal error: {type(exc).__name__}: {exc}"))
+            self._post(
+                work.job_id,
+                StepFinished(work.step, work.attempt, result.status, result.output, result.error, result.exit_code),
+            )
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the step running forever
+            self._post(
+                work.job_id,
+                StepFinished(
+                    work.step, work.attempt, StepStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
+                ),
+            )
         finally:
             self._release(key)
 
@@ -224,7 +268,7 @@ class LocalRunner:
         task = task or self.workspace.tasks[task_name]
         return RunContext(self.workspace, task, self.secrets)
 
-    def _add(self, state: JobState, ctx: RunContext, label: str, kind: str) -> None:
+    def _add(self, state: RunState, ctx: RunContext, label: str, kind: str) -> None:
         self.runs[state.id] = _Run(state, ctx, label, kind)
         self.order.append(state.id)
         self._post(state.id, Start())
@@ -232,17 +276,31 @@ class LocalRunner:
     def _start_child(self, parent: _Run, command: StartChild) -> None:
         task = self.workspace.tasks.get(command.task)
         if task is None:
-            self._post(parent.state.id, ChildFinished(command.step, command.child_job, JobStatus.FAILED,
-                                                      error=f"task {command.task!r} does not exist"))
+            self._post(
+                parent.state.id,
+                ChildFinished(
+                    command.step, command.child_job, RunStatus.FAILED, error=f"task {command.task!r} does not exist"
+                ),
+            )
             return
         ctx = self._context(command.task, task)
         try:
-            state = new_job(ctx, inputs=command.inputs, now=self.clock(), job_id=command.child_job,
-                            source="child", depth=command.depth, parent_job=parent.state.id,
-                            parent_step=command.step, git=self.git, commit=parent.state.commit)
+            state = new_run(
+                ctx,
+                inputs=command.inputs,
+                now=self.clock(),
+                job_id=command.child_job,
+                source="child",
+                depth=command.depth,
+                parent_job=parent.state.id,
+                parent_step=command.step,
+                git=self.git,
+                commit=parent.state.commit,
+            )
         except InputError as exc:
-            self._post(parent.state.id, ChildFinished(command.step, command.child_job, JobStatus.FAILED,
-                                                      error=str(exc)))
+            self._post(
+                parent.state.id, ChildFinished(command.step, command.child_job, RunStatus.FAILED, error=str(exc))
+            )
             return
         label = f"{parent.label}{command.step} » " if parent.label else f"{command.step} » "
         self._add(state, ctx, label, kind="child")
@@ -255,23 +313,41 @@ class LocalRunner:
             task = hook_task(call, self.workspace)
             ctx = self._context(task.name, task)
             try:
-                state = new_job(ctx, inputs=call.inputs, now=self.clock(), source="hook",
-                                trigger=f"{run.state.task}/{command.event}", git=self.git,
-                                commit=run.state.commit, allow_extra_inputs=True)
+                state = new_run(
+                    ctx,
+                    inputs=call.inputs,
+                    now=self.clock(),
+                    source="hook",
+                    trigger=f"{run.state.task}/{command.event}",
+                    git=self.git,
+                    commit=run.state.commit,
+                    allow_extra_inputs=True,
+                )
             except InputError as exc:
                 self.display.note(f"{command.event} hook {call.action_ref!r} not run: {exc}")
                 continue
             self._add(state, ctx, label=f"{command.event}:{call.action_ref} » ", kind="hook")
 
-    def _finished(self, run: _Run, command: JobFinished) -> None:
+    def _finished(self, run: _Run, command: RunFinished) -> None:
         if command.parent_job and command.parent_job in self.runs:
-            self._post(command.parent_job, ChildFinished(command.parent_step, command.job_id, command.status,
-                                                         command.output, command.error))
+            if command.parent_step is None:  # the engine gives every child run the step that started it
+                raise ValueError(f"child run {command.job_id} names no step of its parent")
+            self._post(
+                command.parent_job,
+                ChildFinished(command.parent_step, command.job_id, command.status, command.output, command.error),
+            )
         self.display.run_finished(run.state, run.label, run.kind)
 
-    def _retry(self, run: _Run, command: RetryJob) -> None:
-        state = new_job(run.ctx, inputs=run.state.inputs, now=self.clock(), attempt=command.attempt,
-                        retry_of=run.state.id, git=self.git, commit=run.state.commit)
+    def _retry(self, run: _Run, command: RetryRun) -> None:
+        state = new_run(
+            run.ctx,
+            inputs=run.state.inputs,
+            now=self.clock(),
+            attempt=command.attempt,
+            retry_of=run.state.id,
+            git=self.git,
+            commit=run.state.commit,
+        )
         if run.state.id == self.top_id:
             self.top_id = state.id
         self.display.note(f"retrying task {run.state.task!r} (attempt {command.attempt})")
@@ -279,11 +355,11 @@ class LocalRunner:
 
     def _ask(self, run: _Run, command: AwaitApproval) -> None:
         """Ask on a thread of its own; the waiting run keeps the loop alive, a cancel lets it end."""
+
         def answer(approved: bool, by: str, reason: str | None) -> None:
             self._post(command.job_id, ApprovalDecision(command.step, approved, by, reason))
 
-        threading.Thread(target=self.approvals.ask, args=(command, answer), name="strom-approval",
-                         daemon=True).start()
+        threading.Thread(target=self.approvals.ask, args=(command, answer), name="strom-approval", daemon=True).start()
 
     def _cancel_everything(self) -> None:
         self.interrupted = True

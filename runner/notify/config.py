@@ -1,21 +1,23 @@
 """The `notifications:` section of the server configuration.
 
-    notifications:
-      channels:
-        team-chat: ["slack://T000/B000/XXXX", { env: DISCORD_URL }]     # Apprise URLs
-        ops-mail:  [{ env: OPS_MAILTO }]                                  # mailto://, mailtos://
-        oncall:    { config: /etc/strom/apprise.yml, tags: [oncall] }     # an Apprise config file
-      timeout: 10s          # per delivery attempt
-      attempts: 3           # per URL, with backoff
+notifications:
+  channels:
+    team-chat: ["slack://T000/B000/XXXX", { env: DISCORD_URL }]     # Apprise URLs
+    ops-mail:  [{ env: OPS_MAILTO }]                                  # mailto://, mailtos://
+    oncall:    { config: /etc/strom/apprise.yml, tags: [oncall] }     # an Apprise config file
+  timeout: 10s          # per delivery attempt
+  attempts: 3           # per URL, with backoff
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from ..spec.problems import Problems
 from ..spec.reader import Reader, describe
+from ..spec.yamlnodes import LocDict
 
 __all__ = ["Channel", "NotifyConfig", "parse_notifications"]
 
@@ -41,11 +43,12 @@ def parse_notifications(block, problems: Problems, base: Path, read_value: Calla
     r = Reader(block, problems, "notifications")
     r.check_keys({"channels", "timeout", "attempts"})
     channels = {}
-    raw = r.mapping("channels", '{ team-chat: ["slack://..."] }') or {}
-    for name, spec in raw.items():
-        channel = _channel(str(name), spec, raw.at(name), problems, base, read_value)
-        if channel is not None:
-            channels[str(name)] = channel
+    raw = r.mapping("channels", '{ team-chat: ["slack://..."] }')
+    if raw is not None:
+        for name, spec in raw.items():
+            channel = _channel(str(name), spec, raw.at(name), problems, base, read_value)
+            if channel is not None:
+                channels[str(name)] = channel
     timeout = r.duration("timeout", 300, "5m") if r.has("timeout") else None
     attempts = r.integer("attempts", 1, 10)
     return NotifyConfig(channels=channels, timeout=timeout or 10.0, attempts=attempts or 3)
@@ -60,9 +63,13 @@ def _channel(name: str, spec, pos, problems: Problems, base: Path, read_value) -
         if not spec:
             problems.error(pos, "missing-field", f"{what} has no URLs", 'list Apprise URLs, e.g. ["slack://..."]')
         return Channel(name, urls)
-    if not isinstance(spec, dict):
-        problems.error(pos, "wrong-type", f"{what} must be a list of Apprise URLs or {{ config: FILE, tags: [...] }}, "
-                                          f"got {describe(spec)}", 'write it like `ops: ["mailtos://..."]`')
+    if not isinstance(spec, LocDict):  # as every mapping of the file and of the environment
+        problems.error(
+            pos,
+            "wrong-type",
+            f"{what} must be a list of Apprise URLs or {{ config: FILE, tags: [...] }}, got {describe(spec)}",
+            'write it like `ops: ["mailtos://..."]`',
+        )
         return None
     r = Reader(spec, problems, what)
     r.check_keys({"urls", "config", "tags"})

@@ -9,31 +9,49 @@ Markdown for chat (Slack, Discord, ...), the same facts as plain text for mail:
     - migrate: exit code 1 … relation "users" does not exist
     Run: https://strom.example.com/runs/ab12cd34
 """
+
 from __future__ import annotations
 
 from ..durations import format_duration
-from ..engine import JobState, StepStatus
+from ..engine import RunState, StepStatus
+from ..spec.model import NotifyEvent
 from .send import Message
 
-__all__ = ["run_message", "waiting_message", "step_message", "trigger_text", "plain", "ERROR_TAIL"]
+__all__ = ["ERROR_TAIL", "plain", "run_message", "step_message", "trigger_text", "waiting_message"]
 
 ERROR_TAIL = 300  # characters of a failed step's error shown
-ICONS = {"failed": "❌", "timed_out": "⌛", "succeeded": "✅", "cancelled": "🚫", "recovered": "💚",
-         "waiting": "⏸️"}
-WORDS = {"failed": "failed", "timed_out": "timed out", "succeeded": "succeeded", "cancelled": "was cancelled",
-         "recovered": "recovered", "waiting": "waits for approval"}
-KIND = {"failed": "failure", "timed_out": "failure", "succeeded": "success", "recovered": "success",
-        "cancelled": "info", "waiting": "warning"}
+E = NotifyEvent
+ICONS = {E.FAILED: "❌", E.TIMED_OUT: "⌛", E.SUCCEEDED: "✅", E.CANCELLED: "🚫", E.RECOVERED: "💚", E.WAITING: "⏸️"}
+WORDS = {
+    E.FAILED: "failed",
+    E.TIMED_OUT: "timed out",
+    E.SUCCEEDED: "succeeded",
+    E.CANCELLED: "was cancelled",
+    E.RECOVERED: "recovered",
+    E.WAITING: "waits for approval",
+}
+KIND = {
+    E.FAILED: "failure",
+    E.TIMED_OUT: "failure",
+    E.SUCCEEDED: "success",
+    E.RECOVERED: "success",
+    E.CANCELLED: "info",
+    E.WAITING: "warning",
+}
 
 
 def plain(text: str) -> str:
     """Text from outside (commit titles, errors, approval messages) that cannot ping a whole chat
     (Slack's <!channel>, <@U123>, Discord's @everyone)."""
-    return (text.replace("<!", "<\u200b!").replace("<@", "<\u200b@").replace("@everyone", "@\u200beveryone")
-            .replace("@here", "@\u200bhere"))
+    return (
+        text.replace("<!", "<\u200b!")
+        .replace("<@", "<\u200b@")
+        .replace("@everyone", "@\u200beveryone")
+        .replace("@here", "@\u200bhere")
+    )
 
 
-def trigger_text(state: JobState) -> str:
+def trigger_text(state: RunState) -> str:
     """Who or what started the run, in a few words."""
     event = state.event or {}
     actor = event.get("actor") or ""
@@ -62,14 +80,14 @@ def trigger_text(state: JobState) -> str:
     return state.source + (f" {state.trigger}" if state.trigger else "")
 
 
-def _duration(state: JobState) -> str | None:
+def _duration(state: RunState) -> str | None:
     started = state.started_at or state.created_at
     if state.finished_at is None or started is None:
         return None
     return format_duration(max(0.0, state.finished_at - started))
 
 
-def _commit(state: JobState, commit_url: str | None) -> tuple[str, str] | None:
+def _commit(state: RunState, commit_url: str | None) -> tuple[str, str] | None:
     """(markdown, text) describing the commit, or None for a run without one."""
     git = state.git or {}
     sha = state.commit or git.get("sha")
@@ -77,7 +95,7 @@ def _commit(state: JobState, commit_url: str | None) -> tuple[str, str] | None:
         return None
     short = sha[:7]
     branch = git.get("branch") or (state.event or {}).get("branch") or ""
-    title = (git.get("title") or (git.get("message") or "").strip().splitlines()[0:1] or [""])
+    title = git.get("title") or (git.get("message") or "").strip().splitlines()[0:1] or [""]
     title = title[0] if isinstance(title, list) else title
     on = f" on {branch}" if branch else ""
     says = f": {plain(title)}" if title else ""
@@ -85,7 +103,7 @@ def _commit(state: JobState, commit_url: str | None) -> tuple[str, str] | None:
     return f"commit {md_sha}{on}{says}", f"commit {short}{on}{says}" + (f"\n{commit_url}" if commit_url else "")
 
 
-def _failed_steps(state: JobState) -> list[tuple[str, str]]:
+def _failed_steps(state: RunState) -> list[tuple[str, str]]:
     out = []
     for name, run in state.steps.items():
         if run.is_placeholder or run.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
@@ -97,7 +115,7 @@ def _failed_steps(state: JobState) -> list[tuple[str, str]]:
     return out
 
 
-def run_message(state: JobState, event: str, run_url: str, commit_url: str | None = None) -> Message:
+def run_message(state: RunState, event: NotifyEvent, run_url: str, commit_url: str | None = None) -> Message:
     """A finished run: `event` is failed, timed_out, succeeded, cancelled or recovered."""
     title = f"{ICONS.get(event, '')} {state.task} {WORDS.get(event, event)} · {state.workspace}".strip()
     took = _duration(state)
@@ -114,7 +132,7 @@ def run_message(state: JobState, event: str, run_url: str, commit_url: str | Non
         text.append("failed steps:")
         md += [f"- `{name}`: {error}" for name, error in failed]
         text += [f"- {name}: {error}" for name, error in failed]
-    elif state.error and event not in ("succeeded", "recovered"):
+    elif state.error and event not in (NotifyEvent.SUCCEEDED, NotifyEvent.RECOVERED):
         md.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
         text.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
     md.append(f"[Open run {state.id}]({run_url})")
@@ -122,23 +140,32 @@ def run_message(state: JobState, event: str, run_url: str, commit_url: str | Non
     return Message(title, "\n".join(md), "\n".join(text), KIND.get(event, "info"))
 
 
-def waiting_message(state: JobState, step: str, run_url: str, commit_url: str | None = None) -> Message:
+def waiting_message(state: RunState, step: str, run_url: str, commit_url: str | None = None) -> Message:
     """A gate started waiting: its message, who may approve, and how."""
     run = state.steps[step]
     approval = dict(run.approval or {})
     who = ", ".join(approval.get("approvers") or []) or "anyone with write access"
     required = int(approval.get("required") or 1)
     title = f"⏸️ {state.task} waits for approval · {state.workspace}"
-    lines = [f"`{step}`: {plain(approval.get('message') or 'approve?')}",
-             f"needs {required} approval{'s' if required > 1 else ''} from {who} · {trigger_text(state)}"]
+    lines = [
+        f"`{step}`: {plain(approval.get('message') or 'approve?')}",
+        f"needs {required} approval{'s' if required > 1 else ''} from {who} · {trigger_text(state)}",
+    ]
     commit = _commit(state, commit_url)
     pr = ((state.event or {}).get("pr") or {}).get("number")
     how_md = [f"comment `/approve {step}` or `/reject {step} <reason>` on #{pr}"] if pr else []
     how_md.append(f"`strom approve {state.id} {step}`")
     link = f"{run_url}#step-{step}"
-    md = [*lines] + ([commit[0]] if commit else []) + ["approve: " + ", or ".join(how_md), f"[Open run {state.id}]({link})"]
-    text = [line.replace("`", "") for line in lines] + ([commit[1]] if commit else []) + \
-        ["approve: " + ", or ".join(h.replace("`", "") for h in how_md), f"Run: {link}"]
+    md = (
+        [*lines]
+        + ([commit[0]] if commit else [])
+        + ["approve: " + ", or ".join(how_md), f"[Open run {state.id}]({link})"]
+    )
+    text = (
+        [line.replace("`", "") for line in lines]
+        + ([commit[1]] if commit else [])
+        + ["approve: " + ", or ".join(h.replace("`", "") for h in how_md), f"Run: {link}"]
+    )
     return Message(title, "\n".join(md), "\n".join(text), "warning")
 
 

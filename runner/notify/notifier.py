@@ -7,35 +7,51 @@ queue. The scheduler's notifier takes those jobs one by one: it works out which 
 masks the run's secrets, and delivers it with retries and a timeout. What happened is written
 to the run's log (step `(notify)`) and counted in the metrics; it never changes the run.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from ..engine import JobState, JobStatus
+from ..engine import RunState, RunStatus
 from ..engine.context import run_masker
 from ..engine.hooks import hook_context
 from ..errors import StromError
 from ..forges.links import commit_url
 from ..spec.globs import included
+from ..spec.model import NotifyEvent
 from ..store import RunFilter, keys
-from ..store.jobs import branch_of
+from ..store.runs import branch_of
 from ..templating import render
 from .messages import run_message, waiting_message
 from .send import Delivery, Message, deliver, deliver_to
 
-__all__ = ["QUEUE", "FUNCTION", "LOG_STEP", "rules_for", "stage_notification", "Notifier", "record_deliveries",
-           "count_deliveries", "describe_delivery"]
+if TYPE_CHECKING:
+    from ..runs.service import Service
+
+__all__ = [
+    "FUNCTION",
+    "LOG_STEP",
+    "QUEUE",
+    "Notifier",
+    "count_deliveries",
+    "deliver_job",
+    "describe_delivery",
+    "record_deliveries",
+    "rules_for",
+    "stage_notification",
+]
 
 log = logging.getLogger("strom.notify")
 QUEUE = "strom-notify"
 FUNCTION = "runner.notify.notifier.deliver_job"  # names the job; the scheduler's notifier carries it out
 LOG_STEP = "(notify)"
-FAILING = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+FAILING = (RunStatus.FAILED, RunStatus.TIMED_OUT)
 HISTORY = 50  # earlier runs looked at to tell a recovery
 
 
-def rules_for(state: JobState, ctx) -> tuple:
+def rules_for(state: RunState, ctx) -> tuple:
     """The task's rules, else the workspace's defaults (top-level runs only; never for hooks, nor for
     untrusted pull requests, whose definitions nobody vouched for)."""
     if state.is_hook or state.parent_job or not state.trusted:
@@ -44,14 +60,22 @@ def rules_for(state: JobState, ctx) -> tuple:
     return tuple(own) if own is not None else tuple(ctx.workspace.notify)
 
 
-def stage_notification(pipe, redis, state: JobState, event: str, step: str | None = None) -> None:
+def stage_notification(pipe, redis, state: RunState, event: NotifyEvent, step: str | None = None) -> None:
     """Queue a notification job (inside the transaction `pipe` that records the change)."""
     from ..store.queues import rq_queue
-    payload = {"job": state.id, "event": event, "step": step}
+
+    payload = {"job": state.id, "event": event.value, "step": step}
     job_id = f"n-{state.id}-{event}-{step or ''}"
-    rq_queue(QUEUE, redis).enqueue_call(FUNCTION, args=(payload,), job_id=job_id, timeout=-1, result_ttl=0,
-                                        failure_ttl=3600, description=f"notify {event} of run {state.id}",
-                                        pipeline=pipe)
+    rq_queue(QUEUE, redis).enqueue_call(
+        FUNCTION,
+        args=(payload,),
+        job_id=job_id,
+        timeout=-1,
+        result_ttl=0,
+        failure_ttl=3600,
+        description=f"notify {event} of run {state.id}",
+        pipeline=pipe,
+    )
 
 
 def deliver_job(payload: dict) -> None:  # pragma: no cover - the notifier runs these, RQ never does
@@ -75,7 +99,7 @@ def count_deliveries(redis, results: list[Delivery]) -> None:
         pipe.execute()
 
 
-def record_deliveries(service, job_id: str, what: str, results: list[Delivery]) -> None:
+def record_deliveries(service: Service, job_id: str, what: str, results: list[Delivery]) -> None:
     """One log line per delivery on the run (step `(notify)`), and the counters."""
     now = time.time()
     if results:
@@ -87,13 +111,13 @@ def record_deliveries(service, job_id: str, what: str, results: list[Delivery]) 
 
 
 class Notifier:
-    def __init__(self, service, send=deliver):
+    def __init__(self, service: Service, send=deliver):
         self.service = service
         self.settings = service.config.notifications
         self.send = send
 
     def handle(self, payload: dict) -> None:
-        state = self.service.jobs.load(payload["job"])
+        state = self.service.runs.load(payload["job"])
         if state is None:
             return
         try:
@@ -101,10 +125,13 @@ class Notifier:
         except StromError as exc:
             log.warning("run %s: cannot load its definitions to notify: %s", state.id, exc)
             return
-        event = payload["event"]
+        try:
+            event = NotifyEvent(payload["event"])
+        except ValueError:  # no rule can ask for what this version does not know
+            return
         events = [event]
-        if event == "succeeded" and self.recovered(state):
-            events.insert(0, "recovered")
+        if event is NotifyEvent.SUCCEEDED and self.recovered(state):
+            events.insert(0, NotifyEvent.RECOVERED)
         branch = branch_of(state)
         masker = run_masker(state, ctx)
         for rule in rules_for(state, ctx):
@@ -116,21 +143,22 @@ class Notifier:
             record_deliveries(self.service, state.id, f"{fired} notification", results)
 
     # ------------------------------------------------------------------ what happened before
-    def recovered(self, state: JobState) -> bool:
+    def recovered(self, state: RunState) -> bool:
         """Whether the previous finished run of the task on the same branch failed or timed out.
         Cancelled runs say nothing either way; the run's own earlier attempts (task `retry`) were
         never announced, so they do not count, while a re-run of a failed run recovers it."""
         attempts, current = set(), state
         while current.attempt > 1 and current.retry_of and current.retry_of not in attempts:
             attempts.add(current.retry_of)
-            current = self.service.jobs.load(current.retry_of) or current
+            current = self.service.runs.load(current.retry_of) or current
         branch = (state.git or {}).get("branch") or ""
-        page = self.service.jobs.list(RunFilter(workspace=state.workspace, task=state.task), limit=HISTORY,
-                                      before=state.created_at)
+        page = self.service.runs.list(
+            RunFilter(workspace=state.workspace, task=state.task), limit=HISTORY, before=state.created_at
+        )
         for earlier in page.runs:
             if earlier.id == state.id or earlier.id in attempts or earlier.parent_job or earlier.is_hook:
                 continue
-            if not earlier.status.terminal or earlier.status in (JobStatus.CANCELLED, JobStatus.SKIPPED):
+            if not earlier.status.terminal or earlier.status in (RunStatus.CANCELLED, RunStatus.SKIPPED):
                 continue
             if ((earlier.git or {}).get("branch") or "") != branch:
                 continue
@@ -138,24 +166,36 @@ class Notifier:
         return False
 
     # ------------------------------------------------------------------ the message
-    def message(self, state: JobState, ctx, rule, event: str, step: str | None, masker) -> Message:
+    def message(self, state: RunState, ctx, rule, event: NotifyEvent, step: str | None, masker) -> Message:
         config = self.service.config
         ws = config.workspaces.get(state.workspace)
         link = commit_url(ws.forge, ws.forge_api, ws.repo, state.commit) if ws else None
         url = config.run_url(state.id)
-        default = (waiting_message(state, step, url, link) if event == "waiting" and step in state.steps
-                   else run_message(state, event, url, link))
+        if event is NotifyEvent.WAITING and step is not None and step in state.steps:
+            default = waiting_message(state, step, url, link)
+        else:
+            default = run_message(state, event, url, link)
         if not rule.title and not rule.body:
             return default
-        context = hook_context(state, ctx, masker, {"event": event, "step_name": step or "", "url": url,
-                                                    "commit_url": link or ""})
+        context = hook_context(
+            state, ctx, masker, {"event": event.value, "step_name": step or "", "url": url, "commit_url": link or ""}
+        )
         try:
             title = render(rule.title, context, f"{rule.location} (notify title)") if rule.title else default.title
             body = render(rule.body, context, f"{rule.location} (notify body)") if rule.body else None
-        except Exception as exc:  # a broken template still tells people, with the default words
-            self.service.logs.append(state.id, [(LOG_STEP, 1, "strom", f"notify template error, default message "
-                                                                       f"sent instead: {masker.mask(str(exc))}",
-                                                 time.time())])
+        except Exception as exc:  # noqa: BLE001 - a broken template still tells people, with the default words
+            self.service.logs.append(
+                state.id,
+                [
+                    (
+                        LOG_STEP,
+                        1,
+                        "strom",
+                        f"notify template error, default message sent instead: {masker.mask(str(exc))}",
+                        time.time(),
+                    )
+                ],
+            )
             return default
         if body is None:
             return Message(title, default.markdown, default.text, default.kind)

@@ -3,6 +3,7 @@
 Everything that starts or changes a run goes through here: the gitops intake, ChatOps, the web API and
 UI, the CLI, and the orchestrator loop of `runner/service/`. Names are imported on first use.
 """
+
 from typing import TYPE_CHECKING
 
 from ..lazy import lazy_exports

@@ -1,21 +1,26 @@
 """The definitions and files a run uses: a commit of a git workspace, or a folder as it is now."""
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
+from ..errors import SpecError
 from ..git.mirrors import GitError, Mirror
 from ..gitinfo import git_context
 from ..spec import load_texts
-from ..errors import SpecError
 from ..spec.model import Workspace
 from ..spec.notify_rules import unknown_channels
 from ..store.definitions import read_folder
 from ..workspace_config import WorkspaceConfig
+
+if TYPE_CHECKING:
+    from .service import Service
 
 __all__ = ["Checkout", "Checkouts", "commit_context"]
 
@@ -38,8 +43,9 @@ class Checkout:
         return self.root
 
 
-def commit_context(mirror: Mirror, sha: str, ref: str | None = None, branch: str | None = None,
-                   tag: str | None = None) -> dict[str, Any]:
+def commit_context(
+    mirror: Mirror, sha: str, ref: str | None = None, branch: str | None = None, tag: str | None = None
+) -> dict[str, Any]:
     """The `git` template context of a commit in a mirror."""
     info = mirror.commit_info(sha)
     ref = ref or (f"refs/heads/{branch}" if branch else f"refs/tags/{tag}" if tag else sha)
@@ -49,7 +55,7 @@ def commit_context(mirror: Mirror, sha: str, ref: str | None = None, branch: str
 class Checkouts:
     """Loads definitions per commit (cached by sha: a commit never changes) and per folder."""
 
-    def __init__(self, service, cache_size: int = 256):
+    def __init__(self, service: Service, cache_size: int = 256):
         self.service = service
         self._digests: OrderedDict[str, str | SpecError] = OrderedDict()  # or why the commit is invalid
         self._size = cache_size
@@ -57,14 +63,24 @@ class Checkouts:
         self._next_fetch: dict[tuple[str, str], float] = {}
 
     def folder(self, ws: WorkspaceConfig) -> Checkout:
-        texts = read_folder(ws.folder, self.service.config.spec_limits.file_size)
+        folder = ws.folder
+        if folder is None:  # parse_workspaces gives every folder workspace its folder
+            raise ValueError(f"workspace {ws.name!r} is not a folder")
+        texts = read_folder(folder, self.service.config.spec_limits.file_size)
         digest = self.service.definitions.put(texts)
-        loaded = self._checked(self.service.definitions.workspace(digest, ws.folder))
-        git = git_context(ws.folder)
-        return Checkout(digest, loaded, ws.folder, git, (git or {}).get("sha"))
+        loaded = self._checked(self.service.definitions.workspace(digest, folder))
+        git = git_context(folder)
+        return Checkout(digest, loaded, folder, git, (git or {}).get("sha"))
 
-    def commit(self, ws: WorkspaceConfig, sha: str, *, ref: str | None = None, branch: str | None = None,
-               tag: str | None = None) -> Checkout:
+    def commit(
+        self,
+        ws: WorkspaceConfig,
+        sha: str,
+        *,
+        ref: str | None = None,
+        branch: str | None = None,
+        tag: str | None = None,
+    ) -> Checkout:
         """Definitions of commit `sha` (which must be in the mirror). Raises SpecError when invalid."""
         mirror = self.service.repos.mirror(ws)
         root = self.service.repos.snapshots.path(sha)
@@ -77,8 +93,7 @@ class Checkouts:
             limits = self.service.config.spec_limits
             texts, paths, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
             digest = definitions.put(texts)
-            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths, limits=limits,
-                                sizes=oversized)
+            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths, limits=limits, sizes=oversized)
             try:
                 definitions.remember(digest, root, result.raise_for_errors())
             except SpecError as exc:
@@ -116,6 +131,8 @@ class Checkouts:
             mirror.fetch(branch)
             sha = mirror.resolve(f"refs/heads/{branch}")
         if sha is None:
-            raise GitError(f"workspace {ws.name!r} has no branch {branch!r}"
-                           + (" yet: push to it first" if ws.kind == "hosted" else f" in {ws.url}"))
+            raise GitError(
+                f"workspace {ws.name!r} has no branch {branch!r}"
+                + (" yet: push to it first" if ws.kind == "hosted" else f" in {ws.url}")
+            )
         return self.commit(ws, sha, branch=branch)

@@ -1,34 +1,42 @@
 """Creating runs in the service: from the API, from triggers, as children, as hooks and as retries."""
+
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..engine import HookCall, JobState, JobStatus, RunContext, hook_task, new_job
+from ..engine import HookCall, RunContext, RunState, RunStatus, hook_task, new_run
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
 from ..suggestions import suggest
 from .orchestrator import Conflict
 
-__all__ = ["NotFound", "execute", "rerun", "create_child", "create_hooks", "retry", "load_definitions", "start"]
+if TYPE_CHECKING:
+    from .service import Service
+
+__all__ = ["NotFound", "create_child", "create_hooks", "execute", "load_definitions", "rerun", "retry", "start"]
 
 
 class NotFound(StromError):
     status_hint = 404
 
 
-def _workspace_config(service, name: str):
+def _workspace_config(service: Service, name: str):
     config = service.config.workspaces.get(name)
     if config is None:
         hint = suggest(name, service.config.workspaces)
-        raise NotFound(f"no workspace {name!r}" + (f"; {hint}" if hint else "")
-                       + f" (workspaces: {', '.join(service.config.workspaces) or 'none configured'})")
+        raise NotFound(
+            f"no workspace {name!r}"
+            + (f"; {hint}" if hint else "")
+            + f" (workspaces: {', '.join(service.config.workspaces) or 'none configured'})"
+        )
     return config
 
 
-def load_definitions(service, workspace: str, fetch: bool = False):
+def load_definitions(service: Service, workspace: str, fetch: bool = False):
     """The workspace's current definitions (a Checkout): its folder, or its default branch's head commit.
 
     `fetch` asks the remote for the newest head first. Raises NotFound, SpecError or GitError."""
@@ -39,69 +47,128 @@ def _task(loaded, name: str):
     task = loaded.tasks.get(name)
     if task is None:
         hint = suggest(name, loaded.tasks)
-        raise NotFound(f"no task {name!r}" + (f"; {hint}" if hint else "")
-                       + f" (tasks: {', '.join(sorted(loaded.tasks)) or 'none'})")
+        raise NotFound(
+            f"no task {name!r}"
+            + (f"; {hint}" if hint else "")
+            + f" (tasks: {', '.join(sorted(loaded.tasks)) or 'none'})"
+        )
     return task
 
 
-def _create(service, state: JobState, ctx: RunContext) -> JobState:
+def _create(service: Service, state: RunState, ctx: RunContext) -> RunState:
     return service.orchestrator.create(state, ctx).state
 
 
-def execute(service, workspace: str, task: str, inputs: Mapping[str, Any], *, source: str = "api",
-            trigger: str | None = None, event: Mapping | None = None, by: str | None = None,
-            allow_extra: bool = False, job_id: str | None = None) -> JobState:
+def execute(
+    service: Service,
+    workspace: str,
+    task: str,
+    inputs: Mapping[str, Any],
+    *,
+    source: str = "api",
+    trigger: str | None = None,
+    event: Mapping | None = None,
+    by: str | None = None,
+    allow_extra: bool = False,
+    job_id: str | None = None,
+) -> RunState:
     """Start a run of `task` on the workspace's current definitions. Raises NotFound, SpecError or InputError."""
     checkout = load_definitions(service, workspace, fetch=source in ("api", "ui"))  # people want the newest
     if event is None:
         event = {"kind": "manual", "actor": by or source}
-    return start(service, workspace, checkout, task, inputs, source=source, trigger=trigger, event=event,
-                 allow_extra=allow_extra, job_id=job_id)
+    return start(
+        service,
+        workspace,
+        checkout,
+        task,
+        inputs,
+        source=source,
+        trigger=trigger,
+        event=event,
+        allow_extra=allow_extra,
+        job_id=job_id,
+    )
 
 
-def start(service, workspace: str, checkout, task: str, inputs: Mapping[str, Any], *, source: str,
-          trigger: str | None = None, event: Mapping | None = None, allow_extra: bool = False,
-          job_id: str | None = None, trusted: bool = True, group: str | None = None) -> JobState:
+def start(
+    service: Service,
+    workspace: str,
+    checkout,
+    task: str,
+    inputs: Mapping[str, Any],
+    *,
+    source: str,
+    trigger: str | None = None,
+    event: Mapping | None = None,
+    allow_extra: bool = False,
+    job_id: str | None = None,
+    trusted: bool = True,
+    group: str | None = None,
+) -> RunState:
     """Create and start a run of `task` from `checkout` (a Checkout). Raises NotFound, InputError or Conflict."""
     definition = _task(checkout.workspace, task)
-    provisional = JobState(id="", workspace=workspace, task=task, created_at=0, definitions=checkout.digest,
-                           trusted=trusted)
+    provisional = RunState(
+        id="", workspace=workspace, task=task, created_at=0, definitions=checkout.digest, trusted=trusted
+    )
     ctx = RunContext(checkout.workspace, definition, service.contexts.for_run(provisional, checkout.workspace))
-    state = new_job(ctx, inputs=inputs, now=time.time(), job_id=job_id, workspace=workspace, source=source,
-                    trigger=trigger, event=event, git=checkout.git, commit=checkout.commit,
-                    allow_extra_inputs=allow_extra)
+    state = new_run(
+        ctx,
+        inputs=inputs,
+        now=time.time(),
+        job_id=job_id,
+        workspace=workspace,
+        source=source,
+        trigger=trigger,
+        event=event,
+        git=checkout.git,
+        commit=checkout.commit,
+        allow_extra_inputs=allow_extra,
+    )
     snapshot = checkout.materialise(service.repos.snapshots)
     state = replace(state, definitions=checkout.digest, snapshot=str(snapshot), trusted=trusted, group=group)
     return _create(service, state, service.contexts.for_state(state))
 
 
-def _snapshot_of(service, old: JobState) -> str | None:
+def _snapshot_of(service: Service, old: RunState) -> str | None:
     """The old run's snapshot, written again if it was collected since (its commit is still in the mirror)."""
     from pathlib import Path
+
     ws = service.config.workspaces.get(old.workspace)
     if old.snapshot and old.commit and ws is not None and ws.is_git and not Path(old.snapshot).is_dir():
         return str(service.repos.snapshots.materialise(service.repos.mirror(ws), old.commit))
     return old.snapshot
 
 
-def rerun(service, run_id: str, by: str | None = None, job_id: str | None = None) -> JobState:
+def rerun(service: Service, run_id: str, by: str | None = None, job_id: str | None = None) -> RunState:
     """A new run of the same task with the same inputs, definitions and commit. Raises NotFound, or
     Conflict when `job_id` (given to make a repeated request start one run) exists."""
-    old = service.jobs.load(run_id)
+    old = service.runs.load(run_id)
     if old is None:
         raise NotFound(f"no run {run_id}")
     ctx = service.contexts.for_state(old)
-    state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace, source="rerun",
-                    trigger=old.trigger, event=old.event, git=old.git, commit=old.commit, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=_snapshot_of(service, old), retry_of=old.id,
-                    trusted=old.trusted)
+    state = new_run(
+        ctx,
+        inputs=old.inputs,
+        now=time.time(),
+        job_id=job_id,
+        workspace=old.workspace,
+        source="rerun",
+        trigger=old.trigger,
+        event=old.event,
+        git=old.git,
+        commit=old.commit,
+        allow_extra_inputs=True,
+    )
+    state = replace(
+        state, definitions=old.definitions, snapshot=_snapshot_of(service, old), retry_of=old.id, trusted=old.trusted
+    )
     return _create(service, state, service.contexts.for_state(state))
 
 
-def create_child(service, message: dict) -> None:
+def create_child(service: Service, message: dict) -> None:
     """Create and start the child run a task-action step asked for; report failure to create it to the parent."""
-    parent = service.jobs.load(message["job"])
-    if parent is None or service.jobs.exists(message["child"]):
+    parent = service.runs.load(message["job"])
+    if parent is None or service.runs.exists(message["child"]):
         return
     base = service.contexts.for_state(parent)
     task = base.workspace.tasks.get(message["task"])
@@ -111,27 +178,38 @@ def create_child(service, message: dict) -> None:
     else:
         ctx = RunContext(base.workspace, task, base.secrets, job_url=base.job_url)
         try:
-            state = new_job(ctx, inputs=message["inputs"], now=time.time(), job_id=message["child"],
-                            workspace=parent.workspace, source="child", depth=message["depth"],
-                            parent_job=parent.id, parent_step=message["step"], git=parent.git,
-                            commit=parent.commit)
+            state = new_run(
+                ctx,
+                inputs=message["inputs"],
+                now=time.time(),
+                job_id=message["child"],
+                workspace=parent.workspace,
+                source="child",
+                depth=message["depth"],
+                parent_job=parent.id,
+                parent_step=message["step"],
+                git=parent.git,
+                commit=parent.commit,
+            )
         except InputError as exc:
             error = str(exc)
     if error is not None:
-        service.orchestrator.try_apply(parent.id, ChildFinished(message["step"], message["child"],
-                                                                JobStatus.FAILED, error=error))
+        service.orchestrator.try_apply(
+            parent.id, ChildFinished(message["step"], message["child"], RunStatus.FAILED, error=error)
+        )
         return
-    state = replace(state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event,
-                    trusted=parent.trusted)
+    state = replace(
+        state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event, trusted=parent.trusted
+    )
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:
         pass
 
 
-def create_hooks(service, message: dict) -> list[str]:
+def create_hooks(service: Service, message: dict) -> list[str]:
     """Create the hook runs of a finished (or suspended) run. Hook failures never reach the run."""
-    origin = service.jobs.load(message["job"])
+    origin = service.runs.load(message["job"])
     if origin is None:
         return []
     base = service.contexts.for_state(origin)
@@ -143,14 +221,23 @@ def create_hooks(service, message: dict) -> list[str]:
         if action is None:
             continue
         job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-hook:{origin.id}:{message['event']}:{index}").hex[:16]
-        if service.jobs.exists(job_id):
+        if service.runs.exists(job_id):
             continue
         task = hook_task(HookCall(call["action"], action, call["inputs"]), base.workspace)
         ctx = RunContext(base.workspace, task, base.secrets)
         try:
-            state = new_job(ctx, inputs=call["inputs"], now=time.time(), job_id=job_id, workspace=origin.workspace,
-                            source="hook", trigger=f"{origin.task}/{message['event']}", git=origin.git,
-                            commit=origin.commit, allow_extra_inputs=True)
+            state = new_run(
+                ctx,
+                inputs=call["inputs"],
+                now=time.time(),
+                job_id=job_id,
+                workspace=origin.workspace,
+                source="hook",
+                trigger=f"{origin.task}/{message['event']}",
+                git=origin.git,
+                commit=origin.commit,
+                allow_extra_inputs=True,
+            )
         except InputError:
             continue
         state = replace(state, definitions=origin.definitions, snapshot=origin.snapshot, trusted=origin.trusted)
@@ -162,21 +249,33 @@ def create_hooks(service, message: dict) -> list[str]:
     return created
 
 
-def retry(service, message: dict) -> str | None:
+def retry(service: Service, message: dict) -> str | None:
     """The next attempt of a failed run (task-level retry)."""
-    old = service.jobs.load(message["job"])
+    old = service.runs.load(message["job"])
     if old is None:
         return None
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-retry:{old.id}:{message['attempt']}").hex[:16]
     ctx = service.contexts.for_state(old)
-    state = new_job(ctx, inputs=old.inputs, now=time.time(), job_id=job_id, workspace=old.workspace,
-                    source=old.source, trigger=old.trigger, event=old.event, git=old.git, commit=old.commit,
-                    attempt=message["attempt"], retry_of=old.id, allow_extra_inputs=True)
-    state = replace(state, definitions=old.definitions, snapshot=_snapshot_of(service, old), trusted=old.trusted,
-                    group=old.group)
+    state = new_run(
+        ctx,
+        inputs=old.inputs,
+        now=time.time(),
+        job_id=job_id,
+        workspace=old.workspace,
+        source=old.source,
+        trigger=old.trigger,
+        event=old.event,
+        git=old.git,
+        commit=old.commit,
+        attempt=message["attempt"],
+        retry_of=old.id,
+        allow_extra_inputs=True,
+    )
+    state = replace(
+        state, definitions=old.definitions, snapshot=_snapshot_of(service, old), trusted=old.trusted, group=old.group
+    )
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:
         return None
     return job_id
-

@@ -1,32 +1,94 @@
-"""Messages on the events list: engine events for a run, and requests to create runs."""
+"""Messages on the events list (engine events for a run, and requests to create runs), and the kinds
+of the messages on the reports list (what to tell a forge). Both travel as JSON objects whose
+`kind` names what they are."""
+
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from ..engine.codec import event_from_dict, event_to_dict
 from ..engine.events import Event
 
-__all__ = ["event_message", "create_child_message", "hooks_message", "encode", "decode", "EVENT", "CREATE_CHILD",
-           "HOOKS", "RETRY", "DISPATCH",
-           "INTAKE", "RUN_FINISHED"]
+__all__ = [
+    "MessageKind",
+    "ReportKind",
+    "create_child_message",
+    "decode",
+    "encode",
+    "event_message",
+    "hooks_message",
+    "message_kind",
+    "report_kind",
+]
 
-EVENT, CREATE_CHILD, HOOKS, RETRY, DISPATCH = "event", "create_child", "hooks", "retry", "dispatch"
-INTAKE, RUN_FINISHED = "intake", "run_finished"
+
+class MessageKind(str, Enum):
+    """What a message on the events list (or the delayed set) asks for. A str: it compares, prints and
+    serialises as its value."""
+
+    EVENT = "event"  # an engine event for a run
+    CREATE_CHILD = "create_child"
+    HOOKS = "hooks"
+    RETRY = "retry"  # a task-level retry whose backoff ended
+    DISPATCH = "dispatch"  # a step whose backoff ended
+    INTAKE = "intake"  # a repository event to process again
+    RUN_FINISHED = "run_finished"  # for job triggers
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ReportKind(str, Enum):
+    """What a message on the reports list asks the reporter to tell the forge. A str: it compares,
+    prints and serialises as its value."""
+
+    RUN = "run"  # a run's commit status and its row of the summary comment
+    WAITING = "waiting"  # a pull request waits for /ok-to-test: a note on the summary comment
+    INVALID = "invalid"  # the definitions at a commit are invalid
+    REACT = "react"  # a reaction on a command's comment
+    REPLY = "reply"  # a reply to a command's comment
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def message_kind(value: object) -> MessageKind | None:
+    """The kind a message names; None for none, or one this version does not know."""
+    try:
+        return MessageKind(value)
+    except ValueError:
+        return None
+
+
+def report_kind(value: object) -> ReportKind | None:
+    """The kind a report names; None for none, or one this version does not know."""
+    try:
+        return ReportKind(value)
+    except ValueError:
+        return None
 
 
 def event_message(job_id: str, event: Event) -> dict[str, Any]:
-    return {"kind": EVENT, "job": job_id, "event": event_to_dict(event)}
+    return {"kind": MessageKind.EVENT, "job": job_id, "event": event_to_dict(event)}
 
 
 def create_child_message(command) -> dict[str, Any]:
-    return {"kind": CREATE_CHILD, "job": command.job_id, "step": command.step, "child": command.child_job,
-            "task": command.task, "inputs": dict(command.inputs), "depth": command.depth}
+    return {
+        "kind": MessageKind.CREATE_CHILD,
+        "job": command.job_id,
+        "step": command.step,
+        "child": command.child_job,
+        "task": command.task,
+        "inputs": dict(command.inputs),
+        "depth": command.depth,
+    }
 
 
 def hooks_message(command) -> dict[str, Any]:
     calls = [{"action": c.action_ref, "inputs": dict(c.inputs), "error": c.error} for c in command.calls]
-    return {"kind": HOOKS, "job": command.job_id, "event": command.event, "calls": calls}
+    return {"kind": MessageKind.HOOKS, "job": command.job_id, "event": command.event, "calls": calls}
 
 
 def encode(message: dict) -> str:
@@ -35,6 +97,6 @@ def encode(message: dict) -> str:
 
 def decode(raw: str) -> dict:
     message = json.loads(raw)
-    if message.get("kind") == EVENT:
+    if message_kind(message.get("kind")) is MessageKind.EVENT:
         message["event"] = event_from_dict(message["event"])
     return message

@@ -3,39 +3,47 @@
 Messages move from the shared list to this consumer's own list while they are handled, so a
 consumer that dies mid-message leaves it where a sweep puts it back for another consumer.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
+from .. import runs
 from ..engine.work import StepWork
+from ..runs import messages
+from ..runs.effects import enqueue_step
+from ..runs.messages import MessageKind, message_kind
 from ..store import keys
 from ..store.connection import is_outage
-from ..runs import messages
-from .. import runs
-from ..runs.effects import enqueue_step
+
+if TYPE_CHECKING:
+    from ..runs.service import Service
 
 __all__ = ["EventConsumer", "QueueConsumer", "handle_message"]
 
 log = logging.getLogger("strom.orchestrator")
 
 
-def handle_message(service, message: dict) -> None:
+def handle_message(service: Service, message: dict) -> None:
     kind = message.get("kind")
-    if kind == messages.EVENT:
+    known = message_kind(kind)
+    if known is MessageKind.EVENT:
         service.orchestrator.try_apply(message["job"], message["event"])
-    elif kind == messages.CREATE_CHILD:
+    elif known is MessageKind.CREATE_CHILD:
         runs.create_child(service, message)
-    elif kind == messages.HOOKS:
+    elif known is MessageKind.HOOKS:
         runs.create_hooks(service, message)
-    elif kind == messages.RETRY:
+    elif known is MessageKind.RETRY:
         runs.retry(service, message)
-    elif kind == messages.RUN_FINISHED:
+    elif known is MessageKind.RUN_FINISHED:
         from ..gitops.chains import after_run
+
         after_run(service, message["job"])
-    elif kind == messages.INTAKE:
+    elif known is MessageKind.INTAKE:
         service.redis.rpush(keys.INTAKE, message["event"])
-    elif kind == messages.DISPATCH:
+    elif known is MessageKind.DISPATCH:
         with service.redis.pipeline() as pipe:
             enqueue_step(pipe, service.redis, StepWork.from_dict(message["work"]), time.time())
             pipe.execute()
@@ -87,8 +95,13 @@ class QueueConsumer:
 
 
 class EventConsumer(QueueConsumer):
-    def __init__(self, service, name: str):
-        super().__init__(service.redis, keys.EVENTS, keys.events_busy(name),
-                         lambda raw: handle_message(service, messages.decode(raw)), "events")
+    def __init__(self, service: Service, name: str):
+        super().__init__(
+            service.redis,
+            keys.EVENTS,
+            keys.events_busy(name),
+            lambda raw: handle_message(service, messages.decode(raw)),
+            "events",
+        )
         self.service = service
         self.name = name

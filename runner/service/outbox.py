@@ -4,14 +4,15 @@ Nothing is dropped because Redis is away. Lines and reports wait here, in the or
 made, until one transaction has stored them; a step's lines therefore always precede its end.
 At most `max_pending` bytes of lines wait: beyond that, a step writing faster than Redis takes its
 lines is held back (its process blocks on its output), and while Redis is unreachable the lines
-beyond are counted instead, and one line in the log says how many could not be kept. A final report is never dropped: if it
-waits longer than `spool_after` it is also written to the spool directory, so that a worker
-started again on this machine delivers it. Delivering a report twice is harmless: the engine
+beyond are counted instead, and one line in the log says how many could not be kept. A final
+report is never dropped: if it waits longer than `spool_after` it is also written to the spool
+directory, so that a worker started again on this machine delivers it. Delivering a report twice is harmless: the engine
 takes each attempt's report once and ignores a superseded attempt's.
 
 Each final report is stored with its attempt's result key, which tells the scheduler that the
 attempt is not lost even when the scheduler has not read the report yet.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,13 +25,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.events import Event, StepAbandoned, StepFinished
+from ..engine.events import StepAbandoned, StepFinished, StepStarted
+from ..runs import messages
 from ..sizes import format_size
 from ..store import keys
 from ..store.logs import STROM, LogStore
-from ..runs import messages
 
-__all__ = ["Outbox", "RESULT_TTL"]
+__all__ = ["RESULT_TTL", "Outbox"]
 
 log = logging.getLogger("strom.worker")
 
@@ -70,11 +71,17 @@ class _Report:
 
 
 class Outbox:
-    def __init__(self, redis, logs: LogStore, spool: Path | None = None, max_pending: int = 32 * 1024 * 1024,
-                 spool_after: float = 10.0):
+    def __init__(
+        self,
+        redis,
+        logs: LogStore,
+        spool: Path | None = None,
+        max_pending: int = 32 * 1024 * 1024,
+        spool_after: float = 10.0,
+    ):
         self.redis, self.logs, self.spool = redis, logs, spool
         self.max_pending, self.spool_after = max_pending, spool_after
-        self.items: deque = deque()
+        self.items: deque[_Lines | _Report] = deque()
         self.pending_bytes = 0
         self.dropped: dict[tuple[str, str, int], list[int]] = {}  # (job, step, attempt) -> [lines, bytes]
         self.unreported: dict[tuple[str, str, int], float] = {}  # attempts whose final report is not stored yet
@@ -98,7 +105,7 @@ class Outbox:
             self._gap_notice(key)
             self._add_line(job_id, (step, attempt, stream, text, at), size)
 
-    def report(self, job_id: str, event: Event) -> None:
+    def report(self, job_id: str, event: StepStarted | StepFinished | StepAbandoned) -> None:
         """Queue an engine event about an attempt (its start, or its end: StepFinished)."""
         step, attempt = event.step, event.attempt
         final = isinstance(event, (StepFinished, StepAbandoned))
@@ -119,8 +126,13 @@ class Outbox:
 
     def _add_line(self, job_id: str, entry: tuple, size: int) -> None:
         last = self.items[-1] if self.items else None
-        if not (isinstance(last, _Lines) and last.job_id == job_id and not last.sealed
-                and len(last.entries) < _ITEM_LINES and last.size < _ITEM_BYTES):
+        if not (
+            isinstance(last, _Lines)
+            and last.job_id == job_id
+            and not last.sealed
+            and len(last.entries) < _ITEM_LINES
+            and last.size < _ITEM_BYTES
+        ):
             if isinstance(last, _Lines):
                 self.wake.set()  # a full item: no need to wait for more
             last = _Lines(job_id)
@@ -132,8 +144,10 @@ class Outbox:
     def _gap_notice(self, key: tuple[str, str, int]) -> None:
         count = self.dropped.pop(key, None)
         if count:
-            text = (f"[strom] {count[0]} line(s) ({format_size(count[1])}) of this step could not be kept while "
-                    f"Redis was unreachable")
+            text = (
+                f"[strom] {count[0]} line(s) ({format_size(count[1])}) of this step could not be kept while "
+                f"Redis was unreachable"
+            )
             self._add_line(key[0], (key[1], key[2], STROM, text, time.time()), len(text) + 64)
 
     # ----------------------------------------------------------------- the delivering loop
@@ -155,7 +169,8 @@ class Outbox:
         with self.lock:
             if not self.items:
                 return False
-            batch, size = [], 0
+            batch: list[_Lines | _Report] = []
+            size = 0
             for item in self.items:
                 if batch and size >= _BATCH_BYTES:
                     break
@@ -205,8 +220,12 @@ class Outbox:
                 if time.monotonic() > end:
                     self._spool_overdue(force=True)
                     self._give_back_taken()
-                    log.warning("stopping with %d undelivered item(s) (%s); final reports are spooled in %s",
-                                len(self.items), exc, self.spool)
+                    log.warning(
+                        "stopping with %d undelivered item(s) (%s); final reports are spooled in %s",
+                        len(self.items),
+                        exc,
+                        self.spool,
+                    )
                     return False
                 time.sleep(0.2)
 
@@ -216,16 +235,25 @@ class Outbox:
             return
         now = time.monotonic()
         with self.lock:
-            overdue = [i for i in self.items if isinstance(i, _Report) and i.final and i.spooled is None
-                       and (force or now - i.made_at > self.spool_after)]
+            overdue = [
+                i
+                for i in self.items
+                if isinstance(i, _Report)
+                and i.final
+                and i.spooled is None
+                and (force or now - i.made_at > self.spool_after)
+            ]
         for report in overdue:
             name = hashlib.sha1(keys.step_key(report.job_id, report.step, report.attempt).encode()).hexdigest()
             path = self.spool / f"{name}.json"
             try:
                 self.spool.mkdir(parents=True, exist_ok=True)
                 temp = path.with_suffix(".tmp")
-                temp.write_text(json.dumps({"job": report.job_id, "step": report.step, "attempt": report.attempt,
-                                            "raw": report.raw}))
+                temp.write_text(
+                    json.dumps(
+                        {"job": report.job_id, "step": report.step, "attempt": report.attempt, "raw": report.raw}
+                    )
+                )
                 os.replace(temp, path)
                 report.spooled = path
             except OSError as exc:
@@ -234,12 +262,14 @@ class Outbox:
     def _give_back_taken(self) -> None:
         """Reports this worker took from the spool and could not deliver go back to it, for the next worker."""
         with self.lock:
-            taken = [i for i in self.items if isinstance(i, _Report) and i.spooled and i.spooled.suffix == ".taken"]
-        for report in taken:
+            taken = [
+                i.spooled for i in self.items if isinstance(i, _Report) and i.spooled and i.spooled.suffix == ".taken"
+            ]
+        for spooled in taken:
             try:
-                os.replace(report.spooled, report.spooled.with_name(report.spooled.name.split(".")[0] + ".json"))
+                os.replace(spooled, spooled.with_name(spooled.name.split(".")[0] + ".json"))
             except OSError as exc:
-                log.warning("could not return %s to the spool: %s", report.spooled, exc)
+                log.warning("could not return %s to the spool: %s", spooled, exc)
 
     def load_spool(self, owner: str) -> int:
         """Queue the final reports a stopped worker on this machine left in the spool (also those another
@@ -257,8 +287,17 @@ class Outbox:
             except (OSError, ValueError):
                 continue
             with self.lock:
-                self.items.append(_Report(data["job"], data["step"], int(data["attempt"]), data["raw"], True,
-                                          time.monotonic(), spooled=taken))
+                self.items.append(
+                    _Report(
+                        data["job"],
+                        data["step"],
+                        int(data["attempt"]),
+                        data["raw"],
+                        True,
+                        time.monotonic(),
+                        spooled=taken,
+                    )
+                )
                 self.unreported[(data["job"], data["step"], int(data["attempt"]))] = time.time()
             loaded += 1
         if loaded:

@@ -7,6 +7,7 @@
 A liveness probe restarts a process that cannot heal itself; a Redis outage is not such a case,
 so it fails only readiness.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ class ProbeServer:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="strom-probes", daemon=True)
 
-    def start(self) -> "ProbeServer":
+    def start(self) -> ProbeServer:
         self.thread.start()
         return self
 
@@ -49,7 +50,7 @@ class ProbeServer:
         probes = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the http.server protocol
+            def do_GET(self):
                 status, body = probes.answer(self.path.split("?", 1)[0])
                 data = json.dumps(body).encode()
                 self.send_response(status)

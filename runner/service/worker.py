@@ -8,6 +8,7 @@ them until Redis has them; the worker beats a heartbeat for itself and for every
 or still owes a report for, so an attempt is declared lost only when its worker is gone.
 Every thread is a supervised loop (runner/service/supervision.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .. import failpoints
@@ -23,7 +26,7 @@ from ..engine.events import StepAbandoned, StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
-from ..executors.base import execute, executor_key
+from ..executors.base import Executor, execute, executor_key
 from ..executors.local import LocalExecutor, LocalSettings
 from ..executors.process import STEP_GROUPS
 from ..executors.sandbox import open_to_steps
@@ -31,14 +34,22 @@ from ..executors.unavailable import Unavailable
 from ..masking import Masker
 from ..store import keys
 from ..store.connection import is_outage
-from ..store.jobs import CLAIM_TTL
+from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
+from ..store.runs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
-from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
 from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
 
-__all__ = ["Worker", "ABILITIES"]
+if TYPE_CHECKING:
+    from redis.client import PubSub
+    from rq import Queue
+    from rq.job import Job
+
+    from ..git.downloads import SnapshotDownloads
+    from ..runs.service import Service
+
+__all__ = ["ABILITIES", "Worker"]
 
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
@@ -56,9 +67,9 @@ class _Running:
 class _Slot:
     """One slot: take a step, claim it, run it. A step taken but not yet claimed is kept across an outage."""
 
-    def __init__(self, worker: "Worker"):
+    def __init__(self, worker: Worker):
         self.worker = worker
-        self.held = None
+        self.held: tuple[Job, Queue] | None = None
 
     def one_pass(self) -> float | None:
         worker = self.worker
@@ -89,15 +100,32 @@ class _Slot:
 
 
 class Worker:
-    def __init__(self, service, abilities=("script",), tags=(), exclusive: bool = False, concurrency: int = 1,
-                 name: str | None = None, executors: dict | None = None, health: Health | None = None):
+    def __init__(
+        self,
+        service: Service,
+        abilities: Collection[str] = ("script",),
+        tags: Collection[str] = (),
+        exclusive: bool = False,
+        concurrency: int = 1,
+        name: str | None = None,
+        executors: dict[str, Executor] | None = None,
+        health: Health | None = None,
+    ):
         self.service = service
         self.config = service.config
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.queue_names = worker_queues(abilities, tags, exclusive)
         self.queues = [rq_queue(n, service.rq_redis) for n in self.queue_names]
-        self.info = WorkerInfo(self.name, tuple(abilities), tuple(sorted(set(tags))), tuple(self.queue_names),
-                               concurrency, socket.gethostname(), os.getpid(), time.time())
+        self.info = WorkerInfo(
+            self.name,
+            tuple(abilities),
+            tuple(sorted(set(tags))),
+            tuple(self.queue_names),
+            concurrency,
+            socket.gethostname(),
+            os.getpid(),
+            time.time(),
+        )
         self.concurrency = max(1, concurrency)
         self.owns_health = health is None
         self.health = health or Health(f"worker {self.name}")
@@ -107,21 +135,25 @@ class Worker:
         if SERVER_ABILITY in abilities and "http" not in self.executors:
             from ..executors.destinations import Destinations
             from ..executors.http import HttpExecutor
+
             self.executors["http"] = HttpExecutor(Destinations(self.config.http_allow))
         if SERVER_ABILITY in abilities and "notify" not in self.executors and self.config.notifications.channels:
             from ..executors.notify import NotifyExecutor
+
             self.executors["notify"] = NotifyExecutor(service)
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
+
             self.executors["docker"] = DockerExecutor(self.config.docker, self.name, hide=hide)
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
+
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
         self.limits = LogLimits.of(self.config)
         self.log_budget = LogBudget(service.redis, self.limits.run)
         self.running: dict[str, _Running] = {}
-        self._downloads = None
+        self._downloads: SnapshotDownloads | None = None
         self._reaped = False
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # no new steps
@@ -132,13 +164,20 @@ class Worker:
     def start(self) -> None:
         STEP_GROUPS.watch()
         open_to_steps(Path(self.config.data_dir))
-        problem = self.executors["local"].problem() if hasattr(self.executors.get("local"), "problem") else None
+        check = getattr(self.executors.get("local"), "problem", None)  # the sandbox's shortcomings (LocalExecutor)
+        problem = check() if check is not None else None
         if problem:
-            log.warning("steps here run without the full sandbox (%s): untrusted pull requests' steps are refused, "
-                        "and trusted steps run with less isolation", problem)
+            log.warning(
+                "steps here run without the full sandbox (%s): untrusted pull requests' steps are refused, "
+                "and trusted steps run with less isolation",
+                problem,
+            )
         self.outbox.load_spool(self.name)
-        loops = [("heartbeat", self._beat_once), ("cancels", self._Cancels(self).one_pass),
-                 ("outbox", self.outbox.one_pass)]
+        loops = [
+            ("heartbeat", self._beat_once),
+            ("cancels", self._Cancels(self).one_pass),
+            ("outbox", self.outbox.one_pass),
+        ]
         if "docker" in self.executors:
             loops.append(("reaper", self._reap_once))
         loops += [(f"slot-{i}", _Slot(self).one_pass) for i in range(self.concurrency)]
@@ -155,8 +194,12 @@ class Worker:
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
-            log.info("worker %s stopping: takes no new steps, gives %d running ones %.0f s", self.name,
-                     len(self.running), self.config.shutdown_grace)
+            log.info(
+                "worker %s stopping: takes no new steps, gives %d running ones %.0f s",
+                self.name,
+                len(self.running),
+                self.config.shutdown_grace,
+            )
         self.stopping.set()
 
     def wait(self, drain: float | None = None) -> None:
@@ -185,8 +228,9 @@ class Worker:
             running = {keys.step_key(r.work.job_id, r.work.step, r.work.attempt): r for r in self.running.values()}
         owed = [(j, s, a) for j, s, a in self.outbox.pending_attempts() if keys.step_key(j, s, a) not in running]
         steps = [(r.work.job_id, r.work.step, r.work.attempt) for r in running.values()] + owed
-        cancelled = self.service.workers.beat(self.info, steps, self.health.snapshot() if self.owns_health else None,
-                                              check_cancel=list(running))
+        cancelled = self.service.workers.beat(
+            self.info, steps, self.health.snapshot() if self.owns_health else None, check_cancel=list(running)
+        )
         for key in cancelled:  # a cancel published while this worker could not hear it
             running[key].cancel.set()
 
@@ -197,9 +241,9 @@ class Worker:
     class _Cancels:
         """Listens for cancels of the steps this worker runs."""
 
-        def __init__(self, worker: "Worker"):
+        def __init__(self, worker: Worker):
             self.worker = worker
-            self.pubsub = None
+            self.pubsub: PubSub | None = None
 
         def one_pass(self) -> None:
             if self.worker.stopped.is_set():
@@ -231,11 +275,11 @@ class Worker:
         if executor is None or not hasattr(executor, "client"):
             return []
         from ..executors.docker import reap
+
         alive = lambda name: bool(self.service.redis.exists(keys.worker_alive(name)))  # noqa: E731
         removed = reap(executor.client, alive, also=(self.name,) if starting else ())
         if removed:
-            log.warning("removed %d container(s) left behind by stopped workers: %s", len(removed),
-                        ", ".join(removed))
+            log.warning("removed %d container(s) left behind by stopped workers: %s", len(removed), ", ".join(removed))
         return removed
 
     # ----------------------------------------------------------------- one step
@@ -247,13 +291,19 @@ class Worker:
         with redis.pipeline(transaction=True) as pipe:
             pipe.set(claim, self.name, nx=True, ex=CLAIM_TTL)
             pipe.get(claim)
-            pipe.set(keys.heartbeat(work.job_id, work.step, work.attempt), self.name,
-                     px=int(self.config.lost_after * 1000))
+            pipe.set(
+                keys.heartbeat(work.job_id, work.step, work.attempt), self.name, px=int(self.config.lost_after * 1000)
+            )
             pipe.exists(keys.cancel_flag(work.job_id, work.step, work.attempt))
             _, owner, _, cancelled = pipe.execute()
         if owner != self.name:
-            log.info("attempt %d of %s/%s is not this worker's to run (its claim: %s); dropped", work.attempt,
-                     work.job_id, work.step, owner)
+            log.info(
+                "attempt %d of %s/%s is not this worker's to run (its claim: %s); dropped",
+                work.attempt,
+                work.job_id,
+                work.step,
+                owner,
+            )
             return None
         return bool(cancelled)
 
@@ -266,19 +316,34 @@ class Worker:
             self.running[key] = running
         try:
             self.outbox.report(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
-            logs = StepLog(self.outbox, work.job_id, work.step, work.attempt, self.limits,
-                           self.log_budget.for_run(keys.log_bytes(work.job_id)))
+            logs = StepLog(
+                self.outbox,
+                work.job_id,
+                work.step,
+                work.attempt,
+                self.limits,
+                self.log_budget.for_run(keys.log_bytes(work.job_id)),
+            )
             status, output, error, exit_code = self._execute(work, logs, running)
             logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:
-                log.warning("handed back attempt %d of %s/%s: it was still running when the shutdown grace ended",
-                            work.attempt, work.job_id, work.step)
-                self.outbox.report(work.job_id, StepAbandoned(
-                    work.step, work.attempt, f"worker {self.name} shut down during the step and handed it back",
-                    handed_back=True))
+                log.warning(
+                    "handed back attempt %d of %s/%s: it was still running when the shutdown grace ended",
+                    work.attempt,
+                    work.job_id,
+                    work.step,
+                )
+                self.outbox.report(
+                    work.job_id,
+                    StepAbandoned(
+                        work.step,
+                        work.attempt,
+                        f"worker {self.name} shut down during the step and handed it back",
+                        handed_back=True,
+                    ),
+                )
             else:
-                self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error,
-                                                             exit_code))
+                self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code))
         finally:
             with self.lock:
                 self.running.pop(key, None)
@@ -289,9 +354,14 @@ class Worker:
             result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
         except StromError as exc:
             return StepStatus.FAILED, None, str(exc), None
-        except Exception as exc:  # noqa: BLE001 - the run must hear of it, not wait for "worker lost"
+        except Exception as exc:
             log.exception("step %s/%s failed inside the worker", work.job_id, work.step)
-            return StepStatus.FAILED, None, Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"), None
+            return (
+                StepStatus.FAILED,
+                None,
+                Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"),
+                None,
+            )
         return result.status, result.output, result.error, result.exit_code
 
     def _workspace(self, work: StepWork) -> Path:
@@ -303,23 +373,31 @@ class Worker:
             return path
         if self._downloads is None:
             from ..git.downloads import SnapshotDownloads
-            self._downloads = SnapshotDownloads(Path(self.config.data_dir) / "snapshots", self._server_url,
-                                                self.config.worker_token)
+
+            self._downloads = SnapshotDownloads(
+                Path(self.config.data_dir) / "snapshots", self._server_url, self.config.worker_token
+            )
         return self._downloads.get(work.workspace, work.commit)
 
     def _snapshot_access(self, work: StepWork) -> tuple[str, str]:
         """Where a pod downloads the step's commit, and a token that opens only that, for a while."""
         from ..errors import StepSetupError
         from ..git import snapshot_tokens
-        if not self.config.worker_token:
-            raise StepSetupError("runner: pod needs workers.token in the configuration (it signs the token the pod "
-                                 "downloads the commit with)")
+
+        token, commit = self.config.worker_token, work.commit
+        if not commit:  # the pod executor asks only for a step with its run's commit
+            raise StepSetupError("runner: pod needs the run's commit from a git workspace")
+        if not token:
+            raise StepSetupError(
+                "runner: pod needs workers.token in the configuration (it signs the token the pod "
+                "downloads the commit with)"
+            )
         base = self._server_url.rstrip("/")
         if urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1"):
             raise StepSetupError(f"runner: pod needs a public_url (or workers.server_url) pods can reach, not {base}")
-        url = f"{base}/api/workspaces/{work.workspace}/snapshots/{work.commit}.tar.gz"
+        url = f"{base}/api/workspaces/{work.workspace}/snapshots/{commit}.tar.gz"
         ttl = max(snapshot_tokens.TTL, self.config.kubernetes.pending_timeout + 300)  # valid until the pod starts
-        return url, snapshot_tokens.issue(self.config.worker_token, work.workspace, work.commit, ttl=ttl)
+        return url, snapshot_tokens.issue(token, work.workspace, commit, ttl=ttl)
 
     @property
     def _server_url(self) -> str:

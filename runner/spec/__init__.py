@@ -3,14 +3,39 @@
 Names are imported on first use, so importing the model (as the engine does) does not load the
 YAML parser, the cron library or the validators.
 """
+
 from typing import TYPE_CHECKING
 
 from ..lazy import lazy_exports
 
 if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
-    from .loader import LoadResult, STROM_DIR, find_files, load_texts, load_workspace
-    from .model import (ABSENT, Action, ActionType, Connection, ConnectionType, Hook, Hooks, InputField, InputType,
-                        Language, Location, Retry, Runner, Step, Task, Trigger, TriggerType, Workspace)
+    from .loader import STROM_DIR, LoadResult, find_files, load_texts, load_workspace
+    from .model import (
+        ABSENT,
+        Action,
+        ActionType,
+        Backoff,
+        CatchUp,
+        Concurrency,
+        Connection,
+        ConnectionType,
+        Hook,
+        Hooks,
+        HttpMethod,
+        InputField,
+        InputType,
+        Language,
+        Location,
+        NotifyEvent,
+        Retry,
+        Runner,
+        Step,
+        Task,
+        Trigger,
+        TriggerType,
+        WebhookMode,
+        Workspace,
+    )
     from .problems import Problem, Severity
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__)

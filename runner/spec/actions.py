@@ -1,23 +1,32 @@
 """Build `Action`s from their mappings, enforcing which fields each action type accepts."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import Any
 
 from ..templating import is_template, syntax_problems
 from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
 from .inputs_schema import build_input_schema, check_output_schema
-from .model import ABSENT, Action, ActionType, Language, Runner
-from .reader import Reader, location
+from .model import ABSENT, Action, ActionType, HttpMethod, Language, Runner
+from .reader import Explain, Reader, location
 from .retry import build_retry
 from .yamlnodes import LocDict
 
-__all__ = ["build_action", "misplaced_action_field", "MAX_STEP_TIMEOUT"]
+__all__ = ["MAX_STEP_TIMEOUT", "build_action", "misplaced_action_field"]
 
 MAX_STEP_TIMEOUT = 86400.0
 MAX_APPROVAL_TIMEOUT = 7 * 86400.0
-_EXTENSIONS = {".py": Language.PYTHON, ".js": Language.JAVASCRIPT, ".mjs": Language.JAVASCRIPT,
-               ".cjs": Language.JAVASCRIPT, ".ts": Language.TYPESCRIPT, ".go": Language.GO}
+_EXTENSIONS = {
+    ".py": Language.PYTHON,
+    ".js": Language.JAVASCRIPT,
+    ".mjs": Language.JAVASCRIPT,
+    ".cjs": Language.JAVASCRIPT,
+    ".ts": Language.TYPESCRIPT,
+    ".go": Language.GO,
+}
 _TYPE_HINTS = {
     "args": "docker and pod actions take `cmd`, `command` or `entrypoint` instead",
     "script": "for a container, use `cmd`; to run a script with the workspace, use type: script with runner: docker",
@@ -27,17 +36,22 @@ _TYPE_HINTS = {
 }
 
 
-def misplaced_action_field(action_type: str):
+def misplaced_action_field(action_type: str) -> Explain:
     """An `explain` callback for Reader.check_keys naming the types a misplaced field belongs to."""
-    def explain(key: str):
+
+    def explain(key: str) -> tuple[str, str] | None:
         if key not in ACTION_FIELDS:
             return None
         owners = types_accepting(key)
         if not owners:
             return None
         hint = _TYPE_HINTS.get(key, f"remove it, or change the type to {' or '.join(owners)}")
-        return (f"field {key!r} is not valid for an action of type {action_type!r} "
-                f"(it belongs to type {', '.join(owners)})", hint)
+        return (
+            f"field {key!r} is not valid for an action of type {action_type!r} "
+            f"(it belongs to type {', '.join(owners)})",
+            hint,
+        )
+
     return explain
 
 
@@ -56,14 +70,15 @@ def build_action(data: LocDict, name: str, ctx: BuildContext, what: str, inline:
         allowed = allowed | (set(STEP_FIELDS) - {"action"})
     r.check_keys(allowed, misplaced_action_field(kind))
     action_type = ActionType(kind)
-    fields: dict = {
+    fields: dict[str, Any] = {  # keyword arguments of Action
         "label": r.string("name"),
         "description": r.string("description"),
         "output": check_output_schema(r),
     }
     if not inline:
-        fields["input"] = build_input_schema(r.mapping("input", "{ env: { type: string } }"), ctx.problems,
-                                             what, ctx.connection_types)
+        fields["input"] = build_input_schema(
+            r.mapping("input", "{ env: { type: string } }"), ctx.problems, what, ctx.connection_types
+        )
     if action_type in (ActionType.SCRIPT, ActionType.DOCKER, ActionType.POD):
         fields.update(_execution_fields(r, ctx))
     builder = _BUILDERS[action_type]
@@ -71,11 +86,12 @@ def build_action(data: LocDict, name: str, ctx: BuildContext, what: str, inline:
     if action_type in (ActionType.AGENT, ActionType.HTTP):
         fields["timeout"] = r.duration("timeout", MAX_STEP_TIMEOUT, "24h")
         fields["retry"] = build_retry(r)
-    return Action(name=name, type=action_type, location=location(data.pos), inline=inline,
-                  field_locations=r.locations, **fields)
+    return Action(
+        name=name, type=action_type, location=location(data.pos), inline=inline, field_locations=r.locations, **fields
+    )
 
 
-def _execution_fields(r: Reader, ctx: BuildContext) -> dict:
+def _execution_fields(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     resources = r.mapping("resources", '{ cpu: "500m", memory: 256Mi }')
     if resources is not None:
         Reader(resources, ctx.problems, f"{r.what}: resources").check_keys({"cpu", "memory"})
@@ -100,42 +116,76 @@ def _script_text(r: Reader) -> tuple[str | None, bool]:
     problems = syntax_problems(script)
     if not problems:
         return script, False
-    r.warning("script", "script-not-template",
-              f"the script is not a valid template ({problems[0]}), so it runs exactly as written",
-              "if you meant a template, fix it; to keep literal braces and silence this, "
-              "wrap them in {% raw %}...{% endraw %}")
+    r.warning(
+        "script",
+        "script-not-template",
+        f"the script is not a valid template ({problems[0]}), so it runs exactly as written",
+        "if you meant a template, fix it; to keep literal braces and silence this, "
+        "wrap them in {% raw %}...{% endraw %}",
+    )
     return script, True
 
 
-def _script(r: Reader, ctx: BuildContext) -> dict:
+def _script(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     (script, literal), source = _script_text(r), r.template("source", "scripts/deploy.sh")
     if r.has("script") and r.has("source"):
-        r.error("source", "conflict", "`script` and `source` cannot both be set",
-                "keep `script` for inline code or `source` for a file, not both", on_key=True)
+        r.error(
+            "source",
+            "conflict",
+            "`script` and `source` cannot both be set",
+            "keep `script` for inline code or `source` for a file, not both",
+            on_key=True,
+        )
     elif script is None and source is None:
-        r.error(None, "missing-field", "a script action needs `script` (inline code) or `source` (a file path)",
-                'add `script: "echo hello"` or `source: scripts/run.sh`')
-    runner = Runner(r.choice("runner", [x.value for x in Runner], "local"))
+        r.error(
+            None,
+            "missing-field",
+            "a script action needs `script` (inline code) or `source` (a file path)",
+            'add `script: "echo hello"` or `source: scripts/run.sh`',
+        )
+    runner = r.member("runner", Runner, Runner.LOCAL)
     language_text = r.choice("language", LANGUAGE_ALIASES, None, aliases=LANGUAGE_ALIASES)
     language = Language(language_text) if language_text else _language_from_source(source)
     deps = r.string_list("dependencies", "[requests]") or ()
     if deps and language is Language.SHELL:
-        r.error("dependencies", "conflict", "`dependencies` need a language other than shell",
-                "set `language: python` (or javascript, typescript, go), or install tools in the script", on_key=True)
+        r.error(
+            "dependencies",
+            "conflict",
+            "`dependencies` need a language other than shell",
+            "set `language: python` (or javascript, typescript, go), or install tools in the script",
+            on_key=True,
+        )
     if r.has("manifest") and runner is not Runner.POD:
-        r.error("manifest", "invalid-field", f"`manifest` only applies to runner: pod (this action runs on {runner.value})",
-                "set `runner: pod` or remove `manifest`", on_key=True)
+        r.error(
+            "manifest",
+            "invalid-field",
+            f"`manifest` only applies to runner: pod (this action runs on {runner.value})",
+            "set `runner: pod` or remove `manifest`",
+            on_key=True,
+        )
     image = r.template("image", "python:3.12")
     if image is not None and runner is Runner.LOCAL:
-        r.error("image", "invalid-field", "`image` only applies to runner: docker or runner: pod",
-                "set `runner: docker`, or remove `image`", on_key=True)
+        r.error(
+            "image",
+            "invalid-field",
+            "`image` only applies to runner: docker or runner: pod",
+            "set `runner: docker`, or remove `image`",
+            on_key=True,
+        )
     if source and not is_template(source):
         _check_relative(r, "source", source, ctx, must_exist=True)
     return {
-        "script": script, "script_literal": literal, "source": source, "runner": runner, "language": language,
-        "language_given": language_text is not None, "dependencies": deps,
-        "interpreter": r.string("interpreter", "python3.12"), "args": r.template_list("args") or (),
-        "manifest": r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"), "image": image,
+        "script": script,
+        "script_literal": literal,
+        "source": source,
+        "runner": runner,
+        "language": language,
+        "language_given": language_text is not None,
+        "dependencies": deps,
+        "interpreter": r.string("interpreter", "python3.12"),
+        "args": r.template_list("args") or (),
+        "manifest": r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"),
+        "image": image,
     }
 
 
@@ -155,32 +205,48 @@ def _check_relative(r: Reader, key: str, path: str, ctx: BuildContext, must_exis
             depth += -1 if part == ".." else (0 if part in (".", "/") else 1)
             escapes = escapes or depth < 0
         if escapes:
-            r.error(key, "path-escape", f"`{key}` path {path!r} leaves the workspace",
-                    "use a path relative to the workspace root, e.g. scripts/deploy.sh")
+            r.error(
+                key,
+                "path-escape",
+                f"`{key}` path {path!r} leaves the workspace",
+                "use a path relative to the workspace root, e.g. scripts/deploy.sh",
+            )
             return
     if ctx.file_exists is not None:
         if must_exist and not ctx.file_exists(str(pure)):
-            r.error(key, "missing-file", f"`{key}` file {path!r} does not exist in the workspace",
-                    f"create {path} or fix the path (it is relative to the repository root)")
+            r.error(
+                key,
+                "missing-file",
+                f"`{key}` file {path!r} does not exist in the workspace",
+                f"create {path} or fix the path (it is relative to the repository root)",
+            )
         return
     if ctx.root is None:
         return
     root = ctx.root.resolve()
-    target = (ctx.root / path)
+    target = ctx.root / path
     try:
         resolved = target.resolve()
     except OSError:
         resolved = target
     if resolved != root and root not in resolved.parents:
-        r.error(key, "path-escape", f"`{key}` path {path!r} resolves outside the workspace (through a symlink)",
-                "point it at a file inside the workspace")
+        r.error(
+            key,
+            "path-escape",
+            f"`{key}` path {path!r} resolves outside the workspace (through a symlink)",
+            "point it at a file inside the workspace",
+        )
         return
     if must_exist and not target.is_file():
-        r.error(key, "missing-file", f"`{key}` file {path!r} does not exist in the workspace",
-                f"create {path} or fix the path (it is relative to the workspace root)")
+        r.error(
+            key,
+            "missing-file",
+            f"`{key}` file {path!r} does not exist in the workspace",
+            f"create {path} or fix the path (it is relative to the workspace root)",
+        )
 
 
-def _container(r: Reader, ctx: BuildContext) -> dict:
+def _container(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     r.require("image", "add `image: alpine:3.20` (the image to run)")
     return {
         "image": r.template("image", "alpine:3.20"),
@@ -190,36 +256,48 @@ def _container(r: Reader, ctx: BuildContext) -> dict:
     }
 
 
-def _pod(r: Reader, ctx: BuildContext) -> dict:
+def _pod(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     fields = _container(r, ctx)
     fields["manifest"] = r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }")
     return fields
 
 
-def _task(r: Reader, ctx: BuildContext) -> dict:
+def _task(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     r.require("task", "add `task: <name of the task to run>`")
     task = r.string("task", "cleanup")
     if task is not None and ctx.task_names and task not in ctx.task_names:
         from ..suggestions import suggest
+
         hint = suggest(task, ctx.task_names)
-        r.error("task", "unknown-task", f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
-                f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}")
+        r.error(
+            "task",
+            "unknown-task",
+            f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
+            f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}",
+        )
     return {"task": task}
 
 
-def _approval(r: Reader, ctx: BuildContext) -> dict:
+def _approval(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     approvers = r.string_list("approvers", '[alice, "@org/platform"]') or ()
     for entry in approvers:
         org, slash, team = entry.lstrip("@").partition("/")
         if not org or (slash and not team) or (slash and not entry.startswith("@")) or " " in entry:
-            r.error("approvers", "bad-value", f"approver {entry!r} is neither a user name nor a team",
-                    'write a user as `alice` and a team as `"@org/team"` (quoted: YAML reads @ specially)')
+            r.error(
+                "approvers",
+                "bad-value",
+                f"approver {entry!r} is neither a user name nor a team",
+                'write a user as `alice` and a team as `"@org/team"` (quoted: YAML reads @ specially)',
+            )
     teams = any("/" in entry for entry in approvers)
     required = r.integer("required", minimum=1)
     if required is not None and approvers and not teams and required > len(approvers):
-        r.error("required", "out-of-range",
-                f"`required` is {required} but only {len(approvers)} approver(s) are listed",
-                "list more approvers or lower `required`")
+        r.error(
+            "required",
+            "out-of-range",
+            f"`required` is {required} but only {len(approvers)} approver(s) are listed",
+            "list more approvers or lower `required`",
+        )
     return {
         "message": r.template("message", '"Deploy {{ input.version }}?"'),
         "approvers": approvers,
@@ -228,7 +306,7 @@ def _approval(r: Reader, ctx: BuildContext) -> dict:
     }
 
 
-def _agent(r: Reader, ctx: BuildContext) -> dict:
+def _agent(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     r.require("provider", "add `provider: <provider id from the server configuration>`")
     r.require("prompt", 'add `prompt: "..."` (the message sent to the model)')
     return {
@@ -241,12 +319,13 @@ def _agent(r: Reader, ctx: BuildContext) -> dict:
     }
 
 
-def _http(r: Reader, ctx: BuildContext) -> dict:
+def _http(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     r.require("url", 'add `url: "https://example.com/api"`')
     json_body = r.raw("json", ABSENT)
     if json_body is not ABSENT:
-        r.check_templates_in(json_body, "json") if not isinstance(json_body, str) else \
-            r.check_template(json_body, r.at("json"), "json")
+        r.check_templates_in(json_body, "json") if not isinstance(json_body, str) else r.check_template(
+            json_body, r.at("json"), "json"
+        )
     if r.has("json") and r.has("body"):
         r.error("body", "conflict", "`json` and `body` cannot both be set", "keep one request body", on_key=True)
     return {
@@ -259,15 +338,15 @@ def _http(r: Reader, ctx: BuildContext) -> dict:
     }
 
 
-def _method(r: Reader) -> str:
+def _method(r: Reader) -> HttpMethod:
     value = r.raw("method", None)
     if value is None:
-        return "POST" if r.has("json") or r.has("body") else "GET"
+        return HttpMethod.POST if r.has("json") or r.has("body") else HttpMethod.GET
     choices = ACTION_FIELDS["method"].choices
     if isinstance(value, str) and value.upper() in choices:
-        return value.upper()
+        return HttpMethod(value.upper())
     r.error("method", "bad-value", f"'method' must be one of {', '.join(choices)}; got {value!r}")
-    return "GET"
+    return HttpMethod.GET
 
 
 def _status_list(r: Reader) -> tuple[int, ...]:
@@ -275,17 +354,21 @@ def _status_list(r: Reader) -> tuple[int, ...]:
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
-    out = []
+    out: list[int] = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
-            r.error("expected_status", "wrong-type", f"expected_status must be HTTP status codes (100-599), got {item!r}",
-                    "write it like `expected_status: [200, 201]`")
+            r.error(
+                "expected_status",
+                "wrong-type",
+                f"expected_status must be HTTP status codes (100-599), got {item!r}",
+                "write it like `expected_status: [200, 201]`",
+            )
             return ()
         out.append(item)
     return tuple(out)
 
 
-def _notify(r: Reader, ctx: BuildContext) -> dict:
+def _notify(r: Reader, ctx: BuildContext) -> dict[str, Any]:
     r.require("channels", "add `channels: [ops]` (channel names from the server configuration)")
     channels = r.string_list("channels", "[ops]") or ()
     if r.has("channels") and not channels and isinstance(r.raw("channels"), list):
@@ -293,8 +376,14 @@ def _notify(r: Reader, ctx: BuildContext) -> dict:
     return {"channels": channels, "title": r.template("title"), "message": r.template("message")}
 
 
-_BUILDERS = {
-    ActionType.SCRIPT: _script, ActionType.DOCKER: _container, ActionType.POD: _pod,
-    ActionType.TASK: _task, ActionType.APPROVAL: _approval, ActionType.AGENT: _agent,
-    ActionType.HTTP: _http, ActionType.NOTIFY: _notify,
+# The fields only an action of each type has.
+_BUILDERS: dict[ActionType, Callable[[Reader, BuildContext], dict[str, Any]]] = {
+    ActionType.SCRIPT: _script,
+    ActionType.DOCKER: _container,
+    ActionType.POD: _pod,
+    ActionType.TASK: _task,
+    ActionType.APPROVAL: _approval,
+    ActionType.AGENT: _agent,
+    ActionType.HTTP: _http,
+    ActionType.NOTIFY: _notify,
 }

@@ -1,26 +1,27 @@
 """`connection_types:` (schemas) and `connections:` (named values of those schemas)."""
+
 from __future__ import annotations
 
+from ..suggestions import suggest
 from .context import BuildContext
 from .inputs_schema import build_input_schema
 from .model import ABSENT, Connection, ConnectionType
-from ..suggestions import suggest
 from .reader import Reader, location
 from .yamlnodes import LocDict
 
-__all__ = ["build_connection_type", "build_connection"]
+__all__ = ["build_connection", "build_connection_type"]
 
 
 def build_connection_type(data: LocDict, name: str, ctx: BuildContext) -> ConnectionType:
     r = Reader(data, ctx.problems, f"connection type {name!r}")
     r.check_keys({"properties", "description", "name"})
-    properties = build_input_schema(r.mapping("properties", "{ host: { type: string, required: true } }"),
-                                    ctx.problems, r.what)
+    properties = build_input_schema(
+        r.mapping("properties", "{ host: { type: string, required: true } }"), ctx.problems, r.what
+    )
     return ConnectionType(name=name, properties=properties, location=location(data.pos))
 
 
-def build_connection(data: LocDict, name: str, ctx: BuildContext,
-                     types: dict[str, ConnectionType]) -> Connection:
+def build_connection(data: LocDict, name: str, ctx: BuildContext, types: dict[str, ConnectionType]) -> Connection:
     r = Reader(data, ctx.problems, f"connection {name!r}")
     kind = r.string("type")
     values = {k: v for k, v in data.items() if k != "type"}
@@ -29,14 +30,22 @@ def build_connection(data: LocDict, name: str, ctx: BuildContext,
         schema = types.get(kind)
         if schema is None:
             hint = suggest(kind, types)
-            r.error("type", "unknown-type", f"connection type {kind!r} does not exist" + (f"; {hint}" if hint else ""),
-                    "define it under `connection_types:` or drop `type:`")
+            r.error(
+                "type",
+                "unknown-type",
+                f"connection type {kind!r} does not exist" + (f"; {hint}" if hint else ""),
+                "define it under `connection_types:` or drop `type:`",
+            )
         else:
             for key in values:
                 if key not in schema.properties:
                     hint = suggest(key, schema.properties)
-                    r.error(key, "unknown-key", f"connection type {kind!r} has no property {key!r}"
-                            + (f"; {hint}" if hint else ""), on_key=True)
+                    r.error(
+                        key,
+                        "unknown-key",
+                        f"connection type {kind!r} has no property {key!r}" + (f"; {hint}" if hint else ""),
+                        on_key=True,
+                    )
             for key, field in schema.properties.items():
                 if field.required and key not in values and field.default is ABSENT:
                     r.error(None, "missing-field", f"missing required property {key!r} of type {kind!r}")

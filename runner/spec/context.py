@@ -1,9 +1,10 @@
 """What builders need to know about the whole workspace while building one part of it."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .problems import Problems
 
@@ -18,4 +19,4 @@ class BuildContext:
     action_names: frozenset[str] = frozenset()
     task_names: frozenset[str] = frozenset()
     connection_types: frozenset[str] = frozenset()
-    webhook_names: dict = field(default_factory=dict)
+    webhook_names: dict[str, str] = field(default_factory=dict)  # webhook name -> the trigger that uses it

@@ -1,5 +1,6 @@
 """Cron expressions (5 fields, or 6 with seconds first) and time zones: their checks, and which tick is due
 (pure decisions over an expression, the last fire and now)."""
+
 from __future__ import annotations
 
 import re
@@ -9,16 +10,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterError
 
-__all__ = ["cron_problem", "timezone_problem", "due_fire", "ticks_between", "next_fire_time", "CRON_HINT"]
+from .model import CatchUp
 
-CRON_HINT = ("5 fields: minute hour day-of-month month day-of-week (e.g. \"0 2 * * *\"), "
-             "or 6 with seconds first (e.g. \"*/10 * * * * *\")")
-_FIELDS = [("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31),
-           ("month", 1, 12), ("day-of-week", 0, 7)]
+__all__ = ["CRON_HINT", "cron_problem", "due_fire", "next_fire_time", "ticks_between", "timezone_problem"]
+
+CRON_HINT = (
+    '5 fields: minute hour day-of-month month day-of-week (e.g. "0 2 * * *"), '
+    'or 6 with seconds first (e.g. "*/10 * * * * *")'
+)
+_FIELDS = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+]
 _NUMBER = re.compile(r"\d+")
 
 
-def _layout(count: int):
+def _layout(count: int) -> list[tuple[str, int, int]]:
     return _FIELDS if count == 6 else _FIELDS[1:]
 
 
@@ -56,11 +67,12 @@ def _iter(expression: str, start: datetime) -> croniter:
     return croniter(expression, start, second_at_beginning=len(expression.split()) == 6)
 
 
-def due_fire(expression: str, tz: str, last: float, now: float, catch_up: str = "latest",
-             tolerance: float = 5.0) -> float | None:
+def due_fire(
+    expression: str, tz: str, last: float, now: float, catch_up: CatchUp = CatchUp.LATEST, tolerance: float = 5.0
+) -> float | None:
     """The fire time to act on now, if any: the most recent tick in (last, now].
 
-    With catch_up "none", a tick more than `tolerance` seconds old is not fired (it was missed
+    With catch_up NONE, a tick more than `tolerance` seconds old is not fired (it was missed
     while nothing was running); the caller still records it as handled.
     """
     zone = ZoneInfo(tz)
@@ -68,7 +80,7 @@ def due_fire(expression: str, tz: str, last: float, now: float, catch_up: str = 
     previous = _iter(expression, moment).get_prev(datetime).timestamp()
     if previous <= last:
         return None
-    if catch_up == "none" and now - previous > tolerance:
+    if catch_up == CatchUp.NONE and now - previous > tolerance:
         return -previous  # handled but not fired
     return previous
 

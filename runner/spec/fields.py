@@ -3,15 +3,32 @@
 One table serves the validator (allowed keys, "did you mean", per-type validity) and the
 JSON Schema printed by `strom schema`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+from .model import Backoff, Concurrency, HttpMethod, WebhookMode
 
 __all__ = [
-    "Field", "ACTION_FIELDS", "ACTION_TYPE_FIELDS", "STEP_FIELDS", "TASK_FIELDS", "HOOK_FIELDS",
-    "TRIGGER_COMMON", "TRIGGER_TYPE_FIELDS", "TRIGGER_FIELDS", "INPUT_FIELDS", "RETRY_FIELDS",
-    "RESOURCE_FIELDS", "TOP_LEVEL_FIELDS", "HOOK_EVENTS", "LANGUAGE_ALIASES", "types_accepting",
+    "ACTION_FIELDS",
+    "ACTION_TYPE_FIELDS",
     "ACTION_TYPE_REQUIRED",
+    "HOOK_EVENTS",
+    "HOOK_FIELDS",
+    "INPUT_FIELDS",
+    "LANGUAGE_ALIASES",
+    "RESOURCE_FIELDS",
+    "RETRY_FIELDS",
+    "STEP_FIELDS",
+    "TASK_FIELDS",
+    "TOP_LEVEL_FIELDS",
+    "TRIGGER_COMMON",
+    "TRIGGER_FIELDS",
+    "TRIGGER_TYPE_FIELDS",
+    "Field",
+    "types_accepting",
 ]
 
 
@@ -19,22 +36,37 @@ __all__ = [
 class Field:
     kind: str
     doc: str
-    choices: tuple = ()
+    choices: tuple[str, ...] = ()
+
+
+def _values(kind: type[Enum]) -> tuple[str, ...]:
+    return tuple(member.value for member in kind)
 
 
 HOOK_EVENTS = ("on_success", "on_error", "on_cancel", "on_suspended")
 
 LANGUAGE_ALIASES = {
-    "shell": "shell", "python": "python", "javascript": "javascript", "js": "javascript",
-    "typescript": "typescript", "ts": "typescript", "go": "go",
+    "shell": "shell",
+    "python": "python",
+    "javascript": "javascript",
+    "js": "javascript",
+    "typescript": "typescript",
+    "ts": "typescript",
+    "go": "go",
 }
 
 ACTION_FIELDS: dict[str, Field] = {
-    "type": Field("choice", "What the action does.", ("script", "docker", "pod", "task", "approval", "agent", "http", "notify")),
+    "type": Field(
+        "choice", "What the action does.", ("script", "docker", "pod", "task", "approval", "agent", "http", "notify")
+    ),
     "name": Field("string", "Display name."),
     "description": Field("string", "What the action does, for people."),
-    "input": Field("input_schema", "Input parameters the action takes (a schema on named actions; values on inline steps)."),
-    "output": Field("output_schema", "Shape of the structured output (descriptive; agent actions send it to the model)."),
+    "input": Field(
+        "input_schema", "Input parameters the action takes (a schema on named actions; values on inline steps)."
+    ),
+    "output": Field(
+        "output_schema", "Shape of the structured output (descriptive; agent actions send it to the model)."
+    ),
     "env": Field("env_map", "Environment variables for the step; values are templates."),
     "tags": Field("string_list", "Worker tags the step needs (routing)."),
     "timeout": Field("duration", "Per-attempt time limit (max 24h); approvals: how long to wait."),
@@ -64,7 +96,7 @@ ACTION_FIELDS: dict[str, Field] = {
     "max_tokens": Field("integer", "Maximum tokens the model may produce."),
     "temperature": Field("number", "Sampling temperature (0-2)."),
     "url": Field("template", "URL to call."),
-    "method": Field("choice", "HTTP method.", ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")),
+    "method": Field("choice", "HTTP method.", _values(HttpMethod)),
     "headers": Field("env_map", "Request headers; values are templates."),
     "json": Field("any", "JSON request body; strings inside are templates."),
     "body": Field("template", "Raw request body; a template."),
@@ -75,27 +107,66 @@ ACTION_FIELDS: dict[str, Field] = {
 
 _EXEC_COMMON = ("type", "name", "description", "input", "output")
 ACTION_TYPE_FIELDS: dict[str, frozenset[str]] = {
-    "script": frozenset(_EXEC_COMMON + ("env", "tags", "timeout", "retry", "workdir", "resources", "script",
-                                        "source", "runner", "language", "dependencies", "interpreter",
-                                        "args", "manifest", "image")),
-    "docker": frozenset(_EXEC_COMMON + ("env", "tags", "timeout", "retry", "workdir", "resources", "image",
-                                        "cmd", "entrypoint", "command")),
-    "pod": frozenset(_EXEC_COMMON + ("env", "tags", "timeout", "retry", "workdir", "resources", "image",
-                                     "cmd", "entrypoint", "command", "manifest")),
+    "script": frozenset(
+        _EXEC_COMMON
+        + (
+            "env",
+            "tags",
+            "timeout",
+            "retry",
+            "workdir",
+            "resources",
+            "script",
+            "source",
+            "runner",
+            "language",
+            "dependencies",
+            "interpreter",
+            "args",
+            "manifest",
+            "image",
+        )
+    ),
+    "docker": frozenset(
+        _EXEC_COMMON
+        + ("env", "tags", "timeout", "retry", "workdir", "resources", "image", "cmd", "entrypoint", "command")
+    ),
+    "pod": frozenset(
+        _EXEC_COMMON
+        + (
+            "env",
+            "tags",
+            "timeout",
+            "retry",
+            "workdir",
+            "resources",
+            "image",
+            "cmd",
+            "entrypoint",
+            "command",
+            "manifest",
+        )
+    ),
     "task": frozenset(_EXEC_COMMON + ("task",)),
     "approval": frozenset(_EXEC_COMMON + ("message", "timeout", "approvers", "required")),
-    "agent": frozenset(_EXEC_COMMON + ("provider", "prompt", "system_prompt", "model", "max_tokens",
-                                       "temperature", "timeout", "retry")),
-    "http": frozenset(_EXEC_COMMON + ("url", "method", "headers", "json", "body", "expected_status",
-                                      "timeout", "retry")),
+    "agent": frozenset(
+        _EXEC_COMMON + ("provider", "prompt", "system_prompt", "model", "max_tokens", "temperature", "timeout", "retry")
+    ),
+    "http": frozenset(
+        _EXEC_COMMON + ("url", "method", "headers", "json", "body", "expected_status", "timeout", "retry")
+    ),
     "notify": frozenset(_EXEC_COMMON + ("channels", "title", "message")),
 }
 
 
 # Fields an action of each type cannot do without (script needs one of script/source).
 ACTION_TYPE_REQUIRED: dict[str, tuple[str, ...]] = {
-    "docker": ("image",), "pod": ("image",), "task": ("task",), "agent": ("provider", "prompt"),
-    "http": ("url",), "notify": ("channels",),
+    "docker": ("image",),
+    "pod": ("image",),
+    "task": ("task",),
+    "agent": ("provider", "prompt"),
+    "http": ("url",),
+    "notify": ("channels",),
 }
 
 
@@ -109,9 +180,13 @@ STEP_FIELDS: dict[str, Field] = {
     "description": Field("string", "What the step does, for people."),
     "depends_on": Field("string_list", "Steps that must finish first."),
     "input": Field("values_map", "Values passed to the action's input; templates."),
-    "continue_on_failure": Field("boolean", "Run even if a dependency failed, and do not fail the job if this step fails."),
+    "continue_on_failure": Field(
+        "boolean", "Run even if a dependency failed, and do not fail the job if this step fails."
+    ),
     "timeout": Field("duration", "Per-attempt time limit for this step (max 24h)."),
-    "when": Field("template", "Condition; the step is skipped when it renders falsy (\"\", false, 0, null, none, [], {})."),
+    "when": Field(
+        "template", 'Condition; the step is skipped when it renders falsy ("", false, 0, null, none, [], {}).'
+    ),
     "for_each": Field("for_each", "A list, or a template yielding one: one step instance per item."),
     "sequential": Field("boolean", "Run for_each instances one at a time."),
     "retry": Field("retry", "Retry policy for this step (overrides the action's)."),
@@ -136,8 +211,10 @@ TASK_FIELDS: dict[str, Field] = {
 
 NOTIFY_RULE_FIELDS: dict[str, Field] = {
     "channels": Field("string_list", "Channel names from the server configuration."),
-    "events": Field("string_list", "failed, timed_out, succeeded, cancelled, waiting, recovered "
-                                   "(default: failed, timed_out, waiting, recovered)."),
+    "events": Field(
+        "string_list",
+        "failed, timed_out, succeeded, cancelled, waiting, recovered (default: failed, timed_out, waiting, recovered).",
+    ),
     "branches": Field("string_list", "Only runs on these branches (globs; `!` excludes)."),
     "title": Field("template", "Title template (default: task, status and workspace)."),
     "body": Field("template", "Body template (default: status, duration, trigger, commit, failed steps, link)."),
@@ -149,7 +226,9 @@ HOOK_FIELDS: dict[str, Field] = {
 }
 
 TRIGGER_COMMON: dict[str, Field] = {
-    "type": Field("choice", "What starts the task.", ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job")),
+    "type": Field(
+        "choice", "What starts the task.", ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job")
+    ),
     "task": Field("string", "Task to run."),
     "input": Field("values_map", "Input values for the task; templates over `event` and `git`."),
     "enabled": Field("boolean", "Whether the trigger is active (default true)."),
@@ -160,9 +239,9 @@ TRIGGER_COMMON: dict[str, Field] = {
 _TRIGGER_SPECIFIC: dict[str, Field] = {
     "cron": Field("string", "Cron expression: 5 fields, or 6 with seconds first."),
     "timezone": Field("string", "IANA time zone for the cron expression (default UTC)."),
-    "concurrency": Field("choice", "When a previous run is still active.", ("allow", "skip", "cancel_previous")),
+    "concurrency": Field("choice", "When a previous run is still active.", _values(Concurrency)),
     "secret": Field("string", "Shared secret callers must send (Bearer token or ?secret=)."),
-    "mode": Field("choice", "async answers at once; sync waits for the run's result.", ("async", "sync")),
+    "mode": Field("choice", "async answers at once; sync waits for the run's result.", _values(WebhookMode)),
     "timeout_secs": Field("integer", "How long a sync webhook waits (1-300 s)."),
     "branches": Field("string_list", "Branch globs (pull_request: base branches); `!` excludes."),
     "tags": Field("string_list", "Tag globs; `!` excludes."),
@@ -203,7 +282,7 @@ INPUT_FIELDS: dict[str, Field] = {
 RETRY_FIELDS: dict[str, Field] = {
     "max_attempts": Field("integer", "Attempts in all, the first included (1-10); 1 means no retry."),
     "delay": Field("duration", "Wait before the next attempt (0-1h)."),
-    "backoff": Field("choice", "fixed, or exponential (doubling, capped at 64x the delay).", ("fixed", "exponential")),
+    "backoff": Field("choice", "fixed, or exponential (doubling, capped at 64x the delay).", _values(Backoff)),
     "jitter": Field("boolean", "Vary each delay by up to 25%."),
 }
 
@@ -216,7 +295,7 @@ TOP_LEVEL_FIELDS: dict[str, Field] = {
     "actions": Field("map", "Reusable actions by name."),
     "tasks": Field("map", "Tasks by name."),
     "triggers": Field("map", "Triggers by name."),
-    "secrets": Field("env_map", "Secret references, e.g. \"{{ env.DB_PASSWORD }}\"; never the values themselves."),
+    "secrets": Field("env_map", 'Secret references, e.g. "{{ env.DB_PASSWORD }}"; never the values themselves.'),
     "connection_types": Field("map", "Schemas of connections."),
     "connections": Field("map", "Named connections."),
     "on_success": Field("hooks", "Workspace default hooks when a run succeeds."),

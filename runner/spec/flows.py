@@ -1,7 +1,10 @@
 """Build tasks: their steps (named or inline actions), the dependency graph, and hooks."""
+
 from __future__ import annotations
 
-from .notify_rules import build_notify_rules
+from typing import Any
+
+from ..suggestions import suggest
 from ..templating import template_name
 from .actions import MAX_STEP_TIMEOUT, build_action
 from .context import BuildContext
@@ -10,12 +13,12 @@ from .graph import find_cycle, topological_order
 from .inputs_schema import build_input_schema
 from .model import ABSENT, Action, ActionType, Hook, Hooks, Step, Task
 from .names import RESERVED_TEMPLATE_NAMES, name_problem
-from ..suggestions import suggest
-from .reader import Reader, describe, location
+from .notify_rules import build_notify_rules
+from .reader import Explain, Reader, describe, location
 from .retry import build_retry
-from .yamlnodes import LocDict, LocList
+from .yamlnodes import LocDict, LocList, YamlValue
 
-__all__ = ["build_task", "build_hooks", "MAX_TASK_TIMEOUT", "MAX_FOR_EACH"]
+__all__ = ["MAX_FOR_EACH", "MAX_TASK_TIMEOUT", "build_hooks", "build_task"]
 
 MAX_TASK_TIMEOUT = 7 * 86400.0
 MAX_FOR_EACH = 10_000
@@ -25,7 +28,9 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
     what = f"task {name!r}"
     r = Reader(data, ctx.problems, what)
     r.check_keys(TASK_FIELDS)
-    if not r.require("flow", "add `flow:` with at least one step, e.g. `flow: { hello: { type: script, script: echo hi } }`"):
+    if not r.require(
+        "flow", "add `flow:` with at least one step, e.g. `flow: { hello: { type: script, script: echo hi } }`"
+    ):
         return None
     flow_data = r.mapping("flow", "{ build: { action: build-app } }")
     if flow_data is None:
@@ -52,8 +57,9 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
         description=r.string("description"),
         mode=r.string("mode"),
         folder=r.string("folder"),
-        input=build_input_schema(r.mapping("input", "{ env: { type: string } }"), ctx.problems, what,
-                                 ctx.connection_types),
+        input=build_input_schema(
+            r.mapping("input", "{ env: { type: string } }"), ctx.problems, what, ctx.connection_types
+        ),
         timeout=r.duration("timeout", MAX_TASK_TIMEOUT, "7d"),
         retry=build_retry(r),
         hooks=build_hooks(data, ctx, actions, what),
@@ -61,23 +67,35 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
     )
 
 
-def _build_step(flow: LocDict, step_name, data, task_name: str, ctx: BuildContext,
-                actions: dict[str, Action]) -> Step | None:
+def _build_step(
+    flow: LocDict, step_name: str, data: YamlValue, task_name: str, ctx: BuildContext, actions: dict[str, Action]
+) -> Step | None:
     what = f"task {task_name!r}, step {step_name!r}"
     problem = name_problem(step_name, "step")
     if problem:
-        ctx.problems.error(flow.key_at(step_name), "bad-name", f"task {task_name!r}: {problem}",
-                           "rename the step, e.g. build-app")
+        ctx.problems.error(
+            flow.key_at(step_name), "bad-name", f"task {task_name!r}: {problem}", "rename the step, e.g. build-app"
+        )
         return None
-    if not isinstance(data, dict):
-        ctx.problems.error(flow.at(step_name), "wrong-type", f"{what}: a step must be a mapping, got {describe(data)}",
-                           f"write it like `{step_name}: {{ action: <action name> }}`")
+    if not isinstance(data, LocDict):
+        ctx.problems.error(
+            flow.at(step_name),
+            "wrong-type",
+            f"{what}: a step must be a mapping, got {describe(data)}",
+            f"write it like `{step_name}: {{ action: <action name> }}`",
+        )
         return None
     r = Reader(data, ctx.problems, what)
     if r.has("action") and r.has("type"):
-        r.error("type", "conflict", "a step either references an action (`action:`) or defines one inline (`type:`), not both",
-                "remove `type:` and the action fields, or remove `action:`", on_key=True)
+        r.error(
+            "type",
+            "conflict",
+            "a step either references an action (`action:`) or defines one inline (`type:`), not both",
+            "remove `type:` and the action fields, or remove `action:`",
+            on_key=True,
+        )
         return None
+    action_ref: str | None
     if r.has("action"):
         action_ref = r.string("action", "build-app")
         r.check_keys(STEP_FIELDS, _explain_step_field(action_ref))
@@ -85,8 +103,12 @@ def _build_step(flow: LocDict, step_name, data, task_name: str, ctx: BuildContex
         if action_ref is not None and action is None:
             known = sorted(actions) or ["(none defined)"]
             hint = suggest(action_ref, actions)
-            r.error("action", "unknown-action", f"action {action_ref!r} does not exist" + (f"; {hint}" if hint else ""),
-                    f"define it under `actions:` or write the step inline with `type:`; actions: {', '.join(known[:15])}")
+            r.error(
+                "action",
+                "unknown-action",
+                f"action {action_ref!r} does not exist" + (f"; {hint}" if hint else ""),
+                f"define it under `actions:` or write the step inline with `type:`; actions: {', '.join(known[:15])}",
+            )
         if action is None:
             return None
     elif r.has("type"):
@@ -95,22 +117,31 @@ def _build_step(flow: LocDict, step_name, data, task_name: str, ctx: BuildContex
         if action is None:
             return None
     else:
-        r.error(None, "missing-field", "a step needs `action: <name>` or an inline action (`type: script`, ...)",
-                'add `action: <action name>` or `type: script` with `script: "echo hi"`')
+        r.error(
+            None,
+            "missing-field",
+            "a step needs `action: <name>` or an inline action (`type: script`, ...)",
+            'add `action: <action name>` or `type: script` with `script: "echo hi"`',
+        )
         return None
     return _step_from(r, step_name, action, action_ref, task_name, ctx)
 
 
-def _explain_step_field(action_ref):
-    def explain(key: str):
+def _explain_step_field(action_ref: str | None) -> Explain:
+    def explain(key: str) -> tuple[str, str] | None:
         if key in ACTION_FIELDS:
-            return (f"field {key!r} belongs to the action, not to a step that references action {action_ref!r}",
-                    f"set it on action {action_ref!r}, or write this step inline with `type:` instead of `action:`")
+            return (
+                f"field {key!r} belongs to the action, not to a step that references action {action_ref!r}",
+                f"set it on action {action_ref!r}, or write this step inline with `type:` instead of `action:`",
+            )
         return None
+
     return explain
 
 
-def _step_from(r: Reader, step_name: str, action: Action, action_ref, task_name: str, ctx: BuildContext) -> Step:
+def _step_from(
+    r: Reader, step_name: str, action: Action, action_ref: str | None, task_name: str, ctx: BuildContext
+) -> Step:
     depends_on = r.string_list("depends_on", "[build]") or ()
     step_input = r.values("input")
     when = r.template("when", '"{{ input.deploy }}"')
@@ -120,12 +151,20 @@ def _step_from(r: Reader, step_name: str, action: Action, action_ref, task_name:
     # Inline steps share timeout, retry, tags, name and description with their action, read once there.
     timeout = r.duration("timeout", MAX_STEP_TIMEOUT, "24h") if action_ref is not None else None
     if timeout is not None and action.type is ActionType.TASK:
-        r.error("timeout", "invalid-field", "`timeout` is not valid on a step that runs a task action",
-                "set `timeout` on the task it runs instead", on_key=True)
+        r.error(
+            "timeout",
+            "invalid-field",
+            "`timeout` is not valid on a step that runs a task action",
+            "set `timeout` on the task it runs instead",
+            on_key=True,
+        )
     if action.type is ActionType.TASK and action.task == task_name:
-        r.error("action" if action_ref else "task", "self-reference",
-                f"the step runs task {task_name!r} from inside task {task_name!r}, which would never end",
-                "point the task action at a different task")
+        r.error(
+            "action" if action_ref else "task",
+            "self-reference",
+            f"the step runs task {task_name!r} from inside task {task_name!r}, which would never end",
+            "point the task action at a different task",
+        )
     if action_ref is not None and action.input:
         _check_step_input(r, step_input, action, action_ref)
     return Step(
@@ -149,20 +188,28 @@ def _step_from(r: Reader, step_name: str, action: Action, action_ref, task_name:
     )
 
 
-def _check_step_input(r: Reader, step_input: dict, action: Action, action_ref: str) -> None:
+def _check_step_input(r: Reader, step_input: dict[str, Any], action: Action, action_ref: str) -> None:
     for key in step_input:
         if key not in action.input:
             hint = suggest(key, action.input)
-            r.problems.error(r.data["input"].key_at(key), "unknown-input",
-                             f"{r.what}: action {action_ref!r} has no input {key!r}" + (f"; {hint}" if hint else ""),
-                             f"its inputs: {', '.join(action.input)}")
+            r.problems.error(
+                r.data["input"].key_at(key),
+                "unknown-input",
+                f"{r.what}: action {action_ref!r} has no input {key!r}" + (f"; {hint}" if hint else ""),
+                f"its inputs: {', '.join(action.input)}",
+            )
     for key, field in action.input.items():
         if field.required and field.default is ABSENT and key not in step_input:
-            r.error(None, "missing-input", f"action {action_ref!r} requires input {key!r}",
-                    f'add it under the step\'s `input:`, e.g. `{key}: "{{{{ input.{key} }}}}"`')
+            r.error(
+                None,
+                "missing-input",
+                f"action {action_ref!r} requires input {key!r}",
+                f'add it under the step\'s `input:`, e.g. `{key}: "{{{{ input.{key} }}}}"`',
+            )
 
 
-def _for_each(r: Reader):
+def _for_each(r: Reader) -> list[Any] | str | None:
+    """The items written, or a template yielding them."""
     value = r.raw("for_each", None)
     if value is None:
         return None
@@ -175,8 +222,12 @@ def _for_each(r: Reader):
         r.check_template(value, r.at("for_each"), "for_each")
         r.locations["for_each"] = location(r.at("for_each"))
         return value
-    r.error("for_each", "wrong-type", f"for_each must be a list or a template yielding one, got {describe(value)}",
-            'write it like `for_each: [eu, us]` or `for_each: "{{ fetch.output.items }}"`')
+    r.error(
+        "for_each",
+        "wrong-type",
+        f"for_each must be a list or a template yielding one, got {describe(value)}",
+        'write it like `for_each: [eu, us]` or `for_each: "{{ fetch.output.items }}"`',
+    )
     return None
 
 
@@ -187,16 +238,22 @@ def _check_dependencies(flow: LocDict, steps: dict[str, Step], what: str, ctx: B
         for i, dep in enumerate(step.depends_on):
             pos = deps_node.at(i) if isinstance(deps_node, LocList) else flow.at(name)
             if dep == name:
-                ctx.problems.error(pos, "cycle", f"{what}, step {name!r}: depends on itself", "remove it from depends_on")
+                ctx.problems.error(
+                    pos, "cycle", f"{what}, step {name!r}: depends on itself", "remove it from depends_on"
+                )
             elif dep not in flow:
                 hint = suggest(dep, flow)
-                ctx.problems.error(pos, "unknown-step",
-                                   f"{what}, step {name!r}: depends_on names step {dep!r}, which is not in the flow"
-                                   + (f"; {hint}" if hint else ""),
-                                   f"steps in this flow: {', '.join(flow)}")
+                ctx.problems.error(
+                    pos,
+                    "unknown-step",
+                    f"{what}, step {name!r}: depends_on names step {dep!r}, which is not in the flow"
+                    + (f"; {hint}" if hint else ""),
+                    f"steps in this flow: {', '.join(flow)}",
+                )
             elif dep in seen:
-                ctx.problems.warning(pos, "duplicate", f"{what}, step {name!r}: {dep!r} is listed twice in depends_on",
-                                     "list it once")
+                ctx.problems.warning(
+                    pos, "duplicate", f"{what}, step {name!r}: {dep!r} is listed twice in depends_on", "list it once"
+                )
             seen.add(dep)
 
 
@@ -205,14 +262,21 @@ def _check_template_names(flow: LocDict, steps: dict[str, Step], what: str, ctx:
     for name in steps:
         short = template_name(name)
         if short in RESERVED_TEMPLATE_NAMES:
-            ctx.problems.warning(flow.key_at(name), "reserved-name",
-                                 f"{what}: step {name!r} is referenced in templates as {short!r}, a name the template "
-                                 f"context already uses", f"rename the step, or refer to it as steps['{name}']")
+            ctx.problems.warning(
+                flow.key_at(name),
+                "reserved-name",
+                f"{what}: step {name!r} is referenced in templates as {short!r}, a name the template "
+                f"context already uses",
+                f"rename the step, or refer to it as steps['{name}']",
+            )
         elif short in by_template_name:
             other = by_template_name[short]
-            ctx.problems.warning(flow.key_at(name), "ambiguous-name",
-                                 f"{what}: steps {other!r} and {name!r} are both {short!r} in templates",
-                                 f"rename one, or refer to them as steps['{other}'] and steps['{name}']")
+            ctx.problems.warning(
+                flow.key_at(name),
+                "ambiguous-name",
+                f"{what}: steps {other!r} and {name!r} are both {short!r} in templates",
+                f"rename one, or refer to them as steps['{other}'] and steps['{name}']",
+            )
         by_template_name.setdefault(short, name)
 
 
@@ -222,21 +286,29 @@ def _order(flow: LocDict, steps: dict[str, Step], what: str, ctx: BuildContext) 
     if order is not None:
         return order
     cycle = find_cycle(deps) or list(steps)
-    ctx.problems.error(flow.key_at(cycle[0]), "cycle", f"{what}: dependency cycle: {' -> '.join(cycle)}",
-                       "remove one of these depends_on entries so the steps can run in order")
+    ctx.problems.error(
+        flow.key_at(cycle[0]),
+        "cycle",
+        f"{what}: dependency cycle: {' -> '.join(cycle)}",
+        "remove one of these depends_on entries so the steps can run in order",
+    )
     return None
 
 
 def build_hooks(data: LocDict, ctx: BuildContext, actions: dict[str, Action], what: str) -> Hooks:
-    built = {}
+    built: dict[str, tuple[Hook, ...]] = {}
     for event in HOOK_EVENTS:
         value = data.get(event)
         if value is None:
             built[event] = ()
             continue
-        if not isinstance(value, list):
-            ctx.problems.error(data.at(event), "wrong-type", f"{what}: {event} must be a list of hooks, got {describe(value)}",
-                               f"write it like `{event}: [{{ action: notify, input: {{ message: done }} }}]`")
+        if not isinstance(value, LocList):
+            ctx.problems.error(
+                data.at(event),
+                "wrong-type",
+                f"{what}: {event} must be a list of hooks, got {describe(value)}",
+                f"write it like `{event}: [{{ action: notify, input: {{ message: done }} }}]`",
+            )
             built[event] = ()
             continue
         hooks = []
@@ -248,10 +320,16 @@ def build_hooks(data: LocDict, ctx: BuildContext, actions: dict[str, Action], wh
     return Hooks(**built)
 
 
-def _build_hook(parent: LocList, index: int, item, ctx: BuildContext, actions: dict[str, Action], what: str):
-    if not isinstance(item, dict):
-        ctx.problems.error(parent.at(index), "wrong-type", f"{what}: a hook must be a mapping, got {describe(item)}",
-                           "write it like `{ action: notify, input: { message: done } }`")
+def _build_hook(
+    parent: LocList, index: int, item: YamlValue, ctx: BuildContext, actions: dict[str, Action], what: str
+) -> Hook | None:
+    if not isinstance(item, LocDict):
+        ctx.problems.error(
+            parent.at(index),
+            "wrong-type",
+            f"{what}: a hook must be a mapping, got {describe(item)}",
+            "write it like `{ action: notify, input: { message: done } }`",
+        )
         return None
     r = Reader(item, ctx.problems, what)
     r.check_keys(HOOK_FIELDS)
@@ -259,9 +337,13 @@ def _build_hook(parent: LocList, index: int, item, ctx: BuildContext, actions: d
         return None
     ref = r.string("action")
     action = actions.get(ref) if ref else None
-    if action is None:
+    if action is None or ref is None:  # (ref is None only when action is too)
         hint = suggest(ref or "", actions)
-        r.error("action", "unknown-action", f"hook action {ref!r} does not exist" + (f"; {hint}" if hint else ""),
-                "define it under `actions:`")
+        r.error(
+            "action",
+            "unknown-action",
+            f"hook action {ref!r} does not exist" + (f"; {hint}" if hint else ""),
+            "define it under `actions:`",
+        )
         return None
     return Hook(action=action, action_ref=ref, location=location(item.pos), input=r.values("input"))

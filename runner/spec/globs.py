@@ -3,28 +3,30 @@
 `*` matches within one path segment, `**` across segments, `?` one character, `[abc]` a class.
 A list of only exclusions starts from "everything".
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Iterable, Sequence
 
-__all__ = ["glob_regex", "included", "any_included"]
+__all__ = ["any_included", "glob_regex", "included"]
 
 
 def _class_end(pattern: str, start: int) -> int:
     """Index of the `]` closing the class opened at `start`, or -1."""
     j = start + 1
-    if pattern[j:j + 1] == "!":
+    if pattern[j : j + 1] == "!":
         j += 1
-    if pattern[j:j + 1] == "]":
+    if pattern[j : j + 1] == "]":
         j += 1
     return pattern.find("]", j)
 
 
 @lru_cache(maxsize=1024)
-def glob_regex(pattern: str) -> re.Pattern:
-    out, i = [], 0
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i = 0
     while i < len(pattern):
         c = pattern[i]
         if pattern.startswith("**/", i):
@@ -41,7 +43,7 @@ def glob_regex(pattern: str) -> re.Pattern:
             i += 1
         elif c == "[" and _class_end(pattern, i) > 0:
             end = _class_end(pattern, i)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             body = "^" + body[1:] if body.startswith("!") else body
             out.append("[" + body.replace("\\", "\\\\") + "]")
             i = end + 1

@@ -1,9 +1,10 @@
 """Dependency graphs: topological order and cycles."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["topological_order", "find_cycle"]
+__all__ = ["find_cycle", "topological_order"]
 
 
 def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
@@ -30,7 +31,7 @@ def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
 def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
     """One cycle as a list of names with the first repeated at the end, e.g. [a, b, a]."""
     WHITE, GREY, BLACK = 0, 1, 2
-    colour = {name: WHITE for name in deps}
+    colour = dict.fromkeys(deps, WHITE)
     for start in deps:
         if colour[start] != WHITE:
             continue
@@ -43,7 +44,7 @@ def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
                 if child not in colour:
                     continue
                 if colour[child] == GREY:
-                    return path[path.index(child):] + [child]
+                    return path[path.index(child) :] + [child]
                 if colour[child] == WHITE:
                     colour[child] = GREY
                     stack.append((child, iter(deps[child])))

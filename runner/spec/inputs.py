@@ -2,18 +2,20 @@
 
 Pure functions; the same rules serve `strom run -i`, the API and triggers.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import InputError
-from .model import ABSENT, InputField, InputType
 from ..suggestions import suggest
+from .model import ABSENT, InputField, InputType
 
-__all__ = ["coerce", "resolve_inputs", "parse_pairs", "PRIMITIVE_TYPES"]
+__all__ = ["PRIMITIVE_TYPES", "coerce", "parse_pairs", "resolve_inputs"]
 
 PRIMITIVE_TYPES = frozenset(t.value for t in InputType) | {"bool"}
 _INT = re.compile(r"[+-]?\d+")
@@ -88,7 +90,7 @@ def _scalar(field: InputField, value: Any) -> Any:
     return value
 
 
-def _split_multiple(value: Any) -> list:
+def _split_multiple(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
     if isinstance(value, str):
@@ -115,7 +117,7 @@ def coerce(field: InputField, value: Any) -> Any:
     return converted
 
 
-def _check_options(field: InputField, values: list) -> None:
+def _check_options(field: InputField, values: list[Any]) -> None:
     if not field.options or field.allow_custom:
         return
     for value in values:
@@ -143,7 +145,7 @@ def resolve_inputs(
             if isinstance(raw, str) and render_default is not None:
                 try:
                     raw = render_default(field, raw)
-                except Exception as exc:  # a template error in a default is the caller's problem to read
+                except Exception as exc:  # noqa: BLE001 - a template error in a default is the caller's problem to read
                     errors[name] = f"default could not be rendered: {exc}"
                     continue
         else:

@@ -1,14 +1,15 @@
 """Input schemas (`input:` on tasks and named actions) and output schemas."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from .inputs import PRIMITIVE_TYPES, coerce
+from ..suggestions import suggest
 from ..templating import is_template
 from .fields import INPUT_FIELDS
+from .inputs import PRIMITIVE_TYPES, coerce
 from .model import ABSENT, InputField, InputType
 from .problems import Problems
-from ..suggestions import suggest
 from .reader import Reader, describe, location
 from .yamlnodes import LocDict
 
@@ -17,16 +18,20 @@ __all__ = ["build_input_schema", "check_output_schema"]
 _TYPE_NAMES = [t.value for t in InputType]
 
 
-def build_input_schema(data: LocDict | None, problems: Problems, what: str,
-                       connection_types: frozenset[str] = frozenset()) -> dict[str, InputField]:
+def build_input_schema(
+    data: LocDict | None, problems: Problems, what: str, connection_types: frozenset[str] = frozenset()
+) -> dict[str, InputField]:
     if data is None:
         return {}
     out: dict[str, InputField] = {}
     for name, spec in data.items():
-        if not isinstance(spec, dict):
-            problems.error(data.at(name), "wrong-type",
-                           f"{what}: input {name!r} must be a mapping, got {describe(spec)}",
-                           f"write it like `{name}: {{ type: string, required: true }}`")
+        if not isinstance(spec, LocDict):
+            problems.error(
+                data.at(name),
+                "wrong-type",
+                f"{what}: input {name!r} must be a mapping, got {describe(spec)}",
+                f"write it like `{name}: {{ type: string, required: true }}`",
+            )
             continue
         field = _build_field(Reader(spec, problems, f"{what}: input {name!r}"), name, connection_types)
         if field is not None:
@@ -46,8 +51,11 @@ def _build_field(r: Reader, name: str, connection_types: frozenset[str]) -> Inpu
     if kind not in PRIMITIVE_TYPES and kind not in connection_types:
         candidates = _TYPE_NAMES + sorted(connection_types)
         hint = suggest(kind, candidates)
-        fix = "use type: json for lists and objects" if kind in ("array", "object", "list", "map") else \
-            f"types: {', '.join(candidates)}"
+        fix = (
+            "use type: json for lists and objects"
+            if kind in ("array", "object", "list", "map")
+            else f"types: {', '.join(candidates)}"
+        )
         r.error("type", "bad-value", f"unknown input type {kind!r}" + (f"; {hint}" if hint else ""), fix)
         return None
     options = r.raw("options", None)
@@ -55,8 +63,12 @@ def _build_field(r: Reader, name: str, connection_types: frozenset[str]) -> Inpu
         r.warning("enum", "deprecated", "`enum` is an old spelling of `options`", "rename it to `options`")
         options = options if options is not None else r.raw("enum", None)
     if options is not None and not isinstance(options, list):
-        r.error("options" if r.has("options") else "enum", "wrong-type",
-                f"'options' must be a list, got {describe(options)}", "write it like `options: [staging, production]`")
+        r.error(
+            "options" if r.has("options") else "enum",
+            "wrong-type",
+            f"'options' must be a list, got {describe(options)}",
+            "write it like `options: [staging, production]`",
+        )
         options = None
     field = InputField(
         name=name,
@@ -79,8 +91,11 @@ def _build_field(r: Reader, name: str, connection_types: frozenset[str]) -> Inpu
             try:
                 coerce(_single(field), option)
             except ValueError as exc:
-                r.problems.error(r.data["options"].at(i) if r.has("options") else r.data.pos, "wrong-type",
-                                 f"{r.what}: option {option!r} does not fit type {kind}: {exc}")
+                r.problems.error(
+                    r.data["options"].at(i) if r.has("options") else r.data.pos,
+                    "wrong-type",
+                    f"{r.what}: option {option!r} does not fit type {kind}: {exc}",
+                )
     _check_default(r, field)
     return field
 
@@ -99,8 +114,12 @@ def _check_default(r: Reader, field: InputField) -> None:
     if field.type not in PRIMITIVE_TYPES:
         return
     if field.multiple and not isinstance(default, list):
-        r.error("default", "wrong-type", "the default of a `multiple` input must be a list",
-                "write it like `default: [dev, staging]`")
+        r.error(
+            "default",
+            "wrong-type",
+            "the default of a `multiple` input must be a list",
+            "write it like `default: [dev, staging]`",
+        )
         return
     try:
         coerce(field, default)
@@ -116,10 +135,13 @@ def check_output_schema(r: Reader) -> dict[str, Any] | None:
     if set(data) == {"properties"} and isinstance(data.get("properties"), dict):
         fields = data["properties"]
     for name, spec in fields.items():
-        if not isinstance(spec, dict):
-            r.problems.error(fields.at(name), "wrong-type",
-                             f"{r.what}: output field {name!r} must be a mapping, got {describe(spec)}",
-                             f"write it like `{name}: {{ type: string }}`")
+        if not isinstance(spec, LocDict):
+            r.problems.error(
+                fields.at(name),
+                "wrong-type",
+                f"{r.what}: output field {name!r} must be a mapping, got {describe(spec)}",
+                f"write it like `{name}: {{ type: string }}`",
+            )
             continue
         sub = Reader(spec, r.problems, f"{r.what}: output field {name!r}")
         sub.check_keys({"type", "description", "required", "default", "options", "name"})

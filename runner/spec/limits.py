@@ -5,11 +5,16 @@ all files' size, nesting depth, what aliases expand to and the number of tasks a
 bounded, each with an error that names the limit, where it was crossed and the setting that
 raises it (`limits:` in the server configuration).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["SpecLimits", "DEFAULT_LIMITS", "outsized_structure"]
+if TYPE_CHECKING:  # ruamel.yaml is imported when a document is read
+    from ruamel.yaml.events import Event
+
+__all__ = ["DEFAULT_LIMITS", "SpecLimits", "outsized_structure"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ def outsized_structure(text: str, limits: SpecLimits) -> tuple[int, int, str, st
     long enough one takes minutes)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
+
     depth = count = 0
     try:
         for event in YAML(typ="safe").parse(text):
@@ -44,14 +50,20 @@ def outsized_structure(text: str, limits: SpecLimits) -> tuple[int, int, str, st
             if kind in _OPENING:
                 depth += 1
                 if depth > limits.depth + 1:  # the document's own mapping is level 0
-                    return (*_mark(event), f"the document nests deeper than {limits.depth} levels here",
-                            "flatten it (a .strom file needs a few levels), or raise limits.yaml_depth in the "
-                            "server configuration")
+                    return (
+                        *_mark(event),
+                        f"the document nests deeper than {limits.depth} levels here",
+                        "flatten it (a .strom file needs a few levels), or raise limits.yaml_depth in the "
+                        "server configuration",
+                    )
             elif kind in _CLOSING:
                 depth -= 1
             if count > limits.nodes:
-                return (*_mark(event), f"the document holds more than {limits.nodes} YAML nodes",
-                        "split it into several files, or raise limits.yaml_nodes in the server configuration")
+                return (
+                    *_mark(event),
+                    f"the document holds more than {limits.nodes} YAML nodes",
+                    "split it into several files, or raise limits.yaml_nodes in the server configuration",
+                )
     except YAMLError:
         return None  # composing reports the syntax error with its position
     return None
@@ -61,6 +73,6 @@ _OPENING = {"MappingStartEvent", "SequenceStartEvent"}
 _CLOSING = {"MappingEndEvent", "SequenceEndEvent"}
 
 
-def _mark(event) -> tuple[int, int]:
+def _mark(event: Event) -> tuple[int, int]:
     mark = event.start_mark
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

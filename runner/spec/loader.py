@@ -1,9 +1,11 @@
 """Load a workspace: read every `.strom/**/*.yaml|yml`, merge the files, build and cross-check."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any
 
 from ..errors import SpecError
 from ..templating import is_template
@@ -12,20 +14,28 @@ from .connections import build_connection, build_connection_type
 from .context import BuildContext
 from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
-from .notify_rules import build_notify_rules
 from .graph import find_cycle
 from .limits import DEFAULT_LIMITS, SpecLimits
-from .model import ActionType, Hooks, Workspace
+from .model import Action, ActionType, Connection, ConnectionType, Hook, Hooks, Task, Trigger, Workspace
 from .names import name_problem
+from .notify_rules import build_notify_rules
 from .problems import Problem, Problems
 from .reader import Reader, describe
 from .triggers import build_trigger
 from .yamlnodes import LocDict, parse_yaml
 
-__all__ = ["LoadResult", "load_workspace", "load_texts", "find_files", "STROM_DIR"]
+__all__ = ["STROM_DIR", "LoadResult", "find_files", "load_texts", "load_workspace"]
 
 STROM_DIR = ".strom"
 _SECTIONS = ("actions", "tasks", "triggers", "connection_types", "connections")
+
+Document = tuple[str, LocDict]  # a file's path (relative to the workspace) and its top-level mapping
+# An entry of a section: its value as written, the mapping that holds it, and the file it is in.
+Entry = tuple[Any, LocDict, str]
+Sections = dict[str, dict[str, Entry]]  # section -> name -> entry, across all files
+
+# runner/errors.py does not annotate SpecError's constructor; this is how it is called here.
+_spec_error: Callable[[Iterable[Problem]], SpecError] = SpecError
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,8 @@ class LoadResult:
         return self.workspace is not None and not self.errors
 
     def raise_for_errors(self) -> Workspace:
-        if not self.ok:
-            raise SpecError(self.problems)
+        if self.workspace is None or not self.ok:
+            raise _spec_error(self.problems)
         return self.workspace
 
 
@@ -61,7 +71,8 @@ def find_files(root: Path) -> list[Path]:
 def load_workspace(root: Path | str, limits: SpecLimits = DEFAULT_LIMITS) -> LoadResult:
     """Load the workspace at `root` (the directory that holds `.strom/`)."""
     root = Path(root)
-    texts, sizes = {}, {}
+    texts: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     problems = Problems()
     for path in find_files(root):
         rel = path.relative_to(root).as_posix()
@@ -74,134 +85,180 @@ def load_workspace(root: Path | str, limits: SpecLimits = DEFAULT_LIMITS) -> Loa
     return _load(root, texts, problems, None, limits, sizes)
 
 
-def load_texts(texts: Mapping[str, str], root: Path | None = None,
-               file_exists: Callable[[str], bool] | None = None, limits: SpecLimits = DEFAULT_LIMITS,
-               sizes: Mapping[str, int] | None = None) -> LoadResult:
+def load_texts(
+    texts: Mapping[str, str],
+    root: Path | None = None,
+    file_exists: Callable[[str], bool] | None = None,
+    limits: SpecLimits = DEFAULT_LIMITS,
+    sizes: Mapping[str, int] | None = None,
+) -> LoadResult:
     """Load from file contents keyed by their path relative to the workspace (e.g. a pushed commit).
     `sizes` may name files left unread because of their size."""
     return _load(root or Path("."), dict(texts), Problems(), file_exists, limits, sizes or {})
 
 
-def _load(root: Path, texts: dict[str, str], problems: Problems, file_exists, limits: SpecLimits,
-          sizes: Mapping[str, int]) -> LoadResult:
+def _load(
+    root: Path,
+    texts: dict[str, str],
+    problems: Problems,
+    file_exists: Callable[[str], bool] | None,
+    limits: SpecLimits,
+    sizes: Mapping[str, int],
+) -> LoadResult:
     if not texts and not sizes and not problems.items:
-        problems.error((STROM_DIR, 1, 1), "no-files", f"no workflow files found in {STROM_DIR}/",
-                       f"create {STROM_DIR}/pipeline.yaml with a `tasks:` section (see `strom init` in the docs)")
+        problems.error(
+            (STROM_DIR, 1, 1),
+            "no-files",
+            f"no workflow files found in {STROM_DIR}/",
+            f"create {STROM_DIR}/pipeline.yaml with a `tasks:` section (see `strom init` in the docs)",
+        )
         return LoadResult(None, tuple(problems.items))
     if not _within_size_limits(texts, sizes, limits, problems):
         return LoadResult(None, tuple(problems.sorted()))
-    documents: list[tuple[str, LocDict]] = []
+    documents: list[Document] = []
     for rel, text in texts.items():
         doc = parse_yaml(text, rel, problems, limits)
         if doc is None:
             continue
-        if not isinstance(doc, dict):
-            problems.error((rel, 1, 1), "wrong-type",
-                           f"a workflow file must be a mapping with actions:, tasks:, ... at the top, got {describe(doc)}",
-                           "start the file with `tasks:` or `actions:`")
+        if not isinstance(doc, LocDict):
+            problems.error(
+                (rel, 1, 1),
+                "wrong-type",
+                f"a workflow file must be a mapping with actions:, tasks:, ... at the top, got {describe(doc)}",
+                "start the file with `tasks:` or `actions:`",
+            )
             continue
         Reader(doc, problems, rel).check_keys(TOP_LEVEL_FIELDS)
         documents.append((rel, doc))
     sections = _merge_sections(documents, problems)
     if not _within_count_limits(sections, limits, problems):
         return LoadResult(None, tuple(problems.sorted()))
-    ctx = BuildContext(problems=problems, root=root if file_exists is None else None, file_exists=file_exists,
-                       action_names=frozenset(sections["actions"]), task_names=frozenset(sections["tasks"]),
-                       connection_types=frozenset(sections["connection_types"]))
+    ctx = BuildContext(
+        problems=problems,
+        root=root if file_exists is None else None,
+        file_exists=file_exists,
+        action_names=frozenset(sections["actions"]),
+        task_names=frozenset(sections["tasks"]),
+        connection_types=frozenset(sections["connection_types"]),
+    )
     workspace = _build(root, texts, documents, sections, ctx)
     return LoadResult(workspace, tuple(problems.sorted()))
 
 
-def _within_size_limits(texts: Mapping[str, str], sizes: Mapping[str, int], limits: SpecLimits,
-                        problems: Problems) -> bool:
+def _within_size_limits(
+    texts: Mapping[str, str], sizes: Mapping[str, int], limits: SpecLimits, problems: Problems
+) -> bool:
     """Files too large to parse, and all of them together, are refused before any parser runs."""
     sizes = {**{rel: len(text.encode("utf-8", "surrogateescape")) for rel, text in texts.items()}, **sizes}
     if len(sizes) > limits.files:
-        problems.error((STROM_DIR, 1, 1), "too-large", f"there are more than {limits.files} workflow files",
-                       "merge or remove some, or raise limits.workflow_files in the server configuration")
+        problems.error(
+            (STROM_DIR, 1, 1),
+            "too-large",
+            f"there are more than {limits.files} workflow files",
+            "merge or remove some, or raise limits.workflow_files in the server configuration",
+        )
         return False
     ok = True
     for rel, size in sorted(sizes.items()):
         if size > limits.file_size:
-            problems.error((rel, 1, 1), "too-large", f"the file is {size} bytes, above the limit of "
-                           f"{limits.file_size}", "split it, or raise limits.workflow_file_size in the server "
-                                                  "configuration")
+            problems.error(
+                (rel, 1, 1),
+                "too-large",
+                f"the file is {size} bytes, above the limit of {limits.file_size}",
+                "split it, or raise limits.workflow_file_size in the server configuration",
+            )
             ok = False
     total = sum(sizes.values())
     if total > limits.total_size:
-        problems.error((STROM_DIR, 1, 1), "too-large", f"the workflow files hold {total} bytes, above the limit "
-                       f"of {limits.total_size}", "remove some, or raise limits.workflow_total_size in the server "
-                                                  "configuration")
+        problems.error(
+            (STROM_DIR, 1, 1),
+            "too-large",
+            f"the workflow files hold {total} bytes, above the limit of {limits.total_size}",
+            "remove some, or raise limits.workflow_total_size in the server configuration",
+        )
         ok = False
     return ok
 
 
-def _within_count_limits(sections, limits: SpecLimits, problems: Problems) -> bool:
+def _within_count_limits(sections: Sections, limits: SpecLimits, problems: Problems) -> bool:
     """At most `limits.tasks` tasks and `limits.steps` steps; the first one past a limit is named."""
     steps = 0
     for index, (name, (data, parent, _)) in enumerate(sections["tasks"].items()):
         flow = data.get("flow") if isinstance(data, dict) else None
         steps += len(flow) if isinstance(flow, dict) else 0
-        for count, limit, what, setting in ((index + 1, limits.tasks, "tasks", "limits.tasks"),
-                                            (steps, limits.steps, "steps", "limits.steps")):
+        for count, limit, what, setting in (
+            (index + 1, limits.tasks, "tasks", "limits.tasks"),
+            (steps, limits.steps, "steps", "limits.steps"),
+        ):
             if count > limit:
-                problems.error(parent.key_at(name), "too-many", f"the workspace defines more than {limit} {what} "
-                               f"(task {name!r} is past the limit)", f"remove some, or raise {setting} in the "
-                                                                    "server configuration")
+                problems.error(
+                    parent.key_at(name),
+                    "too-many",
+                    f"the workspace defines more than {limit} {what} (task {name!r} is past the limit)",
+                    f"remove some, or raise {setting} in the server configuration",
+                )
                 return False
     return True
 
 
-def _merge_sections(documents, problems: Problems) -> dict[str, dict[str, LocDict]]:
+def _merge_sections(documents: list[Document], problems: Problems) -> Sections:
     """Each section's entries across files; a name defined twice is reported with both places."""
-    merged: dict[str, dict] = {section: {} for section in _SECTIONS}
+    merged: Sections = {section: {} for section in _SECTIONS}
     merged["secrets"] = {}
     for rel, doc in documents:
         for section in _SECTIONS + ("secrets",):
             value = doc.get(section)
             if value is None:
                 continue
-            if not isinstance(value, dict):
-                problems.error(doc.at(section), "wrong-type",
-                               f"`{section}` must be a mapping of names, got {describe(value)}",
-                               f"write it like `{section}:` followed by indented `name:` entries")
+            if not isinstance(value, LocDict):
+                problems.error(
+                    doc.at(section),
+                    "wrong-type",
+                    f"`{section}` must be a mapping of names, got {describe(value)}",
+                    f"write it like `{section}:` followed by indented `name:` entries",
+                )
                 continue
             singular = section.rstrip("s").replace("_", " ")
             for name in value:
                 if name in merged[section]:
                     _, first_doc, _ = merged[section][name]
                     first = first_doc.key_at(name)
-                    problems.error(value.key_at(name), "duplicate-name",
-                                   f"{singular} {name!r} is already defined at {first[0]}:{first[1]}:{first[2]}",
-                                   "rename one of them or remove the duplicate")
+                    problems.error(
+                        value.key_at(name),
+                        "duplicate-name",
+                        f"{singular} {name!r} is already defined at {first[0]}:{first[1]}:{first[2]}",
+                        "rename one of them or remove the duplicate",
+                    )
                     continue
                 merged[section][name] = (value[name], value, rel)
     return merged
 
 
-def _build(root: Path, texts, documents, sections, ctx: BuildContext) -> Workspace:
+def _build(
+    root: Path, texts: Mapping[str, str], documents: list[Document], sections: Sections, ctx: BuildContext
+) -> Workspace:
     problems = ctx.problems
-    connection_types = {}
+    connection_types: dict[str, ConnectionType] = {}
     for name, (data, parent, _) in sections["connection_types"].items():
         if _mapping_entry(parent, name, data, "connection type", problems):
             connection_types[name] = build_connection_type(data, name, ctx)
-    connections = {}
+    connections: dict[str, Connection] = {}
     for name, (data, parent, _) in sections["connections"].items():
         if _mapping_entry(parent, name, data, "connection", problems):
             connections[name] = build_connection(data, name, ctx, connection_types)
-    actions = {}
+    actions: dict[str, Action] = {}
     for name, (data, parent, _) in sections["actions"].items():
         if _named_entry(parent, name, data, "action", problems):
             action = build_action(data, name, ctx, f"action {name!r}")
             if action is not None:
                 actions[name] = action
-    tasks = {}
+    tasks: dict[str, Task] = {}
     for name, (data, parent, _) in sections["tasks"].items():
         if _named_entry(parent, name, data, "task", problems):
             task = build_task(data, name, ctx, actions)
             if task is not None:
                 tasks[name] = task
-    triggers = {}
+    triggers: dict[str, Trigger] = {}
     for name, (data, parent, _) in sections["triggers"].items():
         if _named_entry(parent, name, data, "trigger", problems):
             trigger = build_trigger(data, name, ctx)
@@ -212,20 +269,32 @@ def _build(root: Path, texts, documents, sections, ctx: BuildContext) -> Workspa
     notify = tuple(rule for rel, doc in documents for rule in build_notify_rules(doc, "notify", ctx, rel) or ())
     _check_task_calls(tasks, sections["tasks"], problems)
     return Workspace(
-        root=root, files=tuple(texts), actions=actions, tasks=tasks, triggers=triggers, secrets=secrets,
-        connection_types=connection_types, connections=connections, hooks=hooks, notify=notify,
+        root=root,
+        files=tuple(texts),
+        actions=actions,
+        tasks=tasks,
+        triggers=triggers,
+        secrets=secrets,
+        connection_types=connection_types,
+        connections=connections,
+        hooks=hooks,
+        notify=notify,
     )
 
 
-def _mapping_entry(parent: LocDict, name, data, kind: str, problems: Problems) -> bool:
+def _mapping_entry(parent: LocDict, name: str, data: Any, kind: str, problems: Problems) -> bool:
     if not isinstance(data, dict):
-        problems.error(parent.at(name), "wrong-type", f"{kind} {name!r} must be a mapping, got {describe(data)}",
-                       f"write its fields indented under `{name}:`")
+        problems.error(
+            parent.at(name),
+            "wrong-type",
+            f"{kind} {name!r} must be a mapping, got {describe(data)}",
+            f"write its fields indented under `{name}:`",
+        )
         return False
     return True
 
 
-def _named_entry(parent: LocDict, name, data, kind: str, problems: Problems) -> bool:
+def _named_entry(parent: LocDict, name: str, data: Any, kind: str, problems: Problems) -> bool:
     problem = name_problem(name, kind)
     if problem:
         problems.error(parent.key_at(name), "bad-name", problem, f"rename the {kind}")
@@ -233,26 +302,33 @@ def _named_entry(parent: LocDict, name, data, kind: str, problems: Problems) -> 
     return _mapping_entry(parent, name, data, kind, problems)
 
 
-def _secrets(entries, problems: Problems) -> dict:
-    out = {}
+def _secrets(entries: dict[str, Entry], problems: Problems) -> dict[str, str]:
+    out: dict[str, str] = {}
     for name, (value, parent, _) in entries.items():
         if isinstance(value, (dict, list)) or value is None:
-            problems.error(parent.at(name), "wrong-type", f"secret {name!r} must be a string reference",
-                           f'write it like `{name}: "{{{{ env.{name} }}}}"`')
+            problems.error(
+                parent.at(name),
+                "wrong-type",
+                f"secret {name!r} must be a string reference",
+                f'write it like `{name}: "{{{{ env.{name} }}}}"`',
+            )
             continue
         text = str(value)
         if not is_template(text):
-            problems.warning(parent.key_at(name), "literal-secret",
-                             f"secret {name!r} has its value written in the repository",
-                             f'read it from the environment instead: `{name}: "{{{{ env.{name} }}}}"`')
+            problems.warning(
+                parent.key_at(name),
+                "literal-secret",
+                f"secret {name!r} has its value written in the repository",
+                f'read it from the environment instead: `{name}: "{{{{ env.{name} }}}}"`',
+            )
         else:
             Reader(parent, problems, f"secret {name!r}").check_template(text, parent.at(name), name)
         out[name] = text
     return out
 
 
-def _workspace_hooks(documents, ctx: BuildContext, actions) -> Hooks:
-    merged: dict[str, tuple] = {event: () for event in HOOK_EVENTS}
+def _workspace_hooks(documents: list[Document], ctx: BuildContext, actions: dict[str, Action]) -> Hooks:
+    merged: dict[str, tuple[Hook, ...]] = dict.fromkeys(HOOK_EVENTS, ())
     for rel, doc in documents:
         hooks = build_hooks(doc, ctx, actions, f"{rel}")
         for event in HOOK_EVENTS:
@@ -260,14 +336,17 @@ def _workspace_hooks(documents, ctx: BuildContext, actions) -> Hooks:
     return Hooks(**merged)
 
 
-def _check_task_calls(tasks, entries, problems: Problems) -> None:
+def _check_task_calls(tasks: dict[str, Task], entries: dict[str, Entry], problems: Problems) -> None:
     calls = {
         name: sorted({s.action.task for s in task.flow.values() if s.action.type is ActionType.TASK and s.action.task})
         for name, task in tasks.items()
     }
     cycle = find_cycle(calls)
     if cycle and len(cycle) > 2:
-        data, parent, _ = entries[cycle[0]]
-        problems.warning(parent.key_at(cycle[0]), "task-cycle",
-                         f"tasks call each other in a loop: {' -> '.join(cycle)}",
-                         "a run stops at the nesting limit of 10 unless a `when` condition ends the recursion")
+        _data, parent, _ = entries[cycle[0]]
+        problems.warning(
+            parent.key_at(cycle[0]),
+            "task-cycle",
+            f"tasks call each other in a loop: {' -> '.join(cycle)}",
+            "a run stops at the nesting limit of 10 unless a `when` condition ends the recursion",
+        )

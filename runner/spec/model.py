@@ -1,15 +1,40 @@
 """The workspace model: frozen values that are valid once the loader has built them."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
-    "Location", "ActionType", "Runner", "Language", "InputType", "TriggerType",
-    "InputField", "Retry", "Action", "Step", "Hook", "Hooks", "NotifyRule", "Task", "Trigger",
-    "ConnectionType", "Connection", "Workspace", "SERVER_SIDE_TYPES", "ABSENT",
+    "ABSENT",
+    "SERVER_SIDE_TYPES",
+    "Action",
+    "ActionType",
+    "Backoff",
+    "CatchUp",
+    "Concurrency",
+    "Connection",
+    "ConnectionType",
+    "Hook",
+    "Hooks",
+    "HttpMethod",
+    "InputField",
+    "InputType",
+    "Language",
+    "Location",
+    "NotifyEvent",
+    "NotifyRule",
+    "Retry",
+    "Runner",
+    "Step",
+    "Task",
+    "Trigger",
+    "TriggerType",
+    "WebhookMode",
+    "Workspace",
 ]
 
 
@@ -44,8 +69,9 @@ class ActionType(str, Enum):
     NOTIFY = "notify"
 
 
-SERVER_SIDE_TYPES = frozenset({ActionType.TASK, ActionType.APPROVAL, ActionType.AGENT,
-                               ActionType.HTTP, ActionType.NOTIFY})
+SERVER_SIDE_TYPES = frozenset(
+    {ActionType.TASK, ActionType.APPROVAL, ActionType.AGENT, ActionType.HTTP, ActionType.NOTIFY}
+)
 
 
 class Runner(str, Enum):
@@ -83,6 +109,60 @@ class TriggerType(str, Enum):
     JOB = "job"
 
 
+class Backoff(str, Enum):
+    """How the delay between retry attempts grows."""
+
+    FIXED = "fixed"
+    EXPONENTIAL = "exponential"  # doubling, capped (runner/engine/retry.py)
+
+
+class Concurrency(str, Enum):
+    """What a trigger does when a run it started for the same group is still unfinished."""
+
+    ALLOW = "allow"  # start another run alongside
+    SKIP = "skip"  # start nothing
+    CANCEL_PREVIOUS = "cancel_previous"  # cancel the unfinished run, then start
+
+
+class WebhookMode(str, Enum):
+    """How a webhook trigger answers its caller."""
+
+    ASYNC = "async"  # at once, with the run's id
+    SYNC = "sync"  # when the run ends (up to `timeout_secs`), with its result
+
+
+class CatchUp(str, Enum):
+    """Which cron tick missed while no scheduler ran is fired (the `scheduler.catch_up` setting)."""
+
+    LATEST = "latest"  # the most recent one
+    NONE = "none"  # none: a tick older than a few seconds is recorded as handled, not fired
+
+
+class NotifyEvent(str, Enum):
+    """What a `notify:` rule can ask to hear of: how a run ended, a gate that waits, or a recovery (the
+    first success after failures on the same branch). A str: it compares, prints and serialises as its value."""
+
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    WAITING = "waiting"
+    RECOVERED = "recovered"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class HttpMethod(str, Enum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    HEAD = "HEAD"
+    OPTIONS = "OPTIONS"
+
+
 @dataclass(frozen=True, slots=True)
 class InputField:
     name: str
@@ -91,7 +171,7 @@ class InputField:
     description: str | None = None
     required: bool = False
     default: Any = ABSENT
-    options: tuple | None = None
+    options: tuple[Any, ...] | None = None
     multiple: bool = False
     allow_custom: bool = False
     secret: bool = False
@@ -103,7 +183,7 @@ class InputField:
 class Retry:
     max_attempts: int = 1
     delay: float = 0.0
-    backoff: str = "fixed"  # fixed | exponential
+    backoff: Backoff = Backoff.FIXED
     jitter: bool = False
 
 
@@ -154,7 +234,7 @@ class Action:
     temperature: float | None = None
     # http
     url: str | None = None
-    method: str = "GET"
+    method: HttpMethod = HttpMethod.GET
     headers: Mapping[str, Any] = field(default_factory=dict)
     json_body: Any = ABSENT
     body: str | None = None
@@ -226,7 +306,7 @@ class NotifyRule:
     """Tell `channels` when a run of the task ends in one of `events` (on `branches`, if given)."""
 
     channels: tuple[str, ...]
-    events: tuple[str, ...]
+    events: tuple[NotifyEvent, ...]
     location: Location
     branches: tuple[str, ...] = ()
     title: str | None = None
@@ -241,7 +321,9 @@ class Hooks:
     on_suspended: tuple[Hook, ...] = ()
 
     def for_event(self, event: str) -> tuple[Hook, ...]:
-        return getattr(self, event)
+        """The hooks of `event`, one of HOOK_EVENTS (runner/spec/fields.py): "on_success", "on_error", ..."""
+        hooks: tuple[Hook, ...] = getattr(self, event)
+        return hooks
 
     def __bool__(self) -> bool:
         return bool(self.on_success or self.on_error or self.on_cancel or self.on_suspended)
@@ -282,11 +364,11 @@ class Trigger:
     # scheduler
     cron: str | None = None
     timezone: str = "UTC"
-    concurrency: str = "allow"
+    concurrency: Concurrency = Concurrency.ALLOW
     # webhook
     hook_name: str | None = None
     secret: str | None = None
-    mode: str = "async"
+    mode: WebhookMode = WebhookMode.ASYNC
     timeout_secs: int = 30
     # repository events
     branches: tuple[str, ...] = ()

@@ -1,27 +1,31 @@
 """Build `notify:` rules (task-level, and workspace-level defaults) and check channel names.
 
-    notify:
-      - channels: [team-chat]
-        events: [failed, recovered]      # default: failed, timed_out, waiting, recovered
-        branches: [main]
-        title: "{{ task.name }} {{ run.status }}"
+notify:
+  - channels: [team-chat]
+    events: [failed, recovered]      # default: failed, timed_out, waiting, recovered
+    branches: [main]
+    title: "{{ task.name }} {{ run.status }}"
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ..suggestions import suggest
 from .context import BuildContext
 from .fields import NOTIFY_RULE_FIELDS
-from .model import ActionType, Location, NotifyRule, Workspace
+from .model import ActionType, Location, NotifyEvent, NotifyRule, Workspace
 from .problems import Problem
-from ..suggestions import suggest
 from .reader import Reader, describe, location
+from .yamlnodes import LocDict, LocList
 
-__all__ = ["build_notify_rules", "unknown_channels", "NOTIFY_EVENTS", "DEFAULT_EVENTS"]
+__all__ = ["DEFAULT_EVENTS", "NOTIFY_EVENTS", "build_notify_rules", "unknown_channels"]
 
-NOTIFY_EVENTS = ("failed", "timed_out", "succeeded", "cancelled", "waiting", "recovered")
-DEFAULT_EVENTS = ("failed", "timed_out", "waiting", "recovered")
+NOTIFY_EVENTS = tuple(event.value for event in NotifyEvent)  # the words rules may use, as they are listed in errors
+DEFAULT_EVENTS = (NotifyEvent.FAILED, NotifyEvent.TIMED_OUT, NotifyEvent.WAITING, NotifyEvent.RECOVERED)
 
 
-def unknown_channels(workspace: Workspace, configured) -> list[Problem]:
+def unknown_channels(workspace: Workspace, configured: Iterable[str]) -> list[Problem]:
     """Errors for every channel a notify rule or notify action names that the server does not configure.
 
     Checked where definitions are accepted for new runs (and by the pre-receive hook), not when a
@@ -29,15 +33,22 @@ def unknown_channels(workspace: Workspace, configured) -> list[Problem]:
     configured = frozenset(configured)
     found: list[Problem] = []
 
-    def check(channels, at: Location, what: str) -> None:
+    def check(channels: Iterable[str], at: Location, what: str) -> None:
         for channel in channels:
             if channel not in configured:
                 hint = suggest(channel, configured)
-                found.append(Problem(at.file, at.line, at.column, "unknown-channel",
-                                     f"{what}: notification channel {channel!r} is not configured on the server"
-                                     + (f"; {hint}" if hint else ""),
-                                     f"use one of: {', '.join(sorted(configured)) or 'none are configured'} "
-                                     "(or add it under notifications.channels in the server configuration)"))
+                found.append(
+                    Problem(
+                        at.file,
+                        at.line,
+                        at.column,
+                        "unknown-channel",
+                        f"{what}: notification channel {channel!r} is not configured on the server"
+                        + (f"; {hint}" if hint else ""),
+                        f"use one of: {', '.join(sorted(configured)) or 'none are configured'} "
+                        "(or add it under notifications.channels in the server configuration)",
+                    )
+                )
 
     for rule in workspace.notify:
         check(rule.channels, rule.location, "notify")
@@ -54,22 +65,29 @@ def unknown_channels(workspace: Workspace, configured) -> list[Problem]:
     return sorted(set(found), key=lambda p: (p.file, p.line, p.column))
 
 
-def build_notify_rules(parent, key: str, ctx: BuildContext, what: str) -> tuple[NotifyRule, ...] | None:
+def build_notify_rules(parent: LocDict, key: str, ctx: BuildContext, what: str) -> tuple[NotifyRule, ...] | None:
     """The rules under `parent[key]`, or None when the key is absent."""
     if key not in parent or parent[key] is None:
         return None
     value = parent[key]
     if not isinstance(value, list):
-        ctx.problems.error(parent.at(key), "wrong-type", f"{what}: notify must be a list of rules, got {describe(value)}",
-                           "write it like `notify: [{ channels: [team-chat], events: [failed] }]`")
+        ctx.problems.error(
+            parent.at(key),
+            "wrong-type",
+            f"{what}: notify must be a list of rules, got {describe(value)}",
+            "write it like `notify: [{ channels: [team-chat], events: [failed] }]`",
+        )
         return ()
     rules = []
     for index, item in enumerate(value):
         where = f"{what}: notify[{index}]"
-        if not isinstance(item, dict):
-            ctx.problems.error(value.at(index) if hasattr(value, "at") else parent.at(key), "wrong-type",
-                               f"{where} must be a mapping, got {describe(item)}",
-                               "write it like `{ channels: [team-chat], events: [failed] }`")
+        if not isinstance(item, LocDict):
+            ctx.problems.error(
+                value.at(index) if isinstance(value, LocList) else parent.at(key),
+                "wrong-type",
+                f"{where} must be a mapping, got {describe(item)}",
+                "write it like `{ channels: [team-chat], events: [failed] }`",
+            )
             continue
         rule = _rule(Reader(item, ctx.problems, where), item, ctx)
         if rule is not None:
@@ -77,7 +95,7 @@ def build_notify_rules(parent, key: str, ctx: BuildContext, what: str) -> tuple[
     return tuple(rules)
 
 
-def _rule(r: Reader, data, ctx: BuildContext) -> NotifyRule | None:
+def _rule(r: Reader, data: LocDict, ctx: BuildContext) -> NotifyRule | None:
     r.check_keys(NOTIFY_RULE_FIELDS)
     if not r.require("channels", "add `channels: [team-chat]` (channel names from the server configuration)"):
         return None
@@ -89,8 +107,18 @@ def _rule(r: Reader, data, ctx: BuildContext) -> NotifyRule | None:
     for event in events or ():
         if event not in NOTIFY_EVENTS:
             hint = suggest(event, NOTIFY_EVENTS)
-            r.error("events", "bad-value", f"unknown event {event!r}" + (f"; {hint}" if hint else ""),
-                    f"events: {', '.join(NOTIFY_EVENTS)}")
-    return NotifyRule(channels=channels, events=tuple(events) if events is not None else DEFAULT_EVENTS,
-                      location=location(data.at("channels")), branches=r.string_list("branches", "[main]") or (),
-                      title=r.template("title"), body=r.template("body"))
+            r.error(
+                "events",
+                "bad-value",
+                f"unknown event {event!r}" + (f"; {hint}" if hint else ""),
+                f"events: {', '.join(NOTIFY_EVENTS)}",
+            )
+    known = tuple(NotifyEvent(event) for event in events if event in NOTIFY_EVENTS) if events is not None else None
+    return NotifyRule(
+        channels=channels,
+        events=known if known is not None else DEFAULT_EVENTS,
+        location=location(data.at("channels")),
+        branches=r.string_list("branches", "[main]") or (),
+        title=r.template("title"),
+        body=r.template("body"),
+    )

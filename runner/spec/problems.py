@@ -1,11 +1,12 @@
 """Problems found in .strom files: where, what, and how to fix it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable
+from typing import Any
 
-__all__ = ["Severity", "Problem", "Problems"]
+__all__ = ["Problem", "Problems", "Severity"]
 
 
 class Severity(str, Enum):
@@ -33,7 +34,7 @@ class Problem:
             text += f"\n    fix: {self.hint}"
         return text
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "line": self.line,

@@ -1,11 +1,12 @@
 """`retry:` blocks on actions, steps and tasks."""
+
 from __future__ import annotations
 
 from .fields import RETRY_FIELDS
-from .model import Retry
+from .model import Backoff, Retry
 from .reader import Reader
 
-__all__ = ["build_retry", "DEFAULT_ATTEMPTS"]
+__all__ = ["DEFAULT_ATTEMPTS", "build_retry"]
 
 DEFAULT_ATTEMPTS = 3  # a retry block that names no max_attempts
 MAX_DELAY = 3600.0
@@ -29,6 +30,6 @@ def build_retry(r: Reader) -> Retry | None:
     return Retry(
         max_attempts=attempts if attempts is not None else DEFAULT_ATTEMPTS,
         delay=sub.duration("delay", MAX_DELAY, "1h") or 0.0,
-        backoff=sub.choice("backoff", ("fixed", "exponential"), "fixed"),
+        backoff=sub.member("backoff", Backoff, Backoff.FIXED),
         jitter=sub.boolean("jitter"),
     )

@@ -1,34 +1,52 @@
 """Build triggers: cron schedules, webhooks and repository events."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
+from ..suggestions import suggest
 from ..templating import is_template
 from .context import BuildContext
 from .cron import CRON_HINT, cron_problem, timezone_problem
 from .fields import TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS
-from .model import Trigger, TriggerType
+from .model import Concurrency, Trigger, TriggerType, WebhookMode
 from .names import WEBHOOK_NAME
-from ..suggestions import suggest
-from .reader import Reader, location
+from .reader import Explain, Reader, location
 from .yamlnodes import LocDict
 
-__all__ = ["build_trigger", "PR_ACTIONS", "JOB_STATUSES", "RESERVED_COMMANDS"]
+__all__ = ["JOB_STATUSES", "PR_ACTIONS", "RESERVED_COMMANDS", "build_trigger", "secret_reference"]
 
-PR_ACTIONS = ("opened", "synchronize", "reopened", "closed", "merged", "edited", "labeled", "unlabeled",
-              "ready_for_review", "converted_to_draft", "review_requested")
+PR_ACTIONS = (
+    "opened",
+    "synchronize",
+    "reopened",
+    "closed",
+    "merged",
+    "edited",
+    "labeled",
+    "unlabeled",
+    "ready_for_review",
+    "converted_to_draft",
+    "review_requested",
+)
 JOB_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 # pull request commands Strom answers itself
 RESERVED_COMMANDS = frozenset({"ok-to-test", "approve", "reject", "run", "retry", "cancel"})
 
 
-def _explain(trigger_type: str):
-    def explain(key: str):
+def _explain(trigger_type: str) -> Explain:
+    def explain(key: str) -> tuple[str, str] | None:
         if key in TRIGGER_FIELDS:
             owners = [t for t, keys in TRIGGER_TYPE_FIELDS.items() if key in keys]
-            return (f"field {key!r} is not valid for a trigger of type {trigger_type!r} "
-                    f"(it belongs to type {', '.join(owners)})", "remove it or change the trigger type")
+            return (
+                f"field {key!r} is not valid for a trigger of type {trigger_type!r} "
+                f"(it belongs to type {', '.join(owners)})",
+                "remove it or change the trigger type",
+            )
         return None
+
     return explain
 
 
@@ -45,17 +63,21 @@ def build_trigger(data: LocDict, name: str, ctx: BuildContext) -> Trigger | None
     task = r.string("task")
     if task is not None and task not in ctx.task_names:
         hint = suggest(task, ctx.task_names)
-        r.error("task", "unknown-task", f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
-                f"tasks in this workspace: {', '.join(sorted(ctx.task_names)) or '(none)'}")
+        r.error(
+            "task",
+            "unknown-task",
+            f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
+            f"tasks in this workspace: {', '.join(sorted(ctx.task_names)) or '(none)'}",
+        )
     allowed = TRIGGER_TYPE_FIELDS[kind]
-    fields = dict(
-        input=r.values("input"),
-        enabled=r.boolean("enabled", True),
-        label=r.string("name") if trigger_type is not TriggerType.WEBHOOK else None,
-        description=r.string("description"),
-    )
+    fields: dict[str, Any] = {
+        "input": r.values("input"),
+        "enabled": r.boolean("enabled", True),
+        "label": r.string("name") if trigger_type is not TriggerType.WEBHOOK else None,
+        "description": r.string("description"),
+    }
     if "concurrency" in allowed:
-        fields["concurrency"] = r.choice("concurrency", ("allow", "skip", "cancel_previous"), "allow")
+        fields["concurrency"] = r.member("concurrency", Concurrency, Concurrency.ALLOW)
     for key, example in (("branches", '[main, "release/*"]'), ("tags", '["v*"]'), ("paths", '["src/**", "!docs/**"]')):
         if key in allowed:
             fields[key] = r.string_list(key, example) or ()
@@ -65,7 +87,7 @@ def build_trigger(data: LocDict, name: str, ctx: BuildContext) -> Trigger | None
     return Trigger(name=name, type=trigger_type, task=task, location=location(data.pos), **fields)
 
 
-def _scheduler(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _scheduler(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     r.require("cron", f'add `cron: "0 2 * * *"` ({CRON_HINT})')
     cron = r.string("cron", '"0 2 * * *"')
     if cron is not None:
@@ -88,57 +110,81 @@ def secret_reference(secret: str) -> str | None:
     return (match.group(1) or match.group(3)) if match else None
 
 
-def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     r.require("name", "add `name: <url-safe name>`; the endpoint is /hooks/<name>")
     hook_name = r.string("name")
     if hook_name is not None:
         if not WEBHOOK_NAME.fullmatch(hook_name):
-            r.error("name", "bad-name", f"webhook name {hook_name!r} is not URL-safe",
-                    "use letters, digits, '-' and '_' only")
+            r.error(
+                "name",
+                "bad-name",
+                f"webhook name {hook_name!r} is not URL-safe",
+                "use letters, digits, '-' and '_' only",
+            )
         elif hook_name in ctx.webhook_names:
             first = ctx.webhook_names[hook_name]
-            r.error("name", "duplicate-name",
-                    f"webhook name {hook_name!r} is already used by trigger {first!r}", "give each webhook its own name")
+            r.error(
+                "name",
+                "duplicate-name",
+                f"webhook name {hook_name!r} is already used by trigger {first!r}",
+                "give each webhook its own name",
+            )
         else:
             ctx.webhook_names[hook_name] = name
     secret = r.string("secret")
     if secret and not is_template(secret):
-        r.warning("secret", "literal-secret", "this webhook secret is written in the repository",
-                  'reference a configured secret instead: `secret: "{{ secret.HOOK_TOKEN }}"`')
+        r.warning(
+            "secret",
+            "literal-secret",
+            "this webhook secret is written in the repository",
+            'reference a configured secret instead: `secret: "{{ secret.HOOK_TOKEN }}"`',
+        )
     elif secret and secret_reference(secret) is None:
-        r.error("secret", "bad-value", "a webhook's secret is a plain value or a reference to one secret; "
-                "other templates are not rendered for callers who have not proven anything yet",
-                'write `secret: "{{ secret.HOOK_TOKEN }}"`')
+        r.error(
+            "secret",
+            "bad-value",
+            "a webhook's secret is a plain value or a reference to one secret; "
+            "other templates are not rendered for callers who have not proven anything yet",
+            'write `secret: "{{ secret.HOOK_TOKEN }}"`',
+        )
     return {
         "hook_name": hook_name,
         "secret": secret,
-        "mode": r.choice("mode", ("async", "sync"), "async"),
+        "mode": r.member("mode", WebhookMode, WebhookMode.ASYNC),
         "timeout_secs": r.integer("timeout_secs", 1, 300) or 30,
     }
 
 
-def _pull_request(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _pull_request(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     actions = r.string_list("actions", "[opened, synchronize]") or ()
     for action in actions:
         if action not in PR_ACTIONS:
             hint = suggest(action, PR_ACTIONS)
-            r.error("actions", "bad-value", f"unknown pull request action {action!r}" + (f"; {hint}" if hint else ""),
-                    f"actions: {', '.join(PR_ACTIONS)}")
+            r.error(
+                "actions",
+                "bad-value",
+                f"unknown pull request action {action!r}" + (f"; {hint}" if hint else ""),
+                f"actions: {', '.join(PR_ACTIONS)}",
+            )
     return {"actions": actions}
 
 
-def _comment(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _comment(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     r.require("command", "add `command: deploy` (runs on a PR comment starting with /deploy)")
     command = (r.string("command") or "").lstrip("/")
     if r.has("command") and (not command or not command.replace("-", "").replace("_", "").isalnum()):
-        r.error("command", "bad-value", f"command {r.raw('command')!r} must be a single word",
-                "write it like `command: deploy`")
+        r.error(
+            "command",
+            "bad-value",
+            f"command {r.raw('command')!r} must be a single word",
+            "write it like `command: deploy`",
+        )
     elif command.lower() in RESERVED_COMMANDS:
         r.error("command", "reserved", f"/{command} is Strom's own command", "choose another word")
     return {"command": command or None, "args": r.string_list("args", "[environment]") or ()}
 
 
-def _job(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _job(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     r.require("after", "add `after: [<task>]`: the tasks whose finished runs start this one")
     after = r.string_list("after", "[build]") or ()
     for task in after:
@@ -152,12 +198,17 @@ def _job(r: Reader, ctx: BuildContext, name: str) -> dict:
     return {"after": after, "statuses": statuses}
 
 
-def _nothing(r: Reader, ctx: BuildContext, name: str) -> dict:
+def _nothing(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     return {}
 
 
-_SPECIFIC = {
-    TriggerType.SCHEDULER: _scheduler, TriggerType.WEBHOOK: _webhook, TriggerType.PUSH: _nothing,
-    TriggerType.TAG: _nothing, TriggerType.PULL_REQUEST: _pull_request, TriggerType.COMMENT: _comment,
+# The fields only a trigger of each type has.
+_SPECIFIC: dict[TriggerType, Callable[[Reader, BuildContext, str], dict[str, Any]]] = {
+    TriggerType.SCHEDULER: _scheduler,
+    TriggerType.WEBHOOK: _webhook,
+    TriggerType.PUSH: _nothing,
+    TriggerType.TAG: _nothing,
+    TriggerType.PULL_REQUEST: _pull_request,
+    TriggerType.COMMENT: _comment,
     TriggerType.JOB: _job,
 }

@@ -2,6 +2,7 @@
 
 Names are imported on first use (a worker needs logs and the registry, not the definitions).
 """
+
 from typing import TYPE_CHECKING
 
 from ..lazy import lazy_exports
@@ -10,8 +11,8 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
     from . import keys
     from .connection import connect
     from .definitions import Definitions
-    from .jobs import JobStore, RunFilter, RunPage
     from .logs import LogLine, LogStore
+    from .runs import RunFilter, RunPage, RunStore
     from .workers import WorkerInfo, WorkerRegistry
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -5,8 +5,10 @@ as `redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/SERVICE[/DB]` (`re
 `?sentinel_password=…` when the sentinels have a password of their own). Through Sentinel, every
 connection goes to the current master and follows a failover.
 """
+
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
@@ -16,7 +18,7 @@ from redis.sentinel import Sentinel
 
 from ..errors import StromError
 
-__all__ = ["connect", "connect_binary", "RedisUnavailable", "is_outage", "SENTINEL_SCHEMES"]
+__all__ = ["SENTINEL_SCHEMES", "RedisUnavailable", "connect", "connect_binary", "is_outage"]
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379
@@ -24,6 +26,17 @@ SENTINEL_PORT = 26379
 _OUTAGE_REPLIES = ("LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
 COMMAND_TIMEOUT = 10.0  # a command that gets no answer in this long fails (a half-open connection)
 READ_TIMEOUT = 90.0  # for the client that blocks on log streams (at most 60 s at a time)
+
+
+class _ClientOptions(TypedDict, total=False):
+    """What `_options` sets (and `connect` adds) for a client: passed on to redis-py as they are."""
+
+    socket_connect_timeout: float
+    socket_timeout: float
+    health_check_interval: int
+    retry: Retry
+    socket_keepalive: bool
+    decode_responses: bool
 
 
 class RedisUnavailable(StromError):
@@ -40,9 +53,13 @@ def is_outage(exc: BaseException) -> bool:
 # Short connection attempts and a few quick retries inside each call: the loops above wait out longer
 # outages themselves. No read waits forever: a half-open connection is noticed by the read timeout
 # (blocking commands block for a second or two, except log streams, which use their own client).
-def _options(url: str, read_timeout: float) -> dict:
-    options = dict(socket_connect_timeout=5, socket_timeout=read_timeout, health_check_interval=30,
-                   retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+def _options(url: str, read_timeout: float) -> _ClientOptions:
+    options = _ClientOptions(
+        socket_connect_timeout=5,
+        socket_timeout=read_timeout,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+    )
     if not url.startswith("unix:"):
         options["socket_keepalive"] = True
     return options
@@ -50,14 +67,16 @@ def _options(url: str, read_timeout: float) -> dict:
 
 def connect(url: str, check: bool = True, read_timeout: float = COMMAND_TIMEOUT) -> redis.Redis:
     """A client with string responses. `check` pings, raising RedisUnavailable with the URL (no password)."""
-    client = _client(url, decode_responses=True, **_options(url, read_timeout))
+    options: _ClientOptions = {**_options(url, read_timeout), "decode_responses": True}
+    client = _client(url, **options)
     if check:
         try:
             client.ping()
         except redis.RedisError as exc:
             reason = str(exc).split(" : ")[0].rstrip(".")  # a Sentinel's error goes on with a client's repr
-            raise RedisUnavailable(f"cannot reach Redis at {_safe(url)} ({reason}); start "
-                                   f"redis-server or set STROM_REDIS_URL") from exc
+            raise RedisUnavailable(
+                f"cannot reach Redis at {_safe(url)} ({reason}); start redis-server or set STROM_REDIS_URL"
+            ) from exc
     return client
 
 
@@ -75,31 +94,42 @@ def connect_binary(url: str) -> redis.Redis:
     return _client(url, **_options(url, COMMAND_TIMEOUT))
 
 
-def _client(url: str, **options) -> redis.Redis:
+def _client(url: str, **options: Unpack[_ClientOptions]) -> redis.Redis:
     if urlsplit(url).scheme in SENTINEL_SCHEMES:
         return _through_sentinel(url, **options)
     return redis.Redis.from_url(url, **options)
 
 
-def _through_sentinel(url: str, **options) -> redis.Redis:
+def _through_sentinel(url: str, **options: Unpack[_ClientOptions]) -> redis.Redis:
     """A client of the master that the sentinels in `url` name for its service."""
     parts = urlsplit(url)
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not hostlist or not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise RedisUnavailable(f"a Sentinel URL is redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]]/SERVICE[/DB], "
-                               f"not {_safe(url)}")
-    sentinels = []
+        raise RedisUnavailable(
+            f"a Sentinel URL is redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]]/SERVICE[/DB], not {_safe(url)}"
+        )
+    sentinels: list[tuple[str, int]] = []
     for host in hostlist.split(","):
         name, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
         sentinels.append((name.strip("[]"), int(port or SENTINEL_PORT)))
     query = dict(parse_qsl(parts.query))
-    tls = {"ssl": True} if parts.scheme.startswith("rediss") else {}
-    tls.update({k: v for k, v in query.items() if k in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")})
+    tls: dict[str, bool | str] = {"ssl": True} if parts.scheme.startswith("rediss") else {}
+    tls.update(
+        {k: v for k, v in query.items() if k in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")}
+    )
     sentinel_auth = {"password": query["sentinel_password"]} if "sentinel_password" in query else {}
     connection = {k: v for k, v in options.items() if k in ("socket_connect_timeout", "socket_keepalive")}
     asking = {**connection, **tls, **sentinel_auth, "socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=asking)  # what is said to the sentinels; the rest to the master
-    return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0, username=unquote(username) or None,
-                               password=unquote(password) or None, **tls, **options)
+    # `asking` is what is said to the sentinels; the rest goes to the master
+    sentinel = Sentinel(sentinels, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        path[0],
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        **tls,
+        **options,
+    )
+    return master

@@ -1,4 +1,5 @@
 """The .strom files a run was created from, kept by content hash so every process can rebuild them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,13 +7,17 @@ import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..spec import STROM_DIR, find_files, load_texts
 from ..spec.limits import DEFAULT_LIMITS, SpecLimits
 from ..spec.model import Workspace
 from . import keys
 
-__all__ = ["Definitions", "read_folder"]
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = ["Definitions", "digest", "read_folder"]
 
 
 def read_folder(folder: Path, max_file: int | None = None) -> dict[str, str]:
@@ -37,7 +42,7 @@ def digest(texts: dict[str, str]) -> str:
 class Definitions:
     """Stores definitions by hash and caches the loaded workspaces (they never change for a hash)."""
 
-    def __init__(self, redis, cache_size: int = 64, limits: SpecLimits = DEFAULT_LIMITS):
+    def __init__(self, redis: Redis, cache_size: int = 64, limits: SpecLimits = DEFAULT_LIMITS):
         self.redis = redis
         self.limits = limits
         self._cache: OrderedDict[tuple[str, str], Workspace] = OrderedDict()
@@ -53,7 +58,8 @@ class Definitions:
         raw = self.redis.get(keys.definitions(key))
         if raw is None:
             raise KeyError(f"definitions {key} are gone")
-        return json.loads(raw)
+        texts: dict[str, str] = json.loads(raw)
+        return texts
 
     def workspace(self, key: str, root: str | Path) -> Workspace:
         """The loaded workspace for definitions `key`, with `root` as its folder."""
@@ -63,8 +69,12 @@ class Definitions:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         root = Path(root)
-        result = load_texts(self.texts(key), root=root, limits=self.limits,
-                            file_exists=lambda rel: (root / rel).is_file() if root.is_dir() else True)
+        result = load_texts(
+            self.texts(key),
+            root=root,
+            limits=self.limits,
+            file_exists=lambda rel: (root / rel).is_file() if root.is_dir() else True,
+        )
         workspace = result.raise_for_errors()
         with self._lock:
             self._cache[cache_key] = workspace

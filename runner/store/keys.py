@@ -1,7 +1,61 @@
 """Every Redis key Strom uses, in one place."""
+
 from __future__ import annotations
 
 import hashlib
+
+__all__ = [
+    "ACTIVE",
+    "CANCEL_CHANNEL",
+    "CONSUMERS",
+    "COUNTERS",
+    "CRON_CHECKED",
+    "CRON_LEASE",
+    "DELAYED",
+    "EVENTS",
+    "EVENT_LOG",
+    "EVENT_WORKSPACES",
+    "INTAKE",
+    "PREFIX",
+    "PROCESSES",
+    "QUEUED",
+    "REPORTS",
+    "RUNNING",
+    "RUNS",
+    "RUN_WORKSPACES",
+    "STEP_SECONDS",
+    "WAKE",
+    "WORKERS",
+    "access",
+    "cancel_flag",
+    "claim",
+    "consumer_alive",
+    "cron_last",
+    "definitions",
+    "delivery",
+    "event_starts",
+    "events_busy",
+    "group_lock",
+    "heads",
+    "heartbeat",
+    "intake_busy",
+    "job",
+    "log",
+    "log_bytes",
+    "parse_step_key",
+    "pull_request",
+    "repo_event",
+    "repo_event_payload",
+    "repo_events_of",
+    "reports_busy",
+    "result",
+    "rq_job",
+    "rq_job_id",
+    "runs_by",
+    "step_key",
+    "trust",
+    "worker_alive",
+]
 
 PREFIX = "strom"
 

@@ -3,18 +3,30 @@
 A run's log is bounded in bytes by its writers (see runner/service/steplog.py), never trimmed
 from the front: what was cut is replaced by one visible line saying how much.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
+from ..engine.state import changed_steps
+from ..engine.status import StepStatus
 from . import keys
 
-__all__ = ["LogStore", "LogLine", "LogPage", "STATUS", "RUN", "STROM", "READ_BYTES"]
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+    from ..engine.state import RunState
+
+__all__ = ["READ_BYTES", "RUN", "STATUS", "STROM", "LogLine", "LogPage", "LogStore"]
 
 STATUS, RUN = "status", "run"  # streams of entries that mark a step's or the run's new status
 STROM = "strom"  # lines from Strom itself (notices, setup errors)
 READ_BYTES = 4 * 1024 * 1024  # a read answers at most about this much text; the caller pages on
 _PAGE = 500
+_Entry = tuple[str, dict[str, str]]  # a stream entry (id, fields) as a client that decodes responses reads it
 
 
 @dataclass(frozen=True)
@@ -30,9 +42,15 @@ class LogLine:
     def is_marker(self) -> bool:
         return self.stream in (STATUS, RUN)
 
-    def to_dict(self) -> dict:
-        return {"id": self.id, "step": self.step, "attempt": self.attempt, "stream": self.stream,
-                "text": self.text, "time": self.time}
+    def to_dict(self) -> dict[str, str | int | float]:
+        return {
+            "id": self.id,
+            "step": self.step,
+            "attempt": self.attempt,
+            "stream": self.stream,
+            "text": self.text,
+            "time": self.time,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,19 +60,26 @@ class LogPage:
     more: bool  # stopped at a bound: there may be more lines
 
 
-def _line(entry_id: str, fields: dict) -> LogLine:
-    return LogLine(entry_id, fields.get("s", ""), int(fields.get("a", 1)), fields.get("o", "stdout"),
-                   fields.get("l", ""), float(fields.get("t", 0)))
+def _line(entry_id: str, fields: dict[str, str]) -> LogLine:
+    return LogLine(
+        entry_id,
+        fields.get("s", ""),
+        int(fields.get("a", 1)),
+        fields.get("o", "stdout"),
+        fields.get("l", ""),
+        float(fields.get("t", 0)),
+    )
 
 
 class LogStore:
-    def __init__(self, redis, following=None):
-        """`following` makes the client that log streams block on (with a longer read timeout)."""
+    def __init__(self, redis: Redis, following: Callable[[], Redis] | None = None):
+        """`following` makes the client that log streams block on (with a longer read timeout).
+        Both decode responses (`connect`): stream ids and fields are str, as the casts below say."""
         self.redis = redis
         self._following = following
-        self._follower = None
+        self._follower: Redis | None = None
 
-    def append(self, job_id: str, lines: list[tuple[str, int, str, str, float]], pipe=None) -> None:
+    def append(self, job_id: str, lines: list[tuple[str, int, str, str, float]], pipe: Pipeline | None = None) -> None:
         """lines: (step, attempt, stream, text, time)."""
         target = pipe or self.redis.pipeline(transaction=False)
         for step, attempt, stream, text, at in lines:
@@ -62,39 +87,50 @@ class LogStore:
         if pipe is None:
             target.execute()
 
-    def stage_transitions(self, pipe, old, new, now: float) -> None:
+    def stage_transitions(self, pipe: Pipeline, old: RunState | None, new: RunState, now: float) -> None:
         """Mark step and run status changes in the log stream, so followers learn of them at once."""
-        before = old.steps if old is not None else {}
-        for name, run in new.steps.items():
-            prev = before.get(name)
-            if prev is not None and prev.status is run.status and prev.attempt == run.attempt:
+        for name, _, run in changed_steps(old, new):
+            if run.status in (StepStatus.PENDING, StepStatus.QUEUED):
                 continue
-            if run.status.value in ("pending", "queued"):
-                continue
-            pipe.xadd(keys.log(new.id), {"s": name, "a": run.attempt, "o": STATUS, "l": run.status.value,
-                                         "t": f"{now:.6f}"})
+            pipe.xadd(
+                keys.log(new.id), {"s": name, "a": run.attempt, "o": STATUS, "l": run.status.value, "t": f"{now:.6f}"}
+            )
         if new.status.terminal and (old is None or not old.status.terminal):
-            pipe.xadd(keys.log(new.id), {"s": "", "a": new.attempt, "o": RUN, "l": new.status.value,
-                                         "t": f"{now:.6f}"})
+            pipe.xadd(keys.log(new.id), {"s": "", "a": new.attempt, "o": RUN, "l": new.status.value, "t": f"{now:.6f}"})
 
-    def read(self, job_id: str, after: str = "0", step: str | None = None, limit: int = 10_000,
-             markers: bool = False, max_bytes: int = READ_BYTES) -> list[LogLine]:
+    def read(
+        self,
+        job_id: str,
+        after: str = "0",
+        step: str | None = None,
+        limit: int = 10_000,
+        markers: bool = False,
+        max_bytes: int = READ_BYTES,
+    ) -> list[LogLine]:
         """Up to `limit` lines after `after`, stopping once about `max_bytes` of text are read."""
         return self.page(job_id, after, step, limit, markers, max_bytes).lines
 
-    def page(self, job_id: str, after: str = "0", step: str | None = None, limit: int = 10_000,
-             markers: bool = False, max_bytes: int = READ_BYTES) -> "LogPage":
+    def page(
+        self,
+        job_id: str,
+        after: str = "0",
+        step: str | None = None,
+        limit: int = 10_000,
+        markers: bool = False,
+        max_bytes: int = READ_BYTES,
+    ) -> LogPage:
         """Lines after `after`, bounded by `limit` and about `max_bytes`; `next` is where the next page starts."""
         lines: list[LogLine] = []
         cursor, size = after, 0
         while True:
             start = f"({cursor}" if cursor not in ("0", "0-0", "-") else "-"
-            entries = self.redis.xrange(keys.log(job_id), min=start, max="+", count=_PAGE)
+            entries = cast("list[_Entry]", self.redis.xrange(keys.log(job_id), min=start, max="+", count=_PAGE))
             for entry_id, fields in entries:
                 line = _line(entry_id, fields)
                 cursor = entry_id
-                if (markers or not line.is_marker) and (step is None or line.step == step
-                                                        or line.step.startswith(step + "[")):
+                if (markers or not line.is_marker) and (
+                    step is None or line.step == step or line.step.startswith(step + "[")
+                ):
                     lines.append(line)
                     size += len(line.text) + 64
                     if size >= max_bytes or len(lines) >= limit:
@@ -106,7 +142,11 @@ class LogStore:
         """Lines after `after`, waiting up to `block_ms` for the first one."""
         if self._follower is None:
             self._follower = self._following() if self._following else self.redis
-        result = self._follower.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=_PAGE)
+        result = cast(
+            "list[list[Any]]",  # [[stream, entries]]
+            self._follower.xread({keys.log(job_id): after or "0-0"}, block=block_ms, count=_PAGE),
+        )
         if not result:
             return []
-        return [_line(i, f) for i, f in result[0][1]]
+        entries: list[_Entry] = result[0][1]
+        return [_line(i, f) for i, f in entries]

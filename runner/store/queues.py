@@ -5,9 +5,12 @@ A worker with abilities and tags W takes steps whose tags are a subset of W: it 
 queue of every subset of W, most specific first. `exclusive` workers take only steps that carry
 all of their tags.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -16,14 +19,27 @@ from rq.serializers import JSONSerializer
 
 from .keys import rq_job_id
 
-__all__ = ["queue_name", "worker_queues", "rq_queue", "rq_job_id", "dequeue", "forget", "SERVER_ABILITY", "STEP_FUNCTION", "describe_queue"]
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = [
+    "SERVER_ABILITY",
+    "STEP_FUNCTION",
+    "dequeue",
+    "describe_queue",
+    "forget",
+    "queue_name",
+    "rq_job_id",
+    "rq_queue",
+    "worker_queues",
+]
 
 SERVER_ABILITY = "server"
 STEP_FUNCTION = "runner.service.stepjob.run_step"
 MAX_TAGS = 6
 
 
-def queue_name(ability: str | None, tags=()) -> str:
+def queue_name(ability: str | None, tags: Iterable[str] = ()) -> str:
     ability = ability or SERVER_ABILITY
     clean = sorted(set(tags))
     return "strom-" + ability + ("+" + "+".join(clean) if clean else "")
@@ -35,7 +51,7 @@ def describe_queue(name: str) -> str:
     return f"ability {ability!r}" + (f" with tags [{', '.join(tags.split('+'))}]" if tags else "")
 
 
-def worker_queues(abilities, tags=(), exclusive: bool = False) -> list[str]:
+def worker_queues(abilities: Iterable[str], tags: Iterable[str] = (), exclusive: bool = False) -> list[str]:
     tags = sorted(set(tags))
     if len(tags) > MAX_TAGS:
         raise ValueError(f"a worker may have at most {MAX_TAGS} tags")
@@ -45,11 +61,11 @@ def worker_queues(abilities, tags=(), exclusive: bool = False) -> list[str]:
     return [queue_name(ability, subset) for ability in abilities for subset in subsets]
 
 
-def rq_queue(name: str, connection) -> Queue:
+def rq_queue(name: str, connection: Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer, default_timeout=-1)
 
 
-def dequeue(queues, connection, timeout: int = 1):
+def dequeue(queues: Sequence[Queue], connection: Redis, timeout: int = 1) -> tuple[Job, Queue] | None:
     """(job, queue) for the next job on any of `queues` (most specific first), or None after `timeout`.
 
     The job's id leaves its queue here. For a step, the taker then claims the attempt (see
@@ -66,6 +82,6 @@ def dequeue(queues, connection, timeout: int = 1):
     return job, by_key[key]
 
 
-def forget(connection, job) -> None:
+def forget(connection: Redis, job: Job) -> None:
     """Delete a dequeued job that is carried out at most once (a notification)."""
     job.delete(remove_from_queue=False)

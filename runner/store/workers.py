@@ -1,16 +1,23 @@
 """Live workers: who offers which queues, kept alive by heartbeats."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import keys
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
 
 __all__ = ["WorkerInfo", "WorkerRegistry", "record_health"]
 
 
-def record_health(pipe, name: str, kind: str, health: dict) -> None:
+def record_health(pipe: Pipeline, name: str, kind: str, health: Mapping[str, Any]) -> None:
     """Store the health of scheduler or worker process `name` (its loops, whether Redis answers it)."""
     pipe.hset(keys.PROCESSES, name, json.dumps({"name": name, "kind": kind, "at": time.time(), **health}))
 
@@ -30,7 +37,7 @@ class WorkerInfo:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, raw: str) -> "WorkerInfo":
+    def from_json(cls, raw: str | bytes) -> WorkerInfo:
         data = json.loads(raw)
         for key in ("abilities", "tags", "queues"):
             data[key] = tuple(data.get(key, ()))
@@ -38,12 +45,17 @@ class WorkerInfo:
 
 
 class WorkerRegistry:
-    def __init__(self, redis, lost_after: float):
+    def __init__(self, redis: Redis, lost_after: float):
         self.redis = redis
         self.lost_after = lost_after
 
-    def beat(self, info: WorkerInfo, running: list[tuple[str, str, int]], health: dict | None = None,
-             check_cancel: list[str] = ()) -> list[str]:
+    def beat(
+        self,
+        info: WorkerInfo,
+        running: list[tuple[str, str, int]],
+        health: Mapping[str, Any] | None = None,
+        check_cancel: Sequence[str] = (),
+    ) -> list[str]:
         """Mark the worker and each of its steps (job, step, attempt) alive for `lost_after`, record its
         health, and answer which of the `check_cancel` step keys have been cancelled meanwhile."""
         ttl = max(1, int(self.lost_after * 1000))
@@ -57,7 +69,7 @@ class WorkerRegistry:
             for key in check_cancel:
                 pipe.exists(keys.cancel_flag(*keys.parse_step_key(key)))
             answers = pipe.execute()
-        flags = answers[len(answers) - len(check_cancel):] if check_cancel else []
+        flags = answers[len(answers) - len(check_cancel) :] if check_cancel else []
         return [key for key, flag in zip(check_cancel, flags) if flag]
 
     def leave(self, name: str) -> None:
@@ -67,7 +79,7 @@ class WorkerRegistry:
             pipe.delete(keys.worker_alive(name))
             pipe.execute()
 
-    def processes(self, now: float) -> list[dict]:
+    def processes(self, now: float) -> list[dict[str, Any]]:
         """The health records of schedulers and workers that reported within `lost_after`."""
         records = [json.loads(raw) for raw in self.redis.hvals(keys.PROCESSES)]
         stale = [r["name"] for r in records if now - float(r.get("at", 0)) > 2 * self.lost_after]

@@ -1,4 +1,5 @@
 """What each role may do."""
+
 from __future__ import annotations
 
 __all__ = ["PERMISSIONS"]

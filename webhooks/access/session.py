@@ -5,6 +5,7 @@ tokens on every request, so removing a token from the configuration signs its se
 The signing key lives in `data_dir/web-secret` (created once, mode 0600), shared by every web
 worker process.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,11 +17,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import abort, g, redirect, request, session, url_for
 
+from ..context import current_service
 from .roles import PERMISSIONS
 
-__all__ = ["secret_key", "sign_in", "sign_out", "signed_in", "csrf_token", "check_csrf", "page", "may", "local_path"]
+__all__ = ["check_csrf", "csrf_token", "local_path", "may", "page", "secret_key", "sign_in", "sign_out", "signed_in"]
 
 SECRET_FILE = "web-secret"
 
@@ -47,7 +49,7 @@ def _digest(token: str) -> str:
 
 
 def _tokens():
-    return current_app.extensions["strom"].config.tokens
+    return current_service().config.tokens
 
 
 def sign_in(presented: str):
@@ -116,6 +118,7 @@ def local_path(target: str | None) -> str | None:
 
 def page(permission: str = "read"):
     """A page for signed-in users whose role has `permission`; POSTs must carry the CSRF token."""
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
@@ -126,5 +129,7 @@ def page(permission: str = "read"):
             if request.method == "POST":
                 check_csrf()
             return view(*args, **kwargs)
+
         return wrapper
+
     return decorate

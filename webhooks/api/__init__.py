@@ -1,4 +1,5 @@
 """The REST API under /api: workspaces, tasks, runs, logs (with live follow), approvals."""
+
 from flask import Blueprint, request
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -10,17 +11,22 @@ def _known_query_parameters():
     filters nothing)."""
     from ..errors import ApiError
     from ..openapi import query_parameters
+
     if request.url_rule is None or not request.args:
         return
     known = query_parameters(request.url_rule.rule, request.method)
     unknown = sorted(set(request.args) - known) if known is not None else []
-    if unknown:
-        raise ApiError(400, "bad_request", f"unknown query parameter {unknown[0][:40]!r}; this takes: "
-                                           f"{', '.join(sorted(known)) or 'none'}")
+    if known is not None and unknown:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"unknown query parameter {unknown[0][:40]!r}; this takes: {', '.join(sorted(known)) or 'none'}",
+        )
     repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
     if repeated:  # every parameter takes one value: which of several was meant is a guess
         raise ApiError(400, "bad_request", f"query parameter {repeated[0][:40]!r} is given more than once")
 
-from . import events, health, logs, runs, snapshots, workspaces  # noqa: E402,F401  (views register on bp)
+
+from . import events, health, logs, runs, snapshots, workspaces  # noqa: E402  (views register on bp)
 
 __all__ = ["bp"]

@@ -3,29 +3,31 @@
 Following resumes after `Last-Event-ID` (or `?after=`), sends a comment every 15 s so proxies keep
 the connection, and ends with an `end` event once the run (or the step) has finished.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import time
+from typing import TYPE_CHECKING
 
-from flask import Response, current_app, jsonify, request, stream_with_context
+from flask import Response, jsonify, request, stream_with_context
 
 from runner.store.logs import RUN, STATUS
 
+from ..access.tokens import requires
+from ..context import current_service
 from ..errors import ApiError
 from . import bp
-from ..access.tokens import requires
 from .params import number
+
+if TYPE_CHECKING:
+    from runner.runs.service import Service
 
 HEARTBEAT_MS = 15_000
 MAX_HEARTBEAT_MS = 60_000
 _LINE_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 MAX_STREAM_S = 300  # a stream is closed after this long (a thread is freed); followers reconnect
-
-
-def _service():
-    return current_app.extensions["strom"]
 
 
 def _matches(line, step: str | None) -> bool:
@@ -51,10 +53,10 @@ def _ended(line, step: str | None) -> str | None:
     return None
 
 
-def _follow(service, run_id: str, step: str | None, after: str, heartbeat_ms: int):
+def _follow(service: Service, run_id: str, step: str | None, after: str, heartbeat_ms: int):
     cursor = after or "0-0"
     yield "retry: 2000\n\n"
-    state = service.jobs.load(run_id)
+    state = service.runs.load(run_id)
     if state is not None and state.status.terminal:
         for line in _every_line(service, run_id, step, cursor):
             yield _event(line)
@@ -72,39 +74,48 @@ def _follow(service, run_id: str, step: str | None, after: str, heartbeat_ms: in
                 yield f"event: end\ndata: {json.dumps({'status': ended})}\n\n"
                 return
         if not lines:
-            if service.jobs.load(run_id) is None:
+            if service.runs.load(run_id) is None:
                 yield f"event: end\ndata: {json.dumps({'status': 'deleted'})}\n\n"
                 return
             yield f": heartbeat {int(time.time())}\n\n"
 
 
 def _logs(run_id: str, step: str | None):
-    service = _service()
-    state = service.jobs.load(run_id)
+    service = current_service()
+    state = service.runs.load(run_id)
     if state is None:
         raise ApiError(404, "not_found", f"no run {run_id}")
     if step is not None and step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
     after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0-0"
     if not _LINE_ID.fullmatch(after):
-        raise ApiError(400, "bad_request", f"after (or Last-Event-ID) must be a line id such as 1700000000000-0, "
-                                           f"not {after[:40]!r}")
-    follow = request.args.get("follow", "").lower() in ("1", "true", "yes") or \
-        "text/event-stream" in request.headers.get("Accept", "")
+        raise ApiError(
+            400,
+            "bad_request",
+            f"after (or Last-Event-ID) must be a line id such as 1700000000000-0, not {after[:40]!r}",
+        )
+    follow = request.args.get("follow", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    ) or "text/event-stream" in request.headers.get("Accept", "")
     if follow:
         heartbeat = number("heartbeat_ms", request.args.get("heartbeat_ms"), MAX_HEARTBEAT_MS) or HEARTBEAT_MS
         stream = stream_with_context(_follow(service, run_id, step, after, max(100, heartbeat)))
-        return Response(stream, mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Response(
+            stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
     if request.args.get("format") == "text":  # streamed: however long the log, only a page is in memory
-        text = (f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n"
-                for ln in _every_line(service, run_id, step, after))
+        text = (
+            f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n"
+            for ln in _every_line(service, run_id, step, after)
+        )
         return Response(stream_with_context(text), mimetype="text/plain")
     page = service.logs.page(run_id, after=after, step=step)
     return jsonify(lines=[ln.to_dict() for ln in page.lines], next=page.next, more=page.more)
 
 
-def _every_line(service, run_id: str, step: str | None, after: str):
+def _every_line(service: Service, run_id: str, step: str | None, after: str):
     """Every line after `after`, read a page at a time."""
     while True:
         page = service.logs.page(run_id, after=after, step=step)

@@ -1,17 +1,18 @@
 """What requests share: page size, Unix timestamps, whole numbers, JSON object bodies, short texts."""
+
 from __future__ import annotations
 
 from flask import request
 
 from ..errors import ApiError
 
-__all__ = ["MAX_PAGE", "page_limit", "timestamp", "number", "json_object", "short_text"]
+__all__ = ["MAX_PAGE", "json_object", "number", "page_limit", "short_text", "timestamp"]
 
 MAX_PAGE = 200
 MAX_TEXT = 4000  # characters of a reason, a note
 
 
-def number(name: str, value: str | None, maximum: int = 2 ** 31 - 1) -> int | None:
+def number(name: str, value: str | None, maximum: int = 2**31 - 1) -> int | None:
     """`value` as a whole number written in ASCII digits (so not "²" or "1e3"), or 400 naming `name`."""
     if value is None:
         return None

@@ -1,60 +1,80 @@
 """The JSON shapes of runs, steps, tasks and triggers (secret values masked)."""
+
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.engine.context import run_masker
-from runner.engine.state import JobState, StepRun
+from runner.engine.state import RunState, StepRun
 from runner.masking import MASK, Masker, Withheld
 from runner.spec.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
-from runner.store.jobs import summary
+from runner.store.runs import summary
 
-__all__ = ["run_json", "run_summary_json", "task_json", "trigger_json", "input_json", "masker_for"]
+if TYPE_CHECKING:
+    from runner.runs.service import Service
+
+__all__ = ["input_json", "masker_for", "run_json", "run_summary_json", "task_json", "trigger_json"]
 
 
-def masker_for(service, state: JobState) -> Masker:
+def masker_for(service: Service, state: RunState) -> Masker:
     """The run's masker; when its definitions (and so its secrets) cannot be known, one that withholds every
     value: failing closed, never showing what might be a secret."""
     try:
         return run_masker(state, service.contexts.for_state(state))
-    except Exception as exc:  # definitions gone (retention), or a secret's source unreadable
+    except Exception as exc:  # noqa: BLE001 - definitions gone (retention), or a secret's source unreadable
         return Withheld(f"{type(exc).__name__}: {exc}")
 
 
 def _step(run: StepRun, masker: Masker) -> dict[str, Any]:
     duration = (run.finished_at - run.started_at) if run.started_at and run.finished_at else None
     return {
-        "name": run.name, "step": run.step, "index": run.index, "item": masker.mask_value(run.item),
-        "status": run.status.value, "attempt": run.attempt, "handed_back": run.handed_back, "queued_at": run.queued_at,
-        "started_at": run.started_at, "finished_at": run.finished_at, "duration": duration,
-        "output": masker.mask_value(run.output), "error": masker.mask(run.error) if run.error else None,
-        "skip_reason": run.skip_reason, "exit_code": run.exit_code, "worker": run.worker,
-        "child_run": run.child_job, "retry_at": run.retry_at,
+        "name": run.name,
+        "step": run.step,
+        "index": run.index,
+        "item": masker.mask_value(run.item),
+        "status": run.status.value,
+        "attempt": run.attempt,
+        "handed_back": run.handed_back,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": duration,
+        "output": masker.mask_value(run.output),
+        "error": masker.mask(run.error) if run.error else None,
+        "skip_reason": run.skip_reason,
+        "exit_code": run.exit_code,
+        "worker": run.worker,
+        "child_run": run.child_job,
+        "retry_at": run.retry_at,
         "approval": masker.mask_value(dict(run.approval)) if run.approval else None,
     }
 
 
-def run_summary_json(service, state: JobState) -> dict[str, Any]:
+def run_summary_json(service: Service, state: RunState) -> dict[str, Any]:
     data = summary(state)
     data["url"] = service.config.run_url(state.id)
     return data
 
 
-def run_json(service, state: JobState) -> dict[str, Any]:
+def run_json(service: Service, state: RunState) -> dict[str, Any]:
     masker = masker_for(service, state)
     data = run_summary_json(service, state)
     secret_inputs = set(state.inputs) if isinstance(masker, Withheld) else set()
     try:
         task = service.contexts.for_state(state).task
         secret_inputs = {name for name, f in task.input.items() if f.secret}
-    except Exception:  # which inputs are secret is unknown: masker withholds them all
+    except Exception:  # noqa: BLE001 - which inputs are secret is unknown: masker withholds them all
         pass
     data.update(
         inputs={k: (MASK if k in secret_inputs else masker.mask_value(v)) for k, v in state.inputs.items()},
-        output=masker.mask_value(state.output), error=masker.mask(state.error) if state.error else None,
-        event=state.event, depth=state.depth, parent_step=state.parent_step, retry_of=state.retry_of,
+        output=masker.mask_value(state.output),
+        error=masker.mask(state.error) if state.error else None,
+        event=state.event,
+        depth=state.depth,
+        parent_step=state.parent_step,
+        retry_of=state.retry_of,
         cancel_requested=state.cancel_requested,
         steps=[_step(run, masker) for run in state.steps.values()],
     )
@@ -62,8 +82,13 @@ def run_json(service, state: JobState) -> dict[str, Any]:
 
 
 def input_json(field: InputField) -> dict[str, Any]:
-    data = {"type": field.type, "required": field.required, "multiple": field.multiple,
-            "allow_custom": field.allow_custom, "secret": field.secret}
+    data = {
+        "type": field.type,
+        "required": field.required,
+        "multiple": field.multiple,
+        "allow_custom": field.allow_custom,
+        "secret": field.secret,
+    }
     for key in ("label", "description", "order"):
         value = getattr(field, key)
         if value is not None:
@@ -76,12 +101,22 @@ def input_json(field: InputField) -> dict[str, Any]:
 
 
 def trigger_json(trigger: Trigger, now: float | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": trigger.name, "type": trigger.type.value, "task": trigger.task,
-                            "enabled": trigger.enabled, "description": trigger.description}
+    data: dict[str, Any] = {
+        "name": trigger.name,
+        "type": trigger.type.value,
+        "task": trigger.task,
+        "enabled": trigger.enabled,
+        "description": trigger.description,
+    }
     if trigger.type is TriggerType.SCHEDULER:
-        data.update(cron=trigger.cron, timezone=trigger.timezone, concurrency=trigger.concurrency,
-                    next_fire=next_fire_time(trigger.cron, trigger.timezone, now or time.time())
-                    if trigger.enabled else None)
+        data.update(
+            cron=trigger.cron,
+            timezone=trigger.timezone,
+            concurrency=trigger.concurrency,
+            next_fire=next_fire_time(trigger.cron, trigger.timezone, now or time.time())
+            if trigger.enabled and trigger.cron is not None
+            else None,
+        )  # the loader requires `cron`
     elif trigger.type is TriggerType.WEBHOOK:
         data.update(path=f"/hooks/{trigger.hook_name}", mode=trigger.mode)
     else:
@@ -96,11 +131,23 @@ def trigger_json(trigger: Trigger, now: float | None = None) -> dict[str, Any]:
 
 def task_json(workspace: str, task: Task, triggers: list[Trigger]) -> dict[str, Any]:
     return {
-        "workspace": workspace, "name": task.name, "label": task.label, "description": task.description,
-        "folder": task.folder, "timeout": task.timeout,
+        "workspace": workspace,
+        "name": task.name,
+        "label": task.label,
+        "description": task.description,
+        "folder": task.folder,
+        "timeout": task.timeout,
         "input": {name: input_json(f) for name, f in task.input.items()},
-        "steps": [{"name": s.name, "depends_on": list(s.depends_on), "type": s.action.type.value,
-                   "action": s.action_ref, "label": s.label, "for_each": s.for_each is not None}
-                  for s in (task.flow[n] for n in task.order)],
+        "steps": [
+            {
+                "name": s.name,
+                "depends_on": list(s.depends_on),
+                "type": s.action.type.value,
+                "action": s.action_ref,
+                "label": s.label,
+                "for_each": s.for_each is not None,
+            }
+            for s in (task.flow[n] for n in task.order)
+        ],
         "triggers": [trigger_json(t) for t in triggers if t.task == task.name],
     }

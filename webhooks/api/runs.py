@@ -1,26 +1,25 @@
 """Runs: list, get, cancel, re-run, approve and reject."""
+
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
+from runner import runs as run_service
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError
 from runner.gitops.gates import caller_refusal
-from runner import runs as run_service
 from runner.store import RunFilter
 
+from ..access.tokens import caller, requires
+from ..context import current_service
 from ..errors import ApiError
 from . import bp
-from ..access.tokens import caller, requires
 from .params import json_object, number, page_limit, short_text, timestamp
 from .representations import run_json, run_summary_json
 
-def _service():
-    return current_app.extensions["strom"]
-
 
 def _load(run_id: str):
-    state = _service().jobs.load(run_id)
+    state = current_service().runs.load(run_id)
     if state is None:
         raise ApiError(404, "not_found", f"no run {run_id}")
     return state
@@ -30,12 +29,18 @@ def _load(run_id: str):
 @requires("read")
 def list_runs():
     limit = page_limit()
-    flt = RunFilter(workspace=request.args.get("workspace"), task=request.args.get("task"),
-                    status=request.args.get("status"), trigger=request.args.get("trigger"),
-                    source=request.args.get("source"), pr=_pr_number(), since=timestamp("since"),
-                    until=timestamp("until"))
-    page = _service().jobs.list(flt, limit=limit, before=timestamp("before"))
-    return jsonify(runs=[run_summary_json(_service(), s) for s in page.runs], next_before=page.next_before)
+    flt = RunFilter(
+        workspace=request.args.get("workspace"),
+        task=request.args.get("task"),
+        status=request.args.get("status"),
+        trigger=request.args.get("trigger"),
+        source=request.args.get("source"),
+        pr=_pr_number(),
+        since=timestamp("since"),
+        until=timestamp("until"),
+    )
+    page = current_service().runs.list(flt, limit=limit, before=timestamp("before"))
+    return jsonify(runs=[run_summary_json(current_service(), s) for s in page.runs], next_before=page.next_before)
 
 
 def _pr_number() -> int | None:
@@ -48,13 +53,13 @@ def _pr_number() -> int | None:
 @bp.get("/runs/<run_id>")
 @requires("read")
 def get_run(run_id):
-    return jsonify(run_json(_service(), _load(run_id)))
+    return jsonify(run_json(current_service(), _load(run_id)))
 
 
 def _apply(run_id: str, event):
     _load(run_id)
     try:
-        decision = _service().orchestrator.apply(run_id, event)
+        decision = current_service().orchestrator.apply(run_id, event)
     except EngineError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     return decision.state
@@ -64,15 +69,15 @@ def _apply(run_id: str, event):
 @requires("run")
 def cancel(run_id):
     state = _apply(run_id, Cancel(short_text(json_object(), "reason") or "cancelled", by=caller()))
-    return jsonify(run_json(_service(), state)), 202
+    return jsonify(run_json(current_service(), state)), 202
 
 
 @bp.post("/runs/<run_id>/rerun")
 @requires("run")
 def rerun(run_id):
     _load(run_id)
-    state = run_service.rerun(_service(), run_id, by=caller())
-    response = jsonify(run_json(_service(), state))
+    state = run_service.rerun(current_service(), run_id, by=caller())
+    response = jsonify(run_json(current_service(), state))
     response.status_code = 201
     response.headers["Location"] = f"/api/runs/{state.id}"
     return response
@@ -84,7 +89,7 @@ def _decide(run_id: str, step: str, approved: bool, reason):
     state = _load(run_id)
     if step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
-    refusal = caller_refusal(_service(), state, step, caller(), approved)
+    refusal = caller_refusal(current_service(), state, step, caller(), approved)
     if refusal:
         raise ApiError(403, "forbidden", refusal)
     return _apply(run_id, ApprovalDecision(step, approved, caller(), reason))
@@ -98,10 +103,10 @@ def approve(run_id, step):
     if not isinstance(approved, bool):
         raise ApiError(400, "bad_request", "approved must be true or false")
     reason = short_text(body, "rejection_reason", "reason")
-    return jsonify(run_json(_service(), _decide(run_id, step, approved, reason)))
+    return jsonify(run_json(current_service(), _decide(run_id, step, approved, reason)))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/reject")
 @requires("approve")
 def reject(run_id, step):
-    return jsonify(run_json(_service(), _decide(run_id, step, False, short_text(json_object(), "reason"))))
+    return jsonify(run_json(current_service(), _decide(run_id, step, False, short_text(json_object(), "reason"))))

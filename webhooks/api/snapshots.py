@@ -1,29 +1,31 @@
 """Commit snapshots as archives, for workers that do not share the server's disk."""
+
 from __future__ import annotations
 
 import re
 
-from flask import current_app, request, send_file
+from flask import request, send_file
 
 from runner.git import snapshot_tokens
 from runner.git.mirrors import GitError
 
+from ..access.tokens import requires
+from ..context import current_service
 from ..errors import ApiError
 from . import bp
-from ..access.tokens import requires
 
 SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def _snapshot_token(presented: str, kwargs: dict) -> str | None:
-    key = current_app.extensions["strom"].config.worker_token
+    key = current_service().config.worker_token
     return snapshot_tokens.check(key, presented, kwargs.get("workspace", ""), kwargs.get("sha", ""))
 
 
 @bp.get("/workspaces/<workspace>/snapshots/<sha>.tar.gz")
 @requires("read", scoped=_snapshot_token)
 def snapshot_archive(workspace, sha):
-    service = current_app.extensions["strom"]
+    service = current_service()
     ws = service.config.workspaces.get(workspace)
     if ws is None or not ws.is_git:
         raise ApiError(404, "not_found", f"no git workspace {workspace!r}")

@@ -1,24 +1,22 @@
 """Workspaces, their tasks and triggers, and starting a run."""
+
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify
 
 from runner import runs as run_service
 from runner.workspace_config import redact_url
 
+from ..access.tokens import caller, requires
+from ..context import current_service
 from ..errors import ApiError
 from . import bp
 from .params import json_object
-from ..access.tokens import caller, requires
 from .representations import run_json, task_json, trigger_json
 
 
-def _service():
-    return current_app.extensions["strom"]
-
-
 def _loaded(workspace: str):
-    return run_service.load_definitions(_service(), workspace).workspace
+    return run_service.load_definitions(current_service(), workspace).workspace
 
 
 def _describe(config) -> dict:
@@ -28,8 +26,9 @@ def _describe(config) -> dict:
     elif config.kind == "git":
         entry.update(url=redact_url(config.url), branches=list(config.branches), default_branch=config.default_branch)
     else:
-        entry.update(clone_path=f"/git/{config.name}.git", branches=list(config.branches),
-                     default_branch=config.default_branch)
+        entry.update(
+            clone_path=f"/git/{config.name}.git", branches=list(config.branches), default_branch=config.default_branch
+        )
     if config.forge:
         entry["forge"] = {"type": config.forge, "repo": config.repo, "webhook": f"/webhooks/{config.forge}"}
     return entry
@@ -39,12 +38,12 @@ def _describe(config) -> dict:
 @requires("read")
 def list_workspaces():
     out = []
-    for name, config in _service().config.workspaces.items():
+    for name, config in current_service().config.workspaces.items():
         entry = _describe(config)
         try:
             loaded = _loaded(name)
             entry.update(valid=True, tasks=len(loaded.tasks), triggers=len(loaded.triggers))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any problem makes the workspace listed as invalid, with why
             entry.update(valid=False, error=str(exc).splitlines()[0])
         out.append(entry)
     return jsonify(workspaces=out)
@@ -55,8 +54,9 @@ def list_workspaces():
 def list_tasks(workspace):
     loaded = _loaded(workspace)
     triggers = list(loaded.triggers.values())
-    return jsonify(tasks=[task_json(workspace, t, triggers) for t in sorted(loaded.tasks.values(),
-                                                                             key=lambda t: t.name)])
+    return jsonify(
+        tasks=[task_json(workspace, t, triggers) for t in sorted(loaded.tasks.values(), key=lambda t: t.name)]
+    )
 
 
 @bp.get("/workspaces/<workspace>/tasks/<task>")
@@ -81,8 +81,8 @@ def execute(workspace, task):
     body = json_object()
     if not isinstance(body.get("input", {}), dict):
         raise ApiError(400, "bad_request", 'send a JSON object like {"input": {"name": "value"}}')
-    state = run_service.execute(_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
-    response = jsonify(run_json(_service(), state))
+    state = run_service.execute(current_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
+    response = jsonify(run_json(current_service(), state))
     response.status_code = 201
     response.headers["Location"] = f"/api/runs/{state.id}"
     return response

@@ -1,16 +1,18 @@
 """Request bodies from strangers: read with a cap on their size and on the time they take to arrive,
 whether their length is declared or they are chunked, and never parsed before the sender is
 authenticated. Every other body the app reads (API JSON, forms) is capped by MAX_BODY."""
+
 from __future__ import annotations
 
 import time
+from typing import IO, Any
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import ApiError
 
-__all__ = ["read_body", "MAX_BODY", "READS_PER_BODY"]
+__all__ = ["MAX_BODY", "READS_PER_BODY", "read_body"]
 
 _CHUNK = 64 * 1024
 MAX_BODY = 1024 * 1024  # API requests, sign-in forms (MAX_CONTENT_LENGTH)
@@ -29,8 +31,9 @@ def read_body(config) -> bytes:
         return _read(request.stream, limit)
 
 
-def _read(stream, limit: int) -> bytes:
-    chunks, size = [], 0
+def _read(stream: IO[bytes], limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         try:
             chunk = stream.read(min(_CHUNK, limit + 1 - size))
@@ -51,12 +54,14 @@ class _Deadline:
     development server) it checks when the body is in."""
 
     def __init__(self, seconds: float, error: ApiError):
-        self.seconds, self.error, self.timer = seconds, error, None
+        self.seconds, self.error = seconds, error
+        self.timer: Any = None  # a gevent.Timeout when gevent runs the app (gevent has no types)
 
     def __enter__(self):
         self.started = time.monotonic()
         if _gevent_patched():
             import gevent
+
             self.timer = gevent.Timeout(self.seconds, self.error)
             self.timer.start()
         return self
@@ -78,5 +83,8 @@ def _gevent_patched() -> bool:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"the body is larger than {limit} bytes, the most this server reads "
-                                      "(limits.webhook_body_size)")
+    return ApiError(
+        413,
+        "too_large",
+        f"the body is larger than {limit} bytes, the most this server reads (limits.webhook_body_size)",
+    )

@@ -8,51 +8,58 @@ bad signature is, so no one learns what Strom follows. The event is **stored, an
 answered** 202 with its id; the same delivery id twice answers with the first event's id and
 makes one run.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import cast
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from runner.forges.bounds import checked
 from runner.forges.errors import ForgeError, PayloadError, VerificationError
-from runner.forges.registry import FORGES
+from runner.forges.event import EventKind, RepoEvent
+from runner.forges.registry import FORGES, Forge
 from runner.spec.globs import included
+from runner.workspace_config import WorkspaceConfig
 
+from ..context import current_service
 from ..errors import ApiError
 from .bodies import read_body
+
+__all__ = ["bp"]
 
 bp = Blueprint("forge_webhooks", __name__)
 
 NOT_VERIFIED = "the signature does not match any configured webhook secret"
 
 
-def _service():
-    return current_app.extensions["strom"]
-
-
 def _forge_kind(name: str) -> str:
     kind = "gitea" if name == "forgejo" else name
     if kind not in FORGES:
-        raise ApiError(404, "unknown_forge", f"no webhook receiver for {name[:40]!r}; use /webhooks/github, "
-                                             "/webhooks/gitlab or /webhooks/gitea")
+        raise ApiError(
+            404,
+            "unknown_forge",
+            f"no webhook receiver for {name[:40]!r}; use /webhooks/github, /webhooks/gitlab or /webhooks/gitea",
+        )
     return kind
 
 
-def _candidates(kind: str, workspace: str | None) -> list:
+def _candidates(kind: str, workspace: str | None) -> list[WorkspaceConfig]:
     """The workspaces whose secrets may sign this request (an unknown path workspace has none)."""
-    workspaces = _service().config.workspaces
+    workspaces = current_service().config.workspaces
     if workspace is not None:
         ws = workspaces.get(workspace)
         return [ws] if ws is not None and ws.forge == kind else []
     return [ws for ws in workspaces.values() if ws.forge == kind]
 
 
-def _early_ignore(ws, event) -> str | None:
+def _early_ignore(ws: WorkspaceConfig, event: RepoEvent) -> str | None:
     """Reasons to ignore an event that need neither git nor the definitions."""
     if event.ignored:
         return event.ignored
-    if event.kind == "push" and ws.branches and not included(event.branch or "", ws.branches):
+    if event.kind is EventKind.PUSH and ws.branches and not included(event.branch or "", ws.branches):
         return f"branch {event.branch!r} is not followed by workspace {ws.name!r} (branches: {', '.join(ws.branches)})"
     return None
 
@@ -62,14 +69,15 @@ def _early_ignore(ws, event) -> str | None:
 def receive(forge: str, workspace: str | None = None):
     kind = _forge_kind(forge)
     parser = FORGES[kind]
-    headers = request.headers
+    # werkzeug's Headers is a mapping (read case-insensitively) that does not subclass typing's Mapping
+    headers = cast("Mapping[str, str]", request.headers)
     try:
         parser.event_name(headers)
         if not any(ws.webhook_secrets for ws in _candidates(kind, None)):
             parser.verify(headers, b"", [])  # raises: this server has no secret for this forge at all
         candidates = _candidates(kind, workspace)
         parser.verify_headers(headers)  # a request that cannot be signed is refused before its body is read
-        body = read_body(_service().config)
+        body = read_body(current_service().config)
         verified = [ws for ws in candidates if _verifies(parser, headers, body, ws)]
         if not verified:
             raise VerificationError(NOT_VERIFIED)
@@ -80,7 +88,7 @@ def receive(forge: str, workspace: str | None = None):
                 raise VerificationError(NOT_VERIFIED)
     except ForgeError as exc:
         raise ApiError(exc.status_hint, _code(exc), str(exc)) from None
-    if event.kind == "ping":
+    if event.kind is EventKind.PING:
         return jsonify(pong=True, workspaces=[ws.name for ws in verified]), 200
     if not event.repo:  # an organization-wide event: it concerns no workspace, keep one record of it
         verified = verified[:1]
@@ -88,8 +96,8 @@ def receive(forge: str, workspace: str | None = None):
     stored = []
     for ws in verified:
         ignored = _early_ignore(ws, event)
-        event_id, duplicate = _service().repo_events.receive(ws.name, event.to_dict(), ignored=ignored)
-        entry = {"id": event_id, "workspace": ws.name}
+        event_id, duplicate = current_service().repo_events.receive(ws.name, event.to_dict(), ignored=ignored)
+        entry: dict[str, str | bool] = {"id": event_id, "workspace": ws.name}
         if duplicate:
             entry["duplicate"] = True
         if ignored:
@@ -99,7 +107,7 @@ def receive(forge: str, workspace: str | None = None):
     return jsonify(answer), 202
 
 
-def _verifies(parser, headers, body: bytes, ws) -> bool:
+def _verifies(parser: Forge, headers: Mapping[str, str], body: bytes, ws: WorkspaceConfig) -> bool:
     try:
         parser.verify(headers, body, ws.webhook_secrets)
         return True

@@ -5,6 +5,7 @@ streamed through). API tokens authenticate over basic auth: the password is the 
 name is ignored); pushing needs the `run` permission, cloning `read`. After a push, the refs the
 post-receive hook recorded become push / tag / delete events, stored before the client is answered.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,17 +14,26 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 
-from runner.forges.event import RepoEvent
+from runner.forges.event import EventKind, EventSource, RepoEvent
 from runner.git.mirrors import ZERO_SHA
 from runner.store import keys
 
 from ..access.tokens import PERMISSIONS, identify
+from ..context import current_service
 from ..errors import ApiError
+
+if TYPE_CHECKING:
+    from runner.runs.service import Service
+    from runner.workspace_config import WorkspaceConfig
+
+__all__ = ["bp"]
 
 bp = Blueprint("git", __name__)
 log = logging.getLogger("strom.git")
@@ -33,37 +43,40 @@ CHUNK = 64 * 1024
 SKIP_OPTIONS = ("strom.skip", "ci.skip")
 
 
-def _service():
-    return current_app.extensions["strom"]
-
-
 def _unauthorized(message: str) -> Response:
-    return Response(f"{message}\n", 401, {"WWW-Authenticate": 'Basic realm="Strom", charset="UTF-8"',
-                                          "Content-Type": "text/plain"})
+    return Response(
+        f"{message}\n", 401, {"WWW-Authenticate": 'Basic realm="Strom", charset="UTF-8"', "Content-Type": "text/plain"}
+    )
 
 
 def _wanted_permission(rest: str) -> str | None:
     service = request.args.get("service") if rest == "info/refs" else rest
-    return SERVICES.get(service)
+    return SERVICES.get(service) if service is not None else None
 
 
 @bp.route("/git/<workspace>.git/<path:rest>", methods=["GET", "POST"])
 def smart_http(workspace: str, rest: str):
-    service = _service()
+    service = current_service()
     token = identify()  # first: who is not signed in learns nothing, not even which workspaces exist
     if token is None:
-        return _unauthorized("Strom needs an API token: use it as the password "
-                             f"(git remote add strom http://strom:<token>@{request.host}/git/{workspace}.git)")
+        return _unauthorized(
+            "Strom needs an API token: use it as the password "
+            f"(git remote add strom http://strom:<token>@{request.host}/git/{workspace}.git)"
+        )
     ws = service.config.workspaces.get(workspace)
     if ws is None or ws.kind != "hosted":
-        raise ApiError(404, "not_found", f"no hosted workspace {workspace!r}; hosted workspaces have "
-                                         "`hosted: true` in the server configuration")
+        raise ApiError(
+            404,
+            "not_found",
+            f"no hosted workspace {workspace!r}; hosted workspaces have `hosted: true` in the server configuration",
+        )
     permission = _wanted_permission(rest)
     if permission is None:
         raise ApiError(404, "not_found", "only smart HTTP (git-upload-pack, git-receive-pack) is served")
     if permission not in PERMISSIONS[token.role]:
-        return Response(f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403,
-                        {"Content-Type": "text/plain"})
+        return Response(
+            f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403, {"Content-Type": "text/plain"}
+        )
     repo_root = service.repos.hosted.ensure(workspace, ws.default_branch).parent
     record = None
     if rest == "git-receive-pack":
@@ -74,10 +87,17 @@ def smart_http(workspace: str, rest: str):
 
 def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STROM_SECRET_", "GIT_"))}
-    env.update(GIT_PROJECT_ROOT=str(repo_root), GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path_info,
-               REQUEST_METHOD=request.method, QUERY_STRING=request.query_string.decode("latin-1"),
-               CONTENT_TYPE=request.headers.get("Content-Type", ""), REMOTE_USER=user,
-               REMOTE_ADDR=request.remote_addr or "", GIT_HTTP_MAX_REQUEST_BUFFER="100M")
+    env.update(
+        GIT_PROJECT_ROOT=str(repo_root),
+        GIT_HTTP_EXPORT_ALL="1",
+        PATH_INFO=path_info,
+        REQUEST_METHOD=request.method,
+        QUERY_STRING=request.query_string.decode("latin-1"),
+        CONTENT_TYPE=request.headers.get("Content-Type", ""),
+        REMOTE_USER=user,
+        REMOTE_ADDR=request.remote_addr or "",
+        GIT_HTTP_MAX_REQUEST_BUFFER="100M",
+    )
     if request.content_length is not None:
         env["CONTENT_LENGTH"] = str(request.content_length)
     if request.headers.get("Content-Encoding"):
@@ -85,39 +105,49 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> 
     if request.headers.get("Git-Protocol"):
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     if record:
-        config = current_app.extensions["strom"].config
+        config = current_service().config
         env["STROM_PUSH_RECORD"] = record
         # the pre-receive hook refuses definitions that name channels this server does not have, or that
         # are past the limits; git refuses a pack larger than the limit before any hook runs
         env["STROM_NOTIFY_CHANNELS"] = json.dumps(sorted(config.notifications.channels))
         env["STROM_SPEC_LIMITS"] = json.dumps(asdict(config.spec_limits))
-        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="receive.maxInputSize",
-                   GIT_CONFIG_VALUE_0=str(config.push_size))
+        env.update(
+            GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="receive.maxInputSize", GIT_CONFIG_VALUE_0=str(config.push_size)
+        )
     return env
 
 
-def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws) -> Response:
-    proc = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=_cgi_env(repo_root, path_info, user, record))
+def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
+    proc = subprocess.Popen(
+        ["git", "http-backend"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_cgi_env(repo_root, path_info, user, record),
+    )
+    stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+    if stdin is None or stdout is None or stderr is None:  # all three are piped above
+        raise ValueError("git http-backend is not piped")
     request.max_content_length = None  # git itself refuses a pack past limits.push_size (receive.maxInputSize)
     stream = request.stream
-    feeder = threading.Thread(target=_feed, args=(stream, proc.stdin), daemon=True)
+    feeder = threading.Thread(target=_feed, args=(stream, stdin), daemon=True)
     feeder.start()
     errors: list[bytes] = []
-    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
     drain.start()
-    status, headers = _read_cgi_headers(proc.stdout)
-    app = current_app._get_current_object()
+    status, headers = _read_cgi_headers(stdout)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # flask types its LocalProxy as Flask
+    read = getattr(stdout, "read1", stdout.read)  # read1: what has arrived, without waiting for a whole CHUNK
 
-    def body():
+    def body() -> Iterator[bytes]:
         try:
             while True:
-                chunk = proc.stdout.read1(CHUNK) if hasattr(proc.stdout, "read1") else proc.stdout.read(CHUNK)
+                chunk = read(CHUNK)
                 if not chunk:
                     break
                 yield chunk
         finally:
-            proc.stdout.close()
+            stdout.close()
             proc.wait()
             feeder.join(5)
             drain.join(5)
@@ -125,12 +155,12 @@ def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws)
                 log.info("git http-backend: %s", errors[0].decode("utf-8", "replace").strip()[:2000])
             if record:
                 with app.app_context():
-                    _store_push(app.extensions["strom"], ws, record, user)
+                    _store_push(current_service(app), ws, record, user)
 
     return Response(body(), status=status, headers=headers, direct_passthrough=True)
 
 
-def _feed(stream, stdin) -> None:
+def _feed(stream: IO[bytes], stdin: IO[bytes]) -> None:
     try:
         while True:
             chunk = stream.read(CHUNK)
@@ -146,8 +176,9 @@ def _feed(stream, stdin) -> None:
             pass
 
 
-def _read_cgi_headers(stdout) -> tuple[int, list[tuple[str, str]]]:
-    status, headers = 200, []
+def _read_cgi_headers(stdout: IO[bytes]) -> tuple[int, list[tuple[str, str]]]:
+    status = 200
+    headers: list[tuple[str, str]] = []
     while True:
         line = stdout.readline()
         if not line or line in (b"\r\n", b"\n"):
@@ -160,7 +191,7 @@ def _read_cgi_headers(stdout) -> tuple[int, list[tuple[str, str]]]:
     return status, headers
 
 
-def _store_push(service, ws, record: str, user: str) -> list[str]:
+def _store_push(service: Service, ws: WorkspaceConfig, record: str, user: str) -> list[str]:
     """One event per updated ref the post-receive hook recorded (none when the push was refused)."""
     try:
         text = Path(record).read_text(encoding="utf-8", errors="replace")
@@ -181,8 +212,9 @@ def _store_push(service, ws, record: str, user: str) -> list[str]:
         if event is None:
             continue
         ignored = f"pushed with -o {skip}" if skip else None
-        event_id, _ = service.repo_events.receive(ws.name, event.to_dict(), ignored=ignored,
-                                                  extra={"push_options": options})
+        event_id, _ = service.repo_events.receive(
+            ws.name, event.to_dict(), ignored=ignored, extra={"push_options": options}
+        )
         if ignored and event.branch:  # the poll must not run what the push said to skip
             if event.deleted:
                 service.redis.hdel(keys.heads(ws.name), event.branch)
@@ -192,15 +224,27 @@ def _store_push(service, ws, record: str, user: str) -> list[str]:
     return ids
 
 
-def _push_event(ws, old: str, new: str, ref: str, user: str) -> RepoEvent | None:
+def _push_event(ws: WorkspaceConfig, old: str, new: str, ref: str, user: str) -> RepoEvent | None:
     deleted = new == ZERO_SHA
     if ref.startswith("refs/heads/"):
-        branch, tag = ref[len("refs/heads/"):], None
+        branch, tag = ref[len("refs/heads/") :], None
     elif ref.startswith("refs/tags/"):
-        branch, tag = None, ref[len("refs/tags/"):]
+        branch, tag = None, ref[len("refs/tags/") :]
     else:
         return None
-    kind = "delete" if deleted else ("tag" if tag else "push")
-    return RepoEvent(source="git", kind=kind, repo=ws.name, delivery=f"{ref}:{old}:{new}", forge_event="push",
-                     ref=ref, branch=branch, tag=tag, sha=None if deleted else new, before=old, actor=user,
-                     created=old == ZERO_SHA, deleted=deleted)
+    kind = EventKind.DELETE if deleted else (EventKind.TAG if tag else EventKind.PUSH)
+    return RepoEvent(
+        source=EventSource.GIT,
+        kind=kind,
+        repo=ws.name,
+        delivery=f"{ref}:{old}:{new}",
+        forge_event="push",
+        ref=ref,
+        branch=branch,
+        tag=tag,
+        sha=None if deleted else new,
+        before=old,
+        actor=user,
+        created=old == ZERO_SHA,
+        deleted=deleted,
+    )

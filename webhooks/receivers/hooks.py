@@ -9,6 +9,7 @@ both define, so names cannot be guessed.
 The body is read with a cap and parsed only after the caller is authenticated. The request is
 stored first; `mode: sync` then waits up to `timeout_secs` and answers with the run's result.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,46 +17,64 @@ import hmac
 import json
 import logging
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from runner.errors import StromError
 from runner.forges.bounds import checked
 from runner.forges.errors import PayloadError
-from runner.forges.event import RepoEvent
+from runner.forges.event import EventKind, EventSource, RepoEvent
 from runner.gitops.intake import process
+from runner.spec.model import TriggerType, WebhookMode
 from runner.spec.triggers import secret_reference
 from runner.templating import SecretMap
 
+from ..context import current_service
 from ..errors import ApiError
 from .bodies import read_body
+
+if TYPE_CHECKING:
+    from runner.runs.service import Service
+
+__all__ = ["bp"]
 
 bp = Blueprint("generic_hooks", __name__)
 log = logging.getLogger("strom.web")
 MAX_FORM_FIELDS = 1000
-_HIDDEN_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-hub-signature-256", "x-strom-signature",
-                   "x-api-key", "x-auth-token", "x-gitlab-token"}
-
-
-def _service():
-    return current_app.extensions["strom"]
+_HIDDEN_HEADERS = {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-hub-signature-256",
+    "x-strom-signature",
+    "x-api-key",
+    "x-auth-token",
+    "x-gitlab-token",
+}
 
 
 def _find(name: str):
     """(workspace config, trigger, checkout) of the one webhook trigger called `name`, or None."""
-    service = _service()
+    service = current_service()
     found = []
     for ws in service.config.workspaces.values():
         try:
             checkout = service.checkouts.head(ws, fetch=False)
         except StromError:
             continue
-        found += [(ws, trigger, checkout) for trigger in checkout.workspace.triggers.values()
-                  if trigger.type.value == "webhook" and trigger.hook_name == name]
+        found += [
+            (ws, trigger, checkout)
+            for trigger in checkout.workspace.triggers.values()
+            if trigger.type is TriggerType.WEBHOOK and trigger.hook_name == name
+        ]
     if len(found) > 1:  # never let one workspace's definitions take over another's hook
-        log.warning("webhook %r is defined in workspaces %s: every call is refused until one is renamed", name,
-                    ", ".join(sorted(ws.name for ws, _, _ in found)))
+        log.warning(
+            "webhook %r is defined in workspaces %s: every call is refused until one is renamed",
+            name,
+            ", ".join(sorted(ws.name for ws, _, _ in found)),
+        )
         return None
     return found[0] if found else None
 
@@ -74,8 +93,12 @@ def _refused(presented: str | None, signature: str | None) -> ApiError:
         return ApiError(401, "unauthorized", "the webhook secret does not match")
     if signature:
         return ApiError(401, "unauthorized", "the body's HMAC-SHA256 signature does not match the webhook secret")
-    return ApiError(401, "unauthorized", "this webhook needs its secret: send `Authorization: Bearer <secret>`, "
-                                         "`?secret=<secret>` or `X-Hub-Signature-256: sha256=<hmac of the body>`")
+    return ApiError(
+        401,
+        "unauthorized",
+        "this webhook needs its secret: send `Authorization: Bearer <secret>`, "
+        "`?secret=<secret>` or `X-Hub-Signature-256: sha256=<hmac of the body>`",
+    )
 
 
 def _expected_secret(ws, trigger, checkout) -> str | None:
@@ -84,10 +107,11 @@ def _expected_secret(ws, trigger, checkout) -> str | None:
     if name is None:
         return trigger.secret
     try:
-        return SecretMap(_service().contexts.secrets(ws.name, checkout.digest, checkout.workspace))[name]
+        return SecretMap(current_service().contexts.secrets(ws.name, checkout.digest, checkout.workspace))[name]
     except KeyError:
-        log.warning("webhook %r names secret %r, which is not configured: every call is refused",
-                    trigger.hook_name, name)
+        log.warning(
+            "webhook %r names secret %r, which is not configured: every call is refused", trigger.hook_name, name
+        )
         return None
 
 
@@ -132,23 +156,33 @@ def receive(name: str):
     presented, signature = _presented()
     if (found is None or found[1].secret) and presented is None and not signature:
         raise _refused(presented, signature)  # before the body is even read
-    raw = read_body(_service().config)  # read alike whether the hook exists or not
+    raw = read_body(current_service().config)  # read alike whether the hook exists or not
     if not _authenticated(found, presented, signature, raw):
         raise _refused(presented, signature)
-    ws, trigger, checkout = found
+    ws, trigger, _checkout = found
     extra = {
-        "hook": name, "method": request.method, "body": _body(raw),
+        "hook": name,
+        "method": request.method,
+        "body": _body(raw),
         "query": {k: v for k, v in request.args.items() if k != "secret"},
         "headers": {k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS},
     }
     key = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
     delivery = f"{name}:{key}" if key else None
     try:
-        event = checked(RepoEvent(source="webhook", kind="webhook", repo=ws.repo or ws.name, delivery=delivery,
-                                  forge_event=name, actor=request.remote_addr or ""))
+        event = checked(
+            RepoEvent(
+                source=EventSource.WEBHOOK,
+                kind=EventKind.WEBHOOK,
+                repo=ws.repo or ws.name,
+                delivery=delivery,
+                forge_event=name,
+                actor=request.remote_addr or "",
+            )
+        )
     except PayloadError as exc:
         raise ApiError(400, "bad_request", str(exc).replace("the payload's delivery", "the Idempotency-Key")) from None
-    service = _service()
+    service = current_service()
     event_id, duplicate = service.repo_events.receive(ws.name, event.to_dict(), extra=extra)
     record = process(service, event_id) or {}
     runs = record.get("runs") or []
@@ -161,17 +195,17 @@ def receive(name: str):
         return jsonify(answer), 202 if record.get("status") != "failed" else 422
     answer["run"] = runs[0]
     answer["url"] = service.config.run_url(runs[0])
-    if trigger.mode != "sync":
+    if trigger.mode is not WebhookMode.SYNC:
         return jsonify(answer), 202
     state = _wait(service, runs[0], trigger.timeout_secs)
     answer.update(run_status=state.status.value, output=state.output, error=state.error)
     return jsonify(answer), 200 if state.status.terminal else 202
 
 
-def _wait(service, run_id: str, timeout: float):
+def _wait(service: Service, run_id: str, timeout: float):
     deadline = time.monotonic() + timeout
-    state = service.jobs.load(run_id)
+    state = service.runs.load(run_id)
     while state is not None and not state.status.terminal and time.monotonic() < deadline:
         time.sleep(0.05)
-        state = service.jobs.load(run_id)
+        state = service.runs.load(run_id)
     return state

@@ -1,8 +1,9 @@
 """The web UI: server-rendered pages (Jinja2), a little plain JavaScript, styles served from here.
 Nothing is fetched from the internet."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from flask import Blueprint
 
@@ -18,15 +19,15 @@ def _duration(seconds):
 
 @bp.app_template_filter("when")
 def _when(ts):
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
 
 
 # Pages may load only this server's own scripts and styles, are never framed, and send no referrer
 # (a run's link carries its id) to other sites. Inline styles are allowed: the timeline's bars use them.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-                               "form-action 'self'; object-src 'none'",
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -45,9 +46,10 @@ def _security_headers(response):
 @bp.app_context_processor
 def _helpers():
     from ..access.session import csrf_token, may, signed_in
+
     return {"csrf_token": csrf_token, "may": may, "signed_in": signed_in}
 
 
-from . import views  # noqa: E402,F401  (pages register on bp)
+from . import views  # noqa: E402  (pages register on bp)
 
 __all__ = ["bp"]

@@ -3,11 +3,12 @@
 Steps are placed in columns by their longest path from a step without dependencies; a for_each
 step is one node that counts its instances. Pure functions of the task and the run's state.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Node", "Edge", "Graph", "layout", "Bar", "timeline", "NODE_W", "NODE_H"]
+__all__ = ["NODE_H", "NODE_W", "Bar", "Edge", "Graph", "Node", "layout", "timeline"]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 170, 46, 60, 18, 10
 
@@ -99,7 +100,14 @@ def timeline(state, now: float) -> list[Bar]:
     bars = []
     for run in sorted(runs, key=lambda r: (r.started_at, r.name)):
         finish = run.finished_at or now
-        bars.append(Bar(run.name, run.status.value, round(100 * (run.started_at - start) / span, 2),
-                        max(round(100 * (finish - run.started_at) / span, 2), 0.5), run.started_at,
-                        (run.finished_at - run.started_at) if run.finished_at else None))
+        bars.append(
+            Bar(
+                run.name,
+                run.status.value,
+                round(100 * (run.started_at - start) / span, 2),
+                max(round(100 * (finish - run.started_at) / span, 2), 0.5),
+                run.started_at,
+                (run.finished_at - run.started_at) if run.finished_at else None,
+            )
+        )
     return bars

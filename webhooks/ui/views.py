@@ -1,27 +1,25 @@
 """The web UI's pages: runs, a run (graph, timeline, live logs, approvals), tasks with run forms."""
+
 from __future__ import annotations
 
 import time
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
+from runner import runs as run_service
 from runner.engine import StepStatus
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
-from runner import runs as run_service
 from runner.store import RunFilter
 
+from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 from ..api.representations import masker_for, trigger_json
+from ..context import current_service
 from . import bp
 from .graph import NODE_H, NODE_W, layout, timeline
-from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "timed_out", "cancelled", "skipped")
-
-
-def _service():
-    return current_app.extensions["strom"]
 
 
 # ------------------------------------------------------------------ signing in
@@ -53,43 +51,69 @@ def home():
 def _run_filter() -> RunFilter:
     args = request.args
     pr = args.get("pr", "")
-    return RunFilter(workspace=args.get("workspace") or None, task=args.get("task") or None,
-                     status=args.get("status") or None, trigger=args.get("trigger") or None,
-                     branch=args.get("branch") or None, pr=int(pr) if pr.isascii() and pr.isdigit() and len(pr) < 12 and args.get("workspace") else None)
+    return RunFilter(
+        workspace=args.get("workspace") or None,
+        task=args.get("task") or None,
+        status=args.get("status") or None,
+        trigger=args.get("trigger") or None,
+        branch=args.get("branch") or None,
+        pr=int(pr) if pr.isascii() and pr.isdigit() and len(pr) < 12 and args.get("workspace") else None,
+    )
 
 
 @bp.get("/runs")
 @page("read")
 def runs():
-    service = _service()
+    service = current_service()
     flt = _run_filter()
-    listing = service.jobs.list(flt, limit=50).runs
+    listing = service.runs.list(flt, limit=50).runs
     active = any(not s.status.terminal for s in listing)
     template = "runs_table.html" if request.args.get("fragment") else "runs.html"
-    return render_template(template, runs=listing, flt=flt, active=active, statuses=STATUSES,
-                           workspaces=list(service.config.workspaces), now=time.time())
+    return render_template(
+        template,
+        runs=listing,
+        flt=flt,
+        active=active,
+        statuses=STATUSES,
+        workspaces=list(service.config.workspaces),
+        now=time.time(),
+    )
 
 
 @bp.get("/runs/<run_id>")
 @page("read")
 def run(run_id):
-    service = _service()
-    state = service.jobs.load(run_id)
+    service = current_service()
+    state = service.runs.load(run_id)
     if state is None:
         abort(404, description=f"no run {run_id}")
     order, depends = [name for name, r in state.steps.items() if not r.is_instance], {}
     try:
         task = service.contexts.for_state(state).task
         order, depends = list(task.order), {name: tuple(step.depends_on) for name, step in task.flow.items()}
-    except Exception:  # definitions gone (retention): the steps as the state knows them, no edges
+    except Exception:  # noqa: BLE001 - definitions gone (retention): the steps as the state knows them, no edges
         pass
     masker = masker_for(service, state)
-    gates = {name: {"approve": caller_refusal(service, state, name, signed_in().name, True),
-                    "reject": caller_refusal(service, state, name, signed_in().name, False)}
-             for name, step in state.steps.items() if step.approval is not None and step.status is StepStatus.WAITING}
-    return render_template("run.html", state=state, graph=layout(order, depends, state), bars=timeline(
-        state, time.time()), masker=masker, gates=gates, node_w=NODE_W, node_h=NODE_H,
-        focus=request.args.get("step"), url=service.config.run_url(state.id))
+    gates = {
+        name: {
+            "approve": caller_refusal(service, state, name, signed_in().name, True),
+            "reject": caller_refusal(service, state, name, signed_in().name, False),
+        }
+        for name, step in state.steps.items()
+        if step.approval is not None and step.status is StepStatus.WAITING
+    }
+    return render_template(
+        "run.html",
+        state=state,
+        graph=layout(order, depends, state),
+        bars=timeline(state, time.time()),
+        masker=masker,
+        gates=gates,
+        node_w=NODE_W,
+        node_h=NODE_H,
+        focus=request.args.get("step"),
+        url=service.config.run_url(state.id),
+    )
 
 
 def _back(run_id: str, message: str, category: str = "ok"):
@@ -101,7 +125,9 @@ def _back(run_id: str, message: str, category: str = "ok"):
 @page("run")
 def cancel(run_id):
     try:
-        _service().orchestrator.apply(run_id, Cancel(request.form.get("reason") or "cancelled", by=signed_in().name))
+        current_service().orchestrator.apply(
+            run_id, Cancel(request.form.get("reason") or "cancelled", by=signed_in().name)
+        )
     except (EngineError, StromError) as exc:
         return _back(run_id, str(exc), "error")
     return _back(run_id, "Cancelling: running steps are being stopped.")
@@ -111,7 +137,7 @@ def cancel(run_id):
 @page("run")
 def rerun(run_id):
     try:
-        state = run_service.rerun(_service(), run_id, by=signed_in().name)
+        state = run_service.rerun(current_service(), run_id, by=signed_in().name)
     except (StromError, KeyError) as exc:  # KeyError: the run's definitions are gone
         return _back(run_id, f"cannot run it again: {exc}", "error")
     flash(f"Re-run of {run_id} started.", "ok")
@@ -123,8 +149,8 @@ def rerun(run_id):
 def decide(run_id, step, decision):
     if decision not in ("approve", "reject"):
         abort(404)
-    service = _service()
-    state = service.jobs.load(run_id)
+    service = current_service()
+    state = service.runs.load(run_id)
     if state is None or step not in state.steps:
         abort(404, description=f"run {run_id} has no step {step!r}")
     approve, reason = decision == "approve", request.form.get("reason") or None
@@ -140,20 +166,28 @@ def decide(run_id, step, decision):
 
 # ------------------------------------------------------------------ tasks
 def _workspace_tasks(name: str):
-    loaded = run_service.load_definitions(_service(), name).workspace
+    loaded = run_service.load_definitions(current_service(), name).workspace
     now = time.time()
     triggers = [trigger_json(t, now) for t in loaded.triggers.values()]
     return sorted(loaded.tasks.values(), key=lambda t: t.name), triggers
 
 
-_WIDGETS = {"integer": "number", "number": "number", "date": "date", "datetime": "datetime-local",
-            "text": "textarea", "json": "textarea"}
+_WIDGETS = {
+    "integer": "number",
+    "number": "number",
+    "date": "date",
+    "datetime": "datetime-local",
+    "text": "textarea",
+    "json": "textarea",
+}
 
 
 def form_fields(task) -> list[dict]:
     """The run form of a task, from its input schema: one widget per input, in `order`."""
     import json
+
     from runner.spec.model import ABSENT
+
     fields = []
     ordered = sorted(task.input.items(), key=lambda item: (item[1].order is None, item[1].order or 0))
     for name, field in ordered:
@@ -163,24 +197,41 @@ def form_fields(task) -> list[dict]:
         elif isinstance(default, bool):
             default = "true" if default else "false"
         options = list(field.options) if field.options else (["true", "false"] if field.type == "boolean" else None)
-        fields.append({"name": name, "label": field.label or name, "type": field.type, "options": options,
-                       "multiple": field.multiple, "required": field.required and default == "",
-                       "default": default if not isinstance(default, (list, tuple)) else list(default),
-                       "description": field.description,
-                       "widget": "password" if field.secret else _WIDGETS.get(field.type, "text")})
+        fields.append(
+            {
+                "name": name,
+                "label": field.label or name,
+                "type": field.type,
+                "options": options,
+                "multiple": field.multiple,
+                "required": field.required and default == "",
+                "default": default if not isinstance(default, (list, tuple)) else list(default),
+                "description": field.description,
+                "widget": "password" if field.secret else _WIDGETS.get(field.type, "text"),
+            }
+        )
     return fields
 
 
 def _tasks_page(workspace, names, listing, triggers, problem, errors, values, opened, status=200):
-    return render_template("tasks.html", workspace=workspace, workspaces=names, tasks=listing, triggers=triggers,
-                           problem=problem, errors=errors, values=values, opened=opened,
-                           fields={t.name: form_fields(t) for t in listing}), status
+    return render_template(
+        "tasks.html",
+        workspace=workspace,
+        workspaces=names,
+        tasks=listing,
+        triggers=triggers,
+        problem=problem,
+        errors=errors,
+        values=values,
+        opened=opened,
+        fields={t.name: form_fields(t) for t in listing},
+    ), status
 
 
 @bp.get("/tasks")
 @page("read")
 def tasks():
-    service = _service()
+    service = current_service()
     names = list(service.config.workspaces)
     workspace = request.args.get("workspace") or (names[0] if names else None)
     listing, triggers, problem = [], [], None
@@ -199,18 +250,19 @@ def start(workspace, task):
         definition = next(t for t in _workspace_tasks(workspace)[0] if t.name == task)
     except (StromError, StopIteration):
         abort(404, description=f"no task {task!r} in workspace {workspace!r}")
-    values = {k: v for k, v in request.form.items(multi=False) if k != "csrf_token"}
+    values: dict[str, str | list[str]] = {k: v for k, v in request.form.items(multi=False) if k != "csrf_token"}
     for name, field in definition.input.items():
         if field.multiple:  # one choice is still a list (never split on commas)
             values[name] = [v for v in request.form.getlist(name) if v != ""]
     inputs = {k: v for k, v in values.items() if v not in ("", None, [])}
     try:
-        state = run_service.execute(_service(), workspace, task, inputs, source="ui", by=signed_in().name)
+        state = run_service.execute(current_service(), workspace, task, inputs, source="ui", by=signed_in().name)
     except InputError as exc:
         listing, triggers = _workspace_tasks(workspace)
         kept = {k: v for k, v in values.items() if not getattr(definition.input.get(k), "secret", False)}
-        return _tasks_page(workspace, list(_service().config.workspaces), listing, triggers, None, exc.errors,
-                           kept, task, 422)
+        return _tasks_page(
+            workspace, list(current_service().config.workspaces), listing, triggers, None, exc.errors, kept, task, 422
+        )
     except StromError as exc:
         flash(str(exc), "error")
         return redirect(url_for("ui.tasks", workspace=workspace, task=task))

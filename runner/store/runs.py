@@ -1,15 +1,21 @@
 """Runs in Redis: one JSON document per run, plus the indexes that list and filter them."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, cast
 
-from ..engine.state import JobState, StepRun
-from ..engine.status import JobStatus, StepStatus
+from ..engine.state import RunState, StepRun, changed_steps
+from ..engine.status import RunStatus, StepStatus
 from . import keys
 
-__all__ = ["JobStore", "RunFilter", "RunPage", "summary", "pull_request_of", "CLAIM_OVER", "CLAIM_TTL"]
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+__all__ = ["CLAIM_OVER", "CLAIM_TTL", "RunFilter", "RunPage", "RunStore", "branch_of", "pull_request_of", "summary"]
 
 CLAIM_OVER = "-over-"  # an attempt's claim once the attempt has ended: no worker can claim it again
 CLAIM_TTL = 86400
@@ -30,20 +36,30 @@ class RunFilter:
 
 @dataclass(frozen=True)
 class RunPage:
-    runs: list[JobState]
+    runs: list[RunState]
     next_before: float | None  # pass as `before` for the next (older) page
 
 
-def summary(state: JobState) -> dict:
+def summary(state: RunState) -> dict[str, Any]:
     """The short form of a run used in listings."""
     started = state.started_at or state.created_at
     end = state.finished_at
     return {
-        "id": state.id, "workspace": state.workspace, "task": state.task, "status": state.status.value,
-        "source": state.source, "trigger": state.trigger, "created_at": state.created_at,
-        "started_at": state.started_at, "finished_at": state.finished_at,
-        "duration": (end - started) if end else None, "attempt": state.attempt, "commit": state.commit,
-        "git": dict(state.git) if state.git else None, "parent": state.parent_job, "error": state.error,
+        "id": state.id,
+        "workspace": state.workspace,
+        "task": state.task,
+        "status": state.status.value,
+        "source": state.source,
+        "trigger": state.trigger,
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "duration": (end - started) if end else None,
+        "attempt": state.attempt,
+        "commit": state.commit,
+        "git": dict(state.git) if state.git else None,
+        "parent": state.parent_job,
+        "error": state.error,
     }
 
 
@@ -56,38 +72,43 @@ _ON_A_WORKER = (StepStatus.QUEUED, StepStatus.RUNNING)
 
 def _attempt_over(prev: StepRun, run: StepRun) -> bool:
     """Whether a worker's attempt `prev` ended with this change (finished, lost, cancelled or retried)."""
-    return (prev.status in _ON_A_WORKER and _in_flight(prev)
-            and (run.attempt != prev.attempt or run.status not in _ON_A_WORKER))
+    return (
+        prev.status in _ON_A_WORKER
+        and _in_flight(prev)
+        and (run.attempt != prev.attempt or run.status not in _ON_A_WORKER)
+    )
 
 
-class JobStore:
-    def __init__(self, redis):
+class RunStore:
+    """`redis` decodes responses (`connect`): what it answers is str, as the casts below say."""
+
+    def __init__(self, redis: Redis):
         self.redis = redis
 
     # ---------------------------------------------------------------- reads
-    def load(self, job_id: str, client=None) -> JobState | None:
+    def load(self, job_id: str, client: Redis | None = None) -> RunState | None:
         raw = (client or self.redis).get(keys.job(job_id))
-        return JobState.from_dict(json.loads(raw)) if raw else None
+        return RunState.from_dict(json.loads(raw)) if raw else None
 
-    def load_many(self, job_ids: Iterable[str]) -> list[JobState]:
+    def load_many(self, job_ids: Iterable[str]) -> list[RunState]:
         ids = list(job_ids)
         if not ids:
             return []
         raws = self.redis.mget([keys.job(i) for i in ids])
-        return [JobState.from_dict(json.loads(raw)) for raw in raws if raw]
+        return [RunState.from_dict(json.loads(raw)) for raw in raws if raw]
 
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))
 
     def active_ids(self) -> set[str]:
-        return set(self.redis.smembers(keys.ACTIVE))
+        return set(cast("set[str]", self.redis.smembers(keys.ACTIVE)))
 
     def workspaces(self) -> list[str]:
         """Every workspace that has stored runs."""
-        return sorted(self.redis.smembers(keys.RUN_WORKSPACES))
+        return sorted(cast("set[str]", self.redis.smembers(keys.RUN_WORKSPACES)))
 
     # ---------------------------------------------------------------- writes (inside a MULTI pipeline)
-    def stage(self, pipe, old: JobState | None, new: JobState, now: float) -> None:
+    def stage(self, pipe: Pipeline, old: RunState | None, new: RunState, now: float) -> None:
         """Write `new` and bring every index in line with the change from `old`."""
         pipe.set(keys.job(new.id), json.dumps(new.to_dict(), default=str))
         if old is None:
@@ -112,12 +133,8 @@ class JobStore:
             pipe.zrem(keys.WAKE, new.id)
         self._stage_in_flight(pipe, old, new, now)
 
-    def _stage_in_flight(self, pipe, old: JobState | None, new: JobState, now: float) -> None:
-        before = old.steps if old is not None else {}
-        for name, run in new.steps.items():
-            prev = before.get(name)
-            if prev is not None and prev.status is run.status and prev.attempt == run.attempt:
-                continue
+    def _stage_in_flight(self, pipe: Pipeline, old: RunState | None, new: RunState, now: float) -> None:
+        for name, prev, run in changed_steps(old, new):
             if prev is not None and prev.status is StepStatus.QUEUED:
                 pipe.hdel(keys.QUEUED, keys.step_key(new.id, name, prev.attempt))
                 pipe.delete(keys.rq_job(new.id, name, prev.attempt))  # started or over: its job is done with
@@ -148,16 +165,20 @@ class JobStore:
             index = keys.runs_by("workspace", flt.workspace)
         else:
             index = keys.RUNS
+        high: float | str
         if before is not None and (flt.until is None or before <= flt.until):
             high = f"({before}"
         else:
             high = flt.until if flt.until is not None else "+inf"
         low = flt.since if flt.since is not None else "-inf"
-        found: list[JobState] = []
+        found: list[RunState] = []
         cursor = high
         batch = max(limit * 2, 50)
         while len(found) < limit:
-            entries = self.redis.zrevrangebyscore(index, cursor, low, start=0, num=batch, withscores=True)
+            entries = cast(
+                "list[tuple[str, float]]",
+                self.redis.zrevrangebyscore(index, cursor, low, start=0, num=batch, withscores=True),
+            )
             if not entries:
                 break
             for state in self.load_many(i for i, _ in entries):
@@ -171,7 +192,7 @@ class JobStore:
         more = len(page) == limit
         return RunPage(page, page[-1].created_at if more and page else None)
 
-    def delete(self, states: Iterable[JobState]) -> int:
+    def delete(self, states: Iterable[RunState]) -> int:
         count = 0
         with self.redis.pipeline() as pipe:
             for state in states:
@@ -191,27 +212,29 @@ class JobStore:
 
     def status_counts(self) -> dict[str, int]:
         with self.redis.pipeline() as pipe:
-            for status in JobStatus:
+            for status in RunStatus:
                 pipe.zcard(keys.runs_by("status", status.value))
             counts = pipe.execute()
-        return {status.value: count for status, count in zip(JobStatus, counts)}
+        return {status.value: count for status, count in zip(RunStatus, counts)}
 
 
-def _matches(state: JobState, flt: RunFilter) -> bool:
-    return ((flt.workspace is None or state.workspace == flt.workspace)
-            and (flt.task is None or state.task == flt.task)
-            and (flt.status is None or state.status.value == flt.status)
-            and (flt.trigger is None or state.trigger == flt.trigger)
-            and (flt.source is None or state.source == flt.source)
-            and (flt.pr is None or pull_request_of(state) == flt.pr)
-            and (flt.branch is None or branch_of(state) == flt.branch))
+def _matches(state: RunState, flt: RunFilter) -> bool:
+    return (
+        (flt.workspace is None or state.workspace == flt.workspace)
+        and (flt.task is None or state.task == flt.task)
+        and (flt.status is None or state.status.value == flt.status)
+        and (flt.trigger is None or state.trigger == flt.trigger)
+        and (flt.source is None or state.source == flt.source)
+        and (flt.pr is None or pull_request_of(state) == flt.pr)
+        and (flt.branch is None or branch_of(state) == flt.branch)
+    )
 
 
-def branch_of(state: JobState) -> str:
+def branch_of(state: RunState) -> str:
     return (state.git or {}).get("branch") or (state.event or {}).get("branch") or ""
 
 
-def pull_request_of(state: JobState) -> int | None:
+def pull_request_of(state: RunState) -> int | None:
     """The number of the pull request whose event started the run (or its chain), if any."""
     number = ((state.event or {}).get("pr") or {}).get("number")
     return int(number) if number is not None else None
@@ -220,7 +243,7 @@ def pull_request_of(state: JobState) -> int | None:
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
-def _observe(pipe, seconds: float) -> None:
+def _observe(pipe: Pipeline, seconds: float) -> None:
     for bound in BUCKETS:
         if seconds <= bound:
             pipe.hincrby(keys.STEP_SECONDS, f"le_{bound}", 1)

@@ -1,0 +1,75 @@
+"""Reports on a step's attempt: its worker started, finished or abandoned it, or its child run finished.
+
+transitions.py has already checked that each report is about the step's current attempt or child run.
+"""
+
+from __future__ import annotations
+
+from ..errors import EngineError
+from .attempts import end_attempt, start
+from .draft import Draft
+from .events import ChildFinished, StepAbandoned, StepFinished, StepStarted
+from .state import StepRun
+from .status import RunStatus, StepStatus
+
+__all__ = ["MAX_HAND_BACKS", "on_abandoned", "on_child_finished", "on_finished", "on_started"]
+
+MAX_HAND_BACKS = 5  # hand-backs not counted as tries; one more counts as a failed try
+
+S = StepStatus
+FINAL = (S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED)  # what a worker may report a step ended as
+
+
+def on_started(d: Draft, run: StepRun, event: StepStarted) -> None:
+    timeout = d.step_of(run).effective_timeout
+    d.set(
+        run.name, status=S.RUNNING, started_at=d.now, worker=event.worker, deadline=d.now + timeout if timeout else None
+    )
+    d.mark_started()
+
+
+def on_finished(d: Draft, run: StepRun, event: StepFinished) -> None:
+    if event.status not in FINAL:
+        raise EngineError(f"a step cannot finish as {event.status.value}")
+    d.mark_started()
+    error = event.error
+    if event.status is S.FAILED and not error:
+        error = f"exit code {event.exit_code}" if event.exit_code is not None else "failed"
+    end_attempt(d, run, event.status, output=event.output, error=d.mask(error), exit_code=event.exit_code)
+
+
+def on_abandoned(d: Draft, run: StepRun, event: StepAbandoned) -> None:
+    if event.handed_back:
+        _handed_back(d, run, event)
+    elif event.retry:
+        end_attempt(d, run, S.FAILED, error=d.mask(event.error))
+    else:
+        d.set(
+            run.name,
+            status=S.FAILED,
+            error=d.mask(event.error),
+            finished_at=d.now,
+            started_at=run.started_at or d.now,
+            deadline=None,
+        )
+
+
+def _handed_back(d: Draft, run: StepRun, event: StepAbandoned) -> None:
+    """Its worker stopped it while shutting down: run it again, without counting a try (up to a limit)."""
+    if d.job.cancel_requested:
+        end_attempt(d, run, S.CANCELLED, error=d.mask(event.error))
+    elif run.handed_back < MAX_HAND_BACKS:
+        d.set(run.name, handed_back=run.handed_back + 1, error=d.mask(event.error))
+        start(d, d.step_of(run), d.steps[run.name])
+    else:
+        end_attempt(d, run, S.FAILED, error=d.mask(f"{event.error} ({MAX_HAND_BACKS} times)"))
+
+
+def on_child_finished(d: Draft, run: StepRun, event: ChildFinished) -> None:
+    if event.status is RunStatus.SUCCEEDED:
+        end_attempt(d, run, S.SUCCEEDED, output=event.output)
+    elif event.status is RunStatus.CANCELLED:
+        end_attempt(d, run, S.CANCELLED, error=f"child run {event.child_job} was cancelled")
+    else:
+        detail = f": {event.error}" if event.error else ""
+        end_attempt(d, run, S.FAILED, error=d.mask(f"child run {event.child_job} {event.status.value}{detail}"))

@@ -1,0 +1,65 @@
+"""Retention: repository events, finished runs with their logs, and unused snapshots are deleted when old."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, cast
+
+from ..store import keys
+
+if TYPE_CHECKING:
+    from ..runs.service import Service
+
+__all__ = ["BATCH", "EVERY", "Retention"]
+
+EVERY = 60.0  # seconds between passes
+BATCH = 500  # runs loaded and deleted at a time
+ABANDONED_PUSH_RECORD = 86400.0  # seconds after which a push record a dead web process left is removed
+
+
+class Retention:
+    def __init__(self, service: Service):
+        self.service = service
+        self.config = service.config
+        self.redis = service.redis
+
+    def one_pass(self) -> float:
+        self.enforce(time.time())
+        return EVERY
+
+    def enforce(self, now: float) -> int:
+        """Delete what is past `retention`: repository events, runs with their logs, unused snapshots.
+        Each kind is deleted in batches until none is left, however much arrived since the last pass."""
+        self.service.repo_events.delete_older_than(now - self.config.retention_max_age)
+        self.collect_snapshots()
+        removed = 0
+        for workspace in sorted(set(self.config.workspaces) | set(self.service.runs.workspaces())):
+            index = keys.runs_by("workspace", workspace)
+            old_ids = cast(
+                "list[str]",  # the client decodes responses (`connect`)
+                self.redis.zrangebyscore(index, "-inf", now - self.config.retention_max_age),
+            )
+            excess = self.redis.zcard(index) - self.config.retention_max_runs
+            if excess > 0:
+                old_ids = list(dict.fromkeys(old_ids + cast("list[str]", self.redis.zrange(index, 0, excess - 1))))
+            for start in range(0, len(old_ids), BATCH):
+                states = self.service.runs.load_many(old_ids[start : start + BATCH])
+                removed += self.service.runs.delete(s for s in states if s.status.terminal)
+        return removed
+
+    def collect_snapshots(self) -> list[str]:
+        """Remove commit snapshots (and their archives) that no unfinished run uses and nothing used lately."""
+        repos = self.service.repos
+        if not (repos.root / "snapshots").is_dir():
+            return []
+        active = self.service.runs.load_many(self.service.runs.active_ids())
+        keep = {os.path.basename(s.snapshot) for s in active if s.snapshot}
+        removed = repos.snapshots.collect(keep, self.config.retention_snapshots)
+        for sha in removed:
+            (repos.archives / f"{sha}.tar.gz").unlink(missing_ok=True)
+        cutoff = time.time() - ABANDONED_PUSH_RECORD
+        for record in repos.root.glob("push-*.txt"):  # left by a web process that died mid-push
+            if record.stat().st_mtime < cutoff:
+                record.unlink(missing_ok=True)
+        return removed
