@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["SKIP_MARKERS", "Comment", "EventKind", "EventSource", "PullRequest", "RepoEvent", "asks_to_skip"]
@@ -17,7 +17,7 @@ def asks_to_skip(message: str | None) -> bool:
     return bool(message and SKIP_MARKERS.search(message))
 
 
-class EventSource(str, Enum):
+class EventSource(StrEnum):
     """What sent a repository event. A str: it compares, prints and serialises as its value."""
 
     GITHUB = "github"
@@ -30,11 +30,8 @@ class EventSource(str, Enum):
     MANUAL = "manual"
     JOB = "job"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """What happened. A str: it compares, prints and serialises as its value."""
 
     PUSH = "push"
@@ -47,9 +44,6 @@ class EventKind(str, Enum):
     WEBHOOK = "webhook"
     MANUAL = "manual"
     JOB = "job"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import runs
 from ..errors import StromError
 from ..runs.checkout import Checkout
+from ..runs.orchestrator import Conflict
 from ..spec.globs import included
 from ..spec.model import TriggerType
-from ..templating import Namespace, render_value
 
 if TYPE_CHECKING:
     from ..engine.state import RunState
@@ -66,8 +67,6 @@ def after_run(service: Service, job_id: str) -> list[str]:
 def _start(
     service: Service, state: RunState, checkout: Checkout, trigger: Trigger, upstream: dict[str, Any], chain: int
 ) -> str | None:
-    from .. import runs
-    from ..runs.orchestrator import Conflict
 
     event = {k: upstream[k] for k in _CARRIED if k in upstream}
     event.update(kind="job", source="job", chain=chain, origin=upstream.get("origin") or upstream.get("kind"))
@@ -80,8 +79,7 @@ def _start(
     }
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-job:{state.id}:{trigger.name}").hex[:16]
     try:
-        context = {"event": Namespace("event", event), "git": Namespace("git", state.git or {})}
-        inputs = render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
+        inputs = runs.trigger_inputs(trigger, event, state.git)
         return runs.start(
             service,
             state.workspace,

@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .. import runs
 from ..engine import RunState, RunStatus, StepStatus
 from ..engine.events import Cancel
 from ..errors import EngineError, InputError, StromError
 from ..runs.messages import ReportKind
+from ..runs.orchestrator import Conflict
 from ..spec.model import TriggerType
 from ..store import RunFilter
 from ..suggestions import suggest
@@ -241,8 +243,6 @@ class PullRequestCommands:
                 + (f"; {hint}" if hint else "")
                 + f" (tasks: {', '.join(sorted(tasks)) or 'none'})"
             )
-        from .. import runs
-        from ..runs.orchestrator import Conflict
 
         job_id = self._command_id(command, "run")
         trusted = self.p.trust.author_trusted(self.pr)
@@ -278,8 +278,6 @@ class PullRequestCommands:
             return self._refused(
                 f"no failed run of #{self.pr.number}" + (f" at {head[:7]}" if head else "") + " to retry"
             )
-        from .. import runs
-        from ..runs.orchestrator import Conflict
 
         started = []
         for state in sorted(failed, key=lambda s: s.task):

@@ -14,18 +14,22 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .. import runs
+from ..engine.events import Cancel
+from ..engine.status import StepStatus
 from ..errors import SpecError, StromError
 from ..forges.event import EventKind, PullRequest, RepoEvent, asks_to_skip
 from ..git.mirrors import ZERO_SHA, GitError
 from ..git.repos import pr_head_ref
+from ..runs import messages
 from ..runs.checkout import Checkout
 from ..runs.messages import ReportKind
+from ..runs.orchestrator import Conflict
 from ..spec.globs import included
 from ..spec.model import Concurrency, Trigger, TriggerType
 from ..store import RunFilter, keys
 from ..store.connection import is_outage
 from ..store.locks import redis_lock
-from ..templating import Namespace, render_value
 from .chatops import PullRequestCommands
 from .commands import is_stroms_own, parse_commands
 from .match import Matched, match_event
@@ -152,8 +156,6 @@ def _bad_commit_names(event: RepoEvent) -> str | None:
 
 
 def _retry_message(event_id: str, attempt: int) -> str:
-    from ..runs import messages
-
     return messages.encode({"kind": messages.MessageKind.INTAKE, "event": event_id, "attempt": attempt})
 
 
@@ -292,9 +294,6 @@ class _Processor:
         """A new head supersedes the gates of older ones: runs of earlier events with a step waiting for
         approval (in the run itself or in a child run) are cancelled. Gates reached later refuse
         /approve on their own (they are not on the head)."""
-        from ..engine.events import Cancel
-        from ..engine.status import StepStatus
-
         flt = RunFilter(workspace=self.ws.name, pr=pr.number)
         targets: dict[str, None] = {}
         for state in self.service.runs.list(flt, limit=200).runs:
@@ -458,8 +457,6 @@ class _Processor:
     def _start_one(
         self, match: Matched, checkout: Checkout, event: dict, event_data: dict, job_id: str, trusted: bool
     ) -> str:
-        from .. import runs
-        from ..runs.orchestrator import Conflict
 
         trigger = match.trigger
         inputs = {**self._inputs(trigger, checkout, event), **match.args}
@@ -483,18 +480,16 @@ class _Processor:
 
     def _inputs(self, trigger: Trigger, checkout: Checkout, event: dict) -> dict:
         """The trigger's `input` rendered over `event` (the normalised event and its extras) and `git`."""
-        context: dict[str, Any] = {"event": Namespace("event", event), "git": Namespace("git", checkout.git or {})}
+        request = {}
         if self.event.kind is EventKind.WEBHOOK:  # Strøm's names for the request
-            context.update({k: self.extra.get(k) for k in ("body", "headers", "query", "method")})
-        return render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
+            request = {k: self.extra.get(k) for k in ("body", "headers", "query", "method")}
+        return runs.trigger_inputs(trigger, event, checkout.git, **request)
 
     def _concurrency(self, trigger: Trigger, group: str) -> str | None:
         """Apply the trigger's concurrency to the group's unfinished runs; the reason not to start, or None.
 
         Only older events' runs are cancelled: a late event (a retried fetch, a slow thread) never
         cancels or races the run of a newer one."""
-        from ..engine.events import Cancel
-
         page = self.service.runs.list(RunFilter(workspace=self.ws.name, trigger=trigger.name), limit=100)
         active = [s for s in page.runs if not s.status.terminal and s.group == group]
         newer = [s for s in active if (s.event or {}).get("received_at", 0) > self.received_at]

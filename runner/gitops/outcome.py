@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Outcome", "OutcomeStatus"]
 
 
-class OutcomeStatus(str, Enum):
+class OutcomeStatus(StrEnum):
     """How processing a repository event ended (stored as the event's `status`, beside `queued`).
     A str: it compares, prints and serialises as its value."""
 
@@ -16,9 +16,6 @@ class OutcomeStatus(str, Enum):
     IGNORED = "ignored"
     WAITING = "waiting"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass

@@ -11,7 +11,17 @@ from ..lazy import lazy_exports
 if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
     from . import messages
     from .checkout import Checkout, Checkouts
-    from .creation import NotFound, create_child, create_hooks, execute, load_definitions, rerun, retry, start
+    from .creation import (
+        NotFound,
+        create_child,
+        create_hooks,
+        execute,
+        load_definitions,
+        rerun,
+        retry,
+        start,
+        trigger_inputs,
+    )
     from .orchestrator import Conflict, Orchestrator, RunNotFound
     from .service import Service
 

@@ -12,12 +12,24 @@ from ..engine import HookCall, RunContext, RunState, RunStatus, hook_task, new_r
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
 from ..suggestions import suggest
+from ..templating import Namespace, render_value
 from .orchestrator import Conflict
 
 if TYPE_CHECKING:
+    from ..spec.model import Trigger
     from .service import Service
 
-__all__ = ["NotFound", "create_child", "create_hooks", "execute", "load_definitions", "rerun", "retry", "start"]
+__all__ = [
+    "NotFound",
+    "create_child",
+    "create_hooks",
+    "execute",
+    "load_definitions",
+    "rerun",
+    "retry",
+    "start",
+    "trigger_inputs",
+]
 
 
 class NotFound(StromError):
@@ -145,23 +157,7 @@ def rerun(service: Service, run_id: str, by: str | None = None, job_id: str | No
     old = service.runs.load(run_id)
     if old is None:
         raise NotFound(f"no run {run_id}")
-    ctx = service.contexts.for_state(old)
-    state = new_run(
-        ctx,
-        inputs=old.inputs,
-        now=time.time(),
-        job_id=job_id,
-        workspace=old.workspace,
-        source="rerun",
-        trigger=old.trigger,
-        event=old.event,
-        git=old.git,
-        commit=old.commit,
-        allow_extra_inputs=True,
-    )
-    state = replace(
-        state, definitions=old.definitions, snapshot=_snapshot_of(service, old), retry_of=old.id, trusted=old.trusted
-    )
+    state = _repeat(service, old, job_id, "rerun")
     return _create(service, state, service.contexts.for_state(state))
 
 
@@ -255,27 +251,40 @@ def retry(service: Service, message: dict) -> str | None:
     if old is None:
         return None
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-retry:{old.id}:{message['attempt']}").hex[:16]
-    ctx = service.contexts.for_state(old)
-    state = new_run(
-        ctx,
-        inputs=old.inputs,
-        now=time.time(),
-        job_id=job_id,
-        workspace=old.workspace,
-        source=old.source,
-        trigger=old.trigger,
-        event=old.event,
-        git=old.git,
-        commit=old.commit,
-        attempt=message["attempt"],
-        retry_of=old.id,
-        allow_extra_inputs=True,
-    )
-    state = replace(
-        state, definitions=old.definitions, snapshot=_snapshot_of(service, old), trusted=old.trusted, group=old.group
-    )
+    state = _repeat(service, old, job_id, old.source, attempt=message["attempt"], group=old.group)
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:
         return None
     return job_id
+
+
+def _repeat(
+    service: Service, old: RunState, job_id: str | None, source: str, attempt: int = 1, group: str | None = None
+) -> RunState:
+    """A new run of `old`'s task with its inputs, event, commit, definitions, snapshot and trust."""
+    state = new_run(
+        service.contexts.for_state(old),
+        inputs=old.inputs,
+        now=time.time(),
+        job_id=job_id,
+        workspace=old.workspace,
+        source=source,
+        trigger=old.trigger,
+        event=old.event,
+        git=old.git,
+        commit=old.commit,
+        attempt=attempt,
+        retry_of=old.id,
+        allow_extra_inputs=True,
+    )
+    snapshot = _snapshot_of(service, old)
+    return replace(state, definitions=old.definitions, snapshot=snapshot, trusted=old.trusted, group=group)
+
+
+def trigger_inputs(
+    trigger: Trigger, event: Mapping[str, Any], git: Mapping[str, Any] | None, **more: Any
+) -> dict[str, Any]:
+    """A trigger's `input` rendered over the event that fired it, its commit's `git` and `more` names."""
+    context = {"event": Namespace("event", event), "git": Namespace("git", git or {}), **more}
+    return render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")

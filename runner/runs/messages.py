@@ -5,7 +5,7 @@ of the messages on the reports list (what to tell a forge). Both travel as JSON 
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..engine.codec import event_from_dict, event_to_dict
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-class MessageKind(str, Enum):
+class MessageKind(StrEnum):
     """What a message on the events list (or the delayed set) asks for. A str: it compares, prints and
     serialises as its value."""
 
@@ -36,11 +36,8 @@ class MessageKind(str, Enum):
     INTAKE = "intake"  # a repository event to process again
     RUN_FINISHED = "run_finished"  # for job triggers
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ReportKind(str, Enum):
+class ReportKind(StrEnum):
     """What a message on the reports list asks the reporter to tell the forge. A str: it compares,
     prints and serialises as its value."""
 
@@ -50,14 +47,11 @@ class ReportKind(str, Enum):
     REACT = "react"  # a reaction on a command's comment
     REPLY = "reply"  # a reply to a command's comment
 
-    def __str__(self) -> str:
-        return self.value
-
 
 def message_kind(value: object) -> MessageKind | None:
     """The kind a message names; None for none, or one this version does not know."""
     try:
-        return MessageKind(value)
+        return MessageKind(value) if isinstance(value, str) else None
     except ValueError:
         return None
 
@@ -65,7 +59,7 @@ def message_kind(value: object) -> MessageKind | None:
 def report_kind(value: object) -> ReportKind | None:
     """The kind a report names; None for none, or one this version does not know."""
     try:
-        return ReportKind(value)
+        return ReportKind(value) if isinstance(value, str) else None
     except ValueError:
         return None
 

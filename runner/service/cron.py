@@ -18,7 +18,6 @@ from ..runs.orchestrator import Conflict
 from ..spec.cron import due_fire, ticks_between
 from ..spec.model import Concurrency, TriggerType
 from ..store import RunFilter, keys
-from ..templating import Namespace, render_value
 from .supervision import WarnOnce
 
 if TYPE_CHECKING:
@@ -129,9 +128,8 @@ class Cron:
             for state in active:
                 self.service.orchestrator.try_apply(state.id, Cancel(f"superseded by trigger {trigger.name}"))
         event = {"kind": "schedule", "trigger": trigger.name, "scheduled_at": due, "cron": trigger.cron}
-        context = {"event": Namespace("event", event), "git": Namespace("git", {})}
         try:
-            inputs = render_value(dict(trigger.input), context, f"{trigger.location} (trigger {trigger.name!r})")
+            inputs = runs.trigger_inputs(trigger, event, None)
             state = runs.execute(
                 self.service,
                 workspace,

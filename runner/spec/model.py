@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -138,7 +138,7 @@ class CatchUp(str, Enum):
     NONE = "none"  # none: a tick older than a few seconds is recorded as handled, not fired
 
 
-class NotifyEvent(str, Enum):
+class NotifyEvent(StrEnum):
     """What a `notify:` rule can ask to hear of: how a run ended, a gate that waits, or a recovery (the
     first success after failures on the same branch). A str: it compares, prints and serialises as its value."""
 
@@ -148,9 +148,6 @@ class NotifyEvent(str, Enum):
     CANCELLED = "cancelled"
     WAITING = "waiting"
     RECOVERED = "recovered"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class HttpMethod(str, Enum):
