@@ -237,3 +237,25 @@ def test_notify_test_reports_each_url(tmp_path, smtp, captured):
         result.exit_code == 1
         and "no channel 'mial'; did you mean \"mail\"? (channels: chat, down, mail)" in result.output
     )
+
+
+def test_notifications_run_as_rq_jobs_and_one_that_breaks_fails_in_rq_without_stopping_the_rest(live, smtp):
+    from rq import Worker
+
+    from runner.notify.notifier import FUNCTION, QUEUE
+    from runner.store.queues import rq_queue
+
+    service, server = live
+    queue = rq_queue(QUEUE, service.rq_redis)
+    broken = queue.enqueue_call(FUNCTION, args=({"event": "failed"},), result_ttl=0, failure_ttl=3600)
+    wait_for(lambda: broken.id in queue.failed_job_registry.get_job_ids(), what="the broken job to fail in RQ")
+    assert "KeyError: 'job'" in broken.latest_result().exc_string, "RQ keeps why it failed"
+    failed = finished(service, start(server, "build", fail=True))
+    [mail] = smtp.wait_for_mails(1)
+    assert mail.subject == "❌ build failed · local"
+    wait_for(lambda: len(notify_lines(service, failed.id)) == 3, what="the deliveries on the run's log")
+    assert queue.started_job_registry.get_job_ids() == [] and queue.count == 0
+    assert queue.failed_job_registry.get_job_ids() == [broken.id], "delivered jobs leave RQ; only the broken one stays"
+    [runner] = Worker.all(queue=queue)
+    assert runner.name.endswith(".notify") and runner.get_state() == "idle"
+    assert runner.failed_job_count == 1 and runner.successful_job_count >= 1

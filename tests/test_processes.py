@@ -109,12 +109,31 @@ def _marker_running(marker: str) -> bool:
     )
 
 
-def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(procs):
+def _rq_view(redis_url: str, queue: str) -> tuple[dict, list, list]:
+    """What RQ's own tools (`rq info`) see: its workers' states and jobs, the started and failed job ids."""
+    import redis as redis_lib
+    from rq import Worker
+    from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+    connection = redis_lib.Redis.from_url(redis_url)
+    workers = {w.name: (w.get_state(), w.get_current_job_id()) for w in Worker.all(connection=connection)}
+    started = StartedJobRegistry(queue, connection=connection).get_job_ids()
+    return workers, started, FailedJobRegistry(queue, connection=connection).get_job_ids()
+
+
+def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(procs, redis_url):
     url = _web(procs)
     procs.start("scheduler", "scheduler")
     procs.start("doomed", "worker", "--name", "doomed")
     run = requests.post(f"{url}/api/workspaces/local/tasks/survive/execute", json={}, headers=AUTH).json()
-    wait_for(lambda: _run(url, run["id"])["steps"][0]["status"] == "running", 20, 0.05, "the step to start")
+    running = wait_for(
+        lambda: (r := _run(url, run["id"]))["steps"][0]["status"] == "running" and r, 20, 0.05, "the step to start"
+    )
+    first = keys.rq_job_id(run["id"], running["steps"][0]["name"], 1)
+    workers, started, _ = _rq_view(redis_url, "strom-script")
+    busy = {job: name for name, (state, job) in workers.items() if state == "busy"}
+    assert busy.get(first, "").startswith("doomed.") and first in started, "RQ sees the step run as its job"
+    assert {n for n in workers if n.startswith("doomed")} == {f"doomed.{i}" for i in range(4)}, "a slot, an RQ worker"
     wait_for(lambda: _marker_running("sleep 317"), 10, 0.05, "the step's process")
     wait_for(
         lambda: requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH, timeout=5).json()["lines"],
@@ -132,6 +151,10 @@ def test_a_worker_killed_mid_step_is_detected_and_the_step_retried_elsewhere(pro
     assert time.monotonic() - killed < 15, "lost_after is 2s in these tests"
     logs = requests.get(f"{url}/api/runs/{run['id']}/logs", headers=AUTH).json()["lines"]
     assert [(line["attempt"], line["text"]) for line in logs] == [(1, "attempt 1"), (2, "attempt 2"), (2, "done")]
+    workers, started, failed = _rq_view(redis_url, "strom-script")
+    assert first not in started and failed == [first], "the dead worker's job failed in RQ as abandoned"
+    assert not any(n.startswith("doomed.") for n in workers), "the dead worker's slots left RQ's registry"
+    assert {n for n in workers if n.startswith("rescuer")} == {f"rescuer.{i}" for i in range(4)}
 
 
 def test_a_lost_step_without_attempts_left_fails_as_worker_lost(procs):

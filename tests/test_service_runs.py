@@ -171,6 +171,33 @@ def test_a_task_timeout_stops_its_steps(config):
         assert final.status is RunStatus.TIMED_OUT
 
 
+def test_a_plain_rq_worker_cannot_run_a_step_rq_says_why_and_strom_hands_the_step_back(config):
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from runner.runs.service import Service
+    from runner.service.worker import Worker
+    from runner.store.queues import rq_queue
+
+    with stack(config, workers=0) as service:
+        state = runs.execute(service, "local", "flaky", {})
+        queue = rq_queue("strom-script", service.rq_redis)
+        wait_for(lambda: queue.count == 1, what="the step on its queue")
+        SimpleWorker([queue], connection=service.rq_redis, serializer=JSONSerializer).work(burst=True)
+        [taken] = queue.failed_job_registry.get_job_ids()
+        assert taken == keys.rq_job_id(state.id, "try", 1)
+        assert "not by a plain `rq worker`" in queue.fetch_job(taken).latest_result().exc_string
+        assert service.runs.load(state.id).steps["try"].status is S.QUEUED, "nothing ran it"
+        worker = Worker(Service(config), name="strom-worker")
+        worker.start()
+        try:
+            final = finished(service, state.id)
+        finally:
+            worker.stop(2)
+        assert final.status is RunStatus.SUCCEEDED
+        assert (final.steps["try"].worker, final.steps["try"].attempt) == ("strom-worker", 2)
+
+
 def test_a_step_whose_worker_stops_beating_is_retried_or_failed_as_lost(config):
     with stack(config, workers=0) as service:
         state = runs.execute(service, "local", "flaky", {})

@@ -2,7 +2,7 @@
 
 When a run finishes (its last attempt) or a gate starts waiting, and its task (or the workspace)
 has `notify:` rules, the same transaction that records it puts a job on the `strom-notify` RQ
-queue. The scheduler's notifier takes those jobs one by one: it works out which rules fire
+queue. The scheduler's notifier runs those jobs one by one, as RQ jobs: it works out which rules fire
 (`recovered` is the first success after failures on the same branch), renders the message,
 masks the run's secrets, and delivers it with retries and a timeout. What happened is written
 to the run's log (step `(notify)`) and counted in the metrics; it never changes the run.
@@ -45,7 +45,7 @@ __all__ = [
 
 log = logging.getLogger("strom.notify")
 QUEUE = "strom-notify"
-FUNCTION = "runner.notify.notifier.deliver_job"  # names the job; the scheduler's notifier carries it out
+FUNCTION = "runner.notify.notifier.deliver_job"
 LOG_STEP = "(notify)"
 FAILING = (RunStatus.FAILED, RunStatus.TIMED_OUT)
 HISTORY = 50  # earlier runs looked at to tell a recovery
@@ -78,8 +78,11 @@ def stage_notification(pipe, redis, state: RunState, event: NotifyEvent, step: s
     )
 
 
-def deliver_job(payload: dict) -> None:  # pragma: no cover - the notifier runs these, RQ never does
-    raise RuntimeError("strom-notify jobs are carried out by the Strom scheduler")
+def deliver_job(payload: dict) -> None:
+    """The function of a `strom-notify` RQ job: the scheduler's notifier runner carries it out."""
+    from ..store.rqrunner import current_host
+
+    current_host().handle(payload)
 
 
 def describe_delivery(result: Delivery) -> str:

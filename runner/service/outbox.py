@@ -66,7 +66,7 @@ class _Report:
     def stage(self, pipe, logs: LogStore) -> None:
         if self.final:
             pipe.set(keys.result(self.job_id, self.step, self.attempt), self.raw, ex=RESULT_TTL)
-            pipe.delete(keys.heartbeat(self.job_id, self.step, self.attempt))
+            pipe.delete(keys.owed(self.job_id, self.step, self.attempt))
         pipe.rpush(keys.EVENTS, self.raw)
 
 
@@ -154,6 +154,15 @@ class Outbox:
     def pending_attempts(self) -> list[tuple[str, str, int]]:
         with self.lock:
             return list(self.unreported)
+
+    def wait_reported(self, attempt: tuple[str, str, int], give_up: threading.Event) -> bool:
+        """Wait until Redis has the final report of `attempt` (job, step, attempt), or `give_up` is set."""
+        with self.lock:
+            while attempt in self.unreported:
+                if give_up.is_set():
+                    return False
+                self.room.wait(0.2)
+        return True
 
     def one_pass(self) -> float | None:
         """Store what is pending, oldest first; raises while Redis is away."""

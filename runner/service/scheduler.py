@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..runs import messages
 from ..store import keys
-from ..store.queues import SERVER_ABILITY, dequeue, forget, rq_queue
+from ..store.queues import SERVER_ABILITY, dequeue, rq_queue
+from ..store.rqrunner import JobRunner
 from ..store.workers import record_health
 from .consumer import EventConsumer, QueueConsumer
 from .cron import Cron, Lease, Poller
@@ -71,7 +72,7 @@ class Scheduler:
         self.retention = Retention(service)
         self.next_sweep = 0.0
         self.threads: list[threading.Thread] = []
-        self._notify: tuple[Any, Any] | None = None
+        self._notify: JobRunner | None = None
         self._reporter: Any = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -104,6 +105,8 @@ class Scheduler:
             thread.join(timeout=5)
         self.server_worker.wait(drain)
         try:
+            if self._notify is not None:
+                self._notify.died()
             if self.lease.held:
                 self.lease.release()
             with self.redis.pipeline(transaction=False) as pipe:
@@ -118,12 +121,14 @@ class Scheduler:
         return self.config.heartbeat_interval
 
     def alive(self) -> None:
-        """Keep this scheduler's busy lists its own, and publish its health."""
+        """Keep this scheduler's busy lists its own (and its notifier's RQ execution alive), and publish its health."""
         busy = [(c.queue, c.busy) for c in [self.consumer, self.reporter, *self.intake]]
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.consumer_alive(self.name), "1", px=int(self.config.lost_after * 1000))
             pipe.hset(keys.CONSUMERS, self.name, json.dumps(busy))
             record_health(pipe, self.name, "scheduler", self.health.snapshot())
+            if self._notify is not None:
+                self._notify.stage_heartbeat(pipe)
             pipe.execute()
 
     # ----------------------------------------------------------------- timers, then sweeps when due
@@ -153,18 +158,26 @@ class Scheduler:
         self._reporter.handle(messages.decode(raw))
 
     def _notify_once(self) -> None:
-        """Carry out one job of the `strom-notify` RQ queue."""
-        from ..notify.notifier import QUEUE, Notifier
+        """Carry out one job of the `strom-notify` RQ queue as an RQ job. At most once: nothing hands a
+        notification back, and one whose scheduler died delivering it is failed by RQ's cleanup, not resent."""
+        runner = self._notifier()
+        runner.tidy()
+        found = dequeue(runner.queues, self.service.rq_redis)
+        if found is not None:
+            runner.run(*found)
 
+    def _notifier(self) -> JobRunner:
         if self._notify is None:
-            self._notify = (rq_queue(QUEUE, self.service.rq_redis), Notifier(self.service))
-        queue, notifier = self._notify
-        found = dequeue([queue], self.service.rq_redis)
-        if found is None:
-            return
-        job, _ = found
-        forget(self.service.rq_redis, job)  # at most once: a notification is not worth sending twice after a crash
-        try:
-            notifier.handle(job.args[0])
-        except Exception:  # a notification never stops the scheduler
-            log.exception("notification %s failed", job.id)
+            from ..notify.notifier import QUEUE, Notifier
+
+            rq_redis = self.service.rq_redis
+            runner = JobRunner(
+                f"{self.name}.notify",
+                [rq_queue(QUEUE, rq_redis)],
+                rq_redis,
+                Notifier(self.service),
+                self.config.lost_after,
+            )
+            runner.born()
+            self._notify = runner
+        return self._notify

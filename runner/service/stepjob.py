@@ -1,4 +1,4 @@
-"""The function an RQ job of a step names: run one rendered step on this worker."""
+"""The function an RQ job of a step names: run one claimed step on the worker whose runner executes the job."""
 
 from __future__ import annotations
 
@@ -6,29 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..engine.work import StepWork
+from ..store.rqrunner import current_host
 
-__all__ = ["current_worker", "run_step", "set_current_worker"]
-
-_current = None
-
-
-def current_worker():
-    return _current
-
-
-def set_current_worker(worker) -> None:
-    global _current
-    _current = worker
+__all__ = ["run_step"]
 
 
 def run_step(work: Mapping[str, Any]) -> None:
-    """Run `work` with the worker of this process (a plain RQ worker uses a default one)."""
-    worker = _current
-    if worker is None:
-        from ..config import load_config
-        from ..runs.service import Service
-        from .worker import Worker
-
-        worker = Worker(Service(load_config()), abilities=("script",))
-        set_current_worker(worker)
-    worker.run_work(StepWork.from_dict(work))
+    """Run `work` on this thread's worker (runner/service/worker.py) and return once Redis has its end:
+    until then the job's execution stays in RQ's started registry, which keeps the attempt from being
+    taken for lost."""
+    current_host().run_claimed(StepWork.from_dict(work))

@@ -18,7 +18,7 @@ from ..engine.status import StepStatus
 from ..runs import messages
 from ..store import keys
 from ..store.connection import is_outage
-from ..store.queues import describe_queue, rq_queue
+from ..store.queues import describe_queue, executing, fail_abandoned, rq_queue
 from .supervision import Health, WarnOnce
 
 if TYPE_CHECKING:
@@ -79,24 +79,28 @@ class Sweeps:
 
     # ----------------------------------------------------------------- attempts whose worker died
     def lost(self, now: float) -> None:
-        """Attempts whose worker stopped beating: their stored result is applied if they have one, else
-        they are retried if they have attempts left, or failed."""
+        """Attempts whose worker stopped beating (their RQ job's execution expired from its started registry,
+        and no live worker owes their end): their stored result is applied if they have one, else they are
+        retried if they have attempts left, or failed."""
         entries = cast("dict[str, str]", self.redis.hgetall(keys.RUNNING))
         if not entries or not self._steady(now):
             return
         step_keys = list(entries)
         with self.redis.pipeline(transaction=False) as pipe:
             for step_key in step_keys:
-                pipe.exists(keys.heartbeat(*keys.parse_step_key(step_key)))
+                pipe.exists(keys.owed(*keys.parse_step_key(step_key)))
                 pipe.get(keys.result(*keys.parse_step_key(step_key)))
             answers = pipe.execute()
-        for i, step_key in enumerate(step_keys):
-            beat, result = answers[2 * i], answers[2 * i + 1]
-            if beat:
-                continue
+        rq_ids = [keys.rq_job_id(*keys.parse_step_key(step_key)) for step_key in step_keys]
+        running, queues = executing(self.service.rq_redis, rq_ids, now)
+        lost = []
+        for step_key, rq_id, (owed, result) in zip(step_keys, rq_ids, zip(answers[::2], answers[1::2])):
             info = json.loads(entries[step_key])
-            if now - float(info.get("since") or 0) < self.config.lost_after:
-                continue
+            if not owed and rq_id not in running and now - float(info.get("since") or 0) >= self.config.lost_after:
+                lost.append((step_key, info, result))
+        if lost:  # RQ's registries say so too: the jobs of expired executions fail there, as abandoned
+            fail_abandoned(self.service.rq_redis, {queues[i] for i in rq_ids if i in queues and i not in running})
+        for step_key, info, result in lost:
             self._each(step_key, lambda: self._lost(step_key, info, result, now))
 
     def _lost(self, step_key: str, info: dict, result: str | None, now: float) -> None:

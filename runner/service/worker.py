@@ -1,12 +1,15 @@
-"""`strom worker`: take steps from the RQ queues of this worker's abilities and tags, and run them.
+"""`strom worker`: take steps from the RQ queues of this worker's abilities and tags, and run them as RQ jobs.
 
-A worker runs up to `concurrency` steps at once, one slot thread each, in one process. Taking a
-step is a claim: the step's id leaves its queue and the worker marks the attempt as its own
-(SET NX), so two workers never run one attempt, and a sweep gives back an attempt whose taker
-died before its start was recorded. Log lines and reports go through the outbox, which keeps
-them until Redis has them; the worker beats a heartbeat for itself and for every attempt it runs
-or still owes a report for, so an attempt is declared lost only when its worker is gone.
-Every thread is a supervised loop (runner/service/supervision.py).
+A worker runs up to `concurrency` steps at once, one slot thread each, in one process; each slot is an
+RQ worker of its own (runner/store/rqrunner.py), so RQ's registries and `rq info` show what runs
+where. Taking a step is a claim: the step's id leaves its queue and the worker marks the attempt as
+its own (SET NX), so two workers never run one attempt even if a sweep handed it back meanwhile;
+a sweep hands back an attempt whose taker died before its start was recorded. The claimed step
+then runs as its RQ job: an execution in the queue's started registry, kept alive by this worker's
+heartbeat until Redis has the step's end, so an attempt is declared lost only when its worker is
+gone. Log lines and reports go through the outbox, which keeps them until Redis has them, and an
+end still owed after the job (the worker stopping during an outage) is kept alive by the heartbeat
+of whichever worker holds it. Every thread is a supervised loop (runner/service/supervision.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..masking import Masker
 from ..store import keys
 from ..store.connection import is_outage
 from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
+from ..store.rqrunner import JobRunner
 from ..store.runs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
@@ -42,7 +46,7 @@ from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
 
 if TYPE_CHECKING:
-    from redis.client import PubSub
+    from redis.client import Pipeline, PubSub
     from rq import Queue
     from rq.job import Job
 
@@ -54,6 +58,7 @@ __all__ = ["ABILITIES", "Worker"]
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
 REAP_EVERY = 30.0  # seconds between passes of the container reaper
+TIDY_EVERY = 60.0  # seconds between looks at whether RQ's registries are due a cleanup
 OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
 
 
@@ -65,14 +70,21 @@ class _Running:
 
 
 class _Slot:
-    """One slot: take a step, claim it, run it. A step taken but not yet claimed is kept across an outage."""
+    """One slot: take a step, claim it, run it as an RQ job. A step taken, not yet claimed, is kept across an outage."""
 
-    def __init__(self, worker: Worker):
+    def __init__(self, worker: Worker, index: int):
         self.worker = worker
+        self.runner = JobRunner(
+            f"{worker.name}.{index}", worker.queues, worker.service.rq_redis, worker, worker.config.lost_after
+        )
+        self.born = False
         self.held: tuple[Job, Queue] | None = None
 
     def one_pass(self) -> float | None:
         worker = self.worker
+        if not self.born:
+            self.runner.born()
+            self.born = True
         if self.held is None:
             if worker.stopping.is_set():
                 return 0.2  # draining: take nothing new
@@ -86,17 +98,20 @@ class _Slot:
                 worker.service.rq_redis.lpush(queue.key, job.id)
                 self.held = None
                 return None
-            work = StepWork.from_dict(job.args[0])
-            cancelled = worker.claim(work)
+            cancelled = worker.claim(StepWork.from_dict(job.args[0]))
         except Exception as exc:
             if not is_outage(exc):  # a job that cannot be read or claimed: not kept (the sweep hands it back)
                 self.held = None
             raise
         self.held = None
-        if cancelled is not None:
+        if cancelled is False:  # None: not ours to run; True: its run moved on while it waited, the attempt is over
             failpoints.hit("worker-after-claim")
-            worker.run_work(work, cancelled)
+            self.runner.run(job, queue)
         return None
+
+    def retire(self) -> None:
+        if self.born:
+            self.runner.died()
 
 
 class Worker:
@@ -159,6 +174,7 @@ class Worker:
         self.stopping = threading.Event()  # no new steps
         self.stopped = threading.Event()  # the loops end
         self.threads: list[threading.Thread] = []
+        self.slots = [_Slot(self, i) for i in range(self.concurrency)]
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -180,7 +196,8 @@ class Worker:
         ]
         if "docker" in self.executors:
             loops.append(("reaper", self._reap_once))
-        loops += [(f"slot-{i}", _Slot(self).one_pass) for i in range(self.concurrency)]
+        loops.append(("registries", self._tidy_once))
+        loops += [(f"slot-{i}", slot.one_pass) for i, slot in enumerate(self.slots)]
         for name, one_pass in loops:
             label = name if self.owns_health else f"server-{name}"
             self.threads.append(Loop(self.health, label, one_pass, self.stopped).start())
@@ -218,21 +235,33 @@ class Worker:
             thread.join(timeout=5)
         self.outbox.drain(OUTBOX_DRAIN)
         try:
+            for slot in self.slots:
+                slot.retire()
             self.service.workers.leave(self.name)
-        except Exception as exc:  # noqa: BLE001 - Redis may be away; the registry forgets us by itself
-            log.warning("could not leave the worker registry: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - Redis may be away; the registries forget us by themselves
+            log.warning("could not leave the worker registries: %s", exc)
 
     # ----------------------------------------------------------------- heartbeats and cancels
     def beat(self) -> None:
+        """Keep this worker, its RQ runners and their executions alive; mark the attempts whose end is not in
+        Redis yet as owed; set the cancel of a running step whose cancel this worker did not hear."""
         with self.lock:
             running = {keys.step_key(r.work.job_id, r.work.step, r.work.attempt): r for r in self.running.values()}
         owed = [(j, s, a) for j, s, a in self.outbox.pending_attempts() if keys.step_key(j, s, a) not in running]
-        steps = [(r.work.job_id, r.work.step, r.work.attempt) for r in running.values()] + owed
         cancelled = self.service.workers.beat(
-            self.info, steps, self.health.snapshot() if self.owns_health else None, check_cancel=list(running)
+            self.info,
+            owed,
+            self.health.snapshot() if self.owns_health else None,
+            check_cancel=list(running),
+            also=self._stage_runners,
         )
         for key in cancelled:  # a cancel published while this worker could not hear it
             running[key].cancel.set()
+
+    def _stage_runners(self, pipe: Pipeline) -> None:
+        for slot in self.slots:
+            if slot.born:
+                slot.runner.stage_heartbeat(pipe)
 
     def _beat_once(self) -> float:
         self.beat()
@@ -264,6 +293,11 @@ class Worker:
                 if running is not None:
                     running.cancel.set()
 
+    def _tidy_once(self) -> float:
+        if self.slots[0].born:
+            self.slots[0].runner.tidy()
+        return TIDY_EVERY
+
     def _reap_once(self) -> float:
         self.reap(starting=not self._reaped)  # the first time: also what this worker's name left behind
         self._reaped = True
@@ -291,11 +325,8 @@ class Worker:
         with redis.pipeline(transaction=True) as pipe:
             pipe.set(claim, self.name, nx=True, ex=CLAIM_TTL)
             pipe.get(claim)
-            pipe.set(
-                keys.heartbeat(work.job_id, work.step, work.attempt), self.name, px=int(self.config.lost_after * 1000)
-            )
             pipe.exists(keys.cancel_flag(work.job_id, work.step, work.attempt))
-            _, owner, _, cancelled = pipe.execute()
+            _, owner, cancelled = pipe.execute()
         if owner != self.name:
             log.info(
                 "attempt %d of %s/%s is not this worker's to run (its claim: %s); dropped",
@@ -307,9 +338,13 @@ class Worker:
             return None
         return bool(cancelled)
 
-    def run_work(self, work: StepWork, cancelled: bool = False) -> None:
-        if cancelled:  # its run moved on while it waited: the engine has already ended this attempt
-            return
+    def run_claimed(self, work: StepWork) -> None:
+        """Run a claimed attempt (the function of its RQ job) and wait until Redis has its end, or this worker
+        stops (then the end is spooled, and owed by this worker's heartbeat or its successor's)."""
+        self.run_work(work)
+        self.outbox.wait_reported((work.job_id, work.step, work.attempt), self.stopped)
+
+    def run_work(self, work: StepWork) -> None:
         key = keys.step_key(work.job_id, work.step, work.attempt)
         running = _Running(work)
         with self.lock:

@@ -37,11 +37,11 @@ __all__ = [
     "events_busy",
     "group_lock",
     "heads",
-    "heartbeat",
     "intake_busy",
     "job",
     "log",
     "log_bytes",
+    "owed",
     "parse_step_key",
     "pull_request",
     "repo_event",
@@ -106,7 +106,9 @@ def cancel_flag(job_id: str, step: str, attempt: int) -> str:
     return f"{PREFIX}:cancel:{step_key(job_id, step, attempt)}"
 
 
-def heartbeat(job_id: str, step: str, attempt: int) -> str:
+def owed(job_id: str, step: str, attempt: int) -> str:
+    """Set, with a short TTL, by the live worker that still owes Redis the end of this attempt (its RQ job is
+    over, its report is on the way): the attempt is not lost."""
     return f"{PREFIX}:hb:{step_key(job_id, step, attempt)}"
 
 

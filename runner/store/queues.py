@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import parse_composite_key
 
 from .keys import rq_job_id
 
@@ -27,7 +29,8 @@ __all__ = [
     "STEP_FUNCTION",
     "dequeue",
     "describe_queue",
-    "forget",
+    "executing",
+    "fail_abandoned",
     "queue_name",
     "rq_job_id",
     "rq_queue",
@@ -68,13 +71,14 @@ def rq_queue(name: str, connection: Redis) -> Queue:
 def dequeue(queues: Sequence[Queue], connection: Redis, timeout: int = 1) -> tuple[Job, Queue] | None:
     """(job, queue) for the next job on any of `queues` (most specific first), or None after `timeout`.
 
-    The job's id leaves its queue here. For a step, the taker then claims the attempt (see
-    Worker.claim); a sweep hands back a step whose id left its queue but was never claimed."""
+    The job's id leaves its queue here (BLPOP, as RQ's own dequeue does for several queues). For a step,
+    the taker then claims the attempt (see Worker.claim); a sweep hands back a step whose id left its
+    queue but was never claimed."""
     by_key = {q.key: q for q in queues}
     popped = connection.blpop(list(by_key), timeout)
     if popped is None:
         return None
-    key, job_id = (v.decode() if isinstance(v, bytes) else v for v in popped)
+    key, job_id = (_text(v) for v in popped)
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:  # its attempt ended while it waited (cancelled): nothing to run
@@ -82,6 +86,30 @@ def dequeue(queues: Sequence[Queue], connection: Redis, timeout: int = 1) -> tup
     return job, by_key[key]
 
 
-def forget(connection: Redis, job: Job) -> None:
-    """Delete a dequeued job that is carried out at most once (a notification)."""
-    job.delete(remove_from_queue=False)
+def executing(connection: Redis, job_ids: Sequence[str], now: float) -> tuple[set[str], dict[str, str]]:
+    """Which of `job_ids` an RQ worker is executing: those with an execution in their queue's started
+    registry that has not expired (a worker keeps its executions alive while it lives); and the queue of
+    each job that RQ still knows."""
+    if not job_ids:
+        return set(), {}
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(Job.key_for(job_id), "origin")
+        queues = {job_id: _text(origin) for job_id, origin in zip(job_ids, pipe.execute()) if origin}
+        names = sorted(set(queues.values()))
+        for name in names:
+            pipe.zrangebyscore(StartedJobRegistry(name, connection=connection).key, now, "+inf")
+        entries = [_text(entry) for found in pipe.execute() for entry in found]
+    live = {job_id for job_id, _ in (parse_composite_key(entry) for entry in entries) if job_id in queues}
+    return live, queues
+
+
+def fail_abandoned(connection: Redis, queue_names: Iterable[str]) -> None:
+    """Let RQ fail the jobs of these queues whose execution expired (their worker died), as its own cleanup
+    does: they show in its failed registry as abandoned."""
+    for name in sorted(set(queue_names)):
+        StartedJobRegistry(name, connection=connection, serializer=JSONSerializer).cleanup()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -19,6 +19,7 @@ __all__ = ["CLAIM_OVER", "CLAIM_TTL", "RunFilter", "RunPage", "RunStore", "branc
 
 CLAIM_OVER = "-over-"  # an attempt's claim once the attempt has ended: no worker can claim it again
 CLAIM_TTL = 86400
+RQ_JOB_AFTER_END = 60  # seconds RQ's record of an attempt's job stays once Strom has ended the attempt
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,13 @@ class RunStore:
         for name, prev, run in changed_steps(old, new):
             if prev is not None and prev.status is StepStatus.QUEUED:
                 pipe.hdel(keys.QUEUED, keys.step_key(new.id, name, prev.attempt))
-                pipe.delete(keys.rq_job(new.id, name, prev.attempt))  # started or over: its job is done with
             if prev is not None and _attempt_over(prev, run):
                 # the claim stays, as a tombstone: a worker still holding the attempt's job must not claim it
                 pipe.set(keys.claim(new.id, name, prev.attempt), CLAIM_OVER, ex=CLAIM_TTL)
                 pipe.delete(keys.result(new.id, name, prev.attempt))
+                # RQ's record of the job goes soon (its payload carries the step's secrets), not at once: a worker
+                # may still be finishing the job in RQ's registries (a job it starts after this keeps its record)
+                pipe.expire(keys.rq_job(new.id, name, prev.attempt), RQ_JOB_AFTER_END)
             if prev is not None and prev.status is StepStatus.RUNNING and _in_flight(prev):
                 pipe.hdel(keys.RUNNING, keys.step_key(new.id, name, prev.attempt))
             if run.status is StepStatus.RUNNING and _in_flight(run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,20 +52,24 @@ class WorkerRegistry:
     def beat(
         self,
         info: WorkerInfo,
-        running: list[tuple[str, str, int]],
+        owed: list[tuple[str, str, int]],
         health: Mapping[str, Any] | None = None,
         check_cancel: Sequence[str] = (),
+        also: Callable[[Pipeline], None] | None = None,
     ) -> list[str]:
-        """Mark the worker and each of its steps (job, step, attempt) alive for `lost_after`, record its
-        health, and answer which of the `check_cancel` step keys have been cancelled meanwhile."""
+        """Mark the worker alive for `lost_after`, and each attempt (job, step, attempt) whose end it still
+        owes to Redis; record its health; stage `also` (its RQ runners' heartbeats); answer which of the
+        `check_cancel` step keys have been cancelled meanwhile."""
         ttl = max(1, int(self.lost_after * 1000))
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(keys.WORKERS, info.name, info.to_json())
             pipe.set(keys.worker_alive(info.name), "1", px=ttl)
             if health is not None:
                 record_health(pipe, info.name, "worker", health)
-            for job_id, step, attempt in running:
-                pipe.set(keys.heartbeat(job_id, step, attempt), info.name, px=ttl)
+            for job_id, step, attempt in owed:
+                pipe.set(keys.owed(job_id, step, attempt), info.name, px=ttl)
+            if also is not None:
+                also(pipe)
             for key in check_cancel:
                 pipe.exists(keys.cancel_flag(*keys.parse_step_key(key)))
             answers = pipe.execute()

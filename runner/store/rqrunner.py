@@ -1,0 +1,145 @@
+"""RQ jobs carried out inside Strom's processes by RQ's own worker machinery, on threads, without forking.
+
+Each slot thread of `strom worker` (and the scheduler's notifier) owns one `JobRunner`: an RQ
+`SimpleWorker` registered under its own name, so `rq info`, RQ's registries and job statuses say
+what Strom is doing. A runner does not take jobs itself: its owner takes a job from the queues
+(and, for a step, claims the attempt), then `run(job, queue)` executes it as RQ does — an execution
+in the queue's started registry, the job's function called, the job finished or failed in RQ's
+registries. The job's function reaches the object that runs it (a Strom worker, a notifier) with
+`current_host()`. The owner's heartbeat loop keeps the runner and its execution alive
+(`stage_heartbeat`); an execution that is no longer beaten expires from the started registry,
+which is how a dead process's step is told apart from a slow one (runner/service/sweeps.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from rq.executions import Execution, ExecutionRegistry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.timeouts import BaseDeathPenalty
+from rq.utils import now as rq_now
+from rq.worker import SimpleWorker, WorkerStatus
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq import Queue
+
+__all__ = ["JobRunner", "current_host"]
+
+_here = threading.local()
+_log = logging.getLogger("strom.rq")
+_log.setLevel(logging.WARNING)  # Strom logs each step itself; RQ's per-job lines would only repeat it
+
+
+class _OwnTimeouts(BaseDeathPenalty):
+    """No death penalty: steps end by their own timeouts (the engine's deadlines, the executors), and RQ's
+    SIGALRM penalty works only on a process's main thread."""
+
+    def setup_death_penalty(self) -> None:
+        pass
+
+    def cancel_death_penalty(self) -> None:
+        pass
+
+
+def current_host() -> Any:
+    """The object the job running on this thread works with (set by `JobRunner.run`)."""
+    host = getattr(_here, "host", None)
+    if host is None:
+        raise RuntimeError(
+            "Strom's RQ jobs are carried out by `strom worker` and `strom scheduler`, not by a plain `rq worker`"
+        )
+    return host
+
+
+class JobRunner(SimpleWorker):
+    death_penalty_class = _OwnTimeouts
+
+    def __init__(self, name: str, queues: list[Queue], connection: Redis, host: Any, ttl: float):
+        """`ttl`: seconds an execution (and the runner) stays alive without a heartbeat."""
+        self.ttl = max(1, math.ceil(ttl))
+        super().__init__(
+            queues,
+            name=name,
+            connection=connection,
+            serializer=JSONSerializer,
+            worker_ttl=self.ttl,
+            prepare_for_work=False,  # no CLIENT SETNAME on a connection pool other threads share
+            log_job_description=False,
+        )
+        self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
+        self.log = _log
+        self.host = host
+        self.current: tuple[Job, Execution] | None = None
+
+    def _set_connection(self, connection: Redis) -> Redis:
+        return connection  # RQ would raise the shared pool's socket timeout to several minutes for its BLPOP
+
+    def procline(self, message: str) -> None:
+        pass  # one process runs many of these: its title stays Strom's
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self.ttl
+
+    # ----------------------------------------------------------------- life
+    def born(self) -> None:
+        """Register in RQ's worker registry (replacing what a killed process of the same name left)."""
+        self.connection.delete(self.key, self.executions_key)
+        self.register_birth()  # type: ignore[no-untyped-call]
+        with self.connection.pipeline() as pipe:
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            self.heartbeat(self.ttl, pipeline=pipe)  # gone from RQ's registry `ttl` after this process dies
+            pipe.execute()
+
+    def died(self) -> None:
+        self.register_death()  # type: ignore[no-untyped-call]
+
+    # ----------------------------------------------------------------- one job
+    def run(self, job: Job, queue: Queue) -> None:
+        """Execute `job` as an RQ worker does: started, performed, then finished or failed in RQ's registries."""
+        _here.host = self.host
+        try:
+            self.execute_job(job, queue)
+        finally:
+            _here.host = None
+            self.current = None
+
+    def prepare_execution(self, job: Job) -> Execution:
+        execution = super().prepare_execution(job)
+        self.current = (job, execution)
+        return execution
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """As RQ does, and the execution's record put back whole: RQ's finishing reads it, and after a long
+        outage it may have expired while the job ran."""
+        job.ended_at = rq_now()
+        with self.connection.pipeline() as pipe:
+            self.stage_heartbeat(pipe)
+            pipe.execute()
+
+    def stage_heartbeat(self, pipe: Any) -> None:
+        """Keep the runner and its execution alive for `ttl` (inside the owner's heartbeat pipeline). An
+        execution that expired or that a registry cleanup took meanwhile (after an outage) is put back whole:
+        its job still runs."""
+        self.heartbeat(self.ttl, pipeline=pipe)
+        current = self.current
+        if current is None:
+            return
+        job, execution = current
+        execution.last_heartbeat = at = rq_now()
+        execution.save(ttl=self.ttl, pipeline=pipe)  # whole: after a long outage its record may have expired
+        job.started_job_registry.add_execution(execution, pipeline=pipe, ttl=self.ttl)
+        ExecutionRegistry(job_id=job.id, connection=pipe).add(execution=execution, ttl=self.ttl, pipeline=pipe)
+        job.heartbeat(at, self.ttl, pipeline=pipe, xx=True)
+
+    def tidy(self) -> None:
+        """RQ's periodic registry cleanup (one runner per process is enough; RQ locks it per queue)."""
+        if self.should_run_maintenance_tasks:
+            self.clean_registries()  # type: ignore[no-untyped-call]
