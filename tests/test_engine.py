@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -30,6 +31,7 @@ from runner.engine.core import LOST_GRACE, MAX_DEPTH
 from runner.engine.retry import retry_delay
 from runner.engine.status import RUN_TRANSITIONS, STEP_TRANSITIONS
 from runner.engine.truth import is_truthy
+from runner.engine.work import StepWork
 from runner.errors import EngineError, InputError
 from runner.spec.model import Retry
 
@@ -178,7 +180,7 @@ def test_when_sees_step_outputs_by_underscored_name():
     sim.start()
     sim.succeed("check-data", {"count": 1500})
     assert sim.dispatched() == ["big"]
-    assert sim.work("big").script == "echo 1500"
+    assert sim.work("big").payload.script == "echo 1500"
 
 
 FOR_EACH = """
@@ -203,7 +205,7 @@ def test_for_each_fans_out_in_parallel_and_collects_ordered_output():
     sim.start()
     sim.succeed("fetch", {"items": ["a", "b", "c"]})
     assert sim.dispatched() == ["process[0]", "process[1]", "process[2]"]
-    assert sim.work("process[1]").script == "echo b 1/3"
+    assert sim.work("process[1]").payload.script == "echo b 1/3"
     assert sim.work("process[1]").env["STROM_EACH_INDEX"] == "1"
     sim.succeed("process[2]", {"r": "c"})
     sim.succeed("process[0]", {"r": "a"})
@@ -211,7 +213,7 @@ def test_for_each_fans_out_in_parallel_and_collects_ordered_output():
     sim.succeed("process[1]", {"r": "b"})
     assert sim.status("process") is S.SUCCEEDED
     assert sim.state.steps["process"].output == [{"r": "a"}, {"r": "b"}, {"r": "c"}]
-    assert sim.work("aggregate").script == 'echo [{"r":"a"},{"r":"b"},{"r":"c"}]'
+    assert sim.work("aggregate").payload.script == 'echo [{"r":"a"},{"r":"b"},{"r":"c"}]'
 
 
 SEQUENTIAL = """
@@ -653,7 +655,7 @@ def test_outputs_flow_into_templates_with_structure_kept():
     )
     sim.start()
     sim.succeed("build", {"items": ["x", "y", "z"]})
-    assert sim.work("use").script == "echo 3 x"
+    assert sim.work("use").payload.script == "echo 3 x"
 
 
 def test_step_environment_carries_run_facts_and_action_env():
@@ -750,7 +752,7 @@ def test_named_action_inputs_get_defaults_and_types():
         "t",
     )
     sim.start()
-    assert sim.work("d").script == "deploy staging x3 false"
+    assert sim.work("d").payload.script == "deploy staging x3 false"
 
 
 def test_inline_steps_see_the_run_inputs():
@@ -766,7 +768,7 @@ def test_inline_steps_see_the_run_inputs():
         "t",
     )
     sim.start()
-    assert sim.work("hi").script == "echo Hello World"
+    assert sim.work("hi").payload.script == "echo Hello World"
 
 
 def test_task_inputs_are_checked_before_the_run_exists():
@@ -906,7 +908,7 @@ def test_task_actions_start_a_child_run_and_take_its_output():
     assert sim.status("cleanup") is S.RUNNING and sim.state.steps["cleanup"].child_job == start.child_job
     sim.send(ChildFinished("cleanup", start.child_job, RunStatus.SUCCEEDED, output={"done": "yes"}))
     assert sim.state.steps["cleanup"].output == {"done": "yes"}
-    assert sim.work("after").script == "echo yes"
+    assert sim.work("after").payload.script == "echo yes"
 
 
 def test_a_failed_child_fails_the_parent_step_and_cancel_reaches_the_child():
@@ -1044,8 +1046,8 @@ def test_server_side_types_are_not_worker_work():
     )
     sim.start()
     works = {c.work.step: c.work for c in sim.of(DispatchStep)}
-    assert works["call"].ability is None and works["call"].url == "https://example.com/job1"
-    assert works["call"].json_body == {"task": "t", "n": 1} and works["call"].method == "POST"
+    assert works["call"].ability is None and works["call"].payload.url == "https://example.com/job1"
+    assert works["call"].payload.json_body == {"task": "t", "n": 1} and works["call"].payload.method == "POST"
     assert (works["s"].ability, works["s"].tags) == ("script", ("gpu",))
     assert works["d"].ability == "docker"
 
@@ -1088,3 +1090,29 @@ def test_cancelling_a_sequential_loop_while_an_item_runs_ends_the_loop():
     sim.send(StepFinished("migrate[1]", 1, S.CANCELLED))
     assert sim.status("migrate[2]") in (S.SKIPPED, S.CANCELLED)
     assert sim.status("migrate") is S.CANCELLED and sim.state.status is RunStatus.CANCELLED
+
+
+def test_step_work_travels_as_json_and_reads_its_earlier_flat_form():
+    from runner.spec.payloads import HttpMethod, HttpPayload, Language, ScriptPayload
+
+    script = StepWork(
+        "j",
+        "s",
+        2,
+        "script",
+        tags=("gpu",),
+        payload=ScriptPayload(script="echo", language=Language.PYTHON, args=("a",)),
+    )
+    call = StepWork("j", "c", 1, "http", payload=HttpPayload(url="https://x", method=HttpMethod.POST, json_body=None))
+    bare = StepWork("j", "c", 1, "http", payload=HttpPayload(url="https://x"))
+    for work in (script, call, bare):
+        assert StepWork.from_dict(json.loads(json.dumps(work.to_dict()))) == work
+    assert call.payload.has_json and not bare.payload.has_json, "JSON null is a body; no key is none"
+    flat = {"job_id": "j", "step": "s", "attempt": 2, "kind": "script", "tags": ["gpu"], "script": "echo"}
+    flat |= {"language": "python", "args": ["a"], "url": None, "has_json": False}
+    assert StepWork.from_dict(flat) == script
+    old_call = {"job_id": "j", "step": "c", "attempt": 1, "kind": "http", "url": "https://x", "method": "POST"}
+    assert StepWork.from_dict(old_call | {"has_json": True, "json_body": None}) == call
+    assert StepWork.from_dict(old_call | {"method": "GET", "has_json": False, "json_body": None}) == bare
+    with pytest.raises(TypeError, match="a http step carries HttpPayload, not ScriptPayload"):
+        call.payload_as(ScriptPayload)

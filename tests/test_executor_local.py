@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import REQUIRE_ALL, need
+from step_work import step_work
 
-from runner.engine import StepStatus, StepWork
+from runner.engine import StepStatus
 from runner.executors import LocalExecutor, LocalSettings, execute
 from runner.executors.sandbox import bwrap_available
 
@@ -58,7 +59,7 @@ def sandbox(request):
 
 
 def run(ws, sandbox="auto", cancel=None, **fields) -> tuple:
-    work = StepWork(job_id="job1", step="step", attempt=1, kind="script", **fields)
+    work = step_work(job_id="job1", step="step", attempt=1, kind="script", **fields)
     lines = Lines()
     executor = LocalExecutor(LocalSettings(sandbox=sandbox, kill_grace=1.0))
     result = execute(executor, work, ws, lines, cancel or threading.Event())
@@ -123,7 +124,7 @@ def test_stroms_own_data_inside_the_workspace_is_hidden_from_steps(ws, sandbox):
     data = ws / ".strom-data"
     data.mkdir()
     (data / "appendonly.aof").write_text("run history\n")
-    work = StepWork(
+    work = step_work(
         job_id="job1",
         step="step",
         attempt=1,
@@ -143,7 +144,7 @@ def test_stroms_data_elsewhere_on_the_host_is_hidden_from_sandboxed_steps(ws):
     data = Path(tempfile.mkdtemp(prefix=".strom-test-data-", dir=Path.home()))
     try:
         (data / "admin-token").write_text("s3cret-token\n")
-        work = StepWork(
+        work = step_work(
             job_id="job1",
             step="step",
             attempt=1,
@@ -194,7 +195,7 @@ def test_stroms_configuration_and_key_files_are_hidden_inside_and_outside_the_wo
     try:
         (outside / "deploy_key").write_text("PRIVATE KEY\n")
         (ws / "strom.yaml").write_text("tokens: [{name: a, role: admin, token: t0ps3cret-t0ps3cret}]\n")
-        work = StepWork(
+        work = step_work(
             job_id="job1",
             step="step",
             attempt=1,

@@ -14,6 +14,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from fake_kube import RUNNING, FakeKube, container_status, failed, pull_backoff, succeeded, unschedulable
+from step_work import step_work
 
 from runner.cli import main
 from runner.container_config import KubernetesConfig
@@ -69,7 +70,7 @@ def work(**fields) -> StepWork:
         "commit": SHA,
     }
     values.update(fields)
-    return StepWork(**values)
+    return step_work(**values)
 
 
 def run(kube, tmp_path, step: StepWork, cancel: threading.Event | None = None, **settings):

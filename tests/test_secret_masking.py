@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from service_env import TOKENS, make_config, stack, wait_for
+from step_work import step_work
 
 from runner.config import ConfigError, load_config
-from runner.engine import StepStatus, StepWork
+from runner.engine import StepStatus
 from runner.executors import LocalExecutor, LocalSettings, execute
 from runner.executors.process import MAX_LINE
 from runner.masking import MASK, Masker
@@ -73,7 +74,7 @@ def test_a_long_line_is_never_cut_inside_a_secret(secret, offset):
 def _run(ws, script: str):
     lines: list[tuple[str, str]] = []
     sink = type("Sink", (), {"line": lambda self, stream, text: lines.append((stream, text))})()
-    work = StepWork(job_id="j", step="s", attempt=1, kind="script", script=script, mask=(SECRET,))
+    work = step_work(job_id="j", step="s", attempt=1, kind="script", script=script, mask=(SECRET,))
     return execute(
         LocalExecutor(LocalSettings(sandbox="copy", cache_dir=None)), work, ws, sink, threading.Event()
     ), lines

@@ -47,11 +47,11 @@ def test_example_validates_against_the_json_schema(name):
 
 def test_field_validity_matches_the_reference_table():
     ws = load_workspace(SEED / "10-docker-actions").raise_for_errors()
-    migrate = ws.actions["migrate-db"]
+    migrate = ws.actions["migrate-db"].payload
     assert (migrate.image, migrate.cmd, migrate.entrypoint) == ("company/db-migrations:v3", None, None)
-    custom = ws.actions["custom-entrypoint"]
+    custom = ws.actions["custom-entrypoint"].payload
     assert custom.entrypoint == ("/app/run",) and custom.cmd == "--verbose --env staging"
-    pod = load_workspace(SEED / "16-manifest-resources").raise_for_errors().actions["heavy-build"]
+    pod = load_workspace(SEED / "16-manifest-resources").raise_for_errors().actions["heavy-build"].payload
     assert pod.manifest["spec"]["containers"][0]["resources"]["limits"] == {"memory": "512Mi"}
     gpu = load_workspace(SEED / "13-script-in-kubernetes").raise_for_errors().actions["gpu-test"]
     assert (gpu.ability, gpu.tags) == ("kubernetes", ("gpu",))

@@ -25,6 +25,7 @@ from typing import ClassVar
 import pytest
 from conftest import need
 from service_env import free_port, redis_binary, wait_for
+from step_work import step_work
 
 from runner.container_config import DockerConfig
 from runner.engine import StepStatus, StepWork
@@ -145,7 +146,7 @@ def host():
 
 
 def _step(script: str, env: dict, **fields) -> StepWork:
-    return StepWork(job_id="escape", step="try", attempt=1, kind="script", script=script, env=env, **fields)
+    return step_work(job_id="escape", step="try", attempt=1, kind="script", script=script, env=env, **fields)
 
 
 def _run_local(host, script: str, limits: StepLimits | None = None, **fields) -> tuple[str, list[str], str]:
@@ -272,13 +273,13 @@ def test_sources_that_link_out_of_the_workspace_are_refused(host, tmp_path):
     ):
         lines: list = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
-        work = StepWork(job_id="j", step="s", attempt=1, kind="script", source=source, language=language)
+        work = step_work(job_id="j", step="s", attempt=1, kind="script", source=source, language=language)
         result = execute(
             LocalExecutor(LocalSettings(sandbox="bwrap", cache_dir=None)), work, ws, sink, threading.Event()
         )
         assert result.status is S.FAILED and message in result.error, result.error
         assert not any(KEY_SECRET in line for line in lines)
-    work = StepWork(job_id="j", step="s", attempt=1, kind="script", source="alias.sh")
+    work = step_work(job_id="j", step="s", attempt=1, kind="script", source="alias.sh")
     lines = []
     sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
     result = execute(LocalExecutor(LocalSettings(sandbox="bwrap", cache_dir=None)), work, ws, sink, threading.Event())
@@ -317,7 +318,7 @@ def recorder():
 def _http(executor, url: str, **fields):
     lines: list = []
     sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
-    work = StepWork(job_id="j", step="call", attempt=1, kind="http", url=url, **fields)
+    work = step_work(job_id="j", step="call", attempt=1, kind="http", url=url, **fields)
     return execute(executor, work, Path("."), sink, threading.Event())
 
 
@@ -382,7 +383,7 @@ echo "ran as $(id -u)"
         lines: list = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append((stream, text))})()
         executor = DockerExecutor(settings, "escape-worker", hide=host["hide"])
-        work = StepWork(
+        work = step_work(
             job_id="escape",
             step="try",
             attempt=1,
@@ -404,7 +405,7 @@ echo "ran as $(id -u)"
     for untrusted, uid in ((False, 0), (True, NOBODY)):
         lines = []
         sink = type("Sink", (), {"line": lambda self, stream, text: lines.append(text)})()
-        work = StepWork(
+        work = step_work(
             job_id="escape",
             step="who",
             attempt=1,

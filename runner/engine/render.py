@@ -5,11 +5,21 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..spec.inputs import resolve_inputs
-from ..spec.model import ABSENT, Action, ActionType, InputField, Step
+from ..spec.model import ABSENT, Action, InputField, Step
+from ..spec.payloads import (
+    AgentPayload,
+    ApprovalPayload,
+    ContainerPayload,
+    HttpPayload,
+    NotifyPayload,
+    Payload,
+    ScriptPayload,
+    TaskPayload,
+)
 from ..templating import Namespace, render, render_value
 from ..tera_compat import display
 from .context import RunContext, job_context, secret_values
@@ -120,16 +130,17 @@ def render_step(
     step_inputs = _render_inputs(step, context, where)
     action = step.action
     action_inputs = _action_inputs(state, ctx, step, step_inputs, context, where)
-    if action.type is ActionType.TASK:
+    if isinstance(action.payload, TaskPayload):
         child_inputs = action_inputs if step.action_ref is not None and action.input else step_inputs
-        assert action.task is not None  # the loader requires it of a task action
-        return ChildPlan(task=action.task, inputs=child_inputs)
+        assert action.payload.task is not None  # the loader requires it of a task action
+        return ChildPlan(task=action.payload.task, inputs=child_inputs)
     actx = dict(context)
     actx["input"] = Namespace("input", action_inputs)
-    if action.type is ActionType.APPROVAL:
+    if isinstance(action.payload, ApprovalPayload):
+        gate = action.payload
         default = f"Approve step {run.name!r} of task {state.task!r}?"
-        message = render(action.message, actx, where("message", action)) if action.message else default
-        return ApprovalPlan(message=message, approvers=action.approvers, required=action.required_approvals)
+        message = render(gate.message, actx, where("message", action)) if gate.message else default
+        return ApprovalPlan(message=message, approvers=gate.approvers, required=gate.required_approvals)
     return _work(state, ctx, step, run, attempt, action, actx, action_inputs, where)
 
 
@@ -144,16 +155,6 @@ def _work(
     action_inputs: dict[str, Any],
     where: _Where,
 ) -> StepWork:
-    def r(field: str) -> Any:
-        value = getattr(action, field)
-        return render(value, actx, where(field, action)) if isinstance(value, str) else value
-
-    def r_list(field: str) -> tuple[str, ...] | None:
-        value = getattr(action, field)
-        if value is None:
-            return None
-        return tuple(render(str(v), actx, where(f"{field}[{i}]", action)) for i, v in enumerate(value))
-
     env = _env(state, run, attempt)
     for key, value in action_inputs.items():
         env[_input_variable(key)] = display(value)
@@ -165,77 +166,90 @@ def _work(
         + secret_values(task_schema, state.inputs)
         + secret_values(action.input, action_inputs)
     )
-    work: dict[str, Any] = {
-        "job_id": state.id,
-        "step": run.name,
-        "attempt": attempt,
-        "kind": action.type.value,
-        "task": state.task,
-        "workspace": state.workspace,
-        "ability": action.ability,
-        "tags": step.effective_tags,
-        "timeout": step.effective_timeout,
-        "env": env,
-        "mask": tuple(dict.fromkeys(m for m in mask if m)),
-        "event": state.event,
-        "commit": state.commit,
-        "snapshot": state.snapshot,
-        "untrusted": not state.trusted,
-        "network": state.trusted or ctx.untrusted_network,
-    }
-    kind = action.type
-    if kind is ActionType.SCRIPT:
-        work.update(
-            script=action.script if action.script_literal else r("script"),
-            source=r("source"),
-            language=action.language.value,
-            interpreter=action.interpreter,
-            dependencies=action.dependencies,
-            args=r_list("args") or (),
-            runner=action.runner.value,
-            workdir=r("workdir"),
-            image=r("image"),
-            manifest=_render_mapping(action.manifest, actx, where("manifest", action)),
-            resources=action.resources,
+    workdir = render(action.workdir, actx, where("workdir", action)) if action.workdir else action.workdir
+    return StepWork(
+        job_id=state.id,
+        step=run.name,
+        attempt=attempt,
+        kind=action.type.value,
+        task=state.task,
+        workspace=state.workspace,
+        ability=action.ability,
+        tags=step.effective_tags,
+        timeout=step.effective_timeout,
+        env=env,
+        mask=tuple(dict.fromkeys(m for m in mask if m)),
+        event=state.event,
+        commit=state.commit,
+        snapshot=state.snapshot,
+        untrusted=not state.trusted,
+        network=state.trusted or ctx.untrusted_network,
+        workdir=workdir,
+        resources=action.resources,
+        payload=_rendered(action, _Renderer(actx, where, action)),
+    )
+
+
+class _Renderer:
+    """Renders the templates of an action's payload fields, each error naming the field's place."""
+
+    def __init__(self, context: Mapping[str, Any], where: _Where, action: Action):
+        self.context, self.where, self.action = context, where, action
+
+    def text(self, field: str, value: str | None) -> str | None:
+        return render(value, self.context, self.where(field, self.action)) if isinstance(value, str) else value
+
+    def texts(self, field: str, values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
+        if values is None:
+            return None
+        return tuple(
+            render(str(v), self.context, self.where(f"{field}[{i}]", self.action)) for i, v in enumerate(values)
         )
-    elif kind in (ActionType.DOCKER, ActionType.POD):
-        work.update(
-            image=r("image"),
-            cmd=r("cmd"),
-            entrypoint=r_list("entrypoint"),
-            command=r_list("command"),
-            workdir=r("workdir"),
-            resources=action.resources,
-            manifest=_render_mapping(action.manifest, actx, where("manifest", action)),
+
+    def value(self, field: str, value: Any) -> Any:
+        """A JSON value (ABSENT stays ABSENT)."""
+        return value if value is ABSENT else render_value(value, self.context, self.where(field, self.action))
+
+    def mapping(self, field: str, value: Mapping[str, Any] | None) -> Any:
+        return None if value is None else render_value(dict(value), self.context, self.where(field, self.action))
+
+
+def _rendered(action: Action, r: _Renderer) -> Payload:
+    """The action's payload with its templates rendered."""
+    p = action.payload
+    if isinstance(p, ScriptPayload):
+        return replace(
+            p,
+            script=p.script if p.literal else r.text("script", p.script),
+            source=r.text("source", p.source),
+            args=r.texts("args", p.args) or (),
+            image=r.text("image", p.image),
+            manifest=r.mapping("manifest", p.manifest),
         )
-    elif kind is ActionType.HTTP:
-        headers = {k: render(v, actx, where(f"headers.{k}", action)) for k, v in action.headers.items()}
-        has_json = action.json_body is not ABSENT
-        work.update(
-            url=r("url"),
-            method=action.method.value,
-            headers=headers,
-            body=r("body"),
-            json_body=render_value(action.json_body, actx, where("json", action)) if has_json else None,
-            has_json=has_json,
-            expected_status=action.expected_status,
+    if isinstance(p, ContainerPayload):
+        return replace(
+            p,
+            image=r.text("image", p.image),
+            cmd=r.text("cmd", p.cmd),
+            entrypoint=r.texts("entrypoint", p.entrypoint),
+            command=r.texts("command", p.command),
+            manifest=r.mapping("manifest", p.manifest),
         )
-    elif kind is ActionType.NOTIFY:
-        work.update(channels=action.channels, title=r("title"), message=r("message"))
-    elif kind is ActionType.AGENT:
-        work.update(
-            provider=action.provider,
-            prompt=r("prompt"),
-            system_prompt=r("system_prompt"),
-            model=action.model,
-            max_tokens=action.max_tokens,
-            temperature=action.temperature,
+    if isinstance(p, HttpPayload):
+        return replace(
+            p,
+            url=r.text("url", p.url),
+            headers={k: r.text(f"headers.{k}", v) for k, v in p.headers.items()},
+            body=r.text("body", p.body),
+            json_body=r.value("json", p.json_body),
+        )
+    if isinstance(p, NotifyPayload):
+        return replace(p, title=r.text("title", p.title), message=r.text("message", p.message))
+    if isinstance(p, AgentPayload):
+        return replace(
+            p,
+            prompt=r.text("prompt", p.prompt),
+            system_prompt=r.text("system_prompt", p.system_prompt),
             output_schema=action.output,
         )
-    return StepWork(**work)
-
-
-def _render_mapping(value: Mapping[str, Any] | None, context: Mapping[str, Any], where: str) -> Any:
-    if value is None:
-        return None
-    return render_value(dict(value), context, where)
+    return p

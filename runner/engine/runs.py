@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..spec.inputs import resolve_inputs
-from ..spec.model import ActionType, InputField, Step, Task, Workspace
+from ..spec.model import InputField, Step, Task, Workspace
 from ..templating import Namespace, render_value
 from .commands import HookCall
 from .context import RunContext
@@ -79,9 +79,8 @@ def new_run(
 
 def hook_task(call: HookCall, workspace: Workspace) -> Task:
     """The task a hook runs: the referenced task for a task action, else one step running the action."""
-    if call.action.type is ActionType.TASK:
-        assert call.action.task is not None  # the loader requires it of a task action
-        return workspace.tasks[call.action.task]
+    if call.action.called_task is not None:  # the loader requires it of a task action
+        return workspace.tasks[call.action.called_task]
     # Inputs arrive rendered; each is passed on by reference so it is never rendered twice.
     step_input = {key: f"{{{{ input[{key!r}] }}}}" for key in call.inputs}
     step = Step(

@@ -16,6 +16,7 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import ExecutorError
 from ..masking import Masker
+from ..spec.payloads import ScriptPayload
 
 __all__ = ["Executor", "LogSink", "MaskedLogs", "StepResult", "execute", "executor_key", "safe_cut_of"]
 
@@ -39,8 +40,9 @@ class Executor(Protocol):
 
 def executor_key(work: StepWork) -> str:
     """Which executor runs `work`: local, docker, kubernetes, http, notify, agent."""
-    if work.kind == "script":
-        return {"local": "local", "docker": "docker", "pod": "kubernetes"}.get(work.runner, work.runner)
+    if isinstance(work.payload, ScriptPayload):
+        runner = work.payload.runner.value
+        return {"pod": "kubernetes"}.get(runner, runner)
     return {"pod": "kubernetes"}.get(work.kind, work.kind)
 
 

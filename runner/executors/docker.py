@@ -29,6 +29,7 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
+from ..spec.payloads import ContainerPayload, ScriptPayload
 from .base import LogSink, StepResult, safe_cut_of
 from .languages import container_script, is_file_inside
 from .process import LineSplitter
@@ -141,13 +142,14 @@ class DockerExecutor:
         env = dict(work.env)
         volumes: dict = {}
         covers: list = []
-        if work.kind == "docker":
-            image = work.image
-            command = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
-            entrypoint = list(work.entrypoint) if work.entrypoint else None
+        if isinstance(work.payload, ContainerPayload):
+            run = work.payload
+            image = run.image
+            command = list(run.command) if run.command else shlex.split(run.cmd) if run.cmd else None
+            entrypoint = list(run.entrypoint) if run.entrypoint else None
             workdir = work.workdir
         else:  # a script in the runner image, the commit at /workspace
-            image = work.image or self.settings.runner_image
+            image = work.payload_as(ScriptPayload).image or self.settings.runner_image
             entrypoint, command = [], self._script_command(work, workspace, scratch)
             volumes[str(workspace)] = {"bind": WORKSPACE, "mode": "ro"}
             volumes[str(scratch)] = {"bind": CODE, "mode": "ro"}
@@ -171,11 +173,12 @@ class DockerExecutor:
         }
 
     def _script_command(self, work: StepWork, workspace: Path, scratch: Path) -> list[str]:
-        script = container_script(work, WORKSPACE, CODE)
+        step = work.payload_as(ScriptPayload)
+        script = container_script(step, WORKSPACE, CODE)
         if script.name is not None and script.text is not None:  # an inline script has both
             (scratch / script.name).write_text(script.text, encoding="utf-8")
         elif script.source is None or not is_file_inside(workspace, script.source):
-            raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
+            raise StepSetupError(f"source file {step.source!r} does not exist in the workspace")
         return script.argv
 
     def _limits(self, work: StepWork) -> dict:

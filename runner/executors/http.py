@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
+from ..spec.payloads import HttpPayload
 from .base import LogSink, StepResult
 from .destinations import Destinations, guarded_session
 
@@ -38,23 +39,24 @@ class HttpExecutor:
                 "request's; the workspace's pull_requests: { network: true } "
                 "allows it)",
             )
-        kwargs = {"headers": dict(work.headers), "timeout": work.timeout or DEFAULT_TIMEOUT, "stream": True}
-        if work.has_json:
-            kwargs["json"] = work.json_body
-        elif work.body is not None:
-            kwargs["data"] = work.body.encode()
-        logs.line("strom", f"{work.method} {work.url}")
+        call = work.payload_as(HttpPayload)
+        kwargs = {"headers": dict(call.headers), "timeout": work.timeout or DEFAULT_TIMEOUT, "stream": True}
+        if call.has_json:
+            kwargs["json"] = call.json_body
+        elif call.body is not None:
+            kwargs["data"] = call.body.encode()
+        logs.line("strom", f"{call.method} {call.url}")
         import requests
 
         started = time.monotonic()
         try:
             with guarded_session(self.destinations) as session:
-                response = session.request(work.method, work.url, **kwargs)
+                response = session.request(call.method, call.url, **kwargs)
                 body = _read(response)
         except requests.Timeout:
-            return StepResult(StepStatus.TIMED_OUT, error=f"{work.method} {work.url} timed out")
+            return StepResult(StepStatus.TIMED_OUT, error=f"{call.method} {call.url} timed out")
         except requests.RequestException as exc:
-            return StepResult(StepStatus.FAILED, error=f"{work.method} {work.url} failed: {_reason(exc)}")
+            return StepResult(StepStatus.FAILED, error=f"{call.method} {call.url} failed: {_reason(exc)}")
         elapsed = (time.monotonic() - started) * 1000
         logs.line("strom", f"HTTP {response.status_code} {response.reason} ({elapsed:.0f} ms)")
         text = body.decode(response.encoding or "utf-8", "replace")
@@ -64,7 +66,7 @@ class HttpExecutor:
             output = json.loads(text)
         except (ValueError, RecursionError):
             output = {"status": response.status_code, "body": text}
-        expected = work.expected_status
+        expected = call.expected_status
         ok = response.status_code in expected if expected else 200 <= response.status_code < 300
         if not ok:
             want = ", ".join(map(str, expected)) if expected else "2xx"
@@ -72,7 +74,7 @@ class HttpExecutor:
             return StepResult(
                 StepStatus.FAILED,
                 output=output,
-                error=f"HTTP {response.status_code} from {work.url} (expected {want}): {snippet}",
+                error=f"HTTP {response.status_code} from {call.url} (expected {want}): {snippet}",
             )
         return StepResult(StepStatus.SUCCEEDED, output=output)
 

@@ -13,8 +13,9 @@ import copy
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
+from typing import Any
 
 from ..container_config import KubernetesConfig
 from ..durations import format_duration
@@ -22,6 +23,7 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
+from ..spec.payloads import ContainerPayload, ScriptPayload
 from .base import LogSink, StepResult, safe_cut_of
 from .languages import container_script
 from .pods import (
@@ -122,15 +124,17 @@ class PodExecutor:
                 "cannot cut a pod off the network); use runner: docker or allow "
                 "pull_requests.network"
             )
-        if work.untrusted and work.manifest:
+        manifest = _manifest(work)
+        if work.untrusted and manifest:
             raise StepSetupError("steps of untrusted pull requests cannot change the pod manifest")
-        if work.kind == "pod":
-            image = work.image
-            command = list(work.entrypoint) if work.entrypoint else None
-            args = list(work.command) if work.command else shlex.split(work.cmd) if work.cmd else None
+        if isinstance(work.payload, ContainerPayload):
+            run = work.payload
+            image = run.image
+            command = list(run.entrypoint) if run.entrypoint else None
+            args = list(run.command) if run.command else shlex.split(run.cmd) if run.cmd else None
             workdir = work.workdir
         else:
-            image = work.image or self.settings.runner_image
+            image = work.payload_as(ScriptPayload).image or self.settings.runner_image
             command, script_name, script = self._script(work)
             args = None
             workdir = str(PurePosixPath("/workspace") / work.workdir) if work.workdir else "/workspace"
@@ -153,8 +157,8 @@ class PodExecutor:
         )
         if work.timeout:  # the cluster stops the pod even if this worker dies
             pod["spec"]["activeDeadlineSeconds"] = int(work.timeout + self.settings.pending_timeout) + 60
-        if work.manifest:
-            pod = deep_merge(pod, dict(work.manifest))
+        if manifest:
+            pod = deep_merge(pod, dict(manifest))
         unsafe = unsafe_parts(pod)
         if unsafe:
             raise StepSetupError("the pod manifest asks for more than a step may have: " + "; ".join(unsafe))
@@ -162,8 +166,9 @@ class PodExecutor:
 
     @staticmethod
     def _script(work: StepWork) -> tuple[list[str], str, str]:
-        script = container_script(work)
-        return script.argv, script.name or "unused", work.script if work.script is not None else ""
+        step = work.payload_as(ScriptPayload)
+        script = container_script(step)
+        return script.argv, script.name or "unused", step.script if step.script is not None else ""
 
     def _init_container(self, work: StepWork, script_name: str, script: str) -> dict:
         if self.snapshot_access is None or not work.commit:
@@ -365,3 +370,8 @@ def _api_message(exc) -> str:
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text.split("(Caused by", 1)[-1].strip(" ()") if "Caused by" in text else text[:300]
+
+
+def _manifest(work: StepWork) -> Mapping[str, Any] | None:
+    """The pod manifest the step merges into its pod (a pod action's, or a script's with runner: pod)."""
+    return work.payload.manifest if isinstance(work.payload, (ContainerPayload, ScriptPayload)) else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import RunnerUnavailable, StepSetupError
+from ..spec.payloads import ScriptPayload
 
 __all__ = [
     "IN_CONTAINER",
@@ -292,13 +293,13 @@ class ContainerScript:
     source: PurePosixPath | None = None
 
 
-def container_script(work, workspace: str = "/workspace", code: str = "/strom") -> ContainerScript:
+def container_script(step: ScriptPayload, workspace: str = "/workspace", code: str = "/strom") -> ContainerScript:
     """How a container runs a script step: the interpreter for its language, then its file (an inline
     script under `code`, a `source` under `workspace`), then its args."""
-    interpreter = [work.interpreter] if work.interpreter else IN_CONTAINER.get(work.language, ["sh"])
-    if work.script is not None:
-        name = script_name(work.language)
-        text = work.script if work.script.endswith("\n") else work.script + "\n"
-        return ContainerScript([*interpreter, f"{code}/{name}", *work.args], name, text)
-    relative = source_path(work.source)
-    return ContainerScript([*interpreter, str(PurePosixPath(workspace) / relative), *work.args], source=relative)
+    interpreter = [step.interpreter] if step.interpreter else IN_CONTAINER.get(step.language, ["sh"])
+    if step.script is not None:
+        name = script_name(step.language)
+        text = step.script if step.script.endswith("\n") else step.script + "\n"
+        return ContainerScript([*interpreter, f"{code}/{name}", *step.args], name, text)
+    relative = source_path(step.source)
+    return ContainerScript([*interpreter, str(PurePosixPath(workspace) / relative), *step.args], source=relative)

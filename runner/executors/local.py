@@ -18,6 +18,7 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import OutputCollector
 from ..readonly import make_writable
+from ..spec.payloads import Language, Runner, ScriptPayload
 from .base import LogSink, StepResult, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
 from .process import run_process
@@ -96,7 +97,7 @@ class LocalExecutor:
         return sandbox_problem()
 
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
-        if work.kind != "script" or work.runner != "local":
+        if not isinstance(work.payload, ScriptPayload) or work.payload.runner is not Runner.LOCAL:
             raise RunnerUnavailable(f"the local executor runs script steps with runner: local, not {work.kind}")
         scratch = Path(tempfile.mkdtemp(prefix="strom-step-", dir=self.settings.scratch_root))
         uid = self.users.take() if self.settings.own_uids else None
@@ -148,14 +149,15 @@ class LocalExecutor:
 
     def _in(self, sandbox: Sandbox, work: StepWork, logs: LogSink, cancel: threading.Event) -> StepResult:
         sandbox.prepare()
-        script = self._script_path(work, sandbox, sandbox.code_dir)
+        step = work.payload_as(ScriptPayload)
+        script = self._script_path(step, sandbox, sandbox.code_dir)
         env = self._env(work, sandbox)
         plan = plan_script(
-            work.language,
-            work.interpreter,
+            step.language,
+            step.interpreter,
             script,
-            list(work.args),
-            list(work.dependencies),
+            list(step.args),
+            list(step.dependencies),
             sandbox.deps_path,
             search=env["PATH"],
         )
@@ -245,18 +247,18 @@ class LocalExecutor:
             return StepResult(StepStatus.FAILED, error=f"exit code {outcome.exit_code}", exit_code=outcome.exit_code)
         return StepResult(StepStatus.SUCCEEDED, exit_code=0)
 
-    def _script_path(self, work: StepWork, sandbox: Sandbox, code: Path) -> str:
-        if work.script is not None:
-            path = code / script_name(work.language)
-            path.write_text(work.script if work.script.endswith("\n") else work.script + "\n", encoding="utf-8")
+    def _script_path(self, step: ScriptPayload, sandbox: Sandbox, code: Path) -> str:
+        if step.script is not None:
+            path = code / script_name(step.language)
+            path.write_text(step.script if step.script.endswith("\n") else step.script + "\n", encoding="utf-8")
             return sandbox.inside(path)
-        relative = source_path(work.source)
-        if work.language == "go":  # go run wants the file where it may build: copied, never through a link
+        relative = source_path(step.source)
+        if step.language is Language.GO:  # go run wants the file where it may build: copied, never through a link
             target = code / "step.go"
             target.write_bytes(read_inside(sandbox.workspace, relative))
             return sandbox.inside(target)
         if not is_file_inside(sandbox.workspace, relative):
-            raise StepSetupError(f"source file {work.source!r} does not exist in the workspace")
+            raise StepSetupError(f"source file {step.source!r} does not exist in the workspace")
         return str(PurePosixPath(sandbox.workspace_path) / relative)
 
     def _env(self, work: StepWork, sandbox: Sandbox) -> dict[str, str]:

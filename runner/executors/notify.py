@@ -16,6 +16,7 @@ from ..masking import Masker
 from ..notify.messages import step_message
 from ..notify.notifier import count_deliveries, describe_delivery
 from ..notify.send import deliver, deliver_to
+from ..spec.payloads import NotifyPayload
 from .base import LogSink, StepResult
 
 if TYPE_CHECKING:
@@ -39,10 +40,9 @@ class NotifyExecutor:
                 error="notify steps do not run for untrusted pull requests: "
                 "their definitions could write anything to your channels",
             )
-        message = step_message(work.title, work.message, work.task, work.workspace, work.step, work.job_id).masked(
-            Masker(work.mask)
-        )
-        results = deliver_to(self.settings, work.channels, message, self.send)
+        notice = work.payload_as(NotifyPayload)
+        message = step_message(notice.title, notice.message, work.task, work.workspace, work.step, work.job_id)
+        results = deliver_to(self.settings, notice.channels, message.masked(Masker(work.mask)), self.send)
         for result in results:
             logs.line("strom", describe_delivery(result))
         count_deliveries(self.service.redis, results)

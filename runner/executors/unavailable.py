@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable
+from ..spec.payloads import AgentPayload, NotifyPayload
 from .base import StepResult
 
 __all__ = ["Unavailable", "missing_runner"]
 
 
 def missing_runner(work: StepWork) -> str:
-    if work.kind == "notify":
+    if isinstance(work.payload, NotifyPayload):
         return (
             "notify steps need notification channels, and none are configured here: "
-            f"channel(s) {', '.join(work.channels)} are unknown"
+            f"channel(s) {', '.join(work.payload.channels)} are unknown"
         )
-    if work.kind == "agent":
+    if isinstance(work.payload, AgentPayload):
         return (
-            f"agent steps need an LLM provider configured on the server; provider {work.provider!r} is not configured"
+            "agent steps need an LLM provider configured on the server; "
+            f"provider {work.payload.provider!r} is not configured"
         )
     what = {"docker": "a Docker engine (runner: docker)", "kubernetes": "a Kubernetes cluster (runner: pod)"}
     return (

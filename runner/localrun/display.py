@@ -51,7 +51,7 @@ def _labels(task, workspace, depth: int = 0):
     """Every prefix the run may print: its steps, and the steps of the tasks they run (a » b)."""
     for name, step in task.flow.items():
         yield name
-        child = step.action.task if workspace is not None and step.action.task else None
+        child = step.action.called_task if workspace is not None else None
         if child in getattr(workspace, "tasks", {}) and depth < 3:
             for inner in _labels(workspace.tasks[child], workspace, depth + 1):
                 yield f"{name} » {inner}"

@@ -36,6 +36,16 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
         WebhookMode,
         Workspace,
     )
+    from .payloads import (
+        AgentPayload,
+        ApprovalPayload,
+        ContainerPayload,
+        HttpPayload,
+        NotifyPayload,
+        Payload,
+        ScriptPayload,
+        TaskPayload,
+    )
     from .problems import Problem, Severity
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__)

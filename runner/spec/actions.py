@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -11,6 +12,16 @@ from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
 from .inputs_schema import build_input_schema, check_output_schema
 from .model import ABSENT, Action, ActionType, HttpMethod, Language, Runner
+from .payloads import (
+    AgentPayload,
+    ApprovalPayload,
+    ContainerPayload,
+    HttpPayload,
+    NotifyPayload,
+    Payload,
+    ScriptPayload,
+    TaskPayload,
+)
 from .reader import Explain, Reader, location
 from .retry import build_retry
 from .yamlnodes import LocDict
@@ -81,13 +92,20 @@ def build_action(data: LocDict, name: str, ctx: BuildContext, what: str, inline:
         )
     if action_type in (ActionType.SCRIPT, ActionType.DOCKER, ActionType.POD):
         fields.update(_execution_fields(r, ctx))
-    builder = _BUILDERS[action_type]
-    fields.update(builder(r, ctx))
+    payload = _BUILDERS[action_type](r, ctx)
+    if action_type is ActionType.APPROVAL:
+        fields["timeout"] = r.duration("timeout", MAX_APPROVAL_TIMEOUT, "7d")
     if action_type in (ActionType.AGENT, ActionType.HTTP):
         fields["timeout"] = r.duration("timeout", MAX_STEP_TIMEOUT, "24h")
         fields["retry"] = build_retry(r)
     return Action(
-        name=name, type=action_type, location=location(data.pos), inline=inline, field_locations=r.locations, **fields
+        name=name,
+        type=action_type,
+        location=location(data.pos),
+        payload=payload,
+        inline=inline,
+        field_locations=r.locations,
+        **fields,
     )
 
 
@@ -126,7 +144,7 @@ def _script_text(r: Reader) -> tuple[str | None, bool]:
     return script, True
 
 
-def _script(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _script(r: Reader, ctx: BuildContext) -> ScriptPayload:
     (script, literal), source = _script_text(r), r.template("source", "scripts/deploy.sh")
     if r.has("script") and r.has("source"):
         r.error(
@@ -174,19 +192,18 @@ def _script(r: Reader, ctx: BuildContext) -> dict[str, Any]:
         )
     if source and not is_template(source):
         _check_relative(r, "source", source, ctx, must_exist=True)
-    return {
-        "script": script,
-        "script_literal": literal,
-        "source": source,
-        "runner": runner,
-        "language": language,
-        "language_given": language_text is not None,
-        "dependencies": deps,
-        "interpreter": r.string("interpreter", "python3.12"),
-        "args": r.template_list("args") or (),
-        "manifest": r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"),
-        "image": image,
-    }
+    return ScriptPayload(
+        script=script,
+        literal=literal,
+        source=source,
+        runner=runner,
+        language=language,
+        dependencies=deps,
+        interpreter=r.string("interpreter", "python3.12"),
+        args=r.template_list("args") or (),
+        manifest=r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"),
+        image=image,
+    )
 
 
 def _language_from_source(source: str | None) -> Language:
@@ -246,23 +263,21 @@ def _check_relative(r: Reader, key: str, path: str, ctx: BuildContext, must_exis
         )
 
 
-def _container(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _container(r: Reader, ctx: BuildContext) -> ContainerPayload:
     r.require("image", "add `image: alpine:3.20` (the image to run)")
-    return {
-        "image": r.template("image", "alpine:3.20"),
-        "cmd": r.template("cmd", "deploy --env production"),
-        "entrypoint": r.template_list("entrypoint", '["/app/run"]'),
-        "command": r.template_list("command", '["migrate", "--target", "latest"]'),
-    }
+    return ContainerPayload(
+        image=r.template("image", "alpine:3.20"),
+        cmd=r.template("cmd", "deploy --env production"),
+        entrypoint=r.template_list("entrypoint", '["/app/run"]'),
+        command=r.template_list("command", '["migrate", "--target", "latest"]'),
+    )
 
 
-def _pod(r: Reader, ctx: BuildContext) -> dict[str, Any]:
-    fields = _container(r, ctx)
-    fields["manifest"] = r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }")
-    return fields
+def _pod(r: Reader, ctx: BuildContext) -> ContainerPayload:
+    return replace(_container(r, ctx), manifest=r.mapping("manifest", "{ spec: { serviceAccountName: deployer } }"))
 
 
-def _task(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _task(r: Reader, ctx: BuildContext) -> TaskPayload:
     r.require("task", "add `task: <name of the task to run>`")
     task = r.string("task", "cleanup")
     if task is not None and ctx.task_names and task not in ctx.task_names:
@@ -275,10 +290,10 @@ def _task(r: Reader, ctx: BuildContext) -> dict[str, Any]:
             f"task {task!r} does not exist" + (f"; {hint}" if hint else ""),
             f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}",
         )
-    return {"task": task}
+    return TaskPayload(task=task)
 
 
-def _approval(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _approval(r: Reader, ctx: BuildContext) -> ApprovalPayload:
     approvers = r.string_list("approvers", '[alice, "@org/platform"]') or ()
     for entry in approvers:
         org, slash, team = entry.lstrip("@").partition("/")
@@ -298,28 +313,27 @@ def _approval(r: Reader, ctx: BuildContext) -> dict[str, Any]:
             f"`required` is {required} but only {len(approvers)} approver(s) are listed",
             "list more approvers or lower `required`",
         )
-    return {
-        "message": r.template("message", '"Deploy {{ input.version }}?"'),
-        "approvers": approvers,
-        "required_approvals": required or 1,
-        "timeout": r.duration("timeout", MAX_APPROVAL_TIMEOUT, "7d"),
-    }
+    return ApprovalPayload(
+        message=r.template("message", '"Deploy {{ input.version }}?"'),
+        approvers=approvers,
+        required_approvals=required or 1,
+    )
 
 
-def _agent(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _agent(r: Reader, ctx: BuildContext) -> AgentPayload:
     r.require("provider", "add `provider: <provider id from the server configuration>`")
     r.require("prompt", 'add `prompt: "..."` (the message sent to the model)')
-    return {
-        "provider": r.string("provider"),
-        "prompt": r.template("prompt"),
-        "system_prompt": r.template("system_prompt"),
-        "model": r.string("model"),
-        "max_tokens": r.integer("max_tokens", minimum=1),
-        "temperature": r.number("temperature", 0, 2),
-    }
+    return AgentPayload(
+        provider=r.string("provider"),
+        prompt=r.template("prompt"),
+        system_prompt=r.template("system_prompt"),
+        model=r.string("model"),
+        max_tokens=r.integer("max_tokens", minimum=1),
+        temperature=r.number("temperature", 0, 2),
+    )
 
 
-def _http(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _http(r: Reader, ctx: BuildContext) -> HttpPayload:
     r.require("url", 'add `url: "https://example.com/api"`')
     json_body = r.raw("json", ABSENT)
     if json_body is not ABSENT:
@@ -328,14 +342,14 @@ def _http(r: Reader, ctx: BuildContext) -> dict[str, Any]:
         )
     if r.has("json") and r.has("body"):
         r.error("body", "conflict", "`json` and `body` cannot both be set", "keep one request body", on_key=True)
-    return {
-        "url": r.template("url"),
-        "method": _method(r),
-        "headers": r.scalar_map("headers", '{ Authorization: "Bearer {{ secret.token }}" }'),
-        "json_body": json_body,
-        "body": r.template("body"),
-        "expected_status": _status_list(r),
-    }
+    return HttpPayload(
+        url=r.template("url"),
+        method=_method(r),
+        headers=r.scalar_map("headers", '{ Authorization: "Bearer {{ secret.token }}" }'),
+        json_body=json_body,
+        body=r.template("body"),
+        expected_status=_status_list(r),
+    )
 
 
 def _method(r: Reader) -> HttpMethod:
@@ -368,16 +382,16 @@ def _status_list(r: Reader) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _notify(r: Reader, ctx: BuildContext) -> dict[str, Any]:
+def _notify(r: Reader, ctx: BuildContext) -> NotifyPayload:
     r.require("channels", "add `channels: [ops]` (channel names from the server configuration)")
     channels = r.string_list("channels", "[ops]") or ()
     if r.has("channels") and not channels and isinstance(r.raw("channels"), list):
         r.error("channels", "missing-field", "`channels` is empty", "name at least one channel")
-    return {"channels": channels, "title": r.template("title"), "message": r.template("message")}
+    return NotifyPayload(channels=channels, title=r.template("title"), message=r.template("message"))
 
 
-# The fields only an action of each type has.
-_BUILDERS: dict[ActionType, Callable[[Reader, BuildContext], dict[str, Any]]] = {
+# What only an action of each type has.
+_BUILDERS: dict[ActionType, Callable[[Reader, BuildContext], Payload]] = {
     ActionType.SCRIPT: _script,
     ActionType.DOCKER: _container,
     ActionType.POD: _pod,

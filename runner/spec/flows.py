@@ -158,7 +158,7 @@ def _step_from(
             "set `timeout` on the task it runs instead",
             on_key=True,
         )
-    if action.type is ActionType.TASK and action.task == task_name:
+    if action.called_task == task_name:
         r.error(
             "action" if action_ref else "task",
             "self-reference",

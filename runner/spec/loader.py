@@ -16,7 +16,7 @@ from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
 from .graph import find_cycle
 from .limits import DEFAULT_LIMITS, SpecLimits
-from .model import Action, ActionType, Connection, ConnectionType, Hook, Hooks, Task, Trigger, Workspace
+from .model import Action, Connection, ConnectionType, Hook, Hooks, Task, Trigger, Workspace
 from .names import name_problem
 from .notify_rules import build_notify_rules
 from .problems import Problem, Problems
@@ -338,7 +338,7 @@ def _workspace_hooks(documents: list[Document], ctx: BuildContext, actions: dict
 
 def _check_task_calls(tasks: dict[str, Task], entries: dict[str, Entry], problems: Problems) -> None:
     calls = {
-        name: sorted({s.action.task for s in task.flow.values() if s.action.type is ActionType.TASK and s.action.task})
+        name: sorted({s.action.called_task for s in task.flow.values() if s.action.called_task})
         for name, task in tasks.items()
     }
     cycle = find_cycle(calls)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .absent import ABSENT
+from .payloads import HttpMethod, Language, P, Payload, Runner, ScriptPayload, TaskPayload, payload_as
 
 __all__ = [
     "ABSENT",
@@ -47,18 +51,7 @@ class Location(NamedTuple):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class _Absent:
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-ABSENT: Any = _Absent()  # a field that was not written (distinct from an explicit null)
-
-
-class ActionType(str, Enum):
+class ActionType(StrEnum):
     SCRIPT = "script"
     DOCKER = "docker"
     POD = "pod"
@@ -72,20 +65,6 @@ class ActionType(str, Enum):
 SERVER_SIDE_TYPES = frozenset(
     {ActionType.TASK, ActionType.APPROVAL, ActionType.AGENT, ActionType.HTTP, ActionType.NOTIFY}
 )
-
-
-class Runner(str, Enum):
-    LOCAL = "local"
-    DOCKER = "docker"
-    POD = "pod"
-
-
-class Language(str, Enum):
-    SHELL = "shell"
-    PYTHON = "python"
-    JAVASCRIPT = "javascript"
-    TYPESCRIPT = "typescript"
-    GO = "go"
 
 
 class InputType(str, Enum):
@@ -150,16 +129,6 @@ class NotifyEvent(StrEnum):
     RECOVERED = "recovered"
 
 
-class HttpMethod(str, Enum):
-    GET = "GET"
-    POST = "POST"
-    PUT = "PUT"
-    PATCH = "PATCH"
-    DELETE = "DELETE"
-    HEAD = "HEAD"
-    OPTIONS = "OPTIONS"
-
-
 @dataclass(frozen=True, slots=True)
 class InputField:
     name: str
@@ -186,9 +155,12 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Action:
+    """An action as written: what every action has, and `payload`, what its type does (runner/spec/payloads.py)."""
+
     name: str
     type: ActionType
     location: Location
+    payload: Payload
     inline: bool = False
     label: str | None = None
     description: str | None = None
@@ -200,56 +172,26 @@ class Action:
     retry: Retry | None = None
     workdir: str | None = None
     resources: Mapping[str, Any] | None = None
-    # script
-    script: str | None = None
-    script_literal: bool = False  # not a valid template: run as written
-    source: str | None = None
-    runner: Runner = Runner.LOCAL
-    language: Language = Language.SHELL
-    language_given: bool = False
-    dependencies: tuple[str, ...] = ()
-    interpreter: str | None = None
-    args: tuple[Any, ...] = ()
-    manifest: Mapping[str, Any] | None = None
-    image: str | None = None
-    # docker / pod
-    cmd: str | None = None
-    entrypoint: tuple[str, ...] | None = None
-    command: tuple[str, ...] | None = None
-    # task
-    task: str | None = None
-    # approval
-    message: str | None = None
-    approvers: tuple[str, ...] = ()
-    required_approvals: int = 1
-    # agent
-    provider: str | None = None
-    prompt: str | None = None
-    system_prompt: str | None = None
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    # http
-    url: str | None = None
-    method: HttpMethod = HttpMethod.GET
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    json_body: Any = ABSENT
-    body: str | None = None
-    expected_status: tuple[int, ...] = ()
-    # notify
-    channels: tuple[str, ...] = ()
-    title: str | None = None
     field_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    def payload_as(self, kind: builtins.type[P]) -> P:
+        """The payload, as the type the caller knows this action has (TypeError if it has another)."""
+        return payload_as(self.payload, kind, self.type)
 
     @property
     def server_side(self) -> bool:
         return self.type in SERVER_SIDE_TYPES
 
     @property
+    def called_task(self) -> str | None:
+        """The task a task action runs (None for other types)."""
+        return self.payload.task if isinstance(self.payload, TaskPayload) else None
+
+    @property
     def ability(self) -> str | None:
         """The worker ability this action needs, or None when the server runs it."""
-        if self.type is ActionType.SCRIPT:
-            return {Runner.LOCAL: "script", Runner.DOCKER: "docker", Runner.POD: "kubernetes"}[self.runner]
+        if isinstance(self.payload, ScriptPayload):
+            return {Runner.LOCAL: "script", Runner.DOCKER: "docker", Runner.POD: "kubernetes"}[self.payload.runner]
         if self.type is ActionType.DOCKER:
             return "docker"
         if self.type is ActionType.POD:

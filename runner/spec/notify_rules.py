@@ -15,6 +15,7 @@ from ..suggestions import suggest
 from .context import BuildContext
 from .fields import NOTIFY_RULE_FIELDS
 from .model import ActionType, Location, NotifyEvent, NotifyRule, Workspace
+from .payloads import NotifyPayload
 from .problems import Problem
 from .reader import Reader, describe, location
 from .yamlnodes import LocDict, LocList
@@ -58,10 +59,14 @@ def unknown_channels(workspace: Workspace, configured: Iterable[str]) -> list[Pr
         for step in task.flow.values():
             if step.action.type is ActionType.NOTIFY and step.action_ref is None:  # named ones: below
                 at = step.action.field_locations.get("channels") or task.location
-                check(step.action.channels, at, f"task {task.name!r}, step {step.name!r}")
+                check(step.action.payload_as(NotifyPayload).channels, at, f"task {task.name!r}, step {step.name!r}")
     for name, action in workspace.actions.items():
         if action.type is ActionType.NOTIFY:
-            check(action.channels, action.field_locations.get("channels") or action.location, f"action {name!r}")
+            check(
+                action.payload_as(NotifyPayload).channels,
+                action.field_locations.get("channels") or action.location,
+                f"action {name!r}",
+            )
     return sorted(set(found), key=lambda p: (p.file, p.line, p.column))
 
 

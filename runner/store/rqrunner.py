@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -111,15 +112,43 @@ class JobRunner(SimpleWorker):
             _here.host = None
             self.current = None
 
-    def prepare_execution(self, job: Job) -> Execution:
-        execution = super().prepare_execution(job)
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """RQ's SimpleWorker.execute_job, its start and its finish each one round trip to Redis (a step's
+        start latency is Strom's figure of merit); a failure goes through RQ's own handling."""
+        # prepare_execution and prepare_job_execution together (the owner's loop beats the runner itself); no
+        # transaction: the claim already made the job this runner's, and the sweeps read the started registry alone
+        with self.connection.pipeline(transaction=False) as pipe:
+            execution = Execution.create(job, self.ttl, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            pipe.execute()
         self.current = (job, execution)
-        return execution
-
-    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
-        """As RQ does, and the execution's record put back whole: RQ's finishing reads it, and after a long
-        outage it may have expired while the job ran."""
+        try:
+            value = job.perform()
+        except Exception:  # noqa: BLE001 - as RQ: any failure of the job's function fails the job
+            job.ended_at = rq_now()
+            self._restore(job)
+            self._finalize_failure(job, queue, execution, sys.exc_info())
+            self.set_state(WorkerStatus.IDLE)
+            return
         job.ended_at = rq_now()
+        if job.result_ttl != 0:  # not Strom's: RQ's whole handling (results, dependents, repeats)
+            self._finalize_success(job, queue, execution, value)
+            self.set_state(WorkerStatus.IDLE)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:  # handle_job_success for a job keeping no result
+            self.increment_successful_job_count(pipeline=pipe)
+            self.increment_total_working_time(job.ended_at - (job.started_at or job.ended_at), pipe)
+            self.cleanup_execution(job, pipe, execution)
+            pipe.delete(job.key, job.dependents_key, job.execution_registry.key)
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            pipe.execute()
+
+    def _restore(self, job: Job) -> None:
+        """Put the execution's record back whole before RQ's failure handling reads it (after a long outage
+        it may have expired while the job ran)."""
         with self.connection.pipeline() as pipe:
             self.stage_heartbeat(pipe)
             pipe.execute()
