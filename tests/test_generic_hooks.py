@@ -11,6 +11,7 @@ import requests
 from service_env import live_stack, make_config, serving, stack, wait_for
 
 from runner.engine import RunStatus
+from runner.store import RunFilter
 
 HOOKS = {
     ".strom/hooks.yaml": """
@@ -144,6 +145,29 @@ def test_a_sync_hook_answers_with_the_runs_result_and_a_repeated_key_makes_one_r
     assert again.json()["id"] == body["id"] and again.json()["duplicate"] is True
     assert again.json()["run"] == body["run"]
     assert len(service.repo_events.list()) == 1
+
+
+def test_a_sync_hook_whose_run_is_deleted_while_it_waits_answers_410_not_500(service_workspace, redis_url):
+    import threading
+
+    config = make_config(service_workspace(HOOKS), redis_url)
+    with stack(config, workers=0) as service, serving(config, service) as server:  # the run waits for a worker
+        answers = []
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                requests.post(f"{server.url}/hooks/sync-hook", headers={"X-Who": "ada"}, timeout=60)
+            )
+        )
+        asking.start()
+        [waiting] = wait_for(lambda: service.runs.list(RunFilter()).runs, what="the hook's run")
+        service.runs.delete([waiting])
+        asking.join(30)
+    [answer] = answers
+    assert answer.status_code == 410, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["run"]) == ("gone", waiting.id)
+    assert error["message"] == f"run {waiting.id} was deleted while this request waited for it"
+    assert service.repo_events.load(error["event"])["runs"] == [waiting.id], "the delivery is kept"
 
 
 def test_an_unknown_hook_is_answered_as_a_guarded_one_so_names_cannot_be_guessed(live):

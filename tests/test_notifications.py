@@ -254,8 +254,11 @@ def test_notifications_run_as_rq_jobs_and_one_that_breaks_fails_in_rq_without_st
     [mail] = smtp.wait_for_mails(1)
     assert mail.subject == "❌ build failed · local"
     wait_for(lambda: len(notify_lines(service, failed.id)) == 3, what="the deliveries on the run's log")
-    assert queue.started_job_registry.get_job_ids() == [] and queue.count == 0
+    wait_for(lambda: queue.started_job_registry.get_job_ids() == [], what="the delivered job to leave RQ")
+    assert queue.count == 0
     assert queue.failed_job_registry.get_job_ids() == [broken.id], "delivered jobs leave RQ; only the broken one stays"
-    [runner] = Worker.all(queue=queue)
-    assert runner.name.endswith(".notify") and runner.get_state() == "idle"
-    assert runner.failed_job_count == 1 and runner.successful_job_count >= 1
+    [runner] = wait_for(
+        lambda: [w for w in Worker.all(queue=queue) if w.get_state() == "idle" and w.successful_job_count],
+        what="the notifier's RQ worker to be idle after its jobs",
+    )
+    assert runner.name.endswith(".notify") and runner.failed_job_count == 1

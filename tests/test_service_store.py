@@ -16,6 +16,7 @@ from runner.runs.service import Service
 from runner.service.scheduler import Scheduler
 from runner.store import RunFilter, keys
 from runner.store.queues import queue_name
+from runner.store.runs import SCAN_BUDGET
 
 FAN_IN = {
     ".strom/t.yaml": """
@@ -132,3 +133,37 @@ def test_retention_removes_old_and_excess_finished_runs_and_their_logs(service_w
     assert left == {active, done[3], done[4]}, "the oldest beyond 3 and the one older than an hour went"
     assert not service.redis.exists(keys.log(done[0])) and not service.runs.exists(old.id)
     assert service.runs.exists(active), "unfinished runs are never removed"
+
+
+def test_source_and_branch_filters_use_indexes_and_a_rare_match_costs_bounded_pages(service):
+    base = runs.execute(service, "local", "other", {})
+    bulk = [
+        replace(base, id=f"bulk{i:05d}", created_at=1000.0 + i, source=("cron", "api")[i % 2], git={"branch": b})
+        for i, b in enumerate(("main", "dev") * SCAN_BUDGET)
+    ]
+    rare = replace(base, id="rare", created_at=999.0, source="cron", git={"branch": "dev"})  # the oldest of all
+    with service.redis.pipeline() as pipe:
+        for state in [*bulk, rare]:
+            service.runs.stage(pipe, None, state, 0)
+        pipe.execute()
+    assert [s.id for s in service.runs.list(RunFilter(source="cron", branch="main"), limit=3).runs] == [
+        "bulk03998",
+        "bulk03996",
+        "bulk03994",
+    ]
+    pages, found, before = 0, [], None
+    while True:  # cron and dev runs are many, cron runs of dev only one: each page looks at a bounded number
+        page = service.runs.list(RunFilter(source="cron", branch="dev"), before=before)
+        pages, found, before = pages + 1, found + [s.id for s in page.runs], page.next_before
+        if before is None:
+            break
+    assert found == ["rare"] and pages == 2, "the first page stops after SCAN_BUDGET runs and says where to go on"
+
+    for kind, value in (("source", "cron"), ("source", "api"), ("branch", "dev"), ("branch", "main")):
+        service.redis.delete(keys.runs_by(kind, value))
+    service.redis.delete(keys.RUN_INDEXES)  # runs stored before these indexes existed
+    assert service.runs.list(RunFilter(source="cron", branch="dev")).runs == []
+    assert service.runs.index_filters() == len(bulk) + 2 and service.runs.index_filters() == 0
+    assert [s.id for s in service.runs.list(RunFilter(branch="dev", source="cron"), before=1000.5).runs] == ["rare"]
+    service.runs.delete([rare])
+    assert not any(service.redis.zscore(keys.runs_by(k, v), "rare") for k, v in (("source", "cron"), ("branch", "dev")))

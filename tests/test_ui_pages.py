@@ -211,3 +211,35 @@ def test_someone_who_already_approved_may_still_reject(live):
     assert "Approved ask." in once.text and 'id="approve-ask"' not in once.text
     assert "You cannot approve this gate: admin has already approved `ask`" in once.text.replace("&#96;", "`")
     assert 'id="reject-ask"' in once.text
+
+
+def test_the_runs_page_goes_on_to_older_runs_past_a_page_and_past_a_long_scan(service_workspace, redis_url):
+    from dataclasses import replace
+
+    from runner import runs
+    from runner.store.runs import SCAN_BUDGET
+
+    def made(i: int):  # the 60 oldest: main and queued; then main and succeeded, dev and queued in turn
+        branch, status = (
+            ("main", RunStatus.QUEUED) if i < 120 else (("main", RunStatus.SUCCEEDED), ("dev", RunStatus.QUEUED))[i % 2]
+        )
+        return replace(base, id=f"r{i:05d}", created_at=1000.0 + i, git={"branch": branch}, status=status)
+
+    config = make_config(service_workspace(WORKSPACE), redis_url)
+    with stack(config, workers=0, scheduler=False) as service, serving(config, service) as server:
+        base = runs.execute(service, "local", "gate", {})
+        states = [made(i) for i in range(2 * SCAN_BUDGET + 120) if i >= 120 or i % 2 == 0]
+        with service.redis.pipeline() as pipe:
+            for state in states:
+                service.runs.stage(pipe, None, state, 0)
+            pipe.execute()
+        browser = signed_in(server, "viewer")
+        pages, url = [], f"{server.url}/runs?branch=main&status=queued&before=nan"
+        while url and len(pages) < 10:
+            html = browser.get(url, timeout=30).text
+            pages.append(re.findall(r'data-run="(r\d+)"', html))
+            older = re.search(r'<p class="older"><a href="([^"]+)"', html)
+            url = server.url + older.group(1).replace("&amp;", "&") if older else None
+        wanted = [f"r{i:05d}" for i in range(118, -1, -2)]
+        assert [len(p) for p in pages] == [0, 50, 10], "a long scan stops and says so; then pages of 50"
+        assert [run for page in pages for run in page] == wanted, "a malformed `before` reads as none"

@@ -22,8 +22,10 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..engine.events import StepAbandoned, StepFinished, StepStarted
 from ..runs import messages
@@ -62,8 +64,11 @@ class _Report:
     made_at: float
     spooled: Path | None = None
     size: int = 0
+    also: Callable[[Any], None] | None = None  # more to write in the same transaction (never spooled)
 
     def stage(self, pipe, logs: LogStore) -> None:
+        if self.also is not None:
+            self.also(pipe)
         if self.final:
             pipe.set(keys.result(self.job_id, self.step, self.attempt), self.raw, ex=RESULT_TTL)
             pipe.delete(keys.owed(self.job_id, self.step, self.attempt))
@@ -105,14 +110,17 @@ class Outbox:
             self._gap_notice(key)
             self._add_line(job_id, (step, attempt, stream, text, at), size)
 
-    def report(self, job_id: str, event: StepStarted | StepFinished | StepAbandoned) -> None:
-        """Queue an engine event about an attempt (its start, or its end: StepFinished)."""
+    def report(
+        self, job_id: str, event: StepStarted | StepFinished | StepAbandoned, also: Callable[[Any], None] | None = None
+    ) -> None:
+        """Queue an engine event about an attempt (its start, or its end: StepFinished); `also` stages more
+        writes into the transaction that stores it."""
         step, attempt = event.step, event.attempt
         final = isinstance(event, (StepFinished, StepAbandoned))
         raw = messages.encode(messages.event_message(job_id, event))
         with self.lock:
             self._gap_notice((job_id, step, attempt))
-            self.items.append(_Report(job_id, step, attempt, raw, final, time.monotonic()))
+            self.items.append(_Report(job_id, step, attempt, raw, final, time.monotonic(), also=also))
             if final:
                 self.unreported[(job_id, step, attempt)] = time.time()
         self.wake.set()

@@ -38,7 +38,7 @@ from ..masking import Masker
 from ..store import keys
 from ..store.connection import is_outage
 from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
-from ..store.rqrunner import JobRunner
+from ..store.rqrunner import JobRunner, take_start
 from ..store.runs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
@@ -75,7 +75,12 @@ class _Slot:
     def __init__(self, worker: Worker, index: int):
         self.worker = worker
         self.runner = JobRunner(
-            f"{worker.name}.{index}", worker.queues, worker.service.rq_redis, worker, worker.config.lost_after
+            f"{worker.name}.{index}",
+            worker.queues,
+            worker.service.rq_redis,
+            worker,
+            worker.config.lost_after,
+            defer_start=True,
         )
         self.born = False
         self.held: tuple[Job, Queue] | None = None
@@ -350,7 +355,8 @@ class Worker:
         with self.lock:
             self.running[key] = running
         try:
-            self.outbox.report(work.job_id, StepStarted(work.step, work.attempt, worker=self.name))
+            # the start of the attempt's RQ job goes in the same transaction (runner/store/rqrunner.py)
+            self.outbox.report(work.job_id, StepStarted(work.step, work.attempt, worker=self.name), also=take_start())
             logs = StepLog(
                 self.outbox,
                 work.job_id,

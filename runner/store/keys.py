@@ -22,6 +22,7 @@ __all__ = [
     "REPORTS",
     "RUNNING",
     "RUNS",
+    "RUN_INDEXES",
     "RUN_WORKSPACES",
     "STEP_SECONDS",
     "WAKE",
@@ -60,6 +61,7 @@ __all__ = [
 PREFIX = "strom"
 
 RUNS = f"{PREFIX}:runs"  # zset id -> created_at
+RUN_INDEXES = f"{PREFIX}:run-indexes"  # the version of the run indexes every stored run is in
 ACTIVE = f"{PREFIX}:runs:active"  # set of unfinished run ids
 RUN_WORKSPACES = f"{PREFIX}:runs:workspaces"  # set of workspaces with stored runs
 EVENTS = f"{PREFIX}:events"  # list of queued events (JSON)

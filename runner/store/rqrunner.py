@@ -19,7 +19,10 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from redis import Redis
     from rq import Queue
 
-__all__ = ["JobRunner", "current_host"]
+__all__ = ["JobRunner", "current_host", "take_start"]
 
 _here = threading.local()
 _log = logging.getLogger("strom.rq")
@@ -50,6 +53,16 @@ class _OwnTimeouts(BaseDeathPenalty):
         pass
 
 
+def take_start() -> Callable[[Any], None] | None:
+    """What records the start of the job running on this thread, for the caller to write along with its own
+    first write (once; None when already written or no job runs here)."""
+    runner: JobRunner | None = getattr(_here, "runner", None)
+    if runner is None:
+        return None
+    stage, runner.pending_start = runner.pending_start, None
+    return stage
+
+
 def current_host() -> Any:
     """The object the job running on this thread works with (set by `JobRunner.run`)."""
     host = getattr(_here, "host", None)
@@ -63,8 +76,11 @@ def current_host() -> Any:
 class JobRunner(SimpleWorker):
     death_penalty_class = _OwnTimeouts
 
-    def __init__(self, name: str, queues: list[Queue], connection: Redis, host: Any, ttl: float):
-        """`ttl`: seconds an execution (and the runner) stays alive without a heartbeat."""
+    def __init__(
+        self, name: str, queues: list[Queue], connection: Redis, host: Any, ttl: float, defer_start: bool = False
+    ):
+        """`ttl`: seconds an execution (and the runner) stays alive without a heartbeat. `defer_start`: the job's
+        function writes the job's start itself, with its own first write (`take_start`), saving a round trip."""
         self.ttl = max(1, math.ceil(ttl))
         super().__init__(
             queues,
@@ -78,7 +94,9 @@ class JobRunner(SimpleWorker):
         self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
         self.log = _log
         self.host = host
+        self.defer_start = defer_start
         self.current: tuple[Job, Execution] | None = None
+        self.pending_start: Callable[[Any], None] | None = None
 
     def _set_connection(self, connection: Redis) -> Redis:
         return connection  # RQ would raise the shared pool's socket timeout to several minutes for its BLPOP
@@ -105,35 +123,34 @@ class JobRunner(SimpleWorker):
     # ----------------------------------------------------------------- one job
     def run(self, job: Job, queue: Queue) -> None:
         """Execute `job` as an RQ worker does: started, performed, then finished or failed in RQ's registries."""
-        _here.host = self.host
+        _here.host, _here.runner = self.host, self
         try:
             self.execute_job(job, queue)
         finally:
-            _here.host = None
-            self.current = None
+            _here.host = _here.runner = None
+            self.current = self.pending_start = None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """RQ's SimpleWorker.execute_job, its start and its finish each one round trip to Redis (a step's
-        start latency is Strom's figure of merit); a failure goes through RQ's own handling."""
-        # prepare_execution and prepare_job_execution together (the owner's loop beats the runner itself); no
-        # transaction: the claim already made the job this runner's, and the sweeps read the started registry alone
-        with self.connection.pipeline(transaction=False) as pipe:
-            execution = Execution.create(job, self.ttl, pipeline=pipe, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            job.prepare_for_execution(self.name, pipeline=pipe)
-            pipe.persist(job.key)
-            pipe.execute()
+        """RQ's SimpleWorker.execute_job, its start and its finish each one round trip to Redis, or none for the
+        start when the job's function takes it (a step's start latency is Strom's figure of merit); a failure
+        goes through RQ's own handling."""
+        execution = Execution(uuid4().hex, job.id, self.connection, worker_name=self.name)
+        self.executions[execution.id] = execution
         self.current = (job, execution)
+        self.pending_start = partial(self._stage_start, job, execution)
+        if not self.defer_start:
+            self._write(self.pending_start)
         try:
             value = job.perform()
         except Exception:  # noqa: BLE001 - as RQ: any failure of the job's function fails the job
             job.ended_at = rq_now()
+            self._write(self.pending_start)
             self._restore(job)
             self._finalize_failure(job, queue, execution, sys.exc_info())
             self.set_state(WorkerStatus.IDLE)
             return
         job.ended_at = rq_now()
+        self._write(self.pending_start)  # a function that did not take it: written before its finish
         if job.result_ttl != 0:  # not Strom's: RQ's whole handling (results, dependents, repeats)
             self._finalize_success(job, queue, execution, value)
             self.set_state(WorkerStatus.IDLE)
@@ -145,6 +162,23 @@ class JobRunner(SimpleWorker):
             pipe.delete(job.key, job.dependents_key, job.execution_registry.key)
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             pipe.execute()
+
+    def _stage_start(self, job: Job, execution: Execution, pipe: Any) -> None:
+        """RQ's prepare_execution and prepare_job_execution: the execution in the started registry (and its
+        job's and its worker's indexes), the job started by this worker."""
+        self.stage_heartbeat(pipe)
+        pipe.sadd(execution.worker_executions_key, execution.composite_key)
+        pipe.expire(execution.worker_executions_key, self.ttl + 60)
+        self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+        job.prepare_for_execution(self.name, pipeline=pipe)
+        pipe.persist(job.key)
+
+    def _write(self, stage: Callable[[Any], None] | None) -> None:
+        self.pending_start = None
+        if stage is not None:
+            with self.connection.pipeline(transaction=False) as pipe:
+                stage(pipe)
+                pipe.execute()
 
     def _restore(self, job: Job) -> None:
         """Put the execution's record back whole before RQ's failure handling reads it (after a long outage

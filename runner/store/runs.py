@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,6 +20,8 @@ __all__ = ["CLAIM_OVER", "CLAIM_TTL", "RunFilter", "RunPage", "RunStore", "branc
 CLAIM_OVER = "-over-"  # an attempt's claim once the attempt has ended: no worker can claim it again
 CLAIM_TTL = 86400
 RQ_JOB_AFTER_END = 60  # seconds RQ's record of an attempt's job stays once Strom has ended the attempt
+SCAN_BUDGET = 2000  # index entries a listing examines per page, at most
+RUN_INDEXES_VERSION = "2"  # runs are in the source and branch indexes
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class RunStore:
                 pipe.zadd(keys.runs_by("trigger", new.workspace, new.trigger), {new.id: score})
             if pull_request_of(new) is not None:
                 pipe.zadd(keys.runs_by("pr", new.workspace, str(pull_request_of(new))), {new.id: score})
+            _stage_filter_indexes(pipe, new)
             pipe.sadd(keys.ACTIVE, new.id)
         if old is None or old.status is not new.status:
             if old is not None:
@@ -155,19 +158,11 @@ class RunStore:
 
     # ---------------------------------------------------------------- listing
     def list(self, flt: RunFilter, limit: int = 50, before: float | None = None) -> RunPage:
-        """Newest first. `before` is the created_at bound from the previous page (exclusive)."""
-        if flt.pr is not None and flt.workspace:
-            index = keys.runs_by("pr", flt.workspace, str(flt.pr))
-        elif flt.task and flt.workspace:
-            index = keys.runs_by("task", flt.workspace, flt.task)
-        elif flt.trigger and flt.workspace:
-            index = keys.runs_by("trigger", flt.workspace, flt.trigger)
-        elif flt.status:
-            index = keys.runs_by("status", flt.status)
-        elif flt.workspace:
-            index = keys.runs_by("workspace", flt.workspace)
-        else:
-            index = keys.RUNS
+        """Newest first. `before` is the created_at bound from the previous page (exclusive).
+
+        The smallest index that `flt` allows is read, and at most SCAN_BUDGET of its entries per page: when
+        the other filters match few of them, the page is short and `next_before` says where to go on."""
+        index = self._smallest(_indexes(flt))
         high: float | str
         if before is not None and (flt.until is None or before <= flt.until):
             high = f"({before}"
@@ -175,25 +170,52 @@ class RunStore:
             high = flt.until if flt.until is not None else "+inf"
         low = flt.since if flt.since is not None else "-inf"
         found: list[RunState] = []
-        cursor = high
+        cursor, examined, exhausted = high, 0, False
         batch = max(limit * 2, 50)
-        while len(found) < limit:
+        while len(found) < limit and examined < SCAN_BUDGET and not exhausted:
             entries = cast(
                 "list[tuple[str, float]]",
                 self.redis.zrevrangebyscore(index, cursor, low, start=0, num=batch, withscores=True),
             )
-            if not entries:
+            examined += len(entries)
+            found += [state for state in self.load_many(i for i, _ in entries) if _matches(state, flt)]
+            exhausted = len(entries) < batch
+            if entries:
+                cursor = f"({entries[-1][1]}"
+        page = _newest(found, limit)
+        if len(found) >= limit:
+            return RunPage(page, page[-1].created_at)
+        if exhausted:
+            return RunPage(page, None)
+        return RunPage(page, float(str(cursor)[1:]))  # the scan budget ran out: go on from where it stopped
+
+    def _smallest(self, indexes: Sequence[str]) -> str:
+        if len(indexes) == 1:
+            return indexes[0]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zcard(index)
+            sizes = pipe.execute()
+        return min(zip(sizes, indexes, strict=True))[1]
+
+    # ---------------------------------------------------------------- upgrades
+    def index_filters(self, batch: int = 500) -> int:
+        """Add runs stored before the source and branch indexes existed to them (once; safe to repeat)."""
+        if self.redis.get(keys.RUN_INDEXES) == RUN_INDEXES_VERSION:
+            return 0
+        done, start = 0, 0
+        while True:
+            ids = cast("Sequence[str]", self.redis.zrange(keys.RUNS, start, start + batch - 1))
+            if not ids:
                 break
-            for state in self.load_many(i for i, _ in entries):
-                if _matches(state, flt):
-                    found.append(state)
-            last_score = entries[-1][1]
-            if len(entries) < batch:
-                break
-            cursor = f"({last_score}"
-        page = sorted(found, key=lambda s: s.created_at, reverse=True)[:limit]
-        more = len(page) == limit
-        return RunPage(page, page[-1].created_at if more and page else None)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for state in self.load_many(ids):
+                    _stage_filter_indexes(pipe, state)
+                    done += 1
+                pipe.execute()
+            start += batch
+        self.redis.set(keys.RUN_INDEXES, RUN_INDEXES_VERSION)
+        return done
 
     def delete(self, states: Iterable[RunState]) -> int:
         count = 0
@@ -208,6 +230,10 @@ class RunStore:
                 if pull_request_of(state) is not None:
                     pipe.zrem(keys.runs_by("pr", state.workspace, str(pull_request_of(state))), state.id)
                 pipe.zrem(keys.runs_by("status", state.status.value), state.id)
+                if state.source:
+                    pipe.zrem(keys.runs_by("source", state.source), state.id)
+                if branch_of(state):
+                    pipe.zrem(keys.runs_by("branch", branch_of(state)), state.id)
                 pipe.srem(keys.ACTIVE, state.id)
                 count += 1
             pipe.execute()
@@ -219,6 +245,37 @@ class RunStore:
                 pipe.zcard(keys.runs_by("status", status.value))
             counts = pipe.execute()
         return {status.value: count for status, count in zip(RunStatus, counts)}
+
+
+def _stage_filter_indexes(pipe: Pipeline, state: RunState) -> None:
+    if state.source:
+        pipe.zadd(keys.runs_by("source", state.source), {state.id: state.created_at})
+    if branch_of(state):
+        pipe.zadd(keys.runs_by("branch", branch_of(state)), {state.id: state.created_at})
+
+
+def _indexes(flt: RunFilter) -> list[str]:
+    """Every index whose runs all pass a part of `flt` (RUNS when none does)."""
+    found = []
+    if flt.workspace:
+        found.append(keys.runs_by("workspace", flt.workspace))
+        if flt.task:
+            found.append(keys.runs_by("task", flt.workspace, flt.task))
+        if flt.trigger:
+            found.append(keys.runs_by("trigger", flt.workspace, flt.trigger))
+        if flt.pr is not None:
+            found.append(keys.runs_by("pr", flt.workspace, str(flt.pr)))
+    if flt.status:
+        found.append(keys.runs_by("status", flt.status))
+    if flt.source:
+        found.append(keys.runs_by("source", flt.source))
+    if flt.branch:
+        found.append(keys.runs_by("branch", flt.branch))
+    return found or [keys.RUNS]
+
+
+def _newest(states: list[RunState], limit: int) -> list[RunState]:
+    return sorted(states, key=lambda s: s.created_at, reverse=True)[:limit]
 
 
 def _matches(state: RunState, flt: RunFilter) -> bool:

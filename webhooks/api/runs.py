@@ -35,6 +35,7 @@ def list_runs():
         status=request.args.get("status"),
         trigger=request.args.get("trigger"),
         source=request.args.get("source"),
+        branch=request.args.get("branch"),
         pr=_pr_number(),
         since=timestamp("since"),
         until=timestamp("until"),

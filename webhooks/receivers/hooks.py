@@ -198,6 +198,10 @@ def receive(name: str):
     if trigger.mode is not WebhookMode.SYNC:
         return jsonify(answer), 202
     state = _wait(service, runs[0], trigger.timeout_secs)
+    if state is None:
+        raise ApiError(
+            410, "gone", f"run {runs[0]} was deleted while this request waited for it", event=event_id, run=runs[0]
+        )
     answer.update(run_status=state.status.value, output=state.output, error=state.error)
     return jsonify(answer), 200 if state.status.terminal else 202
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
@@ -48,6 +50,15 @@ def home():
 
 
 # ------------------------------------------------------------------ runs
+def _before() -> float | None:
+    """The page's `before` bound (a malformed one reads as none)."""
+    try:
+        value = float(request.args.get("before", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _run_filter() -> RunFilter:
     args = request.args
     pr = args.get("pr", "")
@@ -66,12 +77,18 @@ def _run_filter() -> RunFilter:
 def runs():
     service = current_service()
     flt = _run_filter()
-    listing = service.runs.list(flt, limit=50).runs
+    page = service.runs.list(flt, limit=50, before=_before())
+    listing = page.runs
     active = any(not s.status.terminal for s in listing)
     template = "runs_table.html" if request.args.get("fragment") else "runs.html"
+    older = None
+    if page.next_before is not None:
+        args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in ("fragment", "before")}
+        older = url_for("ui.runs", **args, before=repr(page.next_before))
     return render_template(
         template,
         runs=listing,
+        older=older,
         flt=flt,
         active=active,
         statuses=STATUSES,
