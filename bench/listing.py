@@ -1,25 +1,27 @@
-"""Listing benchmark: every run and event filter of the API and the UI, on an empty store and with many stored.
+"""Listing benchmark: every run and event filter of the API and the UI, with a page of them stored and with many.
 
     python3 bench/listing.py [--runs 10000] [--events 10000] [--repeat 20]
 
-Prints the median answer time of each listing with a few runs stored, then with `--runs` runs and
-`--events` events stored, and the ratio. Target: every listing within 2x of its time on the small store
-(each is served from an index or a bounded scan).
+Prints the median answer time of each listing with a full page of runs and events stored, then with
+`--runs` runs and `--events` events stored, and the ratio. Target: every listing within 2x of its time on
+the small store (each is served from an index or a bounded scan); filters that match few runs answer a
+fuller page on the large store, so their ratio includes that.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from dataclasses import replace
 
 import requests
-from service_stack import AUTH, Stack, wait
+from service_stack import AUTH, TOKEN, Stack, wait
 
 from runner.engine import RunState
-from runner.store.repo_events import RepoEvents
+from runner.store.repo_events import RepoEventStore
 from runner.store.runs import RunStore
 
 WORKSPACE = """
@@ -45,13 +47,25 @@ LISTINGS = [
 ]
 
 
-def timed(stack: Stack, path: str, repeat: int) -> float:
+def signed_in(stack: Stack) -> requests.Session:
+    """A browser session of the UI (its pages take no bearer token)."""
+    browser = requests.Session()
+    form = browser.get(f"{stack.url}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    browser.post(f"{stack.url}/login", data={"token": TOKEN, "csrf_token": token}, timeout=10)
+    return browser
+
+
+def timed(stack: Stack, path: str, repeat: int, browser: requests.Session) -> float | None:
+    """The median answer time, or None for a filter this version does not offer."""
     url = stack.url + path.format(hour_ago=time.time() - 3600)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        answer = requests.get(url, headers=AUTH, timeout=60)
+        answer = browser.get(url, headers=AUTH, timeout=60, allow_redirects=False)
         times.append((time.perf_counter() - start) * 1000)
+        if answer.status_code == 400 and "unknown query parameter" in answer.text:
+            return None
         assert answer.status_code == 200, (path, answer.status_code, answer.text[:200])
     return statistics.median(times)
 
@@ -75,7 +89,7 @@ def fill(stack: Stack, runs: int, events: int) -> None:
                 )
                 store.stage(pipe, None, state, now)
             pipe.execute()
-    repo_events = RepoEvents(stack.redis)
+    repo_events = RepoEventStore(stack.redis)
     for i in range(events):
         repo_events.receive("local", {"kind": "push", "delivery": f"bench-{i}"}, ignored="benchmark", now=now - i)
 
@@ -89,19 +103,23 @@ def main() -> None:
     stack = Stack(WORKSPACE)
     try:
         wait(lambda: requests.get(f"{stack.url}/api/ready", timeout=1).ok, 30, "the web")
-        fill(stack, 20, 20)
-        small = {what: timed(stack, path, args.repeat) for what, path in LISTINGS}
+        fill(stack, 60, 60)  # a full page of each, as with many stored
+        browser = signed_in(stack)
+        small = {what: timed(stack, path, args.repeat, browser) for what, path in LISTINGS}
         fill(stack, args.runs, args.events)
         print(
-            f"listing medians ({args.repeat} requests each): 20 runs and events stored -> {args.runs} runs, "
-            f"{args.events} events"
+            f"listing medians ({args.repeat} requests each): 60 runs and events stored (a full page) -> "
+            f"{args.runs} runs, {args.events} events"
         )
         worst = 0.0
-        for what, _ in LISTINGS:
-            large = timed(stack, dict(LISTINGS)[what], args.repeat)
-            ratio = large / small[what]
+        for what, path in LISTINGS:
+            before, large = small[what], timed(stack, path, args.repeat, browser)
+            if before is None or large is None:
+                print(f"  {what:<28} (not offered)")
+                continue
+            ratio = large / before
             worst = max(worst, ratio)
-            print(f"  {what:<28} {small[what]:7.1f} ms -> {large:7.1f} ms  ({ratio:.1f}x)")
+            print(f"  {what:<28} {before:7.1f} ms -> {large:7.1f} ms  ({ratio:.1f}x)")
         print(f"  worst ratio {worst:.1f}x (target <= 2x)")
     finally:
         stack.close()

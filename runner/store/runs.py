@@ -162,7 +162,7 @@ class RunStore:
 
         The smallest index that `flt` allows is read, and at most SCAN_BUDGET of its entries per page: when
         the other filters match few of them, the page is short and `next_before` says where to go on."""
-        index = self._smallest(_indexes(flt))
+        index, exact = self._smallest(_indexes(flt))
         high: float | str
         if before is not None and (flt.until is None or before <= flt.until):
             high = f"({before}"
@@ -171,7 +171,7 @@ class RunStore:
         low = flt.since if flt.since is not None else "-inf"
         found: list[RunState] = []
         cursor, examined, exhausted = high, 0, False
-        batch = max(limit * 2, 50)
+        batch = limit if exact else max(limit * 2, 50)  # an exact index: each entry is a run of the page
         while len(found) < limit and examined < SCAN_BUDGET and not exhausted:
             entries = cast(
                 "list[tuple[str, float]]",
@@ -189,11 +189,12 @@ class RunStore:
             return RunPage(page, None)
         return RunPage(page, float(str(cursor)[1:]))  # the scan budget ran out: go on from where it stopped
 
-    def _smallest(self, indexes: Sequence[str]) -> str:
+    def _smallest(self, indexes: Sequence[tuple[str, bool]]) -> tuple[str, bool]:
+        """The smallest of the (index, exact) candidates."""
         if len(indexes) == 1:
             return indexes[0]
         with self.redis.pipeline(transaction=False) as pipe:
-            for index in indexes:
+            for index, _ in indexes:
                 pipe.zcard(index)
             sizes = pipe.execute()
         return min(zip(sizes, indexes, strict=True))[1]
@@ -254,24 +255,32 @@ def _stage_filter_indexes(pipe: Pipeline, state: RunState) -> None:
         pipe.zadd(keys.runs_by("branch", branch_of(state)), {state.id: state.created_at})
 
 
-def _indexes(flt: RunFilter) -> list[str]:
-    """Every index whose runs all pass a part of `flt` (RUNS when none does)."""
+def _indexes(flt: RunFilter) -> list[tuple[str, bool]]:
+    """Every index whose runs all pass a part of `flt` (RUNS when none does), and whether they pass all of it
+    (since and until bound the scores, so they always do)."""
+    given = {name for name in ("workspace", "task", "trigger", "status", "source", "branch") if getattr(flt, name)} | (
+        {"pr"} if flt.pr is not None else set()
+    )
     found = []
+
+    def add(index: str, *covers: str) -> None:
+        found.append((index, given <= set(covers)))
+
     if flt.workspace:
-        found.append(keys.runs_by("workspace", flt.workspace))
+        add(keys.runs_by("workspace", flt.workspace), "workspace")
         if flt.task:
-            found.append(keys.runs_by("task", flt.workspace, flt.task))
+            add(keys.runs_by("task", flt.workspace, flt.task), "workspace", "task")
         if flt.trigger:
-            found.append(keys.runs_by("trigger", flt.workspace, flt.trigger))
+            add(keys.runs_by("trigger", flt.workspace, flt.trigger), "workspace", "trigger")
         if flt.pr is not None:
-            found.append(keys.runs_by("pr", flt.workspace, str(flt.pr)))
+            add(keys.runs_by("pr", flt.workspace, str(flt.pr)), "workspace", "pr")
     if flt.status:
-        found.append(keys.runs_by("status", flt.status))
+        add(keys.runs_by("status", flt.status), "status")
     if flt.source:
-        found.append(keys.runs_by("source", flt.source))
+        add(keys.runs_by("source", flt.source), "source")
     if flt.branch:
-        found.append(keys.runs_by("branch", flt.branch))
-    return found or [keys.RUNS]
+        add(keys.runs_by("branch", flt.branch), "branch")
+    return found or [(keys.RUNS, not given)]
 
 
 def _newest(states: list[RunState], limit: int) -> list[RunState]:
