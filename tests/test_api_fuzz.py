@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
+from schemathesis.core.parameters import ParameterLocation
 from service_env import TOKENS, make_config, stack
 
 from webhooks.app import create_app
@@ -50,4 +51,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_answers_as_documented_and_never_5xx(case):
     # Not checked: that every schema-valid request is accepted. Some rules cannot be written in the
     # schema (pr needs workspace; a forge's event header), and those answer 400 with the reason.
-    case.call_and_validate(headers=AUTH, excluded_checks=[schemathesis.checks.positive_data_acceptance])
+    excluded = [schemathesis.checks.positive_data_acceptance]
+    headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    if headers is not None and headers.mode.is_negative:
+        # the case dropped or mangled the Authorization header, and the admin token sent here replaces it: the
+        # request is no longer invalid there, so its acceptance proves nothing (other cases check the rest)
+        excluded.append(schemathesis.checks.negative_data_rejection)
+    case.call_and_validate(headers=AUTH, excluded_checks=excluded)

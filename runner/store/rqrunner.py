@@ -6,7 +6,9 @@ what Strom is doing. A runner does not take jobs itself: its owner takes a job f
 (and, for a step, claims the attempt), then `run(job, queue)` executes it as RQ does — an execution
 in the queue's started registry, the job's function called, the job finished or failed in RQ's
 registries. The job's function reaches the object that runs it (a Strom worker, a notifier) with
-`current_host()`. The owner's heartbeat loop keeps the runner and its execution alive
+`current_host()`; a step's function also takes the writing of the job's start (`take_start()`) and sends
+it with its own first write, the step's start report, so RQ costs that path no round trip. The owner's
+heartbeat loop keeps the runner and its execution alive
 (`stage_heartbeat`); an execution that is no longer beaten expires from the started registry,
 which is how a dead process's step is told apart from a slow one (runner/service/sweeps.py).
 """
