@@ -23,12 +23,9 @@ class Retention:
         self.service = service
         self.config = service.config
         self.redis = service.redis
-        self.indexed = False
 
     def one_pass(self) -> float:
-        if not self.indexed:  # runs stored by an earlier version join the indexes they predate, once
-            self.service.runs.index_filters()
-            self.indexed = True
+        self.service.runs.index_filters()  # runs stored by an earlier version join the indexes they predate, once
         self.enforce(time.time())
         return EVERY
 

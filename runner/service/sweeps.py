@@ -97,10 +97,10 @@ class Sweeps:
         for step_key, rq_id, (owed, result) in zip(step_keys, rq_ids, zip(answers[::2], answers[1::2])):
             info = json.loads(entries[step_key])
             if not owed and rq_id not in running and now - float(info.get("since") or 0) >= self.config.lost_after:
-                lost.append((step_key, info, result))
-        if lost:  # RQ's registries say so too: the jobs of expired executions fail there, as abandoned
-            fail_abandoned(self.service.rq_redis, {queues[i] for i in rq_ids if i in queues and i not in running})
-        for step_key, info, result in lost:
+                lost.append((step_key, info, result, queues.get(rq_id)))
+        # RQ's registries say so too: the jobs of expired executions fail there, as abandoned
+        fail_abandoned(self.service.rq_redis, {queue for *_, queue in lost if queue})
+        for step_key, info, result, _ in lost:
             self._each(step_key, lambda: self._lost(step_key, info, result, now))
 
     def _lost(self, step_key: str, info: dict, result: str | None, now: float) -> None:

@@ -82,14 +82,11 @@ class _Slot:
             worker.config.lost_after,
             defer_start=True,
         )
-        self.born = False
         self.held: tuple[Job, Queue] | None = None
 
     def one_pass(self) -> float | None:
         worker = self.worker
-        if not self.born:
-            self.runner.born()
-            self.born = True
+        self.runner.born()
         if self.held is None:
             if worker.stopping.is_set():
                 return 0.2  # draining: take nothing new
@@ -113,10 +110,6 @@ class _Slot:
             failpoints.hit("worker-after-claim")
             self.runner.run(job, queue)
         return None
-
-    def retire(self) -> None:
-        if self.born:
-            self.runner.died()
 
 
 class Worker:
@@ -241,7 +234,7 @@ class Worker:
         self.outbox.drain(OUTBOX_DRAIN)
         try:
             for slot in self.slots:
-                slot.retire()
+                slot.runner.died()
             self.service.workers.leave(self.name)
         except Exception as exc:  # noqa: BLE001 - Redis may be away; the registries forget us by themselves
             log.warning("could not leave the worker registries: %s", exc)
@@ -265,7 +258,7 @@ class Worker:
 
     def _stage_runners(self, pipe: Pipeline) -> None:
         for slot in self.slots:
-            if slot.born:
+            if slot.runner.registered:
                 slot.runner.stage_heartbeat(pipe)
 
     def _beat_once(self) -> float:
@@ -299,7 +292,7 @@ class Worker:
                     running.cancel.set()
 
     def _tidy_once(self) -> float:
-        if self.slots[0].born:
+        if self.slots[0].runner.registered:
             self.slots[0].runner.tidy()
         return TIDY_EVERY
 

@@ -96,6 +96,7 @@ class JobRunner(SimpleWorker):
         self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
         self.log = _log
         self.host = host
+        self.registered = False  # in RQ's worker registry
         self.defer_start = defer_start
         self.current: tuple[Job, Execution] | None = None
         self.pending_start: Callable[[Any], None] | None = None
@@ -111,16 +112,20 @@ class JobRunner(SimpleWorker):
 
     # ----------------------------------------------------------------- life
     def born(self) -> None:
-        """Register in RQ's worker registry (replacing what a killed process of the same name left)."""
+        """Register in RQ's worker registry, once (replacing what a killed process of the same name left)."""
+        if self.registered:
+            return
         self.connection.delete(self.key, self.executions_key)
         self.register_birth()  # type: ignore[no-untyped-call]
         with self.connection.pipeline() as pipe:
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             self.heartbeat(self.ttl, pipeline=pipe)  # gone from RQ's registry `ttl` after this process dies
             pipe.execute()
+        self.registered = True  # only now: an outage on the way means trying again
 
     def died(self) -> None:
-        self.register_death()  # type: ignore[no-untyped-call]
+        if self.registered:
+            self.register_death()  # type: ignore[no-untyped-call]
 
     # ----------------------------------------------------------------- one job
     def run(self, job: Job, queue: Queue) -> None:
@@ -146,8 +151,9 @@ class JobRunner(SimpleWorker):
             value = job.perform()
         except Exception:  # noqa: BLE001 - as RQ: any failure of the job's function fails the job
             job.ended_at = rq_now()
-            self._write(self.pending_start)
-            self._restore(job)
+            # the start if nobody wrote it, else the execution's record put back whole: RQ's failure handling
+            # reads it, and after a long outage it may have expired while the job ran
+            self._write(self.pending_start or self.stage_heartbeat)
             self._finalize_failure(job, queue, execution, sys.exc_info())
             self.set_state(WorkerStatus.IDLE)
             return
@@ -181,13 +187,6 @@ class JobRunner(SimpleWorker):
             with self.connection.pipeline(transaction=False) as pipe:
                 stage(pipe)
                 pipe.execute()
-
-    def _restore(self, job: Job) -> None:
-        """Put the execution's record back whole before RQ's failure handling reads it (after a long outage
-        it may have expired while the job ran)."""
-        with self.connection.pipeline() as pipe:
-            self.stage_heartbeat(pipe)
-            pipe.execute()
 
     def stage_heartbeat(self, pipe: Any) -> None:
         """Keep the runner and its execution alive for `ttl` (inside the owner's heartbeat pipeline). An

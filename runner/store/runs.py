@@ -231,10 +231,8 @@ class RunStore:
                 if pull_request_of(state) is not None:
                     pipe.zrem(keys.runs_by("pr", state.workspace, str(pull_request_of(state))), state.id)
                 pipe.zrem(keys.runs_by("status", state.status.value), state.id)
-                if state.source:
-                    pipe.zrem(keys.runs_by("source", state.source), state.id)
-                if branch_of(state):
-                    pipe.zrem(keys.runs_by("branch", branch_of(state)), state.id)
+                for index in _filter_indexes(state):
+                    pipe.zrem(index, state.id)
                 pipe.srem(keys.ACTIVE, state.id)
                 count += 1
             pipe.execute()
@@ -248,11 +246,15 @@ class RunStore:
         return {status.value: count for status, count in zip(RunStatus, counts)}
 
 
+def _filter_indexes(state: RunState) -> list[str]:
+    """The source and branch indexes `state` belongs in."""
+    branch = branch_of(state)
+    return [keys.runs_by(kind, value) for kind, value in (("source", state.source), ("branch", branch)) if value]
+
+
 def _stage_filter_indexes(pipe: Pipeline, state: RunState) -> None:
-    if state.source:
-        pipe.zadd(keys.runs_by("source", state.source), {state.id: state.created_at})
-    if branch_of(state):
-        pipe.zadd(keys.runs_by("branch", branch_of(state)), {state.id: state.created_at})
+    for index in _filter_indexes(state):
+        pipe.zadd(index, {state.id: state.created_at})
 
 
 def _indexes(flt: RunFilter) -> list[tuple[str, bool]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import request
 
 from ..errors import ApiError
 
-__all__ = ["MAX_PAGE", "json_object", "number", "page_limit", "short_text", "timestamp"]
+__all__ = ["MAX_PAGE", "json_object", "number", "page_limit", "short_text", "timestamp", "unix_time"]
 
 MAX_PAGE = 200
 MAX_TEXT = 4000  # characters of a reason, a note
@@ -28,15 +30,21 @@ def page_limit(default: int = 50) -> int:
     return default if value is None else value
 
 
+def unix_time(value: str) -> float | None:
+    """`value` as a Unix timestamp, or None when it is not a finite number."""
+    try:
+        stamp = float(value)
+    except ValueError:
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
 def timestamp(name: str) -> float | None:
     value = request.args.get(name)
     if value is None:
         return None
-    try:
-        stamp = float(value)
-    except ValueError:
-        stamp = None
-    if stamp is None or stamp != stamp or stamp in (float("inf"), float("-inf")):
+    stamp = unix_time(value)
+    if stamp is None:
         raise ApiError(400, "bad_request", f"{name} must be a Unix timestamp, got {value[:40]!r}")
     return stamp
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from runner.gitops.gates import caller_refusal
 from runner.store import RunFilter
 
 from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
+from ..api.params import unix_time
 from ..api.representations import masker_for, trigger_json
 from ..context import current_service
 from . import bp
@@ -50,15 +50,6 @@ def home():
 
 
 # ------------------------------------------------------------------ runs
-def _before() -> float | None:
-    """The page's `before` bound (a malformed one reads as none)."""
-    try:
-        value = float(request.args.get("before", ""))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _run_filter() -> RunFilter:
     args = request.args
     pr = args.get("pr", "")
@@ -77,7 +68,7 @@ def _run_filter() -> RunFilter:
 def runs():
     service = current_service()
     flt = _run_filter()
-    page = service.runs.list(flt, limit=50, before=_before())
+    page = service.runs.list(flt, limit=50, before=unix_time(request.args.get("before", "")))  # malformed: none
     listing = page.runs
     active = any(not s.status.terminal for s in listing)
     template = "runs_table.html" if request.args.get("fragment") else "runs.html"
