@@ -20,7 +20,9 @@ def make_read_only(root: Path) -> None:
         for name in filenames:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode & ~_WRITE)
+                mode = os.stat(path).st_mode
+                if mode & _WRITE:  # a snapshot's files are read-only links already
+                    os.chmod(path, mode & ~_WRITE)
     for dirpath, dirnames, _ in os.walk(root, topdown=False):
         for name in dirnames:
             path = os.path.join(dirpath, name)

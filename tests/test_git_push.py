@@ -182,3 +182,17 @@ def test_chunked_push_and_gzip_upload_pack_requests_pass_through(hosted, tmp_pat
         lambda: (found := events(service)) and found[0]["status"] != "queued" and found[0], what="the push processed"
     )
     assert record["reason"] == "the commit message asks to skip CI ([skip ci])"
+
+
+def test_a_push_straight_into_the_repository_on_disk_is_checked_by_the_hook_alone(hosted, tmp_path):
+    """Not through `strom web` (an administrator pushing on the server): the hook checks the push itself."""
+    service, _server = hosted
+    bare = service.repos.hosted.ensure("site")
+    repo = init_repo(tmp_path / "src")
+    commit(repo, {".strom/ci.yaml": INVALID}, "broken pipeline")
+    refused = git(repo, "push", str(bare), "main", check=False)
+    assert refused.returncode != 0
+    assert "remote: .strom/ci.yaml:7:9: error: task 'build', step 'show': unknown key 'dependz_on'" in refused.stderr
+    sha = commit(repo, {".strom/ci.yaml": VALID}, "Fix the pipeline")
+    git(repo, "push", str(bare), "main")
+    assert git(bare, "rev-parse", "refs/heads/main").stdout.strip() == sha

@@ -1,8 +1,9 @@
 """Repositories Strom hosts itself, for `git push strom main`: bare repositories with Strom's hooks.
 
 The pre-receive hook validates the pushed `.strom/` and refuses the push with the problems (the git
-client shows them as `remote: ...`). The post-receive hook writes the updated refs and the push
-options to the file named by STROM_PUSH_RECORD, from which the web process stores the events.
+client shows them as `remote: ...`); a push through `strom web` is validated by the web process itself.
+The post-receive hook writes the updated refs and the push options to the file named by
+STROM_PUSH_RECORD, from which the web process stores the events.
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ _POST_RECEIVE = """#!/bin/sh
 
 
 def hook_scripts() -> dict[str, str]:
-    return {
-        "pre-receive": f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m runner.git.prereceive\n",
-        "post-receive": _POST_RECEIVE,
-    }
+    python = shlex.quote(sys.executable)
+    client = shlex.quote(str(Path(__file__).with_name("hookclient.py")))
+    pre_receive = (
+        "#!/bin/sh\n"
+        "# Strom: refuse a push whose .strom/ is invalid (checked by the web process serving the push, if any).\n"
+        f'[ -z "$STROM_HOOK_SOCKET" ] || exec {python} -I -S {client}\n'
+        f"exec {python} -m runner.git.prereceive\n"
+    )
+    return {"pre-receive": pre_receive, "post-receive": _POST_RECEIVE}
 
 
 class HostedRepos:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import shlex
-import tarfile
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,8 +16,7 @@ from git.exc import GitCommandError
 
 from ..errors import StromError
 from ..workspace_config import redact_url
-from .trees import TreeError, read_tree
-from .untar import extract
+from .objects import Objects
 
 __all__ = ["ZERO_SHA", "GitError", "Mirror"]
 
@@ -56,6 +55,7 @@ class Mirror:
         self._token_user = token_user
         self._ssh_key = ssh_key
         self._repo: git.Repo | None = None
+        self._objects: Objects | None = None
 
     # ---------------------------------------------------------------- plumbing
     def _env(self) -> dict[str, str]:
@@ -88,6 +88,13 @@ class Mirror:
     def repo(self) -> git.Repo:
         return self._repo if self._repo is not None else self._open()
 
+    @property
+    def objects(self) -> Objects:
+        with _lock(self.path):
+            if self._objects is None:
+                self._objects = Objects(self.repo)
+            return self._objects
+
     def ensure(self) -> Mirror:
         self._open()
         return self
@@ -106,8 +113,8 @@ class Mirror:
             return self._repo
 
     def _git(self, *args: str, **kwargs) -> str:
+        """A git command of its own (object reads go through `objects`, shared by threads one at a time)."""
         try:
-            # A new process per call (never GitPython's shared cat-file), so threads may share a mirror.
             return self.repo.git.execute(["git", *args], env=self._env(), **kwargs)
         except GitCommandError as exc:
             detail = self._hide((exc.stderr or str(exc)).strip())
@@ -128,7 +135,15 @@ class Mirror:
         if not specs:
             specs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         with _lock(self.path):
-            self._git("fetch", "--quiet", "--no-write-fetch-head", "--no-tags", self.url, *specs)
+            # housekeeping waits for `maintain` (the scheduler's retention pass), not an event's fetch
+            self._git(
+                "fetch", "--quiet", "--no-write-fetch-head", "--no-tags", "--no-auto-maintenance", self.url, *specs
+            )
+
+    def maintain(self) -> None:
+        """Pack loose objects and prune when git thinks it is time (cheap when it is not)."""
+        if (self.path / "HEAD").exists():
+            self._git("maintenance", "run", "--auto", "--quiet")
 
     def remote_heads(self) -> dict[str, str]:
         """branch -> sha of the origin's branches (git ls-remote)."""
@@ -148,32 +163,35 @@ class Mirror:
         return {ref[len("refs/heads/") :]: sha for sha, ref in (line.split(" ", 1) for line in out.splitlines())}
 
     def resolve(self, ref: str) -> str | None:
-        try:
-            return self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip() or None
-        except GitError:
-            return None
+        """The commit `ref` names (a sha, a ref, an annotated tag: peeled), or None when the mirror lacks it."""
+        return self.objects.commit_of(ref)
 
     def has(self, sha: str) -> bool:
         return self.resolve(sha) is not None
 
     def commit_info(self, sha: str) -> dict:
-        out = self._git("show", "-s", "--format=%H%x00%an%x00%ae%x00%B", sha, strip_newline_in_stdout=False)
-        full, author, email, message = out.split("\0", 3)
-        message = message.strip()
+        try:
+            info = self.objects.commit_info(sha)
+        except ValueError as exc:
+            raise GitError(f"cannot read commit {sha[:12]} in {self.path.name}: {exc}") from None
+        message = info["message"].strip()
         return {
-            "sha": full.strip(),
-            "short_sha": full.strip()[:7],
+            "sha": sha,
+            "short_sha": sha[:7],
             "message": message,
             "title": message.splitlines()[0] if message else "",
-            "author": author,
-            "author_email": email,
+            "author": info["author"],
+            "author_email": info["email"],
         }
 
     def changed_files(self, before: str | None, after: str) -> list[str]:
         """Files that differ between `before` and `after`; for a new ref, the files its commits touch
         that no other branch has (or, with no other branch, the files of its head commit)."""
         if before and before != ZERO_SHA and self.has(before):
-            return self._git("diff", "--name-only", "--no-renames", before, after).splitlines()
+            try:
+                return self.objects.changed(before, after)
+            except ValueError as exc:
+                raise GitError(f"cannot compare {before[:12]} with {after[:12]} in {self.path.name}: {exc}") from None
         others = sorted({sha for sha in self.local_heads().values() if sha != after})
         if others:
             out = self._git("log", "--format=", "--name-only", "--no-renames", after, "--not", *others)
@@ -186,21 +204,13 @@ class Mirror:
 
     def tree(
         self, sha: str, max_file: int | None = None, max_files: int | None = None
-    ) -> tuple[dict[str, str], set[str], dict[str, int]]:
-        """(the .strom/ workflow files' texts by path, every file path, sizes of files too large to read)
-        of commit `sha`."""
+    ) -> tuple[dict[str, str], Callable[[str], bool], dict[str, int]]:
+        """(the .strom/ workflow files' texts by path, whether a file is at a path, sizes of workflow files
+        too large to read) of commit `sha`."""
         try:
-            return read_tree(self.path, sha, max_file=max_file, max_files=max_files)
-        except TreeError as exc:
+            return self.objects.definitions(sha, max_file=max_file, max_files=max_files)
+        except ValueError as exc:
             raise GitError(f"cannot read commit {sha[:12]} in {self.path.name}: {exc}") from None
-
-    def export(self, sha: str, target: Path) -> None:
-        """Write the tree of `sha` into the (new) directory `target`."""
-        target.mkdir(parents=True)
-        with tempfile.NamedTemporaryFile(suffix=".tar") as archive:
-            self._git("archive", "--format=tar", f"--output={archive.name}", sha)
-            with tarfile.open(archive.name) as tar:
-                extract(tar, target)
 
     def archive(self, sha: str, output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,9 @@
 
 git runs it in the bare repository with the pushed objects quarantined; every line on stdin is
 `<old> <new> <ref>`. What it prints reaches the pusher as `remote: ...` lines.
+
+A push served by `strom web` is checked in the web process (`answer`, through `hookclient`); this
+module's `main` checks a push made any other way (straight into the repository on disk).
 """
 
 from __future__ import annotations
@@ -9,62 +12,89 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .trees import TreeError, read_tree
+from ..spec.limits import SpecLimits
+from .objects import Objects
 
-__all__ = ["check", "main"]
+__all__ = ["answer", "check", "main"]
 
 ZERO = "0" * 40
 
 
-def check(git_dir: Path, new: str, ref: str) -> list[str]:
-    """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent)."""
+def check(
+    objects: Objects, new: str, ref: str, limits: SpecLimits, channels: Iterable[str] | None, out: list[str]
+) -> list[str]:
+    """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent); notes and
+    warnings go to `out`."""
     from ..spec import load_texts
-    from ..spec.limits import SpecLimits
 
-    limits = SpecLimits(**json.loads(os.environ.get("STROM_SPEC_LIMITS") or "{}"))
-    texts, paths, oversized = read_tree(git_dir, new, max_file=limits.file_size, max_files=limits.files)
+    texts, exists, oversized = objects.definitions(new, max_file=limits.file_size, max_files=limits.files)
     if not texts and not oversized:
-        print(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
+        out.append(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []
-    result = load_texts(texts, root=Path("/"), file_exists=lambda rel: rel in paths, limits=limits, sizes=oversized)
+    result = load_texts(texts, root=Path("/"), file_exists=exists, limits=limits, sizes=oversized)
     problems = list(result.problems)
-    channels = os.environ.get("STROM_NOTIFY_CHANNELS")
     if result.workspace is not None and channels is not None:
         from ..spec.notify_rules import unknown_channels
 
-        problems += unknown_channels(result.workspace, json.loads(channels))
+        problems += unknown_channels(result.workspace, list(channels))
     errors: list[str] = []
     for problem in problems:
-        (errors.append if problem.is_error else print)(problem.format())
+        (errors if problem.is_error else out).append(problem.format())
     return errors
 
 
-def main(stdin=sys.stdin) -> int:
-    git_dir = Path(os.environ.get("GIT_DIR", "."))
+def answer(
+    git_dir: Path,
+    refs: str,
+    limits: SpecLimits,
+    channels: Iterable[str] | None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """(what the pusher sees, the hook's exit status) for the hook's stdin `refs`; `env` holds the
+    quarantine variables git gave the hook (the pushed objects are visible only through them)."""
+    import git
+
+    repo = git.Repo(git_dir)
+    repo.git.update_environment(**dict(env or {}))
+    objects = Objects(repo)
+    out: list[str] = []
     refused = 0
-    for line in stdin:
-        parts = line.split()
-        if len(parts) != 3:
-            continue
-        _old, new, ref = parts
-        if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")):
-            continue
-        try:
-            errors = check(git_dir, new, ref)
-        except TreeError as exc:
-            errors = [f"cannot read {new[:12]}: {exc}"]
-        if errors:
-            refused += 1
-            for error in errors:
-                print(error)
-            print(
-                f"strom: push of {ref} refused: {len(errors)} problem(s) in .strom/ at {new[:12]}; "
-                "fix them and push again (`strom validate` shows them locally)"
-            )
+    try:
+        for line in refs.splitlines():
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            _old, new, ref = parts
+            if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")):
+                continue
+            try:
+                errors = check(objects, new, ref, limits, channels, out)
+            except ValueError as exc:
+                errors = [f"cannot read {new[:12]}: {exc}"]
+            if errors:
+                refused += 1
+                out += errors
+                out.append(
+                    f"strom: push of {ref} refused: {len(errors)} problem(s) in .strom/ at {new[:12]}; "
+                    "fix them and push again (`strom validate` shows them locally)"
+                )
+    finally:
+        objects.close()
+    return "".join(f"{line}\n" for line in out), 1 if refused else 0
+
+
+def main(stdin=sys.stdin) -> int:
+    limits = SpecLimits(**json.loads(os.environ.get("STROM_SPEC_LIMITS") or "{}"))
+    channels = os.environ.get("STROM_NOTIFY_CHANNELS")
+    output, status = answer(
+        Path(os.environ.get("GIT_DIR", ".")), stdin.read(), limits, json.loads(channels) if channels else None
+    )
+    sys.stdout.write(output)
     sys.stdout.flush()
-    return 1 if refused else 0
+    return status
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """Each commit a run uses is written out once, read-only, and shared by every step and every later run.
 
-<root>/<sha>/        the tree of the commit (files made read-only)
+<root>/<sha>/        the tree of the commit: directories, and hard links into the blob store
 <root>/<sha>.used    touched whenever a run starts on it (for garbage collection)
+<root>/.blobs/       each file content once (see blobs.py)
+
+A snapshot holds the commit's contents byte for byte: no `.gitattributes` conversion applies (line
+endings, `ident`, filters), and a submodule is an empty directory.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..readonly import make_read_only, make_writable
-from .mirrors import Mirror
+from .blobs import Blobs
+from .mirrors import GitError, Mirror
+from .objects import TREE
 
 __all__ = ["Snapshots"]
 
@@ -25,9 +31,13 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+BLOBS = ".blobs"
+
+
 class Snapshots:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.blobs = Blobs(self.root / BLOBS)
         self._lock = threading.Lock()
 
     def path(self, sha: str) -> Path:
@@ -35,7 +45,20 @@ class Snapshots:
 
     def materialise(self, mirror: Mirror, sha: str) -> Path:
         """The snapshot directory of `sha`, written from the mirror now if it does not exist yet."""
-        return self.ensure(sha, lambda tmp: mirror.export(sha, tmp))
+        return self.ensure(sha, lambda tmp: self._write(mirror, sha, tmp))
+
+    def _write(self, mirror: Mirror, sha: str, target: Path) -> None:
+        objects = mirror.objects
+        try:
+            entries = objects.walk(sha)
+        except ValueError as exc:  # a name git would not check out either
+            raise GitError(f"cannot write a snapshot of {sha[:12]} from {mirror.path.name}: {exc}") from None
+        target.mkdir()
+        for path, mode, binsha in entries:
+            if mode == TREE or mode >> 12 == 0o16:  # a directory, or a submodule's (empty) place
+                (target / path).mkdir()
+            else:
+                self.blobs.place(objects, binsha, mode, target / path)
 
     def ensure(self, sha: str, write: Callable[[Path], None]) -> Path:
         """The snapshot directory of `sha`; if missing, `write` fills a new directory that then appears atomically."""
@@ -71,6 +94,8 @@ class Snapshots:
             return removed
         cutoff = time.time() - older_than
         for entry in self.root.iterdir():
+            if entry.name == BLOBS:
+                continue
             if entry.name.startswith(".") and entry.is_dir() and entry.stat().st_mtime < cutoff:
                 _remove(entry)  # left by a process that died while writing it
                 continue
@@ -84,4 +109,5 @@ class Snapshots:
             shutil.rmtree(entry, ignore_errors=True)
             marker.unlink(missing_ok=True)
             removed.append(entry.name)
+        self.blobs.collect(older_than)
         return removed

@@ -91,9 +91,9 @@ class Checkouts:
             raise digest
         if digest is None:
             limits = self.service.config.spec_limits
-            texts, paths, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
+            texts, exists, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
             digest = definitions.put(texts)
-            result = load_texts(texts, root=root, file_exists=lambda rel: rel in paths, limits=limits, sizes=oversized)
+            result = load_texts(texts, root=root, file_exists=exists, limits=limits, sizes=oversized)
             try:
                 definitions.remember(digest, root, result.raise_for_errors())
             except SpecError as exc:

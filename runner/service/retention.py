@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import TYPE_CHECKING, cast
 
+from ..git.mirrors import GitError
 from ..store import keys
 
 if TYPE_CHECKING:
@@ -17,6 +19,8 @@ EVERY = 60.0  # seconds between passes
 BATCH = 500  # runs loaded and deleted at a time
 ABANDONED_PUSH_RECORD = 86400.0  # seconds after which a push record a dead web process left is removed
 
+log = logging.getLogger("strom.retention")
+
 
 class Retention:
     def __init__(self, service: Service):
@@ -27,7 +31,17 @@ class Retention:
     def one_pass(self) -> float:
         self.service.runs.index_filters()  # runs stored by an earlier version join the indexes they predate, once
         self.enforce(time.time())
+        self.maintain_repositories()
         return EVERY
+
+    def maintain_repositories(self) -> None:
+        """Git's housekeeping for mirrors and hosted repositories, which fetches and pushes leave to this pass."""
+        for ws in self.config.workspaces.values():
+            if ws.is_git:
+                try:
+                    self.service.repos.mirror(ws).maintain()
+                except GitError as exc:
+                    log.warning("housekeeping of workspace %s's repository failed: %s", ws.name, exc)
 
     def enforce(self, now: float) -> int:
         """Delete what is past `retention`: repository events, runs with their logs, unused snapshots.

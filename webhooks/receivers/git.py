@@ -8,20 +8,19 @@ post-receive hook recorded become push / tag / delete events, stored before the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 
 from runner.forges.event import EventKind, EventSource, RepoEvent
+from runner.git.hookserver import HookServer
 from runner.git.mirrors import ZERO_SHA
 from runner.store import keys
 
@@ -85,7 +84,7 @@ def smart_http(workspace: str, rest: str):
     return _backend(repo_root, f"/{workspace}.git/{rest}", token.name, record, ws)
 
 
-def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> dict[str, str]:
+def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None, hook: HookServer | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STROM_SECRET_", "GIT_"))}
     env.update(
         GIT_PROJECT_ROOT=str(repo_root),
@@ -105,26 +104,39 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None) -> 
     if request.headers.get("Git-Protocol"):
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     if record:
-        config = current_service().config
         env["STROM_PUSH_RECORD"] = record
-        # the pre-receive hook refuses definitions that name channels this server does not have, or that
-        # are past the limits; git refuses a pack larger than the limit before any hook runs
-        env["STROM_NOTIFY_CHANNELS"] = json.dumps(sorted(config.notifications.channels))
-        env["STROM_SPEC_LIMITS"] = json.dumps(asdict(config.spec_limits))
-        env.update(
-            GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="receive.maxInputSize", GIT_CONFIG_VALUE_0=str(config.push_size)
-        )
+        if hook is not None:
+            env["STROM_HOOK_SOCKET"] = hook.path
+        # git refuses a pack larger than the limit before any hook runs; its housekeeping after a push
+        # waits for the scheduler's retention pass instead of the pusher
+        settings = {"receive.maxInputSize": str(current_service().config.push_size), "receive.autogc": "false"}
+        env["GIT_CONFIG_COUNT"] = str(len(settings))
+        for i, (key, value) in enumerate(settings.items()):
+            env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
     return env
 
 
+def _hook_server(repo_root: Path, path_info: str) -> HookServer:
+    """The pre-receive hook's checker: definitions past the limits or naming channels this server lacks are refused."""
+    config = current_service().config
+    git_dir = repo_root / path_info.strip("/").split("/")[0]
+    return HookServer(git_dir, config.spec_limits, config.notifications.channels)
+
+
 def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
-    proc = subprocess.Popen(
-        ["git", "http-backend"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_cgi_env(repo_root, path_info, user, record),
-    )
+    hook = _hook_server(repo_root, path_info) if record else None
+    try:
+        proc = subprocess.Popen(
+            ["git", "http-backend"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_cgi_env(repo_root, path_info, user, record, hook),
+        )
+    except BaseException:
+        if hook is not None:
+            hook.close()
+        raise
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
     if stdin is None or stdout is None or stderr is None:  # all three are piped above
         raise ValueError("git http-backend is not piped")
@@ -149,6 +161,8 @@ def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws:
         finally:
             stdout.close()
             proc.wait()
+            if hook is not None:
+                hook.close()
             feeder.join(5)
             drain.join(5)
             if errors and errors[0].strip():
@@ -157,7 +171,10 @@ def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws:
                 with app.app_context():
                     _store_push(current_service(app), ws, record, user)
 
-    return Response(body(), status=status, headers=headers, direct_passthrough=True)
+    response = Response(body(), status=status, headers=headers, direct_passthrough=True)
+    if hook is not None:  # also when the client goes away before the body starts
+        response.call_on_close(hook.close)
+    return response
 
 
 def _feed(stream: IO[bytes], stdin: IO[bytes]) -> None:
