@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from ..spec import STROM_DIR, LoadResult, Workspace, load_workspace
+from ..spec.layout import STROM_DIR
+
+if TYPE_CHECKING:  # the loader is imported by the commands that load workflows, not by `strom up`
+    from ..spec import LoadResult, Workspace
 
 __all__ = ["console", "err_console", "load_or_exit", "print_problems", "resolve_workspace"]
 
@@ -50,6 +54,8 @@ def print_problems(result: LoadResult, to: Console = err_console) -> None:
 
 def load_or_exit(root: Path) -> Workspace:
     """The workspace at `root`; its problems are printed, and the process exits, when it is not valid."""
+    from ..spec import load_workspace
+
     result = load_workspace(root)
     if not result.ok or result.workspace is None:  # ok: a workspace, without errors
         print_problems(result)

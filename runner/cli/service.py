@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config, ConfigError, load_config
 from ..errors import StromError
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..runs.service import Service
 
 __all__ = ["scheduler_command", "up_command", "web_command", "worker_command"]
@@ -30,6 +30,8 @@ config_option = click.option(
 
 
 def _config(path: str | None) -> Config:
+    from ..config import ConfigError, load_config  # not in `strom up`'s supervisor: its children read it
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -228,7 +230,7 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
         except (UpError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
         console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
-        for line in _workspace_lines(info, workspace):
+        for line in _workspace_lines(supervisor, info, workspace):
             console.print(line)
         console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
         console.print(f"  admin token:     {info['token']}  (sign in at {info['url']}/login with it)")
@@ -248,16 +250,13 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
     sys.exit(status)
 
 
-def _workspace_lines(info: dict, folder: Path) -> list[str]:
+def _workspace_lines(supervisor, info: dict, folder: Path) -> list[str]:
     """How to reach each workspace the server loaded (a folder's path, a hosted one's git remote)."""
-    from ..client import ApiError, Client
-
-    try:
-        workspaces = Client(info["url"], info["token"]).workspaces()["workspaces"]
-    except ApiError:
+    answer = supervisor.get("/api/workspaces", info["token"])
+    if answer is None:
         return [f"  workspace local: {folder}"]
     lines = []
-    for ws in workspaces:
+    for ws in answer["workspaces"]:
         if ws["kind"] == "hosted":
             where = f"git remote add strom {info['url']}/git/{ws['name']}.git  (password: the admin token)"
         else:
@@ -267,13 +266,10 @@ def _workspace_lines(info: dict, folder: Path) -> list[str]:
 
 
 def _run_and_follow(info: dict, task: str) -> int:
-    from rich.text import Text
+    """`strom trigger TASK --follow` as a process of its own: the supervisor, which stays up, keeps no HTTP
+    client or terminal renderer of runs in memory."""
+    import subprocess
 
-    from ..client import Client
-    from .common import console
-    from .remote import follow_run
-
-    client = Client(info["url"], info["token"])
-    run = client.execute("local", task, {})
-    console.print(Text(f"▶ run {run['id']} of {task}: {run['url']}", style="bold"))
-    return follow_run(client, run["id"])
+    env = {**os.environ, "STROM_URL": info["url"], "STROM_TOKEN": info["token"]}
+    follow = [sys.executable, "-m", "runner.cli", "trigger", task, "--workspace", "local", "--follow"]
+    return subprocess.run(follow, env=env).returncode

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .status import RunStatus, StepStatus
@@ -58,15 +58,15 @@ class StepRun:
         return self.items is not None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The step as JSON takes it (the values are shared, not copied: a StepRun never changes)."""
+        data = {name: getattr(self, name) for name in _STEP_ORDER}
         data["status"] = self.status.value
         data["items"] = list(self.items) if self.items is not None else None
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRun:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _STEP_FIELDS}
         values["status"] = StepStatus(values.get("status", "pending"))
         if values.get("items") is not None:
             values["items"] = tuple(values["items"])
@@ -113,20 +113,31 @@ class RunState:
     def step(self, name: str) -> StepRun:
         return self.steps[name]
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
+    def head(self) -> dict[str, Any]:
+        """Everything but the steps, as JSON takes it."""
+        data = {name: getattr(self, name) for name in _RUN_FIELDS}
         data["status"] = self.status.value
         data["inputs"] = dict(self.inputs)
-        data["steps"] = [run.to_dict() for run in self.steps.values()]
         return data
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.head(), "steps": [run.to_dict() for run in self.steps.values()]}
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known and k != "steps"}
+    def from_dict(cls, data: Mapping[str, Any], steps: Mapping[str, StepRun] | None = None) -> RunState:
+        """The run `data` describes; `steps`, when given, are its steps already built (`data["steps"]` is then
+        not read)."""
+        values = {k: v for k, v in data.items() if k in _RUN_FIELDS}
         values["status"] = RunStatus(values.get("status", "queued"))
-        values["steps"] = {s["name"]: StepRun.from_dict(s) for s in data.get("steps", [])}
+        values["steps"] = (
+            steps if steps is not None else {s["name"]: StepRun.from_dict(s) for s in data.get("steps", [])}
+        )
         return cls(**values)
+
+
+_STEP_ORDER = tuple(f.name for f in fields(StepRun))
+_STEP_FIELDS = frozenset(_STEP_ORDER)
+_RUN_FIELDS = tuple(f.name for f in fields(RunState) if f.name != "steps")
 
 
 def changed_steps(old: RunState | None, new: RunState) -> Iterator[tuple[str, StepRun | None, StepRun]]:

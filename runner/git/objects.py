@@ -13,13 +13,13 @@ from typing import BinaryIO, TypeVar
 import git
 from git.objects.fun import tree_entries_from_data
 
+from ..spec.layout import STROM_DIR, WORKFLOW_SUFFIXES
+
 __all__ = ["Objects"]
 
 T = TypeVar("T")
 TREE = 0o040000
 CHUNK = 1 << 20
-WORKFLOWS = ".strom"  # the folder of a commit's workflow files (runner.spec.loader's STROM_DIR)
-WORKFLOW_SUFFIXES = (".yaml", ".yml")
 CACHED_ENTRIES = 100_000  # trees never change: the entries of those read last are kept, about 15 MB at most
 _Entry = tuple[bytes, int, str]  # (binary sha, mode, name)
 
@@ -189,7 +189,7 @@ class Objects:
     ) -> tuple[dict[str, str], Callable[[str], bool], dict[str, int]]:
         """(the workflow files' texts by path, whether a file is at a path, sizes of workflow files too large
         to read) of commit `sha`, as the loader takes them."""
-        texts, oversized = self.files(sha, WORKFLOWS, WORKFLOW_SUFFIXES, max_file=max_file, max_files=max_files)
+        texts, oversized = self.files(sha, STROM_DIR, WORKFLOW_SUFFIXES, max_file=max_file, max_files=max_files)
         return texts, self.exists(sha), oversized
 
     def exists(self, sha: str) -> Callable[[str], bool]:

