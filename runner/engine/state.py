@@ -127,7 +127,7 @@ class RunState:
     def from_dict(cls, data: Mapping[str, Any], steps: Mapping[str, StepRun] | None = None) -> RunState:
         """The run `data` describes; `steps`, when given, are its steps already built (`data["steps"]` is then
         not read)."""
-        values = {k: v for k, v in data.items() if k in _RUN_FIELDS}
+        values = {k: v for k, v in data.items() if k in _RUN_KNOWN}
         values["status"] = RunStatus(values.get("status", "queued"))
         values["steps"] = (
             steps if steps is not None else {s["name"]: StepRun.from_dict(s) for s in data.get("steps", [])}
@@ -138,6 +138,7 @@ class RunState:
 _STEP_ORDER = tuple(f.name for f in fields(StepRun))
 _STEP_FIELDS = frozenset(_STEP_ORDER)
 _RUN_FIELDS = tuple(f.name for f in fields(RunState) if f.name != "steps")
+_RUN_KNOWN = frozenset(_RUN_FIELDS)
 
 
 def changed_steps(old: RunState | None, new: RunState) -> Iterator[tuple[str, StepRun | None, StepRun]]:
