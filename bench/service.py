@@ -63,7 +63,11 @@ def chain_overhead(stack: Stack, runs: int, length: int = 20) -> list[float]:
             raise RuntimeError(f"the chain ended {state['status']}: {state['error']}")
         steps = {s["name"]: s for s in state["steps"]}
         gaps += [(steps[f"s{i + 1}"]["started_at"] - steps[f"s{i}"]["finished_at"]) * 1000 for i in range(length - 1)]
+        STEP_TIMES.extend((s["finished_at"] - s["started_at"]) * 1000 for s in steps.values())
     return gaps
+
+
+STEP_TIMES: list[float] = []  # each step's own time, start to end on its worker: the floor
 
 
 def drain(stack: Stack, count: int) -> float:
@@ -103,10 +107,13 @@ def main() -> None:
             f"p95 {pct(latency, 0.95):.1f} ms ({args.runs} runs)"
         )
         for length in CHAINS:
+            STEP_TIMES.clear()
             gaps = chain_overhead(stack, max(3, args.runs // 10) if length == 20 else 2, length)
+            floor = statistics.median(STEP_TIMES)
             print(
                 f"{length}-step chain: median per-step overhead {statistics.median(gaps):.1f} ms, "
-                f"p95 {pct(gaps, 0.95):.1f} ms (end of one step to start of the next)"
+                f"p95 {pct(gaps, 0.95):.1f} ms (end of one step to start of the next); a step itself takes "
+                f"{floor:.1f} ms, so each costs {(floor + statistics.median(gaps)) / floor:.2f}x that"
             )
     finally:
         stack.close()

@@ -1,10 +1,11 @@
 """Repository event benchmarks: webhook ingest under gunicorn, and push to first step.
 
-    python3 bench/webhooks.py [--requests 5000] [--clients 16] [--pushes 30]
+    python3 bench/webhooks.py [--requests 5000] [--clients 16] [--pushes 30] [--history 10000]
 
 Ingest: signed GitHub push webhooks (the push.branch fixture, each with its own delivery id) for a
 branch no trigger matches, sent by keep-alive clients in two processes to `strom web` (gunicorn,
 2 workers); every one is stored before it is answered. Targets on 2 cores: >= 500 req/s, p99 <= 50 ms.
+Measured twice: on an empty store, and with 10,000 events stored before (the same, as a goal).
 
 Push to first step: a commit is pushed to a local repository (untimed), then its signed push webhook
 is sent; the figure is the time from sending the webhook to the run's first step starting on a
@@ -84,7 +85,16 @@ def _process_clients(args) -> list[float]:
         return [x for chunk in pool.map(_client, [(url, body, per_thread)] * threads) for x in chunk]
 
 
-def ingest(requests_total: int, clients: int) -> None:
+def _store_history(stack: Stack, events: int) -> None:
+    """`events` repository events already stored, as a server that has been receiving them for a while."""
+    from runner.store.repo_events import RepoEventStore
+
+    store, now = RepoEventStore(stack.redis), time.time()
+    for i in range(events):
+        store.receive("app", {"kind": "push", "delivery": f"history-{i}"}, ignored="history", now=now - 3600 - i)
+
+
+def ingest(requests_total: int, clients: int, history: int = 0) -> None:
     body = FIXTURE.read_bytes()  # a push to refs/heads/main of woodpecker-ci/woodpecker
     repo = json.loads(body)["repository"]["full_name"]
     workspaces = {"app": {"folder": ".", "forge": {"type": "github", "repo": repo, "webhook_secrets": [SECRET]}}}
@@ -94,6 +104,7 @@ def ingest(requests_total: int, clients: int) -> None:
         env={"STROM_WORKSPACES": json.dumps(workspaces), "STROM_WEB__WORKERS": "2", "STROM_WEB__THREADS": "8"},
     )
     try:
+        _store_history(stack, history)
         _client((stack.url, body, 200))  # warm up both gunicorn workers
         per_process = clients // 2
         per_thread = requests_total // clients
@@ -102,16 +113,19 @@ def ingest(requests_total: int, clients: int) -> None:
             chunks = pool.map(_process_clients, [(stack.url, body, per_process, per_thread)] * 2)
         elapsed = time.perf_counter() - started
         latencies = [x for chunk in chunks for x in chunk]
-        stored = stack.redis.zcard("strom:repo-events")
+        stored = stack.redis.zcard("strom:repo-events") - history
         wait(lambda: stack.redis.llen("strom:intake") == 0, 120, "the scheduler to process the events")
         ignored = sum(
             1
             for raw in stack.redis.mget(
-                [f"strom:repo-event:{i}" for i in stack.redis.zrange("strom:repo-events", 0, -1)]
+                [f"strom:repo-event:{i}" for i in stack.redis.zrange("strom:repo-events", history, -1)]
             )
             if json.loads(raw)["status"] == "ignored"
         )
-        print(f"webhook ingest: {len(latencies)} signed pushes, {clients} keep-alive clients, gunicorn 2x8 threads")
+        print(
+            f"webhook ingest: {len(latencies)} signed pushes, {clients} keep-alive clients, gunicorn 2x8 threads, "
+            f"{history} events stored before"
+        )
         print(f"  throughput        {len(latencies) / elapsed:8.0f} req/s   (target >= 500)")
         print(f"  latency p50       {pct(latencies, 0.5):8.1f} ms")
         print(f"  latency p99       {pct(latencies, 0.99):8.1f} ms      (target <= 50)")
@@ -223,8 +237,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--pushes", type=int, default=30)
+    parser.add_argument("--history", type=int, default=10_000, help="events stored before the second ingest")
     args = parser.parse_args()
     ingest(args.requests, args.clients)
+    ingest(args.requests, args.clients, history=args.history)
     push_to_first_step(args.pushes)
 
 
