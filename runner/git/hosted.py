@@ -13,8 +13,6 @@ import sys
 import threading
 from pathlib import Path
 
-import git
-
 __all__ = ["HostedRepos", "hook_scripts"]
 
 _LOCK = threading.Lock()
@@ -53,6 +51,8 @@ class HostedRepos:
 
     def ensure(self, workspace: str, default_branch: str = "main") -> Path:
         """The bare repository of `workspace`, created on first use, with Strom's hooks installed."""
+        import git  # here: a process that serves no hosted workspace never loads GitPython
+
         path = self.path(workspace)
         with _LOCK:
             if not (path / "HEAD").exists():

@@ -9,14 +9,15 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import git
-from git.exc import GitCommandError
 
 from ..errors import StromError
 from ..workspace_config import redact_url
 from .objects import Objects
+
+if TYPE_CHECKING:  # GitPython is imported when a mirror is first used (a folder workspace never needs it)
+    import git
 
 __all__ = ["ZERO_SHA", "GitError", "Mirror"]
 
@@ -101,6 +102,8 @@ class Mirror:
 
     def _open(self) -> git.Repo:
         """Create the bare repository if it is not there yet, and open it."""
+        import git
+
         with _lock(self.path):
             if not (self.path / "HEAD").exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +117,8 @@ class Mirror:
 
     def _git(self, *args: str, **kwargs) -> str:
         """A git command of its own (object reads go through `objects`, shared by threads one at a time)."""
+        from git.exc import GitCommandError
+
         try:
             return self.repo.git.execute(["git", *args], env=self._env(), **kwargs)
         except GitCommandError as exc:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar
-
-import git
-from git.objects.fun import tree_entries_from_data
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from ..spec.layout import STROM_DIR, WORKFLOW_SUFFIXES
+
+if TYPE_CHECKING:
+    import git
 
 __all__ = ["Objects"]
 
@@ -81,8 +81,10 @@ class Objects:
     def commit_info(self, sha: str) -> dict[str, str]:
         """The author's name and email and the message of commit `sha`."""
 
+        from git import Commit
+
         def read() -> dict[str, str]:
-            commit = git.Commit(self._repo, bytes.fromhex(sha))  # read through the odb on first use
+            commit = Commit(self._repo, bytes.fromhex(sha))  # read through the odb on first use
             message = commit.message  # bytes when the commit's encoding cannot decode it
             if isinstance(message, bytes):
                 message = message.decode("utf-8", "replace")
@@ -96,6 +98,8 @@ class Objects:
         if entries is not None:
             self._trees.move_to_end(tree)
             return entries
+        from git.objects.fun import tree_entries_from_data
+
         entries = tree_entries_from_data(self._repo.odb.stream(tree).read())
         self._trees[tree] = entries
         self._cached += len(entries)
