@@ -63,8 +63,17 @@ def test_unchanged_steps_are_not_encoded_again_and_a_changed_document_is_parsed_
     assert theirs.steps["s3"].status is StepStatus.SUCCEEDED and theirs is not newer
 
 
-def test_memory_is_bounded():
+def test_memory_is_bounded_in_runs_and_in_text():
     documents = Documents(size=3)
     for i in range(10):
         documents.render(replace(_run(1), id=f"r{i}"))
-    assert len(documents._runs) == 3
+    assert list(documents._runs) == ["r7", "r8", "r9"]
+    small = len(documents.render(replace(_run(1), id="probe")))
+    documents = Documents(size=100, text=small * 5)
+    for i in range(10):
+        documents.render(replace(_run(1), id=f"r{i}"))
+    assert list(documents._runs) == [f"r{i}" for i in range(5, 10)]
+    huge = _run(200)
+    text = documents.render(huge)
+    assert len(text) > small * 5 // 4 and "r1" not in documents._runs and huge.id not in documents._runs
+    assert documents.parse(huge.id, text).to_dict() == huge.to_dict(), "too large to remember: parsed each time"

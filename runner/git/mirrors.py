@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..errors import StromError
 from ..workspace_config import redact_url
-from .objects import Objects
+from .objects import Objects, is_sha
 
 if TYPE_CHECKING:  # GitPython is imported when a mirror is first used (a folder workspace never needs it)
     import git
@@ -33,10 +33,6 @@ class GitError(StromError):
 def _lock(path: Path) -> threading.RLock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(str(path), threading.RLock())
-
-
-def _is_sha(ref: str) -> bool:
-    return len(ref) == 40 and all(c in "0123456789abcdef" for c in ref)
 
 
 class Mirror:
@@ -132,7 +128,7 @@ class Mirror:
             return
         specs = []
         for ref in refs:
-            if _is_sha(ref):
+            if is_sha(ref):
                 specs.append(f"{ref}:refs/strom/commits/{ref}")
                 continue
             full = ref if ref.startswith("refs/") else f"refs/heads/{ref}"

@@ -15,13 +15,18 @@ from ..spec.layout import STROM_DIR, WORKFLOW_SUFFIXES
 if TYPE_CHECKING:
     import git
 
-__all__ = ["Objects"]
+__all__ = ["Objects", "is_sha"]
 
 T = TypeVar("T")
 TREE = 0o040000
 CHUNK = 1 << 20
 CACHED_ENTRIES = 100_000  # trees never change: the entries of those read last are kept, about 15 MB at most
 _Entry = tuple[bytes, int, str]  # (binary sha, mode, name)
+
+
+def is_sha(value: str) -> bool:
+    """A full object name: 40 hex digits (SHA-1) or 64 (SHA-256), lower case as git writes them."""
+    return len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
 
 
 def _text(value: str | bytes) -> str:
@@ -115,7 +120,7 @@ class Objects:
             if not first.startswith(b"tree "):
                 raise ValueError(f"commit {sha} names no tree")
             root = bytes.fromhex(first[5:].decode())
-            if len(sha) == 40:  # a commit's tree never changes (a ref's does)
+            if is_sha(sha):  # a commit's tree never changes (a ref's does)
                 self._roots[sha] = root
                 if len(self._roots) > 256:
                     self._roots.popitem(last=False)

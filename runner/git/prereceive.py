@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..spec.limits import SpecLimits
-from .objects import Objects
+from .objects import Objects, is_sha
 
 __all__ = ["answer", "check", "main"]
 
@@ -68,7 +68,7 @@ def answer(
             if len(parts) != 3:
                 continue
             _old, new, ref = parts
-            if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")):
+            if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")) or not is_sha(new):
                 continue
             try:
                 errors = check(objects, new, ref, limits, channels, out)

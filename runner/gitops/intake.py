@@ -20,6 +20,7 @@ from ..engine.status import StepStatus
 from ..errors import SpecError, StromError
 from ..forges.event import EventKind, PullRequest, RepoEvent, asks_to_skip
 from ..git.mirrors import ZERO_SHA, GitError
+from ..git.objects import is_sha
 from ..git.repos import pr_head_ref
 from ..runs import messages
 from ..runs.checkout import Checkout
@@ -143,14 +144,10 @@ def _retry_later(service: Service, record: dict, error: str, now: float | None) 
     return service.repo_events.update(record["id"], attempts=attempts, error=error)
 
 
-def _is_sha(value: str) -> bool:
-    return len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
-
-
 def _bad_commit_names(event: RepoEvent) -> str | None:
     """A sha field that is not a sha (it would reach git's command line and the snapshot path)."""
     for value in (event.sha, event.before, event.pr.head_sha if event.pr else None):
-        if value and not _is_sha(value):
+        if value and not is_sha(value):
             return value
     return None
 

@@ -20,6 +20,7 @@ from ..engine.state import RunState, StepRun
 __all__ = ["Documents"]
 
 REMEMBERED = 64  # runs; the unfinished ones a scheduler works on
+REMEMBERED_TEXT = 16 << 20  # characters of documents, at most: a few huge runs must not fill the memory
 
 
 @dataclass
@@ -30,9 +31,11 @@ class _Remembered:
 
 
 class Documents:
-    def __init__(self, size: int = REMEMBERED):
+    def __init__(self, size: int = REMEMBERED, text: int = REMEMBERED_TEXT):
         self._runs: OrderedDict[str, _Remembered] = OrderedDict()
         self._size = size
+        self._text = text
+        self._held = 0  # characters of the remembered documents
         self._lock = threading.Lock()
 
     def _recall(self, run_id: str) -> _Remembered | None:
@@ -44,10 +47,15 @@ class Documents:
 
     def _remember(self, run_id: str, entry: _Remembered) -> None:
         with self._lock:
+            old = self._runs.pop(run_id, None)
+            if old is not None:
+                self._held -= len(old.text or "")
+            if len(entry.text or "") > self._text // 4:  # one run this large is encoded in full each time
+                return
             self._runs[run_id] = entry
-            self._runs.move_to_end(run_id)
-            while len(self._runs) > self._size:
-                self._runs.popitem(last=False)
+            self._held += len(entry.text or "")
+            while len(self._runs) > self._size or self._held > self._text:
+                self._held -= len(self._runs.popitem(last=False)[1].text or "")
 
     def parse(self, run_id: str, text: str) -> RunState:
         """The run stored as `text`."""
