@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -196,3 +198,50 @@ def test_a_push_straight_into_the_repository_on_disk_is_checked_by_the_hook_alon
     sha = commit(repo, {".strom/ci.yaml": VALID}, "Fix the pipeline")
     git(repo, "push", str(bare), "main")
     assert git(bare, "rev-parse", "refs/heads/main").stdout.strip() == sha
+
+
+def test_push_and_clone_through_strom_web_under_gunicorn(service_workspace, redis_url, tmp_path):
+    """The same push, refusal and clone with `strom web` as deployed: gunicorn's gevent workers, where the
+    push is checked by the web process that serves it and git runs under gevent."""
+    from service_env import Procs, free_port
+
+    (tmp_path / "logs").mkdir()
+    hook_dirs = set(Path(tempfile.gettempdir()).glob("strom-hook-*"))
+    procs = Procs(service_workspace({".strom/x.yaml": VALID}), redis_url, tmp_path / "logs")
+    port = free_port()
+    procs.start(
+        "web",
+        "web",
+        STROM_LISTEN=f"127.0.0.1:{port}",
+        STROM_DATA_DIR=str(tmp_path / "data"),
+        STROM_WORKSPACES=json.dumps({"site": {"hosted": True}}),
+    )
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/api/health"), 30, 0.1, "gunicorn")
+        url = f"http://strom:{TOKENS['operator']}@127.0.0.1:{port}/git/site.git"
+        repo = init_repo(tmp_path / "src")
+        commit(repo, {"README.md": "first\n", ".strom/ci.yaml": INVALID}, "broken pipeline")
+        refused = git(repo, "push", url, "main", check=False)
+        assert refused.returncode != 0, refused.stderr
+        assert (
+            "remote: .strom/ci.yaml:7:9: error: task 'build', step 'show': unknown key 'dependz_on'" in refused.stderr
+        )
+        for i in range(3):  # more than one push through the same worker
+            sha = commit(repo, {"README.md": f"push {i}\n", ".strom/ci.yaml": VALID}, f"push {i}")
+            git(repo, "push", url, "main")
+        headers = {"Authorization": f"Bearer {TOKENS['operator']}"}
+        listed = requests.get(f"http://127.0.0.1:{port}/api/events?workspace=site", headers=headers, timeout=5).json()
+        assert [e["sha"] for e in listed["events"]][:1] == [sha] and len(listed["events"]) == 3
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", url, str(clone))
+        assert (clone / "README.md").read_text() == "push 2\n" and head(clone) == sha
+        assert set(Path(tempfile.gettempdir()).glob("strom-hook-*")) <= hook_dirs, "each push's socket is gone"
+    finally:
+        procs.stop_all()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
