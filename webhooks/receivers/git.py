@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from runner.store import keys
 from ..access.tokens import PERMISSIONS, identify
 from ..context import current_service
 from ..errors import ApiError
+from .spawned import Spawned
 
 if TYPE_CHECKING:
     from runner.runs.service import Service
@@ -126,20 +126,12 @@ def _hook_server(repo_root: Path, path_info: str) -> HookServer:
 def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
     hook = _hook_server(repo_root, path_info) if record else None
     try:
-        proc = subprocess.Popen(
-            ["git", "http-backend"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_cgi_env(repo_root, path_info, user, record, hook),
-        )
+        proc = Spawned(["git", "http-backend"], _cgi_env(repo_root, path_info, user, record, hook))
     except BaseException:
         if hook is not None:
             hook.close()
         raise
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
-    if stdin is None or stdout is None or stderr is None:  # all three are piped above
-        raise ValueError("git http-backend is not piped")
     request.max_content_length = None  # git itself refuses a pack past limits.push_size (receive.maxInputSize)
     stream = request.stream
     feeder = threading.Thread(target=_feed, args=(stream, stdin), daemon=True)
