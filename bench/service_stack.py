@@ -72,6 +72,7 @@ class Stack:
             "STROM_ADMIN_TOKEN": TOKEN,
             "STROM_LISTEN": f"127.0.0.1:{port}",
             "STROM_DATA_DIR": str(self.root / ".strom-data"),
+            "STROM_RATE_LIMITS": '{"per_token": "off", "per_workspace": "off"}',  # benchmarks start runs by the hundred
             **(env or {}),
         }
         self.workers, self.concurrency = workers, concurrency

@@ -52,6 +52,7 @@ _KEYS = {
     "limits",
     "http",
     "step_limits",
+    "rate_limits",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -108,6 +109,8 @@ class Config:
     webhook_body_size: int = 10 * 1024 * 1024  # the largest webhook body read (forges, generic hooks)
     push_size: int = 256 * 1024 * 1024  # the largest pack a `git push` may send (receive.maxInputSize)
     comment_commands: int = 10  # commands acted on in one pull request comment
+    rate_per_token: str | None = "30/minute"  # runs one token may start by hand (None: no limit)
+    rate_per_workspace: str | None = "30/minute"  # runs anyone may start by hand in one workspace
     http_allow: tuple[str, ...] = ()  # non-public networks (CIDRs) http steps may reach
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
@@ -351,6 +354,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     _limits(r.mapping("limits", "{ workflow_file_size: 4MiB }"), problems, out)
     _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
+    _rate_limits(r.mapping("rate_limits", "{ per_token: 30/minute, per_workspace: 60/minute }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
         problems.error(
             data.pos,
@@ -435,6 +439,38 @@ def _step_limits(block, problems: Problems, out: dict) -> None:
     values = {key: sub.integer(key, minimum=16) for key in ("processes", "open_files")}
     values.update({key: sub.size(key, minimum=1024 * 1024) for key in ("memory", "tmp", "shm", "file_size")})
     out["step_limits"] = StepLimits(**{k: v for k, v in values.items() if v is not None})
+
+
+_RATE_LIMITS = {"per_token": "rate_per_token", "per_workspace": "rate_per_workspace"}
+
+
+def _rate_limits(block, problems: Problems, out: dict) -> None:
+    """`rate_limits:` how many runs people may start by hand (API, UI, CLI), per token and per workspace:
+    `30/minute`, `5 per second`, `1000/day`; `off` for none. Repository events are never limited."""
+    if block is None:
+        return
+    from limits import parse
+
+    sub = Reader(block, problems, "rate_limits")
+    sub.check_keys(_RATE_LIMITS)
+    for key, attr in _RATE_LIMITS.items():
+        if key not in block:
+            continue
+        value = block[key]
+        if value is False or value in ("off", "none"):  # YAML reads a bare `off` as false
+            out[attr] = None
+            continue
+        try:
+            parse(str(value))
+        except ValueError:
+            problems.error(
+                block.at(key),
+                "bad-value",
+                f"rate_limits.{key}: {value!r} is not a rate",
+                "write a count per second, minute, hour or day, e.g. 30/minute or 5 per second, or off",
+            )
+            continue
+        out[attr] = str(value)
 
 
 def _tokens(value, data: LocDict, problems: Problems, environ: Mapping[str, str]) -> tuple[TokenConfig, ...]:

@@ -105,6 +105,8 @@ def config_env(redis_url: str, **extra) -> dict[str, str]:
         "STROM_SCHEDULER__SWEEP_INTERVAL": "0.2s",
         "STROM_WORKERS__SANDBOX": "auto",
         "STROM_HTTP__ALLOW": '["127.0.0.0/8"]',  # the tests' own servers (a test checks the default refusal)
+        # tests start runs faster than people do (tests/test_rate_limits.py checks the limits themselves)
+        "STROM_RATE_LIMITS": '{"per_token": "100000/minute", "per_workspace": "100000/minute"}',
     }
     env.update(extra)
     return env

@@ -53,12 +53,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.blueprint == "ui":  # people get a page, programs get JSON
-            return render_template(
-                "error.html", code=exc.code, name=exc.name, description=exc.description
-            ), exc.code or 500
-        response = app.make_response(
-            _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
-        )
+            page = render_template("error.html", code=exc.code, name=exc.name, description=exc.description)
+            response = app.make_response((page, exc.code or 500))
+        else:
+            response = app.make_response(
+                _body(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
+            )
         for name, value in exc.get_headers():  # e.g. Allow on a 405
             if name.lower() != "content-type":
                 response.headers[name] = value

@@ -19,6 +19,7 @@ __all__ = [
     "PREFIX",
     "PROCESSES",
     "QUEUED",
+    "RATE_LIMITS",
     "REPORTS",
     "RUNNING",
     "RUNS",
@@ -74,6 +75,7 @@ PROCESSES = f"{PREFIX}:processes"  # hash name -> health of a scheduler or worke
 CONSUMERS = f"{PREFIX}:consumers"  # hash scheduler name -> its [queue, busy list] pairs (JSON)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 CRON_LEASE = f"{PREFIX}:lease:cron"
+RATE_LIMITS = f"{PREFIX}:rate"  # prefix of the rate limiter's moving windows (the `limits` library's keys)
 CRON_CHECKED = f"{PREFIX}:cron:checked"  # when the lease holder last looked for due ticks
 STEP_SECONDS = f"{PREFIX}:metrics:step_seconds"  # hash bucket -> count, plus sum/count
 COUNTERS = f"{PREFIX}:metrics:counters"  # hash name -> count

@@ -13,6 +13,7 @@ from runner.store import RunFilter
 from ..access.tokens import caller, requires
 from ..context import current_service
 from ..errors import ApiError
+from ..ratelimits import count_start
 from . import bp
 from .params import json_object, number, page_limit, short_text, timestamp
 from .representations import run_json, run_summary_json
@@ -76,7 +77,8 @@ def cancel(run_id):
 @bp.post("/runs/<run_id>/rerun")
 @requires("run")
 def rerun(run_id):
-    _load(run_id)
+    old = _load(run_id)
+    count_start(caller(), old.workspace)
     state = run_service.rerun(current_service(), run_id, by=caller())
     response = jsonify(run_json(current_service(), state))
     response.status_code = 201

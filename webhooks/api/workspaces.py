@@ -10,6 +10,7 @@ from runner.workspace_config import redact_url
 from ..access.tokens import caller, requires
 from ..context import current_service
 from ..errors import ApiError
+from ..ratelimits import count_start
 from . import bp
 from .params import json_object
 from .representations import run_json, task_json, trigger_json
@@ -81,6 +82,8 @@ def execute(workspace, task):
     body = json_object()
     if not isinstance(body.get("input", {}), dict):
         raise ApiError(400, "bad_request", 'send a JSON object like {"input": {"name": "value"}}')
+    if workspace in current_service().config.workspaces:  # an unknown one is a 404 below, and counts nothing
+        count_start(caller(), workspace)
     state = run_service.execute(current_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
     response = jsonify(run_json(current_service(), state))
     response.status_code = 201

@@ -18,6 +18,7 @@ from ..access.session import check_csrf, local_path, page, sign_in, sign_out, si
 from ..api.params import unix_time
 from ..api.representations import masker_for, trigger_json
 from ..context import current_service
+from ..ratelimits import count_start
 from . import bp
 from .graph import NODE_H, NODE_W, layout, timeline
 
@@ -144,6 +145,9 @@ def cancel(run_id):
 @bp.post("/runs/<run_id>/rerun")
 @page("run")
 def rerun(run_id):
+    old = current_service().runs.load(run_id)
+    if old is not None:
+        count_start(signed_in().name, old.workspace)
     try:
         state = run_service.rerun(current_service(), run_id, by=signed_in().name)
     except (StromError, KeyError) as exc:  # KeyError: the run's definitions are gone
@@ -263,6 +267,7 @@ def start(workspace, task):
         if field.multiple:  # one choice is still a list (never split on commas)
             values[name] = [v for v in request.form.getlist(name) if v != ""]
     inputs = {k: v for k, v in values.items() if v not in ("", None, [])}
+    count_start(signed_in().name, workspace)
     try:
         state = run_service.execute(current_service(), workspace, task, inputs, source="ui", by=signed_in().name)
     except InputError as exc:
