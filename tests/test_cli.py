@@ -187,7 +187,8 @@ def test_tasks_lists_tasks_inputs_and_triggers(tmp_path):
     code, out = invoke("tasks", str(root))
     assert code == 0
     hello = next(line for line in out.splitlines() if line.startswith("hello"))
-    assert "name:string" in hello and "nightly (scheduler)" in hello and "Say hello" in hello
+    assert "name:string" in hello and "nightly (scheduler: At" in hello and "Say hello" in hello
+    assert "02:00, UTC)" in out, 'the schedule in English ("At 02:00"), with its time zone'
     assert "env*:string" in next(line for line in out.splitlines() if line.startswith("deploy"))
 
 

@@ -21,6 +21,15 @@ def tasks_command(path: str | None) -> None:
         inputs = ", ".join(
             f"{n}{'*' if f.required and f.default is ABSENT else ''}:{f.type}" for n, f in task.input.items()
         )
-        triggers = ", ".join(f"{t.name} ({t.type.value})" for t in ws.triggers.values() if t.task == name)
+        triggers = ", ".join(_trigger(t) for t in ws.triggers.values() if t.task == name)
         table.add_row(name, str(len(task.flow)), inputs or "-", triggers or "-", task.description or task.label or "")
     console.print(table)
+
+
+def _trigger(trigger) -> str:
+    """`nightly (scheduler: At 04:00, Europe/Copenhagen)`: a schedule in English, other triggers by type."""
+    if trigger.cron:
+        from ..spec.schedules import describe
+
+        return f"{trigger.name} ({trigger.type.value}: {describe(trigger.cron)}, {trigger.timezone})"
+    return f"{trigger.name} ({trigger.type.value})"

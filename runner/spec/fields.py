@@ -238,6 +238,7 @@ TRIGGER_COMMON: dict[str, Field] = {
 
 _TRIGGER_SPECIFIC: dict[str, Field] = {
     "cron": Field("string", "Cron expression: 5 fields, or 6 with seconds first."),
+    "schedule": Field("string", 'The schedule in English instead of cron: "every day at 04:00", "every 15 minutes".'),
     "timezone": Field("string", "IANA time zone for the cron expression (default UTC)."),
     "concurrency": Field("choice", "When a previous run is still active.", _values(Concurrency)),
     "secret": Field("string", "Shared secret callers must send (Bearer token or ?secret=)."),
@@ -256,7 +257,7 @@ TRIGGER_FIELDS = {**TRIGGER_COMMON, **_TRIGGER_SPECIFIC}
 
 _COMMON_TRIGGER_KEYS = tuple(TRIGGER_COMMON)
 TRIGGER_TYPE_FIELDS: dict[str, frozenset[str]] = {
-    "scheduler": frozenset(_COMMON_TRIGGER_KEYS + ("cron", "timezone", "concurrency")),
+    "scheduler": frozenset(_COMMON_TRIGGER_KEYS + ("cron", "schedule", "timezone", "concurrency")),
     "webhook": frozenset(_COMMON_TRIGGER_KEYS + ("secret", "mode", "timeout_secs")),
     "push": frozenset(_COMMON_TRIGGER_KEYS + ("branches", "paths", "concurrency")),
     "tag": frozenset(_COMMON_TRIGGER_KEYS + ("tags", "concurrency")),

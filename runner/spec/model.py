@@ -301,7 +301,8 @@ class Trigger:
     label: str | None = None
     description: str | None = None
     # scheduler
-    cron: str | None = None
+    cron: str | None = None  # as written, or made from `schedule`
+    schedule: str | None = None  # the English it was written in, if it was
     timezone: str = "UTC"
     concurrency: Concurrency = Concurrency.ALLOW
     # webhook

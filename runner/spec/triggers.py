@@ -14,6 +14,7 @@ from .fields import TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS
 from .model import Concurrency, Trigger, TriggerType, WebhookMode
 from .names import WEBHOOK_NAME
 from .reader import Explain, Reader, location
+from .schedules import GRAMMAR_HINT, ScheduleError, to_cron
 from .yamlnodes import LocDict
 
 __all__ = ["JOB_STATUSES", "PR_ACTIONS", "RESERVED_COMMANDS", "build_trigger", "secret_reference"]
@@ -88,17 +89,27 @@ def build_trigger(data: LocDict, name: str, ctx: BuildContext) -> Trigger | None
 
 
 def _scheduler(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
-    r.require("cron", f'add `cron: "0 2 * * *"` ({CRON_HINT})')
-    cron = r.string("cron", '"0 2 * * *"')
-    if cron is not None:
-        problem = cron_problem(cron)
-        if problem:
-            r.error("cron", "bad-cron", problem, f"use {CRON_HINT}")
+    if r.has("cron") and r.has("schedule"):
+        r.error("schedule", "conflict", "a trigger has `cron` or `schedule`, not both", "keep one of them")
+    schedule = r.string("schedule", '"every day at 04:00"') if r.has("schedule") else None
+    cron = None
+    if schedule is not None:
+        try:
+            cron = to_cron(schedule)
+        except ScheduleError as exc:
+            r.error("schedule", "bad-schedule", f"schedule {schedule!r}: {exc}", GRAMMAR_HINT)
+    elif not r.has("schedule"):
+        r.require("cron", f'add `cron: "0 2 * * *"` ({CRON_HINT}) or `schedule: "every day at 02:00"`')
+        cron = r.string("cron", '"0 2 * * *"')
+        if cron is not None:
+            problem = cron_problem(cron)
+            if problem:
+                r.error("cron", "bad-cron", problem, f"use {CRON_HINT}")
     timezone = r.string("timezone", "Europe/Copenhagen") or "UTC"
     problem = timezone_problem(timezone)
     if problem:
         r.error("timezone", "bad-timezone", problem, "use an IANA name such as UTC, Europe/Berlin or America/New_York")
-    return {"cron": cron, "timezone": timezone}
+    return {"cron": cron, "schedule": schedule, "timezone": timezone}
 
 
 _SECRET_REFERENCE = re.compile(r"\{\{\s*secrets?(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])([^'\"]+)\2\s*\])\s*\}\}")

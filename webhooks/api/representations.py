@@ -10,6 +10,7 @@ from runner.engine.state import RunState, StepRun
 from runner.masking import MASK, Masker, Withheld
 from runner.spec.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
+from runner.spec.schedules import describe
 from runner.store.runs import summary
 
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ def trigger_json(trigger: Trigger, now: float | None = None) -> dict[str, Any]:
     if trigger.type is TriggerType.SCHEDULER:
         data.update(
             cron=trigger.cron,
+            schedule=describe(trigger.cron) if trigger.cron else None,
+            written=trigger.schedule,
             timezone=trigger.timezone,
             concurrency=trigger.concurrency,
             next_fire=next_fire_time(trigger.cron, trigger.timezone, now or time.time())
