@@ -275,3 +275,19 @@ def test_the_hook_refuses_a_push_it_cannot_have_checked(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("strom: the push could not be checked, so it is refused (")
+
+
+def test_changed_files_of_a_tree_nested_deeper_than_python_recurses(tmp_path, repo):
+    """Two commits of a file 1,500 directories deep (written with git fast-import: no filesystem holds the
+    path), compared without recursion."""
+    deep = "/".join(["d"] * 1500) + "/leaf.txt"
+    stream = "".join(
+        f"commit refs/heads/main\ncommitter A <a@example.com> {i} +0000\ndata 2\nc{i}\n"
+        f"M 100644 inline {deep}\ndata 3\nv{i}\n\n"
+        for i in range(2)  # the second commit follows the first on the branch
+    )
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=stream.encode(), check=True)
+    second = head(repo, "refs/heads/main")
+    first = head(repo, "refs/heads/main^")
+    mirror = _mirror(tmp_path, repo)
+    assert mirror.changed_files(first, second) == [deep]

@@ -220,23 +220,23 @@ class Objects:
         """Paths whose content or mode differ between two commits (a rename is its two paths), as
         `git diff --name-only --no-renames` lists them; only subtrees that differ are read."""
 
-        def diff(old: bytes | None, new: bytes | None, prefix: str, out: set[str]) -> None:
-            was = {name: (binsha, mode) for binsha, mode, name in (self._entries(old) if old else [])}
-            now = {name: (binsha, mode) for binsha, mode, name in (self._entries(new) if new else [])}
-            for name in was.keys() | now.keys():
-                a, b = was.get(name), now.get(name)
-                if a == b:
-                    continue
-                a_tree = a[0] if a is not None and a[1] == TREE else None
-                b_tree = b[0] if b is not None and b[1] == TREE else None
-                if a_tree or b_tree:
-                    diff(a_tree, b_tree, f"{prefix}{name}/", out)
-                if (a is not None and a_tree is None) or (b is not None and b_tree is None):
-                    out.add(f"{prefix}{name}")
-
         def read() -> list[str]:
             out: set[str] = set()
-            diff(self._root(before), self._root(after), "", out)
+            pending: list[tuple[bytes | None, bytes | None, str]] = [(self._root(before), self._root(after), "")]
+            while pending:  # a loop, not recursion: a tree may be nested deeper than Python recurses
+                old, new, prefix = pending.pop()
+                was = {name: (binsha, mode) for binsha, mode, name in (self._entries(old) if old else [])}
+                now = {name: (binsha, mode) for binsha, mode, name in (self._entries(new) if new else [])}
+                for name in was.keys() | now.keys():
+                    a, b = was.get(name), now.get(name)
+                    if a == b:
+                        continue
+                    a_tree = a[0] if a is not None and a[1] == TREE else None
+                    b_tree = b[0] if b is not None and b[1] == TREE else None
+                    if a_tree or b_tree:
+                        pending.append((a_tree, b_tree, f"{prefix}{name}/"))
+                    if (a is not None and a_tree is None) or (b is not None and b_tree is None):
+                        out.add(f"{prefix}{name}")
             return sorted(out)
 
         return self._ask(read)

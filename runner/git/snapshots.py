@@ -54,11 +54,14 @@ class Snapshots:
         except ValueError as exc:  # a name git would not check out either
             raise GitError(f"cannot write a snapshot of {sha[:12]} from {mirror.path.name}: {exc}") from None
         target.mkdir()
-        for path, mode, binsha in entries:
-            if mode == TREE or mode >> 12 == 0o16:  # a directory, or a submodule's (empty) place
-                (target / path).mkdir()
-            else:
-                self.blobs.place(objects, binsha, mode, target / path)
+        try:
+            for path, mode, binsha in entries:
+                if mode == TREE or mode >> 12 == 0o16:  # a directory, or a submodule's (empty) place
+                    (target / path).mkdir()
+                else:
+                    self.blobs.place(objects, binsha, mode, target / path)
+        except OSError as exc:  # a full disk, a path longer than the filesystem takes
+            raise GitError(f"cannot write a snapshot of {sha[:12]} from {mirror.path.name}: {exc}") from None
 
     def ensure(self, sha: str, write: Callable[[Path], None]) -> Path:
         """The snapshot directory of `sha`; if missing, `write` fills a new directory that then appears atomically."""
