@@ -76,6 +76,18 @@ class Client:
     def cancel(self, run_id: str, reason: str | None = None) -> dict:
         return self._request("POST", f"/api/runs/{run_id}/cancel", json={"reason": reason} if reason else {})
 
+    def tasks(self, workspace: str) -> dict:
+        return self._request("GET", f"/api/workspaces/{workspace}/tasks")
+
+    def triggers(self, workspace: str) -> dict:
+        return self._request("GET", f"/api/workspaces/{workspace}/triggers")
+
+    def pause(self, workspace: str, kind: str, name: str, reason: str | None = None, resume: bool = False) -> dict:
+        """Pause (or `resume`) the task or trigger (`kind`) `name`."""
+        action = "resume" if resume else "pause"
+        body = {"reason": reason} if reason else {}
+        return self._request("POST", f"/api/workspaces/{workspace}/{kind}s/{name}/{action}", json=body)
+
     def rerun(self, run_id: str) -> dict:
         return self._request("POST", f"/api/runs/{run_id}/rerun")
 

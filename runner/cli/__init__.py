@@ -32,6 +32,8 @@ COMMANDS = {
     "rerun": ("remote", "rerun_command"),
     "approve": ("remote", "approve_command"),
     "reject": ("remote", "reject_command"),
+    "pause": ("remote", "pause_command"),
+    "resume": ("remote", "resume_command"),
     "notify": ("notify", "notify_command"),
 }
 

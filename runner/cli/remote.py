@@ -297,6 +297,50 @@ def reject_command(run_id, step, reason, server, token):
     _print_run(run)
 
 
+def _pausable(client: Client, workspace: str, name: str, kind: str | None) -> str:
+    """Whether `name` is a task or a trigger of the workspace (both: `--task` or `--trigger` says which)."""
+    if kind:
+        return kind
+    tasks = {t["name"] for t in _call(client.tasks, workspace)["tasks"]}
+    triggers = {t["name"] for t in _call(client.triggers, workspace)["triggers"]}
+    if name in tasks and name in triggers:
+        raise click.UsageError(f"{name!r} is a task and a trigger of {workspace!r}: add --task or --trigger")
+    if name not in tasks | triggers:
+        raise click.ClickException(f"no task or trigger {name!r} in workspace {workspace!r}")
+    return "task" if name in tasks else "trigger"
+
+
+def _pause_options(f):
+    f = click.option("--trigger", "kind", flag_value="trigger", help="NAME is a trigger.")(f)
+    f = click.option("--task", "kind", flag_value="task", help="NAME is a task.")(f)
+    f = click.option("-w", "--workspace", default="local", show_default=True)(f)
+    return click.argument("name")(f)
+
+
+@click.command("pause")
+@_pause_options
+@click.option("--reason", help="Why (shown with the pause).")
+@_server_options
+def pause_command(name, workspace, kind, reason, server, token):
+    """Pause a task (all its triggers) or one trigger: cron ticks, pushes, pull requests, comments, webhooks
+    and job chains do not start it (each is recorded as skipped); runs started by hand still start."""
+    client = _client(server, token)
+    kind = _pausable(client, workspace, name, kind)
+    _call(client.pause, workspace, kind, name, reason)
+    console.print(f"{kind} {name} paused; `strom resume {name}` lets its triggers fire again")
+
+
+@click.command("resume")
+@_pause_options
+@_server_options
+def resume_command(name, workspace, kind, server, token):
+    """Let a paused task's or trigger's triggers fire again (what they skipped meanwhile is not fired)."""
+    client = _client(server, token)
+    kind = _pausable(client, workspace, name, kind)
+    _call(client.pause, workspace, kind, name, resume=True)
+    console.print(f"{kind} {name} resumed")
+
+
 REMOTE_COMMANDS = [
     trigger_command,
     runs_command,
@@ -306,4 +350,6 @@ REMOTE_COMMANDS = [
     rerun_command,
     approve_command,
     reject_command,
+    pause_command,
+    resume_command,
 ]

@@ -50,6 +50,10 @@ def after_run(service: Service, job_id: str) -> list[str]:
             continue
         if trigger.branches and (origin in PULL_REQUEST_KINDS or not included(branch, trigger.branches)):
             continue  # a pull request's head branch is not the branch it names
+        paused = service.pauses.why(state.workspace, trigger, f"run:{state.id}")
+        if paused:
+            log.info("trigger %s/%s not started: %s", state.workspace, trigger.name, paused)
+            continue
         if chain + 1 > MAX_CHAIN:
             log.warning(
                 "trigger %s/%s not started: %d job triggers in a row (a loop?)",

@@ -428,6 +428,10 @@ class _Processor:
         for match in matched:
             trigger = match.trigger
             job_id = run_id(self.ws.name, trigger.name, self.event, self.event_id, part)
+            paused = self.service.pauses.why(self.ws.name, trigger, f"event:{self.event_id}")
+            if paused:
+                notes.append(f"trigger {trigger.name!r}: skipped: {paused}")
+                continue
             if self.service.runs.exists(job_id):
                 started.append(job_id)
                 notes.append(f"trigger {trigger.name!r}: run {job_id} already exists")

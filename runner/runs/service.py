@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..git.repos import Repos
     from ..store.definitions import Definitions
     from ..store.logs import LogStore
+    from ..store.pauses import Pauses
     from ..store.repo_events import RepoEventStore
     from ..store.runs import RunStore
     from ..store.workers import WorkerRegistry
@@ -66,6 +67,12 @@ class Service:
         from ..store.repo_events import RepoEventStore
 
         return RepoEventStore(self.redis, delivery_ttl=self.config.retention_max_age)
+
+    @cached_property
+    def pauses(self) -> Pauses:
+        from ..store.pauses import Pauses
+
+        return Pauses(self.redis)
 
     @cached_property
     def repos(self) -> Repos:

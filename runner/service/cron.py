@@ -103,7 +103,10 @@ class Cron:
             due += [(tick, True) for tick in ticks_between(cron, trigger.timezone, max(last, since), now)]
         fired = []
         for tick, fire in due:
-            if fire:
+            paused = self.service.pauses.why(workspace, trigger, f"tick:{tick}") if fire else None
+            if paused:  # skipped, not deferred: resuming does not fire the ticks missed meanwhile
+                log.info("trigger %s/%s: tick at %s skipped: %s", workspace, trigger.name, tick, paused)
+            elif fire:
                 run_id = self._start(workspace, trigger, tick)
                 if run_id:
                     fired.append(run_id)

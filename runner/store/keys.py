@@ -45,6 +45,7 @@ __all__ = [
     "log_bytes",
     "owed",
     "parse_step_key",
+    "paused",
     "pull_request",
     "repo_event",
     "repo_event_payload",
@@ -54,6 +55,8 @@ __all__ = [
     "rq_job",
     "rq_job_id",
     "runs_by",
+    "skip_seen",
+    "skipped",
     "step_key",
     "trust",
     "worker_alive",
@@ -208,3 +211,18 @@ def trust(workspace: str, number: int, sha: str) -> str:
 
 def access(workspace: str, question: str) -> str:
     return f"{PREFIX}:access:{workspace}:{question}"  # a forge's recent answer about someone's access
+
+
+def paused(workspace: str) -> str:
+    """hash "task:<name>" | "trigger:<name>" -> who paused it, when, why (JSON)"""
+    return f"{PREFIX}:paused:{workspace}"
+
+
+def skipped(workspace: str) -> str:
+    """hash of the same fields -> firings skipped since the pause"""
+    return f"{PREFIX}:skipped:{workspace}"
+
+
+def skip_seen(workspace: str, occasion: str, trigger: str) -> str:
+    """set while a paused trigger's skip on one occasion (an event, a tick, a run) is counted"""
+    return f"{PREFIX}:skip-seen:{workspace}:{trigger}:{occasion}"

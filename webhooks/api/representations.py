@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.context import run_masker
@@ -101,13 +102,15 @@ def input_json(field: InputField) -> dict[str, Any]:
     return data
 
 
-def trigger_json(trigger: Trigger, now: float | None = None) -> dict[str, Any]:
+def trigger_json(trigger: Trigger, now: float | None = None, paused: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`paused`: what `Pauses.of` says of the trigger's workspace."""
     data: dict[str, Any] = {
         "name": trigger.name,
         "type": trigger.type.value,
         "task": trigger.task,
         "enabled": trigger.enabled,
         "description": trigger.description,
+        "paused": (paused or {}).get(f"trigger:{trigger.name}"),
     }
     if trigger.type is TriggerType.SCHEDULER:
         data.update(
@@ -132,10 +135,13 @@ def trigger_json(trigger: Trigger, now: float | None = None) -> dict[str, Any]:
     return data
 
 
-def task_json(workspace: str, task: Task, triggers: list[Trigger]) -> dict[str, Any]:
+def task_json(
+    workspace: str, task: Task, triggers: list[Trigger], paused: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "workspace": workspace,
         "name": task.name,
+        "paused": (paused or {}).get(f"task:{task.name}"),
         "label": task.label,
         "description": task.description,
         "folder": task.folder,
@@ -152,5 +158,5 @@ def task_json(workspace: str, task: Task, triggers: list[Trigger]) -> dict[str, 
             }
             for s in (task.flow[n] for n in task.order)
         ],
-        "triggers": [trigger_json(t) for t in triggers if t.task == task.name],
+        "triggers": [trigger_json(t, paused=paused) for t in triggers if t.task == task.name],
     }

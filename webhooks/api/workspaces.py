@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import jsonify
 
 from runner import runs as run_service
+from runner.store.pauses import Pausable
+from runner.suggestions import suggest
 from runner.workspace_config import redact_url
 
 from ..access.tokens import caller, requires
@@ -12,7 +14,7 @@ from ..context import current_service
 from ..errors import ApiError
 from ..ratelimits import count_start
 from . import bp
-from .params import json_object
+from .params import json_object, short_text
 from .representations import run_json, task_json, trigger_json
 
 
@@ -55,8 +57,9 @@ def list_workspaces():
 def list_tasks(workspace):
     loaded = _loaded(workspace)
     triggers = list(loaded.triggers.values())
+    paused = current_service().pauses.of(workspace)
     return jsonify(
-        tasks=[task_json(workspace, t, triggers) for t in sorted(loaded.tasks.values(), key=lambda t: t.name)]
+        tasks=[task_json(workspace, t, triggers, paused) for t in sorted(loaded.tasks.values(), key=lambda t: t.name)]
     )
 
 
@@ -66,14 +69,40 @@ def get_task(workspace, task):
     loaded = _loaded(workspace)
     if task not in loaded.tasks:
         raise ApiError(404, "not_found", f"no task {task!r} in workspace {workspace!r}")
-    return jsonify(task_json(workspace, loaded.tasks[task], list(loaded.triggers.values())))
+    paused = current_service().pauses.of(workspace)
+    return jsonify(task_json(workspace, loaded.tasks[task], list(loaded.triggers.values()), paused))
 
 
 @bp.get("/workspaces/<workspace>/triggers")
 @requires("read")
 def list_triggers(workspace):
     loaded = _loaded(workspace)
-    return jsonify(triggers=[trigger_json(t) for t in loaded.triggers.values()])
+    paused = current_service().pauses.of(workspace)
+    return jsonify(triggers=[trigger_json(t, paused=paused) for t in loaded.triggers.values()])
+
+
+@bp.post("/workspaces/<workspace>/tasks/<name>/pause", defaults={"kinds": "tasks", "action": "pause"})
+@bp.post("/workspaces/<workspace>/tasks/<name>/resume", defaults={"kinds": "tasks", "action": "resume"})
+@bp.post("/workspaces/<workspace>/triggers/<name>/pause", defaults={"kinds": "triggers", "action": "pause"})
+@bp.post("/workspaces/<workspace>/triggers/<name>/resume", defaults={"kinds": "triggers", "action": "resume"})
+@requires("run")
+def pause_or_resume(workspace, kinds, name, action):
+    """Pause (optional body {"reason": ...}) or resume a task or a trigger: a paused task's triggers, and a
+    paused trigger, do not fire; runs started by hand still start."""
+    kind = Pausable.TASK if kinds == "tasks" else Pausable.TRIGGER
+    known = _loaded(workspace).tasks if kind is Pausable.TASK else _loaded(workspace).triggers
+    if name not in known:
+        hint = suggest(name, known)
+        raise ApiError(
+            404, "not_found", f"no {kind} {name!r} in workspace {workspace!r}" + (f"; {hint}" if hint else "")
+        )
+    pauses = current_service().pauses
+    if action == "pause":
+        record = pauses.pause(workspace, kind, name, caller(), short_text(json_object(), "reason"))
+    else:
+        pauses.resume(workspace, kind, name)
+        record = None
+    return jsonify(workspace=workspace, kind=str(kind), name=name, paused=record)
 
 
 @bp.post("/workspaces/<workspace>/tasks/<task>/execute")

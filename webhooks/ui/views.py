@@ -13,6 +13,7 @@ from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
 from runner.store import RunFilter
+from runner.store.pauses import Pausable
 
 from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 from ..api.params import unix_time
@@ -180,7 +181,8 @@ def decide(run_id, step, decision):
 def _workspace_tasks(name: str):
     loaded = run_service.load_definitions(current_service(), name).workspace
     now = time.time()
-    triggers = [trigger_json(t, now) for t in loaded.triggers.values()]
+    paused = current_service().pauses.of(name)
+    triggers = [trigger_json(t, now, paused) for t in loaded.triggers.values()]
     return sorted(loaded.tasks.values(), key=lambda t: t.name), triggers
 
 
@@ -228,6 +230,7 @@ def form_fields(task) -> list[dict]:
 def _tasks_page(workspace, names, listing, triggers, problem, errors, values, opened, status=200):
     return render_template(
         "tasks.html",
+        paused=current_service().pauses.of(workspace) if workspace else {},
         workspace=workspace,
         workspaces=names,
         tasks=listing,
@@ -253,6 +256,26 @@ def tasks():
         except StromError as exc:
             problem = str(exc)
     return _tasks_page(workspace, names, listing, triggers, problem, {}, {}, request.args.get("task"))
+
+
+@bp.post("/tasks/<workspace>/<any(tasks, triggers):kinds>/<name>/<any(pause, resume):action>")
+@page("run")
+def pause_or_resume(workspace, kinds, name, action):
+    kind = Pausable.TASK if kinds == "tasks" else Pausable.TRIGGER
+    try:
+        listing, triggers = _workspace_tasks(workspace)
+    except StromError:
+        abort(404, description=f"no workspace {workspace!r}")
+    if name not in ({t.name for t in listing} if kind is Pausable.TASK else {t["name"] for t in triggers}):
+        abort(404, description=f"no {kind} {name!r} in workspace {workspace!r}")
+    pauses = current_service().pauses
+    if action == "pause":
+        pauses.pause(workspace, kind, name, signed_in().name, request.form.get("reason") or None)
+        flash(f"{kind.capitalize()} {name} paused: its triggers do not fire; runs started by hand still start.", "ok")
+    else:
+        pauses.resume(workspace, kind, name)
+        flash(f"{kind.capitalize()} {name} resumed.", "ok")
+    return redirect(url_for("ui.tasks", workspace=workspace, task=name if kind is Pausable.TASK else None))
 
 
 @bp.post("/tasks/<workspace>/<task>/run")
