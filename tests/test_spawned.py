@@ -43,6 +43,15 @@ def test_under_gevent_waiting_lets_others_run():
         child.stdin.write(b"ping\\n"); child.stdin.close()
         assert child.stdout.readline() == b"got ping\\n"
         assert child.wait() == 7 and len(ticks) >= 10, ticks
+        big = os.urandom(3 << 20)  # far more than a pipe holds: written in parts, all of it arrives
+        echo = Spawned(["cat"], {"PATH": os.environ["PATH"]})
+        def feed():
+            for i in range(0, len(big), 65536):
+                echo.stdin.write(big[i : i + 65536]); echo.stdin.flush()
+            echo.stdin.close()
+        feeder = gevent.spawn(feed)
+        assert echo.stdout.read() == big and echo.wait() == 0
+        feeder.join()
         quick = Spawned(["true"], {"PATH": os.environ["PATH"]})
         gevent.sleep(0.2)  # it has exited, and the loop has reaped it, before anyone waits
         assert quick.wait() == 0

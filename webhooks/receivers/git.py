@@ -176,6 +176,7 @@ def _feed(stream: IO[bytes], stdin: IO[bytes]) -> None:
             if not chunk:
                 break
             stdin.write(chunk)
+            stdin.flush()
     except (BrokenPipeError, OSError):
         pass
     finally:

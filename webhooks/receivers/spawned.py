@@ -42,7 +42,8 @@ def _inheritable() -> list[int]:
 
 
 class Spawned:
-    """`args` running with `env`, its stdin, stdout and stderr piped (close `stdin` to end its input)."""
+    """`args` running with `env`, its stdin, stdout and stderr piped (stdin is buffered: flush it to send what
+    was written before closing it, and close it to end its input)."""
 
     stdin: IO[bytes]
     stdout: IO[bytes]
@@ -74,11 +75,11 @@ class Spawned:
             # watched before anything yields: the loop reaps every child, and a status nobody watches is lost
             self._watcher = get_hub().loop.child(self.pid, False)
             self._watcher.start(lambda: None)
-            self.stdin = FileObjectPosix(ours[0], "wb", 0)
+            self.stdin = FileObjectPosix(ours[0], "wb")  # buffered: a raw non-blocking write may write only part
             self.stdout = FileObjectPosix(ours[1], "rb")
             self.stderr = FileObjectPosix(ours[2], "rb")
         else:
-            self.stdin = open(ours[0], "wb", buffering=0)  # closed by the caller, as Popen's pipes are
+            self.stdin = open(ours[0], "wb")  # closed by the caller, as Popen's pipes are
             self.stdout = open(ours[1], "rb")
             self.stderr = open(ours[2], "rb")
         self.returncode: int | None = None
