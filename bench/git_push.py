@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from service_stack import TOKEN, Stack, wait
+from service_stack import TOKEN, Stack, bench_repository, git, wait
 
 PIPELINE = """
 tasks:
@@ -36,22 +34,6 @@ tasks:
 triggers:
   on-main: { type: push, task: ci, branches: [main] }
 """
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "b@example.com",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "b@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "HOME": "/nonexistent",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=ENV, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr}")
-    return proc.stdout.strip()
 
 
 def timed_push(work: Path, remote: str, i: int) -> tuple[str, float, float]:
@@ -69,16 +51,7 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=20)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="strom-bench-push-"))
-    work = root / "work"
-    git(root, "init", "-q", "-b", "main", str(work))
-    (work / ".strom").mkdir()
-    (work / ".strom" / "ci.yaml").write_text(PIPELINE)
-    (work / "src").mkdir()
-    for i in range(40):
-        (work / "src" / f"module{i}.py").write_text(f"VALUE = {i}\n" * 50)
-    (work / "VERSION").write_text("0\n")
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "start")
+    work = bench_repository(root / "work", PIPELINE)
     floor_repo = root / "floor.git"
     git(root, "init", "-q", "--bare", "-b", "main", str(floor_repo))
 

@@ -30,6 +30,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "b@example.com",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "b@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """The stock git client's output (stripped); its error if it fails."""
+    proc = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def bench_repository(work: Path, pipeline: str) -> Path:
+    """A repository with some files (40 modules, VERSION) and `pipeline` as .strom/ci.yaml, committed on main."""
+    git(work.parent, "init", "-q", "-b", "main", str(work))
+    (work / ".strom").mkdir()
+    (work / ".strom" / "ci.yaml").write_text(pipeline)
+    (work / "src").mkdir()
+    for i in range(40):
+        (work / "src" / f"module{i}.py").write_text(f"VALUE = {i}\n" * 50)
+    (work / "VERSION").write_text("0\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "start")
+    return work
+
+
 def wait(condition, timeout: float, what: str):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

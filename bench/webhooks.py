@@ -22,13 +22,12 @@ import http.client
 import json
 import multiprocessing
 import statistics
-import subprocess
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from service_stack import ROOT, Stack, wait
+from service_stack import ROOT, Stack, bench_repository, git, wait
 
 FIXTURE = ROOT / "tests" / "fixtures" / "forges" / "github" / "push.branch.json"
 SECRET = "bench-webhook-secret"
@@ -138,35 +137,15 @@ def ingest(requests_total: int, clients: int, history: int = 0) -> None:
 
 
 # ------------------------------------------------------------------ push to first step
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "Bench",
-        "GIT_AUTHOR_EMAIL": "b@example.com",
-        "GIT_COMMITTER_NAME": "Bench",
-        "GIT_COMMITTER_EMAIL": "b@example.com",
-        "HOME": "/nonexistent",
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def push_to_first_step(pushes: int) -> None:
     template = json.loads(FIXTURE.read_bytes())
     stack = None
     try:
         stack_env_dir = Path(__import__("tempfile").mkdtemp(prefix="strom-bench-git-"))
-        upstream, work = stack_env_dir / "upstream.git", stack_env_dir / "work"
+        upstream = stack_env_dir / "upstream.git"
         git(stack_env_dir, "init", "-q", "--bare", "-b", "main", str(upstream))
-        git(stack_env_dir, "init", "-q", "-b", "main", str(work))
+        work = bench_repository(stack_env_dir / "work", PIPELINE)
         git(work, "remote", "add", "origin", str(upstream))
-        (work / ".strom").mkdir()
-        (work / ".strom" / "ci.yaml").write_text(PIPELINE)
-        for i in range(40):  # a repository with some files
-            (work / f"src/module{i}.py").parent.mkdir(exist_ok=True)
-            (work / f"src/module{i}.py").write_text(f"VALUE = {i}\n" * 50)
-        (work / "VERSION").write_text("0\n")
-        git(work, "add", "-A")
-        git(work, "commit", "-q", "-m", "start")
         git(work, "push", "-q", "origin", "main")
         workspaces = {
             "app": {
