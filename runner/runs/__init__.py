@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
         trigger_inputs,
     )
     from .orchestrator import Conflict, Orchestrator, RunNotFound
+    from .pausing import set_paused
     from .service import Service
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__)

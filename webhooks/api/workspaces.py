@@ -6,7 +6,6 @@ from flask import jsonify
 
 from runner import runs as run_service
 from runner.store.pauses import Pausable
-from runner.suggestions import suggest
 from runner.workspace_config import redact_url
 
 from ..access.tokens import caller, requires
@@ -90,18 +89,11 @@ def pause_or_resume(workspace, kinds, name, action):
     """Pause (optional body {"reason": ...}) or resume a task or a trigger: a paused task's triggers, and a
     paused trigger, do not fire; runs started by hand still start."""
     kind = Pausable.TASK if kinds == "tasks" else Pausable.TRIGGER
-    known = _loaded(workspace).tasks if kind is Pausable.TASK else _loaded(workspace).triggers
-    if name not in known:
-        hint = suggest(name, known)
-        raise ApiError(
-            404, "not_found", f"no {kind} {name!r} in workspace {workspace!r}" + (f"; {hint}" if hint else "")
-        )
-    pauses = current_service().pauses
-    if action == "pause":
-        record = pauses.pause(workspace, kind, name, caller(), short_text(json_object(), "reason"))
-    else:
-        pauses.resume(workspace, kind, name)
-        record = None
+    reason = short_text(json_object(), "reason") if action == "pause" else None
+    try:
+        record = run_service.set_paused(current_service(), workspace, kind, name, caller(), action == "pause", reason)
+    except run_service.NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
     return jsonify(workspace=workspace, kind=str(kind), name=name, paused=record)
 
 

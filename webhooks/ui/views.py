@@ -262,18 +262,14 @@ def tasks():
 @page("run")
 def pause_or_resume(workspace, kinds, name, action):
     kind = Pausable.TASK if kinds == "tasks" else Pausable.TRIGGER
+    reason = request.form.get("reason") or None
     try:
-        listing, triggers = _workspace_tasks(workspace)
-    except StromError:
-        abort(404, description=f"no workspace {workspace!r}")
-    if name not in ({t.name for t in listing} if kind is Pausable.TASK else {t["name"] for t in triggers}):
-        abort(404, description=f"no {kind} {name!r} in workspace {workspace!r}")
-    pauses = current_service().pauses
+        run_service.set_paused(current_service(), workspace, kind, name, signed_in().name, action == "pause", reason)
+    except StromError as exc:  # no such workspace, task or trigger
+        abort(404, description=str(exc))
     if action == "pause":
-        pauses.pause(workspace, kind, name, signed_in().name, request.form.get("reason") or None)
         flash(f"{kind.capitalize()} {name} paused: its triggers do not fire; runs started by hand still start.", "ok")
     else:
-        pauses.resume(workspace, kind, name)
         flash(f"{kind.capitalize()} {name} resumed.", "ok")
     return redirect(url_for("ui.tasks", workspace=workspace, task=name if kind is Pausable.TASK else None))
 
