@@ -218,3 +218,14 @@ class Procs:
 
     def log(self, name):
         return (self.logs / f"{name}.log").read_text()
+
+
+def remote_cli(server, *args: str, token: str = "admin") -> tuple[int, str]:
+    """`strom ARGS` as a client of `server`, signed in with the role `token` names: (exit code, output)."""
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS[token]}
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output

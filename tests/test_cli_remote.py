@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+from service_env import LiveServer, make_config, remote_cli, stack, wait_for
 
 from runner.cli import main
 
@@ -42,9 +42,7 @@ def live(service_workspace, redis_url):
 
 
 def cli(server, *args, token="admin"):
-    env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS[token]}
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.output
+    return remote_cli(server, *args, token=token)
 
 
 def test_trigger_follow_prints_lines_and_the_result(live):

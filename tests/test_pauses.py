@@ -8,10 +8,8 @@ import time
 
 import pytest
 import requests
-from click.testing import CliRunner
-from service_env import TOKENS, LiveServer, make_config, stack, wait_for
+from service_env import TOKENS, LiveServer, make_config, remote_cli, stack, wait_for
 
-from runner.cli import main
 from runner.service.cron import Cron
 from runner.store import RunFilter, keys
 
@@ -42,8 +40,7 @@ def live(service_workspace, redis_url):
 
 
 def cli(server, *args, token="operator"):
-    result = CliRunner().invoke(main, list(args), env={"STROM_URL": server.url, "STROM_TOKEN": TOKENS[token]})
-    return result.exit_code, result.output
+    return remote_cli(server, *args, token=token)
 
 
 def _runs(service, task):
