@@ -76,12 +76,12 @@ def smart_http(workspace: str, rest: str):
         return Response(
             f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403, {"Content-Type": "text/plain"}
         )
-    repo_root = service.repos.hosted.ensure(workspace, ws.default_branch).parent
+    git_dir = service.repos.hosted.ensure(workspace, ws.default_branch)
     record = None
     if rest == "git-receive-pack":
         fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
         os.close(fd)
-    return _backend(repo_root, f"/{workspace}.git/{rest}", token.name, record, ws)
+    return _backend(git_dir, rest, token.name, record, ws)
 
 
 def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None, hook: HookServer | None) -> dict[str, str]:
@@ -116,17 +116,18 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None, hoo
     return env
 
 
-def _hook_server(repo_root: Path, path_info: str) -> HookServer:
+def _hook_server(git_dir: Path) -> HookServer:
     """The pre-receive hook's checker: definitions past the limits or naming channels this server lacks are refused."""
     config = current_service().config
-    git_dir = repo_root / path_info.strip("/").split("/")[0]
     return HookServer(git_dir, config.spec_limits, config.notifications.channels)
 
 
-def _backend(repo_root: Path, path_info: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
-    hook = _hook_server(repo_root, path_info) if record else None
+def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
+    """`git http-backend` serving `rest` (info/refs, git-upload-pack, git-receive-pack) of the repository `git_dir`."""
+    hook = _hook_server(git_dir) if record else None
     try:
-        proc = Spawned(["git", "http-backend"], _cgi_env(repo_root, path_info, user, record, hook))
+        env = _cgi_env(git_dir.parent, f"/{git_dir.name}/{rest}", user, record, hook)
+        proc = Spawned(["git", "http-backend"], env)
     except BaseException:
         if hook is not None:
             hook.close()
