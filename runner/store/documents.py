@@ -25,7 +25,7 @@ REMEMBERED_TEXT = 16 << 20  # characters of documents, at most: a few huge runs 
 
 @dataclass
 class _Remembered:
-    text: str | None  # the document as stored (None until it is known to be)
+    text: str  # the document as read or written
     state: RunState
     steps: dict[str, tuple[StepRun, str]] = field(default_factory=dict)  # name -> (step, its JSON)
 
@@ -49,13 +49,13 @@ class Documents:
         with self._lock:
             old = self._runs.pop(run_id, None)
             if old is not None:
-                self._held -= len(old.text or "")
-            if len(entry.text or "") > self._text // 4:  # one run this large is encoded in full each time
+                self._held -= len(old.text)
+            if len(entry.text) > self._text // 4:  # one run this large is encoded in full each time
                 return
             self._runs[run_id] = entry
-            self._held += len(entry.text or "")
+            self._held += len(entry.text)
             while len(self._runs) > self._size or self._held > self._text:
-                self._held -= len(self._runs.popitem(last=False)[1].text or "")
+                self._held -= len(self._runs.popitem(last=False)[1].text)
 
     def parse(self, run_id: str, text: str) -> RunState:
         """The run stored as `text`."""
