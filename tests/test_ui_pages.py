@@ -37,6 +37,15 @@ WORKSPACE = {
           count: { type: integer, required: true }
         flow:
           show: { type: script, script: 'echo "{{ input.regions | join("|") }}"' }
+      staged:
+        stages:
+          - name: check
+            steps:
+              lint: { type: script, script: "true" }
+              unit: { type: script, script: "true" }
+          - name: release
+            steps:
+              publish: { type: script, script: "true" }
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: greet, input: { name: night } }
     """
@@ -174,6 +183,32 @@ def test_approvals_cancel_and_rerun_from_the_pages(live):
     assert wait_for(lambda: (s := service.runs.load(second)).status.terminal and s).status is RunStatus.CANCELLED
     missing = admin.get(f"{server.url}/runs/nope", timeout=10)
     assert missing.status_code == 404 and "no run nope" in missing.text and "<html" in missing.text
+
+
+def test_a_staged_task_shows_its_stages_in_the_graph_the_timeline_and_the_api(live):
+    service, server = live
+    admin = signed_in(server, "admin")
+    page = admin.get(f"{server.url}/tasks", timeout=10).text
+    started = admin.post(f"{server.url}/tasks/local/staged/run", data={"csrf_token": csrf(page)}, timeout=10)
+    run_id = started.url.rsplit("/", 1)[1]
+    state = wait_for(lambda: (s := service.runs.load(run_id)).status.terminal and s, what="the run")
+    assert state.status is RunStatus.SUCCEEDED
+    assert state.steps["publish"].started_at >= max(state.steps[n].finished_at for n in ("lint", "unit"))
+    run_page = admin.get(f"{server.url}/runs/{run_id}", timeout=10).text
+    assert re.findall(r'<g class="stage" data-stage="([^"]+)"', run_page) == ["check", "release"]
+    assert not re.findall(r'<path class="edge"', run_page), "the order between stages is the bands, not edges"
+    assert sorted(re.findall(r'data-stage-of="([^"]+)">([^<]+) ·', run_page)) == [
+        ("lint", "check"),
+        ("publish", "release"),
+        ("unit", "check"),
+    ]
+    described = admin.get(f"{server.url}/api/workspaces/local/tasks/staged", timeout=10).json()
+    assert described["stages"] == ["check", "release"]
+    assert [(s["name"], s["stage"], s["depends_on"]) for s in described["steps"]] == [
+        ("lint", "check", []),
+        ("unit", "check", []),
+        ("publish", "release", ["lint", "unit"]),
+    ]
 
 
 def test_one_choice_of_a_multiple_select_stays_whole_and_secrets_are_not_shown_again(live):

@@ -43,7 +43,10 @@ def _ready(d: Draft, step: Step, run: StepRun, deps: list[StepRun]) -> None:
 
 
 def _skipped_for_dependencies(d: Draft, step: Step, run: StepRun, deps: list[StepRun]) -> bool:
-    """Skip the step if a dependency failed (unless it may continue) or every dependency was skipped."""
+    """Skip the step if a dependency failed (unless it may continue) or every dependency it names was skipped.
+
+    The previous stage's steps (`stage_after`) count for failures, not for "every one was skipped".
+    """
     bad = [
         dep for dep in deps if (dep.status.failed and not d.tolerated(dep)) or (dep.status is S.SKIPPED and dep.blocked)
     ]
@@ -58,7 +61,8 @@ def _skipped_for_dependencies(d: Draft, step: Step, run: StepRun, deps: list[Ste
             blocked=True,
         )
         return True
-    if deps and not bad and all(dep.status is S.SKIPPED for dep in deps):
+    named = [dep for dep in deps if dep.name not in step.stage_after]
+    if named and not bad and all(dep.status is S.SKIPPED for dep in named):
         d.skip(run, "all dependencies were skipped")
         return True
     return False

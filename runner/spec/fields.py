@@ -21,6 +21,7 @@ __all__ = [
     "LANGUAGE_ALIASES",
     "RESOURCE_FIELDS",
     "RETRY_FIELDS",
+    "STAGE_FIELDS",
     "STEP_FIELDS",
     "TASK_FIELDS",
     "TOP_LEVEL_FIELDS",
@@ -193,6 +194,12 @@ STEP_FIELDS: dict[str, Field] = {
     "tags": Field("string_list", "Extra worker tags for this step."),
 }
 
+STAGE_FIELDS: dict[str, Field] = {
+    "name": Field("string", "The stage's name, shown in the graph and timeline."),
+    "enabled": Field("boolean", "false: the stage's steps are checked but never run (default true)."),
+    "steps": Field("flow", "The stage's steps: a map of step name to step; they run in parallel."),
+}
+
 TASK_FIELDS: dict[str, Field] = {
     "name": Field("string", "Display name."),
     "description": Field("string", "What the task does, for people."),
@@ -200,6 +207,7 @@ TASK_FIELDS: dict[str, Field] = {
     "folder": Field("string", "Folder shown in the UI, e.g. deploy/staging."),
     "input": Field("input_schema", "Input parameters of the task."),
     "flow": Field("flow", "The steps: a map of step name to step."),
+    "stages": Field("stages", "Instead of `flow`: stages run one after another, the steps of a stage in parallel."),
     "timeout": Field("duration", "Time limit for the whole run (max 7d)."),
     "retry": Field("retry", "Re-run the whole task when it fails."),
     "on_success": Field("hooks", "Hooks run when a run succeeds."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..suggestions import suggest
@@ -16,6 +17,7 @@ from .names import RESERVED_TEMPLATE_NAMES, name_problem
 from .notify_rules import build_notify_rules
 from .reader import Explain, Reader, describe, location
 from .retry import build_retry
+from .stages import Stages, read_stages
 from .yamlnodes import LocDict, LocList, YamlValue
 
 __all__ = ["MAX_FOR_EACH", "MAX_TASK_TIMEOUT", "build_hooks", "build_task"]
@@ -28,22 +30,19 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
     what = f"task {name!r}"
     r = Reader(data, ctx.problems, what)
     r.check_keys(TASK_FIELDS)
-    if not r.require(
-        "flow", "add `flow:` with at least one step, e.g. `flow: { hello: { type: script, script: echo hi } }`"
-    ):
-        return None
-    flow_data = r.mapping("flow", "{ build: { action: build-app } }")
+    flow_data, stages = _flow_or_stages(r)
     if flow_data is None:
-        return None
-    if not flow_data:
-        r.error("flow", "missing-field", "`flow` has no steps", "add at least one step")
         return None
     steps: dict[str, Step] = {}
     for step_name, step_data in flow_data.items():
         step = _build_step(flow_data, step_name, step_data, name, ctx, actions)
         if step is not None:
             steps[step_name] = step
-    _check_dependencies(flow_data, steps, what, ctx)
+    _check_dependencies(flow_data, steps, what, ctx, stages)
+    if stages is not None:
+        for step_name, stage_steps in stages.disabled.items():  # checked like the others, never run
+            _build_step(stage_steps, step_name, stage_steps[step_name], name, ctx, actions)
+        steps = _in_stages(steps, stages)
     _check_template_names(flow_data, steps, what, ctx)
     order = _order(flow_data, steps, what, ctx)
     if order is None:
@@ -64,7 +63,62 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
         retry=build_retry(r),
         hooks=build_hooks(data, ctx, actions, what),
         notify=build_notify_rules(data, "notify", ctx, what),
+        stages=stages.names if stages is not None else (),
     )
+
+
+def _flow_or_stages(r: Reader) -> tuple[LocDict | None, Stages | None]:
+    """The steps as one flow, and the stages they were written in (None for a task written with `flow:`)."""
+    if r.has("flow") and r.has("stages"):
+        r.error(
+            "stages",
+            "conflict",
+            "a task has either `flow:` or `stages:`, not both",
+            "move the steps of `flow:` into a stage",
+            on_key=True,
+        )
+        return None, None
+    if r.has("stages") and r.raw("stages") is not None:
+        items = r.raw("stages")
+        if not isinstance(items, LocList) or not items:
+            r.error(
+                "stages",
+                "wrong-type",
+                f"`stages` must be a list of stages, got {describe(items) if items != [] else 'an empty list'}",
+                "write it like `stages: [{ name: build, steps: { compile: { type: script, script: make } } }]`",
+            )
+            return None, None
+        stages = read_stages(items, r.problems, r.what)
+        if not stages.flow:
+            if stages.stage_of:
+                r.error("stages", "missing-field", "every stage is disabled", "enable at least one stage")
+            return None, None
+        return stages.flow, stages
+    if not r.require(
+        "flow", "add `flow:` with at least one step, e.g. `flow: { hello: { type: script, script: echo hi } }`"
+    ):
+        return None, None
+    flow_data = r.mapping("flow", "{ build: { action: build-app } }")
+    if flow_data is not None and not flow_data:
+        r.error("flow", "missing-field", "`flow` has no steps", "add at least one step")
+        return None, None
+    return flow_data, None
+
+
+def _in_stages(steps: dict[str, Step], stages: Stages) -> dict[str, Step]:
+    """Each step with its stage, and waiting for every step of the previous enabled stage."""
+    members: dict[str, list[str]] = {}
+    for step_name in stages.flow:
+        members.setdefault(stages.stage_of[step_name], []).append(step_name)
+    out = {}
+    for step_name, step in steps.items():
+        stage = stages.stage_of[step_name]
+        index = stages.names.index(stage)
+        before = tuple(s for s in members[stages.names[index - 1]] if s in steps) if index else ()
+        named = tuple(dep for dep in step.depends_on if not _stage_problem(step_name, dep, stages))  # others reported
+        after = tuple(s for s in before if s not in named)
+        out[step_name] = replace(step, stage=stage, depends_on=named + after, stage_after=after)
+    return out
 
 
 def _build_step(
@@ -231,7 +285,9 @@ def _for_each(r: Reader) -> list[Any] | str | None:
     return None
 
 
-def _check_dependencies(flow: LocDict, steps: dict[str, Step], what: str, ctx: BuildContext) -> None:
+def _check_dependencies(
+    flow: LocDict, steps: dict[str, Step], what: str, ctx: BuildContext, stages: Stages | None = None
+) -> None:
     for name, step in steps.items():
         deps_node = flow[name].get("depends_on")
         seen = set()
@@ -240,6 +296,10 @@ def _check_dependencies(flow: LocDict, steps: dict[str, Step], what: str, ctx: B
             if dep == name:
                 ctx.problems.error(
                     pos, "cycle", f"{what}, step {name!r}: depends on itself", "remove it from depends_on"
+                )
+            elif stages is not None and (problem := _stage_problem(name, dep, stages)):
+                ctx.problems.error(
+                    pos, "stage-order", f"{what}, step {name!r}: {problem}", "remove it from depends_on, or move a step"
                 )
             elif dep not in flow:
                 hint = suggest(dep, flow)
@@ -255,6 +315,18 @@ def _check_dependencies(flow: LocDict, steps: dict[str, Step], what: str, ctx: B
                     pos, "duplicate", f"{what}, step {name!r}: {dep!r} is listed twice in depends_on", "list it once"
                 )
             seen.add(dep)
+
+
+def _stage_problem(name: str, dep: str, stages: Stages) -> str:
+    """Why step `name` may not depend on `dep` of another stage ('' if it may)."""
+    dep_stage = stages.stage_of.get(dep)
+    if dep_stage is None:
+        return ""
+    if dep_stage not in stages.names:
+        return f"depends_on names step {dep!r} of stage {dep_stage!r}, which is disabled"
+    if stages.names.index(dep_stage) > stages.names.index(stages.stage_of[name]):
+        return f"depends_on names step {dep!r} of the later stage {dep_stage!r}; stages run one after another"
+    return ""
 
 
 def _check_template_names(flow: LocDict, steps: dict[str, Step], what: str, ctx: BuildContext) -> None:

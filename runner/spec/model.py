@@ -218,6 +218,10 @@ class Step:
     retry: Retry | None = None
     tags: tuple[str, ...] = ()
     field_locations: Mapping[str, Location] = field(default_factory=dict)
+    stage: str | None = None  # the stage it is written in, for a task written with `stages:`
+    # The steps of the previous stage it waits for besides its own depends_on (they are in depends_on too):
+    # they block it when they fail, but do not skip it when they were all skipped.
+    stage_after: tuple[str, ...] = ()
 
     @property
     def effective_retry(self) -> Retry:
@@ -283,6 +287,7 @@ class Task:
     retry: Retry | None = None
     hooks: Hooks = Hooks()
     notify: tuple[NotifyRule, ...] | None = None  # None: the workspace's default rules
+    stages: tuple[str, ...] = ()  # the enabled stages in order, for a task written with `stages:`
 
     @property
     def leaves(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from .fields import (
     NOTIFY_RULE_FIELDS,
     RESOURCE_FIELDS,
     RETRY_FIELDS,
+    STAGE_FIELDS,
     STEP_FIELDS,
     TASK_FIELDS,
     TOP_LEVEL_FIELDS,
@@ -60,11 +61,16 @@ def _kind(field: Field) -> Schema:
         "notify_rules": _ref("notify_rules"),
         "for_each": {"type": ["array", "string"]},
         "flow": {"type": "object"},
+        "stages": {"type": "array"},
         "status_list": {"oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]},
     }
     if kind == "choice":
         return {"enum": list(field.choices)}
     return dict(simple[kind])
+
+
+def _flow(doc: str) -> Schema:
+    return {"type": "object", "minProperties": 1, "additionalProperties": _ref("step"), "description": doc}
 
 
 def _properties(fields: dict[str, Field]) -> Schema:
@@ -187,15 +193,21 @@ def json_schema() -> Schema:
             },
             "task": {
                 "type": "object",
-                "required": ["flow"],
+                "oneOf": [{"required": ["flow"]}, {"required": ["stages"]}],
                 "additionalProperties": False,
                 "properties": {
                     **_properties(TASK_FIELDS),
-                    "flow": {
-                        "type": "object",
-                        "minProperties": 1,
-                        "additionalProperties": _ref("step"),
-                        "description": TASK_FIELDS["flow"].doc,
+                    "flow": _flow(TASK_FIELDS["flow"].doc),
+                    "stages": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "steps"],
+                            "additionalProperties": False,
+                            "properties": {**_properties(STAGE_FIELDS), "steps": _flow(STAGE_FIELDS["steps"].doc)},
+                        },
+                        "description": TASK_FIELDS["stages"].doc,
                     },
                 },
             },

@@ -147,9 +147,11 @@ def task_json(
         "folder": task.folder,
         "timeout": task.timeout,
         "input": {name: input_json(f) for name, f in task.input.items()},
+        "stages": list(task.stages),
         "steps": [
             {
                 "name": s.name,
+                "stage": s.stage,
                 "depends_on": list(s.depends_on),
                 "type": s.action.type.value,
                 "action": s.action_ref,

@@ -98,9 +98,13 @@ def run(run_id):
     if state is None:
         abort(404, description=f"no run {run_id}")
     order, depends = [name for name, r in state.steps.items() if not r.is_instance], {}
+    stage_of: dict[str, str] = {}
+    stage_after: dict[str, tuple[str, ...]] = {}
     try:
         task = service.contexts.for_state(state).task
         order, depends = list(task.order), {name: tuple(step.depends_on) for name, step in task.flow.items()}
+        stage_of = {name: step.stage for name, step in task.flow.items() if step.stage}
+        stage_after = {name: step.stage_after for name, step in task.flow.items()}
     except Exception:  # noqa: BLE001 - definitions gone (retention): the steps as the state knows them, no edges
         pass
     masker = masker_for(service, state)
@@ -115,8 +119,8 @@ def run(run_id):
     return render_template(
         "run.html",
         state=state,
-        graph=layout(order, depends, state),
-        bars=timeline(state, time.time()),
+        graph=layout(order, depends, state, stage_of, stage_after),
+        bars=timeline(state, time.time(), stage_of),
         masker=masker,
         gates=gates,
         node_w=NODE_W,
