@@ -32,6 +32,7 @@ WORKSPACE = {
               echo "version $(cat data/VERSION)"
               if touch /workspace/new-file 2>/dev/null; then echo "wrote the workspace"; exit 9; fi
               echo "the workspace is read-only"
+              printf '## Inspected\\n\\nwith %s\\n' "$API_TOKEN" > "$STROM_SUMMARY"
               echo "OUTPUT: {{\\"version\\": \\"$(cat data/VERSION | tr -d '\\n')\\", \\"token\\": \\"$API_TOKEN\\"}}"
             env: {{ API_TOKEN: "{{{{ secret.api_token }}}}" }}
           report:
@@ -46,7 +47,7 @@ WORKSPACE = {
             type: docker
             image: {IMAGE}
             entrypoint: ["/bin/sh", "-c"]
-            command: ['echo "hello $WHO"; echo "OUTPUT: {{\\"who\\": \\"$WHO\\"}}"; exit 0']
+            command: ['echo "hello $WHO"; echo "OUTPUT: {{\\"who\\": \\"$WHO\\"}}"; echo "- as is" > "$STROM_SUMMARY"']
             env: {{ WHO: docker }}
           failing: {{ type: docker, image: "{IMAGE}", cmd: "sh -c 'echo broken >&2; exit 3'" }}
       slow:
@@ -121,6 +122,7 @@ def test_a_script_runs_in_the_image_with_the_commit_read_only_at_workspace(live,
     inspect = lines(service, state.id, "inspect")
     assert inspect[:3] == ["in /workspace as 65534", "version 2.5", "the workspace is read-only"]
     assert state.steps["inspect"].output == {"version": "2.5", "token": "***"}, "outputs are stored masked"
+    assert state.steps["inspect"].summary == "## Inspected\n\nwith ***", "and so are summaries"
     shown = requests.get(
         f"{server.url}/api/runs/{state.id}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"}, timeout=10
     ).json()
@@ -137,6 +139,7 @@ def test_an_image_runs_as_it_is_and_its_exit_code_decides(live, engine):
     assert state.steps["as-is"].status is StepStatus.SUCCEEDED
     assert lines(service, state.id, "as-is") == ["hello docker", 'OUTPUT: {"who": "docker"}']
     assert state.steps["as-is"].output == {"who": "docker"}
+    assert state.steps["as-is"].summary == "- as is", "an image of one's own gets $STROM_SUMMARY too"
     failing = state.steps["failing"]
     assert (failing.status, failing.error, failing.exit_code) == (StepStatus.FAILED, "exit code 3", 3)
     assert lines(service, state.id, "failing") == ["broken"]

@@ -422,3 +422,32 @@ def test_javascript_dependencies_are_installed_for_the_step(ws):
     )
     assert result.status is S.SUCCEEDED, lines.items
     assert result.output == {"value": 42}
+
+
+def test_a_summary_comes_from_the_summary_file_and_summary_lines_masked_and_capped(ws, sandbox):
+    secret = "hunter2-very-secret"
+    result, lines = run(
+        ws,
+        sandbox=sandbox,
+        env={"S": secret},
+        mask=(secret,),
+        script='printf "## Plan\\n\\n3 to add, key %s\\n" "$S" >> "$STROM_SUMMARY"; echo "SUMMARY: - one more"; exit 4',
+    )
+    assert (result.status, result.exit_code) == (S.FAILED, 4), "a failed step keeps its summary"
+    assert result.summary == "## Plan\n\n3 to add, key ***\n\n- one more"
+    assert "SUMMARY: - one more" in lines.out(), "SUMMARY lines stay in the log too"
+    big, _ = run(ws, sandbox=sandbox, script='head -c 200000 /dev/zero | tr "\\0" x > "$STROM_SUMMARY"')
+    assert big.status is S.SUCCEEDED and len(big.summary) == 16 * 1024
+    assert big.summary.endswith("… (summary cut at 16 KiB)")
+    none, _ = run(ws, sandbox=sandbox, script="echo quiet")
+    assert none.summary is None
+
+
+def test_a_summary_file_replaced_by_a_link_or_a_fifo_is_not_read(ws, sandbox, tmp_path):
+    private = tmp_path / "private.txt"
+    private.write_text("host secret\n")
+    private.chmod(0o644)
+    linked, _ = run(ws, sandbox=sandbox, script=f'ln -sf {private} "$STROM_SUMMARY"; echo "SUMMARY: said"')
+    assert linked.summary == "said"
+    fifo, _ = run(ws, sandbox=sandbox, script='mkfifo "$STROM_SUMMARY"')
+    assert fifo.status is S.SUCCEEDED and fifo.summary is None, "reading never waits on a pipe"

@@ -80,7 +80,9 @@ def run(kube, tmp_path, step: StepWork, cancel: threading.Event | None = None, *
 
 
 def test_an_image_pod_is_submitted_as_generated_with_the_manifest_merged_in(kube, tmp_path):
-    kube.script("ok:1", [RUNNING, succeeded(0)], log='building\nOUTPUT: {"artifact": "app.tgz"}\n')
+    kube.script(
+        "ok:1", [RUNNING, succeeded(0)], log='building\nSUMMARY: built app.tgz\nOUTPUT: {"artifact": "app.tgz"}\n'
+    )
     step = work(
         cmd="make build --jobs 4",
         entrypoint=("/bin/sh", "-c"),
@@ -108,6 +110,7 @@ def test_an_image_pod_is_submitted_as_generated_with_the_manifest_merged_in(kube
     )
     result, logs = run(kube, tmp_path, step)
     assert (result.status, result.output, result.exit_code) == (StepStatus.SUCCEEDED, {"artifact": "app.tgz"}, 0)
+    assert result.summary == "built app.tgz", "a pod's summary comes from its SUMMARY lines"
     assert ("stdout", "building") in logs.lines
     [pod] = kube.created
     name = pod["metadata"]["name"]

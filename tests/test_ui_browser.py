@@ -35,7 +35,10 @@ WORKSPACE = {
             for_each: "{{ range(input.shards) | list }}"
             script: 'echo "shard {{ each.item }}"'
             depends_on: [compile]
-          package: { type: script, script: "echo packed", depends_on: [test] }
+          package:
+            type: script
+            script: 'echo packed; echo "SUMMARY: **3 shards** packed into {{ input.target }}.tgz"'
+            depends_on: [test]
       release:
         flow:
           build: { type: script, script: "echo built" }
@@ -121,6 +124,9 @@ def test_start_a_task_from_its_form_and_watch_it_live(page, live, tmp_path):
     assert page.locator("#run-status").get_attribute("class") == "status succeeded"
     assert page.locator(".timeline .lane").count() >= 5, "a bar per step and instance"
     assert '"artifact": "web.tgz"' in page.locator("#step-compile pre.json").inner_text()
+    summary = page.locator('#step-package .summary[data-summary-of="package"]')
+    assert summary.inner_text().strip() == "3 shards packed into web.tgz", "the step's summary, as Markdown"
+    assert summary.locator("strong").inner_text() == "3 shards"
     shot(page, tmp_path, "run")
     page.goto(f"{server.url}/runs")
     assert page.locator(f'tr[data-run="{run_id}"] .status').inner_text() == "succeeded"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 
 import click
@@ -122,6 +123,8 @@ def _print_run(run: dict) -> None:
             console.print(
                 Text(f"  {'':<20} {_approval_summary(step['status'], step['approval'])}", style="bright_black")
             )
+        if step.get("summary"):
+            console.print(Text(textwrap.indent(step["summary"], "    │ ", lambda _: True)))
     if run.get("error") and run["status"] != "succeeded":
         console.print(Text(f"Error: {run['error']}", style="red"))
     console.print(Text(run["url"], style="bright_black"))

@@ -46,12 +46,15 @@ def end_attempt(
     output: Any = None,
     error: str | None = None,
     exit_code: int | None = None,
+    summary: str | None = None,
 ) -> None:
     """Finish one attempt as `status`, or queue the next one if it failed and the retry policy allows."""
     step = d.step_of(run)
     policy = step.effective_retry
     retryable = status in (S.FAILED, S.TIMED_OUT) and not d.job.cancel_requested
     tries = run.attempt - run.handed_back
+    if summary is not None:
+        d.set(run.name, summary=summary)
     if retryable and tries < policy.max_attempts:
         delay = retry_delay(policy, tries, seed=f"{d.old.id}:{run.name}")
         d.set(run.name, error=error, exit_code=exit_code, retry_at=d.now + delay)

@@ -46,6 +46,7 @@ class StepFinished(Event):
     output: Any = None
     error: str | None = None
     exit_code: int | None = None
+    summary: str | None = None  # Markdown the step wrote for people, whatever its status
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ transitions.py has already checked that each report is about the step's current 
 from __future__ import annotations
 
 from ..errors import EngineError
+from ..outputs import cap_summary
 from .attempts import end_attempt, start
 from .draft import Draft
 from .events import ChildFinished, StepAbandoned, StepFinished, StepStarted
@@ -35,7 +36,10 @@ def on_finished(d: Draft, run: StepRun, event: StepFinished) -> None:
     error = event.error
     if event.status is S.FAILED and not error:
         error = f"exit code {event.exit_code}" if event.exit_code is not None else "failed"
-    end_attempt(d, run, event.status, output=event.output, error=d.mask(error), exit_code=event.exit_code)
+    summary = cap_summary(d.mask(event.summary))
+    end_attempt(
+        d, run, event.status, output=event.output, error=d.mask(error), exit_code=event.exit_code, summary=summary
+    )
 
 
 def on_abandoned(d: Draft, run: StepRun, event: StepAbandoned) -> None:

@@ -47,6 +47,7 @@ class StepRun:
     approval: Mapping[str, Any] | None = None
     exit_code: int | None = None
     worker: str | None = None
+    summary: str | None = None  # of the latest attempt that wrote one
     handed_back: int = 0  # attempts given back by workers shutting down (not counted as tries)
 
     @property

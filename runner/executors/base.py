@@ -16,9 +16,19 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import ExecutorError
 from ..masking import Masker
+from ..outputs import OutputCollector
 from ..spec.payloads import ScriptPayload
 
-__all__ = ["Executor", "LogSink", "MaskedLogs", "StepResult", "execute", "executor_key", "safe_cut_of"]
+__all__ = [
+    "Executor",
+    "LogSink",
+    "MaskedLogs",
+    "StepResult",
+    "execute",
+    "executor_key",
+    "exited_cleanly",
+    "safe_cut_of",
+]
 
 
 class LogSink(Protocol):
@@ -32,6 +42,15 @@ class StepResult:
     output: Any = None
     error: str | None = None
     exit_code: int | None = None
+    summary: str | None = None  # Markdown for people (runner/summaries.py), whatever the status
+
+
+def exited_cleanly(collector: OutputCollector) -> StepResult:
+    """The result of a step whose process exited 0: succeeded with its OUTPUT, or failed if that is not JSON."""
+    output, problem = collector.result()
+    if problem:
+        return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
+    return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
 
 
 class Executor(Protocol):
@@ -82,5 +101,6 @@ def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink, 
             masker.mask_value(result.output),
             masker.mask(result.error) if result.error else result.error,
             result.exit_code,
+            masker.mask(result.summary) if result.summary else result.summary,
         )
     return result

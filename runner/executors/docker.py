@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from ..container_config import NOBODY, DockerConfig, parse_memory
@@ -28,9 +29,9 @@ from ..durations import format_duration
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
-from ..outputs import OutputCollector
+from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summary, read_summary_file
 from ..spec.payloads import ContainerPayload, ScriptPayload
-from .base import LogSink, StepResult, safe_cut_of
+from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script, is_file_inside
 from .process import LineSplitter
 from .sandbox import hidden_inside
@@ -134,7 +135,7 @@ class DockerExecutor:
             spec = self._spec(work, Path(workspace), scratch)
             self.check()
             self._ensure_image(spec["image"], logs)
-            return self._run(work, spec, logs, cancel)
+            return self._run(work, spec, scratch, logs, cancel)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -162,6 +163,11 @@ class DockerExecutor:
                 env["STROM_EVENT_PATH"] = f"{CODE}/event.json"
         if not image:
             raise StepSetupError("the step names no image")
+        out = scratch / "out"  # the summary file: writable by whichever user the image runs as
+        out.mkdir()
+        out.chmod(0o1777)
+        volumes[str(out)] = {"bind": f"{CODE}/out", "mode": "rw"}
+        env[SUMMARY_ENV] = f"{CODE}/out/{SUMMARY_FILE}"
         return {
             "image": image,
             "command": command,
@@ -262,7 +268,7 @@ class DockerExecutor:
         except docker.errors.NotFound:
             pass
 
-    def _run(self, work: StepWork, spec: dict, logs: LogSink, cancel: threading.Event) -> StepResult:
+    def _run(self, work: StepWork, spec: dict, scratch: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         import docker
 
         container = self._create(work, spec, container_name(work))
@@ -284,16 +290,18 @@ class DockerExecutor:
                 self._remove(container)
             except docker.errors.APIError as exc:  # the reaper will get it
                 logs.line("strom", f"could not remove container {container.short_id}: {exc.explanation or exc}")
+        summary = compose_summary(read_summary_file(scratch / "out" / SUMMARY_FILE), collector.summary_lines)
+        return replace(self._judge(work, status, exit_code, collector), summary=summary)
+
+    @staticmethod
+    def _judge(work: StepWork, status: StepStatus, exit_code: int | None, collector: OutputCollector) -> StepResult:
         if status is StepStatus.CANCELLED:
             return StepResult(status, error="cancelled", exit_code=exit_code)
         if status is StepStatus.TIMED_OUT:
             return StepResult(status, error=f"timed out after {format_duration(work.timeout)}", exit_code=exit_code)
         if exit_code != 0:
             return StepResult(StepStatus.FAILED, error=f"exit code {exit_code}", exit_code=exit_code)
-        output, problem = collector.result()
-        if problem:
-            return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
-        return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+        return exited_cleanly(collector)
 
     @staticmethod
     def _stream(chunks, logs: LogSink, collector: OutputCollector) -> None:

@@ -14,6 +14,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,9 +23,9 @@ from ..durations import format_duration
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
-from ..outputs import OutputCollector
+from ..outputs import OutputCollector, compose_summary
 from ..spec.payloads import ContainerPayload, ScriptPayload
-from .base import LogSink, StepResult, safe_cut_of
+from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script
 from .pods import (
     CONTAINER_CONTEXT,
@@ -271,7 +272,8 @@ class PodExecutor:
                 if (state is not None and state.terminated) or phase in ("Succeeded", "Failed"):
                     if reader is not None:
                         reader.join(timeout=10)
-                    return self._result(pod, phase, collector)
+                    summary = compose_summary("", collector.summary_lines)
+                    return replace(self._result(pod, phase, collector), summary=summary)
             if cancel.is_set():
                 return StepResult(StepStatus.CANCELLED, error="cancelled")
             if deadline is not None and time.monotonic() >= deadline:
@@ -316,10 +318,7 @@ class PodExecutor:
                 f"exit code {code}" if code is not None else f"pod {phase.lower()}" + (f": {reason}" if reason else "")
             )
             return StepResult(StepStatus.FAILED, error=f"{what}{detail}", exit_code=code)
-        output, problem = collector.result()
-        if problem:
-            return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
-        return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+        return exited_cleanly(collector)
 
 
 def _step_state(pod):

@@ -9,17 +9,17 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from ..durations import format_duration
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
-from ..outputs import OutputCollector
+from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summary, read_summary_file
 from ..readonly import make_writable
 from ..spec.payloads import Language, Runner, ScriptPayload
-from .base import LogSink, StepResult, safe_cut_of
+from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
 from .process import run_process
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
@@ -169,6 +169,11 @@ class LocalExecutor:
         collector, driver = OutputCollector(), _Driver(logs)
         argv = self._driver(sandbox, plan, cwd) if plan.setup else plan.run
         result = self._spawn(sandbox, argv, cwd, env, driver.sink(collector), cancel, deadline, safe_cut_of(logs))
+        summary = compose_summary(read_summary_file(sandbox.out_dir / SUMMARY_FILE), collector.summary_lines)
+        return replace(self._judge(work, result, driver, collector), summary=summary)
+
+    @staticmethod
+    def _judge(work: StepWork, result: StepResult, driver: _Driver, collector: OutputCollector) -> StepResult:
         if driver.failed is not None:
             code, command = driver.failed
             return StepResult(
@@ -184,10 +189,7 @@ class LocalExecutor:
             )
         if result.status is not StepStatus.SUCCEEDED:
             return result
-        output, problem = collector.result()
-        if problem:
-            return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
-        return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+        return exited_cleanly(collector)
 
     @staticmethod
     def _driver(sandbox: Sandbox, plan, cwd: str) -> list[str]:
@@ -271,6 +273,7 @@ class LocalExecutor:
             env.update(cache_env(_CACHE_INSIDE if sandbox.use_bwrap else str(self.settings.cache_dir)))
         env.update(work.env)
         env["STROM_WORKSPACE"] = sandbox.workspace_path
+        env[SUMMARY_ENV] = sandbox.inside(sandbox.out_dir / SUMMARY_FILE)
         if work.event:
             event_file = sandbox.code_dir / "event.json"
             event_file.write_text(json.dumps(work.event, default=str), encoding="utf-8")

@@ -237,6 +237,12 @@ class Sandbox:
         """Where the step's dependencies are installed (writable, inside /tmp)."""
         return f"{self.tmp_path}/.deps"
 
+    @property
+    def out_dir(self) -> Path:
+        """Host directory the step may write files for Strom to read after it (its summary): the one writable
+        place inside the read-only code directory."""
+        return self.code_dir / "out"
+
     def inside(self, host_path: Path) -> str:
         """Where a file of the code directory appears to the step."""
         rel = host_path.relative_to(self.code_dir)
@@ -283,6 +289,9 @@ class Sandbox:
             _read_only_copy(self.workspace, self._bound, self.hidden())
         self.code_dir.mkdir(parents=True, exist_ok=True)
         self.code_dir.chmod(0o755)
+        self.out_dir.mkdir(mode=0o700, exist_ok=True)
+        if self.uid is not None:
+            os.chown(self.out_dir, self.uid, STEP_GID)
         if not self.use_bwrap:
             tmp = self.scratch / "tmp"
             (tmp / "home").mkdir(parents=True, exist_ok=True)
@@ -335,6 +344,9 @@ class Sandbox:
             "--ro-bind",
             str(self.code_dir),
             CODE_MOUNT,
+            "--bind",
+            str(self.out_dir),
+            self.inside(self.out_dir),
         ]
         for rel in self.hidden() if self._bound is None else ():  # a copy leaves them out
             bwrap += _cover(self.workspace / rel, f"{WORKSPACE_MOUNT}/{rel}")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from ..engine.status import RunStatus
+from ..outputs import step_summaries
 from ..runs.messages import ReportKind, report_kind
 from ..store import keys
 from ..store.locks import LockTimeout, redis_lock
@@ -26,6 +28,7 @@ __all__ = ["MARKER", "Reporter", "commit_state", "gates_of", "summary_body"]
 log = logging.getLogger("strom.reporting")
 MARKER = "<!-- strom:summary -->"
 LOCK_MS = 15_000
+COMMENT_SUMMARY = 4000  # characters of each step summary in the comment (GitHub takes 65,536 in all)
 _STATE = {
     RunStatus.QUEUED: "pending",
     RunStatus.RUNNING: "pending",
@@ -111,6 +114,11 @@ def _gate_line(task: str, gate: dict) -> str:
     )
 
 
+def _inert(markdown: str) -> str:
+    """A step's summary as Markdown that cannot mention people or teams, or close or fake the comment's HTML."""
+    return re.sub(r"@(?=[\w-])", "@\u200b", markdown.replace("<", "&lt;"))
+
+
 def summary_body(runs: dict, notes: list[str]) -> str:
     """The pull request's summary comment: one row per task (its newest run), its gates, then any notes."""
     lines = ["### Strom", ""]
@@ -127,6 +135,16 @@ def summary_body(runs: dict, notes: list[str]) -> str:
         gates = [_gate_line(task, gate) for task in sorted(runs) for gate in runs[task].get("gates", [])]
         if gates:
             lines += [*gates, ""]
+        for task in sorted(runs):
+            for step, text in runs[task].get("summaries", []):
+                lines += [
+                    f"<details><summary><code>{task}</code> › <code>{step}</code></summary>",
+                    "",
+                    _inert(text),
+                    "",
+                    "</details>",
+                    "",
+                ]
     lines += [f"> {note}" for note in notes]
     lines.append(MARKER)
     return "\n".join(lines)
@@ -178,6 +196,7 @@ class Reporter:
                 "url": url,
                 "created_at": state.created_at,
                 "gates": gates_of(state),
+                "summaries": step_summaries(state.steps, COMMENT_SUMMARY),
             }
             self._update_summary(ws, api, int(pr), task=state.task, entry=entry)
 

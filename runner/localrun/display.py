@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import threading
 import time
 import zlib
@@ -254,6 +255,10 @@ class Display:
         for hook in extra:
             mark, style = JOB_MARK[hook.status]
             self.console.print(Text(f"Hook {hook.trigger} → {hook.task}: {hook.status.value} {mark}", style=style))
+        for name, run in state.steps.items():
+            if run.summary:
+                self.console.print(Text(f"\nSummary of {name}:", style="bold"))
+                self.console.print(Text(textwrap.indent(run.summary, "  │ ", lambda _: True)))
         if state.error and state.status is not RunStatus.SUCCEEDED:
             self.console.print(Text(f"Error: {state.error}", style="red"))
 

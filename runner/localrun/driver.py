@@ -252,7 +252,15 @@ class LocalRunner:
             result = execute(executor, work, self.path, logs, flag)
             self._post(
                 work.job_id,
-                StepFinished(work.step, work.attempt, result.status, result.output, result.error, result.exit_code),
+                StepFinished(
+                    work.step,
+                    work.attempt,
+                    result.status,
+                    result.output,
+                    result.error,
+                    result.exit_code,
+                    result.summary,
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the step running forever
             self._post(

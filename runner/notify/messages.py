@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from ..durations import format_duration
 from ..engine import RunState, StepStatus
+from ..outputs import step_summaries
 from ..spec.model import NotifyEvent
 from .send import Message
 
 __all__ = ["ERROR_TAIL", "plain", "run_message", "step_message", "trigger_text", "waiting_message"]
 
 ERROR_TAIL = 300  # characters of a failed step's error shown
+NOTIFY_SUMMARY = 1000  # characters of each step's summary shown
 E = NotifyEvent
 ICONS = {E.FAILED: "❌", E.TIMED_OUT: "⌛", E.SUCCEEDED: "✅", E.CANCELLED: "🚫", E.RECOVERED: "💚", E.WAITING: "⏸️"}
 WORDS = {
@@ -135,6 +137,9 @@ def run_message(state: RunState, event: NotifyEvent, run_url: str, commit_url: s
     elif state.error and event not in (NotifyEvent.SUCCEEDED, NotifyEvent.RECOVERED):
         md.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
         text.append(f"error: {plain(state.error[-ERROR_TAIL:])}")
+    for name, summary in step_summaries(state.steps, NOTIFY_SUMMARY):
+        md += [f"**{name}**:", plain(summary)]
+        text += [f"{name}:", plain(summary)]
     md.append(f"[Open run {state.id}]({run_url})")
     text.append(f"Run: {run_url}")
     return Message(title, "\n".join(md), "\n".join(text), KIND.get(event, "info"))

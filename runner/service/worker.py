@@ -358,7 +358,7 @@ class Worker:
                 self.limits,
                 self.log_budget.for_run(keys.log_bytes(work.job_id)),
             )
-            status, output, error, exit_code = self._execute(work, logs, running)
+            status, output, error, exit_code, summary = self._execute(work, logs, running)
             logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:
                 log.warning(
@@ -377,17 +377,19 @@ class Worker:
                     ),
                 )
             else:
-                self.outbox.report(work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code))
+                self.outbox.report(
+                    work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code, summary)
+                )
         finally:
             with self.lock:
                 self.running.pop(key, None)
 
     def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> tuple:
-        """(status, output, error, exit code) of running `work` here; a failure of Strom's is a failed step."""
+        """(status, output, error, exit code, summary) of running `work` here; a failure of Strom's is a failed step."""
         try:
             result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
         except StromError as exc:
-            return StepStatus.FAILED, None, str(exc), None
+            return StepStatus.FAILED, None, str(exc), None, None
         except Exception as exc:
             log.exception("step %s/%s failed inside the worker", work.job_id, work.step)
             return (
@@ -395,8 +397,9 @@ class Worker:
                 None,
                 Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"),
                 None,
+                None,
             )
-        return result.status, result.output, result.error, result.exit_code
+        return result.status, result.output, result.error, result.exit_code, result.summary
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""

@@ -51,6 +51,7 @@ def _step(run: StepRun, masker: Masker) -> dict[str, Any]:
         "child_run": run.child_job,
         "retry_at": run.retry_at,
         "approval": masker.mask_value(dict(run.approval)) if run.approval else None,
+        "summary": masker.mask(run.summary) if run.summary else None,
     }
 
 

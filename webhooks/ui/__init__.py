@@ -17,6 +17,13 @@ def _duration(seconds):
     return format_duration(seconds) if seconds is not None else ""
 
 
+@bp.app_template_filter("markdown")
+def _markdown(text):
+    from .markdown import to_html
+
+    return to_html(text)
+
+
 @bp.app_template_filter("when")
 def _when(ts):
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""

@@ -103,8 +103,9 @@ def _bands(order: list[str], level: dict[str, int], stage_of: dict[str, str]) ->
     for name in order:
         if name in stage_of:
             columns.setdefault(stage_of[name], []).append(level[name])
+    column = NODE_W + GAP_X
     return [
-        Band(stage, PAD // 2 + min(cols) * (NODE_W + GAP_X), (max(cols) - min(cols) + 1) * (NODE_W + GAP_X) - GAP_X + PAD)
+        Band(stage, PAD // 2 + min(cols) * column, (max(cols) - min(cols) + 1) * column - GAP_X + PAD)
         for stage, cols in columns.items()
     ]
 
