@@ -58,6 +58,11 @@ class Client:
     def execute(self, workspace: str, task: str, inputs: dict) -> dict:
         return self._request("POST", f"/api/workspaces/{workspace}/tasks/{task}/execute", json={"input": inputs})
 
+    def exec(self, workspace: str, request: dict) -> dict:
+        """Start an ad-hoc run: `request` has `command` (a list) or `script`, and optionally `name`, `ref`,
+        `timeout`, `env`, `ability`, `tags`, `image`."""
+        return self._request("POST", f"/api/workspaces/{workspace}/exec", json=request)
+
     def workspaces(self) -> dict:
         return self._request("GET", "/api/workspaces")
 

@@ -24,6 +24,7 @@ COMMANDS = {
     "worker": ("service", "worker_command"),
     "scheduler": ("service", "scheduler_command"),
     "trigger": ("remote", "trigger_command"),
+    "exec": ("remote", "exec_command"),
     "runs": ("remote", "runs_command"),
     "events": ("remote", "events_command"),
     "status": ("remote", "status_command"),

@@ -1,4 +1,4 @@
-"""Commands that talk to a Strom server: trigger, runs, status, logs, cancel, rerun, approve, reject."""
+"""Commands that talk to a Strom server: trigger, exec, runs, status, logs, cancel, rerun, approve, reject."""
 
 from __future__ import annotations
 
@@ -147,6 +147,51 @@ def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
     client = _client(server, token)
     run = _call(client.execute, workspace, task, inputs)
     if not follow:
+        console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), f"  {run['url']}"))
+        return
+    raise SystemExit(follow_run(client, run["id"]))
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--script", "script_file", type=click.File("r"), help="Run this shell script instead of COMMAND.")
+@click.option("-w", "--workspace", default="local", show_default=True)
+@click.option("--ref", metavar="REF", help="A branch or full commit name (default: the default branch's head).")
+@click.option("--name", default="adhoc", show_default=True, help="Shown in history as `exec: NAME`.")
+@click.option("--timeout", default=300, show_default=True, type=click.IntRange(1, 3600), help="Seconds.")
+@click.option("-e", "--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment (templates).")
+@click.option("--ability", type=click.Choice(["script", "docker", "kubernetes"]), default="script", show_default=True)
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A worker tag the step needs; repeat for more.")
+@click.option("--image", help="The image, for --ability docker or kubernetes.")
+@click.option("-d", "--detach", is_flag=True, help="Print the run id and return instead of following it.")
+@_server_options
+def exec_command(
+    command, script_file, workspace, ref, name, timeout, env_pairs, ability, tags, image, detach, **server
+):
+    """Run a one-off COMMAND (or --script FILE) on a workspace's files, without writing a task.
+
+    \b
+      strom exec -- make clean
+      strom exec -w infra --ref main -e TOKEN='{{ secret.api }}' -- ./scripts/rotate.sh prod
+      strom exec --script fix.sh --timeout 900
+
+    The run is in history as `exec: NAME`, with logs, cancel and re-run; it runs sandboxed on a worker
+    like a script step. Its output is followed until it ends (exit status 0 only on success)."""
+    if bool(command) == bool(script_file):
+        raise click.UsageError("give a COMMAND after `--`, or --script FILE (not both)")
+    try:
+        env = parse_pairs(env_pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-e") from exc
+    request = {"name": name, "timeout": timeout, "env": env, "ability": ability, "tags": list(tags)}
+    request.update({"script": script_file.read()} if script_file else {"command": list(command)})
+    if image:
+        request["image"] = image
+    if ref:
+        request["ref"] = ref
+    client = _client(server["server"], server["token"])
+    run = _call(client.exec, workspace, request)
+    if detach:
         console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), f"  {run['url']}"))
         return
     raise SystemExit(follow_run(client, run["id"]))
@@ -346,6 +391,7 @@ def resume_command(name, workspace, kind, server, token):
 
 REMOTE_COMMANDS = [
     trigger_command,
+    exec_command,
     runs_command,
     status_command,
     logs_command,

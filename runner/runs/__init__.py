@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
         NotFound,
         create_child,
         create_hooks,
+        exec_run,
         execute,
         load_definitions,
         rerun,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..engine import HOOK_TASK_PREFIX, HookCall, RunContext, hook_task
 from ..engine.state import RunState
 from ..secrets import resolve_workspace_secrets
+from ..spec.adhoc import exec_task, is_exec_task
 from ..templating import WithheldSecrets
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Contexts:
         if state.task.startswith(HOOK_TASK_PREFIX):
             ref = state.task[len(HOOK_TASK_PREFIX) :]
             task = hook_task(HookCall(ref, workspace.actions[ref], state.inputs), workspace)
+        elif is_exec_task(state.task):
+            task = exec_task(state.inputs)
         else:
             task = workspace.tasks[state.task]
         config = self.service.config.workspaces.get(state.workspace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -11,18 +12,22 @@ from typing import TYPE_CHECKING, Any
 from ..engine import HookCall, RunContext, RunState, RunStatus, hook_task, new_run
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
+from ..git.mirrors import GitError
+from ..git.objects import is_sha
+from ..spec.adhoc import exec_inputs, exec_task
 from ..suggestions import suggest
 from ..templating import Namespace, render_value
 from .orchestrator import Conflict
 
 if TYPE_CHECKING:
-    from ..spec.model import Trigger
+    from ..spec.model import Task, Trigger
     from .service import Service
 
 __all__ = [
     "NotFound",
     "create_child",
     "create_hooks",
+    "exec_run",
     "execute",
     "load_definitions",
     "rerun",
@@ -30,6 +35,9 @@ __all__ = [
     "start",
     "trigger_inputs",
 ]
+
+
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
 
 
 class NotFound(StromError):
@@ -116,9 +124,12 @@ def start(
     job_id: str | None = None,
     trusted: bool = True,
     group: str | None = None,
+    definition: Task | None = None,
 ) -> RunState:
-    """Create and start a run of `task` from `checkout` (a Checkout). Raises NotFound, InputError or Conflict."""
-    definition = _task(checkout.workspace, task)
+    """Create and start a run of `task` from `checkout` (a Checkout), or of `definition` (a task made for the run,
+    taking any inputs). Raises NotFound, InputError or Conflict."""
+    allow_extra = allow_extra or definition is not None
+    definition = definition or _task(checkout.workspace, task)
     provisional = RunState(
         id="", workspace=workspace, task=task, created_at=0, definitions=checkout.digest, trusted=trusted
     )
@@ -139,6 +150,40 @@ def start(
     snapshot = checkout.materialise(service.repos.snapshots)
     state = replace(state, definitions=checkout.digest, snapshot=str(snapshot), trusted=trusted, group=group)
     return _create(service, state, service.contexts.for_state(state))
+
+
+def exec_run(
+    service: Service, workspace: str, request: Mapping[str, Any], *, by: str, ref: str | None = None
+) -> RunState:
+    """Start an ad-hoc run (runner/spec/adhoc.py) on the workspace's current definitions, or those of `ref` (a
+    branch or a full commit name). Raises NotFound, InputError, SpecError or GitError."""
+    inputs = exec_inputs(request)
+    config = _workspace_config(service, workspace)
+    if ref is None:
+        checkout = service.checkouts.head(config)
+    elif config.kind == "folder":
+        raise InputError("exec", {"ref": f"workspace {workspace!r} is a folder: it has no branches or commits"})
+    elif is_sha(ref):
+        mirror = service.repos.mirror(config)
+        if not mirror.has(ref):
+            mirror.fetch(config.default_branch)
+        if not mirror.has(ref):
+            raise NotFound(f"no commit {ref} in workspace {workspace!r}")
+        checkout = service.checkouts.commit(config, ref)
+    elif not _BRANCH.fullmatch(ref) or ".." in ref:
+        raise InputError("exec", {"ref": f"{ref[:60]!r} is neither a branch name nor a full commit name"})
+    else:
+        try:
+            checkout = service.checkouts.head(config, branch=ref)
+        except GitError:
+            if ref not in service.repos.mirror(config).remote_heads():
+                raise NotFound(f"workspace {workspace!r} has no branch {ref!r}") from None
+            raise
+    definition = exec_task(inputs)
+    event = {"kind": "manual", "actor": by}
+    return start(
+        service, workspace, checkout, definition.name, inputs, source="exec", event=event, definition=definition
+    )
 
 
 def _snapshot_of(service: Service, old: RunState) -> str | None:

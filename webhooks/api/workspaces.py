@@ -106,7 +106,24 @@ def execute(workspace, task):
     if workspace in current_service().config.workspaces:  # an unknown one is a 404 below, and counts nothing
         count_start(caller(), workspace)
     state = run_service.execute(current_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
+    return _created(state)
+
+
+def _created(state):
     response = jsonify(run_json(current_service(), state))
     response.status_code = 201
     response.headers["Location"] = f"/api/runs/{state.id}"
     return response
+
+
+@bp.post("/workspaces/<workspace>/exec")
+@requires("run")
+def exec_adhoc(workspace):
+    """An ad-hoc run: a command or script on the workspace's files, without a task."""
+    body = json_object()
+    ref = short_text(body, "ref")
+    body.pop("ref", None)
+    if workspace in current_service().config.workspaces:
+        count_start(caller(), workspace)
+    state = run_service.exec_run(current_service(), workspace, body, by=caller(), ref=ref)
+    return _created(state)

@@ -231,9 +231,10 @@ def form_fields(task) -> list[dict]:
     return fields
 
 
-def _tasks_page(workspace, names, listing, triggers, problem, errors, values, opened, status=200):
+def _tasks_page(workspace, names, listing, triggers, problem, errors, values, opened, status=200, adhoc=None):
     return render_template(
         "tasks.html",
+        adhoc=adhoc or {"typed": {"name": "adhoc", "timeout": 300, "ability": "script"}, "errors": {}},
         paused=current_service().pauses.of(workspace) if workspace else {},
         workspace=workspace,
         workspaces=names,
@@ -303,3 +304,48 @@ def start(workspace, task):
         flash(str(exc), "error")
         return redirect(url_for("ui.tasks", workspace=workspace, task=task))
     return redirect(url_for("ui.run", run_id=state.id))
+
+
+@bp.post("/tasks/<workspace>/exec")
+@page("run")
+def exec_adhoc(workspace):
+    """The ad-hoc command form: a script run once on the workspace's files (runner/spec/adhoc.py)."""
+    form = request.form
+    values = {key: form.get(key, "") for key in ("name", "script", "timeout", "env", "ref", "ability", "tags", "image")}
+    errors: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for line in values["env"].splitlines():
+        key, sep, value = line.partition("=")
+        if line.strip() and not sep:
+            errors["env"] = f"{line.strip()[:40]!r} is not KEY=VALUE"
+        elif line.strip():
+            env[key.strip()] = value
+    timeout: Any = values["timeout"].strip() or "300"
+    timeout = int(timeout) if timeout.isdigit() and len(timeout) < 6 else timeout
+    adhoc = {
+        "name": values["name"].strip() or "adhoc",
+        "script": values["script"].replace("\r\n", "\n"),
+        "timeout": timeout,
+        "env": env,
+        "ability": values["ability"] or "script",
+        "tags": values["tags"].replace(",", " ").split(),
+    }
+    if values["image"].strip():
+        adhoc["image"] = values["image"].strip()
+    if not errors:
+        count_start(signed_in().name, workspace)
+        try:
+            ref = values["ref"].strip() or None
+            state = run_service.exec_run(current_service(), workspace, adhoc, by=signed_in().name, ref=ref)
+            return redirect(url_for("ui.run", run_id=state.id))
+        except InputError as exc:
+            errors = exc.errors
+        except StromError as exc:
+            errors = {"ref": str(exc)}
+    try:
+        listing, triggers = _workspace_tasks(workspace)
+    except StromError as exc:
+        abort(404, description=str(exc))
+    names = list(current_service().config.workspaces)
+    page_ = {"typed": values, "errors": errors}
+    return _tasks_page(workspace, names, listing, triggers, None, {}, {}, None, 422, adhoc=page_)
