@@ -15,13 +15,14 @@ def _parser():
     from markdown_it import MarkdownIt
 
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-    default = parser.renderer.rules.get("link_open")
 
-    def link_open(tokens, idx, options, env):
-        tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
-        return default(tokens, idx, options, env) if default else parser.renderer.renderToken(tokens, idx, options, env)
+    def no_referrer(state) -> None:
+        for token in state.tokens:
+            for child in token.children or ():
+                if child.type == "link_open":
+                    child.attrSet("rel", "nofollow noopener noreferrer")
 
-    parser.renderer.rules["link_open"] = link_open
+    parser.core.ruler.push("no_referrer", no_referrer)
     return parser
 
 
