@@ -63,6 +63,10 @@ class Client:
         `timeout`, `env`, `ability`, `tags`, `image`."""
         return self._request("POST", f"/api/workspaces/{workspace}/exec", json=request)
 
+    def batch(self, workspace: str, pattern: str, inputs: dict) -> dict:
+        """Start every task `pattern` matches: {"runs": [...], "refused": {task: why}}."""
+        return self._request("POST", f"/api/workspaces/{workspace}/batch", json={"pattern": pattern, "input": inputs})
+
     def workspaces(self) -> dict:
         return self._request("GET", "/api/workspaces")
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from ..client import ApiError, Client
 from ..durations import format_duration
 from ..spec.inputs import parse_pairs
+from ..spec.task_patterns import is_task_pattern
 from .common import console, err_console
 
 __all__ = ["REMOTE_COMMANDS", "follow_run"]
@@ -138,18 +139,40 @@ def _print_run(run: dict) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Follow the run's logs until it ends (exit status follows it).")
 @_server_options
 def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
-    """Start TASK on the server and print the run id."""
+    """Start TASK on the server and print the run id.
+
+    TASK may be a pattern, to start every matching task (a batch): globs and ^regex$, comma-separated,
+    e.g. 'deploy-*' or 'deploy-eu,deploy-us'. Each task gets the inputs it declares."""
     inputs = json.loads(raw_json) if raw_json else {}
     try:
         inputs.update(parse_pairs(pairs))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="-i") from exc
     client = _client(server, token)
+    if is_task_pattern(task):
+        raise SystemExit(_batch(client, workspace, task, inputs, follow))
     run = _call(client.execute, workspace, task, inputs)
     if not follow:
         console.print(Text.assemble(run["id"], "  ", _mark(run["status"]), f"  {run['url']}"))
         return
     raise SystemExit(follow_run(client, run["id"]))
+
+
+def _batch(client: Client, workspace: str, pattern: str, inputs: dict, follow: bool) -> int:
+    """Start a batch; with `follow`, wait for its runs. 0 only if every matching task started (and succeeded)."""
+    started = _call(client.batch, workspace, pattern, inputs)
+    runs = started["runs"]
+    for task, why in started["refused"].items():
+        err_console.print(Text(f"{task}: not started: {why}", style="red"))
+    if follow:
+        while any(run["status"] in ("queued", "running", "waiting") for run in runs):
+            time.sleep(0.3)
+            runs = [_call(client.run, run["id"]) for run in runs]
+    for run in runs:
+        console.print(Text.assemble(f"{run['id']}  {run['task']:<20} ", _mark(run["status"]), f"  {run['url']}"))
+    if started["refused"] or (follow and any(run["status"] != "succeeded" for run in runs)):
+        return 1
+    return 0
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..errors import InputError
 from ..spec.inputs import resolve_inputs
 from ..spec.model import ABSENT, Action, InputField, Step
 from ..spec.payloads import (
@@ -132,7 +133,12 @@ def render_step(
     action_inputs = _action_inputs(state, ctx, step, step_inputs, context, where)
     if isinstance(action.payload, TaskPayload):
         child_inputs = action_inputs if step.action_ref is not None and action.input else step_inputs
-        assert action.payload.task is not None  # the loader requires it of a task action
+        if action.payload.pattern is not None:  # one instance per matching task: each gets the inputs it declares
+            called = ctx.workspace.tasks.get(str(run.item))
+            if called is None:
+                raise InputError(str(run.item), {"task": f"task {run.item!r} does not exist"})
+            return ChildPlan(task=called.name, inputs={k: v for k, v in child_inputs.items() if k in called.input})
+        assert action.payload.task is not None  # the loader requires `task` or `pattern` of a task action
         return ChildPlan(task=action.payload.task, inputs=child_inputs)
     actx = dict(context)
     actx["input"] = Namespace("input", action_inputs)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
     from . import messages
     from .checkout import Checkout, Checkouts
     from .creation import (
+        Batch,
         NotFound,
         create_child,
         create_hooks,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
         rerun,
         retry,
         start,
+        start_batch,
         trigger_inputs,
     )
     from .orchestrator import Conflict, Orchestrator, RunNotFound

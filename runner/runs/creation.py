@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..engine import HookCall, RunContext, RunState, RunStatus, hook_task, new_run
@@ -15,6 +15,7 @@ from ..errors import InputError, StromError
 from ..git.mirrors import GitError
 from ..git.objects import is_sha
 from ..spec.adhoc import exec_inputs, exec_task
+from ..spec.task_patterns import PatternError, matching_tasks
 from ..suggestions import suggest
 from ..templating import Namespace, render_value
 from .orchestrator import Conflict
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .service import Service
 
 __all__ = [
+    "Batch",
     "NotFound",
     "create_child",
     "create_hooks",
@@ -33,6 +35,7 @@ __all__ = [
     "rerun",
     "retry",
     "start",
+    "start_batch",
     "trigger_inputs",
 ]
 
@@ -150,6 +153,41 @@ def start(
     snapshot = checkout.materialise(service.repos.snapshots)
     state = replace(state, definitions=checkout.digest, snapshot=str(snapshot), trusted=trusted, group=group)
     return _create(service, state, service.contexts.for_state(state))
+
+
+@dataclass
+class Batch:
+    """What a batch started: its runs, and why each other matching task did not start."""
+
+    pattern: str
+    runs: list[RunState]
+    refused: dict[str, str]  # task -> why it did not start
+
+
+def start_batch(
+    service: Service, workspace: str, pattern: str, inputs: Mapping[str, Any], *, by: str, source: str = "api"
+) -> Batch:
+    """Start every task of the workspace `pattern` matches (runner/spec/task_patterns.py) on its current
+    definitions; each task gets the inputs it declares. Raises NotFound, InputError, SpecError or GitError."""
+    checkout = load_definitions(service, workspace, fetch=True)
+    try:
+        names = matching_tasks(pattern, checkout.workspace.tasks)
+    except PatternError as exc:
+        raise InputError("batch", {"pattern": str(exc)}) from None
+    if not names:
+        raise NotFound(
+            f"pattern {pattern!r} matches no task (tasks: {', '.join(sorted(checkout.workspace.tasks)) or 'none'})"
+        )
+    batch = Batch(pattern, [], {})
+    event = {"kind": "manual", "actor": by, "batch": pattern}
+    for name in names:
+        declared = checkout.workspace.tasks[name].input
+        own = {key: value for key, value in inputs.items() if key in declared}
+        try:
+            batch.runs.append(start(service, workspace, checkout, name, own, source=source, event=event))
+        except InputError as exc:
+            batch.refused[name] = "; ".join(f"{key}: {why}" for key, why in exc.errors.items())
+    return batch
 
 
 def exec_run(

@@ -24,6 +24,7 @@ from .payloads import (
 )
 from .reader import Explain, Reader, location
 from .retry import build_retry
+from .task_patterns import PatternError, matching_tasks
 from .yamlnodes import LocDict
 
 __all__ = ["MAX_STEP_TIMEOUT", "build_action", "misplaced_action_field"]
@@ -278,7 +279,11 @@ def _pod(r: Reader, ctx: BuildContext) -> ContainerPayload:
 
 
 def _task(r: Reader, ctx: BuildContext) -> TaskPayload:
-    r.require("task", "add `task: <name of the task to run>`")
+    if r.has("pattern") and r.has("task"):
+        r.error("pattern", "conflict", "a task action has `task:` or `pattern:`, not both", "remove one", on_key=True)
+    elif r.has("pattern"):
+        return _task_pattern(r, ctx)
+    r.require("task", "add `task: <name of the task to run>` (or `pattern: deploy-*` for every matching task)")
     task = r.string("task", "cleanup")
     if task is not None and ctx.task_names and task not in ctx.task_names:
         from ..suggestions import suggest
@@ -291,6 +296,25 @@ def _task(r: Reader, ctx: BuildContext) -> TaskPayload:
             f"tasks in this workspace: {', '.join(sorted(ctx.task_names))}",
         )
     return TaskPayload(task=task)
+
+
+def _task_pattern(r: Reader, ctx: BuildContext) -> TaskPayload:
+    pattern = r.string("pattern", "deploy-*")
+    if pattern is None:
+        return TaskPayload()
+    try:
+        tasks = matching_tasks(pattern, ctx.task_names)
+    except PatternError as exc:
+        r.error("pattern", "bad-value", str(exc), "e.g. `pattern: deploy-*` or `pattern: ^deploy-(eu|us)$`")
+        return TaskPayload(pattern=pattern)
+    if not tasks and ctx.task_names:
+        r.error(
+            "pattern",
+            "unknown-task",
+            f"pattern {pattern!r} matches no task",
+            f"tasks in this workspace: {', '.join(sorted(ctx.task_names)[:20])}",
+        )
+    return TaskPayload(pattern=pattern, tasks=tuple(tasks))
 
 
 def _approval(r: Reader, ctx: BuildContext) -> ApprovalPayload:

@@ -87,6 +87,7 @@ ACTION_FIELDS: dict[str, Field] = {
     "entrypoint": Field("template_list", "Container entrypoint override."),
     "command": Field("template_list", "Container command arguments."),
     "task": Field("string", "Task to run as a child job."),
+    "pattern": Field("string", "Instead of `task`: run every task this matches (globs, `^regex$`, comma-separated)."),
     "message": Field("template", "Message shown to approvers / sent by a notify step; a template."),
     "approvers": Field("string_list", "Who may approve: user names and @org/team entries."),
     "required": Field("integer", "How many distinct approvals are needed (default 1)."),
@@ -148,7 +149,7 @@ ACTION_TYPE_FIELDS: dict[str, frozenset[str]] = {
             "manifest",
         )
     ),
-    "task": frozenset(_EXEC_COMMON + ("task",)),
+    "task": frozenset(_EXEC_COMMON + ("task", "pattern")),
     "approval": frozenset(_EXEC_COMMON + ("message", "timeout", "approvers", "required")),
     "agent": frozenset(
         _EXEC_COMMON + ("provider", "prompt", "system_prompt", "model", "max_tokens", "temperature", "timeout", "retry")
@@ -164,7 +165,6 @@ ACTION_TYPE_FIELDS: dict[str, frozenset[str]] = {
 ACTION_TYPE_REQUIRED: dict[str, tuple[str, ...]] = {
     "docker": ("image",),
     "pod": ("image",),
-    "task": ("task",),
     "agent": ("provider", "prompt"),
     "http": ("url",),
     "notify": ("channels",),

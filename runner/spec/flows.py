@@ -15,6 +15,7 @@ from .inputs_schema import build_input_schema
 from .model import ABSENT, Action, ActionType, Hook, Hooks, Step, Task
 from .names import RESERVED_TEMPLATE_NAMES, name_problem
 from .notify_rules import build_notify_rules
+from .payloads import TaskPayload
 from .reader import Explain, Reader, describe, location
 from .retry import build_retry
 from .stages import Stages, read_stages
@@ -200,6 +201,8 @@ def _step_from(
     step_input = r.values("input")
     when = r.template("when", '"{{ input.deploy }}"')
     for_each = _for_each(r)
+    if isinstance(action.payload, TaskPayload) and action.payload.pattern is not None:
+        for_each = _pattern_items(r, action.payload, for_each, task_name)
     if r.has("sequential") and for_each is None:
         r.warning("sequential", "no-effect", "`sequential` only matters with `for_each`", "remove it")
     # Inline steps share timeout, retry, tags, name and description with their action, read once there.
@@ -240,6 +243,19 @@ def _step_from(
         tags=(r.string_list("tags", '["gpu"]') or ()) if action_ref is not None else (),
         field_locations=r.locations,
     )
+
+
+def _pattern_items(r: Reader, payload: TaskPayload, for_each: Any, task_name: str) -> list[str]:
+    """A step whose task action has a `pattern` runs as a for_each over the tasks it matches (never its own)."""
+    if for_each is not None:
+        r.error(
+            "for_each",
+            "conflict",
+            "a step whose action runs a `pattern` of tasks already runs once per task; it cannot have `for_each`",
+            "remove `for_each`, or name one task with `task:`",
+            on_key=True,
+        )
+    return [name for name in payload.tasks if name != task_name]
 
 
 def _check_step_input(r: Reader, step_input: dict[str, Any], action: Action, action_ref: str) -> None:

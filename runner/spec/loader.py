@@ -17,9 +17,10 @@ from .flows import build_hooks, build_task
 from .graph import find_cycle
 from .layout import STROM_DIR, WORKFLOW_SUFFIXES
 from .limits import DEFAULT_LIMITS, SpecLimits
-from .model import Action, Connection, ConnectionType, Hook, Hooks, Task, Trigger, Workspace
+from .model import Action, Connection, ConnectionType, Hook, Hooks, Step, Task, Trigger, Workspace
 from .names import name_problem
 from .notify_rules import build_notify_rules
+from .payloads import TaskPayload
 from .problems import Problem, Problems
 from .reader import Reader, describe
 from .triggers import build_trigger
@@ -336,11 +337,16 @@ def _workspace_hooks(documents: list[Document], ctx: BuildContext, actions: dict
     return Hooks(**merged)
 
 
+def _calls(step: Step) -> tuple[str, ...]:
+    """The tasks a step runs as children: its task action's one, or those its pattern matches."""
+    payload = step.action.payload
+    if isinstance(payload, TaskPayload):
+        return (payload.task,) if payload.task else tuple(step.for_each or ())
+    return ()
+
+
 def _check_task_calls(tasks: dict[str, Task], entries: dict[str, Entry], problems: Problems) -> None:
-    calls = {
-        name: sorted({s.action.called_task for s in task.flow.values() if s.action.called_task})
-        for name, task in tasks.items()
-    }
+    calls = {name: sorted({called for s in task.flow.values() for called in _calls(s)}) for name, task in tasks.items()}
     cycle = find_cycle(calls)
     if cycle and len(cycle) > 2:
         _data, parent, _ = entries[cycle[0]]

@@ -85,9 +85,12 @@ class ContainerPayload:
 
 @dataclass(frozen=True, slots=True)
 class TaskPayload:
-    """type: task — a child run of another task (never sent to a worker)."""
+    """type: task — a child run of another task (never sent to a worker); with `pattern`, one child run of each
+    task it matches (`tasks`, resolved when the workspace is loaded), as the instances of a for_each."""
 
     task: str | None = None
+    pattern: str | None = None
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from runner import runs as run_service
+from runner.errors import InputError
 from runner.store.pauses import Pausable
 from runner.workspace_config import redact_url
 
@@ -127,3 +128,27 @@ def exec_adhoc(workspace):
         count_start(caller(), workspace)
     state = run_service.exec_run(current_service(), workspace, body, by=caller(), ref=ref)
     return _created(state)
+
+
+@bp.post("/workspaces/<workspace>/batch")
+@requires("run")
+def batch(workspace):
+    """Start every task a pattern matches (globs and ^regex$, comma-separated); each gets the inputs it declares."""
+    body = json_object()
+    pattern = short_text(body, "pattern")
+    if pattern is None:
+        raise ApiError(400, "bad_request", 'send a JSON object like {"pattern": "deploy-*", "input": {...}}')
+    if not isinstance(body.get("input", {}), dict):
+        raise ApiError(400, "bad_request", "`input` must be an object of input values")
+    if workspace in current_service().config.workspaces:
+        count_start(caller(), workspace)
+    started = run_service.start_batch(current_service(), workspace, pattern, body.get("input") or {}, by=caller())
+    if not started.runs:
+        raise InputError(f"batch {pattern}", started.refused)
+    response = jsonify(
+        pattern=pattern,
+        runs=[run_json(current_service(), state) for state in started.runs],
+        refused=started.refused,
+    )
+    response.status_code = 201
+    return response
