@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_for
 
 from runner.engine import ChildFinished, RunStatus, StartChild
-from runner.spec.task_patterns import PatternError, is_task_pattern, matching_tasks
+from runner.spec.patterns import PatternError, is_task_pattern, matching_names
 
 NAMES = ["build", "db-a", "db-b", "deploy-eu", "deploy-us", "deploy-all"]
 
@@ -32,7 +32,7 @@ NAMES = ["build", "db-a", "db-b", "deploy-eu", "deploy-us", "deploy-all"]
     ],
 )
 def test_patterns_are_globs_or_anchored_regular_expressions(pattern, expected):
-    assert matching_tasks(pattern, NAMES) == expected
+    assert matching_names(pattern, NAMES) == expected
     assert is_task_pattern(pattern) is (pattern != "deploy")
 
 
@@ -42,13 +42,13 @@ def test_patterns_are_globs_or_anchored_regular_expressions(pattern, expected):
 )
 def test_a_bad_pattern_says_what_is_wrong(pattern, words):
     with pytest.raises(PatternError, match=words):
-        matching_tasks(pattern, NAMES)
+        matching_names(pattern, NAMES)
 
 
 def test_a_pattern_that_backtracks_for_ever_is_stopped():
     started = time.monotonic()
     with pytest.raises(PatternError, match="backtracks too much"):
-        matching_tasks("^(a|aa)+$", ["a" * 60 + "b"])
+        matching_names("^(a|aa)+$", ["a" * 60 + "b"])
     assert time.monotonic() - started < 5
 
 
@@ -56,7 +56,7 @@ def test_a_pattern_that_backtracks_for_ever_is_stopped():
 @given(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=10))
 def test_any_pattern_gives_names_or_a_pattern_error(pattern, names):
     try:
-        found = matching_tasks(pattern, names)
+        found = matching_names(pattern, names)
     except PatternError as exc:
         assert str(exc)
         return

@@ -18,7 +18,7 @@ from .context import EXTENSION
 from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
-from .receivers import forges, git, hooks
+from .receivers import alerts, forges, git, hooks
 from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
 
@@ -50,7 +50,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     app.register_blueprint(api)
     app.register_blueprint(metrics)
     app.register_blueprint(openapi)
-    for receiver in (forges, hooks, git):
+    for receiver in (forges, hooks, alerts, git):
         app.register_blueprint(receiver)
     app.register_blueprint(ui)
 

@@ -12,7 +12,7 @@ from rich.text import Text
 from ..client import ApiError, Client
 from ..durations import format_duration
 from ..spec.inputs import parse_pairs
-from ..spec.task_patterns import is_task_pattern
+from ..spec.patterns import is_task_pattern
 from .common import console, err_console
 
 __all__ = ["REMOTE_COMMANDS", "follow_run"]

@@ -27,6 +27,7 @@ class EventSource(StrEnum):
     POLL = "poll"
     SCHEDULE = "schedule"
     WEBHOOK = "webhook"  # a generic hook
+    ALERTMANAGER = "alertmanager"
     MANUAL = "manual"
     JOB = "job"
 
@@ -42,6 +43,7 @@ class EventKind(StrEnum):
     PING = "ping"
     OTHER = "other"
     WEBHOOK = "webhook"
+    ALERT = "alert"
     MANUAL = "manual"
     JOB = "job"
 

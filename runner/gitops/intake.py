@@ -33,7 +33,7 @@ from ..store.connection import is_outage
 from ..store.locks import redis_lock
 from .chatops import PullRequestCommands
 from .commands import is_stroms_own, parse_commands
-from .match import Matched, match_event
+from .match import Matched, alert_mismatch, match_event
 from .outcome import Outcome, OutcomeStatus
 from .pulls import Pulls
 from .trust import Trust
@@ -52,8 +52,8 @@ CRASHES_BEFORE_QUARANTINE = 2  # an event whose processing killed its process th
 
 def run_id(workspace: str, trigger: str, event: RepoEvent, event_id: str = "", part: int = 0) -> str:
     """`part`: which command of a comment (a comment may hold several)."""
-    if event.kind is EventKind.WEBHOOK:
-        identity = f"webhook:{event.delivery or event_id}"
+    if event.kind in (EventKind.WEBHOOK, EventKind.ALERT):  # an alert's delivery is its fingerprint and state
+        identity = f"{event.kind}:{event.delivery or event_id}"
     elif event.kind is EventKind.COMMENT:
         comment_id = event.comment.id if event.comment is not None else None
         identity = f"comment:{comment_id or event.delivery}" + (f":{part}" if part else "")
@@ -194,6 +194,8 @@ class _Processor:
             return self._comment()
         if kind is EventKind.WEBHOOK:
             return self._webhook()
+        if kind is EventKind.ALERT:
+            return self._alert()
         return Outcome(OutcomeStatus.IGNORED, f"Strom does not act on {kind} events")
 
     # ------------------------------------------------------------------ pushes
@@ -380,6 +382,18 @@ class _Processor:
                 OutcomeStatus.IGNORED, f"no webhook trigger named {name!r} in workspace {self.ws.name!r} any more"
             )
         return self._start([Matched(found[0])], [], checkout, trusted=True)
+
+    # ------------------------------------------------------------------ Alertmanager
+    def _alert(self) -> Outcome:
+        checkout = self.service.checkouts.head(self.ws, fetch=False)
+        name = self.extra.get("hook")
+        trigger = checkout.workspace.triggers.get(str(name))
+        if trigger is None or trigger.type is not TriggerType.ALERT:
+            return Outcome(OutcomeStatus.IGNORED, f"no alert trigger {name!r} in workspace {self.ws.name!r} any more")
+        why_not = alert_mismatch(trigger, self.extra)
+        if why_not:
+            return Outcome(OutcomeStatus.IGNORED, f"trigger {trigger.name!r}: {why_not}")
+        return self._start([Matched(trigger)], [], checkout, trusted=True)
 
     # ------------------------------------------------------------------ shared
     def _checkout(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..forges.event import RepoEvent
 from ..spec.globs import any_included, included
 from ..spec.model import Concurrency, Trigger, TriggerType
+from ..spec.patterns import PatternError, matching_names
 from .commands import parse_commands
 
-__all__ = ["DEFAULT_PR_ACTIONS", "KIND_TRIGGER", "Matched", "match_event", "parse_command"]
+__all__ = ["DEFAULT_PR_ACTIONS", "KIND_TRIGGER", "Matched", "alert_mismatch", "match_event", "parse_command"]
 
 DEFAULT_PR_ACTIONS = ("opened", "synchronize", "reopened")
 KIND_TRIGGER = {
@@ -116,3 +118,20 @@ def match_event(triggers: Iterable[Trigger], event: RepoEvent) -> tuple[list[Mat
     if not candidates:
         reasons.append(f"no {wanted.value} trigger in .strom/")
     return matched, reasons
+
+
+def alert_mismatch(trigger: Trigger, alert: Mapping[str, Any]) -> str | None:
+    """Why an alert (runner/forges/alertmanager.py) does not start an alert trigger's task, or None if it does."""
+    if alert.get("status") not in trigger.statuses:
+        return f"the alert is {alert.get('status')}; the trigger starts on {', '.join(trigger.statuses)}"
+    labels = alert.get("labels") or {}
+    for name, pattern in trigger.labels.items():
+        value = labels.get(name)
+        if value is None:
+            return f"the alert has no label {name!r}"
+        try:
+            if not matching_names(pattern, [value]):
+                return f"label {name}={value[:80]!r} does not match {pattern!r}"
+        except PatternError as exc:
+            return f"label {name}: {exc}"
+    return None

@@ -15,7 +15,7 @@ from ..errors import InputError, StromError
 from ..git.mirrors import GitError
 from ..git.objects import is_sha
 from ..spec.adhoc import exec_inputs, exec_task
-from ..spec.task_patterns import PatternError, matching_tasks
+from ..spec.patterns import PatternError, matching_names
 from ..suggestions import suggest
 from ..templating import Namespace, render_value
 from .orchestrator import Conflict
@@ -167,11 +167,11 @@ class Batch:
 def start_batch(
     service: Service, workspace: str, pattern: str, inputs: Mapping[str, Any], *, by: str, source: str = "api"
 ) -> Batch:
-    """Start every task of the workspace `pattern` matches (runner/spec/task_patterns.py) on its current
+    """Start every task of the workspace `pattern` matches (runner/spec/patterns.py) on its current
     definitions; each task gets the inputs it declares. Raises NotFound, InputError, SpecError or GitError."""
     checkout = load_definitions(service, workspace, fetch=True)
     try:
-        names = matching_tasks(pattern, checkout.workspace.tasks)
+        names = matching_names(pattern, checkout.workspace.tasks)
     except PatternError as exc:
         raise InputError("batch", {"pattern": str(exc)}) from None
     if not names:

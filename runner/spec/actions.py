@@ -12,6 +12,7 @@ from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
 from .inputs_schema import build_input_schema, check_output_schema
 from .model import ABSENT, Action, ActionType, HttpMethod, Language, Runner
+from .patterns import PatternError, matching_names
 from .payloads import (
     AgentPayload,
     ApprovalPayload,
@@ -24,7 +25,6 @@ from .payloads import (
 )
 from .reader import Explain, Reader, location
 from .retry import build_retry
-from .task_patterns import PatternError, matching_tasks
 from .yamlnodes import LocDict
 
 __all__ = ["MAX_STEP_TIMEOUT", "build_action", "misplaced_action_field"]
@@ -303,7 +303,7 @@ def _task_pattern(r: Reader, ctx: BuildContext) -> TaskPayload:
     if pattern is None:
         return TaskPayload()
     try:
-        tasks = matching_tasks(pattern, ctx.task_names)
+        tasks = matching_names(pattern, ctx.task_names)
     except PatternError as exc:
         r.error("pattern", "bad-value", str(exc), "e.g. `pattern: deploy-*` or `pattern: ^deploy-(eu|us)$`")
         return TaskPayload(pattern=pattern)

@@ -235,7 +235,9 @@ HOOK_FIELDS: dict[str, Field] = {
 
 TRIGGER_COMMON: dict[str, Field] = {
     "type": Field(
-        "choice", "What starts the task.", ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job")
+        "choice",
+        "What starts the task.",
+        ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job", "alert"),
     ),
     "task": Field("string", "Task to run."),
     "input": Field("values_map", "Input values for the task; templates over `event` and `git`."),
@@ -260,6 +262,8 @@ _TRIGGER_SPECIFIC: dict[str, Field] = {
     "args": Field("string_list", "Input names the command's words fill, in order."),
     "after": Field("string_list", "Tasks whose finished runs start this one."),
     "statuses": Field("string_list", "Statuses of those runs that count (default: succeeded)."),
+    "labels": Field("map", "Alert labels that must match: name -> glob or ^regex$ (alert triggers)."),
+    "status": Field("any", "Alert states that start the task: firing, resolved (default [firing])."),
 }
 TRIGGER_FIELDS = {**TRIGGER_COMMON, **_TRIGGER_SPECIFIC}
 
@@ -272,6 +276,7 @@ TRIGGER_TYPE_FIELDS: dict[str, frozenset[str]] = {
     "pull_request": frozenset(_COMMON_TRIGGER_KEYS + ("actions", "branches", "paths", "concurrency")),
     "comment": frozenset(_COMMON_TRIGGER_KEYS + ("command", "args", "branches")),
     "job": frozenset(_COMMON_TRIGGER_KEYS + ("after", "statuses", "branches")),
+    "alert": frozenset(_COMMON_TRIGGER_KEYS + ("secret", "labels", "status")),
 }
 
 INPUT_FIELDS: dict[str, Field] = {

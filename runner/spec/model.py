@@ -86,6 +86,7 @@ class TriggerType(str, Enum):
     PULL_REQUEST = "pull_request"
     COMMENT = "comment"
     JOB = "job"
+    ALERT = "alert"
 
 
 class Backoff(str, Enum):
@@ -323,7 +324,8 @@ class Trigger:
     command: str | None = None
     args: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()  # job: of the runs after which it starts; alert: firing, resolved
+    labels: Mapping[str, str] = field(default_factory=dict)  # alert: label name -> pattern (runner/spec/patterns.py)
 
 
 @dataclass(frozen=True, slots=True)

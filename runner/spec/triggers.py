@@ -13,11 +13,12 @@ from .cron import CRON_HINT, cron_problem, timezone_problem
 from .fields import TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS
 from .model import Concurrency, Trigger, TriggerType, WebhookMode
 from .names import WEBHOOK_NAME
+from .patterns import PatternError, matching_names
 from .reader import Explain, Reader, location
 from .schedules import GRAMMAR_HINT, ScheduleError, to_cron
 from .yamlnodes import LocDict
 
-__all__ = ["JOB_STATUSES", "PR_ACTIONS", "RESERVED_COMMANDS", "build_trigger", "secret_reference"]
+__all__ = ["ALERT_STATUSES", "JOB_STATUSES", "PR_ACTIONS", "RESERVED_COMMANDS", "build_trigger", "secret_reference"]
 
 PR_ACTIONS = (
     "opened",
@@ -53,7 +54,7 @@ def _explain(trigger_type: str) -> Explain:
 
 def build_trigger(data: LocDict, name: str, ctx: BuildContext) -> Trigger | None:
     r = Reader(data, ctx.problems, f"trigger {name!r}")
-    if not r.require("type", "add `type: scheduler` (or webhook, push, tag, pull_request, comment, job)"):
+    if not r.require("type", "add `type: scheduler` (or webhook, push, tag, pull_request, comment, job, alert)"):
         return None
     kind = r.choice("type", TRIGGER_TYPE_FIELDS)
     if kind is None:
@@ -142,6 +143,16 @@ def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
             )
         else:
             ctx.webhook_names[hook_name] = name
+    return {
+        "hook_name": hook_name,
+        "secret": _hook_secret(r),
+        "mode": r.member("mode", WebhookMode, WebhookMode.ASYNC),
+        "timeout_secs": r.integer("timeout_secs", 1, 300) or 30,
+    }
+
+
+def _hook_secret(r: Reader) -> str | None:
+    """A hook's `secret`: a plain value (warned about) or a reference to one configured secret."""
     secret = r.string("secret")
     if secret and not is_template(secret):
         r.warning(
@@ -158,12 +169,7 @@ def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
             "other templates are not rendered for callers who have not proven anything yet",
             'write `secret: "{{ secret.HOOK_TOKEN }}"`',
         )
-    return {
-        "hook_name": hook_name,
-        "secret": secret,
-        "mode": r.member("mode", WebhookMode, WebhookMode.ASYNC),
-        "timeout_secs": r.integer("timeout_secs", 1, 300) or 30,
-    }
+    return secret
 
 
 def _pull_request(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
@@ -209,6 +215,34 @@ def _job(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     return {"after": after, "statuses": statuses}
 
 
+ALERT_STATUSES = ("firing", "resolved")
+
+
+def _alert(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
+    if not WEBHOOK_NAME.fullmatch(name):
+        r.error(
+            None,
+            "bad-name",
+            f"alert trigger {name!r} names its URL, /hooks/alertmanager/{name}",
+            "use letters, digits, '-' and '_' only",
+        )
+    r.require("secret", 'add `secret: "{{ secret.ALERTMANAGER_TOKEN }}"`; Alertmanager sends it as a bearer token')
+    secret = _hook_secret(r)
+    one = isinstance(r.raw("status", None), str)
+    statuses = (r.string("status"),) if one else r.string_list("status", "[firing, resolved]")
+    for status in statuses or ():
+        if status not in ALERT_STATUSES:
+            r.error("status", "bad-value", f"unknown alert status {status!r}", "statuses: firing, resolved")
+    labels: dict[str, str] = {}
+    for label, pattern in r.scalar_map("labels", '{ severity: critical, alertname: "Disk*" }').items():
+        try:
+            matching_names(pattern, ())
+        except PatternError as exc:
+            r.error("labels", "bad-value", f"label {label!r}: {exc}", "a glob like `Disk*` or `^(critical|page)$`")
+        labels[label] = pattern
+    return {"secret": secret, "statuses": tuple(statuses or ("firing",)), "labels": labels}
+
+
 def _nothing(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     return {}
 
@@ -222,4 +256,5 @@ _SPECIFIC: dict[TriggerType, Callable[[Reader, BuildContext, str], dict[str, Any
     TriggerType.PULL_REQUEST: _pull_request,
     TriggerType.COMMENT: _comment,
     TriggerType.JOB: _job,
+    TriggerType.ALERT: _alert,
 }

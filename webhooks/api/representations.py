@@ -126,6 +126,8 @@ def trigger_json(trigger: Trigger, now: float | None = None, paused: Mapping[str
         )  # the loader requires `cron`
     elif trigger.type is TriggerType.WEBHOOK:
         data.update(path=f"/hooks/{trigger.hook_name}", mode=trigger.mode)
+    elif trigger.type is TriggerType.ALERT:
+        data.update(path=f"/hooks/alertmanager/{trigger.name}", labels=dict(trigger.labels), statuses=trigger.statuses)
     else:
         for key in ("branches", "tags", "paths", "actions", "after", "statuses"):
             value = getattr(trigger, key)

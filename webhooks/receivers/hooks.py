@@ -38,7 +38,7 @@ from .bodies import read_body
 if TYPE_CHECKING:
     from runner.runs.service import Service
 
-__all__ = ["bp"]
+__all__ = ["authenticated", "bp", "find_trigger", "presented_secret", "refusal"]
 
 bp = Blueprint("generic_hooks", __name__)
 log = logging.getLogger("strom.web")
@@ -55,8 +55,9 @@ _HIDDEN_HEADERS = {
 }
 
 
-def _find(name: str):
-    """(workspace config, trigger, checkout) of the one webhook trigger called `name`, or None."""
+def find_trigger(name: str, kind: TriggerType = TriggerType.WEBHOOK):
+    """(workspace config, trigger, checkout) of the one trigger of `kind` that `name` calls (a webhook's `name`,
+    an alert trigger's own name), or None."""
     service = current_service()
     found = []
     for ws in service.config.workspaces.values():
@@ -67,11 +68,12 @@ def _find(name: str):
         found += [
             (ws, trigger, checkout)
             for trigger in checkout.workspace.triggers.values()
-            if trigger.type is TriggerType.WEBHOOK and trigger.hook_name == name
+            if trigger.type is kind and (trigger.hook_name if kind is TriggerType.WEBHOOK else trigger.name) == name
         ]
     if len(found) > 1:  # never let one workspace's definitions take over another's hook
         log.warning(
-            "webhook %r is defined in workspaces %s: every call is refused until one is renamed",
+            "%s %r is defined in workspaces %s: every call is refused until one is renamed",
+            "webhook" if kind is TriggerType.WEBHOOK else f"{kind.value} trigger",
             name,
             ", ".join(sorted(ws.name for ws, _, _ in found)),
         )
@@ -79,7 +81,7 @@ def _find(name: str):
     return found[0] if found else None
 
 
-def _presented() -> tuple[str | None, str | None]:
+def presented_secret() -> tuple[str | None, str | None]:
     """(the secret the caller sent as a bearer token or query parameter, its HMAC signature of the body)."""
     auth = request.headers.get("Authorization", "")
     presented = auth[7:].strip() if auth.lower().startswith("bearer ") else None
@@ -87,7 +89,7 @@ def _presented() -> tuple[str | None, str | None]:
     return presented or request.args.get("secret"), signature
 
 
-def _refused(presented: str | None, signature: str | None) -> ApiError:
+def refusal(presented: str | None, signature: str | None) -> ApiError:
     """The answer to a caller who did not prove it knows the hook's secret (or named no hook at all)."""
     if presented is not None:
         return ApiError(401, "unauthorized", "the webhook secret does not match")
@@ -115,7 +117,7 @@ def _expected_secret(ws, trigger, checkout) -> str | None:
         return None
 
 
-def _authenticated(found, presented: str | None, signature: str | None, body: bytes) -> bool:
+def authenticated(found, presented: str | None, signature: str | None, body: bytes) -> bool:
     if found is None:
         return False
     ws, trigger, checkout = found
@@ -152,13 +154,13 @@ def _body(raw: bytes):
 
 @bp.route("/hooks/<name>", methods=["POST", "PUT", "GET"])
 def receive(name: str):
-    found = _find(name)
-    presented, signature = _presented()
+    found = find_trigger(name)
+    presented, signature = presented_secret()
     if (found is None or found[1].secret) and presented is None and not signature:
-        raise _refused(presented, signature)  # before the body is even read
+        raise refusal(presented, signature)  # before the body is even read
     raw = read_body(current_service().config)  # read alike whether the hook exists or not
-    if not _authenticated(found, presented, signature, raw):
-        raise _refused(presented, signature)
+    if not authenticated(found, presented, signature, raw):
+        raise refusal(presented, signature)
     ws, trigger, _checkout = found
     extra = {
         "hook": name,

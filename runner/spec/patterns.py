@@ -1,7 +1,8 @@
-"""Task name patterns, for batches (`strom trigger 'deploy-*'`, the batch API, a task step's `pattern:`).
+"""Name patterns: batches (`strom trigger 'deploy-*'`, the batch API, a task step's `pattern:`) and the
+label matchers of alert triggers.
 
 A pattern is comma-separated items; each is a glob (`deploy-*`, `db-?`, `[ab]-sync`) or, written as
-`^...$`, a regular expression matched against the whole name. A task matches if any item matches.
+`^...$`, a regular expression matched against the whole name. A name matches if any item matches.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 
 from .globs import glob_regex
 
-__all__ = ["PatternError", "is_task_pattern", "matching_tasks"]
+__all__ = ["PatternError", "is_task_pattern", "matching_names"]
 
 MAX_PATTERN = 500
 _SECONDS = 0.25
@@ -25,7 +26,7 @@ def is_task_pattern(text: str) -> bool:
     return any(c in text for c in "*?[],^$")
 
 
-def matching_tasks(pattern: str, names: Iterable[str]) -> list[str]:
+def matching_names(pattern: str, names: Iterable[str]) -> list[str]:
     """The names `pattern` matches, sorted. Raises PatternError saying what is wrong with the pattern."""
     import regex
 
