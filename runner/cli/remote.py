@@ -32,6 +32,10 @@ _MARK = {
 }
 
 
+# Inside a step of a task with `api: true`, the run's own workspace (STROM_WORKSPACE_NAME) is the default.
+_WORKSPACE: dict = {"default": "local", "envvar": "STROM_WORKSPACE_NAME", "show_default": True}
+
+
 def _server_options(f):
     f = click.option("--token", envvar="STROM_TOKEN", metavar="TOKEN", help="API token (STROM_TOKEN).")(f)
     f = click.option(
@@ -135,7 +139,7 @@ def _print_run(run: dict) -> None:
 @click.argument("task")
 @click.option("-i", "--input", "pairs", multiple=True, metavar="KEY=VALUE", help="An input value; repeat for more.")
 @click.option("--input-json", "raw_json", metavar="JSON", help="Inputs as a JSON object.")
-@click.option("-w", "--workspace", default="local", show_default=True)
+@click.option("-w", "--workspace", **_WORKSPACE)
 @click.option("-f", "--follow", is_flag=True, help="Follow the run's logs until it ends (exit status follows it).")
 @_server_options
 def trigger_command(task, pairs, raw_json, workspace, follow, server, token):
@@ -178,7 +182,7 @@ def _batch(client: Client, workspace: str, pattern: str, inputs: dict, follow: b
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--script", "script_file", type=click.File("r"), help="Run this shell script instead of COMMAND.")
-@click.option("-w", "--workspace", default="local", show_default=True)
+@click.option("-w", "--workspace", **_WORKSPACE)
 @click.option("--ref", metavar="REF", help="A branch or full commit name (default: the default branch's head).")
 @click.option("--name", default="adhoc", show_default=True, help="Shown in history as `exec: NAME`.")
 @click.option("--timeout", default=300, show_default=True, type=click.IntRange(1, 3600), help="Seconds.")
@@ -221,7 +225,7 @@ def exec_command(
 
 
 @click.command("runs")
-@click.option("-w", "--workspace")
+@click.option("-w", "--workspace", envvar="STROM_WORKSPACE_NAME", help="Only this workspace's (STROM_WORKSPACE_NAME).")
 @click.option("-t", "--task")
 @click.option("-s", "--status")
 @click.option("--trigger")
@@ -254,7 +258,7 @@ def runs_command(workspace, task, status, trigger, pr, limit, as_json, server, t
 
 @click.command("events")
 @click.argument("event_id", required=False)
-@click.option("-w", "--workspace")
+@click.option("-w", "--workspace", envvar="STROM_WORKSPACE_NAME", help="Only this workspace's (STROM_WORKSPACE_NAME).")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True)
 @_server_options
@@ -384,7 +388,7 @@ def _pausable(client: Client, workspace: str, name: str, kind: str | None) -> st
 def _pause_options(f):
     f = click.option("--trigger", "kind", flag_value="trigger", help="NAME is a trigger.")(f)
     f = click.option("--task", "kind", flag_value="task", help="NAME is a task.")(f)
-    f = click.option("-w", "--workspace", default="local", show_default=True)(f)
+    f = click.option("-w", "--workspace", **_WORKSPACE)(f)
     return click.argument("name")(f)
 
 

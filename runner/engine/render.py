@@ -190,6 +190,7 @@ def _work(
         snapshot=state.snapshot,
         untrusted=not state.trusted,
         network=state.trusted or ctx.untrusted_network,
+        api=ctx.task.api,
         workdir=workdir,
         resources=action.resources,
         payload=_rendered(action, _Renderer(actx, where, action)),

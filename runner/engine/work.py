@@ -56,6 +56,7 @@ class StepWork:
     snapshot: str | None = None  # where the workspace is (a folder, or a snapshot id)
     untrusted: bool = False  # an untrusted pull request's step: strict sandbox only
     network: bool = True  # False: the step gets no network (untrusted steps, unless their workspace allows it)
+    api: bool = False  # the task has `api: true`: the worker gives the step STROM_URL and the run's token
     workdir: str | None = None  # script, docker and pod steps
     resources: Mapping[str, Any] | None = None
     payload: Payload | None = None

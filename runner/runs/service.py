@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..store.logs import LogStore
     from ..store.pauses import Pauses
     from ..store.repo_events import RepoEventStore
+    from ..store.run_tokens import RunTokens
     from ..store.runs import RunStore
     from ..store.workers import WorkerRegistry
     from ..workspace_config import WorkspaceConfig
@@ -73,6 +74,12 @@ class Service:
         from ..store.pauses import Pauses
 
         return Pauses(self.redis)
+
+    @cached_property
+    def run_tokens(self) -> RunTokens:
+        from ..store.run_tokens import RunTokens
+
+        return RunTokens(self.redis)
 
     @cached_property
     def repos(self) -> Repos:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -387,6 +388,7 @@ class Worker:
     def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> tuple:
         """(status, output, error, exit code, summary) of running `work` here; a failure of Strom's is a failed step."""
         try:
+            work = self._with_api(work, logs)
             result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
         except StromError as exc:
             return StepStatus.FAILED, None, str(exc), None, None
@@ -435,6 +437,18 @@ class Worker:
         url = f"{base}/api/workspaces/{work.workspace}/snapshots/{commit}.tar.gz"
         ttl = max(snapshot_tokens.TTL, self.config.kubernetes.pending_timeout + 300)  # valid until the pod starts
         return url, snapshot_tokens.issue(token, work.workspace, commit, ttl=ttl)
+
+    def _with_api(self, work: StepWork, logs: StepLog) -> StepWork:
+        """A step of a task with `api: true` gets the API's URL and its run's token (masked in its logs); never a
+        step of an untrusted pull request."""
+        if not work.api:
+            return work
+        if work.untrusted:
+            logs.line("strom", "api: true gives no token to a step of an untrusted pull request")
+            return work
+        token = self.service.run_tokens.issue(work.job_id)
+        env = {**work.env, "STROM_URL": self._server_url, "STROM_TOKEN": token}
+        return replace(work, env=env, mask=(*work.mask, token))
 
     @property
     def _server_url(self) -> str:

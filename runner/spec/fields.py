@@ -210,6 +210,7 @@ TASK_FIELDS: dict[str, Field] = {
     "stages": Field("stages", "Instead of `flow`: stages run one after another, the steps of a stage in parallel."),
     "timeout": Field("duration", "Time limit for the whole run (max 7d)."),
     "retry": Field("retry", "Re-run the whole task when it fails."),
+    "api": Field("boolean", "Give steps STROM_URL and a token for this workspace, valid while the run lasts."),
     "on_success": Field("hooks", "Hooks run when a run succeeds."),
     "on_error": Field("hooks", "Hooks run when a run fails or times out."),
     "on_cancel": Field("hooks", "Hooks run when a run is cancelled."),

@@ -65,6 +65,7 @@ def build_task(data: LocDict, name: str, ctx: BuildContext, actions: dict[str, A
         hooks=build_hooks(data, ctx, actions, what),
         notify=build_notify_rules(data, "notify", ctx, what),
         stages=stages.names if stages is not None else (),
+        api=r.boolean("api"),
     )
 
 

@@ -289,6 +289,7 @@ class Task:
     hooks: Hooks = Hooks()
     notify: tuple[NotifyRule, ...] | None = None  # None: the workspace's default rules
     stages: tuple[str, ...] = ()  # the enabled stages in order, for a task written with `stages:`
+    api: bool = False  # its steps get STROM_URL and a token for the API, scoped to the workspace and the run
 
     @property
     def leaves(self) -> tuple[str, ...]:

@@ -163,6 +163,7 @@ INTAKE = f"{PREFIX}:intake"  # list of event ids waiting to be processed
 EVENT_LOG = f"{PREFIX}:repo-events"  # zset event id -> received_at
 EVENT_WORKSPACES = f"{PREFIX}:repo-events:workspaces"  # set of workspaces with stored events
 REPORTS = f"{PREFIX}:reports"  # list of report requests for forges (JSON)
+RUN_TOKEN_KEY = f"{PREFIX}:run-token-key"  # the key that signs the API tokens of runs (runner/store/run_tokens.py)
 
 
 def repo_event(event_id: str) -> str:

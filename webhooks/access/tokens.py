@@ -7,14 +7,16 @@ import hmac
 
 from flask import g, request
 
+from runner.config import TokenConfig
 from runner.git.snapshot_tokens import PREFIX as SCOPED_PREFIX  # short-lived snapshot tokens
+from runner.store.run_tokens import PREFIX as RUN_PREFIX  # the tokens of runs with `api: true`
 
 from ..context import current_service
 from ..errors import ApiError
 from .roles import PERMISSIONS
 from .session import signed_in
 
-__all__ = ["PERMISSIONS", "SCOPED_PREFIX", "caller", "identify", "requires"]
+__all__ = ["PERMISSIONS", "RUN_PREFIX", "SCOPED_PREFIX", "caller", "identify", "requires", "run_token"]
 
 
 def _presented() -> str | None:
@@ -39,6 +41,40 @@ def identify():
     return found
 
 
+# What a run's token may do (runner/store/run_tokens.py): an operator's reading and starting, in the run's
+# workspace only. Listings with no workspace in their path must name it as `?workspace=`.
+_RUN_PERMISSIONS = frozenset({"read", "run"})
+_RUN_LISTINGS = frozenset({"api.list_runs", "api.list_events"})
+
+
+def run_token(presented: str, permission: str, view_kwargs: dict) -> TokenConfig:
+    """The identity of a run's token, for a request it may make; else ApiError (401 or 403) saying why not."""
+    service = current_service()
+    run_id = service.run_tokens.run_of(presented)
+    state = service.runs.load(run_id) if run_id else None
+    if state is None:
+        raise ApiError(401, "unauthorized", "this run token is not valid (or its run was deleted)")
+    if state.status.terminal:
+        raise ApiError(401, "unauthorized", f"run {state.id} has ended: its token no longer works")
+    if not state.trusted:
+        raise ApiError(401, "unauthorized", "runs of untrusted pull requests have no API token")
+    if permission not in _RUN_PERMISSIONS:
+        raise ApiError(403, "forbidden", f"a run's token may read and start runs, not {permission}")
+    target = view_kwargs.get("workspace")
+    if target is None and view_kwargs.get("run_id"):
+        other = service.runs.load(view_kwargs["run_id"])
+        target = other.workspace if other is not None else state.workspace  # an unknown run is a 404 below
+    if target is None and request.endpoint in _RUN_LISTINGS:
+        target = request.args.get("workspace")
+        if target is None:
+            raise ApiError(
+                403, "forbidden", f"a run's token lists its own workspace's only: add ?workspace={state.workspace}"
+            )
+    if target != state.workspace:
+        raise ApiError(403, "forbidden", f"run {state.id}'s token works only in workspace {state.workspace!r}")
+    return TokenConfig(f"run:{state.id}", "operator", presented)
+
+
 def caller() -> str:
     token = getattr(g, "strom_token", None)
     return token.name if token is not None else "anonymous"
@@ -56,6 +92,9 @@ def requires(permission: str, scoped=None):
                 why = scoped(presented, kwargs)
                 if why:
                     raise ApiError(401, "unauthorized", why)
+                return view(*args, **kwargs)
+            if presented and presented.startswith(RUN_PREFIX):
+                g.strom_token = run_token(presented, permission, kwargs)
                 return view(*args, **kwargs)
             token = identify()
             if token is None and presented is None and request.method in ("GET", "HEAD"):
