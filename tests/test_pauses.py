@@ -8,8 +8,10 @@ import time
 
 import pytest
 import requests
+from click.testing import CliRunner
 from service_env import TOKENS, LiveServer, make_config, remote_cli, stack, wait_for
 
+from runner.cli import main
 from runner.service.cron import Cron
 from runner.store import RunFilter, keys
 
@@ -132,3 +134,20 @@ def test_the_ui_pauses_and_resumes(live):
     assert "trigger:hook" in service.pauses.of("local")
     browser.post(f"{server.url}/tasks/local/triggers/hook/resume", data={"csrf_token": csrf}, timeout=10)
     assert service.pauses.of("local") == {}
+
+
+def test_strom_tasks_shows_what_is_paused_on_the_server(live):
+    server, _service = live
+    code, _ = cli(server, "pause", "deploy", "--task", "--reason", "release freeze")
+    assert code == 0
+    assert cli(server, "pause", "nightly")[0] == 0
+    env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS["viewer"], "COLUMNS": "200"}
+    result = CliRunner().invoke(main, ["tasks", "-w", "local"], env=env, catch_exceptions=False)
+    code, out = result.exit_code, result.output
+    rows = {
+        line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("deploy", "notify")
+    }
+    assert code == 0 and "paused by operator: release freeze (0 skipped)" in rows["deploy"], out
+    assert "nightly (scheduler: Every minute) paused" in out and "active" in rows["notify"], out
+    code, out = cli(server, "tasks", ".", "-w", "local")
+    assert code == 2 and "not both" in out

@@ -11,12 +11,23 @@ __all__ = ["tasks_command"]
 
 @click.command("tasks")
 @click.argument("path", required=False)
-def tasks_command(path: str | None) -> None:
-    """List the tasks of the workspace at PATH, with their inputs and triggers."""
+@click.option(
+    "-w",
+    "--workspace",
+    help="List a server's workspace instead (with --server/STROM_URL and --token/STROM_TOKEN): "
+    "what is paused, by whom and why, shows too.",
+)
+@click.option("--server", envvar="STROM_URL", default="http://127.0.0.1:8080", show_default=True, metavar="URL")
+@click.option("--token", envvar="STROM_TOKEN", metavar="TOKEN")
+def tasks_command(path: str | None, workspace: str | None, server: str, token: str | None) -> None:
+    """List the tasks of the workspace at PATH, with their inputs and triggers (schedules in English)."""
+    if workspace is not None:
+        if path is not None:
+            raise click.UsageError("give a PATH (the files here) or --workspace (a server's), not both")
+        _remote(workspace, server, token)
+        return
     ws = load_or_exit(resolve_workspace(path))
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("Task", "Steps", "Inputs", "Triggers", "Description"):
-        table.add_column(column, overflow="fold")
+    table = _table(("Task", "Steps", "Inputs", "Triggers", "Description"))
     for name, task in sorted(ws.tasks.items()):
         inputs = ", ".join(
             f"{n}{'*' if f.required and f.default is ABSENT else ''}:{f.type}" for n, f in task.input.items()
@@ -26,6 +37,13 @@ def tasks_command(path: str | None) -> None:
     console.print(table)
 
 
+def _table(columns: tuple[str, ...]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def _trigger(trigger) -> str:
     """`nightly (scheduler: At 04:00, Europe/Copenhagen)`: a schedule in English, other triggers by type."""
     if trigger.cron:
@@ -33,3 +51,36 @@ def _trigger(trigger) -> str:
 
         return f"{trigger.name} ({trigger.type.value}: {describe(trigger.cron)}, {trigger.timezone})"
     return f"{trigger.name} ({trigger.type.value})"
+
+
+def _paused(record: dict | None) -> str:
+    if not record:
+        return ""
+    why = f": {record['reason']}" if record.get("reason") else ""
+    return f"paused by {record['by']}{why} ({record.get('skipped', 0)} skipped)"
+
+
+def _remote(workspace: str, server: str, token: str | None) -> None:
+    from ..client import ApiError, Client
+
+    try:
+        tasks = Client(server, token).tasks(workspace)["tasks"]
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    table = _table(("Task", "Steps", "Inputs", "Triggers", "State", "Description"))
+    for task in tasks:
+        inputs = ", ".join(f"{n}{'*' if f['required'] else ''}:{f['type']}" for n, f in task["input"].items())
+        triggers = ", ".join(
+            f"{t['name']} ({t['type']}{': ' + t['schedule'] if t.get('schedule') else ''})"
+            + (" paused" if t.get("paused") else "")
+            for t in task["triggers"]
+        )
+        table.add_row(
+            task["name"],
+            str(len(task["steps"])),
+            inputs or "-",
+            triggers or "-",
+            _paused(task.get("paused")) or "active",
+            task.get("description") or task.get("label") or "",
+        )
+    console.print(table)
