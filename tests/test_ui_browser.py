@@ -162,3 +162,33 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
     page.locator("#run-status.cancelled").wait_for(timeout=20_000)
     assert service.runs.load(soak).status is RunStatus.CANCELLED
     page.locator('g.node.cancelled[data-step="wait"]').wait_for(timeout=10_000)
+
+
+def test_run_an_ad_hoc_command_and_pause_and_resume_a_trigger(page, live, tmp_path):
+    service, server = live
+    sign_in(page, server)
+    page.click("text=Run an ad-hoc command")
+    page.fill("#adhoc-script", 'echo "from the browser in $(pwd)"')
+    page.fill("#adhoc-name", "look")
+    page.fill("#adhoc-timeout", "9999")
+    page.click("#run-adhoc")
+    page.locator("#adhoc .field.invalid >> text=whole seconds from 1 to 3600").wait_for()
+    assert page.locator("#adhoc-script").input_value() == 'echo "from the browser in $(pwd)"', "what was typed stays"
+    page.fill("#adhoc-timeout", "60")
+    page.click("#run-adhoc")
+    page.wait_for_url(f"{server.url}/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    page.locator("#run-status.succeeded").wait_for(timeout=20_000)
+    assert "exec: look" in page.locator("h1").inner_text()
+    assert page.locator('pre.log[data-log="exec"]').inner_text().strip() == "from the browser in /workspace"
+    assert service.runs.load(run_id).source == "exec"
+
+    page.goto(f"{server.url}/tasks")
+    page.click("text=Pause nightly")
+    badge = page.locator("#task-build .triggers .badge.paused")
+    badge.wait_for()
+    assert badge.inner_text() == "paused by admin" and "trigger:nightly" in service.pauses.of("local")
+    shot(page, tmp_path, "paused")
+    page.click("text=Resume nightly")
+    page.locator("text=Trigger nightly resumed.").wait_for()
+    assert page.locator("#task-build .triggers .badge.paused").count() == 0 and service.pauses.of("local") == {}
