@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Undefined, pass_environment
 from jinja2 import filters as jf
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import FilterArgumentError, SecurityError
 
 from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined, search
 
@@ -80,6 +80,8 @@ def _f_default(value, /, *args, **kwargs):
 def _f_join(environment, value, /, *args, **kwargs):
     sep = _arg(args, kwargs, 0, "sep", "d", default="")
     attribute = kwargs.get("attribute")
+    if isinstance(value, str):  # Jinja would join its characters
+        raise FilterArgumentError(f"join takes a list, not the text {value[:40]!r}; to split text, use split")
     items = value
     if attribute is not None:
         items = (_field(environment, item, attribute) for item in value)

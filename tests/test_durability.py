@@ -40,16 +40,16 @@ def workspace(marks) -> dict[str, str]:
               s: {{ type: script, script: '{mark}' }}
           short:
             flow:
-              s: {{ type: script, retry: {{ max_attempts: 2 }}, script: 'sleep 3; {mark}' }}
+              s: {{ type: script, retry: {{ max_attempts: 2, delay: 0s }}, script: 'sleep 3; {mark}' }}
           long:
             flow:
-              s: {{ type: script, retry: {{ max_attempts: 2 }}, script: 'sleep 10; {mark}' }}
+              s: {{ type: script, retry: {{ max_attempts: 2, delay: 0s }}, script: 'sleep 10; {mark}' }}
           once:
             flow:
               s: {{ type: script, script: 'sleep 6; {mark}' }}
           quick:
             flow:
-              s: {{ type: script, retry: {{ max_attempts: 2 }}, script: '{mark}' }}
+              s: {{ type: script, retry: {{ max_attempts: 2, delay: 0s }}, script: '{mark}' }}
           chatty:
             flow:
               talk:

@@ -30,7 +30,7 @@ WORKSPACE = {
         flow:
           work:
             type: script
-            retry: { max_attempts: 2 }
+            retry: { max_attempts: 2, delay: 0s }
             script: |
               echo "attempt $STROM_ATTEMPT"
               if [ "$STROM_ATTEMPT" = 1 ]; then sleep 317; fi

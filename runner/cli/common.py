@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ..spec.layout import STROM_DIR
+from ..spec.layout import STROM_DIR, WORKFLOW_DIRS
 
 if TYPE_CHECKING:  # the loader is imported by the commands that load workflows, not by `strom up`
     from ..spec import LoadResult, Workspace
@@ -21,20 +21,25 @@ err_console = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
 def resolve_workspace(path: str | None) -> Path:
-    """The workspace root for PATH: a directory holding .strom/, the .strom directory itself, or cwd."""
+    """The workspace root for PATH: a directory holding .strom/ (or Strøm's .workflows/), that directory itself,
+    or the nearest one above (up to the repository's top), else PATH."""
     target = Path(path or ".").resolve()
-    if target.name == STROM_DIR and target.is_dir():
+    if target.name in WORKFLOW_DIRS and target.is_dir():
         return target.parent
     if target.is_file():
         raise click.UsageError(f"{path} is a file; pass the directory that holds {STROM_DIR}/")
     if not target.exists():
         raise click.UsageError(f"{path} does not exist")
+
+    def holds(folder: Path) -> bool:
+        return any((folder / name).is_dir() for name in WORKFLOW_DIRS)
+
     probe = target
-    while not (probe / STROM_DIR).is_dir() and probe.parent != probe:
+    while not holds(probe) and probe.parent != probe:
         if (probe / ".git").exists():
             break
         probe = probe.parent
-    return probe if (probe / STROM_DIR).is_dir() else target
+    return probe if holds(probe) else target
 
 
 def print_problems(result: LoadResult, to: Console = err_console) -> None:

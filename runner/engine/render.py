@@ -91,7 +91,9 @@ def _action_inputs(
     def render_default(field: InputField, source: str) -> Any:
         return render_value(source, context, where(f"input.{field.name}", action))
 
-    return resolve_inputs(action.input, step_inputs, task=f"action {step.action_ref}", render_default=render_default)
+    return resolve_inputs(
+        action.input, step_inputs, task=f"action {step.action_ref}", render_default=render_default, from_templates=True
+    )
 
 
 def _env(state: RunState, run: StepRun, attempt: int) -> dict[str, str]:
@@ -103,6 +105,11 @@ def _env(state: RunState, run: StepRun, attempt: int) -> dict[str, str]:
         "STROM_STEP": run.name,
         "STROM_ATTEMPT": str(attempt),
         "STROM_WORKSPACE_NAME": state.workspace,
+        # Strøm's names for the same, so its scripts run unchanged
+        "STROEM_JOB_ID": state.id,
+        "STROEM_TASK_NAME": state.task,
+        "STROEM_STEP_NAME": run.name,
+        "STROEM_WORKSPACE": state.workspace,
     }
     git = state.git or {}
     for key, var in (

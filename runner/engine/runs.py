@@ -40,6 +40,7 @@ def new_run(
     attempt: int = 1,
     retry_of: str | None = None,
     allow_extra_inputs: bool = False,
+    from_templates: bool = False,
 ) -> RunState:
     """A queued run of `ctx.task`. Raises InputError listing every bad or missing input."""
     task = ctx.task
@@ -54,7 +55,12 @@ def new_run(
         return render_value(source_text, default_context, f"{field.location} (default of input {field.name!r})")
 
     values = resolve_inputs(
-        task.input, inputs, task=task.name, render_default=render_default, allow_extra=allow_extra_inputs
+        task.input,
+        inputs,
+        task=task.name,
+        render_default=render_default,
+        allow_extra=allow_extra_inputs,
+        from_templates=from_templates,
     )
     return RunState(
         id=job_id or new_run_id(),

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from ..spec.layout import STROM_DIR, WORKFLOW_SUFFIXES
+from ..spec.layout import WORKFLOW_DIRS, WORKFLOW_SUFFIXES
 
 if TYPE_CHECKING:
     import git
@@ -198,7 +198,12 @@ class Objects:
     ) -> tuple[dict[str, str], Callable[[str], bool], dict[str, int]]:
         """(the workflow files' texts by path, whether a file is at a path, sizes of workflow files too large
         to read) of commit `sha`, as the loader takes them."""
-        texts, oversized = self.files(sha, STROM_DIR, WORKFLOW_SUFFIXES, max_file=max_file, max_files=max_files)
+        texts: dict[str, str] = {}
+        oversized: dict[str, int] = {}
+        for folder in WORKFLOW_DIRS:
+            found, large = self.files(sha, folder, WORKFLOW_SUFFIXES, max_file=max_file, max_files=max_files)
+            texts.update(found)
+            oversized.update(large)
         return texts, self.exists(sha), oversized
 
     def exists(self, sha: str) -> Callable[[str], bool]:

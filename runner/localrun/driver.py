@@ -304,6 +304,7 @@ class LocalRunner:
                 parent_step=command.step,
                 git=self.git,
                 commit=parent.state.commit,
+                from_templates=True,
             )
         except InputError as exc:
             self._post(

@@ -269,6 +269,7 @@ def create_child(service: Service, message: dict) -> None:
                 parent_step=message["step"],
                 git=parent.git,
                 commit=parent.commit,
+                from_templates=True,  # the parent's step rendered them
             )
         except InputError as exc:
             error = str(exc)

@@ -13,11 +13,15 @@ __all__ = ["build_connection", "build_connection_type"]
 
 
 def build_connection_type(data: LocDict, name: str, ctx: BuildContext) -> ConnectionType:
+    """`{properties: {host: {...}}}`, or Strøm's flat shape: the properties right under the type (`{host: {...}}`),
+    next to a scalar `name` or `description`."""
     r = Reader(data, ctx.problems, f"connection type {name!r}")
-    r.check_keys({"properties", "description", "name"})
-    properties = build_input_schema(
-        r.mapping("properties", "{ host: { type: string, required: true } }"), ctx.problems, r.what
-    )
+    if r.has("properties"):
+        r.check_keys({"properties", "description", "name"})
+        schema = r.mapping("properties", "{ host: { type: string, required: true } }")
+    else:
+        schema = _without(data, *(k for k in ("description", "name") if not isinstance(data.get(k), LocDict)))
+    properties = build_input_schema(schema, ctx.problems, r.what)
     return ConnectionType(name=name, properties=properties, location=location(data.pos))
 
 
@@ -52,7 +56,7 @@ def build_connection(data: LocDict, name: str, ctx: BuildContext, types: dict[st
     return Connection(name=name, type=kind, values=values, location=location(data.pos))
 
 
-def _without(data: LocDict, key: str) -> LocDict:
-    out = LocDict((k, v) for k, v in data.items() if k != key)
+def _without(data: LocDict, *keys: str) -> LocDict:
+    out = LocDict((k, v) for k, v in data.items() if k not in keys)
     out.pos, out.key_pos, out.val_pos = data.pos, data.key_pos, data.val_pos
     return out

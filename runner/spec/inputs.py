@@ -23,9 +23,11 @@ _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 
 
-def _scalar(field: InputField, value: Any) -> Any:
+def _scalar(field: InputField, value: Any, from_templates: bool = False) -> Any:
     kind = field.type
     if kind in ("string", "text"):
+        if isinstance(value, (dict, list)) and from_templates:
+            return value  # a lone `{{ step.output.items }}` keeps its list or mapping, as in Strøm
         if isinstance(value, (dict, list)):
             raise ValueError(f"expected text, got a {'mapping' if isinstance(value, dict) else 'list'}")
         if isinstance(value, bool):
@@ -106,13 +108,14 @@ def _split_multiple(value: Any) -> list[Any]:
     return [value]
 
 
-def coerce(field: InputField, value: Any) -> Any:
-    """Convert `value` to the field's type; raise ValueError with a message for the user."""
+def coerce(field: InputField, value: Any, from_templates: bool = False) -> Any:
+    """Convert `value` to the field's type; raise ValueError with a message for the user. `from_templates`: the
+    value was rendered from a workflow's template (a step's input), and a list or mapping stays one in a text input."""
     if field.multiple:
         items = [_scalar(field, item) for item in _split_multiple(value)]
         _check_options(field, items)
         return items
-    converted = _scalar(field, value)
+    converted = _scalar(field, value, from_templates)
     _check_options(field, [converted])
     return converted
 
@@ -133,6 +136,7 @@ def resolve_inputs(
     task: str,
     render_default: Callable[[InputField, str], Any] | None = None,
     allow_extra: bool = False,
+    from_templates: bool = False,
 ) -> dict[str, Any]:
     """Apply defaults, convert types and check required fields; raise InputError listing every problem."""
     errors: dict[str, str] = {}
@@ -153,7 +157,7 @@ def resolve_inputs(
                 errors[name] = f"required; pass it as {name}=<{field.type}>"
             continue
         try:
-            values[name] = coerce(field, raw)
+            values[name] = coerce(field, raw, from_templates)
         except ValueError as exc:
             errors[name] = str(exc)
     for name in given:

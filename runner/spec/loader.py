@@ -15,7 +15,7 @@ from .context import BuildContext
 from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
 from .graph import find_cycle
-from .layout import STROM_DIR, WORKFLOW_SUFFIXES
+from .layout import STROM_DIR, WORKFLOW_DIRS, WORKFLOW_SUFFIXES, is_stroem_file
 from .limits import DEFAULT_LIMITS, SpecLimits
 from .model import Action, Connection, ConnectionType, Hook, Hooks, Step, Task, Trigger, Workspace
 from .names import name_problem
@@ -63,10 +63,13 @@ class LoadResult:
 
 
 def find_files(root: Path) -> list[Path]:
-    base = root / STROM_DIR
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
+    """The workflow files of the workspace at `root`: under `.strom/`, and Strøm's `.workflows/`."""
+    found = []
+    for folder in WORKFLOW_DIRS:
+        base = root / folder
+        if base.is_dir():
+            found += sorted(p for p in base.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
+    return found
 
 
 def load_workspace(root: Path | str, limits: SpecLimits = DEFAULT_LIMITS) -> LoadResult:
@@ -110,7 +113,7 @@ def _load(
         problems.error(
             (STROM_DIR, 1, 1),
             "no-files",
-            f"no workflow files found in {STROM_DIR}/",
+            f"no workflow files found in {STROM_DIR}/ (or Strøm's .workflows/)",
             f"create {STROM_DIR}/pipeline.yaml with a `tasks:` section (see `strom init` in the docs)",
         )
         return LoadResult(None, tuple(problems.items))
@@ -222,8 +225,18 @@ def _merge_sections(documents: list[Document], problems: Problems) -> Sections:
             singular = section.rstrip("s").replace("_", " ")
             for name in value:
                 if name in merged[section]:
-                    _, first_doc, _ = merged[section][name]
+                    _, first_doc, first_rel = merged[section][name]
                     first = first_doc.key_at(name)
+                    if is_stroem_file(rel) and is_stroem_file(first_rel):  # Strøm's rule for its own files
+                        problems.warning(
+                            value.key_at(name),
+                            "duplicate-name",
+                            f"{singular} {name!r} is also defined at {first[0]}:{first[1]}:{first[2]}; "
+                            "the later file wins (as in Strøm)",
+                            "rename one of them or remove the duplicate",
+                        )
+                        merged[section][name] = (value[name], value, rel)
+                        continue
                     problems.error(
                         value.key_at(name),
                         "duplicate-name",

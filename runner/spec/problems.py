@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from .layout import is_stroem_file
+
 __all__ = ["Problem", "Problems", "Severity"]
+
+_LENIENT = frozenset({"unknown-key"})  # errors that are warnings in Strøm's `.workflows/` files
 
 
 class Severity(str, Enum):
@@ -56,6 +60,9 @@ class Problems:
         self.items: list[Problem] = []
 
     def error(self, pos: Position, code: str, message: str, hint: str = "") -> None:
+        if code in _LENIENT and is_stroem_file(pos[0]):  # what Strøm ignores stays a warning in its own files
+            self.warning(pos, code, f"{message} (Strøm ignores it; a .strom/ file may not have it)", hint)
+            return
         self.items.append(Problem(pos[0], pos[1], pos[2], code, message, hint))
 
     def warning(self, pos: Position, code: str, message: str, hint: str = "") -> None:

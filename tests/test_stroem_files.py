@@ -1,0 +1,161 @@
+"""Strøm's own layout and habits: `.workflows/` read next to `.strom/` (with Strøm's leniency there), the
+flat shape of `connection_types`, `STROEM_*` step variables and the default retry delay."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import Sim, load, write_workspace
+from git_env import commit, init_repo
+
+from runner.engine import StepStatus
+from runner.executors import LocalExecutor, LocalSettings, execute
+from runner.git.mirrors import Mirror
+from runner.spec import load_texts, load_workspace
+
+TASK = "tasks:\n  {name}:\n    flow: {{ s: {{ type: script, script: 'echo {name}' }} }}\n"
+
+
+def test_a_stroem_repository_needs_no_rename(tmp_path):
+    root = write_workspace(
+        tmp_path / "ws",
+        {
+            ".workflows/ci.yaml": TASK.format(name="build"),
+            ".workflows/deploy/prod.yml": TASK.format(name="deploy"),
+            ".strom/extra.yaml": TASK.format(name="lint"),
+        },
+    )
+    result = load_workspace(root)
+    assert result.ok, [p.format() for p in result.problems]
+    assert sorted(result.workspace.tasks) == ["build", "deploy", "lint"]
+    only = write_workspace(tmp_path / "only", {".workflows/ci.yaml": TASK.format(name="build")})
+    assert load_workspace(only).ok
+
+
+def test_a_name_in_both_directories_is_an_error_naming_both_places(tmp_path):
+    result = load_texts({".strom/a.yaml": TASK.format(name="build"), ".workflows/b.yaml": TASK.format(name="build")})
+    [problem] = [p for p in result.errors if p.code == "duplicate-name"]
+    assert problem.file == ".workflows/b.yaml" and "already defined at .strom/a.yaml:2:3" in problem.message
+
+
+def test_in_two_workflows_files_the_later_one_wins_with_a_warning():
+    result = load_texts(
+        {
+            ".workflows/a.yaml": TASK.format(name="build"),
+            ".workflows/b.yaml": "tasks:\n  build:\n    flow: { s: { type: script, script: 'echo second' } }\n",
+        }
+    )
+    assert result.ok, [p.format() for p in result.problems]
+    assert result.workspace.tasks["build"].flow["s"].action.payload.script == "echo second"
+    [warning] = [p for p in result.warnings if p.code == "duplicate-name"]
+    assert warning.file == ".workflows/b.yaml" and "the later file wins" in warning.message
+
+
+def test_unknown_keys_are_warnings_in_workflows_files_and_errors_in_strom_files():
+    text = "tasks:\n  t:\n    colour: blue\n    flow: { s: { type: script, script: x, shiny: true } }\n"
+    lenient = load_texts({".workflows/t.yaml": text})
+    assert lenient.ok and sorted(p.code for p in lenient.warnings if p.code == "unknown-key") == ["unknown-key"] * 2
+    assert all("Strøm ignores it" in p.message for p in lenient.warnings if p.code == "unknown-key")
+    strict = load_texts({".strom/t.yaml": text})
+    assert not strict.ok and len([p for p in strict.errors if p.code == "unknown-key"]) == 2
+
+
+def test_a_git_workspace_reads_both_directories(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    sha = commit(
+        repo,
+        {".workflows/ci.yaml": TASK.format(name="build"), ".strom/x.yaml": TASK.format(name="lint"), "README": "hi\n"},
+    )
+    mirror = Mirror(tmp_path / "mirror.git", url=str(repo))
+    mirror.fetch("main")
+    texts, _exists, _oversized = mirror.tree(sha)
+    assert sorted(texts) == [".strom/x.yaml", ".workflows/ci.yaml"]
+
+
+def test_connection_types_in_stroems_flat_shape():
+    result = load(
+        """
+        connection_types:
+          postgres:
+            host: { type: string, required: true }
+            port: { type: integer, default: 5432 }
+        connections:
+          prod-db: { type: postgres, host: db.example.com }
+          broken: { type: postgres, port: 1 }
+        tasks:
+          t:
+            input: { db: { type: postgres } }
+            flow: { s: { type: script, script: "echo {{ input.db.host }}" } }
+        """
+    )
+    props = result.workspace.connection_types["postgres"].properties if result.workspace else {}
+    assert list(props) == ["host", "port"] and props["port"].default == 5432
+    [missing] = [p for p in result.errors if p.code == "missing-field"]
+    assert "missing required property 'host'" in missing.message
+
+
+def test_steps_see_stroem_variables_next_to_stroms(tmp_path):
+    sim = Sim("tasks:\n  t:\n    flow:\n      s: { type: script, script: 'env' }\n", "t")
+    sim.start()
+    work = sim.work("s")
+    executor = LocalExecutor(LocalSettings(sandbox="auto"))
+    lines = []
+
+    class Logs:
+        def line(self, stream, text):
+            lines.append(text)
+
+    workspace = tmp_path / "w"
+    workspace.mkdir()
+    result = execute(executor, work, workspace, Logs(), threading.Event())
+    assert result.status is StepStatus.SUCCEEDED
+    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    assert env["STROEM_JOB_ID"] == env["STROM_JOB_ID"] == sim.state.id
+    assert env["STROEM_TASK_NAME"] == "t" and env["STROEM_STEP_NAME"] == "s"
+    assert env["STROEM_WORKSPACE"] == env["STROM_WORKSPACE_NAME"]
+
+
+def test_a_retry_without_a_delay_waits_30_seconds_as_stroem_documents():
+    sim = Sim("tasks:\n  t:\n    flow:\n      s: { type: script, script: x, retry: { max_attempts: 2 } }\n", "t")
+    sim.start()
+    sim.fail("s")
+    assert sim.state.steps["s"].retry_at == sim.now + 30
+    shorthand = Sim("tasks:\n  t:\n    flow:\n      s: { type: script, script: x, retry: 2 }\n", "t")
+    shorthand.start()
+    shorthand.fail("s")
+    assert shorthand.state.steps["s"].retry_at == shorthand.now + 30
+    immediate = Sim("tasks:\n  t:\n    flow:\n      s: { type: script, script: x, retry: { max_attempts: 2, delay: 0s } }\n", "t")
+    immediate.start()
+    immediate.fail("s")
+    assert immediate.dispatched() == ["s"], "an explicit 0s retries at once"
+
+
+STRUCTURED = """
+actions:
+  show:
+    type: script
+    input:
+      items: { type: string }
+    script: 'echo "{{ input.items | join(",") }}"'
+tasks:
+  child:
+    input: { items: { type: string } }
+    flow: { s: { type: script, script: 'echo "{{ input.items | join("+") }}"' } }
+  t:
+    flow:
+      gen: { type: script, script: "x" }
+      use: { action: show, depends_on: [gen], input: { items: "{{ gen.output.list }}" } }
+      call: { type: task, task: child, depends_on: [gen], input: { items: "{{ gen.output.list }}" } }
+      text: { action: show, depends_on: [gen], input: { items: "{{ gen.output.word }}" } }
+"""
+
+
+def test_a_lone_template_keeps_its_list_in_a_string_input_and_join_wants_a_list():
+    sim = Sim(STRUCTURED, "t")
+    sim.start()
+    sim.succeed("gen", output={"list": ["eu", "us"], "word": "xyz"})
+    assert sim.work("use").payload.script == 'echo "eu,us"'
+    [child] = [c for c in sim.history if type(c).__name__ == "StartChild"]
+    assert child.inputs == {"items": ["eu", "us"]}, "a child task's string input keeps the list too"
+    assert sim.status("text") is StepStatus.FAILED
+    assert sim.state.steps["text"].error.endswith("join takes a list, not the text 'xyz'; to split text, use split")
