@@ -124,7 +124,9 @@ def test_a_retry_without_a_delay_waits_30_seconds_as_stroem_documents():
     shorthand.start()
     shorthand.fail("s")
     assert shorthand.state.steps["s"].retry_at == shorthand.now + 30
-    immediate = Sim("tasks:\n  t:\n    flow:\n      s: { type: script, script: x, retry: { max_attempts: 2, delay: 0s } }\n", "t")
+    immediate = Sim(
+        "tasks:\n  t:\n    flow:\n      s: { type: script, script: x, retry: { max_attempts: 2, delay: 0s } }\n", "t"
+    )
     immediate.start()
     immediate.fail("s")
     assert immediate.dispatched() == ["s"], "an explicit 0s retries at once"
@@ -159,3 +161,32 @@ def test_a_lone_template_keeps_its_list_in_a_string_input_and_join_wants_a_list(
     assert child.inputs == {"items": ["eu", "us"]}, "a child task's string input keeps the list too"
     assert sim.status("text") is StepStatus.FAILED
     assert sim.state.steps["text"].error.endswith("join takes a list, not the text 'xyz'; to split text, use split")
+
+
+def test_an_inline_steps_input_written_as_a_schema_declares_its_defaults():
+    sim = Sim(
+        """
+        tasks:
+          t:
+            input: { who: { type: string, required: false } }
+            flow:
+              greet:
+                type: script
+                script: 'echo "Hello {{ input.name }}, {{ input.times }} times, by {{ input.who }}"'
+                input:
+                  name: { type: string, default: World }
+                  times: { type: integer, default: 2 }
+                  who: "{{ input.who | default('nobody') }}"
+              named:
+                type: script
+                script: 'echo "Hello {{ input.name }}"'
+                input:
+                  name: { type: string, default: World }
+                depends_on: [greet]
+        """,
+        "t",
+    )
+    assert sim.ctx.task.flow["greet"].action.input["times"].default == 2
+    assert dict(sim.ctx.task.flow["greet"].input) == {"who": "{{ input.who | default('nobody') }}"}
+    sim.start()
+    assert sim.work("greet").payload.script == 'echo "Hello World, 2 times, by nobody"'

@@ -83,14 +83,22 @@ def _action_inputs(
     state: RunState, ctx: RunContext, step: Step, step_inputs: dict[str, Any], context: Mapping[str, Any], where: _Where
 ) -> dict[str, Any]:
     action = step.action
-    if step.action_ref is None:
-        return {**state.inputs, **step_inputs}
-    if not action.input:
-        return step_inputs
 
     def render_default(field: InputField, source: str) -> Any:
         return render_value(source, context, where(f"input.{field.name}", action))
 
+    if step.action_ref is None:
+        merged = {**state.inputs, **step_inputs}
+        if action.input:  # inputs an inline step declared as schemas: their defaults and types apply
+            given = {k: merged[k] for k in action.input if k in merged}
+            merged.update(
+                resolve_inputs(
+                    action.input, given, task=f"step {step.name}", render_default=render_default, from_templates=True
+                )
+            )
+        return merged
+    if not action.input:
+        return step_inputs
     return resolve_inputs(
         action.input, step_inputs, task=f"action {step.action_ref}", render_default=render_default, from_templates=True
     )

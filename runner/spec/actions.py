@@ -10,7 +10,7 @@ from typing import Any
 from ..templating import is_template, syntax_problems
 from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
-from .inputs_schema import build_input_schema, check_output_schema
+from .inputs_schema import build_input_schema, check_output_schema, split_inline_input
 from .model import ABSENT, Action, ActionType, HttpMethod, Language, Runner
 from .patterns import PatternError, matching_names
 from .payloads import (
@@ -91,6 +91,9 @@ def build_action(data: LocDict, name: str, ctx: BuildContext, what: str, inline:
         fields["input"] = build_input_schema(
             r.mapping("input", "{ env: { type: string } }"), ctx.problems, what, ctx.connection_types
         )
+    elif isinstance(data.get("input"), LocDict):  # the entries written as schemas declare the inline action's inputs
+        schema, _values = split_inline_input(data["input"])
+        fields["input"] = build_input_schema(schema, ctx.problems, what, ctx.connection_types) if schema else {}
     if action_type in (ActionType.SCRIPT, ActionType.DOCKER, ActionType.POD):
         fields.update(_execution_fields(r, ctx))
     payload = _BUILDERS[action_type](r, ctx)

@@ -200,6 +200,8 @@ def _step_from(
 ) -> Step:
     depends_on = r.string_list("depends_on", "[build]") or ()
     step_input = r.values("input")
+    if action_ref is None and action.input:  # entries written as schemas belong to the inline action
+        step_input = {k: v for k, v in step_input.items() if k not in action.input}
     when = r.template("when", '"{{ input.deploy }}"')
     for_each = _for_each(r)
     if isinstance(action.payload, TaskPayload) and action.payload.pattern is not None:

@@ -13,7 +13,7 @@ from .problems import Problems
 from .reader import Reader, describe, location
 from .yamlnodes import LocDict
 
-__all__ = ["build_input_schema", "check_output_schema"]
+__all__ = ["build_input_schema", "check_output_schema", "split_inline_input"]
 
 _TYPE_NAMES = [t.value for t in InputType]
 
@@ -147,3 +147,25 @@ def check_output_schema(r: Reader) -> dict[str, Any] | None:
         sub.check_keys({"type", "description", "required", "default", "options", "name"})
         sub.choice("type", ("string", "integer", "number", "boolean", "array", "object"))
     return dict(fields)
+
+
+def split_inline_input(node: LocDict | None) -> tuple[LocDict | None, LocDict | None]:
+    """An inline step's `input`, as (the entries written as schemas, the values). Strøm lets an inline step
+    declare its action's inputs there: `name: { type: string, default: World }` (a mapping of input-field keys
+    with a `type`) is a schema entry; anything else is a value."""
+    if node is None:
+        return None, None
+    schema = [
+        k
+        for k, v in node.items()
+        if isinstance(v, LocDict) and isinstance(v.get("type"), str) and set(v) <= set(INPUT_FIELDS)
+    ]
+    return _part(node, schema), _part(node, [k for k in node if k not in schema])
+
+
+def _part(node: LocDict, names: list[str]) -> LocDict:
+    out = LocDict((k, node[k]) for k in names)
+    out.pos = node.pos
+    out.key_pos = {k: node.key_pos[k] for k in names if k in node.key_pos}
+    out.val_pos = {k: node.val_pos[k] for k in names if k in node.val_pos}
+    return out
