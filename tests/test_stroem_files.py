@@ -190,3 +190,80 @@ def test_an_inline_steps_input_written_as_a_schema_declares_its_defaults():
     assert dict(sim.ctx.task.flow["greet"].input) == {"who": "{{ input.who | default('nobody') }}"}
     sim.start()
     assert sim.work("greet").payload.script == 'echo "Hello World, 2 times, by nobody"'
+
+
+def test_agent_tools_mcp_servers_and_force_refresh_are_accepted_and_checked():
+    result = load(
+        """
+        mcp_servers:
+          files: { command: mcp-files, args: [--root, .] }
+          remote: { url: "https://mcp.example.com/mcp", headers: { Authorization: "Bearer {{ secret.t }}" } }
+        tasks:
+          lookup: { flow: { s: { type: script, script: x } } }
+          t:
+            flow:
+              ask:
+                type: agent
+                provider: main
+                prompt: hi
+                tools: [{ task: lookup }, { mcp: files }]
+                max_turns: 5
+                interactive: true
+        triggers:
+          nightly: { type: scheduler, cron: "0 2 * * *", task: t, force_refresh: true }
+          hook: { type: webhook, name: h, task: t, force_refresh: true }
+        """
+    )
+    assert result.ok, [p.format() for p in result.problems]
+    payload = result.workspace.tasks["t"].flow["ask"].action.payload
+    assert payload.tools == ({"task": "lookup"}, {"mcp": "files"}) and payload.max_turns == 5 and payload.interactive
+    assert result.workspace.triggers["nightly"].force_refresh and result.workspace.triggers["hook"].force_refresh
+    bad = load(
+        """
+        mcp_servers:
+          both: { command: x, url: "https://x" }
+        tasks:
+          t:
+            flow:
+              ask: { type: agent, provider: main, prompt: hi, tools: [{ task: nope }, { task: a, mcp: b }], max_turns: 0 }
+        """
+    )
+    messages = [p.message for p in bad.errors]
+    assert any("mcp_servers.both: an MCP server has `command` (stdio) or `url`" in m for m in messages), messages
+    assert any("tools[0]: task 'nope' does not exist" in m for m in messages)
+    assert any("tools[1] must name one task or one MCP server" in m for m in messages)
+    assert any("max_turns" in m for m in messages)
+
+
+def test_force_refresh_runs_a_webhook_on_the_newest_commit(tmp_path, redis_url, upstream):
+    import json
+
+    import requests
+    from git_env import git
+    from service_env import make_config, serving, stack, wait_for
+
+    work, bare = upstream
+    hook = "triggers:\n  h: { type: webhook, name: fresh, task: show, force_refresh: true }\n"
+    first = commit(work, {".workflows/t.yaml": TASK.format(name="show").replace("echo show", "echo first") + hook})
+    git(work, "push", "-q", "origin", "main")
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    config = make_config(folder, redis_url, STROM_WORKSPACES=json.dumps({"app": {"git": str(bare)}}))
+    with stack(config) as service, serving(config, service) as server:
+
+        def call() -> str:
+            answer = requests.post(f"{server.url}/hooks/fresh", json={}, timeout=30)
+            assert answer.status_code == 202, answer.text
+            return answer.json()["run"]
+
+        started = call()
+        one = wait_for(lambda: (s := service.runs.load(started)).status.terminal and s, timeout=30, what="a run")
+        assert one.commit == first
+        second = commit(
+            work, {".workflows/t.yaml": TASK.format(name="show").replace("echo show", "echo second") + hook}
+        )
+        git(work, "push", "-q", "origin", "main")
+        started = call()
+        two = wait_for(lambda: (s := service.runs.load(started)).status.terminal and s, timeout=30, what="a run")
+        assert two.commit == second, "fetched before it started, not the mirror's copy"
+        assert [line.text for line in service.logs.read(two.id) if line.stream == "stdout"] == ["second"]

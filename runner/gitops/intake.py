@@ -372,16 +372,22 @@ class _Processor:
 
     # ------------------------------------------------------------------ generic webhooks
     def _webhook(self) -> Outcome:
-        checkout = self.service.checkouts.head(self.ws, fetch=False)
         name = self.extra.get("hook")
-        found = [
-            t for t in checkout.workspace.triggers.values() if t.type is TriggerType.WEBHOOK and t.hook_name == name
-        ]
-        if not found:
+
+        def hook_in(checkout: Checkout) -> Trigger | None:
+            triggers = checkout.workspace.triggers.values()
+            return next((t for t in triggers if t.type is TriggerType.WEBHOOK and t.hook_name == name), None)
+
+        checkout = self.service.checkouts.head(self.ws, fetch=False)
+        trigger = hook_in(checkout)
+        if trigger is not None and trigger.force_refresh and self.is_git:  # the newest commit's definitions
+            checkout = self.service.checkouts.head(self.ws, fetch=True)
+            trigger = hook_in(checkout)
+        if trigger is None:
             return Outcome(
                 OutcomeStatus.IGNORED, f"no webhook trigger named {name!r} in workspace {self.ws.name!r} any more"
             )
-        return self._start([Matched(found[0])], [], checkout, trusted=True)
+        return self._start([Matched(trigger)], [], checkout, trusted=True)
 
     # ------------------------------------------------------------------ Alertmanager
     def _alert(self) -> Outcome:

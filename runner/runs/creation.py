@@ -94,9 +94,11 @@ def execute(
     by: str | None = None,
     allow_extra: bool = False,
     job_id: str | None = None,
+    fetch: bool = False,
 ) -> RunState:
-    """Start a run of `task` on the workspace's current definitions. Raises NotFound, SpecError or InputError."""
-    checkout = load_definitions(service, workspace, fetch=source in ("api", "ui"))  # people want the newest
+    """Start a run of `task` on the workspace's current definitions (fetched first when people ask, or `fetch`).
+    Raises NotFound, SpecError or InputError."""
+    checkout = load_definitions(service, workspace, fetch=fetch or source in ("api", "ui"))  # people want the newest
     if event is None:
         event = {"kind": "manual", "actor": by or source}
     return start(

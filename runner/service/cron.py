@@ -142,6 +142,7 @@ class Cron:
                 trigger=trigger.name,
                 event=event,
                 job_id=run_id,
+                fetch=trigger.force_refresh,
             )
         except Conflict:
             return None

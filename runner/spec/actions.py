@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from ..suggestions import suggest
 from ..templating import is_template, syntax_problems
 from .context import BuildContext
 from .fields import ACTION_FIELDS, ACTION_TYPE_FIELDS, LANGUAGE_ALIASES, STEP_FIELDS, types_accepting
@@ -25,7 +26,7 @@ from .payloads import (
 )
 from .reader import Explain, Reader, location
 from .retry import build_retry
-from .yamlnodes import LocDict
+from .yamlnodes import LocDict, LocList
 
 __all__ = ["MAX_STEP_TIMEOUT", "build_action", "misplaced_action_field"]
 
@@ -289,8 +290,6 @@ def _task(r: Reader, ctx: BuildContext) -> TaskPayload:
     r.require("task", "add `task: <name of the task to run>` (or `pattern: deploy-*` for every matching task)")
     task = r.string("task", "cleanup")
     if task is not None and ctx.task_names and task not in ctx.task_names:
-        from ..suggestions import suggest
-
         hint = suggest(task, ctx.task_names)
         r.error(
             "task",
@@ -357,7 +356,41 @@ def _agent(r: Reader, ctx: BuildContext) -> AgentPayload:
         model=r.string("model"),
         max_tokens=r.integer("max_tokens", minimum=1),
         temperature=r.number("temperature", 0, 2),
+        tools=_agent_tools(r, ctx),
+        max_turns=r.integer("max_turns", 1, 100),
+        interactive=r.boolean("interactive"),
     )
+
+
+def _agent_tools(r: Reader, ctx: BuildContext) -> tuple[dict[str, str], ...]:
+    """`tools: [{task: NAME}, {mcp: SERVER}]`: each names one task of the workspace or one MCP server."""
+    items = r.raw("tools", None)
+    if items is None:
+        return ()
+    if not isinstance(items, LocList):
+        r.error("tools", "wrong-type", "`tools` must be a list", "write it like `tools: [{ task: lookup-order }]`")
+        return ()
+    out = []
+    for index, item in enumerate(items):
+        kinds = [k for k in ("task", "mcp") if isinstance(item, LocDict) and isinstance(item.get(k), str)]
+        if not isinstance(item, LocDict) or len(kinds) != 1 or len(item) != 1:
+            r.problems.error(
+                items.at(index),
+                "bad-value",
+                f"{r.what}: tools[{index}] must name one task or one MCP server",
+                "write `{ task: <task name> }` or `{ mcp: <server of mcp_servers> }`",
+            )
+            continue
+        name = item[kinds[0]]
+        if kinds[0] == "task" and ctx.task_names and name not in ctx.task_names:
+            hint = suggest(name, ctx.task_names)
+            r.problems.error(
+                item.at("task"),
+                "unknown-task",
+                f"{r.what}: tools[{index}]: task {name!r} does not exist" + (f"; {hint}" if hint else ""),
+            )
+        out.append({kinds[0]: name})
+    return tuple(out)
 
 
 def _http(r: Reader, ctx: BuildContext) -> HttpPayload:

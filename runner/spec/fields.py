@@ -97,6 +97,9 @@ ACTION_FIELDS: dict[str, Field] = {
     "model": Field("string", "Model override."),
     "max_tokens": Field("integer", "Maximum tokens the model may produce."),
     "temperature": Field("number", "Sampling temperature (0-2)."),
+    "tools": Field("list", "Tools the model may call: [{task: NAME}] or [{mcp: SERVER}]."),
+    "max_turns": Field("integer", "How many model turns the tool loop may take (1-100)."),
+    "interactive": Field("boolean", "The model may ask the people running the task a question (ask_user)."),
     "url": Field("template", "URL to call."),
     "method": Field("choice", "HTTP method.", _values(HttpMethod)),
     "headers": Field("env_map", "Request headers; values are templates."),
@@ -152,7 +155,20 @@ ACTION_TYPE_FIELDS: dict[str, frozenset[str]] = {
     "task": frozenset(_EXEC_COMMON + ("task", "pattern")),
     "approval": frozenset(_EXEC_COMMON + ("message", "timeout", "approvers", "required")),
     "agent": frozenset(
-        _EXEC_COMMON + ("provider", "prompt", "system_prompt", "model", "max_tokens", "temperature", "timeout", "retry")
+        _EXEC_COMMON
+        + (
+            "provider",
+            "prompt",
+            "system_prompt",
+            "model",
+            "max_tokens",
+            "temperature",
+            "timeout",
+            "retry",
+            "tools",
+            "max_turns",
+            "interactive",
+        )
     ),
     "http": frozenset(
         _EXEC_COMMON + ("url", "method", "headers", "json", "body", "expected_status", "timeout", "retry")
@@ -253,6 +269,7 @@ _TRIGGER_SPECIFIC: dict[str, Field] = {
     "timezone": Field("string", "IANA time zone for the cron expression (default UTC)."),
     "concurrency": Field("choice", "When a previous run is still active.", _values(Concurrency)),
     "secret": Field("string", "Shared secret callers must send (Bearer token or ?secret=)."),
+    "force_refresh": Field("boolean", "Fetch the newest commit of the default branch before starting the task."),
     "mode": Field("choice", "async answers at once; sync waits for the run's result.", _values(WebhookMode)),
     "timeout_secs": Field("integer", "How long a sync webhook waits (1-300 s)."),
     "branches": Field("string_list", "Branch globs (pull_request: base branches); `!` excludes."),
@@ -270,8 +287,8 @@ TRIGGER_FIELDS = {**TRIGGER_COMMON, **_TRIGGER_SPECIFIC}
 
 _COMMON_TRIGGER_KEYS = tuple(TRIGGER_COMMON)
 TRIGGER_TYPE_FIELDS: dict[str, frozenset[str]] = {
-    "scheduler": frozenset(_COMMON_TRIGGER_KEYS + ("cron", "schedule", "timezone", "concurrency")),
-    "webhook": frozenset(_COMMON_TRIGGER_KEYS + ("secret", "mode", "timeout_secs")),
+    "scheduler": frozenset(_COMMON_TRIGGER_KEYS + ("cron", "schedule", "timezone", "concurrency", "force_refresh")),
+    "webhook": frozenset(_COMMON_TRIGGER_KEYS + ("secret", "mode", "timeout_secs", "force_refresh")),
     "push": frozenset(_COMMON_TRIGGER_KEYS + ("branches", "paths", "concurrency")),
     "tag": frozenset(_COMMON_TRIGGER_KEYS + ("tags", "concurrency")),
     "pull_request": frozenset(_COMMON_TRIGGER_KEYS + ("actions", "branches", "paths", "concurrency")),
@@ -318,4 +335,5 @@ TOP_LEVEL_FIELDS: dict[str, Field] = {
     "on_cancel": Field("hooks", "Workspace default hooks when a run is cancelled."),
     "on_suspended": Field("hooks", "Workspace default hooks when a step waits for approval."),
     "notify": Field("notify_rules", "Default notification rules for tasks without their own `notify`."),
+    "mcp_servers": Field("map", "MCP servers agent steps may use as tools, by name (stdio `command` or `url`)."),
 }

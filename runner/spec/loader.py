@@ -133,6 +133,7 @@ def _load(
             )
             continue
         Reader(doc, problems, rel).check_keys(TOP_LEVEL_FIELDS)
+        _check_mcp_servers(Reader(doc, problems, rel))
         documents.append((rel, doc))
     sections = _merge_sections(documents, problems)
     if not _within_count_limits(sections, limits, problems):
@@ -182,6 +183,27 @@ def _within_size_limits(
         )
         ok = False
     return ok
+
+
+def _check_mcp_servers(r: Reader) -> None:
+    """`mcp_servers: {name: {command: ..., args: [...], env: {...}} | {url: ..., headers: {...}}}` (agent tools)."""
+    servers = r.mapping("mcp_servers", "{ files: { command: mcp-files, args: [--root, .] } }")
+    if servers is None:
+        return
+    for name, server in servers.items():
+        where = f"{r.what}: mcp_servers.{name}"
+        if not isinstance(server, LocDict):
+            r.problems.error(servers.at(name), "wrong-type", f"{where} must be a mapping", "give `command:` or `url:`")
+            continue
+        sub = Reader(server, r.problems, where)
+        sub.check_keys({"command", "args", "env", "url", "headers", "description"})
+        if sub.has("command") == sub.has("url"):
+            sub.error(None, "missing-field", "an MCP server has `command` (stdio) or `url` (streamable HTTP)")
+        sub.string("command", "mcp-files")
+        sub.string_list("args", "[--root, .]")
+        sub.scalar_map("env")
+        sub.template("url", '"https://mcp.example.com/mcp"')
+        sub.scalar_map("headers", '{ Authorization: "Bearer {{ secret.mcp_token }}" }')
 
 
 def _within_count_limits(sections: Sections, limits: SpecLimits, problems: Problems) -> bool:

@@ -317,6 +317,7 @@ class Trigger:
     secret: str | None = None
     mode: WebhookMode = WebhookMode.ASYNC
     timeout_secs: int = 30
+    force_refresh: bool = False  # scheduler, webhook: fetch the newest commit before starting
     # repository events
     branches: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()

@@ -112,6 +112,9 @@ class AgentPayload:
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[Mapping[str, str], ...] = ()  # {"task": NAME} or {"mcp": SERVER}
+    max_turns: int | None = None
+    interactive: bool = False
     output_schema: Mapping[str, Any] | None = None  # set when rendered: the action's `output`
 
 

@@ -110,7 +110,7 @@ def _scheduler(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     problem = timezone_problem(timezone)
     if problem:
         r.error("timezone", "bad-timezone", problem, "use an IANA name such as UTC, Europe/Berlin or America/New_York")
-    return {"cron": cron, "schedule": schedule, "timezone": timezone}
+    return {"cron": cron, "schedule": schedule, "timezone": timezone, "force_refresh": r.boolean("force_refresh")}
 
 
 _SECRET_REFERENCE = re.compile(r"\{\{\s*secrets?(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])([^'\"]+)\2\s*\])\s*\}\}")
@@ -148,6 +148,7 @@ def _webhook(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
         "secret": _hook_secret(r),
         "mode": r.member("mode", WebhookMode, WebhookMode.ASYNC),
         "timeout_secs": r.integer("timeout_secs", 1, 300) or 30,
+        "force_refresh": r.boolean("force_refresh"),
     }
 
 
