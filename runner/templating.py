@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_environment
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_environment
 from jinja2 import filters as jf
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
@@ -44,6 +44,7 @@ from .template_limits import (
     stop_clock,
 )
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
+from .tera_syntax import explain_syntax_error, translate
 
 __all__ = [
     "ENV",
@@ -59,8 +60,9 @@ __all__ = [
 ]
 
 
-class _StromUndefined(StrictUndefined):
-    """Strict everywhere except truth tests, where a missing last segment is simply false."""
+class _StromUndefined(ChainableUndefined, StrictUndefined):
+    """Strict everywhere except truth tests, where a missing value is simply false, and a path below it, which
+    stays missing (`{{ a.b.c | default(value="x") }}` with no `a.b` is "x", as in Tera)."""
 
     __slots__ = ()
 
@@ -226,6 +228,7 @@ _CONCAT = "_strom_concat"
 
 def _make_env() -> _Environment:
     env = _Environment(
+        extensions=["jinja2.ext.loopcontrols"],  # Tera's {% break %} and {% continue %}
         undefined=_StromUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -253,7 +256,7 @@ def is_template(value: Any) -> bool:
 
 @lru_cache(maxsize=4096)
 def _compiled(source: str):
-    return ENV.from_string(source)
+    return ENV.from_string(translate(source))
 
 
 @lru_cache(maxsize=4096)
@@ -273,7 +276,9 @@ def _single_expression(source: str) -> str | None:
 
 def _translate(exc: Exception, where: str) -> TemplateError:
     if isinstance(exc, TemplateSyntaxError):
-        return TemplateError(f"syntax error on template line {exc.lineno}: {exc.message}", where)
+        return TemplateError(
+            f"syntax error on template line {exc.lineno}: {explain_syntax_error(exc.message or '')}", where
+        )
     if isinstance(exc, UndefinedError):
         return TemplateError(str(exc.message or exc), where)
     if isinstance(exc, SecurityError):
@@ -354,9 +359,9 @@ def _check_expression(tag: str) -> tuple[str, ...]:
 @lru_cache(maxsize=16384)
 def _check_full(source: str) -> tuple[str, ...]:
     try:
-        tree = ENV.parse(source)
+        tree = ENV.parse(translate(source))
     except TemplateSyntaxError as exc:
-        return (f"template line {exc.lineno}: {exc.message}",)
+        return (f"template line {exc.lineno}: {explain_syntax_error(exc.message or '')}",)
     problems = []
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         table, kind = (ENV.filters, "filter") if isinstance(node, nodes.Filter) else (ENV.tests, "test")

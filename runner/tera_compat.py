@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
 import re
 import shlex
 import unicodedata
@@ -18,11 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Undefined, pass_environment
+from jinja2 import Undefined, pass_context, pass_environment
 from jinja2 import filters as jf
 from jinja2.exceptions import FilterArgumentError, SecurityError
 
 from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined, search
+from .tera_syntax import tera_pairs
 
 __all__ = ["FILTERS", "GLOBALS", "TESTS", "display", "to_json"]
 
@@ -297,6 +299,35 @@ def _f_from_json(value, /, *_, **__):
     return json.loads(value)
 
 
+def _f_spaceless(value, /):
+    """Tera's: no whitespace between HTML tags."""
+    return re.sub(r">\s+<", "><", str(value))
+
+
+def _f_pluralize(value, /, *args, **kwargs):
+    """Tera's: `plural` (default "s") unless the number is 1, then `singular` (default "")."""
+    singular = _arg(args, kwargs, 0, "singular", default="")
+    plural = _arg(args, kwargs, 1, "plural", default="s")
+    try:
+        return singular if abs(float(value)) == 1 else plural
+    except (TypeError, ValueError):
+        raise FilterArgumentError(f"pluralize takes a number, not {display(value)[:40]!r}") from None
+
+
+_XML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+
+
+def _f_escape_xml(value, /):
+    return "".join(_XML.get(c, c) for c in display(value))
+
+
+def _f_urlencode_strict(value, /):
+    """Tera's: every character but ASCII letters and digits percent-encoded (UTF-8)."""
+    return "".join(
+        c if c.isascii() and c.isalnum() else "".join(f"%{b:02X}" for b in c.encode()) for c in display(value)
+    )
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "default": _f_default,
     "d": _f_default,
@@ -329,6 +360,11 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "b64encode": _f_b64encode,
     "b64decode": _f_b64decode,
     "as_str": _f_as_str,
+    "tera_pairs": tera_pairs,
+    "spaceless": _f_spaceless,
+    "pluralize": _f_pluralize,
+    "escape_xml": _f_escape_xml,
+    "urlencode_strict": _f_urlencode_strict,
 }
 
 
@@ -376,4 +412,38 @@ def _g_throw(message: str = "", **kwargs):
     raise ValueError(kwargs.get("message", message))
 
 
-GLOBALS = {"range": _g_range, "now": _g_now, "throw": _g_throw, "inf": math.inf, "lipsum": _g_lipsum}
+def _g_get_random(*args, **kwargs):
+    """Tera's get_random(start=0, end=N): a whole number from start up to, not including, end."""
+    start = int(_arg(args, kwargs, 0, "start", default=0))
+    end = int(_arg(args, kwargs, 1, "end"))
+    if end <= start:
+        raise ValueError(f"get_random needs end > start, got start={start}, end={end}")
+    return random.randrange(start, end)
+
+
+@pass_context
+def _g_get_env(context, *args, **kwargs):
+    """Tera's get_env(name=..., default=...): only what the template may already read as `env` (the variables
+    the server exposes to secrets), never the server's own environment."""
+    name = str(_arg(args, kwargs, 0, "name"))
+    env = context.get("env")
+    if isinstance(env, Mapping) and name in env:
+        return env[name]
+    default = _arg(args, kwargs, 1, "default")
+    if default is not _MISSING:
+        return default
+    raise ValueError(
+        f"get_env: {name!r} is not among the environment variables this template may read; list it in the "
+        "server's `expose_env`, or give a default"
+    )
+
+
+GLOBALS = {
+    "range": _g_range,
+    "now": _g_now,
+    "throw": _g_throw,
+    "inf": math.inf,
+    "lipsum": _g_lipsum,
+    "get_random": _g_get_random,
+    "get_env": _g_get_env,
+}

@@ -248,7 +248,8 @@ def test_force_refresh_runs_a_webhook_on_the_newest_commit(tmp_path, redis_url, 
     git(work, "push", "-q", "origin", "main")
     folder = tmp_path / "empty"
     folder.mkdir()
-    config = make_config(folder, redis_url, STROM_WORKSPACES=json.dumps({"app": {"git": str(bare)}}))
+    spaces = json.dumps({"app": {"git": str(bare)}})
+    config = make_config(folder, redis_url, STROM_DATA_DIR=str(tmp_path / "data"), STROM_WORKSPACES=spaces)
     with stack(config) as service, serving(config, service) as server:
 
         def call() -> str:
@@ -267,3 +268,53 @@ def test_force_refresh_runs_a_webhook_on_the_newest_commit(tmp_path, redis_url, 
         two = wait_for(lambda: (s := service.runs.load(started)).status.terminal and s, timeout=30, what="a run")
         assert two.commit == second, "fetched before it started, not the mirror's copy"
         assert [line.text for line in service.logs.read(two.id) if line.stream == "stdout"] == ["second"]
+
+
+def _render(text, **context):
+    from runner.templating import render
+
+    return render(text, context)
+
+
+def test_tera_constructs_render_as_in_tera():
+    assert _render("{% for k, v in m %}{{ k }}={{ v }};{% endfor %}", m={"a": 1, "b": 2}) == "a=1;b=2;"
+    assert _render("{% for k, v in pairs %}{{ k }}{{ v }} {% endfor %}", pairs=[["x", 1], ["y", 2]]) == "x1 y2 "
+    assert _render("{%- for k, v in m -%}{{ k }}{%- endfor %}", m={"a": 1}) == "a"
+    loop = "{% for i in range(10) %}{% if i == 1 %}{% continue %}{% endif %}{% if i > 3 %}{% break %}{% endif %}{{ i }}{% endfor %}"
+    assert _render(loop) == "023"
+    macro = "{% macro greet(name, punct='!') %}hi {{ name }}{{ punct }}{% endmacro %}{{ self::greet(name='ada') }}"
+    assert _render(macro) == "hi ada!"
+    assert _render('{{ a.b.c | default(value="none") }}', a={}) == "none"
+    assert _render("{{ 1 | pluralize }} {{ 2 | pluralize }} {{ 1 | pluralize(singular='y', plural='ies') }}") == " s y"
+    assert _render("{{ s | escape_xml }}", s="<a href='x'>&</a>") == "&lt;a href=&apos;x&apos;&gt;&amp;&lt;/a&gt;"
+    assert _render("{{ s | urlencode_strict }}", s="a b/c_d.é") == "a%20b%2Fc%5Fd%2E%C3%A9"
+    assert _render("{{ s | spaceless }}", s="<p>\n  <b>x</b>\n</p>") == "<p><b>x</b></p>"
+    assert 3 <= int(_render("{{ get_random(start=3, end=5) }}")) < 5
+    assert _render('{{ get_env(name="HOME_DIR", default="/h") }} {{ get_env(name="X") }}', env={"X": "1"}) == "/h 1"
+
+
+def test_what_tera_has_and_strom_cannot_is_a_validation_error_not_a_literal_script():
+    from runner.errors import TemplateError
+
+    result = load(
+        """
+        tasks:
+          t:
+            flow:
+              s:
+                type: script
+                script: |
+                  {% for x in [1, 2] %}{% set_global total = x %}{% endfor %}
+                  echo "{{ total }}"
+              fstring: { type: script, language: python, script: 'print(f"{{x}}")' }
+        """
+    )
+    [problem] = [p for p in result.errors if p.code == "template"]
+    assert "set_global is not supported" in problem.message and "namespace(" in problem.message
+    assert [p.code for p in result.warnings if p.code == "script-not-template"] == [], "valid Python f-string stays"
+    try:
+        _render('{{ get_env(name="HOME") }}', env={})
+    except TemplateError as exc:
+        assert "expose_env" in str(exc)
+    else:
+        raise AssertionError("the server's environment is never read")

@@ -61,6 +61,7 @@ class Checkouts:
         self._size = cache_size
         self._lock = threading.Lock()
         self._next_fetch: dict[tuple[str, str], float] = {}
+        self._fetch_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def folder(self, ws: WorkspaceConfig) -> Checkout:
         folder = ws.folder
@@ -116,6 +117,10 @@ class Checkouts:
             raise SpecError(problems)
         return loaded
 
+    def _fetching(self, workspace: str, branch: str) -> threading.Lock:
+        with self._lock:
+            return self._fetch_locks.setdefault((workspace, branch), threading.Lock())
+
     def head(self, ws: WorkspaceConfig, branch: str | None = None, fetch: bool = True) -> Checkout:
         """The newest commit of `branch` (default: the workspace's default branch).
 
@@ -126,10 +131,13 @@ class Checkouts:
         branch = branch or ws.default_branch
         mirror = self.service.repos.mirror(ws)
         sha = None if fetch else mirror.resolve(f"refs/heads/{branch}")
-        if sha is None and (fetch or time.monotonic() >= self._next_fetch.get((ws.name, branch), 0)):
-            self._next_fetch[(ws.name, branch)] = time.monotonic() + REFETCH_MISSING
-            mirror.fetch(branch)
-            sha = mirror.resolve(f"refs/heads/{branch}")
+        if sha is None:
+            with self._fetching(ws.name, branch):  # a caller meanwhile waits for that fetch, then reads its result
+                sha = None if fetch else mirror.resolve(f"refs/heads/{branch}")
+                if sha is None and (fetch or time.monotonic() >= self._next_fetch.get((ws.name, branch), 0)):
+                    self._next_fetch[(ws.name, branch)] = time.monotonic() + REFETCH_MISSING
+                    mirror.fetch(branch)
+                    sha = mirror.resolve(f"refs/heads/{branch}")
         if sha is None:
             raise GitError(
                 f"workspace {ws.name!r} has no branch {branch!r}"

@@ -139,6 +139,14 @@ def _script_text(r: Reader) -> tuple[str | None, bool]:
     problems = syntax_problems(script)
     if not problems:
         return script, False
+    if "{%" in script:  # it meant to be a template (a statement): never run it with its templates unrendered
+        r.error(
+            "script",
+            "template",
+            f"invalid template in the script: {problems[0]}",
+            "fix the template; literal braces go in {% raw %}...{% endraw %}",
+        )
+        return script, False
     r.warning(
         "script",
         "script-not-template",
