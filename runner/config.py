@@ -40,6 +40,7 @@ _KEYS = {
     "tokens",
     "secrets",
     "expose_env",
+    "vals_files",
     "retention",
     "workers",
     "scheduler",
@@ -92,6 +93,7 @@ class Config:
         }
 
     expose_env: tuple[str, ...] = ()
+    vals_files: tuple[str, ...] = ()  # directories whose files `ref+file://` (the vals filter) may read
     retention_max_age: float = 30 * 86400.0
     retention_max_runs: int = 1000
     retention_snapshots: float = 6 * 3600.0  # unused commit snapshots are removed after this
@@ -298,6 +300,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     out["secret_scopes"] = scopes
     _check_scopes(scopes, out["workspaces"], problems, data.at("secrets") if "secrets" in data else data.pos)
     out["expose_env"] = r.string_list("expose_env", "[DB_PASSWORD]") or ()
+    files = r.string_list("vals_files", "[/run/secrets]") or ()
+    out["vals_files"] = tuple(str((base / folder).resolve()) for folder in files)
     for section, fields in (
         (
             "retention",

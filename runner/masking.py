@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "WITHHELD", "Masker", "Withheld"]
+__all__ = ["MASK", "WITHHELD", "Masker", "Withheld", "secret_leaves"]
 
 MASK = "***"
 WITHHELD = "(withheld)"
@@ -99,3 +100,18 @@ class Withheld(Masker):
 
     def mask_value(self, value):
         return None if value is None else WITHHELD
+
+
+def secret_leaves(values: Iterable[Any]) -> list[str]:
+    """The text values of secrets, those inside secret maps (`secret.db.user`) too, to give a Masker."""
+    out: list[str] = []
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return out

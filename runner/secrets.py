@@ -6,11 +6,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from .errors import StromError
+from .vals import ValsError, decrypt_sops
 
 __all__ = ["ENV_PREFIX", "SecretsFileError", "read_secrets_file", "resolve_workspace_secrets", "secrets_from_env"]
 
@@ -36,6 +38,11 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SecretsFileError(f"cannot read secrets file {path}: {exc.strerror or exc}") from exc
+    if ".sops." in Path(path).name:  # SOPS-encrypted: decrypted by the sops CLI
+        try:
+            text = decrypt_sops(Path(path))
+        except ValsError as exc:
+            raise SecretsFileError(str(exc)) from None
     stripped = text.strip()
     if not stripped:
         return {}
@@ -77,24 +84,40 @@ def _dotenv(text: str) -> dict[str, str]:
 
 
 def resolve_workspace_secrets(
-    declared: Mapping[str, str], provided: Mapping[str, str], environ: Mapping[str, str] | None = None
-) -> tuple[dict[str, str], dict[str, str]]:
+    declared: Mapping[str, Any],
+    provided: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    vals_files: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Render the workspace's `secrets:` references (e.g. "{{ env.DB_PASSWORD }}").
 
     Returns (secrets, problems): provided values win over declarations; a reference that cannot be
     resolved is left out, with the reason in `problems`.
     """
-    from .templating import Namespace, SecretMap, render  # only servers and `strom run` render references
+    from .templating import VALS_FILES, Namespace, SecretMap, render  # only servers and `strom run` render them
 
     environ = os.environ if environ is None else environ
-    context = {"env": Namespace("env", dict(environ)), "secret": SecretMap(provided), "secrets": SecretMap(provided)}
-    out = dict(provided)
-    problems = {}
-    for name, source in declared.items():
-        if name in out:
-            continue
+    context = {
+        "env": Namespace("env", dict(environ)),
+        "secret": SecretMap(provided),
+        "secrets": SecretMap(provided),
+        VALS_FILES: tuple(vals_files),
+    }
+    out: dict[str, Any] = dict(provided)
+    problems: dict[str, str] = {}
+
+    def resolve(name: str, source: Any) -> Any:
+        if isinstance(source, Mapping):  # a secret map: `secret.db.user`
+            return {key: resolve(f"{name}.{key}", value) for key, value in source.items()}
         try:
-            out[name] = render(source, context, f"secret {name!r}")
+            return render(str(source), context, f"secret {name!r}")
         except StromError as exc:
             problems[name] = str(exc)
+            return None
+
+    for name, source in declared.items():
+        if name not in out:
+            value = resolve(name, source)
+            if value is not None:
+                out[name] = value
     return out, problems

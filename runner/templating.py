@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_environment
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_context,
+    pass_environment,
+)
 from jinja2 import filters as jf
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
@@ -45,9 +53,11 @@ from .template_limits import (
 )
 from .tera_compat import FILTERS, GLOBALS, TESTS, display
 from .tera_syntax import explain_syntax_error, translate
+from .vals import resolve_ref
 
 __all__ = [
     "ENV",
+    "VALS_FILES",
     "Namespace",
     "SecretMap",
     "WithheldSecrets",
@@ -226,6 +236,16 @@ _GUARD = "_strom_loop_guard"
 _CONCAT = "_strom_concat"
 
 
+VALS_FILES = "_strom_vals_files"  # where `ref+file://` may read, in a context that renders secrets
+
+
+@pass_context
+def _vals(context, value):
+    """vals-style references (`ref+env://NAME`, `ref+file:///path`, `ref+vault://...`) to their values."""
+    env = context.get("env")
+    return resolve_ref(str(value), env if isinstance(env, Mapping) else None, context.get(VALS_FILES) or ())
+
+
 def _make_env() -> _Environment:
     env = _Environment(
         extensions=["jinja2.ext.loopcontrols"],  # Tera's {% break %} and {% continue %}
@@ -236,6 +256,7 @@ def _make_env() -> _Environment:
     )
     env.filters.update(FILTERS)
     env.filters.update(_OVERRIDES)
+    env.filters["vals"] = _vals
     env.filters = {name: _guarded_filter(func) for name, func in env.filters.items()}
     env.tests.update(TESTS)
     env.globals.update(GLOBALS)

@@ -60,7 +60,8 @@ def _secrets(ws, files: tuple[str, ...]) -> dict[str, str]:
             provided.update(read_secrets_file(Path(path)))
         except SecretsFileError as exc:
             raise click.BadParameter(str(exc), param_hint="--secrets") from exc
-    secrets, problems = resolve_workspace_secrets(ws.secrets, provided)
+    # on your own machine, `ref+file://` reads your files, as `vals` does
+    secrets, problems = resolve_workspace_secrets(ws.secrets, provided, vals_files=("/",))
     for name, problem in problems.items():
         err_console.print(Text(f"! secret {name} is not available: {problem}", style="yellow"))
     return secrets

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..masking import Masker
+from ..masking import Masker, secret_leaves
 from ..spec.model import InputField, Task, Workspace
 from ..templating import Namespace, SecretMap, template_name
 from .state import RunState, StepRun
@@ -38,7 +38,7 @@ def secret_values(schema: Mapping[str, InputField], values: Mapping[str, Any]) -
 
 def run_masker(state: RunState, ctx: RunContext) -> Masker:
     """Hides the run's secrets and secret inputs."""
-    return Masker(list(ctx.secrets.values()) + secret_values(ctx.task.input, state.inputs))
+    return Masker(secret_leaves(ctx.secrets.values()) + secret_values(ctx.task.input, state.inputs))
 
 
 def step_summary(run: StepRun) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
+from ..masking import secret_leaves
 from ..spec.inputs import resolve_inputs
 from ..spec.model import ABSENT, Action, InputField, Step
 from ..spec.payloads import (
@@ -183,7 +184,7 @@ def _work(
         env[key] = render(value, actx, where(f"env.{key}", action))
     task_schema = ctx.task.input
     mask = (
-        list(ctx.secrets.values())
+        secret_leaves(ctx.secrets.values())
         + secret_values(task_schema, state.inputs)
         + secret_values(action.input, action_inputs)
     )

@@ -39,7 +39,9 @@ class Contexts:
         if cached is None:
             config = self.service.config
             environ = {name: os.environ[name] for name in config.expose_env if name in os.environ}
-            cached, _ = resolve_workspace_secrets(workspace.secrets, config.secrets_for(name), environ)
+            cached, _ = resolve_workspace_secrets(
+                workspace.secrets, config.secrets_for(name), environ, config.vals_files
+            )
             with self._lock:
                 self._secrets[key] = cached
         return cached

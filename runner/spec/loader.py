@@ -338,29 +338,43 @@ def _named_entry(parent: LocDict, name: str, data: Any, kind: str, problems: Pro
     return _mapping_entry(parent, name, data, kind, problems)
 
 
-def _secrets(entries: dict[str, Entry], problems: Problems) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _secrets(entries: dict[str, Entry], problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for name, (value, parent, _) in entries.items():
-        if isinstance(value, (dict, list)) or value is None:
-            problems.error(
-                parent.at(name),
-                "wrong-type",
-                f"secret {name!r} must be a string reference",
-                f'write it like `{name}: "{{{{ env.{name} }}}}"`',
-            )
-            continue
-        text = str(value)
-        if not is_template(text):
-            problems.warning(
-                parent.key_at(name),
-                "literal-secret",
-                f"secret {name!r} has its value written in the repository",
-                f'read it from the environment instead: `{name}: "{{{{ env.{name} }}}}"`',
-            )
-        else:
-            Reader(parent, problems, f"secret {name!r}").check_template(text, parent.at(name), name)
-        out[name] = text
+        secret = _secret(name, name, value, parent, problems, 0)
+        if secret is not None:
+            out[name] = secret
     return out
+
+
+MAX_SECRET_DEPTH = 4
+
+
+def _secret(name: str, key: str, value: Any, parent: LocDict, problems: Problems, depth: int) -> Any:
+    """A secret's reference, or a mapping of them (`db: { user: ..., pass: ... }`, read as `secret.db.user`);
+    `name` is its dotted name, `key` its key in `parent`."""
+    if isinstance(value, LocDict) and value and depth < MAX_SECRET_DEPTH:
+        inner = {k: _secret(f"{name}.{k}", k, item, value, problems, depth + 1) for k, item in value.items()}
+        return {k: item for k, item in inner.items() if item is not None}
+    if isinstance(value, (dict, list)) or value is None:
+        problems.error(
+            parent.at(key),
+            "wrong-type",
+            f"secret {name!r} must be a string reference, or a mapping of them (at most {MAX_SECRET_DEPTH} deep)",
+            f'write it like `{key}: "{{{{ env.{key.upper()} }}}}"`',
+        )
+        return None
+    text = str(value)
+    if not is_template(text):
+        problems.warning(
+            parent.key_at(key),
+            "literal-secret",
+            f"secret {name!r} has its value written in the repository",
+            f'read it from the environment instead: `{key}: "{{{{ env.{key} }}}}"`',
+        )
+    else:
+        Reader(parent, problems, f"secret {name!r}").check_template(text, parent.at(key), name)
+    return text
 
 
 def _workspace_hooks(documents: list[Document], ctx: BuildContext, actions: dict[str, Action]) -> Hooks:
