@@ -34,6 +34,7 @@ KINDS = ("folder", "git", "hosted")
 FORGE_APIS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4", "gitea": None}
 HOSTED_POLL = 30.0  # hosted repositories are local: a cheap safety net for a push whose events were lost
 _KEYS = {
+    "badges",
     "folder",
     "git",
     "hosted",
@@ -69,6 +70,7 @@ class WorkspaceConfig:
     untrusted_network: bool = False
     self_approval: bool = True  # False: whoever wrote a change may not approve its gates
     cancel_waiting_on_push: bool = True  # a new push to a pull request cancels its runs waiting for approval
+    public_badges: bool = False  # `badges: true`: /badge/<workspace>/<task>.svg answers anyone
 
     @property
     def is_git(self) -> bool:
@@ -140,6 +142,7 @@ def _build(r: Reader, name: str, kind: str, base: Path, read_value, problems) ->
         fields["sticky_trust"] = t.boolean("sticky_trust")
         fields["untrusted_secrets"] = t.boolean("secrets")
         fields["untrusted_network"] = t.boolean("network")
+    fields["public_badges"] = r.boolean("badges")
     approvals = r.mapping("approvals", "{ self_approval: false, cancel_on_push: true }")
     if approvals is not None:
         a = Reader(approvals, problems, f"workspace {name!r} approvals")

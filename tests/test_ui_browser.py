@@ -192,3 +192,14 @@ def test_run_an_ad_hoc_command_and_pause_and_resume_a_trigger(page, live, tmp_pa
     page.click("text=Resume nightly")
     page.locator("text=Trigger nightly resumed.").wait_for()
     assert page.locator("#task-build .triggers .badge.paused").count() == 0 and service.pauses.of("local") == {}
+
+
+def test_the_pages_follow_the_systems_dark_mode(chromium, live):
+    _service, server = live
+    for scheme, background in (("dark", "rgb(15, 18, 23)"), ("light", "rgb(246, 247, 249)")):
+        context = chromium.new_context(color_scheme=scheme)
+        page = context.new_page()
+        page.goto(f"{server.url}/login")
+        colour = page.locator("body").evaluate("(b) => getComputedStyle(b).backgroundColor")
+        context.close()
+        assert colour == background, (scheme, colour)

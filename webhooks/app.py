@@ -21,6 +21,7 @@ from .openapi import bp as openapi
 from .receivers import alerts, forges, git, hooks
 from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
+from .ui.badges import bp as badges
 
 __all__ = ["create_app"]
 
@@ -53,6 +54,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
     for receiver in (forges, hooks, alerts, git):
         app.register_blueprint(receiver)
     app.register_blueprint(ui)
+    app.register_blueprint(badges)
 
     @app.get("/healthz")
     def healthz():
