@@ -229,7 +229,8 @@ class Sandbox:
 
     @property
     def code_dir(self) -> Path:
-        """Host directory of the step's script and event file, read-only to the step."""
+        """Host directory of the step's script and event file; not the step's to change when it runs as a uid of
+        its own (the directory is the worker's), except `out_dir`."""
         return self.scratch / "code"
 
     @property
@@ -239,8 +240,7 @@ class Sandbox:
 
     @property
     def out_dir(self) -> Path:
-        """Host directory the step may write files for Strom to read after it (its summary): the one writable
-        place inside the read-only code directory."""
+        """Host directory the step may write files for Strom to read after it (its summary), the step's own."""
         return self.code_dir / "out"
 
     def inside(self, host_path: Path) -> str:
@@ -341,12 +341,9 @@ class Sandbox:
             "--ro-bind",
             str(self._bound or self.workspace),
             WORKSPACE_MOUNT,
-            "--ro-bind",
+            "--bind",  # one mount: the step may write only where its uid may, which is out/ (see out_dir)
             str(self.code_dir),
             CODE_MOUNT,
-            "--bind",
-            str(self.out_dir),
-            self.inside(self.out_dir),
         ]
         for rel in self.hidden() if self._bound is None else ():  # a copy leaves them out
             bwrap += _cover(self.workspace / rel, f"{WORKSPACE_MOUNT}/{rel}")
