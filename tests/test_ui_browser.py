@@ -47,6 +47,21 @@ WORKSPACE = {
       soak:
         flow:
           wait: { type: script, script: "echo soaking; sleep 60" }
+      noisy:
+        flow:
+          talk:
+            type: script
+            script: |
+              echo "::group::Install"
+              echo "installing a"
+              echo "installing b"
+              echo "::endgroup::"
+              echo "compiling"
+              echo "warning: deprecated call"
+              sleep 0.2
+              echo "error: missing semicolon" >&2
+              sleep 0.2
+              echo "done"
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: build }
     """
@@ -180,7 +195,7 @@ def test_run_an_ad_hoc_command_and_pause_and_resume_a_trigger(page, live, tmp_pa
     run_id = page.url.rsplit("/", 1)[1]
     page.locator("#run-status.succeeded").wait_for(timeout=20_000)
     assert "exec: look" in page.locator("h1").inner_text()
-    assert page.locator('pre.log[data-log="exec"]').inner_text().strip() == "from the browser in /workspace"
+    assert page.locator('pre.log[data-log="exec"] .line .text').inner_text() == "from the browser in /workspace"
     assert service.runs.load(run_id).source == "exec"
 
     page.goto(f"{server.url}/tasks")
@@ -203,3 +218,43 @@ def test_the_pages_follow_the_systems_dark_mode(chromium, live):
         colour = page.locator("body").evaluate("(b) => getComputedStyle(b).backgroundColor")
         context.close()
         assert colour == background, (scheme, colour)
+
+
+def test_log_anchors_groups_search_timestamps_first_error_and_download(page, live, tmp_path):
+    service, server = live
+    sign_in(page, server)
+    page.click("text=Run noisy")
+    page.click("#run-noisy")
+    page.wait_for_url(f"{server.url}/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
+    page.goto(f"{server.url}/runs/{run_id}#step-talk-L3")
+    log = page.locator('pre.log[data-log="talk"]')
+    picked = log.locator("#step-talk-L3.picked")
+    picked.wait_for(timeout=10_000)
+    assert picked.locator(".text").inner_text() == "installing b", "the anchored line, its group opened"
+    assert log.locator("details.group[open] summary .group-title").inner_text() == "Install"
+    assert log.locator(".line").count() == 7, "::endgroup:: is not a line"
+    assert log.locator(".line .ln").first.inner_text() == "1"
+
+    page.fill('input.log-search[data-for="talk"]', "installing")
+    assert page.locator('[data-count-for="talk"]').inner_text() == "2 of 7 lines"
+    assert log.locator(".line:not(.miss) .text").all_inner_texts() == ["installing a", "installing b"]
+    page.fill('input.log-search[data-for="talk"]', "")
+    assert log.locator(".line.miss").count() == 0
+
+    page.click('button[data-first-error="talk"]')
+    first = log.locator(".line.picked.stderr")
+    first.wait_for()
+    assert first.locator(".text").inner_text() == "error: missing semicolon"
+    assert page.url.endswith("#" + first.get_attribute("id"))
+
+    page.click('button[data-times="talk"]')
+    assert "times" in log.get_attribute("class")
+    stamp = log.locator(".line").first.get_attribute("data-time")
+    assert len(stamp) == 12 and stamp[2] == ":" and stamp[8] == "."
+
+    link = page.locator(".log-tools a[download]").first
+    text = page.request.get(server.url + link.get_attribute("href")).text()
+    assert "installing b" in text and "error: missing semicolon" in text
+    shot(page, tmp_path, "logs")

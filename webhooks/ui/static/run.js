@@ -1,5 +1,6 @@
 // The run page: live logs over Server-Sent Events (ANSI colours, auto-scroll that stops when the
-// reader scrolls up), statuses of steps and graph nodes as they change, a reload when the run ends.
+// reader scrolls up, line anchors #step-NAME-L12, ::group:: sections, search, timestamps, the first
+// error), statuses of steps and graph nodes as they change, a reload when the run ends.
 (function () {
   var head = document.querySelector(".run-head");
   if (!head) return;
@@ -56,17 +57,73 @@
   }
   function disconnect() { if (source) { source.close(); source = null; } }
   document.addEventListener("visibilitychange", function () { if (document.hidden) disconnect(); else connect(); });
+  // Each pane numbers its lines; `::group::TITLE` ... `::endgroup::` (as GitHub Actions writes them) fold.
+  var GROUP = /^::group::(.*)$/, ENDGROUP = /^::endgroup::\s*$/;
   function onLine(e) {
     lastId = e.lastEventId || lastId;
     var line = JSON.parse(e.data), el = pane(line.step);
     if (!el) return;
-    var stick = follow(el);
+    var stick = follow(el), text = line.text.replace(/\x1b\[[0-9;]*m/g, "");
+    if (ENDGROUP.test(text) && el._group) { el._group = null; return; }
+    var n = (el._lines = (el._lines || 0) + 1), id = "step-" + el.dataset.log + "-L" + n;
     var row = document.createElement("div");
-    if (line.stream !== "stdout") row.className = line.stream;
-    row.innerHTML = ansi(line.text);
-    el.appendChild(row);
+    row.id = id;
+    row.className = "line" + (line.stream !== "stdout" ? " " + line.stream : "");
+    row.dataset.time = new Date(line.time * 1000).toISOString().slice(11, 23);
+    var number = '<a class="ln" href="#' + escapeHtml(id) + '" aria-label="line ' + n + '">' + n + "</a>";
+    var group = GROUP.exec(text);
+    if (group) {
+      var box = document.createElement("details");
+      box.className = "group";
+      row.innerHTML = number + '<span class="group-title">' + escapeHtml(group[1] || "group") + "</span>";
+      var summary = document.createElement("summary");
+      summary.appendChild(row);
+      box.appendChild(summary);
+      el.appendChild(box);
+      el._group = box;
+    } else {
+      row.innerHTML = number + '<span class="text">' + ansi(line.text) + "</span>";
+      (el._group || el).appendChild(row);
+    }
+    if (location.hash === "#" + id) reveal(row);
+    filter(el, row);
     if (stick) el.scrollTop = el.scrollHeight;
   }
+  function reveal(row) {
+    var box = row.closest("details.group");
+    if (box) box.open = true;
+    row.classList.add("picked");
+    row.scrollIntoView({ block: "center" });
+  }
+  function query(el) { var box = document.querySelector('input.log-search[data-for="' + CSS.escape(el.dataset.log) + '"]'); return box ? box.value.toLowerCase() : ""; }
+  function filter(el, row) {
+    var q = query(el);
+    var text = (row.querySelector(".text, .group-title") || row).textContent;  // not the line's number
+    row.classList.toggle("miss", !!q && text.toLowerCase().indexOf(q) < 0);
+  }
+  document.addEventListener("input", function (e) {
+    if (!e.target.matches("input.log-search")) return;
+    var el = pane(e.target.dataset.for);
+    if (!el) return;
+    var rows = el.querySelectorAll(".line"), shown = 0;
+    rows.forEach(function (row) { filter(el, row); if (!row.classList.contains("miss")) shown++; });
+    if (e.target.value) el.querySelectorAll("details.group").forEach(function (box) { box.open = true; });
+    var count = document.querySelector('[data-count-for="' + CSS.escape(e.target.dataset.for) + '"]');
+    if (count) count.textContent = e.target.value ? shown + " of " + rows.length + " lines" : "";
+  });
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("button[data-first-error], button[data-times]");
+    if (!button) return;
+    var el = pane(button.dataset.firstError || button.dataset.times);
+    if (!el) return;
+    if (button.dataset.times) { el.classList.toggle("times"); button.setAttribute("aria-pressed", el.classList.contains("times")); return; }
+    var rows = Array.prototype.slice.call(el.querySelectorAll(".line"));
+    var hit = rows.filter(function (r) { return r.classList.contains("stderr"); })[0] ||
+      rows.filter(function (r) { return /\b(error|failed|fatal|traceback|exception)\b/i.test(r.textContent); })[0];
+    var said = document.querySelector('[data-count-for="' + CSS.escape(button.dataset.firstError) + '"]');
+    if (hit) { el.querySelectorAll(".picked").forEach(function (r) { r.classList.remove("picked"); }); reveal(hit); history.replaceState(null, "", "#" + hit.id); }
+    else if (said) said.textContent = "no error in this log";
+  });
   function onStatus(e) { lastId = e.lastEventId || lastId; var s = JSON.parse(e.data); setStatus(s.step, s.status); }
   function onEnd(e) {
     ended = true;
