@@ -61,6 +61,4 @@ def test_events_are_listed_filtered_linked_from_their_runs_and_redelivered_by_ad
         assert again.status_code == 200 and "queued again" in again.text
         record = wait_for(lambda: (r := service.repo_events.load(started["id"]))["status"] != "queued" and r)
         assert record["runs"] == [run_id], "the run it started is not started twice"
-        assert (
-            len(service.runs.list(__import__("runner.store", fromlist=["RunFilter"]).RunFilter(), limit=10).runs) == 1
-        )
+        assert len(service.runs.list(RunFilter(), limit=10).runs) == 1
