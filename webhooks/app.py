@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
@@ -18,6 +19,7 @@ from .context import EXTENSION
 from .errors import register_error_handlers
 from .metrics import bp as metrics
 from .openapi import bp as openapi
+from .prefix import PathPrefix
 from .receivers import alerts, forges, git, hooks
 from .receivers.bodies import MAX_BODY
 from .ui import bp as ui
@@ -55,6 +57,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
         app.register_blueprint(receiver)
     app.register_blueprint(ui)
     app.register_blueprint(badges)
+    prefix = urlsplit(service.config.public_url).path.rstrip("/")
+    if prefix:
+        app.wsgi_app = PathPrefix(app.wsgi_app, prefix)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz():

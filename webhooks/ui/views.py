@@ -34,7 +34,8 @@ def login():
         check_csrf()  # a page elsewhere cannot sign a browser in with a token of its choosing
         token = sign_in(request.form.get("token", "").strip())
         if token is not None:
-            return redirect(local_path(request.args.get("next")) or url_for("ui.runs"))
+            target = local_path(request.args.get("next"))  # a path inside the app, below its prefix
+            return redirect(request.script_root + target if target else url_for("ui.runs"))
         error = "That is not a token this server knows."
     return render_template("login.html", error=error), 401 if error else 200
 
