@@ -14,7 +14,7 @@ from ..access.session import page
 from ..context import current_service
 from . import bp
 
-__all__ = ["Column", "chart"]
+__all__ = ["Column", "chart", "slowest_steps"]
 
 RUNS = 100
 W, H, GAP = 8, 120, 2
