@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+import requests
 from werkzeug.serving import make_server
 
 from runner.config import load_config
@@ -229,3 +231,28 @@ def remote_cli(server, *args: str, token: str = "admin") -> tuple[int, str]:
     env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS[token]}
     result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
     return result.exit_code, result.output
+
+
+# The web UI as a browser uses it: a session signed in through the form, with the CSRF token of each page.
+def log_in(server, token: str, browser: requests.Session | None = None, **params) -> requests.Response:
+    """Post the sign-in form as a browser does: with the CSRF token of the page it was shown on."""
+    browser = browser or requests.Session()
+    form = browser.get(f"{server.url}/login", timeout=10).text
+    return browser.post(
+        f"{server.url}/login",
+        params=params,
+        data={"token": token, "csrf_token": csrf(form)},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
+def signed_in(server, role: str = "admin") -> requests.Session:
+    browser = requests.Session()
+    answer = log_in(server, TOKENS[role], browser)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/runs")
+    return browser
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

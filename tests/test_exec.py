@@ -5,14 +5,13 @@ field, the operator role is needed, and `--ref` picks the commit of a git worksp
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import requests
 from git_env import commit, git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_for
+from service_env import TOKENS, csrf, make_config, remote_cli, serving, signed_in, stack, wait_for
 
 from runner.engine import RunStatus
 from runner.errors import InputError
@@ -148,37 +147,31 @@ def test_strom_exec_follows_the_command_and_exits_with_its_status(live, tmp_path
 
 def test_the_ui_form_starts_a_command_and_keeps_what_was_typed_on_an_error(live):
     service, server = live
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/login", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    browser.post(f"{server.url}/login", data={"token": TOKENS["operator"], "csrf_token": csrf}, timeout=10)
+    browser = signed_in(server, "operator")
     page = browser.get(f"{server.url}/tasks", timeout=10).text
     assert 'id="adhoc"' in page
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = csrf(page)
     bad = browser.post(
         f"{server.url}/tasks/local/exec",
-        data={"csrf_token": csrf, "script": "echo typed", "timeout": "9999", "env": "NOEQUALS", "name": "ui"},
+        data={"csrf_token": token, "script": "echo typed", "timeout": "9999", "env": "NOEQUALS", "name": "ui"},
         timeout=10,
     )
     assert bad.status_code == 422 and "echo typed</textarea>" in bad.text and "is not KEY=VALUE" in bad.text, bad.text[
         bad.text.find("adhoc") :
     ][:3000]
     bad = browser.post(
-        f"{server.url}/tasks/local/exec", data={"csrf_token": csrf, "script": "echo typed", "timeout": "9999"}
+        f"{server.url}/tasks/local/exec", data={"csrf_token": token, "script": "echo typed", "timeout": "9999"}
     )
     assert bad.status_code == 422 and "1 to 3600" in bad.text
     started = browser.post(
         f"{server.url}/tasks/local/exec",
-        data={"csrf_token": csrf, "script": "echo from-the-form $A", "env": "A={{ secret.api_key }}", "name": "ui"},
+        data={"csrf_token": token, "script": "echo from-the-form $A", "env": "A={{ secret.api_key }}", "name": "ui"},
         timeout=10,
     )
     run_id = started.url.rsplit("/", 1)[1]
     assert started.status_code == 200 and "exec: ui" in started.text
     assert log_of(service, finished(service, run_id).id) == ["from-the-form ***"]
-    viewer = requests.Session()
-    form = viewer.get(f"{server.url}/login", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    viewer.post(f"{server.url}/login", data={"token": TOKENS["viewer"], "csrf_token": csrf}, timeout=10)
+    viewer = signed_in(server, "viewer")
     assert 'id="adhoc"' not in viewer.get(f"{server.url}/tasks", timeout=10).text
 
 

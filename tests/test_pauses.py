@@ -3,13 +3,12 @@ recorded and counted; runs started by hand still start; resuming lets it fire ag
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 import requests
 from click.testing import CliRunner
-from service_env import TOKENS, LiveServer, make_config, remote_cli, stack, wait_for
+from service_env import TOKENS, LiveServer, csrf, make_config, remote_cli, signed_in, stack, wait_for
 
 from runner.cli import main
 from runner.service.cron import Cron
@@ -122,17 +121,14 @@ def test_errors_and_roles(live):
 
 def test_the_ui_pauses_and_resumes(live):
     server, service = live
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/login", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    browser.post(f"{server.url}/login", data={"token": TOKENS["operator"], "csrf_token": csrf}, timeout=10)
+    browser = signed_in(server, "operator")
     page = browser.get(f"{server.url}/tasks?workspace=local", timeout=10).text
     assert "Pause deploy" in page and "Pause hook" in page
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    after = browser.post(f"{server.url}/tasks/local/triggers/hook/pause", data={"csrf_token": csrf}, timeout=10)
+    token = csrf(page)
+    after = browser.post(f"{server.url}/tasks/local/triggers/hook/pause", data={"csrf_token": token}, timeout=10)
     assert after.status_code == 200 and "Trigger hook paused" in after.text and "Resume hook" in after.text
     assert "trigger:hook" in service.pauses.of("local")
-    browser.post(f"{server.url}/tasks/local/triggers/hook/resume", data={"csrf_token": csrf}, timeout=10)
+    browser.post(f"{server.url}/tasks/local/triggers/hook/resume", data={"csrf_token": token}, timeout=10)
     assert service.pauses.of("local") == {}
 
 

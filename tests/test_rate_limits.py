@@ -7,7 +7,7 @@ import json
 
 import pytest
 import requests
-from service_env import TOKENS, config_env, live_stack, wait_for
+from service_env import TOKENS, config_env, csrf, live_stack, signed_in, wait_for
 
 from runner.config import ConfigError, load_config
 from runner.store import RunFilter
@@ -75,16 +75,13 @@ def test_repository_events_are_never_limited(live):
 def test_the_ui_answers_429_with_retry_after(service_workspace, redis_url):
     config = _config(service_workspace(WORKSPACE), redis_url, per_token="1/minute", per_workspace="off")
     with live_stack(config) as (_service, server):
-        session = requests.Session()
-        base = f"http://127.0.0.1:{server.port}"
-        login = session.get(f"{base}/login", timeout=10)
-        csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
-        session.post(f"{base}/login", data={"token": TOKENS["operator"], "csrf_token": csrf}, timeout=10)
+        session = signed_in(server, "operator")
+        base = server.url
         page = session.get(f"{base}/tasks?workspace=local&task=hello", timeout=10)
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-        first = session.post(f"{base}/tasks/local/hello/run", data={"csrf_token": csrf}, timeout=10)
+        token = csrf(page.text)
+        first = session.post(f"{base}/tasks/local/hello/run", data={"csrf_token": token}, timeout=10)
         assert first.status_code == 200 and "/runs/" in first.url
-        second = session.post(f"{base}/tasks/local/hello/run", data={"csrf_token": csrf}, allow_redirects=False)
+        second = session.post(f"{base}/tasks/local/hello/run", data={"csrf_token": token}, allow_redirects=False)
         assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
         assert "too many runs started by hand" in second.text
 

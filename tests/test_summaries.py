@@ -9,7 +9,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_for
+from service_env import TOKENS, make_config, remote_cli, serving, signed_in, stack, wait_for
 
 from runner.engine import RunState, RunStatus, StepRun, StepStatus
 from runner.gitops.reporting import summary_body
@@ -161,10 +161,7 @@ def test_a_live_summary_in_the_api_strom_status_and_the_run_page(service_workspa
         assert shown["steps"][0]["summary"] == expected
         code, out = remote_cli(server, "status", run_id)
         assert code == 0 and "    │ | to add | to change |" in out and "    │ token *** <script>" in out
-        browser = requests.Session()
-        form = browser.get(f"{server.url}/login", timeout=10).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        browser.post(f"{server.url}/login", data={"token": TOKENS["viewer"], "csrf_token": csrf}, timeout=10)
+        browser = signed_in(server, "viewer")
         page = browser.get(f"{server.url}/runs/{run_id}", timeout=10).text
         block = re.search(r'<div class="summary" data-summary-of="terraform">(.*?)</div>', page, re.S).group(1)
         assert "<h2>Plan</h2>" in block and "<td>3</td>" in block

@@ -3,10 +3,8 @@ its event, and redelivery for admins only."""
 
 from __future__ import annotations
 
-import re
-
 import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import csrf, make_config, serving, signed_in, stack, wait_for
 
 from runner.store import RunFilter
 
@@ -20,14 +18,6 @@ WORKSPACE = {
 }
 
 
-def _signed_in(server, role):
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/login", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    browser.post(f"{server.url}/login", data={"token": TOKENS[role], "csrf_token": csrf}, timeout=10)
-    return browser
-
-
 def test_events_are_listed_filtered_linked_from_their_runs_and_redelivered_by_admins(service_workspace, redis_url):
     config = make_config(service_workspace(WORKSPACE), redis_url)
     with stack(config) as service, serving(config, service) as server:
@@ -37,7 +27,7 @@ def test_events_are_listed_filtered_linked_from_their_runs_and_redelivered_by_ad
         run_id = started["run"]
         wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
 
-        viewer = _signed_in(server, "viewer")
+        viewer = signed_in(server, "viewer")
         page = viewer.get(f"{server.url}/events", timeout=10).text
         assert f'data-event="{started["id"]}"' in page and f'href="/runs/{run_id}"' in page
         assert ">Events</a>" in page
@@ -52,12 +42,12 @@ def test_events_are_listed_filtered_linked_from_their_runs_and_redelivered_by_ad
         assert "hello-hook" in detail and f'href="/runs/{run_id}"' in detail and 'id="redeliver"' not in detail
         assert viewer.get(f"{server.url}/events/nope", timeout=10).status_code == 404
 
-        admin = _signed_in(server, "admin")
+        admin = signed_in(server, "admin")
         detail = admin.get(f"{server.url}/events/{started['id']}", timeout=10).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', detail).group(1)
-        refused = viewer.post(f"{server.url}/events/{started['id']}/redeliver", data={"csrf_token": csrf}, timeout=10)
+        token = csrf(detail)
+        refused = viewer.post(f"{server.url}/events/{started['id']}/redeliver", data={"csrf_token": token}, timeout=10)
         assert refused.status_code in (400, 403)
-        again = admin.post(f"{server.url}/events/{started['id']}/redeliver", data={"csrf_token": csrf}, timeout=10)
+        again = admin.post(f"{server.url}/events/{started['id']}/redeliver", data={"csrf_token": token}, timeout=10)
         assert again.status_code == 200 and "queued again" in again.text
         record = wait_for(lambda: (r := service.repo_events.load(started["id"]))["status"] != "queued" and r)
         assert record["runs"] == [run_id], "the run it started is not started twice"

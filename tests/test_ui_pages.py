@@ -7,7 +7,7 @@ import re
 
 import pytest
 import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import TOKENS, csrf, log_in, make_config, serving, signed_in, stack, wait_for
 
 from runner.engine import RunStatus
 
@@ -57,30 +57,6 @@ def live(service_workspace, redis_url):
     config = make_config(service_workspace(WORKSPACE), redis_url, STROM_PUBLIC_URL="http://strom.test")
     with stack(config) as service, serving(config, service) as server:
         yield service, server
-
-
-def log_in(server, token: str, browser: requests.Session | None = None, **params) -> requests.Response:
-    """Post the sign-in form as a browser does: with the CSRF token of the page it was shown on."""
-    browser = browser or requests.Session()
-    form = browser.get(f"{server.url}/login", timeout=10).text
-    return browser.post(
-        f"{server.url}/login",
-        params=params,
-        data={"token": token, "csrf_token": csrf(form)},
-        allow_redirects=False,
-        timeout=10,
-    )
-
-
-def signed_in(server, role: str = "admin") -> requests.Session:
-    browser = requests.Session()
-    answer = log_in(server, TOKENS[role], browser)
-    assert answer.status_code == 302 and answer.headers["Location"].endswith("/runs")
-    return browser
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_sign_in_sets_a_strict_session_cookie_and_pages_need_it(live):

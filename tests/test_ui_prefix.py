@@ -3,10 +3,8 @@ whether the reverse proxy passes the prefix on or strips it."""
 
 from __future__ import annotations
 
-import re
-
 import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import TOKENS, csrf, make_config, serving, stack, wait_for
 
 WORKSPACE = {".strom/t.yaml": "tasks:\n  hello: { flow: { s: { type: script, script: 'echo hi' } } }\n"}
 
@@ -21,15 +19,15 @@ def test_the_ui_works_under_a_path_prefix(service_workspace, redis_url):
         form = browser.get(f"{base}/login", timeout=10).text
         assert 'href="/ci/ui/static/strom.css"' in form
         assert browser.get(f"{base}/ui/static/strom.css", timeout=10).status_code == 200
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        token = csrf(form)
         signed = browser.post(
-            f"{base}/login?next=/tasks", data={"token": TOKENS["admin"], "csrf_token": csrf}, allow_redirects=False
+            f"{base}/login?next=/tasks", data={"token": TOKENS["admin"], "csrf_token": token}, allow_redirects=False
         )
         assert signed.status_code == 302 and signed.headers["Location"] == "/ci/tasks"
         tasks = browser.get(f"{base}/tasks", timeout=10).text
         assert 'href="/ci/runs"' in tasks and 'action="/ci/tasks/local/hello/run"' in tasks
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', tasks).group(1)
-        started = browser.post(f"{base}/tasks/local/hello/run", data={"csrf_token": csrf}, allow_redirects=False)
+        token = csrf(tasks)
+        started = browser.post(f"{base}/tasks/local/hello/run", data={"csrf_token": token}, allow_redirects=False)
         assert started.headers["Location"].startswith("/ci/runs/")
         run_id = started.headers["Location"].rsplit("/", 1)[1]
         wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")

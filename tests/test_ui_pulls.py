@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import make_config, serving, signed_in, stack, wait_for
 
 from runner import runs as run_service
 from runner.engine import RunStatus
@@ -40,10 +39,7 @@ def test_a_pull_requests_page_shows_trust_runs_and_waiting_gates(service_workspa
         wait_for(lambda: service.runs.load(started[0]).status.terminal, what="the test run")
         wait_for(lambda: service.runs.load(started[1]).status is RunStatus.WAITING, what="the gate")
 
-        browser = requests.Session()
-        form = browser.get(f"{server.url}/login", timeout=10).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        browser.post(f"{server.url}/login", data={"token": TOKENS["viewer"], "csrf_token": csrf}, timeout=10)
+        browser = signed_in(server, "viewer")
         page = browser.get(f"{server.url}/pulls/local/7", timeout=10).text
         assert "Fix the login" in page and "fix-login" in page and "from a fork" in page
         assert 'href="https://f/pr/7"' in page

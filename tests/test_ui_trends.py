@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import TOKENS, make_config, serving, signed_in, stack, wait_for
 
 from runner.engine import RunState, RunStatus, StepRun, StepStatus
 from webhooks.ui.trends import H, chart, slowest_steps
@@ -63,10 +63,7 @@ def test_the_trends_page_charts_a_tasks_runs_and_its_slowest_steps(service_works
             ).json()
             wait_for(lambda r=run["id"]: service.runs.load(r).status.terminal, what="a run")
             ids.append(run["id"])
-        browser = requests.Session()
-        form = browser.get(f"{server.url}/login", timeout=10).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        browser.post(f"{server.url}/login", data={"token": TOKENS["viewer"], "csrf_token": csrf}, timeout=10)
+        browser = signed_in(server, "viewer")
         page = browser.get(f"{server.url}/trends/local/job", timeout=10).text
         bars = re.findall(r'<rect class="bar (\w+)" data-run="(\w+)"', page)
         assert bars == [("succeeded", ids[0]), ("failed", ids[1]), ("succeeded", ids[2])], "oldest first"

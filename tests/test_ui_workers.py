@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import requests
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import TOKENS, make_config, serving, signed_in, stack, wait_for
 
 from runner.engine import RunStatus
 
@@ -23,10 +23,7 @@ def test_the_workers_page_shows_workers_their_steps_and_stuck_queues(service_wor
     config = make_config(service_workspace(WORKSPACE), redis_url)
     admin = {"Authorization": f"Bearer {TOKENS['admin']}"}
     with stack(config, concurrency=3) as service, serving(config, service) as server:
-        browser = requests.Session()
-        form = browser.get(f"{server.url}/login", timeout=10).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        browser.post(f"{server.url}/login", data={"token": TOKENS["viewer"], "csrf_token": csrf}, timeout=10)
+        browser = signed_in(server, "viewer")
         wait_for(lambda: service.workers.live(), what="the worker's first heartbeat")
 
         slow = requests.post(f"{server.url}/api/workspaces/local/tasks/slow/execute", json={}, headers=admin).json()
