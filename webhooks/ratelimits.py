@@ -44,7 +44,10 @@ def _limits() -> _Limits:
 
 def count_start(token: str, workspace: str) -> None:
     """Count one run started by hand by `token` in `workspace`; TooManyRequests (with Retry-After) when either
-    is at its limit, and then nothing is counted."""
+    is at its limit, and then nothing is counted. A workspace the server does not have counts nothing (the request
+    is answered 404 after this): no key is made per made-up name."""
+    if workspace not in current_service().config.workspaces:
+        return
     limits = _limits()
     keyed = [(item, kind, token if kind == "token" else workspace) for item, kind in limits.rules]
     for item, kind, name in keyed:

@@ -38,7 +38,7 @@ MAX_EXEC_SCRIPT = 64 * 1024
 MAX_EXEC_ENV = 100
 EXEC_ABILITIES = {"script": "local", "docker": "docker", "kubernetes": "pod"}  # ability -> the step's runner
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_KEYS = ("name", "command", "script", "timeout", "env", "ability", "tags", "image", "ref")
+_KEYS = ("name", "command", "script", "timeout", "env", "ability", "tags", "image")
 
 
 def is_exec_task(task: str) -> bool:

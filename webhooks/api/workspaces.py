@@ -104,8 +104,7 @@ def execute(workspace, task):
     body = json_object()
     if not isinstance(body.get("input", {}), dict):
         raise ApiError(400, "bad_request", 'send a JSON object like {"input": {"name": "value"}}')
-    if workspace in current_service().config.workspaces:  # an unknown one is a 404 below, and counts nothing
-        count_start(caller(), workspace)
+    count_start(caller(), workspace)
     state = run_service.execute(current_service(), workspace, task, body.get("input") or {}, source="api", by=caller())
     return _created(state)
 
@@ -124,8 +123,7 @@ def exec_adhoc(workspace):
     body = json_object()
     ref = short_text(body, "ref")
     body.pop("ref", None)
-    if workspace in current_service().config.workspaces:
-        count_start(caller(), workspace)
+    count_start(caller(), workspace)
     state = run_service.exec_run(current_service(), workspace, body, by=caller(), ref=ref)
     return _created(state)
 
@@ -140,8 +138,7 @@ def batch(workspace):
         raise ApiError(400, "bad_request", 'send a JSON object like {"pattern": "deploy-*", "input": {...}}')
     if not isinstance(body.get("input", {}), dict):
         raise ApiError(400, "bad_request", "`input` must be an object of input values")
-    if workspace in current_service().config.workspaces:
-        count_start(caller(), workspace)
+    count_start(caller(), workspace)
     started = run_service.start_batch(current_service(), workspace, pattern, body.get("input") or {}, by=caller())
     if not started.runs:
         raise InputError(f"batch {pattern}", started.refused)
