@@ -109,6 +109,13 @@ def shot(page, tmp_path: Path, name: str) -> None:
         shutil.copyfile(path, DOCS / f"{name}.png")
 
 
+def submit(page, server, button: str) -> str:
+    """Press a form's button that starts a run; the id of the run whose page it leads to."""
+    page.click(button)
+    page.wait_for_url(f"{server.url}/runs/*")
+    return page.url.rsplit("/", 1)[1]
+
+
 def sign_in(page, server, role="admin"):
     page.goto(f"{server.url}/tasks")
     assert page.url.startswith(f"{server.url}/login?next=/tasks")
@@ -123,9 +130,7 @@ def test_start_a_task_from_its_form_and_watch_it_live(page, live, tmp_path):
     page.click("text=Run build")
     page.fill("#build-target", "web")
     shot(page, tmp_path, "tasks")
-    page.click("#run-build")
-    page.wait_for_url(f"{server.url}/runs/*")
-    run_id = page.url.rsplit("/", 1)[1]
+    run_id = submit(page, server, "#run-build")
     log = page.locator('pre.log[data-log="compile"]')
     log.locator("text=step 2 of 6").wait_for(timeout=15_000)
     assert service.runs.load(run_id).steps["compile"].status.value == "running", "lines arrive while it runs"
@@ -152,9 +157,7 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
     service, server = live
     sign_in(page, server)
     page.click("text=Run release")
-    page.click("#run-release")
-    page.wait_for_url(f"{server.url}/runs/*")
-    run_id = page.url.rsplit("/", 1)[1]
+    run_id = submit(page, server, "#run-release")
     wait_for(lambda: service.runs.load(run_id).status is RunStatus.WAITING, what="the gate")
     page.goto(f"{server.url}/runs/{run_id}?step=approve")
     assert page.locator("#step-approve .message").inner_text() == "Release to production?"
@@ -169,9 +172,7 @@ def test_approve_a_waiting_step_and_cancel_a_run(page, live, tmp_path):
 
     page.goto(f"{server.url}/tasks")
     page.click("text=Run soak")
-    page.click("#run-soak")
-    page.wait_for_url(f"{server.url}/runs/*")
-    soak = page.url.rsplit("/", 1)[1]
+    soak = submit(page, server, "#run-soak")
     page.locator('pre.log[data-log="wait"] >> text=soaking').wait_for(timeout=15_000)
     page.click("#cancel")
     page.locator("#run-status.cancelled").wait_for(timeout=20_000)
@@ -190,9 +191,7 @@ def test_run_an_ad_hoc_command_and_pause_and_resume_a_trigger(page, live, tmp_pa
     page.locator("#adhoc .field.invalid >> text=whole seconds from 1 to 3600").wait_for()
     assert page.locator("#adhoc-script").input_value() == 'echo "from the browser in $(pwd)"', "what was typed stays"
     page.fill("#adhoc-timeout", "60")
-    page.click("#run-adhoc")
-    page.wait_for_url(f"{server.url}/runs/*")
-    run_id = page.url.rsplit("/", 1)[1]
+    run_id = submit(page, server, "#run-adhoc")
     page.locator("#run-status.succeeded").wait_for(timeout=20_000)
     assert "exec: look" in page.locator("h1").inner_text()
     assert page.locator('pre.log[data-log="exec"] .line .text').inner_text() == "from the browser in /workspace"
@@ -224,9 +223,7 @@ def test_log_anchors_groups_search_timestamps_first_error_and_download(page, liv
     service, server = live
     sign_in(page, server)
     page.click("text=Run noisy")
-    page.click("#run-noisy")
-    page.wait_for_url(f"{server.url}/runs/*")
-    run_id = page.url.rsplit("/", 1)[1]
+    run_id = submit(page, server, "#run-noisy")
     wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
     page.goto(f"{server.url}/runs/{run_id}#step-talk-L3")
     log = page.locator('pre.log[data-log="talk"]')
