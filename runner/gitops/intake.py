@@ -33,7 +33,7 @@ from ..store.connection import is_outage
 from ..store.locks import redis_lock
 from .chatops import PullRequestCommands
 from .commands import is_stroms_own, parse_commands
-from .match import Matched, alert_mismatch, match_event
+from .match import Matched, alert_mismatch, hook_trigger, match_event
 from .outcome import Outcome, OutcomeStatus
 from .pulls import Pulls
 from .trust import Trust
@@ -373,16 +373,11 @@ class _Processor:
     # ------------------------------------------------------------------ generic webhooks
     def _webhook(self) -> Outcome:
         name = self.extra.get("hook")
-
-        def hook_in(checkout: Checkout) -> Trigger | None:
-            triggers = checkout.workspace.triggers.values()
-            return next((t for t in triggers if t.type is TriggerType.WEBHOOK and t.hook_name == name), None)
-
         checkout = self.service.checkouts.head(self.ws, fetch=False)
-        trigger = hook_in(checkout)
+        trigger = hook_trigger(checkout.workspace.triggers.values(), TriggerType.WEBHOOK, name)
         if trigger is not None and trigger.force_refresh and self.is_git:  # the newest commit's definitions
             checkout = self.service.checkouts.head(self.ws, fetch=True)
-            trigger = hook_in(checkout)
+            trigger = hook_trigger(checkout.workspace.triggers.values(), TriggerType.WEBHOOK, name)
         if trigger is None:
             return Outcome(
                 OutcomeStatus.IGNORED, f"no webhook trigger named {name!r} in workspace {self.ws.name!r} any more"
@@ -393,8 +388,8 @@ class _Processor:
     def _alert(self) -> Outcome:
         checkout = self.service.checkouts.head(self.ws, fetch=False)
         name = self.extra.get("hook")
-        trigger = checkout.workspace.triggers.get(str(name))
-        if trigger is None or trigger.type is not TriggerType.ALERT:
+        trigger = hook_trigger(checkout.workspace.triggers.values(), TriggerType.ALERT, name)
+        if trigger is None:
             return Outcome(OutcomeStatus.IGNORED, f"no alert trigger {name!r} in workspace {self.ws.name!r} any more")
         why_not = alert_mismatch(trigger, self.extra)
         if why_not:

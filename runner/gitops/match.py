@@ -12,7 +12,15 @@ from ..spec.model import Concurrency, Trigger, TriggerType
 from ..spec.patterns import PatternError, matching_names
 from .commands import parse_commands
 
-__all__ = ["DEFAULT_PR_ACTIONS", "KIND_TRIGGER", "Matched", "alert_mismatch", "match_event", "parse_command"]
+__all__ = [
+    "DEFAULT_PR_ACTIONS",
+    "KIND_TRIGGER",
+    "Matched",
+    "alert_mismatch",
+    "hook_trigger",
+    "match_event",
+    "parse_command",
+]
 
 DEFAULT_PR_ACTIONS = ("opened", "synchronize", "reopened")
 KIND_TRIGGER = {
@@ -134,4 +142,13 @@ def alert_mismatch(trigger: Trigger, alert: Mapping[str, Any]) -> str | None:
                 return f"label {name}={value[:80]!r} does not match {pattern!r}"
         except PatternError as exc:
             return f"label {name}: {exc}"
+    return None
+
+
+def hook_trigger(triggers: Iterable[Trigger], kind: TriggerType, name: object) -> Trigger | None:
+    """The trigger of `kind` (webhook or alert) a hook's URL names: a webhook by its `name`, an alert trigger by
+    its own name (each unique in a workspace, as the loader checks)."""
+    for trigger in triggers:
+        if trigger.type is kind and (trigger.hook_name if kind is TriggerType.WEBHOOK else trigger.name) == name:
+            return trigger
     return None

@@ -27,6 +27,7 @@ from runner.forges.bounds import checked
 from runner.forges.errors import PayloadError
 from runner.forges.event import EventKind, EventSource, RepoEvent
 from runner.gitops.intake import process
+from runner.gitops.match import hook_trigger
 from runner.spec.model import TriggerType, WebhookMode
 from runner.spec.triggers import secret_reference
 from runner.templating import SecretMap
@@ -65,11 +66,9 @@ def find_trigger(name: str, kind: TriggerType = TriggerType.WEBHOOK):
             checkout = service.checkouts.head(ws, fetch=False)
         except StromError:
             continue
-        found += [
-            (ws, trigger, checkout)
-            for trigger in checkout.workspace.triggers.values()
-            if trigger.type is kind and (trigger.hook_name if kind is TriggerType.WEBHOOK else trigger.name) == name
-        ]
+        trigger = hook_trigger(checkout.workspace.triggers.values(), kind, name)
+        if trigger is not None:
+            found.append((ws, trigger, checkout))
     if len(found) > 1:  # never let one workspace's definitions take over another's hook
         log.warning(
             "%s %r is defined in workspaces %s: every call is refused until one is renamed",
