@@ -17,7 +17,7 @@ from runner.store import RunFilter
 REPO = "octo/app"
 
 
-def make_gitops_config(tmp_path, redis_url, bare, forge, **workspace):
+def make_gitops_config(tmp_path, redis_url, bare, forge, public_url="https://strom.example.com", **workspace):
     spec = {
         "git": str(bare),
         "branches": ["main", "busy"],
@@ -38,7 +38,7 @@ def make_gitops_config(tmp_path, redis_url, bare, forge, **workspace):
         STROM_DATA_DIR=str(tmp_path / "data"),
         STROM_WORKSPACES=json.dumps({"app": spec}),
         STROM_SECRET_DEPLOY_KEY="k3y-value-123",
-        STROM_PUBLIC_URL="https://strom.example.com",
+        STROM_PUBLIC_URL=public_url,
     )
 
 

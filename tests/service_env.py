@@ -250,7 +250,7 @@ def log_in(server, token: str, browser: requests.Session | None = None, **params
 def signed_in(server, role: str = "admin") -> requests.Session:
     browser = requests.Session()
     answer = log_in(server, TOKENS[role], browser)
-    assert answer.status_code == 302 and answer.headers["Location"].endswith("/runs")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/"), "signed in, to the overview"
     return browser
 
 

@@ -161,9 +161,13 @@ def test_source_and_branch_filters_use_indexes_and_a_rare_match_costs_bounded_pa
 
     for kind, value in (("source", "cron"), ("source", "api"), ("branch", "dev"), ("branch", "main")):
         service.redis.delete(keys.runs_by(kind, value))
-    service.redis.delete(keys.RUN_INDEXES)  # runs stored before these indexes existed
+    latest = service.redis.hgetall(keys.latest_runs("local"))
+    assert latest["branch:dev\x1fother"] == "rare", "the run made last is the latest of its row"
+    latest["branch:dev\x1fother"] = "bulk03999"  # a rebuild goes by creation time
+    service.redis.delete(keys.RUN_INDEXES, keys.latest_runs("local"))  # runs stored before these indexes existed
     assert service.runs.list(RunFilter(source="cron", branch="dev")).runs == []
     assert service.runs.index_filters() == len(bulk) + 2 and service.runs.index_filters() == 0
+    assert service.redis.hgetall(keys.latest_runs("local")) == latest, "the overview's rows are rebuilt too"
     assert [s.id for s in service.runs.list(RunFilter(branch="dev", source="cron"), before=1000.5).runs] == ["rare"]
     service.runs.delete([rare])
     assert not any(service.redis.zscore(keys.runs_by(k, v), "rare") for k, v in (("source", "cron"), ("branch", "dev")))

@@ -1,19 +1,25 @@
 """The web UI in headless Chromium (Debian's, driven by Playwright) against a live server: sign in,
 start a task from its form, watch its log lines arrive, see the graph change, approve a waiting
-step, cancel a run. Screenshots of the main pages go to the test's directory, and to
+step, cancel a run, the overview following run changes live; axe-core finds no serious accessibility
+violation on any page, light or dark. Screenshots of the main pages go to the test's directory, and to
 docs/screenshots/ with STROM_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import need
+import requests
+from conftest import REQUIRE_ALL, need
 from service_env import TOKENS, make_config, serving, stack, wait_for
 
+from runner import runs as run_service
 from runner.engine import RunStatus
+from runner.forges.event import PullRequest
+from runner.gitops.pulls import Pulls
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 WORKSPACE = {
@@ -47,6 +53,9 @@ WORKSPACE = {
       soak:
         flow:
           wait: { type: script, script: "echo soaking; sleep 60" }
+      quick:
+        flow:
+          hello: { type: script, script: "echo hello; sleep 1" }
       noisy:
         flow:
           talk:
@@ -64,6 +73,7 @@ WORKSPACE = {
               echo "done"
     triggers:
       nightly: { type: scheduler, cron: "0 3 * * *", task: build }
+      hook: { type: webhook, name: quick-hook, task: quick }
     """
 }
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -98,6 +108,29 @@ def page(chromium, live):
     yield page
     context.close()
     assert refused == []
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    """axe-core's script, from the npm registry (`npm install -g axe-core`, as .ci/run does)."""
+    npm = need("npm")
+    root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=True).stdout.strip()
+    script = Path(root) / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        message = f"axe-core is not installed ({script}): npm install -g axe-core"
+        pytest.fail(message) if REQUIRE_ALL else pytest.skip(message)
+    return script.read_text(encoding="utf-8")
+
+
+def accessibility_problems(page, axe_script: str) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is (evaluated by the browser's debugger,
+    which the page's Content-Security-Policy does not govern)."""
+    page.evaluate(axe_script + "\n;true")
+    return page.evaluate(
+        """axe.run(document, {resultTypes: ["violations"]}).then((result) => result.violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => v.id + ": " + v.help + " at " + v.nodes.map((n) => n.target.join(" ")).join(", ")))"""
+    )
 
 
 def shot(page, tmp_path: Path, name: str) -> None:
@@ -255,3 +288,67 @@ def test_log_anchors_groups_search_timestamps_first_error_and_download(page, liv
     text = page.request.get(server.url + link.get_attribute("href")).text()
     assert "installing b" in text and "error: missing semicolon" in text
     shot(page, tmp_path, "logs")
+
+
+def test_the_overview_and_the_runs_list_follow_runs_to_their_end_without_reloading(page, live, tmp_path):
+    service, server = live
+    sign_in(page, server)
+    page.goto(f"{server.url}/")
+    page.locator("#overview[data-live=yes]").wait_for(timeout=10_000)
+    page.evaluate("window.stillTheSamePage = true")
+    checkout = run_service.load_definitions(service, "local")
+    run_id = run_service.start(service, "local", checkout, "quick", {}, source="api").id
+    cell = page.locator('section[data-workspace="local"] td[data-task="quick"]')
+    cell.locator("a.status.running").wait_for(timeout=15_000)
+    cell.locator("a.status.succeeded").wait_for(timeout=15_000)
+    assert cell.locator("a.status").get_attribute("href") == f"/runs/{run_id}"
+    assert page.evaluate("window.stillTheSamePage") is True, "the grid was redrawn in place, not reloaded"
+    assert service.runs.load(run_id).status is RunStatus.SUCCEEDED
+    shot(page, tmp_path, "overview")
+
+    page.goto(f"{server.url}/runs")
+    page.locator("#runs[data-live=yes]").wait_for(timeout=10_000)
+    page.evaluate("window.stillTheSamePage = true")
+    second = run_service.start(service, "local", checkout, "quick", {}, source="api").id
+    page.locator(f'tr[data-run="{second}"] .status.succeeded').wait_for(timeout=15_000)
+    assert page.evaluate("window.stillTheSamePage") is True, "the runs list too follows the changes in place"
+
+
+def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium, live, axe):
+    service, server = live
+    fired = requests.post(f"{server.url}/hooks/quick-hook", json={"n": 1}, timeout=10).json()
+    checkout = run_service.load_definitions(service, "local")
+    head = "ab" * 20
+    Pulls(service.redis, "local").remember(PullRequest(7, "opened", "Fix it", head, "fix", "main", True, "mallory"))
+    event = {"kind": "pull_request", "pr": {"number": 7, "head_sha": head}, "actor": "mallory"}
+    gated = run_service.start(service, "local", checkout, "release", {}, source="github", event=event).id
+    wait_for(lambda: service.runs.load(gated).status is RunStatus.WAITING, what="the gate")
+    wait_for(lambda: service.runs.load(fired["run"]).status.terminal, what="the hook's run")
+    pages = [
+        "/",
+        "/runs",
+        f"/runs/{gated}",
+        f"/runs/{fired['run']}",
+        "/tasks",
+        "/events",
+        f"/events/{fired['id']}",
+        "/workers",
+        "/pulls/local/7",
+        "/trends/local/quick",
+        "/runs/nope",
+    ]
+    found = {}
+    for scheme in ("light", "dark"):
+        context = chromium.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(f"{server.url}/login")
+        found[(scheme, "/login")] = accessibility_problems(page, axe)
+        page.fill("#token", TOKENS["admin"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/")
+        for path in pages:
+            page.goto(server.url + path)
+            found[(scheme, path)] = accessibility_problems(page, axe)
+        context.close()
+    bad = {where: problems for where, problems in found.items() if problems}
+    assert bad == {}, "\n".join(f"{w}: {p}" for w, ps in bad.items() for p in ps)

@@ -33,6 +33,9 @@ def test_the_ui_works_under_a_path_prefix(service_workspace, redis_url):
         wait_for(lambda: service.runs.load(run_id).status.terminal, what="the run")
         page = browser.get(f"{base}/runs/{run_id}", timeout=10).text
         assert f'data-logs="/ci/api/runs/{run_id}/logs?follow=1"' in page
+        overview = browser.get(f"{base}/", timeout=10).text
+        assert 'data-changes="/ci/changes?after=' in overview and 'data-fragment="/ci/?fragment=1"' in overview
+        assert f'href="/ci/runs/{run_id}"' in overview
         api = requests.get(f"{base}/api/runs/{run_id}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"})
         assert api.status_code == 200 and api.json()["url"] == f"http://strom.test/ci/runs/{run_id}"
         stripped = browser.get(f"{server.url}/tasks", timeout=10).text  # a proxy that strips the prefix

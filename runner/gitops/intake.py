@@ -203,6 +203,7 @@ class _Processor:
         what = f"branch {self.event.branch!r}" if self.event.branch else f"tag {self.event.tag!r}"
         if self.event.branch:
             self.service.redis.hdel(keys.heads(self.ws.name), self.event.branch)
+            self.service.runs.forget_row(self.ws.name, f"branch:{self.event.branch}")
         return Outcome(OutcomeStatus.IGNORED, f"{what} deleted: no trigger runs on deletions")
 
     def _push(self) -> Outcome:
@@ -239,8 +240,9 @@ class _Processor:
         self.pulls.remember(self.event.pr)
         pr = self.pulls.complete(self.event.pr)
         self.event = replace(self.event, pr=pr)
-        if pr.action in ("closed", "merged"):
+        if self.pulls.track(pr):
             self.pulls.clear(pr.number, "pending")
+            self.service.runs.forget_row(self.ws.name, f"pr:{pr.number}")
         if pr.action == "synchronize" and self.ws.cancel_waiting_on_push:
             self._cancel_waiting(pr)
         trusted = self.trust.author_trusted(pr)

@@ -4,6 +4,7 @@ its summary comment and the runs it lists. One Redis hash per pull request, kept
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, fields, replace
 
 from ..forges.event import PullRequest
@@ -43,6 +44,27 @@ class Pulls:
         if "from_fork" in known and not pr.head_sha:
             missing["from_fork"] = known["from_fork"]
         return replace(pr, **missing) if missing else pr
+
+    def track(self, pr: PullRequest, now: float | None = None) -> bool:
+        """Keep the set of open pull requests the overview shows in line with `pr`'s event; True when it closed."""
+        if pr.action in ("closed", "merged"):
+            self.redis.zrem(keys.open_pulls(self.workspace), pr.number)
+            return True
+        self.redis.zadd(keys.open_pulls(self.workspace), {str(pr.number): now if now is not None else time.time()})
+        return False
+
+    def open_numbers(self, limit: int = 50) -> list[int]:
+        """The open pull requests, most recently active first; one quiet for 30 days is taken for gone."""
+        key = keys.open_pulls(self.workspace)
+        self.redis.zremrangebyscore(key, "-inf", time.time() - TTL)
+        return [int(n) for n in self.redis.zrevrange(key, 0, limit - 1)]
+
+    def facts_of(self, numbers: list[int]) -> dict[int, dict]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hget(self._key(number), "facts")
+            raws = pipe.execute()
+        return {number: json.loads(raw or "{}") for number, raw in zip(numbers, raws, strict=True)}
 
     def get(self, number: int, field: str) -> str | None:
         return self.redis.hget(self._key(number), field)

@@ -45,11 +45,17 @@ class Service:
         return RunStore(self.redis)
 
     @cached_property
+    def follower(self) -> Redis:
+        """The client that streams block on (log lines, run changes): its read timeout outlasts their waits."""
+        from ..store.connection import READ_TIMEOUT
+
+        return connect(self.config.redis_url, False, READ_TIMEOUT)
+
+    @cached_property
     def logs(self) -> LogStore:
-        from ..store.connection import READ_TIMEOUT, connect
         from ..store.logs import LogStore
 
-        return LogStore(self.redis, following=lambda: connect(self.config.redis_url, False, READ_TIMEOUT))
+        return LogStore(self.redis, following=lambda: self.follower)
 
     @cached_property
     def definitions(self) -> Definitions:

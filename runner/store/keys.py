@@ -23,6 +23,7 @@ __all__ = [
     "REPORTS",
     "RUNNING",
     "RUNS",
+    "RUN_CHANGES",
     "RUN_INDEXES",
     "RUN_WORKSPACES",
     "STEP_SECONDS",
@@ -41,8 +42,10 @@ __all__ = [
     "heads",
     "intake_busy",
     "job",
+    "latest_runs",
     "log",
     "log_bytes",
+    "open_pulls",
     "owed",
     "parse_step_key",
     "paused",
@@ -68,6 +71,7 @@ RUNS = f"{PREFIX}:runs"  # zset id -> created_at
 RUN_INDEXES = f"{PREFIX}:run-indexes"  # the version of the run indexes every stored run is in
 ACTIVE = f"{PREFIX}:runs:active"  # set of unfinished run ids
 RUN_WORKSPACES = f"{PREFIX}:runs:workspaces"  # set of workspaces with stored runs
+RUN_CHANGES = f"{PREFIX}:runs:changes"  # stream of run status changes, capped (the overview follows it)
 EVENTS = f"{PREFIX}:events"  # list of queued events (JSON)
 DELAYED = f"{PREFIX}:delayed"  # zset of delayed actions (JSON) -> due time
 WAKE = f"{PREFIX}:wake"  # zset run id -> when it wants a Tick
@@ -86,6 +90,11 @@ COUNTERS = f"{PREFIX}:metrics:counters"  # hash name -> count
 
 def job(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
+
+
+def latest_runs(workspace: str) -> str:
+    """hash "<row>\x1f<task>" -> the id of the task's newest top-level run on that row (a branch or a PR)"""
+    return f"{PREFIX}:runs:latest:{workspace}"
 
 
 def runs_by(kind: str, *parts: str) -> str:
@@ -200,6 +209,10 @@ def heads(workspace: str) -> str:
 
 def pull_request(workspace: str, number: int) -> str:
     return f"{PREFIX}:pr:{workspace}:{number}"  # hash: latest PR facts, trust, summary comment id, runs
+
+
+def open_pulls(workspace: str) -> str:
+    return f"{PREFIX}:pulls:open:{workspace}"  # zset number -> when its last event came (closed ones leave)
 
 
 def group_lock(workspace: str, group: str) -> str:

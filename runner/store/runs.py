@@ -16,13 +16,26 @@ if TYPE_CHECKING:
     from redis import Redis
     from redis.client import Pipeline
 
-__all__ = ["CLAIM_OVER", "CLAIM_TTL", "RunFilter", "RunPage", "RunStore", "branch_of", "pull_request_of", "summary"]
+__all__ = [
+    "CLAIM_OVER",
+    "CLAIM_TTL",
+    "Change",
+    "RunFilter",
+    "RunPage",
+    "RunStore",
+    "branch_of",
+    "pull_request_of",
+    "row_of",
+    "summary",
+]
 
 CLAIM_OVER = "-over-"  # an attempt's claim once the attempt has ended: no worker can claim it again
 CLAIM_TTL = 86400
 RQ_JOB_AFTER_END = 60  # seconds RQ's record of an attempt's job stays once Strom has ended the attempt
 SCAN_BUDGET = 2000  # index entries a listing examines per page, at most
-RUN_INDEXES_VERSION = "2"  # runs are in the source and branch indexes
+RUN_INDEXES_VERSION = "3"  # runs are in the source and branch indexes and in the latest-run hashes
+CHANGES_KEPT = 1000  # run status changes the stream keeps (about: it is trimmed in whole nodes)
+_FIELD = "\x1f"  # between the row and the task in a latest-run field: in neither a branch nor a task name
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,17 @@ class RunFilter:
     branch: str | None = None
     since: float | None = None
     until: float | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A run's status changed: what the overview's live stream sends."""
+
+    id: str  # the stream entry's id, a cursor
+    run: str
+    workspace: str
+    task: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -127,8 +151,16 @@ class RunStore:
             if pull_request_of(new) is not None:
                 pipe.zadd(keys.runs_by("pr", new.workspace, str(pull_request_of(new))), {new.id: score})
             _stage_filter_indexes(pipe, new)
+            _stage_latest(pipe, new)
             pipe.sadd(keys.ACTIVE, new.id)
         if old is None or old.status is not new.status:
+            change: dict[Any, Any] = {
+                "run": new.id,
+                "workspace": new.workspace,
+                "task": new.task,
+                "status": new.status.value,
+            }
+            pipe.xadd(keys.RUN_CHANGES, change, maxlen=CHANGES_KEPT, approximate=True)
             if old is not None:
                 pipe.zrem(keys.runs_by("status", old.status.value), new.id)
             pipe.zadd(keys.runs_by("status", new.status.value), {new.id: new.created_at})
@@ -201,9 +233,51 @@ class RunStore:
             sizes = pipe.execute()
         return min(zip(sizes, indexes, strict=True))[1]
 
+    # ---------------------------------------------------------------- the overview
+    def latest(self, workspace: str) -> dict[tuple[str, str], RunState]:
+        """(row, task) -> the task's newest top-level run on that row (`row_of`). Entries whose run is gone
+        (retention) are dropped."""
+        fields = cast("dict[str, str]", self.redis.hgetall(keys.latest_runs(workspace)))
+        states = {state.id: state for state in self.load_many(set(fields.values()))}
+        gone = [field for field, run_id in fields.items() if run_id not in states]
+        if gone:
+            self.redis.hdel(keys.latest_runs(workspace), *gone)
+        found = {}
+        for field, run_id in fields.items():
+            row, _, task = field.partition(_FIELD)
+            if run_id in states:
+                found[(row, task)] = states[run_id]
+        return found
+
+    def forget_row(self, workspace: str, row: str) -> None:
+        """Drop a row of the overview: its branch was deleted or its pull request closed."""
+        fields = cast("list[str]", self.redis.hkeys(keys.latest_runs(workspace)))
+        mine = [field for field in fields if field.partition(_FIELD)[0] == row]
+        if mine:
+            self.redis.hdel(keys.latest_runs(workspace), *mine)
+
+    def last_change(self) -> str:
+        """The id of the newest run change (a cursor for `changes`), or "0-0"."""
+        newest = cast("list[tuple[str, Any]]", self.redis.xrevrange(keys.RUN_CHANGES, count=1))
+        return newest[0][0] if newest else "0-0"
+
+    def changes(self, after: str, block_ms: int, client: Redis | None = None) -> tuple[Change, ...]:
+        """Run status changes after the cursor `after`, waiting up to `block_ms` for the first (on `client`, a
+        connection whose read timeout outlasts the wait)."""
+        result = cast(
+            "list[list[Any]]",
+            (client or self.redis).xread({keys.RUN_CHANGES: after}, block=block_ms, count=100),
+        )
+        entries = result[0][1] if result else []
+        return tuple(
+            Change(entry_id, f.get("run", ""), f.get("workspace", ""), f.get("task", ""), f.get("status", ""))
+            for entry_id, f in entries
+        )
+
     # ---------------------------------------------------------------- upgrades
     def index_filters(self, batch: int = 500) -> int:
-        """Add runs stored before the source and branch indexes existed to them (once; safe to repeat)."""
+        """Add runs stored before the source and branch indexes and the latest-run hashes existed to them (once;
+        safe to repeat)."""
         if self.redis.get(keys.RUN_INDEXES) == RUN_INDEXES_VERSION:
             return 0
         done, start = 0, 0
@@ -212,8 +286,9 @@ class RunStore:
             if not ids:
                 break
             with self.redis.pipeline(transaction=False) as pipe:
-                for state in self.load_many(ids):
+                for state in self.load_many(ids):  # oldest first: the newest run of a row is written last
                     _stage_filter_indexes(pipe, state)
+                    _stage_latest(pipe, state)
                     done += 1
                 pipe.execute()
             start += batch
@@ -257,6 +332,18 @@ def _filter_indexes(state: RunState) -> list[str]:
 def _stage_filter_indexes(pipe: Pipeline, state: RunState) -> None:
     for index in _filter_indexes(state):
         pipe.zadd(index, {state.id: state.created_at})
+
+
+def row_of(state: RunState) -> str:
+    """The overview's row of a run: "pr:<number>" for a pull request's, else "branch:<name>" (empty name: a
+    folder workspace's)."""
+    number = pull_request_of(state)
+    return f"pr:{number}" if number is not None else f"branch:{branch_of(state)}"
+
+
+def _stage_latest(pipe: Pipeline, state: RunState) -> None:
+    if state.parent_job is None:  # a child run shows in its parent's task, not in a column of its own
+        pipe.hset(keys.latest_runs(state.workspace), f"{row_of(state)}{_FIELD}{state.task}", state.id)
 
 
 def _indexes(flt: RunFilter) -> list[tuple[str, bool]]:

@@ -18,16 +18,15 @@ from runner.store.logs import RUN, STATUS
 from ..access.tokens import requires
 from ..context import current_service
 from ..errors import ApiError
+from ..streams import HEARTBEAT_MS, MAX_STREAM_S, event_stream
 from . import bp
 from .params import number
 
 if TYPE_CHECKING:
     from runner.runs.service import Service
 
-HEARTBEAT_MS = 15_000
 MAX_HEARTBEAT_MS = 60_000
 _LINE_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
-MAX_STREAM_S = 300  # a stream is closed after this long (a thread is freed); followers reconnect
 
 
 def _matches(line, step: str | None) -> bool:
@@ -101,10 +100,7 @@ def _logs(run_id: str, step: str | None):
     ) or "text/event-stream" in request.headers.get("Accept", "")
     if follow:
         heartbeat = number("heartbeat_ms", request.args.get("heartbeat_ms"), MAX_HEARTBEAT_MS) or HEARTBEAT_MS
-        stream = stream_with_context(_follow(service, run_id, step, after, max(100, heartbeat)))
-        return Response(
-            stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
+        return event_stream(_follow(service, run_id, step, after, max(100, heartbeat)))
     if request.args.get("format") == "text":  # streamed: however long the log, only a page is in memory
         text = (
             f"[{ln.step}] {ln.text}\n" if step is None else f"{ln.text}\n"

@@ -57,6 +57,6 @@ def _helpers():
     return {"csrf_token": csrf_token, "may": may, "signed_in": signed_in}
 
 
-from . import events, pulls, trends, views, workers  # noqa: E402  (pages register on bp)
+from . import events, overview, pulls, trends, views, workers  # noqa: E402  (pages register on bp)
 
 __all__ = ["bp"]

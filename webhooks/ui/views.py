@@ -35,7 +35,7 @@ def login():
         token = sign_in(request.form.get("token", "").strip())
         if token is not None:
             target = local_path(request.args.get("next"))  # a path inside the app, below its prefix
-            return redirect(request.script_root + target if target else url_for("ui.runs"))
+            return redirect(request.script_root + target if target else url_for("ui.home"))
         error = "That is not a token this server knows."
     return render_template("login.html", error=error), 401 if error else 200
 
@@ -45,11 +45,6 @@ def login():
 def logout():
     sign_out()
     return redirect(url_for("ui.login"))
-
-
-@bp.get("/")
-def home():
-    return redirect(url_for("ui.runs"))
 
 
 # ------------------------------------------------------------------ runs
@@ -73,18 +68,17 @@ def runs():
     flt = _run_filter()
     page = service.runs.list(flt, limit=50, before=unix_time(request.args.get("before", "")))  # malformed: none
     listing = page.runs
-    active = any(not s.status.terminal for s in listing)
-    template = "runs_table.html" if request.args.get("fragment") else "runs.html"
-    older = None
-    if page.next_before is not None:
-        args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in ("fragment", "before")}
-        older = url_for("ui.runs", **args, before=repr(page.next_before))
+    fragment = bool(request.args.get("fragment"))
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in ("fragment", "before")}
+    older = url_for("ui.runs", **args, before=repr(page.next_before)) if page.next_before is not None else None
+    live = not fragment and "before" not in request.args  # the newest page follows run changes; older ones stay
     return render_template(
-        template,
+        "runs_table.html" if fragment else "runs.html",
         runs=listing,
         older=older,
+        changes=url_for("ui.run_changes", after=service.runs.last_change()) if live else None,
+        fragment=url_for("ui.runs", **args, fragment=1),
         flt=flt,
-        active=active,
         statuses=STATUSES,
         workspaces=list(service.config.workspaces),
         now=time.time(),
