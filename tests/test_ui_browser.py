@@ -314,7 +314,10 @@ def test_the_overview_and_the_runs_list_follow_runs_to_their_end_without_reloadi
     assert page.evaluate("window.stillTheSamePage") is True, "the runs list too follows the changes in place"
 
 
-def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium, live, axe):
+SHOTS = {"/events": "events", "/workers": "workers", "/pulls/local/7": "pull", "/trends/local/quick": "trends"}
+
+
+def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium, live, axe, tmp_path):
     service, server = live
     fired = requests.post(f"{server.url}/hooks/quick-hook", json={"n": 1}, timeout=10).json()
     checkout = run_service.load_definitions(service, "local")
@@ -349,6 +352,8 @@ def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium
         for path in pages:
             page.goto(server.url + path)
             found[(scheme, path)] = accessibility_problems(page, axe)
+            if scheme == "light" and path in SHOTS:
+                shot(page, tmp_path, SHOTS[path])
         context.close()
     bad = {where: problems for where, problems in found.items() if problems}
     assert bad == {}, "\n".join(f"{w}: {p}" for w, ps in bad.items() for p in ps)
