@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import requests
-from service_env import TOKENS, make_config, serving, signed_in, stack, wait_for
+from service_env import TOKENS, Procs, make_config, serving, signed_in, stack, wait_for
 
 from runner.engine import RunStatus
 
@@ -43,3 +43,31 @@ def test_the_workers_page_shows_workers_their_steps_and_stuck_queues(service_wor
         requests.post(f"{server.url}/api/runs/{slow['id']}/cancel", headers=admin)
         requests.post(f"{server.url}/api/runs/{gpu['id']}/cancel", headers=admin)
         wait_for(lambda: service.runs.load(slow["id"]).status.terminal, what="the cancel")
+
+
+def test_a_worker_appears_and_once_killed_is_listed_as_lost(service_workspace, redis_url, tmp_path):
+    root = service_workspace(WORKSPACE)
+    config = make_config(root, redis_url)
+    procs = Procs(root, redis_url, tmp_path)
+    with stack(config, workers=0) as service, serving(config, service) as server:
+        browser = signed_in(server, "viewer")
+        try:
+            procs.start("doomed", "worker", "--name", "doomed", "--tags", "gpu")
+            wait_for(
+                lambda: 'data-worker="doomed"' in browser.get(f"{server.url}/workers").text,
+                30,
+                what="the new worker on the page",
+            )
+            procs.kill("doomed")
+            page = wait_for(
+                lambda: (text := browser.get(f"{server.url}/workers").text) and 'data-lost="doomed"' in text and text,
+                10,
+                what="the killed worker found lost",
+            )
+        finally:
+            procs.stop_all()
+        assert 'data-worker="doomed"' not in page
+        row = re.search(r'<tr data-lost="doomed">(.*?)</tr>', page, re.S).group(1)
+        assert "gpu" in row and "script" in row and " ago" in row
+        [(info, _at)] = service.workers.lost()
+        assert info.name == "doomed" and info.tags == ("gpu",)

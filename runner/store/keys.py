@@ -16,6 +16,7 @@ __all__ = [
     "EVENT_LOG",
     "EVENT_WORKSPACES",
     "INTAKE",
+    "LOST_WORKERS",
     "PREFIX",
     "PROCESSES",
     "QUEUED",
@@ -78,6 +79,7 @@ WAKE = f"{PREFIX}:wake"  # zset run id -> when it wants a Tick
 QUEUED = f"{PREFIX}:inflight:queued"  # hash "job|attempt|step" -> {queue, since}
 RUNNING = f"{PREFIX}:inflight:running"  # hash "job|attempt|step" -> {since, worker}
 WORKERS = f"{PREFIX}:workers"  # hash name -> worker info JSON
+LOST_WORKERS = f"{PREFIX}:workers:lost"  # zset worker info JSON -> when it was found gone without leaving
 PROCESSES = f"{PREFIX}:processes"  # hash name -> health of a scheduler or worker process (JSON)
 CONSUMERS = f"{PREFIX}:consumers"  # hash scheduler name -> its [queue, busy list] pairs (JSON)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"

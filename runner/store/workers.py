@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import keys
 
@@ -42,6 +42,9 @@ class WorkerInfo:
         for key in ("abilities", "tags", "queues"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
+
+
+LOST_KEPT = 86400.0  # seconds a lost worker is remembered
 
 
 class WorkerRegistry:
@@ -91,12 +94,27 @@ class WorkerRegistry:
             self.redis.hdel(keys.PROCESSES, *stale)
         return sorted((r for r in records if r["name"] not in stale), key=lambda r: r["name"])
 
-    def live(self) -> list[WorkerInfo]:
+    def live(self, now: float | None = None) -> list[WorkerInfo]:
+        """The workers whose heartbeat is current. One that stopped beating without leaving (killed, its host
+        gone) is dropped from the registry and remembered for a day as lost (`lost`)."""
         infos = [WorkerInfo.from_json(raw) for raw in self.redis.hvals(keys.WORKERS)]
         if not infos:
             return []
         alive = self.redis.mget([keys.worker_alive(i.name) for i in infos])
-        dead = [i.name for i, flag in zip(infos, alive) if not flag]
+        dead = [i for i, flag in zip(infos, alive) if not flag]
         if dead:
-            self.redis.hdel(keys.WORKERS, *dead)
+            now = time.time() if now is None else now
+            with self.redis.pipeline() as pipe:
+                pipe.hdel(keys.WORKERS, *[i.name for i in dead])
+                pipe.zadd(keys.LOST_WORKERS, {i.to_json(): now for i in dead})
+                pipe.zremrangebyscore(keys.LOST_WORKERS, "-inf", now - LOST_KEPT)
+                pipe.execute()
         return [i for i, flag in zip(infos, alive) if flag]
+
+    def lost(self, now: float | None = None) -> list[tuple[WorkerInfo, float]]:
+        """Workers found gone without leaving in the last day, newest first, with when that was noticed."""
+        since = (time.time() if now is None else now) - LOST_KEPT
+        found = cast(
+            "list[tuple[str, float]]", self.redis.zrevrangebyscore(keys.LOST_WORKERS, "+inf", since, withscores=True)
+        )
+        return [(WorkerInfo.from_json(raw), at) for raw, at in found]

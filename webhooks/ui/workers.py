@@ -1,5 +1,6 @@
 """The workers page: live workers (abilities, tags, concurrency, the steps they run, their last heartbeat and
-loops), the step queues with their depth and oldest waiting step, and the schedulers."""
+loops), the step queues with their depth and oldest waiting step, the schedulers, and the workers lost in the
+last day."""
 
 from __future__ import annotations
 
@@ -59,5 +60,6 @@ def workers():
         workers=[{"info": w, "health": health.get(w.name, {}), "running": running.get(w.name, [])} for w in live],
         queues=_queues(service, queue_names, live),
         schedulers=schedulers,
+        lost=service.workers.lost(now),
         now=now,
     )
