@@ -28,7 +28,8 @@ def events():
     before = unix_time(request.args.get("before", ""))
     if workspace is not None and workspace not in service.config.workspaces:
         workspace = None
-    records = service.repo_events.list(workspace, limit=SCAN, before=before)
+    filtered = status is not None or source is not None  # else every record read is a row: read one page
+    records = service.repo_events.list(workspace, limit=SCAN if filtered else PAGE, before=before)
     rows = [
         event_json(r)
         for r in records
@@ -38,7 +39,7 @@ def events():
     older = None
     if len(rows) == PAGE:
         older = rows[-1]["received_at"]
-    elif len(records) == SCAN:
+    elif filtered and len(records) == SCAN:
         older = records[-1]["received_at"]
     return render_template(
         "events.html",
