@@ -497,6 +497,46 @@ CASES = {
         "`required` is 3 but only 2 approver(s) are listed",
         "lower `required`",
     ),
+    "event source without target": (
+        """
+        tasks:
+          watch: { flow: { w: { type: script, script: "true" } } }
+        triggers:
+          feed: { type: event_source, task: watch, target_task: hadle }
+        """,
+        "unknown-task",
+        4,
+        57,
+        "task 'hadle' does not exist",
+        "",
+    ),
+    "event source consuming itself": (
+        """
+        tasks:
+          watch: { flow: { w: { type: script, script: "true" } } }
+        triggers:
+          feed: { type: event_source, task: watch, target_task: watch }
+        """,
+        "bad-value",
+        4,
+        57,
+        "would consume its own events",
+        "name another task",
+    ),
+    "event source limits": (
+        """
+        tasks:
+          watch: { flow: { w: { type: script, script: "true" } } }
+          handle: { flow: { h: { type: script, script: "true" } } }
+        triggers:
+          feed: { type: event_source, task: watch, target_task: handle, max_in_flight: 0 }
+        """,
+        "out-of-range",
+        5,
+        80,
+        "'max_in_flight' must be between 1 and 1000, got 0",
+        "",
+    ),
     "empty flow": (
         """
         tasks:

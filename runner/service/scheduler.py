@@ -26,6 +26,7 @@ from ..store.rqrunner import JobRunner
 from ..store.workers import record_health
 from .consumer import EventConsumer, QueueConsumer
 from .cron import Cron, Lease, Poller
+from .event_sources import EventSources
 from .retention import Retention
 from .supervision import Health, Loop, WarnOnce
 from .sweeps import Sweeps
@@ -69,6 +70,7 @@ class Scheduler:
         self.lease = Lease(self.redis, self.name)
         self.cron = Cron(service, self.lease, warn)
         self.poller = Poller(service, self.lease)
+        self.event_sources = EventSources(service, self.lease, warn)
         self.retention = Retention(service)
         self.next_sweep = 0.0
         self.threads: list[threading.Thread] = []
@@ -84,6 +86,7 @@ class Scheduler:
             ("timers", self._timers_once),
             ("reporter", self.reporter.one_pass),
             ("poller", self.poller.one_pass),
+            ("event-sources", self.event_sources.one_pass),
             ("notifier", self._notify_once),
             ("retention", self.retention.one_pass),
         ]

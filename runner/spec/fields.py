@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .model import Backoff, Concurrency, HttpMethod, WebhookMode
+from .model import Backoff, Concurrency, HttpMethod, RestartPolicy, WebhookMode
 
 __all__ = [
     "ACTION_FIELDS",
@@ -254,7 +254,7 @@ TRIGGER_COMMON: dict[str, Field] = {
     "type": Field(
         "choice",
         "What starts the task.",
-        ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job", "alert"),
+        ("scheduler", "webhook", "push", "tag", "pull_request", "comment", "job", "alert", "event_source"),
     ),
     "task": Field("string", "Task to run."),
     "input": Field("values_map", "Input values for the task; templates over `event` and `git`."),
@@ -282,6 +282,14 @@ _TRIGGER_SPECIFIC: dict[str, Field] = {
     "statuses": Field("string_list", "Statuses of those runs that count (default: succeeded)."),
     "labels": Field("map", "Alert labels that must match: name -> glob or ^regex$ (alert triggers)."),
     "status": Field("any", "Alert states that start the task: firing, resolved (default [firing])."),
+    "target_task": Field(
+        "string", "Task each OUTPUT line of the consumer (`task`) starts, with the line's JSON as input."
+    ),
+    "restart_policy": Field(
+        "choice", "When the consumer is started again: always, on_failure, never.", _values(RestartPolicy)
+    ),
+    "backoff_secs": Field("integer", "Seconds to wait before starting the consumer again (default 5)."),
+    "max_in_flight": Field("integer", "Target runs unfinished at once, at most (default 10); further lines wait."),
 }
 TRIGGER_FIELDS = {**TRIGGER_COMMON, **_TRIGGER_SPECIFIC}
 
@@ -295,6 +303,9 @@ TRIGGER_TYPE_FIELDS: dict[str, frozenset[str]] = {
     "comment": frozenset(_COMMON_TRIGGER_KEYS + ("command", "args", "branches")),
     "job": frozenset(_COMMON_TRIGGER_KEYS + ("after", "statuses", "branches")),
     "alert": frozenset(_COMMON_TRIGGER_KEYS + ("secret", "labels", "status")),
+    "event_source": frozenset(
+        _COMMON_TRIGGER_KEYS + ("target_task", "restart_policy", "backoff_secs", "max_in_flight")
+    ),
 }
 
 INPUT_FIELDS: dict[str, Field] = {

@@ -31,6 +31,7 @@ __all__ = [
     "Location",
     "NotifyEvent",
     "NotifyRule",
+    "RestartPolicy",
     "Retry",
     "Runner",
     "Step",
@@ -87,6 +88,15 @@ class TriggerType(str, Enum):
     COMMENT = "comment"
     JOB = "job"
     ALERT = "alert"
+    EVENT_SOURCE = "event_source"
+
+
+class RestartPolicy(str, Enum):
+    """When an event source's consumer is started again after its run ends."""
+
+    ALWAYS = "always"
+    ON_FAILURE = "on_failure"
+    NEVER = "never"
 
 
 class Backoff(str, Enum):
@@ -328,6 +338,11 @@ class Trigger:
     after: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()  # job: of the runs after which it starts; alert: firing, resolved
     labels: Mapping[str, str] = field(default_factory=dict)  # alert: label name -> pattern (runner/spec/patterns.py)
+    # event_source: `task` is the consumer, each of its OUTPUT lines starts `target_task`
+    target_task: str | None = None
+    restart_policy: RestartPolicy = RestartPolicy.ALWAYS
+    backoff_secs: int = 5
+    max_in_flight: int = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from ..templating import is_template
 from .context import BuildContext
 from .cron import CRON_HINT, cron_problem, timezone_problem
 from .fields import TRIGGER_FIELDS, TRIGGER_TYPE_FIELDS
-from .model import Concurrency, Trigger, TriggerType, WebhookMode
+from .model import Concurrency, RestartPolicy, Trigger, TriggerType, WebhookMode
 from .names import WEBHOOK_NAME
 from .patterns import PatternError, matching_names
 from .reader import Explain, Reader, location
@@ -54,7 +54,9 @@ def _explain(trigger_type: str) -> Explain:
 
 def build_trigger(data: LocDict, name: str, ctx: BuildContext) -> Trigger | None:
     r = Reader(data, ctx.problems, f"trigger {name!r}")
-    if not r.require("type", "add `type: scheduler` (or webhook, push, tag, pull_request, comment, job, alert)"):
+    if not r.require(
+        "type", "add `type: scheduler` (or webhook, push, tag, pull_request, comment, job, alert, event_source)"
+    ):
         return None
     kind = r.choice("type", TRIGGER_TYPE_FIELDS)
     if kind is None:
@@ -244,6 +246,23 @@ def _alert(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     return {"secret": secret, "statuses": tuple(statuses or ("firing",)), "labels": labels}
 
 
+def _event_source(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
+    r.require("target_task", "add `target_task: <task each OUTPUT line of the consumer starts>`")
+    target = r.string("target_task")
+    if target is not None and target not in ctx.task_names:
+        hint = suggest(target, ctx.task_names)
+        r.error("target_task", "unknown-task", f"task {target!r} does not exist" + (f"; {hint}" if hint else ""))
+    elif target is not None and target == r.raw("task", None):
+        r.error("target_task", "bad-value", f"task {target!r} would consume its own events", "name another task")
+    backoff = r.integer("backoff_secs", 0, 86400)
+    return {
+        "target_task": target,
+        "restart_policy": r.member("restart_policy", RestartPolicy, RestartPolicy.ALWAYS),
+        "backoff_secs": 5 if backoff is None else backoff,
+        "max_in_flight": r.integer("max_in_flight", 1, 1000) or 10,
+    }
+
+
 def _nothing(r: Reader, ctx: BuildContext, name: str) -> dict[str, Any]:
     return {}
 
@@ -258,4 +277,5 @@ _SPECIFIC: dict[TriggerType, Callable[[Reader, BuildContext, str], dict[str, Any
     TriggerType.COMMENT: _comment,
     TriggerType.JOB: _job,
     TriggerType.ALERT: _alert,
+    TriggerType.EVENT_SOURCE: _event_source,
 }

@@ -14,6 +14,7 @@ __all__ = [
     "DELAYED",
     "EVENTS",
     "EVENT_LOG",
+    "EVENT_SOURCES",
     "EVENT_WORKSPACES",
     "INTAKE",
     "LOST_WORKERS",
@@ -37,6 +38,8 @@ __all__ = [
     "cron_last",
     "definitions",
     "delivery",
+    "event_source",
+    "event_source_runs",
     "event_starts",
     "events_busy",
     "group_lock",
@@ -215,6 +218,19 @@ def pull_request(workspace: str, number: int) -> str:
 
 def open_pulls(workspace: str) -> str:
     return f"{PREFIX}:pulls:open:{workspace}"  # zset number -> when its last event came (closed ones leave)
+
+
+EVENT_SOURCES = f"{PREFIX}:event-sources"  # set "<workspace>\x1f<trigger>" of the event sources being tended
+
+
+def event_source(workspace: str, trigger: str) -> str:
+    """hash: generation, run (the consumer), cursor (its log's last line read), delivered, refused, last_error,
+    stopped, recycle (runner/service/event_sources.py)"""
+    return f"{PREFIX}:event-source:{workspace}:{trigger}"
+
+
+def event_source_runs(workspace: str, trigger: str) -> str:
+    return f"{PREFIX}:event-source-runs:{workspace}:{trigger}"  # set of its target runs not seen finished yet
 
 
 def group_lock(workspace: str, group: str) -> str:

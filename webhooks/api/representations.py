@@ -103,8 +103,13 @@ def input_json(field: InputField) -> dict[str, Any]:
     return data
 
 
-def trigger_json(trigger: Trigger, now: float | None = None, paused: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`paused`: what `Pauses.of` says of the trigger's workspace."""
+def trigger_json(
+    trigger: Trigger,
+    now: float | None = None,
+    paused: Mapping[str, Any] | None = None,
+    sources: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`paused`: what `Pauses.of` says of the trigger's workspace; `sources`: the state of its event sources."""
     data: dict[str, Any] = {
         "name": trigger.name,
         "type": trigger.type.value,
@@ -128,6 +133,14 @@ def trigger_json(trigger: Trigger, now: float | None = None, paused: Mapping[str
         data.update(path=f"/hooks/{trigger.hook_name}", mode=trigger.mode)
     elif trigger.type is TriggerType.ALERT:
         data.update(path=f"/hooks/alertmanager/{trigger.name}", labels=dict(trigger.labels), statuses=trigger.statuses)
+    elif trigger.type is TriggerType.EVENT_SOURCE:
+        data.update(
+            target_task=trigger.target_task,
+            restart_policy=trigger.restart_policy,
+            backoff_secs=trigger.backoff_secs,
+            max_in_flight=trigger.max_in_flight,
+            event_source=(sources or {}).get(trigger.name),
+        )
     else:
         for key in ("branches", "tags", "paths", "actions", "after", "statuses"):
             value = getattr(trigger, key)

@@ -6,6 +6,7 @@ from flask import jsonify
 
 from runner import runs as run_service
 from runner.errors import InputError
+from runner.store.event_sources import source_states
 from runner.store.pauses import Pausable
 from runner.workspace_config import redact_url
 
@@ -77,8 +78,10 @@ def get_task(workspace, task):
 @requires("read")
 def list_triggers(workspace):
     loaded = _loaded(workspace)
-    paused = current_service().pauses.of(workspace)
-    return jsonify(triggers=[trigger_json(t, paused=paused) for t in loaded.triggers.values()])
+    service = current_service()
+    paused = service.pauses.of(workspace)
+    sources = source_states(service, workspace, loaded.triggers.values())
+    return jsonify(triggers=[trigger_json(t, paused=paused, sources=sources) for t in loaded.triggers.values()])
 
 
 @bp.post("/workspaces/<workspace>/tasks/<name>/pause", defaults={"kinds": "tasks", "action": "pause"})

@@ -13,6 +13,7 @@ from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
 from runner.store import RunFilter
+from runner.store.event_sources import source_states
 from runner.store.pauses import Pausable
 
 from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
@@ -178,10 +179,12 @@ def decide(run_id, step, decision):
 
 # ------------------------------------------------------------------ tasks
 def _workspace_tasks(name: str):
-    loaded = run_service.load_definitions(current_service(), name).workspace
+    service = current_service()
+    loaded = run_service.load_definitions(service, name).workspace
     now = time.time()
-    paused = current_service().pauses.of(name)
-    triggers = [trigger_json(t, now, paused) for t in loaded.triggers.values()]
+    paused = service.pauses.of(name)
+    sources = source_states(service, name, loaded.triggers.values())
+    triggers = [trigger_json(t, now, paused, sources) for t in loaded.triggers.values()]
     return sorted(loaded.tasks.values(), key=lambda t: t.name), triggers
 
 
