@@ -60,12 +60,10 @@ class EventSources:
         for workspace in self.service.config.workspaces:
             try:
                 loaded = runs.load_definitions(self.service, workspace).workspace
-            except StromError as exc:
+            except StromError as exc:  # its sources go on as they are until its definitions load again
                 self.warn(f"workspace {workspace}: {exc}")
                 known = cast("set[str]", self.redis.smembers(keys.EVENT_SOURCES))
-                wanted |= {
-                    member for member in known if member.partition(SOURCE_SEP)[0] == workspace
-                }  # keep them going
+                wanted |= {member for member in known if member.partition(SOURCE_SEP)[0] == workspace}
                 continue
             for trigger in loaded.triggers.values():
                 if trigger.type is TriggerType.EVENT_SOURCE and trigger.enabled:
@@ -74,6 +72,7 @@ class EventSources:
                     try:
                         self._tend(workspace, trigger, now)
                     except StromError as exc:
+                        self.warn(f"event source {workspace}/{trigger.name}: {exc}")
                         self._note(workspace, trigger.name, last_error=str(exc))
         for member in cast("set[str]", self.redis.smembers(keys.EVENT_SOURCES)) - wanted:
             workspace, _, name = member.partition(SOURCE_SEP)
@@ -125,12 +124,19 @@ class EventSources:
             mapping={"generation": generation, "run": run_id, "cursor": "0-0", "stopped": "", "recycle": ""},
         )
         event = {"kind": "event_source", "trigger": trigger.name, "generation": generation}
+        if not self._run(workspace, trigger, trigger.task, runs.trigger_inputs(trigger, event, None), event, run_id):
+            return  # it exists: started by the holder of the lease before this one
+        log.info(
+            "event source %s/%s: consumer run %s started (generation %d)", workspace, trigger.name, run_id, generation
+        )
+
+    def _run(self, workspace: str, trigger: Trigger, task: str, inputs: dict, event: dict, run_id: str) -> bool:
+        """Start a run of the source under an id made from what it is for; False when that run exists already."""
         try:
-            inputs = runs.trigger_inputs(trigger, event, None)
             runs.execute(
                 self.service,
                 workspace,
-                trigger.task,
+                task,
                 inputs,
                 source="event_source",
                 trigger=trigger.name,
@@ -138,10 +144,8 @@ class EventSources:
                 job_id=run_id,
             )
         except Conflict:
-            return  # it exists: started by the holder of the lease before this one
-        log.info(
-            "event source %s/%s: consumer run %s started (generation %d)", workspace, trigger.name, run_id, generation
-        )
+            return False
+        return True
 
     def _stop(self, consumer: RunState, why: str) -> None:
         self.service.orchestrator.try_apply(consumer.id, Cancel(why, by="strom"))
@@ -184,18 +188,8 @@ class EventSources:
             return f"line {line_id} of run {consumer.id}: {problem}"
         event = {"kind": "event_source", "trigger": trigger.name, "source_run": consumer.id, "line": line_id}
         try:
-            runs.execute(
-                self.service,
-                workspace,
-                trigger.target_task or "",
-                inputs,
-                source="event_source",
-                trigger=trigger.name,
-                event=event,
-                job_id=run_id,
-            )
-        except Conflict:
-            pass  # started before the cursor was saved (a scheduler died in between): not again
+            # False when it exists: started before the cursor was saved (a scheduler died in between), not again
+            self._run(workspace, trigger, trigger.target_task or "", inputs, event, run_id)
         except StromError as exc:
             return f"line {line_id} of run {consumer.id}: {exc}"
         self.redis.sadd(keys.event_source_runs(workspace, trigger.name), run_id)
