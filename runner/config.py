@@ -54,6 +54,7 @@ _KEYS = {
     "http",
     "step_limits",
     "rate_limits",
+    "mcp",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -114,6 +115,8 @@ class Config:
     rate_per_token: str | None = "30/minute"  # runs one token may start by hand (None: no limit)
     rate_per_workspace: str | None = "30/minute"  # runs anyone may start by hand in one workspace
     http_allow: tuple[str, ...] = ()  # non-public networks (CIDRs) http steps may reach
+    mcp_enabled: bool = False  # `mcp: { enabled: true }`: /mcp answers assistants (webhooks/mcp/)
+    mcp_allowed_hosts: tuple[str, ...] = ()  # Host names /mcp answers besides public_url's and loopback's
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
@@ -357,6 +360,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 out[attr] = value
     _limits(r.mapping("limits", "{ workflow_file_size: 4MiB }"), problems, out)
     _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
+    _mcp(r.mapping("mcp", "{ enabled: true }"), problems, out)
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     _rate_limits(r.mapping("rate_limits", "{ per_token: 30/minute, per_workspace: 60/minute }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
@@ -432,6 +436,16 @@ def _http(block, problems: Problems, out: dict) -> None:
                 "write networks like 10.0.0.0/8 or addresses like 192.168.1.20",
             )
     out["http_allow"] = tuple(allow)
+
+
+def _mcp(block, problems: Problems, out: dict) -> None:
+    """`mcp: { enabled: true, allowed_hosts: [ci.example.com] }`: the MCP endpoint for assistants."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "mcp")
+    sub.check_keys({"enabled", "allowed_hosts"})
+    out["mcp_enabled"] = sub.boolean("enabled", False)
+    out["mcp_allowed_hosts"] = tuple(h.lower() for h in sub.string_list("allowed_hosts", "[ci.example.com]") or ())
 
 
 def _step_limits(block, problems: Problems, out: dict) -> None:

@@ -17,6 +17,7 @@ from .access.session import secret_key
 from .api import bp as api
 from .context import EXTENSION
 from .errors import register_error_handlers
+from .mcp import bp as mcp
 from .metrics import bp as metrics
 from .openapi import bp as openapi
 from .prefix import PathPrefix
@@ -57,6 +58,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, service: Servic
         app.register_blueprint(receiver)
     app.register_blueprint(ui)
     app.register_blueprint(badges)
+    app.register_blueprint(mcp)
     prefix = urlsplit(service.config.public_url).path.rstrip("/")
     if prefix:
         app.wsgi_app = PathPrefix(app.wsgi_app, prefix)  # type: ignore[method-assign]
