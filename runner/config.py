@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agent_config import AgentProvider, parse_agents
 from .container_config import DockerConfig, KubernetesConfig, parse_docker, parse_kubernetes
 from .errors import StromError
 from .executors.sandbox import StepLimits
@@ -55,6 +56,7 @@ _KEYS = {
     "step_limits",
     "rate_limits",
     "mcp",
+    "agents",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -115,6 +117,7 @@ class Config:
     rate_per_token: str | None = "30/minute"  # runs one token may start by hand (None: no limit)
     rate_per_workspace: str | None = "30/minute"  # runs anyone may start by hand in one workspace
     http_allow: tuple[str, ...] = ()  # non-public networks (CIDRs) http steps may reach
+    agent_providers: Mapping[str, AgentProvider] = field(default_factory=dict)  # `agents.providers`, by id
     mcp_enabled: bool = False  # `mcp: { enabled: true }`: /mcp answers assistants (webhooks/mcp/)
     mcp_allowed_hosts: tuple[str, ...] = ()  # Host names /mcp answers besides public_url's and loopback's
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
@@ -293,6 +296,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     out["tokens"] = _tokens(r.raw("tokens", None), data, problems, environ)
     out["docker"] = parse_docker(r.mapping("docker", "{ runner_image: python:3.12-slim }"), problems)
     out["kubernetes"] = parse_kubernetes(r.mapping("kubernetes", "{ namespace: strom }"), problems, base)
+    out["agent_providers"] = parse_agents(r.mapping("agents", "{ providers: [...] }"), problems, read_value)
     out["notifications"] = parse_notifications(
         r.mapping("notifications", '{ channels: { ops: ["mailto://..."] } }'), problems, base, read_value
     )

@@ -38,6 +38,16 @@ class _Collector:
             if name.startswith("runs_"):
                 finished.add_metric([name[5:]], float(total))
         yield finished
+        tokens = CounterMetricFamily(
+            "strom_agent_tokens",
+            "Tokens agent steps used, by provider, model and direction",
+            labels=["provider", "model", "kind"],
+        )
+        for name, total in sorted(cast("dict[str, str]", redis.hgetall(keys.AGENT_TOKENS)).items()):
+            provider, _, rest = name.partition("\x1f")
+            model, _, kind = rest.rpartition("\x1f")
+            tokens.add_metric([provider, model, kind], float(total))
+        yield tokens
         raw = cast("dict[str, str]", redis.hgetall(keys.STEP_SECONDS))
         cumulative, buckets = 0, []
         for bound in BUCKETS:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from ..errors import StromError
 
@@ -109,7 +110,8 @@ def web_command(config_path, listen, access_log):
     default="script",
     show_default=True,
     metavar="LIST",
-    help="Comma-separated: script, docker, kubernetes.",
+    help="Comma-separated: script, docker, kubernetes, agent (agent is added by itself when agents.providers "
+    "is configured and this option is not given).",
 )
 @click.option("--tags", default="", metavar="LIST", help="Comma-separated tags; steps with these tags can run here.")
 @click.option("--exclusive", is_flag=True, help="Only take steps that carry all of this worker's tags.")
@@ -129,9 +131,12 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
     for ability in wanted:
         if ability not in ABILITIES:
             raise click.BadParameter(
-                f"unknown ability {ability!r} (abilities: script, docker, kubernetes)", param_hint="--abilities"
+                f"unknown ability {ability!r} (abilities: script, docker, kubernetes, agent)", param_hint="--abilities"
             )
     service = _service(config_path)
+    defaulted = click.get_current_context().get_parameter_source("abilities") is ParameterSource.DEFAULT
+    if defaulted and service.config.agent_providers:
+        wanted.append("agent")
     _check_abilities(service.config, wanted)
     worker = Worker(
         service,

@@ -14,6 +14,7 @@ from ..errors import SpecError
 from ..git.mirrors import GitError, Mirror
 from ..gitinfo import git_context
 from ..spec import load_texts
+from ..spec.agents import unknown_providers
 from ..spec.model import Workspace
 from ..spec.notify_rules import unknown_channels
 from ..store.definitions import read_folder
@@ -111,8 +112,12 @@ class Checkouts:
                 self._digests.popitem(last=False)
 
     def _checked(self, loaded: Workspace) -> Workspace:
-        """Definitions that new runs may use: they name only notification channels this server has."""
-        problems = unknown_channels(loaded, self.service.config.notifications.channels)
+        """Definitions that new runs may use: they name only notification channels and model providers this
+        server has."""
+        config = self.service.config
+        problems = unknown_channels(loaded, config.notifications.channels) + unknown_providers(
+            loaded, config.agent_providers
+        )
         if problems:
             raise SpecError(problems)
         return loaded

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["ABILITIES", "Worker"]
 
 log = logging.getLogger("strom.worker")
-ABILITIES = ("script", "docker", "kubernetes", SERVER_ABILITY)
+ABILITIES = ("script", "docker", "kubernetes", "agent", SERVER_ABILITY)
 REAP_EVERY = 30.0  # seconds between passes of the container reaper
 TIDY_EVERY = 60.0  # seconds between looks at whether RQ's registries are due a cleanup
 OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
@@ -155,6 +155,10 @@ class Worker:
             from ..executors.notify import NotifyExecutor
 
             self.executors["notify"] = NotifyExecutor(service)
+        if "agent" in abilities and "agent" not in self.executors and self.config.agent_providers:
+            from .agent_tools import agent_executor
+
+            self.executors["agent"] = agent_executor(service)
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
 
@@ -405,7 +409,7 @@ class Worker:
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""
-        if not work.snapshot:
+        if not work.snapshot or work.kind == "agent":  # a prompt reads no files
             return Path(".")
         path = Path(work.snapshot)
         if path.is_dir() or not work.commit or path.name != work.commit:

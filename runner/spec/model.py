@@ -207,6 +207,8 @@ class Action:
             return "docker"
         if self.type is ActionType.POD:
             return "kubernetes"
+        if self.type is ActionType.AGENT:
+            return "agent"
         return None
 
 

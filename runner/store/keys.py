@@ -6,6 +6,7 @@ import hashlib
 
 __all__ = [
     "ACTIVE",
+    "AGENT_TOKENS",
     "CANCEL_CHANNEL",
     "CONSUMERS",
     "COUNTERS",
@@ -91,6 +92,7 @@ RATE_LIMITS = f"{PREFIX}:rate"  # prefix of the rate limiter's moving windows (t
 CRON_CHECKED = f"{PREFIX}:cron:checked"  # when the lease holder last looked for due ticks
 STEP_SECONDS = f"{PREFIX}:metrics:step_seconds"  # hash bucket -> count, plus sum/count
 COUNTERS = f"{PREFIX}:metrics:counters"  # hash name -> count
+AGENT_TOKENS = f"{PREFIX}:metrics:agent-tokens"  # hash "provider\x1fmodel\x1finput|output" -> tokens
 
 
 def job(job_id: str) -> str:

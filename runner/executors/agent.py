@@ -1,0 +1,372 @@
+"""`type: agent` steps: a prompt to a model provider of the server's configuration, through the provider's
+official SDK (`anthropic`, or `openai` for every OpenAI-compatible service).
+
+The conversation goes to the step's log (masked like every log). With `output`, the model is asked for one JSON
+object of that shape; the reply is parsed and checked, and a mismatch fails the step with the reason. Without,
+the output is `{text}`. Either way `_meta` says which provider and model answered, the tokens used and how long
+it took. `tools: [{task: NAME}]` offers workspace tasks as tools: a call starts a run of the task (its inputs
+the call's arguments) and its output is the result; the calls of one turn run in parallel, and `max_turns`
+bounds the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..agent_config import AgentProvider
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..spec.payloads import AgentPayload
+from .base import LogSink, StepResult
+
+__all__ = ["DEFAULT_TIMEOUT", "AgentExecutor", "ToolCall", "output_json_schema"]
+
+DEFAULT_TIMEOUT = 300.0  # seconds, when the step sets none
+DEFAULT_TURNS = 10
+_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+# (workspace, task, inputs, call id) -> the finished child run's (status, output, error)
+ToolRunner = Callable[[StepWork, str, Mapping[str, Any], str, threading.Event], tuple[str, Any, str | None]]
+TaskSchemas = Callable[[StepWork, str], tuple[str, dict[str, Any]] | None]  # task -> (description, inputs schema)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class _Usage:
+    input: int = 0
+    output: int = 0
+
+
+@dataclass
+class _Turn:
+    text: str
+    calls: list[ToolCall] = field(default_factory=list)
+
+
+def output_json_schema(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An action's `output` fields as a JSON Schema object; a field is required unless it says
+    `required: false` or has a `default`."""
+    if not fields:
+        return None
+    properties, required = {}, []
+    for name, spec in fields.items():
+        spec = dict(spec or {})
+        prop: dict[str, Any] = {"type": spec.get("type", "string")}
+        if spec.get("description"):
+            prop["description"] = str(spec["description"])
+        if spec.get("options"):
+            prop["enum"] = list(spec["options"])
+        properties[name] = prop
+        if spec.get("required", True) is not False and "default" not in spec:
+            required.append(name)
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _reply_json(text: str) -> Any:
+    """The JSON value of a reply, also when the model wrapped it in a Markdown code fence."""
+    fenced = re.search(r"```(?:json)?\s*\n(.*?)\n```", text, re.S)
+    return json.loads(fenced.group(1) if fenced else text.strip())
+
+
+class AgentExecutor:
+    def __init__(
+        self,
+        providers: Mapping[str, AgentProvider],
+        tool_runner: ToolRunner | None = None,
+        task_schemas: TaskSchemas | None = None,
+        count_tokens: Callable[[str, str, int, int], None] | None = None,
+    ):
+        self.providers = providers
+        self.tool_runner = tool_runner
+        self.task_schemas = task_schemas
+        self.count_tokens = count_tokens
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- the step
+    def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
+        p = work.payload_as(AgentPayload)
+        provider = self.providers.get(p.provider or "")
+        if provider is None:
+            return _failed(f"model provider {p.provider!r} is not configured on this worker (agents.providers)")
+        model = p.model or provider.model
+        if not model:
+            return _failed(f"provider {provider.id!r} names no model: give the step `model:` or the provider one")
+        if any("mcp" in tool for tool in p.tools):
+            return _failed("tools from MCP servers ({mcp: NAME}) are not available in this version of Strom")
+        if p.interactive:
+            return _failed("interactive agent steps (ask_user) are not available in this version of Strom")
+        tools = self._tools(work, p)
+        if isinstance(tools, str):
+            return _failed(tools)
+        schema = output_json_schema(p.output_schema)
+        deadline = time.monotonic() + (work.timeout or DEFAULT_TIMEOUT)
+        system = (p.system_prompt or "").strip()
+        if schema is not None:
+            system = (system + "\n\n" if system else "") + (
+                "Answer with one JSON object and nothing else, matching this JSON Schema:\n" + json.dumps(schema)
+            )
+        if system:
+            _log(logs, "system", system)
+        _log(logs, "user", p.prompt or "")
+        usage, started = _Usage(), time.monotonic()
+        conversation = _Conversation(provider, system, p.prompt or "")
+        turns = p.max_turns or DEFAULT_TURNS
+        try:
+            for turn_number in range(1, turns + 1):
+                if cancel.is_set():
+                    return StepResult(StepStatus.CANCELLED, error="cancelled")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return StepResult(StepStatus.TIMED_OUT, error="the agent step ran out of time")
+                turn = self._ask(provider, model, p, conversation, tools, schema, remaining, usage, cancel)
+                if turn.text:
+                    _log(logs, "assistant", turn.text)
+                if not turn.calls:
+                    break
+                if turn_number == turns:
+                    return _failed(f"the model still called tools after max_turns ({turns}) turns")
+                conversation.add_results(self._call_tools(work, turn.calls, tools, logs, cancel))
+        except _ProviderError as exc:
+            return _failed(str(exc))
+        except _Stopped as exc:
+            return StepResult(exc.status, error=str(exc))
+        finally:
+            if self.count_tokens is not None and (usage.input or usage.output):
+                self.count_tokens(provider.id, model, usage.input, usage.output)
+        meta = {
+            "provider": provider.id,
+            "model": model,
+            "tokens": {"input": usage.input, "output": usage.output},
+            "latency_ms": round((time.monotonic() - started) * 1000),
+        }
+        return self._result(turn.text, schema, meta)
+
+    def _result(self, text: str, schema: dict[str, Any] | None, meta: dict[str, Any]) -> StepResult:
+        if schema is None:
+            return StepResult(StepStatus.SUCCEEDED, output={"text": text, "_meta": meta})
+        try:
+            value = _reply_json(text)
+        except ValueError:
+            return _failed(f"the model's reply is not the JSON object the output asks for: {text[:300]!r}")
+        problems = [
+            f"{'.'.join(str(p) for p in e.absolute_path) or 'the reply'}: {e.message[:200]}"
+            for e in list(Draft202012Validator(schema).iter_errors(value))[:5]
+        ]
+        if problems:
+            return _failed(f"the model's reply does not fit the output: {'; '.join(problems)}")
+        return StepResult(StepStatus.SUCCEEDED, output={**value, "_meta": meta})
+
+    # ----------------------------------------------------------------- tools
+    def _tools(self, work: StepWork, p: AgentPayload) -> dict[str, tuple[str, str, dict[str, Any]]] | str:
+        """tool name -> (task, description, parameters); or why the step cannot have them."""
+        found: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        for tool in p.tools:
+            task = tool.get("task")
+            if not task:
+                continue
+            described = self.task_schemas(work, task) if self.task_schemas and self.tool_runner else None
+            if described is None:
+                return (
+                    f"task {task!r} cannot be offered as a tool here (no such task, or this worker cannot start runs)"
+                )
+            description, parameters = described
+            found[_TOOL_NAME.sub("_", task)[:64]] = (task, description, parameters)
+        return found
+
+    def _call_tools(self, work, calls, tools, logs: LogSink, cancel: threading.Event) -> list[tuple[ToolCall, str]]:
+        def one(call: ToolCall) -> tuple[ToolCall, str]:
+            _log(logs, "tool call", f"{call.name}({json.dumps(call.arguments)})")
+            if call.name not in tools or self.tool_runner is None:
+                text = json.dumps({"error": f"no tool {call.name!r}"})
+            else:
+                status, output, error = self.tool_runner(work, tools[call.name][0], call.arguments, call.id, cancel)
+                text = json.dumps({"status": status, "output": output, "error": error}, default=str)
+            _log(logs, "tool result", text)
+            return call, text
+
+        with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+            return list(pool.map(one, calls))
+
+    # ----------------------------------------------------------------- providers
+    def _client(self, provider: AgentProvider) -> Any:
+        with self._lock:
+            if provider.id not in self._clients:
+                if provider.wire == "anthropic":
+                    import anthropic
+
+                    self._clients[provider.id] = anthropic.Anthropic(
+                        api_key=provider.api_key or "none",
+                        base_url=provider.endpoint,
+                        max_retries=provider.max_retries,
+                    )
+                else:
+                    import openai
+
+                    self._clients[provider.id] = openai.OpenAI(
+                        api_key=provider.api_key or "none",
+                        base_url=provider.endpoint,
+                        max_retries=provider.max_retries,
+                    )
+            return self._clients[provider.id]
+
+    def _ask(self, provider, model, p: AgentPayload, conversation, tools, schema, timeout, usage, cancel) -> _Turn:
+        client = self._client(provider)
+        max_tokens = p.max_tokens or provider.max_tokens
+        temperature = p.temperature if p.temperature is not None else provider.temperature
+        if provider.wire == "anthropic":
+            ask = partial(_anthropic_turn, client, model, conversation, tools, max_tokens, temperature, timeout, usage)
+        else:
+            ask = partial(
+                _openai_turn,
+                client,
+                provider,
+                model,
+                conversation,
+                tools,
+                schema,
+                max_tokens,
+                temperature,
+                timeout,
+                usage,
+            )
+        # in a thread of its own: the step's deadline and its cancel bound the call and the SDK's retries together
+        pool = ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(ask)
+        pool.shutdown(wait=False)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if cancel.wait(0.05):
+                raise _Stopped(StepStatus.CANCELLED, "cancelled")
+            if time.monotonic() >= deadline:
+                raise _Stopped(StepStatus.TIMED_OUT, f"the model did not answer within the step's {timeout:.0f}s left")
+        try:
+            return future.result()
+        except Exception as exc:  # the SDKs' errors (after their retries): the step's reason
+            status = getattr(exc, "status_code", None)
+            detail = f" (HTTP {status})" if status else ""
+            raise _ProviderError(f"provider {provider.id!r} failed{detail}: {str(exc)[:500]}") from exc
+
+
+class _ProviderError(Exception):
+    pass
+
+
+class _Stopped(Exception):
+    def __init__(self, status: StepStatus, why: str):
+        super().__init__(why)
+        self.status = status
+
+
+class _Conversation:
+    """The messages so far, kept in the provider's own wire shape."""
+
+    def __init__(self, provider: AgentProvider, system: str, prompt: str):
+        self.anthropic = provider.wire == "anthropic"
+        self.system = system
+        self.messages: list[dict[str, Any]] = []
+        if system and not self.anthropic:
+            self.messages.append({"role": "system", "content": system})
+        self.messages.append({"role": "user", "content": prompt})
+
+    def add_assistant(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+    def add_results(self, results: list[tuple[ToolCall, str]]) -> None:
+        if self.anthropic:
+            blocks = [{"type": "tool_result", "tool_use_id": call.id, "content": text} for call, text in results]
+            self.messages.append({"role": "user", "content": blocks})
+        else:
+            for call, text in results:
+                self.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+
+def _openai_turn(
+    client, provider, model, conversation, tools, schema, max_tokens, temperature, timeout, usage
+) -> _Turn:
+    options: dict[str, Any] = {
+        "model": model,
+        "messages": conversation.messages,
+        "max_tokens": max_tokens,
+        "timeout": timeout,
+    }
+    if temperature is not None:
+        options["temperature"] = temperature
+    if tools:
+        options["tools"] = [
+            {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+            for name, (_task, description, parameters) in tools.items()
+        ]
+    if schema is not None and provider.type == "openai" and not tools:
+        options["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    response = client.chat.completions.create(**options)
+    if response.usage is not None:
+        usage.input += response.usage.prompt_tokens or 0
+        usage.output += response.usage.completion_tokens or 0
+    message = response.choices[0].message
+    calls = []
+    for call in message.tool_calls or ():
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except ValueError:
+            arguments = {}
+        calls.append(ToolCall(call.id, call.function.name, arguments if isinstance(arguments, dict) else {}))
+    conversation.add_assistant(message.model_dump(exclude_none=True))
+    return _Turn(message.content or "", calls)
+
+
+def _anthropic_turn(client, model, conversation, tools, max_tokens, temperature, timeout, usage) -> _Turn:
+    options: dict[str, Any] = {
+        "model": model,
+        "messages": conversation.messages,
+        "max_tokens": max_tokens,
+        "timeout": timeout,
+    }
+    if conversation.system:
+        options["system"] = conversation.system
+    if temperature is not None:
+        options["temperature"] = temperature
+    if tools:
+        options["tools"] = [
+            {"name": name, "description": description, "input_schema": parameters}
+            for name, (_task, description, parameters) in tools.items()
+        ]
+    response = client.messages.create(**options)
+    usage.input += response.usage.input_tokens or 0
+    usage.output += response.usage.output_tokens or 0
+    text = "".join(block.text for block in response.content if block.type == "text")
+    calls = [
+        ToolCall(block.id, block.name, dict(block.input or {}))
+        for block in response.content
+        if block.type == "tool_use"
+    ]
+    conversation.add_assistant(
+        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in response.content]}
+    )
+    return _Turn(text, calls)
+
+
+def _log(logs: LogSink, role: str, text: str) -> None:
+    for line in (text or "").splitlines() or [""]:
+        logs.line("stdout", f"[{role}] {line}")
+
+
+def _failed(error: str) -> StepResult:
+    return StepResult(StepStatus.FAILED, error=error)
