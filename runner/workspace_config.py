@@ -12,7 +12,7 @@ workspaces:
       token: { env: GITHUB_TOKEN }                       # statuses and comments
       webhook_secrets: [{ env: HOOK_SECRET }, { env: OLD_HOOK_SECRET }]
     poll: 60s
-    pull_requests: { sticky_trust: false, secrets: false, network: false }
+    pull_requests: { sticky_trust: false, secrets: false, network: false, agents: false }
     approvals: { self_approval: false, cancel_on_push: true }
   site: { hosted: true, branches: [main] }
 """
@@ -68,6 +68,7 @@ class WorkspaceConfig:
     sticky_trust: bool = False
     untrusted_secrets: bool = False
     untrusted_network: bool = False
+    untrusted_agents: bool = False  # agent steps of untrusted pull requests may call the model providers
     self_approval: bool = True  # False: whoever wrote a change may not approve its gates
     cancel_waiting_on_push: bool = True  # a new push to a pull request cancels its runs waiting for approval
     public_badges: bool = False  # `badges: true`: /badge/<workspace>/<task>.svg answers anyone
@@ -138,10 +139,11 @@ def _build(r: Reader, name: str, kind: str, base: Path, read_value, problems) ->
     trust = r.mapping("pull_requests", "{ sticky_trust: false, secrets: false }")
     if trust is not None:
         t = Reader(trust, problems, f"workspace {name!r} pull_requests")
-        t.check_keys({"sticky_trust", "secrets", "network"})
+        t.check_keys({"sticky_trust", "secrets", "network", "agents"})
         fields["sticky_trust"] = t.boolean("sticky_trust")
         fields["untrusted_secrets"] = t.boolean("secrets")
         fields["untrusted_network"] = t.boolean("network")
+        fields["untrusted_agents"] = t.boolean("agents")
     fields["public_badges"] = r.boolean("badges")
     approvals = r.mapping("approvals", "{ self_approval: false, cancel_on_push: true }")
     if approvals is not None:

@@ -6,6 +6,8 @@ an unknown provider refused with a did-you-mean."""
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,7 +15,11 @@ from fake_llm import FakeLLM, anthropic_reply, openai_text, openai_tools
 from service_env import TOKENS, make_config, serving, stack, wait_for
 
 from runner import runs as run_service
+from runner.agent_config import AgentProvider
+from runner.engine.work import StepWork
 from runner.errors import SpecError
+from runner.executors.agent import AgentExecutor
+from runner.spec.payloads import AgentPayload
 from runner.store import RunFilter
 
 SECRET = "tok-6f1c9a55e2"
@@ -170,3 +176,17 @@ def test_an_unknown_provider_is_refused_with_the_providers_there_are(service_wor
     with stack(config, scheduler=False, workers=0) as service, pytest.raises(SpecError) as refused:
         run_service.execute(service, "local", "t", {}, source="api")
     assert "model provider 'gtp' is not configured on the server; did you mean \"gpt\"?" in str(refused.value)
+
+
+def test_an_untrusted_pull_requests_agent_step_spends_no_tokens_unless_the_workspace_allows_it(llm):
+    providers = {"gpt": AgentProvider("gpt", "openai", "fake-model", "sk", f"{llm.url}/v1", max_retries=0)}
+    work = StepWork("run1", "ask", 1, "agent", workspace="ws", untrusted=True, payload=AgentPayload("gpt", "hi"))
+    sink = type("Sink", (), {"line": lambda self, stream, text: None})()
+    refused = AgentExecutor(providers).run(work, Path("."), sink, threading.Event())
+    assert refused.status.value == "failed" and "pull_requests: { agents: true }" in refused.error
+    assert llm.bodies(CHAT) == [], "nothing reached the provider"
+    llm.script(CHAT, openai_text("fine"))
+    allowed = AgentExecutor(providers, untrusted_allowed=lambda ws: ws == "ws").run(
+        work, Path("."), sink, threading.Event()
+    )
+    assert allowed.status.value == "succeeded" and allowed.output["text"] == "fine"

@@ -92,17 +92,24 @@ class AgentExecutor:
         tool_runner: ToolRunner | None = None,
         task_schemas: TaskSchemas | None = None,
         count_tokens: Callable[[str, str, int, int], None] | None = None,
+        untrusted_allowed: Callable[[str], bool] = lambda workspace: False,
     ):
         self.providers = providers
         self.tool_runner = tool_runner
         self.task_schemas = task_schemas
         self.count_tokens = count_tokens
+        self.untrusted_allowed = untrusted_allowed
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- the step
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         p = work.payload_as(AgentPayload)
+        if work.untrusted and not self.untrusted_allowed(work.workspace):
+            return _failed(
+                "agent steps do not run for untrusted pull requests: a stranger's prompt would spend the "
+                "workspace's provider keys (allow it with pull_requests: { agents: true } on the workspace)"
+            )
         provider = self.providers.get(p.provider or "")
         if provider is None:
             return _failed(f"model provider {p.provider!r} is not configured on this worker (agents.providers)")

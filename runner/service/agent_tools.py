@@ -33,6 +33,9 @@ def agent_executor(service: Service) -> AgentExecutor:
         tool_runner=partial(_run_tool, service),
         task_schemas=partial(_task_schema, service),
         count_tokens=partial(_count_tokens, service),
+        untrusted_allowed=lambda workspace: bool(
+            (ws := service.config.workspaces.get(workspace)) is not None and ws.untrusted_agents
+        ),
     )
 
 
