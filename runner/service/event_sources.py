@@ -192,6 +192,9 @@ class EventSources:
             self._run(workspace, trigger, trigger.target_task or "", inputs, event, run_id)
         except StromError as exc:
             return f"line {line_id} of run {consumer.id}: {exc}"
+        except (RecursionError, ValueError, TypeError) as exc:  # inputs no check foresaw: refused, not a stuck queue
+            log.exception("event source %s/%s: line %s of run %s", workspace, trigger.name, line_id, consumer.id)
+            return f"line {line_id} of run {consumer.id}: its inputs could not be used ({type(exc).__name__})"
         self.redis.sadd(keys.event_source_runs(workspace, trigger.name), run_id)
         return None
 

@@ -39,6 +39,9 @@ def _refusal(status: int, message: str, **headers: str) -> Response:
 
 @bp.route("/mcp", methods=["POST", "GET", "DELETE"])
 def endpoint():
+    token = identify()
+    if token is None:
+        return _refusal(401, "send an API token: `Authorization: Bearer <token>`", **{"WWW-Authenticate": "Bearer"})
     if not current_service().config.mcp_enabled:
         return _refusal(404, "the MCP endpoint is off: set `mcp: { enabled: true }` in the server configuration")
     origin = request.headers.get("Origin")
@@ -48,9 +51,6 @@ def endpoint():
         return _refusal(403, "this Host or Origin may not use /mcp; add it to mcp.allowed_hosts")
     if request.method != "POST":
         return _refusal(405, "this server keeps no sessions and sends no stream: POST one message", Allow="POST")
-    token = identify()
-    if token is None:
-        return _refusal(401, "send an API token: `Authorization: Bearer <token>`", **{"WWW-Authenticate": "Bearer"})
     g.strom_token = token
     if (request.content_length or 0) > MAX_MESSAGE:
         return _refusal(413, f"a message is at most {MAX_MESSAGE} bytes")
@@ -62,3 +62,6 @@ def endpoint():
     if reply is None:
         return Response(status=status)
     return Response(json.dumps(reply, default=str), status, mimetype="application/json")
+
+
+vars(endpoint)["strom_permission"] = "read"  # the least a token needs here; each tool checks its own (tools.py)
