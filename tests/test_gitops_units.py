@@ -8,11 +8,13 @@ import threading
 
 import pytest
 from conftest import load
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from runner.config import ConfigError, load_config
 from runner.forges.event import Comment, PullRequest, RepoEvent
 from runner.gitops.match import match_event, parse_command
-from runner.spec.globs import included
+from runner.spec.globs import glob_regex, included
 from runner.store.repo_events import RepoEventStore
 
 TRIGGERS = """
@@ -274,3 +276,13 @@ def test_a_snapshot_is_the_whole_tree_whatever_gitattributes_says(tmp_path):
     assert (snapshot / "VERSION").read_text() == "$Format:%H$\n"
     assert not os.access(snapshot / "VERSION", os.W_OK) or os.geteuid() == 0
     assert oct((snapshot / "VERSION").stat().st_mode & 0o222) == "0o0", "snapshots are read-only"
+
+
+@example("[1-0]")
+@example("[z-a]*")
+@example("[!]")
+@given(st.text(max_size=40))
+def test_any_glob_a_workflow_file_writes_compiles_and_matches_without_raising(pattern):
+    assert glob_regex(pattern).pattern.endswith("\\Z")
+    assert included("main", [pattern]) in (True, False)
+    assert included("main", ["!" + pattern]) in (True, False)

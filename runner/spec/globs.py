@@ -45,7 +45,12 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             end = _class_end(pattern, i)
             body = pattern[i + 1 : end]
             body = "^" + body[1:] if body.startswith("!") else body
-            out.append("[" + body.replace("\\", "\\\\") + "]")
+            char_class = "[" + body.replace("\\", "\\\\") + "]"
+            try:
+                re.compile(char_class)
+            except re.error:  # a reversed range such as [z-a]: the brackets are plain characters then
+                char_class = re.escape(pattern[i : end + 1])
+            out.append(char_class)
             i = end + 1
         else:
             out.append(re.escape(c))
