@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from fake_llm import FakeLLM, anthropic_reply, openai_text, openai_tools
+from git_env import commit, init_repo
 from service_env import TOKENS, make_config, serving, stack, wait_for
 
 from runner import runs as run_service
@@ -19,6 +20,8 @@ from runner.agent_config import AgentProvider
 from runner.engine.work import StepWork
 from runner.errors import SpecError
 from runner.executors.agent import AgentExecutor
+from runner.git.prereceive import answer
+from runner.spec.limits import SpecLimits
 from runner.spec.payloads import AgentPayload
 from runner.store import RunFilter
 
@@ -190,3 +193,14 @@ def test_an_untrusted_pull_requests_agent_step_spends_no_tokens_unless_the_works
         work, Path("."), sink, threading.Event()
     )
     assert allowed.status.value == "succeeded" and allowed.output["text"] == "fine"
+
+
+def test_a_push_naming_a_provider_the_server_lacks_is_refused_by_the_pre_receive_check(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    sha = commit(repo, {".strom/a.yaml": "tasks:\n  t: { flow: { a: { type: agent, provider: gtp, prompt: hi } } }\n"})
+    refs = f"{'0' * 40} {sha} refs/heads/main\n"
+    output, status = answer(repo / ".git", refs, SpecLimits(), None, providers=["gpt", "claude"])
+    assert status == 1
+    assert "model provider 'gtp' is not configured on the server; did you mean \"gpt\"?" in output
+    assert "push of refs/heads/main refused" in output
+    assert answer(repo / ".git", refs, SpecLimits(), None, providers=["gtp"])[1] == 0

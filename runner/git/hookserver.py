@@ -26,10 +26,17 @@ MAX_REQUEST = 16 << 20  # the refs of one push: far more than any push updates
 class HookServer:
     """Listens on a socket of its own (in a directory only this user may enter) until `close`."""
 
-    def __init__(self, git_dir: Path, limits: SpecLimits, channels: Iterable[str] | None):
+    def __init__(
+        self,
+        git_dir: Path,
+        limits: SpecLimits,
+        channels: Iterable[str] | None,
+        providers: Iterable[str] | None = None,
+    ):
         self.git_dir = git_dir
         self.limits = limits
         self.channels = None if channels is None else sorted(channels)
+        self.providers = None if providers is None else sorted(providers)
         self._dir = tempfile.mkdtemp(prefix="strom-hook-")
         self.path = os.path.join(self._dir, "socket")
         self._listener = socket.socket(socket.AF_UNIX)
@@ -61,7 +68,7 @@ class HookServer:
         head, _, refs = b"".join(chunks).decode("utf-8", "surrogateescape").partition("\n\n")
         variables = dict(line.partition("=")[::2] for line in head.splitlines())
         env = {name: value for name, value in variables.items() if name in QUARANTINE}
-        output, status = answer(self.git_dir, refs, self.limits, self.channels, env)
+        output, status = answer(self.git_dir, refs, self.limits, self.channels, env, self.providers)
         conn.sendall(f"{status}\n{output}".encode("utf-8", "surrogateescape"))
 
     def close(self) -> None:

@@ -24,7 +24,13 @@ ZERO = "0" * 40
 
 
 def check(
-    objects: Objects, new: str, ref: str, limits: SpecLimits, channels: Iterable[str] | None, out: list[str]
+    objects: Objects,
+    new: str,
+    ref: str,
+    limits: SpecLimits,
+    channels: Iterable[str] | None,
+    out: list[str],
+    providers: Iterable[str] | None = None,
 ) -> list[str]:
     """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent); notes and
     warnings go to `out`."""
@@ -40,6 +46,10 @@ def check(
         from ..spec.notify_rules import unknown_channels
 
         problems += unknown_channels(result.workspace, list(channels))
+    if result.workspace is not None and providers is not None:
+        from ..spec.agents import unknown_providers
+
+        problems += unknown_providers(result.workspace, list(providers))
     errors: list[str] = []
     for problem in problems:
         (errors if problem.is_error else out).append(problem.format())
@@ -52,6 +62,7 @@ def answer(
     limits: SpecLimits,
     channels: Iterable[str] | None,
     env: Mapping[str, str] | None = None,
+    providers: Iterable[str] | None = None,
 ) -> tuple[str, int]:
     """(what the pusher sees, the hook's exit status) for the hook's stdin `refs`; `env` holds the
     quarantine variables git gave the hook (the pushed objects are visible only through them)."""
@@ -71,7 +82,7 @@ def answer(
             if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")) or not is_sha(new):
                 continue
             try:
-                errors = check(objects, new, ref, limits, channels, out)
+                errors = check(objects, new, ref, limits, channels, out, providers)
             except ValueError as exc:
                 errors = [f"cannot read {new[:12]}: {exc}"]
             if errors:
