@@ -31,6 +31,7 @@ from ..spec.model import Concurrency, Trigger, TriggerType
 from ..store import RunFilter, keys
 from ..store.connection import is_outage
 from ..store.locks import redis_lock
+from ..store.runs import branch_row, pull_row
 from .chatops import PullRequestCommands
 from .commands import is_stroms_own, parse_commands
 from .match import Matched, alert_mismatch, hook_trigger, match_event
@@ -203,7 +204,7 @@ class _Processor:
         what = f"branch {self.event.branch!r}" if self.event.branch else f"tag {self.event.tag!r}"
         if self.event.branch:
             self.service.redis.hdel(keys.heads(self.ws.name), self.event.branch)
-            self.service.runs.forget_row(self.ws.name, f"branch:{self.event.branch}")
+            self.service.runs.forget_row(self.ws.name, branch_row(self.event.branch))
         return Outcome(OutcomeStatus.IGNORED, f"{what} deleted: no trigger runs on deletions")
 
     def _push(self) -> Outcome:
@@ -242,7 +243,7 @@ class _Processor:
         self.event = replace(self.event, pr=pr)
         if self.pulls.track(pr):
             self.pulls.clear(pr.number, "pending")
-            self.service.runs.forget_row(self.ws.name, f"pr:{pr.number}")
+            self.service.runs.forget_row(self.ws.name, pull_row(pr.number))
         if pr.action == "synchronize" and self.ws.cancel_waiting_on_push:
             self._cancel_waiting(pr)
         trusted = self.trust.author_trusted(pr)

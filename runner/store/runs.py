@@ -24,7 +24,9 @@ __all__ = [
     "RunPage",
     "RunStore",
     "branch_of",
+    "branch_row",
     "pull_request_of",
+    "pull_row",
     "row_of",
     "summary",
 ]
@@ -334,11 +336,20 @@ def _stage_filter_indexes(pipe: Pipeline, state: RunState) -> None:
         pipe.zadd(index, {state.id: state.created_at})
 
 
+def branch_row(branch: str) -> str:
+    """The overview's row of a branch (empty name: a folder workspace's)."""
+    return f"branch:{branch}"
+
+
+def pull_row(number: int) -> str:
+    """The overview's row of a pull request."""
+    return f"pr:{number}"
+
+
 def row_of(state: RunState) -> str:
-    """The overview's row of a run: "pr:<number>" for a pull request's, else "branch:<name>" (empty name: a
-    folder workspace's)."""
+    """The overview's row of a run: its pull request's, else its branch's."""
     number = pull_request_of(state)
-    return f"pr:{number}" if number is not None else f"branch:{branch_of(state)}"
+    return pull_row(number) if number is not None else branch_row(branch_of(state))
 
 
 def _stage_latest(pipe: Pipeline, state: RunState) -> None:

@@ -13,6 +13,7 @@ from flask import Response, render_template, request, url_for
 
 from runner.gitops.pulls import Pulls
 from runner.store import keys
+from runner.store.runs import branch_row, pull_row
 
 from ..access.session import page
 from ..context import current_service
@@ -30,7 +31,7 @@ OPEN_PULLS = 50  # pull request rows per workspace, the most recently active
 
 @dataclass
 class Row:
-    key: str  # "branch:<name>" or "pr:<number>", as runner.store.runs.row_of
+    key: str  # runner.store.runs.branch_row or pull_row
     label: str
     title: str = ""
     pull: int | None = None
@@ -52,14 +53,14 @@ def workspace_view(service: Service, ws: WorkspaceConfig) -> WorkspaceView:
     heads = cast("list[str]", service.redis.hkeys(keys.heads(ws.name))) if ws.kind != "folder" else []
     rows: dict[str, Row] = {}
     for branch in ([ws.default_branch] if ws.kind != "folder" else []) + sorted(heads):
-        rows.setdefault(f"branch:{branch}", Row(f"branch:{branch}", branch))
+        rows.setdefault(branch_row(branch), Row(branch_row(branch), branch))
     for number in open_numbers:
-        rows[f"pr:{number}"] = Row(f"pr:{number}", f"#{number}", facts[number].get("title", ""), number)
+        rows[pull_row(number)] = Row(pull_row(number), f"#{number}", facts[number].get("title", ""), number)
     for (row, task), state in sorted(latest.items()):
-        if row.startswith("pr:") and row not in rows:
-            continue  # a closed pull request's
         if row not in rows:
-            name = row.partition(":")[2]
+            if not row.startswith(branch_row("")):
+                continue  # a closed pull request's
+            name = row.removeprefix(branch_row(""))
             rows[row] = Row(row, name or "working folder")
         rows[row].cells[task] = state
     order = sorted(rows.values(), key=_row_order(ws))
