@@ -42,14 +42,10 @@ def check(
         return []
     result = load_texts(texts, root=Path("/"), file_exists=exists, limits=limits, sizes=oversized)
     problems = list(result.problems)
-    if result.workspace is not None and channels is not None:
-        from ..spec.notify_rules import unknown_channels
+    if result.workspace is not None:
+        from ..spec.server_names import unknown_server_names
 
-        problems += unknown_channels(result.workspace, list(channels))
-    if result.workspace is not None and providers is not None:
-        from ..spec.agents import unknown_providers
-
-        problems += unknown_providers(result.workspace, list(providers))
+        problems += unknown_server_names(result.workspace, channels, providers)
     errors: list[str] = []
     for problem in problems:
         (errors if problem.is_error else out).append(problem.format())

@@ -14,9 +14,8 @@ from ..errors import SpecError
 from ..git.mirrors import GitError, Mirror
 from ..gitinfo import git_context
 from ..spec import load_texts
-from ..spec.agents import unknown_providers
 from ..spec.model import Workspace
-from ..spec.notify_rules import unknown_channels
+from ..spec.server_names import unknown_server_names
 from ..store.definitions import read_folder
 from ..workspace_config import WorkspaceConfig
 
@@ -115,9 +114,7 @@ class Checkouts:
         """Definitions that new runs may use: they name only notification channels and model providers this
         server has."""
         config = self.service.config
-        problems = unknown_channels(loaded, config.notifications.channels) + unknown_providers(
-            loaded, config.agent_providers
-        )
+        problems = unknown_server_names(loaded, config.notifications.channels, config.agent_providers)
         if problems:
             raise SpecError(problems)
         return loaded

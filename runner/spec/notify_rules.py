@@ -9,65 +9,17 @@ notify:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ..suggestions import suggest
 from .context import BuildContext
 from .fields import NOTIFY_RULE_FIELDS
-from .model import ActionType, Location, NotifyEvent, NotifyRule, Workspace
-from .payloads import NotifyPayload
-from .problems import Problem
+from .model import NotifyEvent, NotifyRule
 from .reader import Reader, describe, location
 from .yamlnodes import LocDict, LocList
 
-__all__ = ["DEFAULT_EVENTS", "NOTIFY_EVENTS", "build_notify_rules", "unknown_channels"]
+__all__ = ["DEFAULT_EVENTS", "NOTIFY_EVENTS", "build_notify_rules"]
 
 NOTIFY_EVENTS = tuple(event.value for event in NotifyEvent)  # the words rules may use, as they are listed in errors
 DEFAULT_EVENTS = (NotifyEvent.FAILED, NotifyEvent.TIMED_OUT, NotifyEvent.WAITING, NotifyEvent.RECOVERED)
-
-
-def unknown_channels(workspace: Workspace, configured: Iterable[str]) -> list[Problem]:
-    """Errors for every channel a notify rule or notify action names that the server does not configure.
-
-    Checked where definitions are accepted for new runs (and by the pre-receive hook), not when a
-    worker loads them, since a worker does not need the server's channels."""
-    configured = frozenset(configured)
-    found: list[Problem] = []
-
-    def check(channels: Iterable[str], at: Location, what: str) -> None:
-        for channel in channels:
-            if channel not in configured:
-                hint = suggest(channel, configured)
-                found.append(
-                    Problem(
-                        at.file,
-                        at.line,
-                        at.column,
-                        "unknown-channel",
-                        f"{what}: notification channel {channel!r} is not configured on the server"
-                        + (f"; {hint}" if hint else ""),
-                        f"use one of: {', '.join(sorted(configured)) or 'none are configured'} "
-                        "(or add it under notifications.channels in the server configuration)",
-                    )
-                )
-
-    for rule in workspace.notify:
-        check(rule.channels, rule.location, "notify")
-    for task in workspace.tasks.values():
-        for rule in task.notify or ():
-            check(rule.channels, rule.location, f"task {task.name!r}: notify")
-        for step in task.flow.values():
-            if step.action.type is ActionType.NOTIFY and step.action_ref is None:  # named ones: below
-                at = step.action.field_locations.get("channels") or task.location
-                check(step.action.payload_as(NotifyPayload).channels, at, f"task {task.name!r}, step {step.name!r}")
-    for name, action in workspace.actions.items():
-        if action.type is ActionType.NOTIFY:
-            check(
-                action.payload_as(NotifyPayload).channels,
-                action.field_locations.get("channels") or action.location,
-                f"action {name!r}",
-            )
-    return sorted(set(found), key=lambda p: (p.file, p.line, p.column))
 
 
 def build_notify_rules(parent: LocDict, key: str, ctx: BuildContext, what: str) -> tuple[NotifyRule, ...] | None:
