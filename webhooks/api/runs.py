@@ -18,8 +18,11 @@ from . import bp
 from .params import json_object, number, page_limit, short_text, timestamp
 from .representations import run_json, run_summary_json
 
+__all__ = ["apply_to_run", "decide_gate", "load_run"]
 
-def _load(run_id: str):
+
+def load_run(run_id: str):
+    """The stored run, or a 404 (for the API, and the MCP tools)."""
     state = current_service().runs.load(run_id)
     if state is None:
         raise ApiError(404, "not_found", f"no run {run_id}")
@@ -55,11 +58,12 @@ def _pr_number() -> int | None:
 @bp.get("/runs/<run_id>")
 @requires("read")
 def get_run(run_id):
-    return jsonify(run_json(current_service(), _load(run_id)))
+    return jsonify(run_json(current_service(), load_run(run_id)))
 
 
-def _apply(run_id: str, event):
-    _load(run_id)
+def apply_to_run(run_id: str, event):
+    """The run's state after `event`; 404 for no run, 409 for an event the engine refuses."""
+    load_run(run_id)
     try:
         decision = current_service().orchestrator.apply(run_id, event)
     except EngineError as exc:
@@ -70,14 +74,14 @@ def _apply(run_id: str, event):
 @bp.post("/runs/<run_id>/cancel")
 @requires("run")
 def cancel(run_id):
-    state = _apply(run_id, Cancel(short_text(json_object(), "reason") or "cancelled", by=caller()))
+    state = apply_to_run(run_id, Cancel(short_text(json_object(), "reason") or "cancelled", by=caller()))
     return jsonify(run_json(current_service(), state)), 202
 
 
 @bp.post("/runs/<run_id>/rerun")
 @requires("run")
 def rerun(run_id):
-    old = _load(run_id)
+    old = load_run(run_id)
     count_start(caller(), old.workspace)
     state = run_service.rerun(current_service(), run_id, by=caller())
     response = jsonify(run_json(current_service(), state))
@@ -86,16 +90,16 @@ def rerun(run_id):
     return response
 
 
-def _decide(run_id: str, step: str, approved: bool, reason):
+def decide_gate(run_id: str, step: str, approved: bool, reason):
     """Decide a gate as the calling token: its role allows approving; the step's `approvers` and the
     workspace's self-approval rule still apply (the token's name is the person's name)."""
-    state = _load(run_id)
+    state = load_run(run_id)
     if step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
     refusal = caller_refusal(current_service(), state, step, caller(), approved)
     if refusal:
         raise ApiError(403, "forbidden", refusal)
-    return _apply(run_id, ApprovalDecision(step, approved, caller(), reason))
+    return apply_to_run(run_id, ApprovalDecision(step, approved, caller(), reason))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/approve")
@@ -106,10 +110,10 @@ def approve(run_id, step):
     if not isinstance(approved, bool):
         raise ApiError(400, "bad_request", "approved must be true or false")
     reason = short_text(body, "rejection_reason", "reason")
-    return jsonify(run_json(current_service(), _decide(run_id, step, approved, reason)))
+    return jsonify(run_json(current_service(), decide_gate(run_id, step, approved, reason)))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/reject")
 @requires("approve")
 def reject(run_id, step):
-    return jsonify(run_json(current_service(), _decide(run_id, step, False, short_text(json_object(), "reason"))))
+    return jsonify(run_json(current_service(), decide_gate(run_id, step, False, short_text(json_object(), "reason"))))

@@ -11,15 +11,15 @@ from flask import g
 from jsonschema import Draft202012Validator
 
 from runner import runs as run_service
-from runner.engine.events import ApprovalDecision, Cancel
-from runner.errors import EngineError, StromError
-from runner.gitops.gates import caller_refusal
+from runner.engine.events import Cancel
+from runner.errors import StromError
 from runner.store import RunFilter
 
 from ..access.roles import PERMISSIONS
 from ..access.tokens import caller
 from ..api.events import event_json
 from ..api.representations import run_json, run_summary_json, task_json
+from ..api.runs import apply_to_run, decide_gate, load_run
 from ..context import current_service
 from ..ratelimits import count_start
 
@@ -50,27 +50,11 @@ _TEXT = {"type": "string", "maxLength": 2000}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
 
 
-def _run(run_id: str):
-    state = current_service().runs.load(run_id)
-    if state is None:
-        raise ToolError(f"no run {run_id}")
-    return state
-
-
 def _definitions(workspace: str):
     service = current_service()
     if workspace not in service.config.workspaces:
         raise ToolError(f"no workspace {workspace!r}; workspaces: {', '.join(service.config.workspaces)}")
     return run_service.load_definitions(service, workspace).workspace
-
-
-def _apply(run_id: str, event) -> dict[str, Any]:
-    _run(run_id)
-    try:
-        state = current_service().orchestrator.apply(run_id, event).state
-    except EngineError as exc:
-        raise ToolError(str(exc)) from exc
-    return run_json(current_service(), state)
 
 
 # ------------------------------------------------------------------ the tools
@@ -106,36 +90,28 @@ def _start_run(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get_run(args: dict[str, Any]) -> dict[str, Any]:
-    return run_json(current_service(), _run(args["run"]))
+    return run_json(current_service(), load_run(args["run"]))
 
 
 def _read_log(args: dict[str, Any]) -> dict[str, Any]:
-    state = _run(args["run"])
+    state = load_run(args["run"])
     step = args.get("step")
     if step is not None and step not in state.steps:
         raise ToolError(f"run {state.id} has no step {step!r}; steps: {', '.join(state.steps)}")
     limit = args.get("limit", LOG_LINES)
-    try:
-        page = current_service().logs.page(state.id, after=args.get("after") or "0-0", step=step, limit=limit)
-    except StromError as exc:
-        raise ToolError(str(exc)) from exc
+    page = current_service().logs.page(state.id, after=args.get("after") or "0-0", step=step, limit=limit)
     lines = [line.to_dict() for line in page.lines]
     return {"lines": lines, "next": page.next, "more": page.more, "status": state.status.value}
 
 
 def _cancel_run(args: dict[str, Any]) -> dict[str, Any]:
-    return _apply(args["run"], Cancel(args.get("reason") or "cancelled from an assistant", by=caller()))
+    state = apply_to_run(args["run"], Cancel(args.get("reason") or "cancelled from an assistant", by=caller()))
+    return run_json(current_service(), state)
 
 
 def _decide_gate(args: dict[str, Any]) -> dict[str, Any]:
-    state = _run(args["run"])
-    step, approved = args["step"], args["approve"]
-    if step not in state.steps:
-        raise ToolError(f"run {state.id} has no step {step!r}")
-    refusal = caller_refusal(current_service(), state, step, caller(), approved)
-    if refusal:
-        raise ToolError(refusal)
-    return _apply(state.id, ApprovalDecision(step, approved, caller(), args.get("reason")))
+    state = decide_gate(args["run"], args["step"], args["approve"], args.get("reason"))
+    return run_json(current_service(), state)
 
 
 def _list_runs(args: dict[str, Any]) -> dict[str, Any]:
