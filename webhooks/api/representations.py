@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.context import run_masker
@@ -12,12 +12,21 @@ from runner.masking import MASK, Masker, Withheld
 from runner.spec.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
 from runner.spec.schedules import describe
+from runner.store.event_sources import source_states
 from runner.store.runs import summary
 
 if TYPE_CHECKING:
     from runner.runs.service import Service
 
-__all__ = ["input_json", "masker_for", "run_json", "run_summary_json", "task_json", "trigger_json"]
+__all__ = [
+    "input_json",
+    "masker_for",
+    "run_json",
+    "run_summary_json",
+    "task_json",
+    "trigger_json",
+    "workspace_triggers_json",
+]
 
 
 def masker_for(service: Service, state: RunState) -> Masker:
@@ -149,6 +158,16 @@ def trigger_json(
         if trigger.command:
             data["command"] = trigger.command
     return data
+
+
+def workspace_triggers_json(service: Service, workspace: str, triggers: Iterable[Trigger]) -> list[dict[str, Any]]:
+    """Every trigger of a workspace with what is paused and the state of its event sources (the triggers listing
+    of the API and the UI's Tasks page)."""
+    triggers = list(triggers)
+    paused = service.pauses.of(workspace)
+    sources = source_states(service, workspace, triggers)
+    now = time.time()
+    return [trigger_json(t, now, paused, sources) for t in triggers]
 
 
 def task_json(

@@ -6,7 +6,6 @@ from flask import jsonify
 
 from runner import runs as run_service
 from runner.errors import InputError
-from runner.store.event_sources import source_states
 from runner.store.pauses import Pausable
 from runner.workspace_config import redact_url
 
@@ -16,7 +15,7 @@ from ..errors import ApiError
 from ..ratelimits import count_start
 from . import bp
 from .params import json_object, short_text
-from .representations import run_json, task_json, trigger_json
+from .representations import run_json, task_json, workspace_triggers_json
 
 
 def _loaded(workspace: str):
@@ -77,11 +76,8 @@ def get_task(workspace, task):
 @bp.get("/workspaces/<workspace>/triggers")
 @requires("read")
 def list_triggers(workspace):
-    loaded = _loaded(workspace)
-    service = current_service()
-    paused = service.pauses.of(workspace)
-    sources = source_states(service, workspace, loaded.triggers.values())
-    return jsonify(triggers=[trigger_json(t, paused=paused, sources=sources) for t in loaded.triggers.values()])
+    triggers = _loaded(workspace).triggers.values()
+    return jsonify(triggers=workspace_triggers_json(current_service(), workspace, triggers))
 
 
 @bp.post("/workspaces/<workspace>/tasks/<name>/pause", defaults={"kinds": "tasks", "action": "pause"})

@@ -13,12 +13,11 @@ from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
 from runner.store import RunFilter
-from runner.store.event_sources import source_states
 from runner.store.pauses import Pausable
 
 from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 from ..api.params import unix_time
-from ..api.representations import masker_for, trigger_json
+from ..api.representations import masker_for, workspace_triggers_json
 from ..context import current_service
 from ..ratelimits import count_start
 from . import bp
@@ -181,10 +180,7 @@ def decide(run_id, step, decision):
 def _workspace_tasks(name: str):
     service = current_service()
     loaded = run_service.load_definitions(service, name).workspace
-    now = time.time()
-    paused = service.pauses.of(name)
-    sources = source_states(service, name, loaded.triggers.values())
-    triggers = [trigger_json(t, now, paused, sources) for t in loaded.triggers.values()]
+    triggers = workspace_triggers_json(service, name, loaded.triggers.values())
     return sorted(loaded.tasks.values(), key=lambda t: t.name), triggers
 
 
