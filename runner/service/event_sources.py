@@ -49,6 +49,8 @@ class EventSources:
         self.redis = service.redis
         self.lease = lease
         self.warn = warn
+        self._sources: dict[tuple[str, str], Trigger] = {}  # (workspace, trigger) -> its definition
+        self._next_look = 0.0
 
     def one_pass(self) -> float:
         if self.lease.held:
@@ -56,24 +58,38 @@ class EventSources:
         return 0.25
 
     def tend(self, now: float) -> None:
-        wanted: set[str] = set()
+        """Tend every known source; look for new and removed ones in the definitions every sweep interval (loading
+        definitions reads files or git, too much to do four times a second)."""
+        if now >= self._next_look:
+            self._next_look = now + self.service.config.sweep_interval
+            self._look()
+        for (workspace, name), trigger in self._sources.items():
+            try:
+                self._tend(workspace, trigger, now)
+            except StromError as exc:
+                self.warn(f"event source {workspace}/{name}: {exc}")
+                self._note(workspace, name, last_error=str(exc))
+
+    def _look(self) -> None:
+        """Find the enabled event sources in the definitions; forget those that are gone."""
+        found: dict[tuple[str, str], Trigger] = {}
+        kept: set[str] = set()
         for workspace in self.service.config.workspaces:
             try:
                 loaded = runs.load_definitions(self.service, workspace).workspace
             except StromError as exc:  # its sources go on as they are until its definitions load again
                 self.warn(f"workspace {workspace}: {exc}")
+                found.update({key: t for key, t in self._sources.items() if key[0] == workspace})
                 known = cast("set[str]", self.redis.smembers(keys.EVENT_SOURCES))
-                wanted |= {member for member in known if member.partition(SOURCE_SEP)[0] == workspace}
+                kept |= {member for member in known if member.partition(SOURCE_SEP)[0] == workspace}
                 continue
             for trigger in loaded.triggers.values():
                 if trigger.type is TriggerType.EVENT_SOURCE and trigger.enabled:
-                    wanted.add(f"{workspace}{SOURCE_SEP}{trigger.name}")
-                    self.redis.sadd(keys.EVENT_SOURCES, f"{workspace}{SOURCE_SEP}{trigger.name}")
-                    try:
-                        self._tend(workspace, trigger, now)
-                    except StromError as exc:
-                        self.warn(f"event source {workspace}/{trigger.name}: {exc}")
-                        self._note(workspace, trigger.name, last_error=str(exc))
+                    found[(workspace, trigger.name)] = trigger
+        if found:
+            self.redis.sadd(keys.EVENT_SOURCES, *(f"{ws}{SOURCE_SEP}{name}" for ws, name in found))
+        self._sources = found
+        wanted = {f"{ws}{SOURCE_SEP}{name}" for ws, name in found} | kept
         for member in cast("set[str]", self.redis.smembers(keys.EVENT_SOURCES)) - wanted:
             workspace, _, name = member.partition(SOURCE_SEP)
             self._forget(workspace, name)
