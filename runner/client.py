@@ -55,6 +55,28 @@ class Client:
             return response.json()
         return response.text
 
+    def task_state(self, workspace: str, task: str) -> dict:
+        return self._request("GET", f"/api/workspaces/{workspace}/tasks/{task}/state")
+
+    def download(self, path: str, target) -> int:
+        """Stream the file at API path `path` into the open binary file `target`; its size."""
+        try:
+            response = self.session.get(self.url + path, stream=True, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            raise ApiError(0, f"cannot reach the Strom server at {self.url}: {exc}") from exc
+        with response:
+            if response.status_code >= 400:
+                try:
+                    message = response.json().get("error", {}).get("message", response.text)
+                except ValueError:
+                    message = response.text.strip() or response.reason
+                raise ApiError(response.status_code, f"{message} (HTTP {response.status_code})")
+            size = 0
+            for chunk in response.iter_content(1 << 16):
+                target.write(chunk)
+                size += len(chunk)
+        return size
+
     def execute(self, workspace: str, task: str, inputs: dict) -> dict:
         return self._request("POST", f"/api/workspaces/{workspace}/tasks/{task}/execute", json={"input": inputs})
 

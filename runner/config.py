@@ -57,6 +57,7 @@ _KEYS = {
     "rate_limits",
     "mcp",
     "agents",
+    "state",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -120,6 +121,7 @@ class Config:
     agent_providers: Mapping[str, AgentProvider] = field(default_factory=dict)  # `agents.providers`, by id
     mcp_enabled: bool = False  # `mcp: { enabled: true }`: /mcp answers assistants (webhooks/mcp/)
     mcp_allowed_hosts: tuple[str, ...] = ()  # Host names /mcp answers besides public_url's and loopback's
+    state_max_snapshots: int = 5  # `state: { max_snapshots: 5 }`: task state snapshots kept per task
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
@@ -365,6 +367,7 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     _limits(r.mapping("limits", "{ workflow_file_size: 4MiB }"), problems, out)
     _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
     _mcp(r.mapping("mcp", "{ enabled: true }"), problems, out)
+    _state(r.mapping("state", "{ max_snapshots: 5 }"), problems, out)
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     _rate_limits(r.mapping("rate_limits", "{ per_token: 30/minute, per_workspace: 60/minute }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
@@ -450,6 +453,17 @@ def _mcp(block, problems: Problems, out: dict) -> None:
     sub.check_keys({"enabled", "allowed_hosts"})
     out["mcp_enabled"] = sub.boolean("enabled", False)
     out["mcp_allowed_hosts"] = tuple(h.lower() for h in sub.string_list("allowed_hosts", "[ci.example.com]") or ())
+
+
+def _state(block, problems: Problems, out: dict) -> None:
+    """`state: { max_snapshots: 5 }`: how many task state snapshots each task keeps."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "state")
+    sub.check_keys({"max_snapshots"})
+    count = sub.integer("max_snapshots", minimum=1, maximum=1000)
+    if count is not None:
+        out["state_max_snapshots"] = count
 
 
 def _step_limits(block, problems: Problems, out: dict) -> None:

@@ -1,5 +1,6 @@
-"""What a step reports besides its logs: its output (the last `OUTPUT: {json}` line it prints on stdout) and
-its summary (Markdown in the file `$STROM_SUMMARY` names, and `SUMMARY: text` lines)."""
+"""What a step reports besides its logs: its output (the last `OUTPUT: {json}` line it prints on stdout), its
+summary (Markdown in the file `$STROM_SUMMARY` names, and `SUMMARY: text` lines) and its task state (`STATE:
+{json}` lines, deep-merged)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,25 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_STATE_DATA",
     "MAX_SUMMARY",
     "OUTPUT_PREFIX",
+    "STATE_PREFIX",
     "SUMMARY_ENV",
     "SUMMARY_FILE",
     "SUMMARY_PREFIX",
     "OutputCollector",
     "cap_summary",
     "compose_summary",
+    "merge_state",
     "read_summary_file",
     "step_summaries",
 ]
 
 OUTPUT_PREFIX = "OUTPUT:"
+# Task state: `STATE: {json}` lines, each an object deep-merged into the ones before; kept for the task's next runs
+STATE_PREFIX = "STATE:"
+MAX_STATE_DATA = 64 * 1024  # bytes of the merged object as JSON
 # Summaries: Markdown a step writes to `$STROM_SUMMARY` or prints as `SUMMARY:` lines, shown under the step in
 # the UI, in `strom status`, pull request comments and notifications, so capped here.
 SUMMARY_PREFIX = "SUMMARY:"
@@ -80,23 +87,79 @@ def compose_summary(file_text: str, lines: list[str]) -> str | None:
     return cap_summary("\n\n".join(parts))
 
 
+def merge_state(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` deep-merged over `base`: objects merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = merge_state(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _json_problem(exc: ValueError) -> str:
+    return f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
 class OutputCollector:
     """Feed stdout lines; `result()` gives (output, error) from the last OUTPUT line; `summary_lines` the text of
-    the SUMMARY lines (kept up to the summary's cap)."""
+    the SUMMARY lines (kept up to the summary's cap); `state()` the STATE lines merged."""
 
     def __init__(self) -> None:
         self._last: str | None = None
         self.summary_lines: list[str] = []
         self._summary_size = 0
+        self._state: dict[str, Any] | None = None
+        self._state_size = 0
+        self._state_problem: str | None = None
 
     def feed(self, line: str) -> None:
         stripped = line.lstrip()
         if stripped.startswith(OUTPUT_PREFIX):
             self._last = stripped[len(OUTPUT_PREFIX) :].strip()
+        elif stripped.startswith(STATE_PREFIX):
+            self._feed_state(stripped[len(STATE_PREFIX) :].strip())
         elif stripped.startswith(SUMMARY_PREFIX) and self._summary_size <= MAX_SUMMARY:
             text = stripped[len(SUMMARY_PREFIX) :].removeprefix(" ").rstrip("\r\n")
             self.summary_lines.append(text)
             self._summary_size += len(text) + 1
+
+    def _feed_state(self, text: str) -> None:
+        if self._state_problem is not None:
+            return
+        self._state_size += len(text)
+        if self._state_size > MAX_STATE_DATA * 4:  # merged, it could only be bigger than the cap allows
+            self._state_problem = f"the STATE lines are over {MAX_STATE_DATA // 1024} KiB"
+            return
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            detail = _json_problem(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            self._state_problem = f"a STATE line is not valid JSON ({detail}): {_preview(text)}"
+            return
+        if not isinstance(value, dict):
+            self._state_problem = f"a STATE line must be a JSON object, not {type(value).__name__}: {_preview(text)}"
+            return
+        try:
+            self._state = merge_state(self._state or {}, value)
+        except RecursionError:
+            self._state_problem = "a STATE line nests too deeply"
+
+    def state(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(the STATE lines merged, or None if there were none; the problem with them, if any)."""
+        if self._state_problem is not None:
+            return None, self._state_problem
+        if self._state is not None:
+            try:
+                size = len(json.dumps(self._state, separators=(",", ":")))
+            except (ValueError, RecursionError):
+                return None, "the STATE lines nest too deeply"
+            if size > MAX_STATE_DATA:
+                return None, f"the STATE lines merge to {size} bytes of JSON, over {MAX_STATE_DATA // 1024} KiB"
+        return self._state, None
 
     def result(self) -> tuple[Any, str | None]:
         if self._last is None:
@@ -104,6 +167,4 @@ class OutputCollector:
         try:
             return json.loads(self._last), None
         except ValueError as exc:  # a JSONDecodeError, or a plain ValueError (an integer of too many digits)
-            preview = self._last if len(self._last) <= 120 else self._last[:117] + "..."
-            where = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            return None, f"the last OUTPUT line is not valid JSON ({where}): {preview}"
+            return None, f"the last OUTPUT line is not valid JSON ({_json_problem(exc)}): {_preview(self._last)}"

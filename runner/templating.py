@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -58,6 +58,7 @@ from .vals import resolve_ref
 __all__ = [
     "ENV",
     "VALS_FILES",
+    "LazyNamespace",
     "Namespace",
     "SecretMap",
     "WithheldSecrets",
@@ -88,6 +89,32 @@ class Namespace(dict):
     def __init__(self, label: str, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._label = label
+
+
+class LazyNamespace(Mapping):
+    """A Namespace whose contents are read the first time a template looks into it (the task state: a read
+    of Redis, paid only by templates that use it)."""
+
+    __slots__ = ("_data", "_label", "_load")
+
+    def __init__(self, label: str, load: Callable[[], Mapping[str, Any] | None]):
+        self._label, self._load = label, load
+        self._data: Mapping[str, Any] | None = None
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self._data = self._load() or {}
+        return self._data
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 class SecretMap(dict):
@@ -165,7 +192,7 @@ class _Environment(ImmutableSandboxedEnvironment):
                 f"secret {name!r} is not set; export STROM_SECRET_{env}=..., pass --secrets FILE, "
                 f"or configure it on the server"
             )
-        elif isinstance(obj, Namespace):
+        elif isinstance(obj, (Namespace, LazyNamespace)):
             known = ", ".join(sorted(map(str, obj))[:12]) or "nothing"
             hint = f"{obj._label} has no field {name!r} (it has: {known})"
         else:

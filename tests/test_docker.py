@@ -67,6 +67,18 @@ WORKSPACE = {
       default-image:
         flow:
           run: {{ type: script, runner: docker, script: "echo from the runner image" }}
+      stateful:
+        flow:
+          count:
+            type: script
+            runner: docker
+            image: {IMAGE}
+            script: |
+              n=$(( $(cat "$STATE_DIR/n" 2>/dev/null || echo 0) + 1 ))
+              echo $n > "$STATE_OUT_DIR/n"
+              echo "STATE: {{\\"n\\": $n, \\"token\\": \\"$API_TOKEN\\"}}"
+              echo "OUTPUT: {{\\"n\\": $n, \\"seen\\": {{{{ state.n | default(value=0) }}}}}}"
+            env: {{ API_TOKEN: "{{{{ secret.api_token }}}}" }}
     """,
 }
 
@@ -131,6 +143,17 @@ def test_a_script_runs_in_the_image_with_the_commit_read_only_at_workspace(live,
     assert lines(service, state.id, "report")[0] == "report for 2.5"
     assert state.steps["report"].output == {"args": "2.5 final"}
     assert strom_containers(engine, strom_run=state.id) == [], "containers are removed when their step ends"
+
+
+def test_task_state_files_and_lines_pass_between_runs_in_containers(live, engine):
+    service, server = live
+    outputs = []
+    for _ in range(2):
+        state = finished(service, start(server, "stateful"))
+        assert state.status is RunStatus.SUCCEEDED, state.steps["count"].error
+        outputs.append(state.steps["count"].output)
+    assert outputs == [{"n": 1, "seen": 0}, {"n": 2, "seen": 1}], "the container's user wrote and read the files"
+    assert service.task_states.latest("local", "stateful")["data"] == {"n": 2, "token": "***"}, "kept masked"
 
 
 def test_an_image_runs_as_it_is_and_its_exit_code_decides(live, engine):

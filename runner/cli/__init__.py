@@ -35,6 +35,7 @@ COMMANDS = {
     "reject": ("remote", "reject_command"),
     "pause": ("remote", "pause_command"),
     "resume": ("remote", "resume_command"),
+    "state": ("state", "state_command"),
     "notify": ("notify", "notify_command"),
 }
 

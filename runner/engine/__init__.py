@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the exports; each is imported on first use (runner/lazy.py)
         Command,
         DispatchStep,
         HookCall,
+        KeepState,
         RetryRun,
         RunFinished,
         RunHooks,

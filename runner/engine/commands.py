@@ -17,6 +17,7 @@ __all__ = [
     "Command",
     "DispatchStep",
     "HookCall",
+    "KeepState",
     "RetryRun",
     "RunFinished",
     "RunHooks",
@@ -94,6 +95,15 @@ class RunFinished(Command):
     parent_step: str | None
     output: Any
     error: str | None
+
+
+@dataclass(frozen=True)
+class KeepState(Command):
+    """A step wrote task state: keep `snapshot` as the newest of its task's (see runner/store/task_states.py)."""
+
+    workspace: str
+    task: str
+    snapshot: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..masking import Masker, secret_leaves
 from ..spec.model import InputField, Task, Workspace
-from ..templating import Namespace, SecretMap, template_name
+from ..templating import LazyNamespace, Namespace, SecretMap, template_name
 from .state import RunState, StepRun
 
-__all__ = ["RunContext", "job_context", "run_masker", "secret_values", "step_summary"]
+__all__ = ["RunContext", "job_context", "run_masker", "secret_values", "step_summary", "task_state_data"]
 
 
 class RunContext:
@@ -23,12 +23,27 @@ class RunContext:
         secrets: Mapping[str, str] | None = None,
         job_url: str | None = None,
         untrusted_network: bool = False,
+        task_state: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.workspace = workspace
         self.task = task
         self.untrusted_network = untrusted_network  # may an untrusted pull request's steps use the network
         self.secrets = secrets if isinstance(secrets, SecretMap) else SecretMap(secrets or {})
         self.job_url = job_url
+        self._task_state = task_state  # reads the task's newest state snapshot (runner/store/task_states.py)
+
+    def previous_state(self) -> Mapping[str, Any] | None:
+        """The newest task state snapshot stored for the task, if any (read when first asked)."""
+        return self._task_state() if self._task_state is not None else None
+
+
+def task_state_data(state: RunState, ctx: RunContext) -> Mapping[str, Any] | None:
+    """The structured task state a step of this run sees: the newest a step of the run wrote, else the newest
+    its task kept; none for an untrusted pull request's run."""
+    if not state.trusted:
+        return None
+    snapshot = state.task_state or ctx.previous_state()
+    return (snapshot or {}).get("data") or None
 
 
 def secret_values(schema: Mapping[str, InputField], values: Mapping[str, Any]) -> list[str]:
@@ -62,6 +77,7 @@ def job_context(state: RunState, ctx: RunContext, inputs: Mapping[str, Any] | No
             "secrets": ctx.secrets,
             "event": Namespace("event", state.event or {}),
             "git": Namespace("git", state.git or {}),
+            "state": LazyNamespace("state", lambda: task_state_data(state, ctx)),
             "job": Namespace(
                 "job",
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class StepFinished(Event):
     error: str | None = None
     exit_code: int | None = None
     summary: str | None = None  # Markdown the step wrote for people, whatever its status
+    state: Mapping[str, Any] | None = None  # task state the step wrote: {id, data, files, size}
 
 
 @dataclass(frozen=True)

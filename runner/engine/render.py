@@ -209,8 +209,17 @@ def _work(
         api=ctx.task.api,
         workdir=workdir,
         resources=action.resources,
+        state_files=_state_files(state),
         payload=_rendered(action, _Renderer(actx, where, action)),
     )
+
+
+def _state_files(state: RunState) -> str | None:
+    """The files of the task state the step starts from: those of the newest state the run wrote ("" when it had
+    none), else None: the task's newest, looked up by the worker when the step starts."""
+    if state.task_state is None:
+        return None
+    return state.task_state.get("files") or ""
 
 
 class _Renderer:

@@ -5,9 +5,14 @@ transitions.py has already checked that each report is about the step's current 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from ..errors import EngineError
 from ..outputs import cap_summary
 from .attempts import end_attempt, start
+from .commands import KeepState
 from .draft import Draft
 from .events import ChildFinished, StepAbandoned, StepFinished, StepStarted
 from .state import StepRun
@@ -37,9 +42,27 @@ def on_finished(d: Draft, run: StepRun, event: StepFinished) -> None:
     if event.status is S.FAILED and not error:
         error = f"exit code {event.exit_code}" if event.exit_code is not None else "failed"
     summary = cap_summary(d.mask(event.summary))
+    if event.status is S.SUCCEEDED and event.state and d.job.trusted:
+        _keep_state(d, run, event.state)
     end_attempt(
         d, run, event.status, output=event.output, error=d.mask(error), exit_code=event.exit_code, summary=summary
     )
+
+
+def _keep_state(d: Draft, run: StepRun, reported: Mapping[str, Any]) -> None:
+    """The step wrote task state: the run's later steps start from it, and its task keeps it."""
+    data, files = reported.get("data"), reported.get("files")
+    snapshot = {
+        "id": str(reported.get("id") or f"{d.job.id}-{run.name}-{run.attempt}"),
+        "job": d.job.id,
+        "step": run.name,
+        "created": d.now,
+        "data": data if isinstance(data, dict) else None,
+        "files": files if isinstance(files, str) else None,
+        "size": reported.get("size") if isinstance(reported.get("size"), int) else 0,
+    }
+    d.job = replace(d.job, task_state=snapshot)
+    d.commands.append(KeepState(d.job.workspace, d.job.task, snapshot))
 
 
 def on_abandoned(d: Draft, run: StepRun, event: StepAbandoned) -> None:

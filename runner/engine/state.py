@@ -106,6 +106,7 @@ class RunState:
     timed_out: bool = False
     output: Any = None
     error: str | None = None
+    task_state: Mapping[str, Any] | None = None  # the newest task state a step of this run wrote
 
     @property
     def is_hook(self) -> bool:

@@ -59,6 +59,10 @@ class StepWork:
     api: bool = False  # the task has `api: true`: the worker gives the step STROM_URL and the run's token
     workdir: str | None = None  # script, docker and pod steps
     resources: Mapping[str, Any] | None = None
+    # the object holding the files of the task state the step starts from: "" none, None the task's newest
+    # (the worker looks it up when the step starts; see runner/store/task_states.py)
+    state_files: str | None = None
+    state_archive: str | None = None  # that object on the worker's disk (set by the worker)
     payload: Payload | None = None
 
     def payload_as(self, kind: type[P]) -> P:

@@ -8,7 +8,7 @@ a failed setup), and `execute()` turns those into failed results too.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,14 +43,17 @@ class StepResult:
     error: str | None = None
     exit_code: int | None = None
     summary: str | None = None  # Markdown for people (runner/summaries.py), whatever the status
+    state: dict[str, Any] | None = None  # the STATE lines merged (a succeeded step's)
+    state_files: str | None = None  # a gzipped tar of what the step wrote to $STATE_OUT_DIR (a succeeded step's)
 
 
 def exited_cleanly(collector: OutputCollector) -> StepResult:
     """The result of a step whose process exited 0: succeeded with its OUTPUT, or failed if that is not JSON."""
     output, problem = collector.result()
-    if problem:
-        return StepResult(StepStatus.FAILED, error=problem, exit_code=0)
-    return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0)
+    state, state_problem = collector.state()
+    if problem or state_problem:
+        return StepResult(StepStatus.FAILED, error=problem or state_problem, exit_code=0)
+    return StepResult(StepStatus.SUCCEEDED, output=output, exit_code=0, state=state)
 
 
 class Executor(Protocol):
@@ -96,11 +99,11 @@ def execute(executor: Executor, work: StepWork, workspace: Path, logs: LogSink, 
         masked.line("strom", message)
         return StepResult(StepStatus.FAILED, error=message)
     if masker:
-        result = StepResult(
-            result.status,
-            masker.mask_value(result.output),
-            masker.mask(result.error) if result.error else result.error,
-            result.exit_code,
-            masker.mask(result.summary) if result.summary else result.summary,
+        result = replace(
+            result,
+            output=masker.mask_value(result.output),
+            error=masker.mask(result.error) if result.error else result.error,
+            summary=masker.mask(result.summary) if result.summary else result.summary,
+            state=masker.mask_value(result.state) if result.state is not None else None,
         )
     return result

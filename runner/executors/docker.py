@@ -35,6 +35,7 @@ from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script, is_file_inside
 from .process import LineSplitter
 from .sandbox import hidden_inside
+from .statefiles import STATE_DIR_ENV, STATE_OUT_ENV, kept_state, prepare_state
 
 __all__ = ["LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
@@ -168,6 +169,8 @@ class DockerExecutor:
         out.chmod(0o1777)
         volumes[str(out)] = {"bind": f"{CODE}/out", "mode": "rw"}
         env[SUMMARY_ENV] = f"{CODE}/out/{SUMMARY_FILE}"
+        prepare_state(out, work.state_archive, shared=True)
+        env[STATE_DIR_ENV], env[STATE_OUT_ENV] = f"{CODE}/out/state", f"{CODE}/out/state-out"
         return {
             "image": image,
             "command": command,
@@ -291,7 +294,8 @@ class DockerExecutor:
             except docker.errors.APIError as exc:  # the reaper will get it
                 logs.line("strom", f"could not remove container {container.short_id}: {exc.explanation or exc}")
         summary = compose_summary(read_summary_file(scratch / "out" / SUMMARY_FILE), collector.summary_lines)
-        return replace(self._judge(work, status, exit_code, collector), summary=summary)
+        judged = replace(self._judge(work, status, exit_code, collector), summary=summary)
+        return kept_state(judged, scratch / "out", logs, work.untrusted)
 
     @staticmethod
     def _judge(work: StepWork, status: StepStatus, exit_code: int | None, collector: OutputCollector) -> StepResult:

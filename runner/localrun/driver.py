@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,7 @@ class LocalRunner:
         self.interrupts = 0
         self.interrupted = False
         self.abandoned = False
+        self.state_files: list[str] = []  # archives of task state steps wrote, used by later steps of this run
 
     # ----------------------------------------------------------------- public
     def run(self, task_name: str, inputs: Mapping[str, Any]) -> RunOutcome:
@@ -119,6 +120,8 @@ class LocalRunner:
             self._loop()
         finally:
             self.pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+            for path in self.state_files:
+                Path(path).unlink(missing_ok=True)
         final = self.runs[self.top_id].state
         return RunOutcome(final, [self.runs[i].state for i in self.order], self.interrupted)
 
@@ -249,7 +252,11 @@ class LocalRunner:
         try:
             self._post(work.job_id, StepStarted(work.step, work.attempt, worker="local"))
             logs = self.display.step_logs(label, work.step)
-            result = execute(executor, work, self.path, logs, flag)
+            # task state lasts as long as this run: a later step starts from the files an earlier one wrote
+            result = execute(executor, replace(work, state_archive=work.state_files or None), self.path, logs, flag)
+            if result.state_files:
+                self.state_files.append(result.state_files)
+            state = {"data": result.state, "files": result.state_files}
             self._post(
                 work.job_id,
                 StepFinished(
@@ -260,6 +267,7 @@ class LocalRunner:
                     result.error,
                     result.exit_code,
                     result.summary,
+                    state if result.state is not None or result.state_files else None,
                 ),
             )
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the step running forever

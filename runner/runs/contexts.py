@@ -73,4 +73,5 @@ class Contexts:
             self.for_run(state, workspace),
             job_url=self.service.config.run_url(state.id),
             untrusted_network=bool(config and config.untrusted_network),
+            task_state=lambda: self.service.task_states.latest(state.workspace, state.task),
         )

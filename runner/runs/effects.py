@@ -17,6 +17,7 @@ from ..engine import (
     CancelStep,
     ChildFinished,
     DispatchStep,
+    KeepState,
     RetryRun,
     RunFinished,
     RunHooks,
@@ -29,6 +30,7 @@ from ..notify.notifier import rules_for, stage_notification
 from ..spec.model import NotifyEvent, TriggerType
 from ..store import keys
 from ..store.queues import STEP_FUNCTION, queue_name, rq_job_id, rq_queue
+from ..store.task_states import TaskStates
 from . import messages
 from .messages import MessageKind, ReportKind
 
@@ -83,9 +85,18 @@ def followed(ctx) -> bool:
     return any(t.type is TriggerType.JOB and t.enabled and task in t.after for t in ctx.workspace.triggers.values())
 
 
-def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = False, notifies: bool = False) -> None:
+def stage_effects(
+    pipe,
+    redis,
+    decision: Decision,
+    now: float,
+    followed: bool = False,
+    notifies: bool = False,
+    states: TaskStates | None = None,
+) -> None:
     """`followed`: a job trigger waits for this run, so its finish is announced. `notifies`: the run
-    has notification rules, so its finish (its last attempt) and its gates are announced to them."""
+    has notification rules, so its finish (its last attempt) and its gates are announced to them. `states`:
+    where task state a step wrote is kept."""
     state = decision.state
     retrying = any(isinstance(c, RetryRun) for c in decision.commands)
     for command in decision.commands:
@@ -123,6 +134,10 @@ def stage_effects(pipe, redis, decision: Decision, now: float, followed: bool = 
         elif isinstance(command, RetryRun):
             payload = {"kind": MessageKind.RETRY, "job": command.job_id, "attempt": command.attempt}
             pipe.zadd(keys.DELAYED, {messages.encode(payload): command.not_before})
+        elif isinstance(command, KeepState):
+            if states is None:
+                raise ValueError(f"run {state.id} wrote task state, and nothing keeps it here")
+            states.stage_keep(pipe, command.workspace, command.task, dict(command.snapshot))
         elif isinstance(command, AwaitApproval):
             stage_report(pipe, state)  # "waiting for approval" on the forge
             if notifies:

@@ -57,7 +57,7 @@ class Orchestrator:
                     pipe.multi()
                     self.service.runs.stage(pipe, state, decision.state, at)
                     self.service.logs.stage_transitions(pipe, state, decision.state, at)
-                    stage_effects(pipe, self.redis, decision, at, followed(ctx), notifies(decision.state, ctx))
+                    self._stage_effects(pipe, decision, at, ctx)
                     if _changes_report(state, decision, event):
                         stage_report(pipe, decision.state)
                     pipe.execute()
@@ -65,6 +65,10 @@ class Orchestrator:
                 except WatchError:
                     continue
         raise Conflict(f"run {job_id} kept changing under {MAX_CONFLICTS} attempts to apply {type(event).__name__}")
+
+    def _stage_effects(self, pipe, decision: Decision, at: float, ctx) -> None:
+        states = self.service.task_states
+        stage_effects(pipe, self.redis, decision, at, followed(ctx), notifies(decision.state, ctx), states)
 
     def create(self, state: RunState, ctx, now: float | None = None) -> Decision:
         """Store a new run and start it, in one transaction. An existing run with this id is left alone."""
@@ -78,7 +82,7 @@ class Orchestrator:
             pipe.multi()
             self.service.runs.stage(pipe, None, decision.state, at)
             self.service.logs.stage_transitions(pipe, None, decision.state, at)
-            stage_effects(pipe, self.redis, decision, at, followed(ctx), notifies(decision.state, ctx))
+            self._stage_effects(pipe, decision, at, ctx)
             if not reported_by_effects(decision):
                 stage_report(pipe, decision.state)
             try:

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from ..git.repos import Repos
     from ..store.definitions import Definitions
     from ..store.logs import LogStore
+    from ..store.objects import LocalObjects, ObjectStore
     from ..store.pauses import Pauses
     from ..store.repo_events import RepoEventStore
     from ..store.run_tokens import RunTokens
     from ..store.runs import RunStore
+    from ..store.task_states import TaskStates
     from ..store.workers import WorkerRegistry
     from ..workspace_config import WorkspaceConfig
     from .checkout import Checkouts
@@ -86,6 +88,29 @@ class Service:
         from ..store.run_tokens import RunTokens
 
         return RunTokens(self.redis)
+
+    @cached_property
+    def task_states(self) -> TaskStates:
+        from ..store.task_states import TaskStates
+
+        return TaskStates(self.redis, self.config.state_max_snapshots)
+
+    @cached_property
+    def objects(self) -> LocalObjects:
+        """Files kept besides Redis, on the server's disk."""
+        from ..store.objects import LocalObjects
+
+        return LocalObjects(self.config.data_dir / "objects")
+
+    @cached_property
+    def worker_objects(self) -> ObjectStore:
+        """The objects as a worker reaches them: through the web process when it names one to reach
+        (`workers.server_url`: a worker on another machine), else on this disk."""
+        if self.config.worker_server_url:
+            from ..store.objects import RemoteObjects
+
+            return RemoteObjects(self.config.worker_server_url, self.config.worker_token)
+        return self.objects
 
     @cached_property
     def repos(self) -> Repos:

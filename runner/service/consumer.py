@@ -17,6 +17,7 @@ from ..runs.effects import enqueue_step
 from ..runs.messages import MessageKind, message_kind
 from ..store import keys
 from ..store.connection import is_outage
+from ..store.queues import BLOCK_SECONDS
 
 if TYPE_CHECKING:
     from ..runs.service import Service
@@ -80,7 +81,7 @@ class QueueConsumer:
         # Whatever is still on `busy` was not handled: an outage cut its handling short, or the move
         # itself (a retried BLMOVE may have moved an item whose answer was lost). Hand it back first.
         self.recover()
-        raw = self.redis.blmove(self.queue, self.busy, 1, "LEFT", "RIGHT")
+        raw = self.redis.blmove(self.queue, self.busy, BLOCK_SECONDS, "LEFT", "RIGHT")
         if raw is None:
             return
         try:

@@ -1,4 +1,5 @@
-"""Retention: repository events, finished runs with their logs, and unused snapshots are deleted when old."""
+"""Retention: repository events, finished runs with their logs, and unused snapshots are deleted when old; the files
+of task state snapshots past `state.max_snapshots` too."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class Retention:
         Each kind is deleted in batches until none is left, however much arrived since the last pass."""
         self.service.repo_events.delete_older_than(now - self.config.retention_max_age)
         self.collect_snapshots()
+        while self.service.task_states.delete_doomed(self.service.objects):
+            pass
         removed = 0
         for workspace in sorted(set(self.config.workspaces) | set(self.service.runs.workspaces())):
             index = keys.runs_by("workspace", workspace)

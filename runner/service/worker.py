@@ -38,11 +38,12 @@ from ..executors.unavailable import Unavailable
 from ..masking import Masker
 from ..store import keys
 from ..store.connection import is_outage
-from ..store.queues import SERVER_ABILITY, dequeue, rq_queue, worker_queues
+from ..store.queues import BLOCK_SECONDS, SERVER_ABILITY, dequeue, rq_queue, worker_queues
 from ..store.rqrunner import JobRunner, take_start
 from ..store.runs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
+from .step_state import StepState
 from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
 
@@ -168,6 +169,7 @@ class Worker:
 
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
+        self.step_state = StepState(service)
         self.limits = LogLimits.of(self.config)
         self.log_budget = LogBudget(service.redis, self.limits.run)
         self.running: dict[str, _Running] = {}
@@ -284,7 +286,7 @@ class Worker:
                 if self.pubsub is None:
                     self.pubsub = self.worker.service.redis.pubsub(ignore_subscribe_messages=True)
                     self.pubsub.subscribe(keys.CANCEL_CHANNEL)
-                message = self.pubsub.get_message(timeout=1.0)
+                message = self.pubsub.get_message(timeout=BLOCK_SECONDS)
             except Exception:
                 self.pubsub, pubsub = None, self.pubsub
                 if pubsub is not None:
@@ -363,7 +365,7 @@ class Worker:
                 self.limits,
                 self.log_budget.for_run(keys.log_bytes(work.job_id)),
             )
-            status, output, error, exit_code, summary = self._execute(work, logs, running)
+            status, output, error, exit_code, summary, state = self._execute(work, logs, running)
             logs.close()
             if running.shutdown and status is StepStatus.CANCELLED:
                 log.warning(
@@ -383,19 +385,23 @@ class Worker:
                 )
             else:
                 self.outbox.report(
-                    work.job_id, StepFinished(work.step, work.attempt, status, output, error, exit_code, summary)
+                    work.job_id,
+                    StepFinished(work.step, work.attempt, status, output, error, exit_code, summary, state),
                 )
         finally:
             with self.lock:
                 self.running.pop(key, None)
 
     def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> tuple:
-        """(status, output, error, exit code, summary) of running `work` here; a failure of Strom's is a failed step."""
+        """(status, output, error, exit code, summary, task state) of running `work` here; a failure of Strom's is
+        a failed step."""
         try:
             work = self._with_api(work, logs)
-            result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
+            with self.step_state.prepared(work, running.cancel) as work:
+                result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
+                state = self.step_state.kept(work, result)
         except StromError as exc:
-            return StepStatus.FAILED, None, str(exc), None, None
+            return StepStatus.FAILED, None, str(exc), None, None, None
         except Exception as exc:
             log.exception("step %s/%s failed inside the worker", work.job_id, work.step)
             return (
@@ -404,8 +410,9 @@ class Worker:
                 Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"),
                 None,
                 None,
+                None,
             )
-        return result.status, result.output, result.error, result.exit_code, result.summary
+        return result.status, result.output, result.error, result.exit_code, result.summary, state
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""

@@ -29,6 +29,7 @@ __all__ = [
     "RUN_CHANGES",
     "RUN_INDEXES",
     "RUN_WORKSPACES",
+    "STATE_DOOMED",
     "STEP_SECONDS",
     "WAKE",
     "WORKERS",
@@ -66,6 +67,7 @@ __all__ = [
     "skip_seen",
     "skipped",
     "step_key",
+    "task_state",
     "trust",
     "worker_alive",
 ]
@@ -223,6 +225,14 @@ def open_pulls(workspace: str) -> str:
 
 
 EVENT_SOURCES = f"{PREFIX}:event-sources"  # set "<workspace>\x1f<trigger>" of the event sources being tended
+
+
+STATE_DOOMED = f"{PREFIX}:state:doomed"  # list of objects of task state snapshots retention dropped, to delete
+
+
+def task_state(workspace: str, task: str) -> str:
+    """list of a task's state snapshots (JSON), newest first (runner/store/task_states.py)"""
+    return f"{PREFIX}:state:{workspace}:{task}"
 
 
 def event_source(workspace: str, trigger: str) -> str:

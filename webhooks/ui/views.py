@@ -230,6 +230,7 @@ def _tasks_page(workspace, names, listing, triggers, problem, errors, values, op
         "tasks.html",
         adhoc=adhoc or {"typed": {"name": "adhoc", "timeout": 300, "ability": "script"}, "errors": {}},
         paused=current_service().pauses.of(workspace) if workspace else {},
+        states=current_service().task_states.latest_of(workspace, [t.name for t in listing]) if listing else {},
         workspace=workspace,
         workspaces=names,
         tasks=listing,

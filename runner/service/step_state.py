@@ -1,0 +1,79 @@
+"""Task state on the worker: the files a step starts from, fetched before it runs, and what it wrote, stored
+after it succeeded (docs/task-state.md). What the step wrote travels to the scheduler in its `StepFinished`
+report, which keeps the snapshot in the transaction of the step's end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..engine.status import StepStatus
+from ..engine.work import StepWork
+from ..errors import StepSetupError
+from ..executors.base import StepResult, executor_key
+from ..store.connection import is_outage
+from ..store.objects import state_object
+
+if TYPE_CHECKING:
+    from ..runs.service import Service
+
+__all__ = ["FILE_EXECUTORS", "StepState"]
+
+FILE_EXECUTORS = frozenset({"local", "docker"})  # the executors that give steps $STATE_DIR and $STATE_OUT_DIR
+_LOOKUP_PATIENCE = 30.0  # seconds a step waits for Redis to say which state it starts from
+
+
+class StepState:
+    def __init__(self, service: Service):
+        self.service = service
+
+    @contextmanager
+    def prepared(self, work: StepWork, cancel: threading.Event) -> Iterator[StepWork]:
+        """`work` with `state_archive`: the files of the task state it starts from, on this machine."""
+        key = None
+        if not work.untrusted and executor_key(work) in FILE_EXECUTORS:
+            key = work.state_files if work.state_files is not None else self._newest_files(work, cancel)
+        if not key:
+            yield work
+            return
+        scratch = Path(tempfile.mkdtemp(prefix="strom-state-in-"))
+        try:
+            yield replace(work, state_archive=str(self.service.worker_objects.fetch(key, scratch)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _newest_files(self, work: StepWork, cancel: threading.Event) -> str | None:
+        deadline = time.monotonic() + _LOOKUP_PATIENCE
+        while True:
+            try:
+                newest = self.service.task_states.latest(work.workspace, work.task)
+                return (newest or {}).get("files")
+            except Exception as exc:
+                if not is_outage(exc) or time.monotonic() > deadline or cancel.wait(0.5):
+                    raise StepSetupError(f"the task state could not be read: {exc}") from exc
+
+    def kept(self, work: StepWork, result: StepResult) -> dict[str, Any] | None:
+        """What the step wrote as task state, its files stored: for its StepFinished report (None: nothing)."""
+        try:
+            if result.status is not StepStatus.SUCCEEDED or work.untrusted:
+                return None
+            if result.state is None and not result.state_files:
+                return None
+            snapshot = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-state:{work.job_id}:{work.step}:{work.attempt}").hex
+            files, size = None, 0
+            if result.state_files:
+                files, size = state_object(snapshot), os.path.getsize(result.state_files)
+                self.service.worker_objects.put(files, Path(result.state_files))
+            return {"id": snapshot, "data": result.state, "files": files, "size": size}
+        finally:
+            if result.state_files:
+                Path(result.state_files).unlink(missing_ok=True)
