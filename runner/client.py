@@ -55,6 +55,9 @@ class Client:
             return response.json()
         return response.text
 
+    def artifacts(self, run_id: str) -> dict:
+        return self._request("GET", f"/api/runs/{run_id}/artifacts")
+
     def task_state(self, workspace: str, task: str) -> dict:
         return self._request("GET", f"/api/workspaces/{workspace}/tasks/{task}/state")
 

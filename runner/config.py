@@ -25,6 +25,7 @@ from .spec.model import CatchUp
 from .spec.problems import Position, Problems
 from .spec.reader import Reader, describe
 from .spec.yamlnodes import LocDict, LocList, parse_yaml
+from .store.objects import S3Settings
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
 __all__ = ["DEFAULT_FILE", "ROLES", "Config", "ConfigError", "TokenConfig", "WorkspaceConfig", "load_config"]
@@ -58,6 +59,8 @@ _KEYS = {
     "mcp",
     "agents",
     "state",
+    "storage",
+    "artifacts",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
 
@@ -122,6 +125,9 @@ class Config:
     mcp_enabled: bool = False  # `mcp: { enabled: true }`: /mcp answers assistants (webhooks/mcp/)
     mcp_allowed_hosts: tuple[str, ...] = ()  # Host names /mcp answers besides public_url's and loopback's
     state_max_snapshots: int = 5  # `state: { max_snapshots: 5 }`: task state snapshots kept per task
+    storage: S3Settings | None = None  # `storage: { type: s3, ... }`: objects in a bucket; None: the data directory
+    artifacts_max_file: int = 100 * 1024 * 1024  # `artifacts: { max_file_size, max_run_size }`
+    artifacts_max_run: int = 1024 * 1024 * 1024
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
@@ -368,6 +374,8 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     _http(r.mapping("http", "{ allow: [10.0.0.0/8] }"), problems, out)
     _mcp(r.mapping("mcp", "{ enabled: true }"), problems, out)
     _state(r.mapping("state", "{ max_snapshots: 5 }"), problems, out)
+    _storage(r.mapping("storage", "{ type: s3, bucket: strom }"), problems, out, environ)
+    _artifacts(r.mapping("artifacts", "{ max_file_size: 100MiB, max_run_size: 1GiB }"), problems, out)
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     _rate_limits(r.mapping("rate_limits", "{ per_token: 30/minute, per_workspace: 60/minute }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
@@ -464,6 +472,48 @@ def _state(block, problems: Problems, out: dict) -> None:
     count = sub.integer("max_snapshots", minimum=1, maximum=1000)
     if count is not None:
         out["state_max_snapshots"] = count
+
+
+def _storage(block, problems: Problems, out: dict, environ) -> None:
+    """`storage: { type: local }` (the data directory) or `{ type: s3, bucket, prefix, endpoint, region,
+    access_key, secret_key }`: where task state files and artifacts are kept."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "storage")
+    sub.check_keys({"type", "bucket", "prefix", "endpoint", "region", "access_key", "secret_key"})
+    kind = sub.choice("type", ("local", "s3")) or "local"
+    if kind == "local":
+        return
+    bucket = sub.string("bucket")
+    if not bucket:
+        problems.error(
+            block.pos, "missing-key", "storage: type s3 needs a bucket", "storage: { type: s3, bucket: strom }"
+        )
+        return
+    keys = {
+        name: _read_value(block[name], f"storage.{name}", problems, block.at(name), environ)
+        for name in ("access_key", "secret_key")
+        if name in block
+    }
+    out["storage"] = S3Settings(
+        bucket=bucket,
+        prefix=sub.string("prefix") or "",
+        endpoint=sub.string("endpoint") or None,
+        region=sub.string("region") or None,
+        **keys,
+    )
+
+
+def _artifacts(block, problems: Problems, out: dict) -> None:
+    """`artifacts: { max_file_size: 100MiB, max_run_size: 1GiB }`: what one file, and one run, may store."""
+    if block is None:
+        return
+    sub = Reader(block, problems, "artifacts")
+    sub.check_keys({"max_file_size", "max_run_size"})
+    for key, attr in (("max_file_size", "artifacts_max_file"), ("max_run_size", "artifacts_max_run")):
+        value = sub.size(key, minimum=1)
+        if value is not None:
+            out[attr] = value
 
 
 def _step_limits(block, problems: Problems, out: dict) -> None:

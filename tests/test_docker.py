@@ -76,6 +76,7 @@ WORKSPACE = {
             script: |
               n=$(( $(cat "$STATE_DIR/n" 2>/dev/null || echo 0) + 1 ))
               echo $n > "$STATE_OUT_DIR/n"
+              echo "run $n" > "$ARTIFACTS_DIR/note.txt"
               echo "STATE: {{\\"n\\": $n, \\"token\\": \\"$API_TOKEN\\"}}"
               echo "OUTPUT: {{\\"n\\": $n, \\"seen\\": {{{{ state.n | default(value=0) }}}}}}"
             env: {{ API_TOKEN: "{{{{ secret.api_token }}}}" }}
@@ -145,7 +146,7 @@ def test_a_script_runs_in_the_image_with_the_commit_read_only_at_workspace(live,
     assert strom_containers(engine, strom_run=state.id) == [], "containers are removed when their step ends"
 
 
-def test_task_state_files_and_lines_pass_between_runs_in_containers(live, engine):
+def test_task_state_and_artifacts_of_steps_in_containers(live, engine):
     service, server = live
     outputs = []
     for _ in range(2):
@@ -154,6 +155,10 @@ def test_task_state_files_and_lines_pass_between_runs_in_containers(live, engine
         outputs.append(state.steps["count"].output)
     assert outputs == [{"n": 1, "seen": 0}, {"n": 2, "seen": 1}], "the container's user wrote and read the files"
     assert service.task_states.latest("local", "stateful")["data"] == {"n": 2, "token": "***"}, "kept masked"
+    kept = state.steps["count"].artifacts
+    assert [(a["name"], a["size"]) for a in kept] == [("note.txt", len("run 2\n"))]
+    with service.objects.open(kept[0]["key"])[0] as stored:
+        assert stored.read() == b"run 2\n", "the container's user wrote the artifact"
 
 
 def test_an_image_runs_as_it_is_and_its_exit_code_decides(live, engine):

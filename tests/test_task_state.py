@@ -19,7 +19,7 @@ from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_fo
 from runner.engine import RunStatus
 from runner.engine.status import StepStatus
 from runner.executors.base import StepResult
-from runner.executors.statefiles import MAX_STATE_SIZE, kept_state, prepare_state
+from runner.executors.outfiles import MAX_STATE_SIZE, kept_files, prepare_out
 from runner.outputs import MAX_STATE_DATA, OutputCollector, merge_state
 from runner.runs.service import Service
 from runner.service.worker import Worker
@@ -211,7 +211,7 @@ def test_state_lines_deep_merge_and_refuse_what_is_not_an_object():
 def test_packing_reads_no_link_fifo_or_hard_link_and_stops_at_the_limit(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    prepare_state(out, None)
+    prepare_out(out, None)
     state_out = out / "state-out"
     (state_out / "ok.txt").write_text("fine")
     (state_out / "link").symlink_to("/etc/passwd")
@@ -221,17 +221,17 @@ def test_packing_reads_no_link_fifo_or_hard_link_and_stops_at_the_limit(tmp_path
     os.link(secret, state_out / "hard")
     (state_out / "dir-link").symlink_to(tmp_path)
     logs = _Lines()
-    result = kept_state(StepResult(StepStatus.SUCCEEDED, state={"a": 1}), out, logs, untrusted=False)
+    result = kept_files(StepResult(StepStatus.SUCCEEDED, state={"a": 1}), out, logs, untrusted=False)
     try:
         assert _members(Path(result.state_files).read_bytes()) == {"ok.txt": b"fine"}
     finally:
         os.unlink(result.state_files)
     with open(state_out / "big", "wb") as big:
         big.truncate(MAX_STATE_SIZE + 1)
-    result = kept_state(StepResult(StepStatus.SUCCEEDED, state={"a": 1}), out, logs, untrusted=False)
+    result = kept_files(StepResult(StepStatus.SUCCEEDED, state={"a": 1}), out, logs, untrusted=False)
     assert result.state_files is None and result.state == {"a": 1}
-    assert logs.lines[-1].startswith("the files in $STATE_OUT_DIR are not kept: big alone is over")
-    failed = kept_state(StepResult(StepStatus.FAILED, state={"a": 1}), out, logs, untrusted=False)
+    assert logs.lines[-1].startswith("the files in $STATE_OUT_DIR are not kept: they are over 50.0 MiB (at big)")
+    failed = kept_files(StepResult(StepStatus.FAILED, state={"a": 1}), out, logs, untrusted=False)
     assert failed.state_files is None
 
 
@@ -259,9 +259,9 @@ def test_an_archive_cannot_write_outside_the_state_directory(tmp_path):
         out.mkdir()
         if name.startswith(".."):
             with pytest.raises(tarfile.TarError):
-                prepare_state(out, archive(name))
+                prepare_out(out, archive(name))
         else:  # an absolute name lands inside, its slash dropped
-            prepare_state(out, archive(name))
+            prepare_out(out, archive(name))
             assert (out / "state" / "abs").read_bytes() == b"x"
     assert not (tmp_path / "escape").exists() and not Path("/abs").exists()
 

@@ -36,6 +36,7 @@ COMMANDS = {
     "pause": ("remote", "pause_command"),
     "resume": ("remote", "resume_command"),
     "state": ("state", "state_command"),
+    "artifacts": ("state", "artifacts_command"),
     "notify": ("notify", "notify_command"),
 }
 

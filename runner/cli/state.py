@@ -1,4 +1,4 @@
-"""`strom state TASK`: a task's state snapshots on a server, and their files."""
+"""`strom state TASK` and `strom artifacts RUN`: what tasks and runs keep on a server, and downloading it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..sizes import format_size
 from .common import console
 from .remote import _WORKSPACE, _call, _client, _server_options
 
-__all__ = ["state_command"]
+__all__ = ["artifacts_command", "state_command"]
 
 
 @click.command("state")
@@ -71,11 +71,45 @@ def _download(client, task: str, snapshots: list[dict], wanted: str, output: str
         )
     if not chosen.get("files"):
         raise click.ClickException(f"state snapshot {chosen['id'][:12]} has no files (only data)")
+    _save(client, chosen["files"], output)
+
+
+@click.command("artifacts")
+@click.argument("run_id", metavar="RUN")
+@click.argument("name", required=False)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Where NAME goes (default: stdout)."
+)
+@click.option("--json", "as_json", is_flag=True, help="The list as JSON.")
+@_server_options
+def artifacts_command(run_id, name, output, as_json, server, token):
+    """List the artifacts of RUN (files its steps wrote to $ARTIFACTS_DIR), or download the one called NAME
+    (`report.html`, or `STEP/report.html` when several steps kept one of that name)."""
+    client = _client(server, token)
+    listed = _call(client.artifacts, run_id)["artifacts"]
+    if name is None:
+        if as_json:
+            click.echo(json.dumps(listed, indent=2))
+        elif not listed:
+            console.print(f"run {run_id} kept no artifacts")
+        for entry in [] if as_json else listed:
+            console.print(f"{entry['step']:<20} {format_size(entry['size'] or 0):>10}  {entry['name']}")
+        return
+    matches = [a for a in listed if a["name"] == name or f"{a['step']}/{a['name']}" == name]
+    if not matches:
+        raise click.ClickException(f"run {run_id} kept no artifact {name!r}; `strom artifacts {run_id}` lists them")
+    if len(matches) > 1:
+        steps = ", ".join(f"{a['step']}/{a['name']}" for a in matches)
+        raise click.ClickException(f"several steps kept {name!r}: name one of {steps}")
+    _save(client, matches[0]["url"], output)
+
+
+def _save(client, path: str, output: str | None) -> None:
     if output is None:
         if sys.stdout.isatty():
-            raise click.ClickException("the files are a gzipped tar: give -o FILE, or redirect standard output")
-        _call(client.download, chosen["files"], sys.stdout.buffer)
+            raise click.ClickException("give -o FILE, or redirect standard output")
+        _call(client.download, path, sys.stdout.buffer)
         return
     with open(output, "wb") as target:
-        size = _call(client.download, chosen["files"], target)
+        size = _call(client.download, path, target)
     click.echo(f"wrote {format_size(size)} to {output}", err=True)

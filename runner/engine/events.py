@@ -49,6 +49,7 @@ class StepFinished(Event):
     exit_code: int | None = None
     summary: str | None = None  # Markdown the step wrote for people, whatever its status
     state: Mapping[str, Any] | None = None  # task state the step wrote: {id, data, files, size}
+    artifacts: list[dict[str, Any]] | None = None  # files it left to keep: {name, key, size, content_type}
 
 
 @dataclass(frozen=True)

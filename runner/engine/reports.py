@@ -47,6 +47,8 @@ def on_finished(d: Draft, run: StepRun, event: StepFinished) -> None:
     end_attempt(
         d, run, event.status, output=event.output, error=d.mask(error), exit_code=event.exit_code, summary=summary
     )
+    if event.status is S.SUCCEEDED and event.artifacts:
+        d.set(run.name, artifacts=[dict(a) for a in event.artifacts if isinstance(a, dict)])
 
 
 def _keep_state(d: Draft, run: StepRun, reported: Mapping[str, Any]) -> None:

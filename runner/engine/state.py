@@ -49,6 +49,7 @@ class StepRun:
     worker: str | None = None
     summary: str | None = None  # of the latest attempt that wrote one
     handed_back: int = 0  # attempts given back by workers shutting down (not counted as tries)
+    artifacts: list[dict[str, Any]] | None = None  # files the succeeded attempt left: {name, key, size, content_type}
 
     @property
     def is_instance(self) -> bool:

@@ -45,6 +45,7 @@ class StepResult:
     summary: str | None = None  # Markdown for people (runner/summaries.py), whatever the status
     state: dict[str, Any] | None = None  # the STATE lines merged (a succeeded step's)
     state_files: str | None = None  # a gzipped tar of what the step wrote to $STATE_OUT_DIR (a succeeded step's)
+    artifacts_dir: str | None = None  # where what it wrote to $ARTIFACTS_DIR waits to be stored (under files/)
 
 
 def exited_cleanly(collector: OutputCollector) -> StepResult:

@@ -33,9 +33,9 @@ from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summar
 from ..spec.payloads import ContainerPayload, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script, is_file_inside
+from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import LineSplitter
 from .sandbox import hidden_inside
-from .statefiles import STATE_DIR_ENV, STATE_OUT_ENV, kept_state, prepare_state
 
 __all__ = ["LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
@@ -169,8 +169,8 @@ class DockerExecutor:
         out.chmod(0o1777)
         volumes[str(out)] = {"bind": f"{CODE}/out", "mode": "rw"}
         env[SUMMARY_ENV] = f"{CODE}/out/{SUMMARY_FILE}"
-        prepare_state(out, work.state_archive, shared=True)
-        env[STATE_DIR_ENV], env[STATE_OUT_ENV] = f"{CODE}/out/state", f"{CODE}/out/state-out"
+        prepare_out(out, work.state_archive, shared=True)
+        env.update({name: f"{CODE}/out/{where}" for name, where in OUT_DIRS.items()})
         return {
             "image": image,
             "command": command,
@@ -295,7 +295,7 @@ class DockerExecutor:
                 logs.line("strom", f"could not remove container {container.short_id}: {exc.explanation or exc}")
         summary = compose_summary(read_summary_file(scratch / "out" / SUMMARY_FILE), collector.summary_lines)
         judged = replace(self._judge(work, status, exit_code, collector), summary=summary)
-        return kept_state(judged, scratch / "out", logs, work.untrusted)
+        return kept_files(judged, scratch / "out", logs, work.untrusted)
 
     @staticmethod
     def _judge(work: StepWork, status: StepStatus, exit_code: int | None, collector: OutputCollector) -> StepResult:

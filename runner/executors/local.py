@@ -21,9 +21,9 @@ from ..readonly import make_writable
 from ..spec.payloads import Language, Runner, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
+from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import run_process
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
-from .statefiles import STATE_DIR_ENV, STATE_OUT_ENV, kept_state, prepare_state
 
 __all__ = ["DEFAULT_PASS_ENV", "LocalExecutor", "LocalSettings"]
 
@@ -150,7 +150,7 @@ class LocalExecutor:
 
     def _in(self, sandbox: Sandbox, work: StepWork, logs: LogSink, cancel: threading.Event) -> StepResult:
         sandbox.prepare()
-        prepare_state(sandbox.out_dir, work.state_archive, sandbox.uid)
+        prepare_out(sandbox.out_dir, work.state_archive, sandbox.uid)
         step = work.payload_as(ScriptPayload)
         script = self._script_path(step, sandbox, sandbox.code_dir)
         env = self._env(work, sandbox)
@@ -173,7 +173,7 @@ class LocalExecutor:
         result = self._spawn(sandbox, argv, cwd, env, driver.sink(collector), cancel, deadline, safe_cut_of(logs))
         summary = compose_summary(read_summary_file(sandbox.out_dir / SUMMARY_FILE), collector.summary_lines)
         judged = replace(self._judge(work, result, driver, collector), summary=summary)
-        return kept_state(judged, sandbox.out_dir, logs, work.untrusted)
+        return kept_files(judged, sandbox.out_dir, logs, work.untrusted)
 
     @staticmethod
     def _judge(work: StepWork, result: StepResult, driver: _Driver, collector: OutputCollector) -> StepResult:
@@ -277,8 +277,7 @@ class LocalExecutor:
         env.update(work.env)
         env["STROM_WORKSPACE"] = sandbox.workspace_path
         env[SUMMARY_ENV] = sandbox.inside(sandbox.out_dir / SUMMARY_FILE)
-        env[STATE_DIR_ENV] = sandbox.inside(sandbox.out_dir / "state")
-        env[STATE_OUT_ENV] = sandbox.inside(sandbox.out_dir / "state-out")
+        env.update({name: sandbox.inside(sandbox.out_dir / where) for name, where in OUT_DIRS.items()})
         if work.event:
             event_file = sandbox.code_dir / "event.json"
             event_file.write_text(json.dumps(work.event, default=str), encoding="utf-8")

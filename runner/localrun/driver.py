@@ -44,6 +44,7 @@ from ..errors import EngineError, InputError
 from ..executors import DockerExecutor, HttpExecutor, LocalExecutor, LocalSettings, Unavailable, execute
 from ..executors.base import executor_key
 from ..executors.destinations import EVERYWHERE
+from ..executors.outfiles import remove_staging
 from ..spec.model import Workspace
 from .approvals import Approvals
 from .display import Display
@@ -256,6 +257,9 @@ class LocalRunner:
             result = execute(executor, replace(work, state_archive=work.state_files or None), self.path, logs, flag)
             if result.state_files:
                 self.state_files.append(result.state_files)
+            if result.artifacts_dir:
+                remove_staging(result.artifacts_dir)
+                logs.line("strom", "artifacts are kept by the service (strom up, strom worker); strom run drops them")
             state = {"data": result.state, "files": result.state_files}
             self._post(
                 work.job_id,

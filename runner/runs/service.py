@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..git.repos import Repos
     from ..store.definitions import Definitions
     from ..store.logs import LogStore
-    from ..store.objects import LocalObjects, ObjectStore
+    from ..store.objects import ObjectStore
     from ..store.pauses import Pauses
     from ..store.repo_events import RepoEventStore
     from ..store.run_tokens import RunTokens
@@ -96,10 +96,12 @@ class Service:
         return TaskStates(self.redis, self.config.state_max_snapshots)
 
     @cached_property
-    def objects(self) -> LocalObjects:
-        """Files kept besides Redis, on the server's disk."""
-        from ..store.objects import LocalObjects
+    def objects(self) -> ObjectStore:
+        """Files kept besides Redis: in the bucket of `storage:`, else in the data directory."""
+        from ..store.objects import LocalObjects, S3Objects
 
+        if self.config.storage is not None:
+            return S3Objects(self.config.storage)
         return LocalObjects(self.config.data_dir / "objects")
 
     @cached_property

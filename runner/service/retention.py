@@ -1,5 +1,5 @@
-"""Retention: repository events, finished runs with their logs, and unused snapshots are deleted when old; the files
-of task state snapshots past `state.max_snapshots` too."""
+"""Retention: repository events, finished runs with their logs and artifacts, and unused snapshots are deleted when
+old; the files of task state snapshots past `state.max_snapshots` too."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import time
 from typing import TYPE_CHECKING, cast
 
+from ..errors import StromError
 from ..git.mirrors import GitError
 from ..store import keys
 
@@ -62,9 +63,20 @@ class Retention:
             if excess > 0:
                 old_ids = list(dict.fromkeys(old_ids + cast("list[str]", self.redis.zrange(index, 0, excess - 1))))
             for start in range(0, len(old_ids), BATCH):
-                states = self.service.runs.load_many(old_ids[start : start + BATCH])
-                removed += self.service.runs.delete(s for s in states if s.status.terminal)
+                states = [s for s in self.service.runs.load_many(old_ids[start : start + BATCH]) if s.status.terminal]
+                self.delete_artifacts(states)
+                removed += self.service.runs.delete(states)
         return removed
+
+    def delete_artifacts(self, states) -> None:
+        """The artifacts of runs about to be deleted (an object that cannot be deleted now is left, logged)."""
+        for state in states:
+            for run in state.steps.values():
+                for artifact in run.artifacts or ():
+                    try:
+                        self.service.objects.delete(str(artifact.get("key")))
+                    except StromError as exc:
+                        log.warning("artifact %s of run %s was not deleted: %s", artifact.get("name"), state.id, exc)
 
     def collect_snapshots(self) -> list[str]:
         """Remove commit snapshots (and their archives) that no unfinished run uses and nothing used lately."""

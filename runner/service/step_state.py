@@ -4,7 +4,6 @@ report, which keeps the snapshot in the transaction of the step's end."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -20,6 +19,7 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StepSetupError
 from ..executors.base import StepResult, executor_key
+from ..executors.outfiles import MAX_STATE_SIZE
 from ..store.connection import is_outage
 from ..store.objects import state_object
 
@@ -30,6 +30,7 @@ __all__ = ["FILE_EXECUTORS", "StepState"]
 
 FILE_EXECUTORS = frozenset({"local", "docker"})  # the executors that give steps $STATE_DIR and $STATE_OUT_DIR
 _LOOKUP_PATIENCE = 30.0  # seconds a step waits for Redis to say which state it starts from
+MAX_STATE_ARCHIVE = MAX_STATE_SIZE + 1024 * 1024  # a gzipped tar of that much may be a little larger
 
 
 class StepState:
@@ -71,8 +72,9 @@ class StepState:
             snapshot = uuid.uuid5(uuid.NAMESPACE_URL, f"strom-state:{work.job_id}:{work.step}:{work.attempt}").hex
             files, size = None, 0
             if result.state_files:
-                files, size = state_object(snapshot), os.path.getsize(result.state_files)
-                self.service.worker_objects.put(files, Path(result.state_files))
+                files = state_object(snapshot)
+                with open(result.state_files, "rb") as archive:
+                    size = self.service.worker_objects.put_stream(files, archive, MAX_STATE_ARCHIVE)
             return {"id": snapshot, "data": result.state, "files": files, "size": size}
         finally:
             if result.state_files:

@@ -32,6 +32,7 @@ from ..engine.work import StepWork
 from ..errors import StromError
 from ..executors.base import Executor, execute, executor_key
 from ..executors.local import LocalExecutor, LocalSettings
+from ..executors.outfiles import remove_staging
 from ..executors.process import STEP_GROUPS
 from ..executors.sandbox import open_to_steps
 from ..executors.unavailable import Unavailable
@@ -43,6 +44,7 @@ from ..store.rqrunner import JobRunner, take_start
 from ..store.runs import CLAIM_TTL
 from ..store.workers import WorkerInfo
 from .outbox import Outbox
+from .step_artifacts import StepArtifacts
 from .step_state import StepState
 from .steplog import LogBudget, LogLimits, StepLog
 from .supervision import Health, Loop
@@ -170,6 +172,7 @@ class Worker:
             self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
         self.step_state = StepState(service)
+        self.step_artifacts = StepArtifacts(service)
         self.limits = LogLimits.of(self.config)
         self.log_budget = LogBudget(service.redis, self.limits.run)
         self.running: dict[str, _Running] = {}
@@ -365,9 +368,9 @@ class Worker:
                 self.limits,
                 self.log_budget.for_run(keys.log_bytes(work.job_id)),
             )
-            status, output, error, exit_code, summary, state = self._execute(work, logs, running)
+            finished = self._execute(work, logs, running)
             logs.close()
-            if running.shutdown and status is StepStatus.CANCELLED:
+            if running.shutdown and finished.status is StepStatus.CANCELLED:
                 log.warning(
                     "handed back attempt %d of %s/%s: it was still running when the shutdown grace ended",
                     work.attempt,
@@ -384,35 +387,33 @@ class Worker:
                     ),
                 )
             else:
-                self.outbox.report(
-                    work.job_id,
-                    StepFinished(work.step, work.attempt, status, output, error, exit_code, summary, state),
-                )
+                self.outbox.report(work.job_id, finished)
         finally:
             with self.lock:
                 self.running.pop(key, None)
 
-    def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> tuple:
-        """(status, output, error, exit code, summary, task state) of running `work` here; a failure of Strom's is
-        a failed step."""
+    def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> StepFinished:
+        """The report of running `work` here, with the task state and artifacts it left stored; a failure of
+        Strom's is a failed step."""
         try:
             work = self._with_api(work, logs)
             with self.step_state.prepared(work, running.cancel) as work:
                 result = execute(self._executor_for(work), work, self._workspace(work), logs, running.cancel)
-                state = self.step_state.kept(work, result)
+                try:
+                    state = self.step_state.kept(work, result)
+                    artifacts = self.step_artifacts.stored(work, result, logs)
+                finally:
+                    remove_staging(result.artifacts_dir)
         except StromError as exc:
-            return StepStatus.FAILED, None, str(exc), None, None, None
+            return StepFinished(work.step, work.attempt, StepStatus.FAILED, error=str(exc))
         except Exception as exc:
             log.exception("step %s/%s failed inside the worker", work.job_id, work.step)
-            return (
-                StepStatus.FAILED,
-                None,
-                Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}"),
-                None,
-                None,
-                None,
-            )
-        return result.status, result.output, result.error, result.exit_code, result.summary, state
+            error = Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}")
+            return StepFinished(work.step, work.attempt, StepStatus.FAILED, error=error)
+        r = result
+        return StepFinished(
+            work.step, work.attempt, r.status, r.output, r.error, r.exit_code, r.summary, state, artifacts
+        )
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""

@@ -34,6 +34,7 @@ __all__ = [
     "WAKE",
     "WORKERS",
     "access",
+    "artifact_bytes",
     "cancel_flag",
     "claim",
     "consumer_alive",
@@ -149,6 +150,10 @@ def result(job_id: str, step: str, attempt: int) -> str:
 
 def log_bytes(job_id: str) -> str:
     return f"{PREFIX}:logbytes:{job_id}"  # bytes of step log stored for a run
+
+
+def artifact_bytes(job_id: str) -> str:
+    return f"{PREFIX}:artifactbytes:{job_id}"  # bytes of artifacts stored for a run
 
 
 def rq_job_id(job_id: str, step: str, attempt: int) -> str:

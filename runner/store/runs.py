@@ -301,7 +301,9 @@ class RunStore:
         count = 0
         with self.redis.pipeline() as pipe:
             for state in states:
-                pipe.delete(keys.job(state.id), keys.log(state.id), keys.log_bytes(state.id))
+                pipe.delete(
+                    keys.job(state.id), keys.log(state.id), keys.log_bytes(state.id), keys.artifact_bytes(state.id)
+                )
                 pipe.zrem(keys.RUNS, state.id)
                 pipe.zrem(keys.runs_by("workspace", state.workspace), state.id)
                 pipe.zrem(keys.runs_by("task", state.workspace, state.task), state.id)

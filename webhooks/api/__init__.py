@@ -27,6 +27,6 @@ def _known_query_parameters():
         raise ApiError(400, "bad_request", f"query parameter {repeated[0][:40]!r} is given more than once")
 
 
-from . import events, health, logs, objects, runs, snapshots, task_state, workspaces  # noqa: E402  (views register on bp)
+from . import artifacts, events, health, logs, objects, runs, snapshots, task_state, workspaces  # noqa: E402  (views register on bp)
 
 __all__ = ["bp"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from runner.engine.context import run_masker
 from runner.engine.state import RunState, StepRun
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from runner.runs.service import Service
 
 __all__ = [
+    "artifact_url",
+    "artifacts_json",
     "input_json",
     "masker_for",
     "run_json",
@@ -38,7 +41,24 @@ def masker_for(service: Service, state: RunState) -> Masker:
         return Withheld(f"{type(exc).__name__}: {exc}")
 
 
-def _step(run: StepRun, masker: Masker) -> dict[str, Any]:
+def artifact_url(run_id: str, step: str, name: str) -> str:
+    return f"/api/runs/{run_id}/artifacts/{quote(step, safe='')}/{quote(name)}"
+
+
+def artifacts_json(run_id: str, step: str, artifacts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": a.get("name"),
+            "step": step,
+            "size": a.get("size"),
+            "content_type": a.get("content_type"),
+            "url": artifact_url(run_id, step, str(a.get("name"))),
+        }
+        for a in artifacts or ()
+    ]
+
+
+def _step(run_id: str, run: StepRun, masker: Masker) -> dict[str, Any]:
     duration = (run.finished_at - run.started_at) if run.started_at and run.finished_at else None
     return {
         "name": run.name,
@@ -61,6 +81,7 @@ def _step(run: StepRun, masker: Masker) -> dict[str, Any]:
         "retry_at": run.retry_at,
         "approval": masker.mask_value(dict(run.approval)) if run.approval else None,
         "summary": masker.mask(run.summary) if run.summary else None,
+        "artifacts": artifacts_json(run_id, run.name, run.artifacts),
     }
 
 
@@ -88,7 +109,7 @@ def run_json(service: Service, state: RunState) -> dict[str, Any]:
         parent_step=state.parent_step,
         retry_of=state.retry_of,
         cancel_requested=state.cancel_requested,
-        steps=[_step(run, masker) for run in state.steps.values()],
+        steps=[_step(state.id, run, masker) for run in state.steps.values()],
     )
     return data
 

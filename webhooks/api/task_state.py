@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import jsonify, send_file
+from flask import jsonify
 
 from ..access.tokens import requires
 from ..context import current_service
 from ..errors import ApiError
 from . import bp
+from .objects import stream_object
+
+__all__ = ["snapshot_json", "task_state", "task_state_files"]
 
 
 def _snapshots(workspace: str, task: str) -> list[dict]:
@@ -40,8 +43,14 @@ def task_state_files(workspace, task, snapshot):
         raise ApiError(404, "not_found", f"task {task!r} keeps no state snapshot {snapshot!r}")
     if not found.get("files"):
         raise ApiError(404, "not_found", f"state snapshot {snapshot} has no files (only data)")
-    path = current_service().objects.path(found["files"])
-    if not path.is_file():
-        raise ApiError(404, "not_found", f"the files of state snapshot {snapshot} are gone from the data directory")
     name = f"{task}-state-{snapshot[:12]}.tar.gz"
-    return send_file(path, mimetype="application/gzip", as_attachment=True, download_name=name, max_age=0)
+    return stream_object(
+        current_service().objects,
+        found["files"],
+        mimetype="application/gzip",
+        Content_Disposition=f'attachment; filename="{_ascii(name)}"',
+    )
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)

@@ -17,6 +17,13 @@ def _duration(seconds):
     return format_duration(seconds) if seconds is not None else ""
 
 
+@bp.app_template_filter("filesize")
+def _filesize(size):
+    from runner.sizes import format_size
+
+    return format_size(size or 0)
+
+
 @bp.app_template_filter("markdown")
 def _markdown(text):
     from .markdown import to_html

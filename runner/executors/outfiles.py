@@ -1,0 +1,258 @@
+"""What a step leaves for Strom in its out directory besides its summary: task state (the previous snapshot's
+files unpacked at `$STATE_DIR`, what it writes to `$STATE_OUT_DIR` packed into a gzipped tar) and artifacts
+(what it writes to `$ARTIFACTS_DIR`, handed to the worker to store). Only a succeeded step's are kept.
+
+The directories live in the step's out directory, which every executor already gives the step. The step
+controls what is in them, so they are read without following a link, through directory descriptors (a
+directory swapped for a link while it is read is not followed), regular files only, within limits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from ..engine.status import StepStatus
+from ..git.untar import extract
+from ..sizes import format_size
+from .base import LogSink, StepResult
+
+__all__ = [
+    "ARTIFACTS_ENV",
+    "MAX_STATE_FILES",
+    "MAX_STATE_SIZE",
+    "OUT_DIRS",
+    "STATE_DIR_ENV",
+    "STATE_OUT_ENV",
+    "ArtifactFile",
+    "artifact_files",
+    "artifact_name_problem",
+    "kept_files",
+    "prepare_out",
+    "remove_staging",
+]
+
+STATE_DIR_ENV = "STATE_DIR"
+STATE_OUT_ENV = "STATE_OUT_DIR"
+ARTIFACTS_ENV = "ARTIFACTS_DIR"
+OUT_DIRS = {STATE_DIR_ENV: "state", STATE_OUT_ENV: "state-out", ARTIFACTS_ENV: "artifacts"}  # in the out dir
+MAX_STATE_SIZE = 50 * 1024 * 1024  # bytes of files in one snapshot, as Strøm
+MAX_STATE_FILES = 10_000
+MAX_ARTIFACTS = 1_000  # files one step may leave
+_MAX_DEPTH = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def prepare_out(out_dir: Path, archive: str | None, uid: int | None = None, shared: bool = False) -> None:
+    """`state` with the previous snapshot's files (empty without one); `state-out` and `artifacts` empty and
+    writable by the step: its own `uid`, the worker's user, or (`shared`: a container's user) anyone."""
+    state = out_dir / OUT_DIRS[STATE_DIR_ENV]
+    state.mkdir()
+    state.chmod(0o755)
+    if archive:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            extract(tar, state)
+        for path in state.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644)
+    for name in (OUT_DIRS[STATE_OUT_ENV], OUT_DIRS[ARTIFACTS_ENV]):
+        writable = out_dir / name
+        writable.mkdir(mode=0o700)
+        if uid is not None:
+            os.chown(writable, uid, -1)
+        elif shared:
+            writable.chmod(0o1777)
+
+
+def kept_files(result: StepResult, out_dir: Path, logs: LogSink, untrusted: bool) -> StepResult:
+    """`result` with what a succeeded step left: its state files packed (an untrusted pull request's step keeps
+    no state; files over the limits are not kept, said in the log; the STATE lines are), and its artifacts
+    directory moved out of the step's reach for the worker to store."""
+    if result.status is not StepStatus.SUCCEEDED:
+        return result
+    return _kept_artifacts(_kept_state(result, out_dir, logs, untrusted), out_dir)
+
+
+def _kept_state(result: StepResult, out_dir: Path, logs: LogSink, untrusted: bool) -> StepResult:
+    state_out = out_dir / OUT_DIRS[STATE_OUT_ENV]
+    if untrusted:
+        if result.state is not None or _has_files(state_out):
+            logs.line("strom", "task state is not kept from a step of an untrusted pull request")
+        return replace(result, state=None)
+    try:
+        archive = _pack(state_out)
+    except _TooMuch as exc:
+        logs.line("strom", f"the files in $STATE_OUT_DIR are not kept: {exc}")
+        return result
+    return replace(result, state_files=archive)
+
+
+def _kept_artifacts(result: StepResult, out_dir: Path) -> StepResult:
+    artifacts = out_dir / OUT_DIRS[ARTIFACTS_ENV]
+    if not _has_files(artifacts):
+        return result
+    staging = Path(tempfile.mkdtemp(prefix="strom-artifacts-"))
+    os.rename(artifacts, staging / "files")  # out of the step's directory, before it is removed
+    return replace(result, artifacts_dir=str(staging))
+
+
+class _TooMuch(Exception):
+    pass
+
+
+def _has_files(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(entries)
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- reading what the step wrote
+
+
+def _walk(dir_fd: int, prefix: str, depth: int) -> Iterator[tuple[str, int | None]]:
+    """(relative name, None) for each directory and (relative name, open descriptor) for each regular file with
+    one link under `dir_fd`, sorted; never through a link. A descriptor is closed after the consumer's turn."""
+    if depth > _MAX_DEPTH:
+        raise _TooMuch(f"directories nest deeper than {_MAX_DEPTH}")
+    for name in sorted(entry.name for entry in os.scandir(dir_fd)):
+        member = f"{prefix}{name}"
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError:
+                continue  # swapped for something else meanwhile
+            try:
+                yield member, None
+                yield from _walk(child, member + "/", depth + 1)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(info.st_mode):
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                opened = os.fstat(fd)
+                if stat.S_ISREG(opened.st_mode) and opened.st_nlink == 1:  # not a file linked from elsewhere
+                    yield member, fd
+            finally:
+                os.close(fd)
+
+
+def _open_root(root: Path) -> int:
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def _pack(root: Path) -> str | None:
+    """A gzipped tar of the regular files and directories under `root` (None if there are none)."""
+    if not _has_files(root):
+        return None
+    handle, path = tempfile.mkstemp(prefix="strom-state-", suffix=".tar.gz")
+    size, count = 0, 0
+    fd = _open_root(root)
+    try:
+        with os.fdopen(handle, "wb") as file, tarfile.open(fileobj=file, mode="w:gz") as tar:
+            for name, file_fd in _walk(fd, "", 0):
+                count += 1
+                if count > MAX_STATE_FILES:
+                    raise _TooMuch(f"they are more than {MAX_STATE_FILES} files")
+                if file_fd is None:
+                    tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
+                    continue
+                data = _read_at_most(file_fd, MAX_STATE_SIZE - size, name)
+                size += len(data)
+                entry = _info(name, tarfile.REGTYPE, 0o755 if os.fstat(file_fd).st_mode & 0o111 else 0o644)
+                entry.size = len(data)
+                tar.addfile(entry, io.BytesIO(data))
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def _read_at_most(fd: int, budget: int, name: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := os.read(fd, 1 << 20):
+        size += len(chunk)
+        if size > budget:
+            raise _TooMuch(f"they are over {format_size(MAX_STATE_SIZE)} (at {name})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, 0, 0, 0
+    return info
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    name: str  # relative, with `/` between directories
+    size: int
+    stream: BinaryIO  # open on the file; read it before the next one is given
+
+
+def artifact_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an artifact's name, or None."""
+    if not name or len(name.encode("utf-8", "surrogateescape")) > 1024:
+        return "names are 1 to 1,024 bytes"
+    if _CONTROL.search(name):
+        return "names have no control characters or backslashes"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") or len(part.encode("utf-8", "surrogateescape")) > 255 for part in parts):
+        return "each part of a name is 1 to 255 bytes, not . or .."
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "names are UTF-8"
+    return None
+
+
+def artifact_files(staging: str, skipped: list[str]) -> Iterator[ArtifactFile]:
+    """The files the step left in `$ARTIFACTS_DIR` (moved to `staging`), each open while it is the caller's turn.
+    Names that cannot be artifacts' are added to `skipped` with the reason."""
+    fd = _open_root(Path(staging) / "files")
+    try:
+        count = 0
+        for name, file_fd in _walk(fd, "", 0):
+            if file_fd is None:
+                continue
+            problem = artifact_name_problem(name)
+            if problem:
+                skipped.append(f"{name!r}: {problem}")
+                continue
+            count += 1
+            if count > MAX_ARTIFACTS:
+                raise ValueError(f"a step may leave at most {MAX_ARTIFACTS} artifacts")
+            with os.fdopen(os.dup(file_fd), "rb") as stream:
+                yield ArtifactFile(name, os.fstat(file_fd).st_size, stream)
+    except _TooMuch as exc:
+        raise ValueError(str(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def remove_staging(staging: str | None) -> None:
+    if staging:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""Artifacts on the worker: the files a succeeded step left in `$ARTIFACTS_DIR`, stored one object each before its
+`StepFinished` report, which lists them for the run (docs/artifacts.md). A file over `artifacts.max_file_size`,
+or a run over `artifacts.max_run_size`, fails the step saying so; what it stored is deleted again."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StepSetupError, StromError
+from ..executors.base import StepResult
+from ..executors.outfiles import artifact_files, remove_staging
+from ..sizes import format_size
+from ..store import keys
+from ..store.objects import artifact_object
+
+if TYPE_CHECKING:
+    from ..engine.work import StepWork
+    from ..executors.base import LogSink
+    from ..runs.service import Service
+
+__all__ = ["StepArtifacts", "content_type"]
+
+_BYTES_TTL = 90 * 86400  # the run's artifact byte count outlives no run by much (retention deletes it with the run)
+
+
+def content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    if name.lower().endswith((".md", ".markdown")):
+        return "text/markdown"
+    return guessed or "application/octet-stream"
+
+
+class StepArtifacts:
+    def __init__(self, service: Service):
+        self.service = service
+
+    def stored(self, work: StepWork, result: StepResult, logs: LogSink) -> list[dict[str, Any]] | None:
+        """Store what the step left; the list for its report (None: nothing). Raises StromError when a limit is
+        passed or storing fails; nothing of this step's is kept then."""
+        if not result.artifacts_dir:
+            return None
+        config, objects = self.service.config, self.service.worker_objects
+        counter = keys.artifact_bytes(work.job_id)
+        stored: list[dict[str, Any]] = []
+        reserved = 0
+        skipped: list[str] = []
+        try:
+            for file in artifact_files(result.artifacts_dir, skipped):
+                if file.size > config.artifacts_max_file:
+                    raise StepSetupError(
+                        f"artifact {file.name} is {format_size(file.size)}, over artifacts.max_file_size "
+                        f"({format_size(config.artifacts_max_file)})"
+                    )
+                total = self.service.redis.incrby(counter, file.size)
+                reserved += file.size
+                self.service.redis.expire(counter, _BYTES_TTL)
+                if int(total) > config.artifacts_max_run:
+                    raise StepSetupError(
+                        f"the run's artifacts would be {format_size(int(total))}, over artifacts.max_run_size "
+                        f"({format_size(config.artifacts_max_run)}) with {file.name}"
+                    )
+                key = artifact_object(work.job_id, work.step, work.attempt, file.name)
+                size = objects.put_stream(key, file.stream, config.artifacts_max_file)
+                stored.append({"name": file.name, "key": key, "size": size, "content_type": content_type(file.name)})
+        except (StromError, ValueError) as exc:
+            self._forget(stored, counter, reserved)
+            raise StepSetupError(f"storing the artifacts failed: {exc}") from None
+        except BaseException:
+            self._forget(stored, counter, reserved)
+            raise
+        finally:
+            remove_staging(result.artifacts_dir)
+        for line in skipped:
+            logs.line("strom", f"not kept as an artifact: {line}")
+        if stored:
+            logs.line("strom", f"kept {len(stored)} artifact(s), {format_size(sum(a['size'] for a in stored))}")
+        return stored or None
+
+    def _forget(self, stored: list[dict[str, Any]], counter: str, reserved: int) -> None:
+        try:
+            if reserved:
+                self.service.redis.decrby(counter, reserved)
+        except Exception:  # noqa: BLE001 - an outage: the count is only ever too high, which refuses, never loses
+            pass
+        for artifact in stored:
+            try:
+                self.service.worker_objects.delete(artifact["key"])
+            except Exception:  # noqa: BLE001 - a worker on another machine cannot delete; the object is orphaned
+                pass
