@@ -114,6 +114,7 @@ class Config:
     log_max_step: int = 64 * 1024 * 1024  # bytes of log one step may store (head and tail kept beyond)
     log_max_run: int = 64 * 1024 * 1024  # bytes of log one run may store
     log_tail: int = 1024 * 1024  # of a cut log, how much of the end is kept
+    log_archive_after: float | None = 3600.0  # a finished run's log moves to the object storage after this; None: never
     spec_limits: SpecLimits = field(default_factory=SpecLimits)  # how big .strom/ definitions may be
     webhook_body_size: int = 10 * 1024 * 1024  # the largest webhook body read (forges, generic hooks)
     push_size: int = 256 * 1024 * 1024  # the largest pack a `git push` may send (receive.maxInputSize)
@@ -344,7 +345,15 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 "read_timeout": "web_read_timeout",
             },
         ),
-        ("logs", {"max_step_size": "log_max_step", "max_run_size": "log_max_run", "tail_size": "log_tail"}),
+        (
+            "logs",
+            {
+                "max_step_size": "log_max_step",
+                "max_run_size": "log_max_run",
+                "tail_size": "log_tail",
+                "archive_after": "log_archive_after",
+            },
+        ),
     ):
         block = r.mapping(section)
         if block is None:
@@ -360,6 +369,11 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
                 value = sub.member(key, CatchUp, None)
             elif attr == "sandbox":
                 value = sub.choice(key, ("auto", "bwrap", "copy"))
+            elif attr == "log_archive_after":
+                if block[key] in ("off", False):
+                    out[attr] = None
+                    continue
+                value = sub.duration(key)
             elif attr.startswith("log_"):
                 value = sub.size(key, minimum=64 * 1024)
             elif attr == "worker_server_url":

@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "MAX_STATE_DATA",
@@ -19,6 +20,7 @@ __all__ = [
     "SUMMARY_FILE",
     "SUMMARY_PREFIX",
     "OutputCollector",
+    "artifact_path",
     "cap_summary",
     "compose_summary",
     "merge_state",
@@ -85,6 +87,11 @@ def compose_summary(file_text: str, lines: list[str]) -> str | None:
     if lines:
         parts.append("\n".join(lines))
     return cap_summary("\n\n".join(parts))
+
+
+def artifact_path(run_id: str, step: str, name: str) -> str:
+    """Where the API serves an artifact a step of a run kept (docs/artifacts.md)."""
+    return f"/api/runs/{run_id}/artifacts/{quote(step, safe='')}/{quote(name)}"
 
 
 def merge_state(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

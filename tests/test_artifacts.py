@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import boto3
 import pytest
@@ -19,6 +20,7 @@ from runner.executors.outfiles import artifact_name_problem
 from runner.runs.service import Service
 from runner.service.retention import Retention
 from runner.service.worker import Worker
+from runner.store import RunFilter
 from runner.store.objects import artifact_object
 
 ADMIN = {"Authorization": f"Bearer {TOKENS['admin']}"}
@@ -26,8 +28,17 @@ VIEWER = {"Authorization": f"Bearer {TOKENS['viewer']}"}
 
 WORKSPACE = {
     ".strom/report.yaml": """
+    actions:
+      announce:
+        type: script
+        input: { text: { type: string } }
+        script: echo "announce {{ input.text }}"
     tasks:
       report:
+        on_success:
+          - action: announce
+            input:
+              text: "{% for a in hook.artifacts %}{{ a.step_name }}:{{ a.name }}:{{ a.size_bytes }}:{{ a.url }} {% endfor %}"
         flow:
           build:
             type: script
@@ -107,6 +118,15 @@ def test_a_succeeded_steps_artifacts_are_kept_listed_and_served_safely(service_w
         run_id = _run(server, "report")
         _check_report_run(service, server, run_id)
 
+        hook = wait_for(
+            lambda: next(iter(service.runs.list(RunFilter(workspace="local", source="hook")).runs), None), what="hook"
+        )
+        announced = " ".join(line.text for line in service.logs.read(_ended(service, hook.id).id))
+        assert (
+            f"build:reports/q1.txt:12:http://127.0.0.1:8080/api/runs/{run_id}/artifacts/build/reports/q1.txt"
+            in announced
+        )
+
         code, out = remote_cli(server, "artifacts", run_id)
         assert code == 0 and "reports/q1.txt" in out and "build" in out
         target = tmp_path / "q1.txt"
@@ -121,7 +141,7 @@ def test_a_succeeded_steps_artifacts_are_kept_listed_and_served_safely(service_w
         state = service.runs.load(run_id)
         kept = [service.objects.path(a["key"]) for a in state.steps["build"].artifacts]
         assert len(kept) == 4 and all(path.is_file() for path in kept)
-        Retention(service).delete_artifacts([state])
+        Retention(service).delete_files([state])
         assert not any(path.exists() for path in kept), "deleted with the run"
 
 
@@ -227,3 +247,39 @@ def test_artifact_names_are_checked_without_raising(name):
     problem = artifact_name_problem(name)
     if problem is None:
         assert "\x00" not in name and ".." not in name.split("/") and not name.startswith("/")
+
+
+def _log_views(server, run_id: str) -> tuple:
+    lines = requests.get(f"{server.url}/api/runs/{run_id}/logs", headers=VIEWER).json()
+    first = lines["lines"][0]["id"]
+    after = requests.get(f"{server.url}/api/runs/{run_id}/logs?after={first}", headers=VIEWER).json()
+    step = requests.get(f"{server.url}/api/runs/{run_id}/steps/broken/logs", headers=VIEWER).json()
+    text = requests.get(f"{server.url}/api/runs/{run_id}/logs?format=text", headers=VIEWER).text
+    events = requests.get(f"{server.url}/api/runs/{run_id}/logs?follow=1", headers=VIEWER, timeout=10).text
+    return lines, after, step, text, events
+
+
+def test_finished_runs_logs_move_to_the_object_storage_and_read_the_same(service_workspace, redis_url, s3):
+    endpoint, client = s3
+    config = make_config(
+        service_workspace(WORKSPACE),
+        redis_url,
+        STROM_STORAGE=_s3_config(endpoint),
+        STROM_LOGS='{"archive_after": "1m"}',
+    )
+    with stack(config) as service, serving(config, service) as server:
+        run_id = _run(server, "report")
+        _ended(service, run_id)
+        before = _log_views(server, run_id)
+        assert "kept 4 artifact(s)" in before[3] and len(before[0]["lines"]) >= 3
+        retention = Retention(service)
+        assert retention.archive_logs(time.time()) == 0, "not a minute old yet"
+        assert retention.archive_logs(time.time() + 61) == 2, "the run and its on_success hook run"
+        assert not service.redis.exists(f"strom:log:{run_id}"), "the stream left Redis"
+        names = [o["Key"] for o in client.list_objects_v2(Bucket="strom-test", Prefix="ci/logs/")["Contents"]]
+        assert len(names) == 2 and all(name.endswith(".jsonl.gz") for name in names)
+        assert _log_views(server, run_id) == before, "every view of the log reads the same from the archive"
+        kept = client.list_objects_v2(Bucket="strom-test", Prefix="ci/logs/")["Contents"]
+        Retention(Service(config)).delete_files([service.runs.load(run_id)])
+        left = client.list_objects_v2(Bucket="strom-test", Prefix="ci/logs/")["Contents"]
+        assert len(left) == len(kept) - 1, "the run's archived log is deleted with it"

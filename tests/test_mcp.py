@@ -28,6 +28,13 @@ WORKSPACE = {
           name: { type: string, required: true }
         flow:
           hello: { type: script, script: 'echo "hello {{ input.name }}"; echo "OUTPUT: {\\"greeted\\": \\"{{ input.name }}\\"}"' }
+      report:
+        flow:
+          make:
+            type: script
+            script: |
+              echo "all good" > "$ARTIFACTS_DIR/summary.txt"
+              printf '\\001\\002' > "$ARTIFACTS_DIR/blob.bin"
       ship:
         flow:
           ask: { type: approval, message: "Ship it?" }
@@ -44,6 +51,8 @@ TOOLS = [
     "cancel_run",
     "decide_gate",
     "list_runs",
+    "list_artifacts",
+    "get_artifact",
     "list_events",
 ]
 
@@ -102,6 +111,20 @@ def test_an_assistant_lists_tools_starts_a_run_reads_its_log_and_decides_a_gate(
             assert {r["id"] for r in listed["runs"]} >= {run["id"], gated["id"]}
             error, bad = await call(client, "get_run", run="../../etc")
             assert error and "run" in bad
+
+            error, made = await call(client, "start_run", workspace="local", task="report")
+            wait_for(lambda: service.runs.load(made["id"]).status is RunStatus.SUCCEEDED, what="the report")
+            error, kept = await call(client, "list_artifacts", run=made["id"])
+            assert [(a["name"], a["step"], a["size"]) for a in kept["artifacts"]] == [
+                ("blob.bin", "make", 2),
+                ("summary.txt", "make", 9),
+            ]
+            error, text = await call(client, "get_artifact", run=made["id"], name="summary.txt")
+            assert not error and text["text"] == "all good\n" and text["content_type"] == "text/plain"
+            error, blob = await call(client, "get_artifact", run=made["id"], name="blob.bin")
+            assert not error and blob["base64"] == "AQI="
+            error, none = await call(client, "get_artifact", run=made["id"], name="nope")
+            assert error and "list_artifacts" in none
 
         async with session(server, "viewer") as viewer:
             error, why = await call(viewer, "start_run", workspace="local", task="greet", input={"name": "Bob"})

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..masking import Masker
+from ..outputs import artifact_path
 from ..templating import Namespace, render_value
 from .commands import HookCall, RunHooks
 from .context import RunContext, job_context
@@ -60,11 +61,31 @@ def hook_context(
         "duration_secs": round(duration, 3) if duration is not None else None,
         "failed_steps": failed,
         "url": ctx.job_url or "",
+        "artifacts": _artifacts(state, ctx.job_url or ""),
     }
     hook.update(extra or {})
     context = job_context(state, ctx)
     context["hook"] = Namespace("hook", hook)
     return context
+
+
+def _artifacts(state: RunState, job_url: str) -> list[dict[str, Any]]:
+    """What the run's steps kept in $ARTIFACTS_DIR, as Strøm's `hook.artifacts` lists it (with a full URL)."""
+    base = job_url[: -len(f"/runs/{state.id}")] if job_url.endswith(f"/runs/{state.id}") else ""
+    out = []
+    for name, run in state.steps.items():
+        for artifact in run.artifacts or ():
+            out.append(
+                {
+                    "name": artifact.get("name"),
+                    "content_type": artifact.get("content_type"),
+                    "size_bytes": artifact.get("size"),
+                    "step_name": name,
+                    "created_at": _iso(run.finished_at),
+                    "url": base + artifact_path(state.id, name, str(artifact.get("name"))),
+                }
+            )
+    return out
 
 
 def hooks_for(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..forges.api import ForgeApi
     from ..git.repos import Repos
     from ..store.definitions import Definitions
+    from ..store.log_archive import LogArchive
     from ..store.logs import LogStore
     from ..store.objects import ObjectStore
     from ..store.pauses import Pauses
@@ -57,7 +58,13 @@ class Service:
     def logs(self) -> LogStore:
         from ..store.logs import LogStore
 
-        return LogStore(self.redis, following=lambda: self.follower)
+        return LogStore(self.redis, following=lambda: self.follower, archived=lambda job: self.log_archive.lines(job))
+
+    @cached_property
+    def log_archive(self) -> LogArchive:
+        from ..store.log_archive import LogArchive
+
+        return LogArchive(self.redis, self.objects)
 
     @cached_property
     def definitions(self) -> Definitions:

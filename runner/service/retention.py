@@ -33,8 +33,27 @@ class Retention:
     def one_pass(self) -> float:
         self.service.runs.index_filters()  # runs stored by an earlier version join the indexes they predate, once
         self.enforce(time.time())
+        self.archive_logs(time.time())
         self.maintain_repositories()
         return EVERY
+
+    def archive_logs(self, now: float) -> int:
+        """Move the logs of runs finished `logs.archive_after` ago to the object storage; how many moved."""
+        after = self.config.log_archive_after
+        if after is None:
+            return 0
+        moved = 0
+        while True:
+            due = cast("list[str]", self.redis.zrangebyscore(keys.LOGS_TO_ARCHIVE, "-inf", now - after, 0, BATCH))
+            if not due:
+                return moved
+            for job_id in due:
+                try:
+                    moved += self.service.log_archive.archive(self.service.logs, job_id)
+                except StromError as exc:  # the storage is away: the log stays in Redis, tried again next pass
+                    log.warning("the log of run %s was not archived: %s", job_id, exc)
+                    return moved
+                self.redis.zrem(keys.LOGS_TO_ARCHIVE, job_id)
 
     def maintain_repositories(self) -> None:
         """Git's housekeeping for mirrors and hosted repositories, which fetches and pushes leave to this pass."""
@@ -64,13 +83,18 @@ class Retention:
                 old_ids = list(dict.fromkeys(old_ids + cast("list[str]", self.redis.zrange(index, 0, excess - 1))))
             for start in range(0, len(old_ids), BATCH):
                 states = [s for s in self.service.runs.load_many(old_ids[start : start + BATCH]) if s.status.terminal]
-                self.delete_artifacts(states)
+                self.delete_files(states)
                 removed += self.service.runs.delete(states)
         return removed
 
-    def delete_artifacts(self, states) -> None:
-        """The artifacts of runs about to be deleted (an object that cannot be deleted now is left, logged)."""
+    def delete_files(self, states) -> None:
+        """The artifacts and archived logs of runs about to be deleted (an object that cannot be deleted now is
+        left, logged)."""
         for state in states:
+            try:
+                self.service.log_archive.forget(state.id)
+            except StromError as exc:
+                log.warning("the archived log of run %s was not deleted: %s", state.id, exc)
             for run in state.steps.values():
                 for artifact in run.artifacts or ():
                     try:

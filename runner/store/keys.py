@@ -18,6 +18,7 @@ __all__ = [
     "EVENT_SOURCES",
     "EVENT_WORKSPACES",
     "INTAKE",
+    "LOGS_TO_ARCHIVE",
     "LOST_WORKERS",
     "PREFIX",
     "PROCESSES",
@@ -51,6 +52,7 @@ __all__ = [
     "job",
     "latest_runs",
     "log",
+    "log_archive",
     "log_bytes",
     "open_pulls",
     "owed",
@@ -152,6 +154,10 @@ def log_bytes(job_id: str) -> str:
     return f"{PREFIX}:logbytes:{job_id}"  # bytes of step log stored for a run
 
 
+def log_archive(job_id: str) -> str:
+    return f"{PREFIX}:logarchive:{job_id}"  # the object a finished run's log was moved to (runner/store/log_archive.py)
+
+
 def artifact_bytes(job_id: str) -> str:
     return f"{PREFIX}:artifactbytes:{job_id}"  # bytes of artifacts stored for a run
 
@@ -232,6 +238,7 @@ def open_pulls(workspace: str) -> str:
 EVENT_SOURCES = f"{PREFIX}:event-sources"  # set "<workspace>\x1f<trigger>" of the event sources being tended
 
 
+LOGS_TO_ARCHIVE = f"{PREFIX}:logs:to-archive"  # zset run id -> when it finished (runner/store/log_archive.py)
 STATE_DOOMED = f"{PREFIX}:state:doomed"  # list of objects of task state snapshots retention dropped, to delete
 
 

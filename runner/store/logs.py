@@ -71,13 +71,47 @@ def _line(entry_id: str, fields: dict[str, str]) -> LogLine:
     )
 
 
+def _of_step(line: LogLine, step: str | None) -> bool:
+    return step is None or line.step == step or line.step.startswith(step + "[")
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def _page_of(
+    archived: list[LogLine], after: str, step: str | None, limit: int, markers: bool, max_bytes: int
+) -> LogPage:
+    """A page of an archived log, as `LogStore.page` gives one of a stream."""
+    lines: list[LogLine] = []
+    cursor, size, start = after, 0, _id(after if after not in ("-", "") else "0-0")
+    for line in archived:
+        if _id(line.id) <= start:
+            continue
+        cursor = line.id
+        if (markers or not line.is_marker) and _of_step(line, step):
+            lines.append(line)
+            size += len(line.text) + 64
+            if size >= max_bytes or len(lines) >= limit:
+                return LogPage(lines, cursor, True)
+    return LogPage(lines, cursor, False)
+
+
 class LogStore:
-    def __init__(self, redis: Redis, following: Callable[[], Redis] | None = None):
-        """`following` makes the client that log streams block on (with a longer read timeout).
-        Both decode responses (`connect`): stream ids and fields are str, as the casts below say."""
+    def __init__(
+        self,
+        redis: Redis,
+        following: Callable[[], Redis] | None = None,
+        archived: Callable[[str], list[LogLine] | None] | None = None,
+    ):
+        """`following` makes the client that log streams block on (with a longer read timeout); `archived` reads
+        the log of a finished run that left Redis (runner/store/log_archive.py). Both clients decode responses
+        (`connect`): stream ids and fields are str, as the casts below say."""
         self.redis = redis
         self._following = following
         self._follower: Redis | None = None
+        self._archived = archived
 
     def append(self, job_id: str, lines: list[tuple[str, int, str, str, float]], pipe: Pipeline | None = None) -> None:
         """lines: (step, attempt, stream, text, time)."""
@@ -118,19 +152,24 @@ class LogStore:
         limit: int = 10_000,
         markers: bool = False,
         max_bytes: int = READ_BYTES,
+        from_archive: bool = True,
     ) -> LogPage:
         """Lines after `after`, bounded by `limit` and about `max_bytes`; `next` is where the next page starts."""
         lines: list[LogLine] = []
         cursor, size = after, 0
+        first = True
         while True:
             start = f"({cursor}" if cursor not in ("0", "0-0", "-") else "-"
             entries = cast("list[_Entry]", self.redis.xrange(keys.log(job_id), min=start, max="+", count=_PAGE))
+            if first and not entries and from_archive and self._archived is not None:
+                archived = self._archived(job_id)
+                if archived is not None:
+                    return _page_of(archived, after, step, limit, markers, max_bytes)
+            first = False
             for entry_id, fields in entries:
                 line = _line(entry_id, fields)
                 cursor = entry_id
-                if (markers or not line.is_marker) and (
-                    step is None or line.step == step or line.step.startswith(step + "[")
-                ):
+                if (markers or not line.is_marker) and _of_step(line, step):
                     lines.append(line)
                     size += len(line.text) + 64
                     if size >= max_bytes or len(lines) >= limit:

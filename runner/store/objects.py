@@ -1,6 +1,7 @@
-"""Files Strom keeps besides Redis (the files of task state snapshots, artifacts), by key: in the data directory
-or an S3-compatible object store (`storage:`), or, for a worker that does not share the server's disk, through
-the web process with the worker token (`PUT`/`GET /api/objects/<key>`). Objects never change once written."""
+"""Files Strom keeps besides Redis (the files of task state snapshots, artifacts, finished runs' logs), by key: in
+the data directory or an S3-compatible object store (`storage:`), or, for a worker that does not share the
+server's disk, through the web process with the worker token (`PUT`/`GET /api/objects/<key>`). Objects never
+change once written."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ __all__ = [
     "state_object",
 ]
 
-_KEY = re.compile(r"state/[0-9a-f]{32}\.tar\.gz|artifacts/[0-9a-f]{32}")
+_KEY = re.compile(r"state/[0-9a-f]{32}\.tar\.gz|artifacts/[0-9a-f]{32}|logs/[0-9a-f]{32}\.jsonl\.gz")
 _CHUNK = 1 << 20
 
 
@@ -53,7 +54,7 @@ def artifact_object(job_id: str, step: str, attempt: int, name: str) -> str:
 def check_key(key: str) -> str:
     """`key` if it names an object Strom writes; ObjectError otherwise (keys come over HTTP too)."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise ObjectError(f"{key!r} is not the key of an object (state/<32 hex>.tar.gz or artifacts/<32 hex>)")
+        raise ObjectError(f"{key!r} is not the key of an object (state/<32 hex>.tar.gz, artifacts/<32 hex>, logs/...)")
     return key
 
 

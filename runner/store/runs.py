@@ -168,6 +168,7 @@ class RunStore:
             pipe.zadd(keys.runs_by("status", new.status.value), {new.id: new.created_at})
             if new.status.terminal:
                 pipe.hincrby(keys.COUNTERS, f"runs_{new.status.value}", 1)
+                pipe.zadd(keys.LOGS_TO_ARCHIVE, {new.id: now})
         if new.status.terminal:
             pipe.srem(keys.ACTIVE, new.id)
             pipe.zrem(keys.WAKE, new.id)
@@ -302,8 +303,13 @@ class RunStore:
         with self.redis.pipeline() as pipe:
             for state in states:
                 pipe.delete(
-                    keys.job(state.id), keys.log(state.id), keys.log_bytes(state.id), keys.artifact_bytes(state.id)
+                    keys.job(state.id),
+                    keys.log(state.id),
+                    keys.log_bytes(state.id),
+                    keys.artifact_bytes(state.id),
+                    keys.log_archive(state.id),
                 )
+                pipe.zrem(keys.LOGS_TO_ARCHIVE, state.id)
                 pipe.zrem(keys.RUNS, state.id)
                 pipe.zrem(keys.runs_by("workspace", state.workspace), state.id)
                 pipe.zrem(keys.runs_by("task", state.workspace, state.task), state.id)

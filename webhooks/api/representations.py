@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from runner.engine.context import run_masker
 from runner.engine.state import RunState, StepRun
 from runner.masking import MASK, Masker, Withheld
+from runner.outputs import artifact_path
 from runner.spec.cron import next_fire_time
 from runner.spec.model import ABSENT, InputField, Task, Trigger, TriggerType
 from runner.spec.schedules import describe
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from runner.runs.service import Service
 
 __all__ = [
-    "artifact_url",
     "artifacts_json",
     "input_json",
     "masker_for",
@@ -41,10 +40,6 @@ def masker_for(service: Service, state: RunState) -> Masker:
         return Withheld(f"{type(exc).__name__}: {exc}")
 
 
-def artifact_url(run_id: str, step: str, name: str) -> str:
-    return f"/api/runs/{run_id}/artifacts/{quote(step, safe='')}/{quote(name)}"
-
-
 def artifacts_json(run_id: str, step: str, artifacts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [
         {
@@ -52,7 +47,7 @@ def artifacts_json(run_id: str, step: str, artifacts: list[dict[str, Any]] | Non
             "step": step,
             "size": a.get("size"),
             "content_type": a.get("content_type"),
-            "url": artifact_url(run_id, step, str(a.get("name"))),
+            "url": artifact_path(run_id, step, str(a.get("name"))),
         }
         for a in artifacts or ()
     ]

@@ -3,6 +3,7 @@ checks its arguments against its schema, and answers with the API's representati
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,13 @@ from jsonschema import Draft202012Validator
 from runner import runs as run_service
 from runner.engine.events import Cancel
 from runner.errors import StromError
+from runner.outputs import artifact_path
 from runner.store import RunFilter
 
 from ..access.roles import PERMISSIONS
 from ..access.tokens import caller
 from ..api.events import event_json
-from ..api.representations import run_json, run_summary_json, task_json
+from ..api.representations import artifacts_json, run_json, run_summary_json, task_json
 from ..api.runs import apply_to_run, decide_gate, load_run
 from ..context import current_service
 from ..ratelimits import count_start
@@ -26,6 +28,7 @@ from ..ratelimits import count_start
 __all__ = ["TOOLS", "Tool", "ToolError", "call"]
 
 LOG_LINES = 200  # lines read_log answers at most
+ARTIFACT_BYTES = 1024 * 1024  # get_artifact answers content up to this size
 
 
 class ToolError(Exception):
@@ -125,6 +128,41 @@ def _list_events(args: dict[str, Any]) -> dict[str, Any]:
     return {"events": [event_json(r) for r in records]}
 
 
+def _list_artifacts(args: dict[str, Any]) -> dict[str, Any]:
+    state = load_run(args["run"])
+    return {"artifacts": [a for run in state.steps.values() for a in artifacts_json(state.id, run.name, run.artifacts)]}
+
+
+def _get_artifact(args: dict[str, Any]) -> dict[str, Any]:
+    """An artifact's content: as text when it is text, else base64; past 1 MiB only where to download it."""
+    state = load_run(args["run"])
+    name = args["name"]
+    found = [(run.name, a) for run in state.steps.values() for a in run.artifacts or () if a.get("name") == name]
+    if args.get("step"):
+        found = [(step, a) for step, a in found if step == args["step"]]
+    if not found:
+        raise ToolError(f"run {state.id} kept no artifact {name!r}; list_artifacts lists them")
+    if len(found) > 1:
+        raise ToolError(f"several steps kept {name!r}: give `step`, one of {', '.join(s for s, _ in found)}")
+    step, artifact = found[0]
+    out = {"name": name, "step": step, "size": artifact.get("size"), "content_type": artifact.get("content_type")}
+    out["url"] = artifact_path(state.id, step, name)
+    if (artifact.get("size") or 0) > ARTIFACT_BYTES:
+        return {**out, "note": f"over {ARTIFACT_BYTES // 1024} KiB: download it from url with an API token"}
+    body, _ = current_service().objects.open(artifact["key"])
+    try:
+        data = body.read(ARTIFACT_BYTES + 1)
+    finally:
+        body.close()
+    kind = str(artifact.get("content_type") or "")
+    if kind.startswith("text/") or kind in ("application/json", "application/xml", "application/yaml"):
+        try:
+            return {**out, "text": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            pass
+    return {**out, "base64": base64.b64encode(data).decode("ascii")}
+
+
 _STATUS = {"type": "string", "enum": ["queued", "running", "waiting", "succeeded", "failed", "timed_out", "cancelled"]}
 _RUN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "A run's id"}
 TOOLS: dict[str, Tool] = {
@@ -193,6 +231,20 @@ TOOLS: dict[str, Tool] = {
             "read",
             _schema(workspace=_NAME, task=_NAME, status=_STATUS, limit=_LIMIT),
             _list_runs,
+        ),
+        Tool(
+            "list_artifacts",
+            "The files a run's steps kept in $ARTIFACTS_DIR: name, step, size, content type.",
+            "read",
+            _schema(("run",), run=_RUN),
+            _list_artifacts,
+        ),
+        Tool(
+            "get_artifact",
+            "One artifact's content (text as text, anything else as base64), up to 1 MiB.",
+            "read",
+            _schema(("run", "name"), run=_RUN, name={"type": "string", "maxLength": 1024}, step=_NAME),
+            _get_artifact,
         ),
         Tool(
             "list_events",
