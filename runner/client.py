@@ -58,6 +58,16 @@ class Client:
     def artifacts(self, run_id: str) -> dict:
         return self._request("GET", f"/api/runs/{run_id}/artifacts")
 
+    def upload_state(self, workspace: str, task: str, archive: bytes, data: dict | None, mode: str) -> dict:
+        params = {"mode": mode, **({"data": json.dumps(data)} if data is not None else {})}
+        return self._request(
+            "POST",
+            f"/api/workspaces/{workspace}/tasks/{task}/state",
+            params=params,
+            data=archive,
+            headers={"Content-Type": "application/gzip"},
+        )
+
     def task_state(self, workspace: str, task: str) -> dict:
         return self._request("GET", f"/api/workspaces/{workspace}/tasks/{task}/state")
 

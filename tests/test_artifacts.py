@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 
 import boto3
@@ -283,3 +284,42 @@ def test_finished_runs_logs_move_to_the_object_storage_and_read_the_same(service
         Retention(Service(config)).delete_files([service.runs.load(run_id)])
         left = client.list_objects_v2(Bucket="strom-test", Prefix="ci/logs/")["Contents"]
         assert len(left) == len(kept) - 1, "the run's archived log is deleted with it"
+
+
+def test_redis_going_away_while_a_step_stores_its_artifacts_loses_nothing(service_workspace, tmp_path, monkeypatch):
+    from service_env import RedisServer
+
+    from runner.service.step_artifacts import StepArtifacts
+
+    redis_server = RedisServer(directory=tmp_path, appendonly=True)
+    reached, go_on = threading.Event(), threading.Event()
+    count = StepArtifacts._count
+
+    refused: list[Exception] = []
+
+    def held_count(self, counter, size):
+        if not reached.is_set():
+            reached.set()
+            assert go_on.wait(20)
+        try:
+            return count(self, counter, size)
+        except Exception as exc:
+            refused.append(exc)
+            raise
+
+    monkeypatch.setattr(StepArtifacts, "_count", held_count)
+    config = make_config(service_workspace(WORKSPACE), redis_server.url)
+    try:
+        with stack(config) as service, serving(config, service) as server:
+            run_id = _run(server, "report")
+            assert reached.wait(20), "the step ended and its worker stores its artifacts"
+            redis_server.stop()
+            go_on.set()  # the worker finds Redis gone, and waits it out
+            wait_for(lambda: len(refused) >= 2, timeout=20, what="the worker trying again during the outage")
+            redis_server.start()
+            state = wait_for(lambda: (s := service.runs.load(run_id)).status.terminal and s, timeout=60, what="end")
+            assert state.status is RunStatus.SUCCEEDED, state.steps["build"].error
+            assert len(state.steps["build"].artifacts) == 4
+            assert service.redis.get(f"strom:artifactbytes:{run_id}") == "42", "counted once"
+    finally:
+        redis_server.stop()

@@ -336,3 +336,39 @@ def test_a_report_delivered_twice_keeps_its_state_once(service_workspace, redis_
         queued = service.runs.load(run_id)
         assert queued.task_state["data"]["meta"] == {"by": "hand"}
         assert queued.steps["use"].status is StepStatus.QUEUED, "its `when` read the state the report carried"
+
+
+def test_an_uploaded_snapshot_bootstraps_the_next_run_and_bad_uploads_are_refused(
+    service_workspace, redis_url, tmp_path
+):
+    config = make_config(service_workspace(WORKSPACE), redis_url)
+    cert = tmp_path / "cert.pem"
+    cert.write_text("seeded\n")
+    with stack(config) as service, serving(config, service) as server:
+        code, out = remote_cli(server, "state", "renew", "--upload", str(cert), "--set", "count=41")
+        assert code == 0 and "with files" in out, out
+        run = _finished(service, _run(server, "renew"))
+        log = "\n".join(line.text for line in service.logs.read(run.id, step="check"))
+        assert "count before: 41" in log and "had: seeded" in log, "a run starts from the uploaded snapshot"
+
+        code, _ = remote_cli(server, "state", "renew", "--set", "extra=yes", "--mode", "merge")
+        merged = service.task_states.latest("local", "renew")
+        assert code == 0 and merged["data"]["extra"] == "yes" and merged["data"]["count"] == 42
+        assert merged["by"] == "admin" and merged["files"], "merge keeps the newest snapshot's files"
+
+        url = f"{server.url}/api/workspaces/local/tasks/renew/state"
+        garbage = requests.post(url, data=b"not a tar", headers=ADMIN)
+        assert garbage.status_code == 422 and "not a gzipped tar" in garbage.text
+        evil = io.BytesIO()
+        with tarfile.open(fileobj=evil, mode="w:gz") as tar:
+            info = tarfile.TarInfo("../../escape")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        assert requests.post(url, data=evil.getvalue(), headers=ADMIN).status_code == 422
+        assert requests.post(url, params={"data": "[1]"}, headers=ADMIN).status_code == 400
+        assert requests.post(url, params={"mode": "sideways"}, headers=ADMIN).status_code == 422
+        viewer = {"Authorization": f"Bearer {TOKENS['viewer']}"}
+        assert requests.post(url, params={"data": "{}"}, headers=viewer).status_code == 403
+        missing = requests.post(f"{server.url}/api/workspaces/local/tasks/nope/state", headers=ADMIN)
+        assert missing.status_code == 404
+        assert service.task_states.latest("local", "renew")["id"] == merged["id"], "nothing refused was kept"

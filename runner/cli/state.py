@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
+import tarfile
 import time
 
 import click
 from rich.text import Text
 
 from ..sizes import format_size
+from ..spec.inputs import parse_pairs
 from .common import console
 from .remote import _WORKSPACE, _call, _client, _server_options
 
@@ -32,11 +36,36 @@ __all__ = ["artifacts_command", "state_command"]
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Where --files goes (default: stdout)."
 )
 @click.option("--json", "as_json", is_flag=True, help="The snapshots as JSON.")
+@click.option(
+    "--upload",
+    "upload",
+    multiple=True,
+    type=click.Path(exists=True),
+    metavar="PATH",
+    help="Keep a snapshot with this file or directory (at the top of $STATE_DIR); repeat for more.",
+)
+@click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="Data of the uploaded snapshot; repeat.")
+@click.option(
+    "--mode",
+    type=click.Choice(["replace", "merge"]),
+    default="replace",
+    show_default=True,
+    help="replace: the snapshot is exactly what you upload; merge: over the newest one.",
+)
 @_server_options
-def state_command(task, workspace, snapshot, output, as_json, server, token):
+def state_command(task, workspace, snapshot, output, as_json, upload, pairs, mode, server, token):
     """Show the state TASK keeps between runs (newest first): what its steps printed as `STATE: {json}` and
-    the files they wrote to $STATE_OUT_DIR (see docs/task-state.md)."""
+    the files they wrote to $STATE_OUT_DIR (see docs/task-state.md). With --upload or --set, keep a snapshot
+    of your own as the newest (a certificate for a renewal task to start from, say)."""
     client = _client(server, token)
+    if upload or pairs:
+        try:
+            data = dict(parse_pairs(pairs)) if pairs else None
+        except ValueError as exc:
+            raise click.UsageError(f"--set: {exc}") from None
+        kept = _call(client.upload_state, workspace, task, _packed(upload), data, mode)
+        click.echo(f"kept state snapshot {kept['id'][:12]} of {task}" + (" with files" if kept.get("files") else ""))
+        return
     snapshots = _call(client.task_state, workspace, task)["snapshots"]
     if snapshot is not None:
         _download(client, task, snapshots, snapshot, output)
@@ -55,6 +84,15 @@ def state_command(task, workspace, snapshot, output, as_json, server, token):
         )
         if entry.get("data") is not None:
             console.print(Text("  " + json.dumps(entry["data"], indent=2).replace("\n", "\n  ")))
+
+
+def _packed(paths: tuple[str, ...]) -> bytes:
+    """The files and directories at `paths` as a gzipped tar, each at its top under its own name."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in paths:
+            tar.add(path, arcname=os.path.basename(os.path.normpath(path)))
+    return buffer.getvalue() if paths else b""
 
 
 def _download(client, task: str, snapshots: list[dict], wanted: str, output: str | None) -> None:

@@ -34,9 +34,11 @@ __all__ = [
     "STATE_DIR_ENV",
     "STATE_OUT_ENV",
     "ArtifactFile",
+    "TooMuch",
     "artifact_files",
     "artifact_name_problem",
     "kept_files",
+    "pack_dir",
     "prepare_out",
     "remove_staging",
 ]
@@ -89,8 +91,8 @@ def _kept_state(result: StepResult, out_dir: Path, logs: LogSink, untrusted: boo
             logs.line("strom", "task state is not kept from a step of an untrusted pull request")
         return replace(result, state=None)
     try:
-        archive = _pack(state_out)
-    except _TooMuch as exc:
+        archive = pack_dir(state_out)
+    except TooMuch as exc:
         logs.line("strom", f"the files in $STATE_OUT_DIR are not kept: {exc}")
         return result
     return replace(result, state_files=archive)
@@ -105,8 +107,8 @@ def _kept_artifacts(result: StepResult, out_dir: Path) -> StepResult:
     return replace(result, artifacts_dir=str(staging))
 
 
-class _TooMuch(Exception):
-    pass
+class TooMuch(Exception):
+    """What a step left is over a limit (said in the message)."""
 
 
 def _has_files(path: Path) -> bool:
@@ -124,7 +126,7 @@ def _walk(dir_fd: int, prefix: str, depth: int) -> Iterator[tuple[str, int | Non
     """(relative name, None) for each directory and (relative name, open descriptor) for each regular file with
     one link under `dir_fd`, sorted; never through a link. A descriptor is closed after the consumer's turn."""
     if depth > _MAX_DEPTH:
-        raise _TooMuch(f"directories nest deeper than {_MAX_DEPTH}")
+        raise TooMuch(f"directories nest deeper than {_MAX_DEPTH}")
     for name in sorted(entry.name for entry in os.scandir(dir_fd)):
         member = f"{prefix}{name}"
         try:
@@ -158,7 +160,7 @@ def _open_root(root: Path) -> int:
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
-def _pack(root: Path) -> str | None:
+def pack_dir(root: Path) -> str | None:
     """A gzipped tar of the regular files and directories under `root` (None if there are none)."""
     if not _has_files(root):
         return None
@@ -170,7 +172,7 @@ def _pack(root: Path) -> str | None:
             for name, file_fd in _walk(fd, "", 0):
                 count += 1
                 if count > MAX_STATE_FILES:
-                    raise _TooMuch(f"they are more than {MAX_STATE_FILES} files")
+                    raise TooMuch(f"they are more than {MAX_STATE_FILES} files")
                 if file_fd is None:
                     tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
                     continue
@@ -192,7 +194,7 @@ def _read_at_most(fd: int, budget: int, name: str) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         size += len(chunk)
         if size > budget:
-            raise _TooMuch(f"they are over {format_size(MAX_STATE_SIZE)} (at {name})")
+            raise TooMuch(f"they are over {format_size(MAX_STATE_SIZE)} (at {name})")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -247,7 +249,7 @@ def artifact_files(staging: str, skipped: list[str]) -> Iterator[ArtifactFile]:
                 raise ValueError(f"a step may leave at most {MAX_ARTIFACTS} artifacts")
             with os.fdopen(os.dup(file_fd), "rb") as stream:
                 yield ArtifactFile(name, os.fstat(file_fd).st_size, stream)
-    except _TooMuch as exc:
+    except TooMuch as exc:
         raise ValueError(str(exc)) from None
     finally:
         os.close(fd)

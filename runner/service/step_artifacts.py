@@ -5,6 +5,7 @@ or a run over `artifacts.max_run_size`, fails the step saying so; what it stored
 from __future__ import annotations
 
 import mimetypes
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StepSetupError, StromError
@@ -12,7 +13,9 @@ from ..executors.base import StepResult
 from ..executors.outfiles import artifact_files, remove_staging
 from ..sizes import format_size
 from ..store import keys
+from ..store.connection import patiently
 from ..store.objects import artifact_object
+from .step_state import PATIENCE
 
 if TYPE_CHECKING:
     from ..engine.work import StepWork
@@ -52,12 +55,11 @@ class StepArtifacts:
                         f"artifact {file.name} is {format_size(file.size)}, over artifacts.max_file_size "
                         f"({format_size(config.artifacts_max_file)})"
                     )
-                total = self.service.redis.incrby(counter, file.size)
+                total = patiently(partial(self._count, counter, file.size), PATIENCE)
                 reserved += file.size
-                self.service.redis.expire(counter, _BYTES_TTL)
-                if int(total) > config.artifacts_max_run:
+                if total > config.artifacts_max_run:
                     raise StepSetupError(
-                        f"the run's artifacts would be {format_size(int(total))}, over artifacts.max_run_size "
+                        f"the run's artifacts would be {format_size(total)}, over artifacts.max_run_size "
                         f"({format_size(config.artifacts_max_run)}) with {file.name}"
                     )
                 key = artifact_object(work.job_id, work.step, work.attempt, file.name)
@@ -76,6 +78,15 @@ class StepArtifacts:
         if stored:
             logs.line("strom", f"kept {len(stored)} artifact(s), {format_size(sum(a['size'] for a in stored))}")
         return stored or None
+
+    def _count(self, counter: str, size: int) -> int:
+        """The run's artifact bytes with `size` more (a count is only ever too high after an outage, which
+        refuses, never loses)."""
+        with self.service.redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(counter, size)
+            pipe.expire(counter, _BYTES_TTL)
+            total, _ = pipe.execute()
+        return int(total)
 
     def _forget(self, stored: list[dict[str, Any]], counter: str, reserved: int) -> None:
         try:

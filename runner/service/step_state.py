@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,16 +19,16 @@ from ..engine.work import StepWork
 from ..errors import StepSetupError
 from ..executors.base import StepResult, executor_key
 from ..executors.outfiles import MAX_STATE_SIZE
-from ..store.connection import is_outage
+from ..store.connection import patiently
 from ..store.objects import state_object
 
 if TYPE_CHECKING:
     from ..runs.service import Service
 
-__all__ = ["FILE_EXECUTORS", "StepState"]
+__all__ = ["FILE_EXECUTORS", "PATIENCE", "StepState"]
 
 FILE_EXECUTORS = frozenset({"local", "docker"})  # the executors that give steps $STATE_DIR and $STATE_OUT_DIR
-_LOOKUP_PATIENCE = 30.0  # seconds a step waits for Redis to say which state it starts from
+PATIENCE = 30.0  # seconds a step's start or end waits for Redis (the task state it starts from, artifact sizes)
 MAX_STATE_ARCHIVE = MAX_STATE_SIZE + 1024 * 1024  # a gzipped tar of that much may be a little larger
 
 
@@ -53,14 +52,11 @@ class StepState:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _newest_files(self, work: StepWork, cancel: threading.Event) -> str | None:
-        deadline = time.monotonic() + _LOOKUP_PATIENCE
-        while True:
-            try:
-                newest = self.service.task_states.latest(work.workspace, work.task)
-                return (newest or {}).get("files")
-            except Exception as exc:
-                if not is_outage(exc) or time.monotonic() > deadline or cancel.wait(0.5):
-                    raise StepSetupError(f"the task state could not be read: {exc}") from exc
+        try:
+            newest = patiently(lambda: self.service.task_states.latest(work.workspace, work.task), PATIENCE, cancel)
+        except Exception as exc:
+            raise StepSetupError(f"the task state could not be read: {exc}") from exc
+        return (newest or {}).get("files")
 
     def kept(self, work: StepWork, result: StepResult) -> dict[str, Any] | None:
         """What the step wrote as task state, its files stored: for its StepFinished report (None: nothing)."""

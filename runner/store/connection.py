@@ -8,7 +8,10 @@ connection goes to the current master and follows a failover.
 
 from __future__ import annotations
 
-from typing import TypedDict, Unpack
+import threading
+import time
+from collections.abc import Callable
+from typing import TypedDict, TypeVar, Unpack
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
@@ -18,8 +21,9 @@ from redis.sentinel import Sentinel
 
 from ..errors import StromError
 
-__all__ = ["SENTINEL_SCHEMES", "RedisUnavailable", "connect", "connect_binary", "is_outage"]
+__all__ = ["SENTINEL_SCHEMES", "RedisUnavailable", "connect", "connect_binary", "is_outage", "patiently"]
 
+T = TypeVar("T")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379
 
@@ -48,6 +52,22 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisUnavailable)):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(_OUTAGE_REPLIES)
+
+
+def patiently(call: Callable[[], T], patience: float, stop: threading.Event | None = None) -> T:
+    """`call()`, tried again every half second while Redis is unreachable, for up to `patience` seconds (or until
+    `stop` is set); then its last error is raised."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() > deadline:
+                raise
+            if stop is None:
+                time.sleep(0.5)
+            elif stop.wait(0.5):
+                raise
 
 
 # Short connection attempts and a few quick retries inside each call: the loops above wait out longer

@@ -53,6 +53,12 @@ class TaskStates:
             client=pipe,
         )
 
+    def keep(self, workspace: str, task: str, snapshot: dict[str, Any]) -> None:
+        """Keep `snapshot` as the task's newest (an upload: not a step's end)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            self.stage_keep(pipe, workspace, task, snapshot)
+            pipe.execute()
+
     def latest(self, workspace: str, task: str) -> dict[str, Any] | None:
         return _decode(self.redis.lindex(keys.task_state(workspace, task), 0))
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+import json
 
-from ..access.tokens import requires
+from flask import jsonify, request
+
+from runner import runs as run_service
+from runner.executors.outfiles import MAX_STATE_SIZE
+from runner.runs.state_upload import upload_state
+
+from ..access.tokens import caller, requires
 from ..context import current_service
 from ..errors import ApiError
 from . import bp
 from .objects import stream_object
 
-__all__ = ["snapshot_json", "task_state", "task_state_files"]
+__all__ = ["snapshot_json", "task_state", "task_state_files", "upload_task_state"]
 
 
 def _snapshots(workspace: str, task: str) -> list[dict]:
@@ -21,7 +27,7 @@ def _snapshots(workspace: str, task: str) -> list[dict]:
 
 
 def snapshot_json(workspace: str, task: str, snapshot: dict) -> dict:
-    out = {key: snapshot.get(key) for key in ("id", "job", "step", "created", "data", "size")}
+    out = {key: snapshot.get(key) for key in ("id", "job", "step", "created", "data", "size", "by")}
     out["files"] = (
         f"/api/workspaces/{workspace}/tasks/{task}/state/{snapshot.get('id')}/files" if snapshot.get("files") else None
     )
@@ -54,3 +60,25 @@ def task_state_files(workspace, task, snapshot):
 
 def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+
+
+@bp.post("/workspaces/<workspace>/tasks/<task>/state")
+@requires("run")
+def upload_task_state(workspace, task):
+    """A snapshot from people: `?data=` a JSON object, the body a gzipped tar of files (or empty)."""
+    service = current_service()
+    if task not in run_service.load_definitions(service, workspace).workspace.tasks:
+        raise ApiError(404, "not_found", f"no task {task!r} in workspace {workspace!r}")
+    data = None
+    if request.args.get("data") is not None:
+        try:
+            data = json.loads(request.args["data"])
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ApiError(400, "bad_request", 'data must be a JSON object, like ?data={"domain":"example.com"}')
+    request.max_content_length = MAX_STATE_SIZE + (1 << 20)
+    snapshot = upload_state(
+        service, workspace, task, data, request.stream, request.args.get("mode", "replace"), caller()
+    )
+    return jsonify(snapshot_json(workspace, task, snapshot)), 201
