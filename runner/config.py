@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from .spec.yamlnodes import LocDict, LocList, parse_yaml
 from .store.objects import S3Settings
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
-__all__ = ["DEFAULT_FILE", "ROLES", "Config", "ConfigError", "TokenConfig", "WorkspaceConfig", "load_config"]
+__all__ = ["DEFAULT_FILE", "ROLES", "Config", "ConfigError", "LibraryConfig", "TokenConfig", "WorkspaceConfig", "load_config"]
 
 DEFAULT_FILE = "strom.yaml"
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -61,8 +62,21 @@ _KEYS = {
     "state",
     "storage",
     "artifacts",
+    "libraries",
 }
 _ENV_KEYS = {f"STROM_{k.upper()}": k for k in _KEYS}
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """`libraries: { NAME: { type: folder, path } | { type: git, url, ref, token } }` (docs/libraries.md)."""
+
+    name: str
+    kind: str  # folder | git
+    path: Path | None = None
+    url: str | None = None
+    ref: str | None = None  # a tag or commit pins the library; a branch follows it (fetched at most once a minute)
+    token: str | None = field(default=None, repr=False)
 
 
 class ConfigError(StromError):
@@ -129,6 +143,7 @@ class Config:
     storage: S3Settings | None = None  # `storage: { type: s3, ... }`: objects in a bucket; None: the data directory
     artifacts_max_file: int = 100 * 1024 * 1024  # `artifacts: { max_file_size, max_run_size }`
     artifacts_max_run: int = 1024 * 1024 * 1024
+    libraries: Mapping[str, LibraryConfig] = field(default_factory=dict)  # `libraries:` shared by every workspace
     step_limits: StepLimits = field(default_factory=StepLimits)  # processes, memory, /tmp of a local step
     web_threads: int = 16  # no longer used: web workers are gevent workers (web.connections)
     web_workers: int = 1
@@ -390,6 +405,9 @@ def _build(data: LocDict, problems: Problems, environ: Mapping[str, str], base: 
     _state(r.mapping("state", "{ max_snapshots: 5 }"), problems, out)
     _storage(r.mapping("storage", "{ type: s3, bucket: strom }"), problems, out, environ)
     _artifacts(r.mapping("artifacts", "{ max_file_size: 100MiB, max_run_size: 1GiB }"), problems, out)
+    _libraries(
+        r.mapping("libraries", "{ common: { type: folder, path: /srv/strom-common } }"), problems, out, base, environ
+    )
     _step_limits(r.mapping("step_limits", "{ processes: 512, tmp: 1GiB }"), problems, out)
     _rate_limits(r.mapping("rate_limits", "{ per_token: 30/minute, per_workspace: 60/minute }"), problems, out)
     if out.get("log_tail", Config.log_tail) * 2 > out.get("log_max_step", Config.log_max_step):
@@ -516,6 +534,55 @@ def _storage(block, problems: Problems, out: dict, environ) -> None:
         region=sub.string("region") or None,
         **keys,
     )
+
+
+def _libraries(block, problems: Problems, out: dict, base: Path, environ) -> None:
+    """`libraries: { NAME: { type: folder, path } | { type: git, url, ref, token } }`."""
+    if block is None:
+        return
+    libraries: dict[str, LibraryConfig] = {}
+    for name in block:
+        entry = block[name]
+        where = block.key_at(name)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", name):
+            problems.error(
+                where,
+                "invalid-name",
+                f"library name {name!r} must be letters, digits, - and _ (no dots)",
+                "name it like `common` or `shared-tools`",
+            )
+            continue
+        if not isinstance(entry, LocDict):
+            problems.error(
+                where, "wrong-type", f"library {name!r} must be a mapping", "{ type: folder, path: /srv/lib }"
+            )
+            continue
+        sub = Reader(entry, problems, f"libraries.{name}")
+        sub.check_keys({"type", "path", "url", "ref", "token"})
+        kind = sub.choice("type", ("folder", "git")) or ("git" if "url" in entry else "folder")
+        if kind == "folder":
+            path = sub.string("path")
+            if not path:
+                problems.error(entry.pos, "missing-key", f"library {name!r} (a folder) needs `path`", "path: /srv/lib")
+                continue
+            libraries[name] = LibraryConfig(name, "folder", path=(base / path).resolve())
+        else:
+            url, ref = sub.string("url"), sub.string("ref")
+            if not url or not ref:
+                problems.error(
+                    entry.pos,
+                    "missing-key",
+                    f"library {name!r} (git) needs `url` and `ref`",
+                    "url: https://git.example.com/ci/library.git, ref: v1.2.0",
+                )
+                continue
+            token = (
+                _read_value(entry["token"], f"libraries.{name}.token", problems, entry.at("token"), environ)
+                if "token" in entry
+                else None
+            )
+            libraries[name] = LibraryConfig(name, "git", url=url, ref=ref, token=token)
+    out["libraries"] = libraries
 
 
 def _artifacts(block, problems: Problems, out: dict) -> None:

@@ -14,7 +14,7 @@ from ..spec.layout import STROM_DIR, WORKFLOW_DIRS
 if TYPE_CHECKING:  # the loader is imported by the commands that load workflows, not by `strom up`
     from ..spec import LoadResult, Workspace
 
-__all__ = ["console", "err_console", "load_or_exit", "print_problems", "resolve_workspace"]
+__all__ = ["console", "err_console", "load_local", "load_or_exit", "print_problems", "resolve_workspace"]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
@@ -57,11 +57,32 @@ def print_problems(result: LoadResult, to: Console = err_console) -> None:
             to.print(Text(f"    fix: {problem.hint}", style="bright_black"))
 
 
+def load_local(root: Path):
+    """The workspace at `root`, with the libraries of a `strom.yaml` next to its .strom/ (if it has any)."""
+    from ..spec import load_texts, load_workspace
+
+    if not (root / "strom.yaml").is_file():
+        return load_workspace(root)
+    from ..config import ConfigError, load_config
+
+    try:
+        config = load_config(base_dir=root)
+    except ConfigError:  # a server's file this machine cannot read (its secrets): no libraries, then
+        return load_workspace(root)
+    if not config.libraries:
+        return load_workspace(root)
+    from ..git.repos import Repos
+    from ..runs.libraries import Libraries
+    from ..store.definitions import read_folder
+
+    texts = read_folder(root)
+    texts.update(Libraries(config, lambda: Repos(config.data_dir)).texts())
+    return load_texts(texts, root=root)
+
+
 def load_or_exit(root: Path) -> Workspace:
     """The workspace at `root`; its problems are printed, and the process exits, when it is not valid."""
-    from ..spec import load_workspace
-
-    result = load_workspace(root)
+    result = load_local(root)
     if not result.ok or result.workspace is None:  # ok: a workspace, without errors
         print_problems(result)
         errors = len(result.errors)

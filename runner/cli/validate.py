@@ -6,8 +6,8 @@ import time
 import click
 from rich.text import Text
 
-from ..spec import STROM_DIR, load_workspace
-from .common import console, print_problems, resolve_workspace
+from ..spec import STROM_DIR
+from .common import console, load_local, print_problems, resolve_workspace
 
 __all__ = ["validate_command"]
 
@@ -24,7 +24,7 @@ def validate_command(path: str | None, as_json: bool, strict: bool) -> None:
     """
     root = resolve_workspace(path)
     started = time.perf_counter()
-    result = load_workspace(root)
+    result = load_local(root)
     elapsed = time.perf_counter() - started
     failed = bool(result.errors) or result.workspace is None or (strict and bool(result.warnings))
     if as_json:

@@ -10,7 +10,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..spec.limits import SpecLimits
@@ -32,8 +32,10 @@ class HookServer:
         limits: SpecLimits,
         channels: Iterable[str] | None,
         providers: Iterable[str] | None = None,
+        libraries: Callable[[], dict[str, str]] | None = None,
     ):
         self.git_dir = git_dir
+        self.libraries = libraries  # the server's libraries' files (runner/runs/libraries.py)
         self.limits = limits
         self.channels = None if channels is None else sorted(channels)
         self.providers = None if providers is None else sorted(providers)
@@ -68,7 +70,7 @@ class HookServer:
         head, _, refs = b"".join(chunks).decode("utf-8", "surrogateescape").partition("\n\n")
         variables = dict(line.partition("=")[::2] for line in head.splitlines())
         env = {name: value for name, value in variables.items() if name in QUARANTINE}
-        output, status = answer(self.git_dir, refs, self.limits, self.channels, env, self.providers)
+        output, status = answer(self.git_dir, refs, self.limits, self.channels, env, self.providers, self.libraries)
         conn.sendall(f"{status}\n{output}".encode("utf-8", "surrogateescape"))
 
     def close(self) -> None:

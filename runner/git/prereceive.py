@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from ..errors import StromError
 from ..spec.limits import SpecLimits
 from .objects import Objects, is_sha
 
@@ -31,15 +32,17 @@ def check(
     channels: Iterable[str] | None,
     out: list[str],
     providers: Iterable[str] | None = None,
+    libraries: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent); notes and
-    warnings go to `out`."""
+    warnings go to `out`. `libraries`: the server's libraries' files, which the definitions may use."""
     from ..spec import load_texts
 
     texts, exists, oversized = objects.definitions(new, max_file=limits.file_size, max_files=limits.files)
     if not texts and not oversized:
         out.append(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []
+    texts.update(libraries or {})
     result = load_texts(texts, root=Path("/"), file_exists=exists, limits=limits, sizes=oversized)
     problems = list(result.problems)
     if result.workspace is not None:
@@ -59,6 +62,7 @@ def answer(
     channels: Iterable[str] | None,
     env: Mapping[str, str] | None = None,
     providers: Iterable[str] | None = None,
+    libraries: Callable[[], dict[str, str]] | None = None,
 ) -> tuple[str, int]:
     """(what the pusher sees, the hook's exit status) for the hook's stdin `refs`; `env` holds the
     quarantine variables git gave the hook (the pushed objects are visible only through them)."""
@@ -78,9 +82,12 @@ def answer(
             if new == ZERO or not ref.startswith(("refs/heads/", "refs/tags/")) or not is_sha(new):
                 continue
             try:
-                errors = check(objects, new, ref, limits, channels, out, providers)
+                shared = libraries() if libraries is not None else None
+                errors = check(objects, new, ref, limits, channels, out, providers, shared)
             except ValueError as exc:
                 errors = [f"cannot read {new[:12]}: {exc}"]
+            except StromError as exc:  # the server's libraries could not be read: nothing may be checked
+                errors = [f"strom: {exc}"]
             if errors:
                 refused += 1
                 out += errors

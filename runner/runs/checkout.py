@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
+from ..errors import SpecError, StromError
 from ..git.mirrors import GitError, Mirror
 from ..gitinfo import git_context
 from ..spec import load_texts
 from ..spec.model import Workspace
+from ..spec.problems import Problem
 from ..spec.server_names import unknown_server_names
+from ..store.definitions import digest as digest_of
 from ..store.definitions import read_folder
 from ..workspace_config import WorkspaceConfig
 
@@ -68,6 +70,7 @@ class Checkouts:
         if folder is None:  # parse_workspaces gives every folder workspace its folder
             raise ValueError(f"workspace {ws.name!r} is not a folder")
         texts = read_folder(folder, self.service.config.spec_limits.file_size)
+        texts.update(self._libraries())
         digest = self.service.definitions.put(texts)
         loaded = self._checked(self.service.definitions.workspace(digest, folder))
         git = git_context(folder)
@@ -86,23 +89,36 @@ class Checkouts:
         mirror = self.service.repos.mirror(ws)
         root = self.service.repos.snapshots.path(sha)
         definitions = self.service.definitions
+        libraries = self._libraries()
+        key = f"{sha}:{digest_of(libraries)}" if libraries else sha  # the same commit with other libraries differs
         with self._lock:
-            digest = self._digests.get(sha)
+            digest = self._digests.get(key)
         if isinstance(digest, SpecError):  # invalid definitions are read once per commit, not once per request
             raise digest
         if digest is None:
             limits = self.service.config.spec_limits
             texts, exists, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
+            texts.update(libraries)
             digest = definitions.put(texts)
             result = load_texts(texts, root=root, file_exists=exists, limits=limits, sizes=oversized)
             try:
                 definitions.remember(digest, root, result.raise_for_errors())
             except SpecError as exc:
-                self._remember(sha, exc)
+                self._remember(key, exc)
                 raise
-            self._remember(sha, digest)
+            self._remember(key, digest)
         loaded = self._checked(definitions.workspace(digest, root))
         return Checkout(digest, loaded, root, commit_context(mirror, sha, ref, branch, tag), sha, mirror)
+
+    def _libraries(self) -> dict[str, str]:
+        """The server's libraries' files for a workspace's definitions (none without `libraries:`)."""
+        if not self.service.config.libraries:
+            return {}
+        try:
+            return self.service.libraries.texts()
+        except StromError as exc:
+            problem = Problem("strom.yaml", 1, 1, "library", str(exc), "fix `libraries:` in the configuration")
+            raise SpecError([problem]) from None
 
     def _remember(self, sha: str, digest) -> None:
         with self._lock:

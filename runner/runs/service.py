@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..workspace_config import WorkspaceConfig
     from .checkout import Checkouts
     from .contexts import Contexts
+    from .libraries import Libraries
     from .orchestrator import Orchestrator
 
 __all__ = ["Service"]
@@ -126,6 +127,12 @@ class Service:
         from ..git.repos import Repos
 
         return Repos(self.config.data_dir)
+
+    @cached_property
+    def libraries(self) -> Libraries:
+        from .libraries import Libraries
+
+        return Libraries(self.config, lambda: self.repos)
 
     @cached_property
     def checkouts(self) -> Checkouts:

@@ -159,11 +159,19 @@ def _build_step(
         if action_ref is not None and action is None:
             known = sorted(actions) or ["(none defined)"]
             hint = suggest(action_ref, actions)
+            fix = f"define it under `actions:` or write the step inline with `type:`; actions: {', '.join(known[:15])}"
+            if "." in action_ref:
+                library = action_ref.split(".", 1)[0]
+                fix = (
+                    f"if {library!r} is a library, list it under `libraries:` in strom.yaml (the server's, or one "
+                    f"next to .strom/ for `strom validate` and `strom run`) and check that it defines "
+                    f"{action_ref.split('.', 1)[1]!r}; " + fix
+                )
             r.error(
                 "action",
                 "unknown-action",
                 f"action {action_ref!r} does not exist" + (f"; {hint}" if hint else ""),
-                f"define it under `actions:` or write the step inline with `type:`; actions: {', '.join(known[:15])}",
+                fix,
             )
         if action is None:
             return None

@@ -16,6 +16,7 @@ from .fields import HOOK_EVENTS, TOP_LEVEL_FIELDS
 from .flows import build_hooks, build_task
 from .graph import find_cycle
 from .layout import STROM_DIR, WORKFLOW_DIRS, WORKFLOW_SUFFIXES, is_stroem_file
+from .libraries import Imported, import_library, relocated, split_libraries
 from .limits import DEFAULT_LIMITS, SpecLimits
 from .model import Action, Connection, ConnectionType, Hook, Hooks, Step, Task, Trigger, Workspace
 from .names import name_problem
@@ -109,6 +110,7 @@ def _load(
     limits: SpecLimits,
     sizes: Mapping[str, int],
 ) -> LoadResult:
+    texts, libraries = split_libraries(texts)
     if not texts and not sizes and not problems.items:
         problems.error(
             (STROM_DIR, 1, 1),
@@ -138,16 +140,39 @@ def _load(
     sections = _merge_sections(documents, problems)
     if not _within_count_limits(sections, limits, problems):
         return LoadResult(None, tuple(problems.sorted()))
+    imported = _import_libraries(libraries, problems, limits)
     ctx = BuildContext(
         problems=problems,
         root=root if file_exists is None else None,
         file_exists=file_exists,
-        action_names=frozenset(sections["actions"]),
-        task_names=frozenset(sections["tasks"]),
-        connection_types=frozenset(sections["connection_types"]),
+        action_names=frozenset(sections["actions"]) | frozenset(imported.actions),
+        task_names=frozenset(sections["tasks"]) | frozenset(imported.tasks),
+        connection_types=frozenset(sections["connection_types"]) | frozenset(imported.connection_types),
     )
-    workspace = _build(root, texts, documents, sections, ctx)
+    workspace = _build(root, texts, documents, sections, ctx, imported)
     return LoadResult(workspace, tuple(problems.sorted()))
+
+
+def _import_libraries(libraries: Mapping[str, Mapping[str, str]], problems: Problems, limits: SpecLimits) -> Imported:
+    """Every library's items, renamed `<library>.<item>`; a library's own problems are the workspace's."""
+    merged = Imported({}, {}, {})
+    for name, files in sorted(libraries.items()):
+        workflows = {
+            path: text
+            for path, text in files.items()
+            if path.startswith(tuple(f"{d}/" for d in WORKFLOW_DIRS)) and path.endswith(WORKFLOW_SUFFIXES)
+        }
+        own = Problems()
+        result = _load(Path("."), workflows, own, files.__contains__, limits, {})
+        for problem in result.problems:
+            problems.items.append(relocated(problem, name))
+        if result.workspace is None:
+            continue
+        imported = import_library(name, result.workspace, files, problems)
+        merged.actions.update(imported.actions)
+        merged.tasks.update(imported.tasks)
+        merged.connection_types.update(imported.connection_types)
+    return merged
 
 
 def _within_size_limits(
@@ -271,10 +296,15 @@ def _merge_sections(documents: list[Document], problems: Problems) -> Sections:
 
 
 def _build(
-    root: Path, texts: Mapping[str, str], documents: list[Document], sections: Sections, ctx: BuildContext
+    root: Path,
+    texts: Mapping[str, str],
+    documents: list[Document],
+    sections: Sections,
+    ctx: BuildContext,
+    imported: Imported,
 ) -> Workspace:
     problems = ctx.problems
-    connection_types: dict[str, ConnectionType] = {}
+    connection_types: dict[str, ConnectionType] = dict(imported.connection_types)
     for name, (data, parent, _) in sections["connection_types"].items():
         if _mapping_entry(parent, name, data, "connection type", problems):
             connection_types[name] = build_connection_type(data, name, ctx)
@@ -282,13 +312,13 @@ def _build(
     for name, (data, parent, _) in sections["connections"].items():
         if _mapping_entry(parent, name, data, "connection", problems):
             connections[name] = build_connection(data, name, ctx, connection_types)
-    actions: dict[str, Action] = {}
+    actions: dict[str, Action] = dict(imported.actions)
     for name, (data, parent, _) in sections["actions"].items():
         if _named_entry(parent, name, data, "action", problems):
             action = build_action(data, name, ctx, f"action {name!r}")
             if action is not None:
                 actions[name] = action
-    tasks: dict[str, Task] = {}
+    tasks: dict[str, Task] = dict(imported.tasks)
     for name, (data, parent, _) in sections["tasks"].items():
         if _named_entry(parent, name, data, "task", problems):
             task = build_task(data, name, ctx, actions)

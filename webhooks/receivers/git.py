@@ -119,8 +119,10 @@ def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None, hoo
 def _hook_server(git_dir: Path) -> HookServer:
     """The pre-receive hook's checker: definitions past the limits, or naming notification channels or model providers
     this server lacks, are refused."""
-    config = current_service().config
-    return HookServer(git_dir, config.spec_limits, config.notifications.channels, config.agent_providers)
+    service = current_service()
+    config = service.config
+    libraries = service.libraries.texts if config.libraries else None
+    return HookServer(git_dir, config.spec_limits, config.notifications.channels, config.agent_providers, libraries)
 
 
 def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
