@@ -29,7 +29,16 @@ from .spec.yamlnodes import LocDict, LocList, parse_yaml
 from .store.objects import S3Settings
 from .workspace_config import WorkspaceConfig, parse_workspaces
 
-__all__ = ["DEFAULT_FILE", "ROLES", "Config", "ConfigError", "LibraryConfig", "TokenConfig", "WorkspaceConfig", "load_config"]
+__all__ = [
+    "DEFAULT_FILE",
+    "ROLES",
+    "Config",
+    "ConfigError",
+    "LibraryConfig",
+    "TokenConfig",
+    "WorkspaceConfig",
+    "load_config",
+]
 
 DEFAULT_FILE = "strom.yaml"
 ROLES = ("viewer", "operator", "approver", "admin")

@@ -163,3 +163,67 @@ def test_strom_validate_and_run_read_the_libraries_of_a_strom_yaml_beside_them(t
     ran = runner.invoke(main, ["run", "deploy", "-C", str(root)])
     assert ran.exit_code == 0, ran.output
     assert "notify: deploy done {{ as written }}" in ran.output
+
+
+CALLER = {
+    ".strom/app.yaml": """
+tasks:
+  daily:
+    flow:
+      plan: { type: script, script: 'echo "OUTPUT: {\\"dataset\\": \\"sales\\"}"' }
+      recalc: { action: jobs.recalc, input: { dataset: "{{ plan.output.dataset }}" }, depends_on: [plan] }
+  typo:
+    flow:
+      recalc: { action: jobs.recalk, input: { dataset: x } }
+"""
+}
+OWNER = {
+    ".strom/jobs.yaml": """
+actions:
+  recalc:
+    type: script
+    input: { dataset: { type: string, required: true } }
+    env: { TOKEN: "{{ secret.jobs_token }}" }
+    script: |
+      echo "recalc {{ input.dataset }} with $(cat queries/agg.sql) token=$TOKEN ($(printf %s "$TOKEN" | wc -c) characters)"
+      echo "OUTPUT: {\\"rows\\": 42, \\"dataset\\": \\"{{ input.dataset }}\\"}"
+""",
+    "queries/agg.sql": "select 1",
+}
+
+
+def test_a_step_runs_another_workspaces_action_there_with_its_files_and_secrets(tmp_path, redis_url):
+    write_workspace(tmp_path / "app", CALLER)
+    write_workspace(tmp_path / "jobs", OWNER)
+    config = make_config(
+        tmp_path,
+        redis_url,
+        STROM_WORKSPACES=json.dumps({"app": {"folder": "app"}, "jobs": {"folder": "jobs"}}),
+        STROM_SECRETS=json.dumps({"JOBS_TOKEN": {"env": "JOBS_SECRET", "workspaces": ["jobs"]}}),
+        JOBS_SECRET="s3cr3t-of-jobs",
+    )
+    with live_stack(config) as (service, _server):
+        run = execute(service, "app", "daily", {})
+        state = wait_for(lambda: (s := service.runs.load(run.id)).status.terminal and s, timeout=30, what="daily")
+        assert state.status is RunStatus.SUCCEEDED, {n: r.error for n, r in state.steps.items()}
+        assert state.steps["recalc"].output == {"rows": 42, "dataset": "sales"}
+        child = service.runs.load(state.steps["recalc"].child_job)
+        assert (child.workspace, child.parent_job, child.source) == ("jobs", run.id, "child")
+        lines = [line.text for line in service.logs.read(child.id) if line.stream == "stdout"]
+        assert "recalc sales with select 1 token=*** (14 characters)" in lines, "the owner's files and secret"
+
+        typo = execute(service, "app", "typo", {})
+        failed = wait_for(lambda: (s := service.runs.load(typo.id)).status.terminal and s, timeout=30, what="typo")
+        assert failed.status is RunStatus.FAILED
+        assert failed.steps["recalc"].error.endswith(
+            """jobs.recalk: workspace 'jobs' has no action 'recalk'; did you mean "recalc"?"""
+        )
+
+
+def test_a_workspace_reference_needs_the_workspace_to_be_the_servers():
+    names = load_texts(CALLER, workspaces=["app", "jobs"])
+    assert names.ok, [p.format() for p in names.problems]
+    step = names.workspace.tasks["daily"].flow["recalc"]
+    assert step.action.payload == TaskPayload(workspace="jobs", action="recalc")
+    unknown = load_texts(CALLER, workspaces=["app"])
+    assert any("action 'jobs.recalc' does not exist" in p.message for p in unknown.errors)

@@ -69,15 +69,14 @@ def load_local(root: Path):
         config = load_config(base_dir=root)
     except ConfigError:  # a server's file this machine cannot read (its secrets): no libraries, then
         return load_workspace(root)
-    if not config.libraries:
-        return load_workspace(root)
     from ..git.repos import Repos
     from ..runs.libraries import Libraries
     from ..store.definitions import read_folder
 
     texts = read_folder(root)
-    texts.update(Libraries(config, lambda: Repos(config.data_dir)).texts())
-    return load_texts(texts, root=root)
+    if config.libraries:
+        texts.update(Libraries(config, lambda: Repos(config.data_dir)).texts())
+    return load_texts(texts, root=root, workspaces=config.workspaces)
 
 
 def load_or_exit(root: Path) -> Workspace:

@@ -24,4 +24,4 @@ def start_child(d: Draft, run: StepRun, attempt: int, plan: ChildPlan) -> None:
     child = child_job_id(d.old.id, run.name, attempt)
     d.set(run.name, status=S.RUNNING, attempt=attempt, child_job=child, started_at=d.now)
     d.mark_started()
-    d.commands.append(StartChild(d.old.id, run.name, child, plan.task, plan.inputs, depth))
+    d.commands.append(StartChild(d.old.id, run.name, child, plan.task, plan.inputs, depth, plan.workspace))

@@ -54,6 +54,7 @@ class StartChild(Command):
     task: str
     inputs: Mapping[str, Any]
     depth: int
+    workspace: str | None = None  # where the child runs, when not in the parent's workspace
 
 
 @dataclass(frozen=True)

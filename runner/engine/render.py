@@ -25,6 +25,7 @@ from ..spec.payloads import (
 from ..templating import Namespace, render, render_value
 from ..tera_compat import display
 from .context import RunContext, job_context, secret_values
+from .runs import HOOK_TASK_PREFIX
 from .state import RunState, StepRun
 from .work import StepWork
 
@@ -35,6 +36,7 @@ __all__ = ["ApprovalPlan", "ChildPlan", "child_job_id", "render_step", "step_con
 class ChildPlan:
     task: str
     inputs: Mapping[str, Any]
+    workspace: str | None = None  # another workspace's (a cross-workspace action); None: the run's own
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def render_step(
     action = step.action
     action_inputs = _action_inputs(state, ctx, step, step_inputs, context, where)
     if isinstance(action.payload, TaskPayload):
+        if action.payload.workspace is not None:  # `owner.action`: one step running it there, with these inputs
+            return ChildPlan(f"{HOOK_TASK_PREFIX}{action.payload.action}", step_inputs, action.payload.workspace)
         child_inputs = action_inputs if step.action_ref is not None and action.input else step_inputs
         if action.payload.pattern is not None:  # one instance per matching task: each gets the inputs it declares
             called = ctx.workspace.tasks.get(str(run.item))

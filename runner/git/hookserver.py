@@ -33,9 +33,11 @@ class HookServer:
         channels: Iterable[str] | None,
         providers: Iterable[str] | None = None,
         libraries: Callable[[], dict[str, str]] | None = None,
+        workspaces: Iterable[str] = (),
     ):
         self.git_dir = git_dir
         self.libraries = libraries  # the server's libraries' files (runner/runs/libraries.py)
+        self.workspaces = tuple(workspaces)  # whose actions a step may name as `workspace.action`
         self.limits = limits
         self.channels = None if channels is None else sorted(channels)
         self.providers = None if providers is None else sorted(providers)
@@ -70,7 +72,9 @@ class HookServer:
         head, _, refs = b"".join(chunks).decode("utf-8", "surrogateescape").partition("\n\n")
         variables = dict(line.partition("=")[::2] for line in head.splitlines())
         env = {name: value for name, value in variables.items() if name in QUARANTINE}
-        output, status = answer(self.git_dir, refs, self.limits, self.channels, env, self.providers, self.libraries)
+        output, status = answer(
+            self.git_dir, refs, self.limits, self.channels, env, self.providers, self.libraries, self.workspaces
+        )
         conn.sendall(f"{status}\n{output}".encode("utf-8", "surrogateescape"))
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ def check(
     out: list[str],
     providers: Iterable[str] | None = None,
     libraries: Mapping[str, str] | None = None,
+    workspaces: Iterable[str] = (),
 ) -> list[str]:
     """Error lines for `ref` at commit `new` (empty when its definitions are valid or absent); notes and
     warnings go to `out`. `libraries`: the server's libraries' files, which the definitions may use."""
@@ -43,7 +44,9 @@ def check(
         out.append(f"strom: {ref} has no .strom/ workflow files; nothing will run for it")
         return []
     texts.update(libraries or {})
-    result = load_texts(texts, root=Path("/"), file_exists=exists, limits=limits, sizes=oversized)
+    result = load_texts(
+        texts, root=Path("/"), file_exists=exists, limits=limits, sizes=oversized, workspaces=workspaces
+    )
     problems = list(result.problems)
     if result.workspace is not None:
         from ..spec.server_names import unknown_server_names
@@ -63,6 +66,7 @@ def answer(
     env: Mapping[str, str] | None = None,
     providers: Iterable[str] | None = None,
     libraries: Callable[[], dict[str, str]] | None = None,
+    workspaces: Iterable[str] = (),
 ) -> tuple[str, int]:
     """(what the pusher sees, the hook's exit status) for the hook's stdin `refs`; `env` holds the
     quarantine variables git gave the hook (the pushed objects are visible only through them)."""
@@ -83,7 +87,7 @@ def answer(
                 continue
             try:
                 shared = libraries() if libraries is not None else None
-                errors = check(objects, new, ref, limits, channels, out, providers, shared)
+                errors = check(objects, new, ref, limits, channels, out, providers, shared, workspaces)
             except ValueError as exc:
                 errors = [f"cannot read {new[:12]}: {exc}"]
             except StromError as exc:  # the server's libraries could not be read: nothing may be checked

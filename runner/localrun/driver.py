@@ -295,13 +295,13 @@ class LocalRunner:
 
     def _start_child(self, parent: _Run, command: StartChild) -> None:
         task = self.workspace.tasks.get(command.task)
-        if task is None:
-            self._post(
-                parent.state.id,
-                ChildFinished(
-                    command.step, command.child_job, RunStatus.FAILED, error=f"task {command.task!r} does not exist"
-                ),
-            )
+        if task is None or command.workspace is not None:
+            error = f"task {command.task!r} does not exist"
+            if command.workspace is not None:
+                error = (
+                    f"an action of workspace {command.workspace!r} runs on the server (strom trigger), not in strom run"
+                )
+            self._post(parent.state.id, ChildFinished(command.step, command.child_job, RunStatus.FAILED, error=error))
             return
         ctx = self._context(command.task, task)
         try:

@@ -100,7 +100,8 @@ class Checkouts:
             texts, exists, oversized = mirror.tree(sha, max_file=limits.file_size, max_files=limits.files)
             texts.update(libraries)
             digest = definitions.put(texts)
-            result = load_texts(texts, root=root, file_exists=exists, limits=limits, sizes=oversized)
+            names = self.service.config.workspaces
+            result = load_texts(texts, root=root, file_exists=exists, limits=limits, sizes=oversized, workspaces=names)
             try:
                 definitions.remember(digest, root, result.raise_for_errors())
             except SpecError as exc:

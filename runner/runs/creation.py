@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..engine import HookCall, RunContext, RunState, RunStatus, hook_task, new_run
+from ..engine import HOOK_TASK_PREFIX, HookCall, RunContext, RunState, RunStatus, hook_task, new_run
 from ..engine.events import ChildFinished
 from ..errors import InputError, StromError
 from ..git.mirrors import GitError
@@ -251,6 +251,10 @@ def create_child(service: Service, message: dict) -> None:
     parent = service.runs.load(message["job"])
     if parent is None or service.runs.exists(message["child"]):
         return
+    owner = message.get("workspace")
+    if owner and owner != parent.workspace:
+        _create_elsewhere(service, parent, message, owner)
+        return
     base = service.contexts.for_state(parent)
     task = base.workspace.tasks.get(message["task"])
     error = None
@@ -283,6 +287,51 @@ def create_child(service: Service, message: dict) -> None:
     state = replace(
         state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event, trusted=parent.trusted
     )
+    try:
+        _create(service, state, service.contexts.for_state(state))
+    except Conflict:
+        pass
+
+
+def _create_elsewhere(service: Service, parent: RunState, message: dict, owner: str) -> None:
+    """A step's cross-workspace action (`owner.action`): a one-step child run in the owner workspace, on its
+    newest definitions and files, with its secrets (withheld for an untrusted pull request's run, as always)."""
+    name = str(message["task"]).removeprefix(HOOK_TASK_PREFIX)
+    error, state = None, None
+    try:
+        checkout = load_definitions(service, owner)
+        action = checkout.workspace.actions.get(name)
+        if action is None:
+            hint = suggest(name, checkout.workspace.actions)
+            raise NotFound(f"workspace {owner!r} has no action {name!r}" + (f"; {hint}" if hint else ""))
+        task = hook_task(HookCall(name, action, message["inputs"]), checkout.workspace)
+        ctx = RunContext(checkout.workspace, task, {})
+        state = new_run(
+            ctx,
+            inputs=message["inputs"],
+            now=time.time(),
+            job_id=message["child"],
+            workspace=owner,
+            source="child",
+            depth=message["depth"],
+            parent_job=parent.id,
+            parent_step=message["step"],
+            git=checkout.git,
+            commit=checkout.commit,
+            allow_extra_inputs=True,
+            from_templates=True,  # the parent's step rendered them
+        )
+        snapshot = checkout.materialise(service.repos.snapshots)
+        state = replace(
+            state, definitions=checkout.digest, snapshot=str(snapshot), event=parent.event, trusted=parent.trusted
+        )
+    except StromError as exc:  # no such workspace or action, its definitions invalid, inputs refused
+        error = f"{owner}.{name}: {exc}"
+    if state is None:
+        service.orchestrator.try_apply(
+            parent.id, ChildFinished(message["step"], message["child"], RunStatus.FAILED, error=error)
+        )
+        return
     try:
         _create(service, state, service.contexts.for_state(state))
     except Conflict:

@@ -77,6 +77,7 @@ def create_child_message(command) -> dict[str, Any]:
         "task": command.task,
         "inputs": dict(command.inputs),
         "depth": command.depth,
+        "workspace": command.workspace,
     }
 
 

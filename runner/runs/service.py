@@ -71,7 +71,7 @@ class Service:
     def definitions(self) -> Definitions:
         from ..store.definitions import Definitions
 
-        return Definitions(self.redis, limits=self.config.spec_limits)
+        return Definitions(self.redis, limits=self.config.spec_limits, workspaces=self.config.workspaces)
 
     @cached_property
     def workers(self) -> WorkerRegistry:

@@ -19,4 +19,5 @@ class BuildContext:
     action_names: frozenset[str] = frozenset()
     task_names: frozenset[str] = frozenset()
     connection_types: frozenset[str] = frozenset()
+    workspaces: frozenset[str] = frozenset()  # the server's workspaces: `name.action` may name an action of one
     webhook_names: dict[str, str] = field(default_factory=dict)  # webhook name -> the trigger that uses it

@@ -12,7 +12,7 @@ from .context import BuildContext
 from .fields import ACTION_FIELDS, HOOK_EVENTS, HOOK_FIELDS, STEP_FIELDS, TASK_FIELDS
 from .graph import find_cycle, topological_order
 from .inputs_schema import build_input_schema
-from .model import ABSENT, Action, ActionType, Hook, Hooks, Step, Task
+from .model import ABSENT, Action, ActionType, Hook, Hooks, Location, Step, Task
 from .names import RESERVED_TEMPLATE_NAMES, name_problem
 from .notify_rules import build_notify_rules
 from .payloads import TaskPayload
@@ -156,6 +156,8 @@ def _build_step(
         action_ref = r.string("action", "build-app")
         r.check_keys(STEP_FIELDS, _explain_step_field(action_ref))
         action = actions.get(action_ref) if action_ref else None
+        if action is None and action_ref is not None and action_ref.split(".", 1)[0] in ctx.workspaces:
+            action = _elsewhere(action_ref, r.at("action"))
         if action_ref is not None and action is None:
             known = sorted(actions) or ["(none defined)"]
             hint = suggest(action_ref, actions)
@@ -165,7 +167,8 @@ def _build_step(
                 fix = (
                     f"if {library!r} is a library, list it under `libraries:` in strom.yaml (the server's, or one "
                     f"next to .strom/ for `strom validate` and `strom run`) and check that it defines "
-                    f"{action_ref.split('.', 1)[1]!r}; " + fix
+                    f"{action_ref.split('.', 1)[1]!r}; if it is another workspace of the server, list it under "
+                    "`workspaces:` there; " + fix
                 )
             r.error(
                 "action",
@@ -189,6 +192,18 @@ def _build_step(
         )
         return None
     return _step_from(r, step_name, action, action_ref, task_name, ctx)
+
+
+def _elsewhere(action_ref: str, at: tuple[str, int, int]) -> Action:
+    """A step naming another workspace's action (`owner.action`): it runs there, as a one-step child run with the
+    step's inputs, in the owner's files, secrets and definitions (the owner checks the inputs when it starts)."""
+    owner, name = action_ref.split(".", 1)
+    return Action(
+        name=action_ref,
+        type=ActionType.TASK,
+        location=Location(*at),
+        payload=TaskPayload(workspace=owner, action=name),
+    )
 
 
 def _explain_step_field(action_ref: str | None) -> Explain:

@@ -96,10 +96,12 @@ def load_texts(
     file_exists: Callable[[str], bool] | None = None,
     limits: SpecLimits = DEFAULT_LIMITS,
     sizes: Mapping[str, int] | None = None,
+    workspaces: Iterable[str] = (),
 ) -> LoadResult:
     """Load from file contents keyed by their path relative to the workspace (e.g. a pushed commit).
-    `sizes` may name files left unread because of their size."""
-    return _load(root or Path("."), dict(texts), Problems(), file_exists, limits, sizes or {})
+    `sizes` may name files left unread because of their size; `workspaces` are the server's, whose actions a
+    step may name as `workspace.action`."""
+    return _load(root or Path("."), dict(texts), Problems(), file_exists, limits, sizes or {}, frozenset(workspaces))
 
 
 def _load(
@@ -109,6 +111,7 @@ def _load(
     file_exists: Callable[[str], bool] | None,
     limits: SpecLimits,
     sizes: Mapping[str, int],
+    workspaces: frozenset[str] = frozenset(),
 ) -> LoadResult:
     texts, libraries = split_libraries(texts)
     if not texts and not sizes and not problems.items:
@@ -148,6 +151,7 @@ def _load(
         action_names=frozenset(sections["actions"]) | frozenset(imported.actions),
         task_names=frozenset(sections["tasks"]) | frozenset(imported.tasks),
         connection_types=frozenset(sections["connection_types"]) | frozenset(imported.connection_types),
+        workspaces=workspaces,
     )
     workspace = _build(root, texts, documents, sections, ctx, imported)
     return LoadResult(workspace, tuple(problems.sorted()))
@@ -419,7 +423,7 @@ def _workspace_hooks(documents: list[Document], ctx: BuildContext, actions: dict
 def _calls(step: Step) -> tuple[str, ...]:
     """The tasks a step runs as children: its task action's one, or those its pattern matches."""
     payload = step.action.payload
-    if isinstance(payload, TaskPayload):
+    if isinstance(payload, TaskPayload) and payload.workspace is None:  # another workspace's: no cycle here
         return (payload.task,) if payload.task else tuple(step.for_each or ())
     return ()
 

@@ -91,6 +91,8 @@ class TaskPayload:
     task: str | None = None
     pattern: str | None = None
     tasks: tuple[str, ...] = ()
+    workspace: str | None = None  # a cross-workspace action (`owner.action` in a step): run in `workspace`
+    action: str | None = None  # ... this action of it, as a one-step child run there
 
 
 @dataclass(frozen=True, slots=True)

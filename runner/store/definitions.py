@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,9 +43,17 @@ def digest(texts: dict[str, str]) -> str:
 class Definitions:
     """Stores definitions by hash and caches the loaded workspaces (they never change for a hash)."""
 
-    def __init__(self, redis: Redis, cache_size: int = 64, limits: SpecLimits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        redis: Redis,
+        cache_size: int = 64,
+        limits: SpecLimits = DEFAULT_LIMITS,
+        workspaces: Iterable[str] = (),
+    ):
+        """`workspaces`: the server's, whose actions steps may name as `workspace.action`."""
         self.redis = redis
         self.limits = limits
+        self.workspaces = frozenset(workspaces)
         self._cache: OrderedDict[tuple[str, str], Workspace] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
@@ -74,6 +83,7 @@ class Definitions:
             root=root,
             limits=self.limits,
             file_exists=lambda rel: (root / rel).is_file() if root.is_dir() else True,
+            workspaces=self.workspaces,
         )
         workspace = result.raise_for_errors()
         with self._lock:

@@ -122,7 +122,14 @@ def _hook_server(git_dir: Path) -> HookServer:
     service = current_service()
     config = service.config
     libraries = service.libraries.texts if config.libraries else None
-    return HookServer(git_dir, config.spec_limits, config.notifications.channels, config.agent_providers, libraries)
+    return HookServer(
+        git_dir,
+        config.spec_limits,
+        config.notifications.channels,
+        config.agent_providers,
+        libraries,
+        tuple(config.workspaces),
+    )
 
 
 def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
