@@ -257,47 +257,25 @@ def create_child(service: Service, message: dict) -> None:
         return
     base = service.contexts.for_state(parent)
     task = base.workspace.tasks.get(message["task"])
-    error = None
     if task is None:
-        error = f"task {message['task']!r} does not exist"
-    else:
-        ctx = RunContext(base.workspace, task, base.secrets, job_url=base.job_url)
-        try:
-            state = new_run(
-                ctx,
-                inputs=message["inputs"],
-                now=time.time(),
-                job_id=message["child"],
-                workspace=parent.workspace,
-                source="child",
-                depth=message["depth"],
-                parent_job=parent.id,
-                parent_step=message["step"],
-                git=parent.git,
-                commit=parent.commit,
-                from_templates=True,  # the parent's step rendered them
-            )
-        except InputError as exc:
-            error = str(exc)
-    if error is not None:
-        service.orchestrator.try_apply(
-            parent.id, ChildFinished(message["step"], message["child"], RunStatus.FAILED, error=error)
-        )
+        _start_child(service, parent, message, None, f"task {message['task']!r} does not exist")
+        return
+    ctx = RunContext(base.workspace, task, base.secrets, job_url=base.job_url)
+    try:
+        state = _child_run(ctx, parent, message, parent.workspace, parent.git, parent.commit)
+    except InputError as exc:
+        _start_child(service, parent, message, None, str(exc))
         return
     state = replace(
         state, definitions=parent.definitions, snapshot=parent.snapshot, event=parent.event, trusted=parent.trusted
     )
-    try:
-        _create(service, state, service.contexts.for_state(state))
-    except Conflict:
-        pass
+    _start_child(service, parent, message, state)
 
 
 def _create_elsewhere(service: Service, parent: RunState, message: dict, owner: str) -> None:
     """A step's cross-workspace action (`owner.action`): a one-step child run in the owner workspace, on its
     newest definitions and files, with its secrets (withheld for an untrusted pull request's run, as always)."""
     name = str(message["task"]).removeprefix(HOOK_TASK_PREFIX)
-    error, state = None, None
     try:
         checkout = load_definitions(service, owner)
         action = checkout.workspace.actions.get(name)
@@ -306,31 +284,43 @@ def _create_elsewhere(service: Service, parent: RunState, message: dict, owner: 
             raise NotFound(f"workspace {owner!r} has no action {name!r}" + (f"; {hint}" if hint else ""))
         task = hook_task(HookCall(name, action, message["inputs"]), checkout.workspace)
         ctx = RunContext(checkout.workspace, task, {})
-        state = new_run(
-            ctx,
-            inputs=message["inputs"],
-            now=time.time(),
-            job_id=message["child"],
-            workspace=owner,
-            source="child",
-            depth=message["depth"],
-            parent_job=parent.id,
-            parent_step=message["step"],
-            git=checkout.git,
-            commit=checkout.commit,
-            allow_extra_inputs=True,
-            from_templates=True,  # the parent's step rendered them
-        )
+        state = _child_run(ctx, parent, message, owner, checkout.git, checkout.commit, allow_extra_inputs=True)
         snapshot = checkout.materialise(service.repos.snapshots)
-        state = replace(
-            state, definitions=checkout.digest, snapshot=str(snapshot), event=parent.event, trusted=parent.trusted
-        )
     except StromError as exc:  # no such workspace or action, its definitions invalid, inputs refused
-        error = f"{owner}.{name}: {exc}"
+        _start_child(service, parent, message, None, f"{owner}.{name}: {exc}")
+        return
+    state = replace(
+        state, definitions=checkout.digest, snapshot=str(snapshot), event=parent.event, trusted=parent.trusted
+    )
+    _start_child(service, parent, message, state)
+
+
+def _child_run(ctx: RunContext, parent: RunState, message: dict, workspace: str, git, commit, **more) -> RunState:
+    """The child run `message` asks for, in `workspace` (raises InputError on inputs its task refuses)."""
+    return new_run(
+        ctx,
+        inputs=message["inputs"],
+        now=time.time(),
+        job_id=message["child"],
+        workspace=workspace,
+        source="child",
+        depth=message["depth"],
+        parent_job=parent.id,
+        parent_step=message["step"],
+        git=git,
+        commit=commit,
+        from_templates=True,  # the parent's step rendered them
+        **more,
+    )
+
+
+def _start_child(
+    service: Service, parent: RunState, message: dict, state: RunState | None, error: str | None = None
+) -> None:
+    """Start the child `state`, or, when there is none, fail the parent's step with `error`."""
     if state is None:
-        service.orchestrator.try_apply(
-            parent.id, ChildFinished(message["step"], message["child"], RunStatus.FAILED, error=error)
-        )
+        event = ChildFinished(message["step"], message["child"], RunStatus.FAILED, error=error)
+        service.orchestrator.try_apply(parent.id, event)
         return
     try:
         _create(service, state, service.contexts.for_state(state))
