@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import REQUIRE_ALL, need
+from service_env import wait_for
 from step_work import step_work
 
 from runner.engine import StepStatus
@@ -117,7 +118,7 @@ def test_copy_mode_runs_in_a_throw_away_copy(ws):
     _result, lines = run(ws, "copy", script='pwd; echo "$STROM_WORKSPACE"; cat data.txt')
     out = lines.out()
     assert out[0] == out[1] != str(ws) and out[2] == "original"
-    assert not Path(out[0]).exists(), "the copy is removed after the step"
+    wait_for(lambda: not Path(out[0]).exists(), what="the copy removed after the step (by the scratch pool)")
 
 
 def test_stroms_own_data_inside_the_workspace_is_hidden_from_steps(ws, sandbox):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -17,13 +15,13 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summary, read_summary_file
-from ..readonly import make_writable
 from ..spec.payloads import Language, Runner, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
-from .outfiles import OUT_DIRS, kept_files, prepare_out
+from .outfiles import OUT_DIRS, kept_files, make_out_dirs, prepare_out
 from .process import run_process
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
+from .scratch import ScratchPool
 
 __all__ = ["DEFAULT_PASS_ENV", "LocalExecutor", "LocalSettings"]
 
@@ -85,10 +83,18 @@ class LocalSettings:
         return available
 
 
+def _step_tree(scratch: Path) -> None:
+    """The directories every step's sandbox has (Sandbox.code_dir, .out_dir and the out directories), made ahead."""
+    out = scratch / "code" / "out"
+    out.mkdir(parents=True, mode=0o700)
+    make_out_dirs(out)
+
+
 class LocalExecutor:
     def __init__(self, settings: LocalSettings | None = None):
         self.settings = settings or LocalSettings()
         self.users = StepUsers()
+        self.scratches = ScratchPool("strom-step-", _step_tree, self.settings.scratch_root)
         self._cache_ready = False
 
     def problem(self) -> str | None:
@@ -100,14 +106,13 @@ class LocalExecutor:
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if not isinstance(work.payload, ScriptPayload) or work.payload.runner is not Runner.LOCAL:
             raise RunnerUnavailable(f"the local executor runs script steps with runner: local, not {work.kind}")
-        scratch = Path(tempfile.mkdtemp(prefix="strom-step-", dir=self.settings.scratch_root))
+        scratch = self.scratches.take()
         uid = self.users.take() if self.settings.own_uids else None
         try:
             return self._run(work, workspace, scratch, uid, logs, cancel)
         finally:
             self.users.give_back(uid)
-            make_writable(scratch / "workspace")
-            shutil.rmtree(scratch, ignore_errors=True)
+            self.scratches.give_back(scratch)
 
     def _cache(self) -> Path | None:
         """The package caches trusted steps share: writable by every step's uid (their common group)."""

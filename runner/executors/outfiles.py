@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import stat
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..engine.status import StepStatus
-from ..git.untar import extract
 from ..sizes import format_size
 from .base import LogSink, StepResult
 
@@ -38,6 +36,7 @@ __all__ = [
     "artifact_files",
     "artifact_name_problem",
     "kept_files",
+    "make_out_dirs",
     "pack_dir",
     "prepare_out",
     "remove_staging",
@@ -54,25 +53,32 @@ _MAX_DEPTH = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
+def make_out_dirs(out_dir: Path, shared: bool = False) -> None:
+    """The empty `state`, `state-out` and `artifacts` directories (made ahead by a scratch pool, or now)."""
+    for env, name in OUT_DIRS.items():
+        path = out_dir / name
+        path.mkdir(exist_ok=True)
+        path.chmod(0o755 if env == STATE_DIR_ENV else 0o1777 if shared else 0o700)
+
+
 def prepare_out(out_dir: Path, archive: str | None, uid: int | None = None, shared: bool = False) -> None:
     """`state` with the previous snapshot's files (empty without one); `state-out` and `artifacts` empty and
     writable by the step: its own `uid`, the worker's user, or (`shared`: a container's user) anyone."""
+    make_out_dirs(out_dir, shared)
     state = out_dir / OUT_DIRS[STATE_DIR_ENV]
-    state.mkdir()
-    state.chmod(0o755)
     if archive:
+        import tarfile  # only steps that start from state files pay for it
+
+        from ..git.untar import extract
+
         with tarfile.open(archive, mode="r:gz") as tar:
             extract(tar, state)
         for path in state.rglob("*"):
             if not path.is_symlink():
                 path.chmod(0o755 if path.is_dir() else 0o644)
-    for name in (OUT_DIRS[STATE_OUT_ENV], OUT_DIRS[ARTIFACTS_ENV]):
-        writable = out_dir / name
-        writable.mkdir(mode=0o700)
-        if uid is not None:
-            os.chown(writable, uid, -1)
-        elif shared:
-            writable.chmod(0o1777)
+    if uid is not None:
+        for name in (OUT_DIRS[STATE_OUT_ENV], OUT_DIRS[ARTIFACTS_ENV]):
+            os.chown(out_dir / name, uid, -1)
 
 
 def kept_files(result: StepResult, out_dir: Path, logs: LogSink, untrusted: bool) -> StepResult:
@@ -164,6 +170,8 @@ def pack_dir(root: Path) -> str | None:
     """A gzipped tar of the regular files and directories under `root` (None if there are none)."""
     if not _has_files(root):
         return None
+    import tarfile  # only steps that leave state files pay for it
+
     handle, path = tempfile.mkstemp(prefix="strom-state-", suffix=".tar.gz")
     size, count = 0, 0
     fd = _open_root(root)
@@ -174,11 +182,11 @@ def pack_dir(root: Path) -> str | None:
                 if count > MAX_STATE_FILES:
                     raise TooMuch(f"they are more than {MAX_STATE_FILES} files")
                 if file_fd is None:
-                    tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
+                    tar.addfile(_info(name, b"5", 0o755))  # tarfile.DIRTYPE
                     continue
                 data = _read_at_most(file_fd, MAX_STATE_SIZE - size, name)
                 size += len(data)
-                entry = _info(name, tarfile.REGTYPE, 0o755 if os.fstat(file_fd).st_mode & 0o111 else 0o644)
+                entry = _info(name, b"0", 0o755 if os.fstat(file_fd).st_mode & 0o111 else 0o644)  # REGTYPE
                 entry.size = len(data)
                 tar.addfile(entry, io.BytesIO(data))
     except BaseException:
@@ -199,7 +207,9 @@ def _read_at_most(fd: int, budget: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
-def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+def _info(name: str, kind: bytes, mode: int):
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, 0, 0, 0
     return info

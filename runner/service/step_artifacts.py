@@ -4,7 +4,6 @@ or a run over `artifacts.max_run_size`, fails the step saying so; what it stored
 
 from __future__ import annotations
 
-import mimetypes
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,8 @@ _BYTES_TTL = 90 * 86400  # the run's artifact byte count outlives no run by much
 
 
 def content_type(name: str) -> str:
+    import mimetypes  # reads the system's type tables: only a step that keeps artifacts pays for it
+
     guessed, _ = mimetypes.guess_type(name, strict=False)
     if name.lower().endswith((".md", ".markdown")):
         return "text/markdown"

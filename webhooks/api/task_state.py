@@ -8,7 +8,6 @@ from flask import jsonify, request
 
 from runner import runs as run_service
 from runner.executors.outfiles import MAX_STATE_SIZE
-from runner.runs.state_upload import upload_state
 
 from ..access.tokens import caller, requires
 from ..context import current_service
@@ -78,6 +77,8 @@ def upload_task_state(workspace, task):
         if not isinstance(data, dict):
             raise ApiError(400, "bad_request", 'data must be a JSON object, like ?data={"domain":"example.com"}')
     request.max_content_length = MAX_STATE_SIZE + (1 << 20)
+    from runner.runs.state_upload import upload_state  # unpacks and packs archives: loaded by its first upload
+
     snapshot = upload_state(
         service, workspace, task, data, request.stream, request.args.get("mode", "replace"), caller()
     )
