@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,10 +33,9 @@ from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summar
 from ..spec.payloads import ContainerPayload, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script, is_file_inside
-from .outfiles import OUT_DIRS, kept_files, make_out_dirs, prepare_out
+from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import LineSplitter
 from .sandbox import hidden_inside
-from .scratch import ScratchPool
 
 __all__ = ["LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
@@ -75,7 +76,6 @@ class DockerExecutor:
         self.hide = hide  # host paths steps must not see (Strom's data, its configuration and key files)
         self._client = client
         self._lock = threading.Lock()
-        self.scratches = ScratchPool("strom-docker-", _container_tree)
 
     # ------------------------------------------------------------------ the engine
     @property
@@ -130,14 +130,15 @@ class DockerExecutor:
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
-        scratch = self.scratches.take()
+        scratch = Path(tempfile.mkdtemp(prefix="strom-docker-"))
+        scratch.chmod(0o755)  # images that run as another user, and remapped engines, read the script too
         try:
             spec = self._spec(work, Path(workspace), scratch)
             self.check()
             self._ensure_image(spec["image"], logs)
             return self._run(work, spec, scratch, logs, cancel)
         finally:
-            self.scratches.give_back(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _spec(self, work: StepWork, workspace: Path, scratch: Path) -> dict:
         env = dict(work.env)
@@ -163,7 +164,9 @@ class DockerExecutor:
                 env["STROM_EVENT_PATH"] = f"{CODE}/event.json"
         if not image:
             raise StepSetupError("the step names no image")
-        out = scratch / "out"  # the summary file: writable by whichever user the image runs as (made ahead)
+        out = scratch / "out"  # the summary file: writable by whichever user the image runs as
+        out.mkdir()
+        out.chmod(0o1777)
         volumes[str(out)] = {"bind": f"{CODE}/out", "mode": "rw"}
         env[SUMMARY_ENV] = f"{CODE}/out/{SUMMARY_FILE}"
         prepare_out(out, work.state_archive, shared=True)
@@ -359,16 +362,6 @@ def _cover(host: Path, inside: str):
     if host.is_dir():
         return Mount(inside, None, type="tmpfs", tmpfs_size=4096)
     return Mount(inside, "/dev/null", type="bind", read_only=True)
-
-
-def _container_tree(scratch: Path) -> None:
-    """A step's scratch directory, made ahead: readable by images that run as another user (and by remapped
-    engines), with an out directory any of them may write."""
-    scratch.chmod(0o755)
-    out = scratch / "out"
-    out.mkdir()
-    out.chmod(0o1777)
-    make_out_dirs(out, shared=True)
 
 
 def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> list[str]:

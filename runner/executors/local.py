@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -15,13 +17,13 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summary, read_summary_file
+from ..readonly import make_writable
 from ..spec.payloads import Language, Runner, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import cache_env, is_file_inside, plan_script, read_inside, script_name, source_path
-from .outfiles import OUT_DIRS, kept_files, make_out_dirs, prepare_out
+from .outfiles import OUT_DIRS, STATE_DIR_ENV, kept_files, prepare_out
 from .process import run_process
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
-from .scratch import ScratchPool
 
 __all__ = ["DEFAULT_PASS_ENV", "LocalExecutor", "LocalSettings"]
 
@@ -83,18 +85,10 @@ class LocalSettings:
         return available
 
 
-def _step_tree(scratch: Path) -> None:
-    """The directories every step's sandbox has (Sandbox.code_dir, .out_dir and the out directories), made ahead."""
-    out = scratch / "code" / "out"
-    out.mkdir(parents=True, mode=0o700)
-    make_out_dirs(out)
-
-
 class LocalExecutor:
     def __init__(self, settings: LocalSettings | None = None):
         self.settings = settings or LocalSettings()
         self.users = StepUsers()
-        self.scratches = ScratchPool("strom-step-", _step_tree, self.settings.scratch_root)
         self._cache_ready = False
 
     def problem(self) -> str | None:
@@ -106,13 +100,14 @@ class LocalExecutor:
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if not isinstance(work.payload, ScriptPayload) or work.payload.runner is not Runner.LOCAL:
             raise RunnerUnavailable(f"the local executor runs script steps with runner: local, not {work.kind}")
-        scratch = self.scratches.take()
+        scratch = Path(tempfile.mkdtemp(prefix="strom-step-", dir=self.settings.scratch_root))
         uid = self.users.take() if self.settings.own_uids else None
         try:
             return self._run(work, workspace, scratch, uid, logs, cancel)
         finally:
             self.users.give_back(uid)
-            self.scratches.give_back(scratch)
+            make_writable(scratch / "workspace")
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _cache(self) -> Path | None:
         """The package caches trusted steps share: writable by every step's uid (their common group)."""
@@ -155,7 +150,7 @@ class LocalExecutor:
 
     def _in(self, sandbox: Sandbox, work: StepWork, logs: LogSink, cancel: threading.Event) -> StepResult:
         sandbox.prepare()
-        prepare_out(sandbox.out_dir, work.state_archive, sandbox.uid)
+        prepare_out(sandbox.out_dir, work.state_archive, sandbox.uid, empty_elsewhere=sandbox.empty_dir is not None)
         step = work.payload_as(ScriptPayload)
         script = self._script_path(step, sandbox, sandbox.code_dir)
         env = self._env(work, sandbox)
@@ -283,6 +278,8 @@ class LocalExecutor:
         env["STROM_WORKSPACE"] = sandbox.workspace_path
         env[SUMMARY_ENV] = sandbox.inside(sandbox.out_dir / SUMMARY_FILE)
         env.update({name: sandbox.inside(sandbox.out_dir / where) for name, where in OUT_DIRS.items()})
+        if not work.state_archive and sandbox.empty_dir is not None:  # no state files to start from
+            env[STATE_DIR_ENV] = sandbox.empty_dir
         if work.event:
             event_file = sandbox.code_dir / "event.json"
             event_file.write_text(json.dumps(work.event, default=str), encoding="utf-8")

@@ -53,18 +53,24 @@ _MAX_DEPTH = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
-def make_out_dirs(out_dir: Path, shared: bool = False) -> None:
-    """The empty `state`, `state-out` and `artifacts` directories (made ahead by a scratch pool, or now)."""
+def make_out_dirs(out_dir: Path, shared: bool = False, state: bool = True) -> None:
+    """The empty `state` (unless not `state`), `state-out` and `artifacts` directories."""
     for env, name in OUT_DIRS.items():
+        if env == STATE_DIR_ENV and not state:
+            continue
         path = out_dir / name
         path.mkdir(exist_ok=True)
         path.chmod(0o755 if env == STATE_DIR_ENV else 0o1777 if shared else 0o700)
 
 
-def prepare_out(out_dir: Path, archive: str | None, uid: int | None = None, shared: bool = False) -> None:
-    """`state` with the previous snapshot's files (empty without one); `state-out` and `artifacts` empty and
-    writable by the step: its own `uid`, the worker's user, or (`shared`: a container's user) anyone."""
-    make_out_dirs(out_dir, shared)
+def prepare_out(
+    out_dir: Path, archive: str | None, uid: int | None = None, shared: bool = False, empty_elsewhere: bool = False
+) -> None:
+    """`state` with the previous snapshot's files (empty without one: not made when `empty_elsewhere`, the
+    sandbox giving the step an empty directory of its own for that); `state-out` and `artifacts` empty and
+    writable by the step: its own `uid`, the worker's user, or (`shared`: a container's user) anyone. (A
+    directory costs a journaled filesystem tenths of a millisecond to make and remove.)"""
+    make_out_dirs(out_dir, shared, state=bool(archive) or not empty_elsewhere)
     state = out_dir / OUT_DIRS[STATE_DIR_ENV]
     if archive:
         import tarfile  # only steps that start from state files pay for it

@@ -41,6 +41,7 @@ from .seccomp import SUPPORTED, filter_program
 
 __all__ = [
     "CODE_MOUNT",
+    "EMPTY_MOUNT",
     "TMP_MOUNT",
     "WORKSPACE_MOUNT",
     "Sandbox",
@@ -58,6 +59,7 @@ log = logging.getLogger("strom.sandbox")
 WORKSPACE_MOUNT = "/workspace"
 TMP_MOUNT = "/tmp"
 CODE_MOUNT = "/strom"
+EMPTY_MOUNT = f"{TMP_MOUNT}/.strom-empty"  # an empty directory in the step's own /tmp (its $STATE_DIR without state)
 STEP_UID, STEP_GID, STEP_UIDS = 61000, 61000, 256  # steps of a root worker run as uids 61000-61255, group 61000
 
 
@@ -224,6 +226,11 @@ class Sandbox:
         return WORKSPACE_MOUNT if self.use_bwrap else str(self.scratch / "workspace")
 
     @property
+    def empty_dir(self) -> str | None:
+        """An empty directory the step sees, made in memory with its sandbox (None without bubblewrap)."""
+        return EMPTY_MOUNT if self.use_bwrap else None
+
+    @property
     def tmp_path(self) -> str:
         return TMP_MOUNT if self.use_bwrap else str(self.scratch / "tmp")
 
@@ -338,6 +345,8 @@ class Sandbox:
             TMP_MOUNT,
             "--dir",
             f"{TMP_MOUNT}/home",
+            "--dir",
+            EMPTY_MOUNT,
             "--ro-bind",
             str(self._bound or self.workspace),
             WORKSPACE_MOUNT,
