@@ -40,6 +40,7 @@ tasks:
     flow:
       greet: { action: hello }
       tell: { action: notify, input: { text: "greeted {{ greet.output.who }}" }, depends_on: [greet] }
+      local: { action: announce, depends_on: [tell] }
 """,
     "scripts/notify.sh": 'echo "notify: $INPUT_TEXT {{ as written }}"\n',
     "scripts/unused.sh": "echo never read\n",
@@ -47,6 +48,8 @@ tasks:
 
 WORKSPACE = {
     ".strom/ci.yaml": """
+actions:
+  announce: { type: script, script: "echo announced by the workspace" }
 tasks:
   deploy:
     flow:
@@ -67,12 +70,17 @@ def test_a_library_is_imported_under_its_name_with_its_references_renamed():
     result = load_texts(_texts(WORKSPACE, LIBRARY))
     assert result.ok, [p.format() for p in result.problems]
     ws = result.workspace
-    assert sorted(ws.actions) == ["common.hello", "common.notify", "common.run-canary"]
+    assert sorted(ws.actions) == ["announce", "common.hello", "common.notify", "common.run-canary"]
     assert sorted(ws.tasks) == ["common.canary", "deploy", "nightly"]
     assert list(ws.connection_types) == ["common.db"]
     canary = ws.tasks["common.canary"]
     assert canary.input["conn"].type == "common.db"
-    assert {k: s.action_ref for k, s in canary.flow.items()} == {"greet": "common.hello", "tell": "common.notify"}
+    assert {k: s.action_ref for k, s in canary.flow.items()} == {
+        "greet": "common.hello",
+        "tell": "common.notify",
+        "local": "announce",
+    }, "a library task may use the workspace's own actions, which stay the workspace's"
+    assert canary.flow["local"].action is ws.actions["announce"]
     assert canary.hooks.on_success[0].action_ref == "common.notify"
     assert ws.actions["common.run-canary"].payload == TaskPayload(task="common.canary")
     notify = ws.actions["common.notify"].payload
@@ -140,13 +148,21 @@ def test_a_git_library_at_a_tag_runs_on_workers_and_a_push_is_checked_against_it
         nightly = execute(service, "local", "nightly", {})
         state = wait_for(lambda: (s := service.runs.load(nightly.id)).status.terminal and s, timeout=30, what="nightly")
         assert state.status is RunStatus.SUCCEEDED, {n: r.error for n, r in state.steps.items()}
+        canary = state.steps["canary"].child_job
+        announced = wait_for(lambda: [ln.text for ln in service.logs.read(canary, step="local")], what="announce")
+        assert "announced by the workspace" in announced
 
         repo = init_repo(tmp_path / "pusher")
-        commit(repo, {".strom/ci.yaml": "tasks:\n  t:\n    flow:\n      s: { action: common.nope }\n"}, "wrong")
+        announce = "actions:\n  announce: { type: script, script: echo hi }\n"
+        commit(
+            repo, {".strom/ci.yaml": announce + "tasks:\n  t:\n    flow:\n      s: { action: common.nope }\n"}, "wrong"
+        )
         url = f"http://strom:{TOKENS['operator']}@127.0.0.1:{server.port}/git/site.git"
         refused = git(repo, "push", url, "main", check=False)
         assert refused.returncode != 0 and "action 'common.nope' does not exist" in refused.stderr
-        commit(repo, {".strom/ci.yaml": "tasks:\n  t:\n    flow:\n      s: { action: common.hello }\n"}, "right")
+        commit(
+            repo, {".strom/ci.yaml": announce + "tasks:\n  t:\n    flow:\n      s: { action: common.hello }\n"}, "right"
+        )
         assert git(repo, "push", url, "main").returncode == 0
 
 

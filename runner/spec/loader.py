@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,11 @@ def _load(
     limits: SpecLimits,
     sizes: Mapping[str, int],
     workspaces: frozenset[str] = frozenset(),
+    outside: Mapping[str, Action] | None = None,
 ) -> LoadResult:
+    """`outside`: actions the files may use without defining them (a library's: its workspace's)."""
     texts, libraries = split_libraries(texts)
+    outside = outside or {}
     if not texts and not sizes and not problems.items:
         problems.error(
             (STROM_DIR, 1, 1),
@@ -143,36 +146,68 @@ def _load(
     sections = _merge_sections(documents, problems)
     if not _within_count_limits(sections, limits, problems):
         return LoadResult(None, tuple(problems.sorted()))
-    imported = _import_libraries(libraries, problems, limits)
+    shared = _library_names(libraries, limits)
     ctx = BuildContext(
         problems=problems,
         root=root if file_exists is None else None,
         file_exists=file_exists,
-        action_names=frozenset(sections["actions"]) | frozenset(imported.actions),
-        task_names=frozenset(sections["tasks"]) | frozenset(imported.tasks),
-        connection_types=frozenset(sections["connection_types"]) | frozenset(imported.connection_types),
+        action_names=frozenset(sections["actions"]) | shared["actions"] | frozenset(outside),
+        task_names=frozenset(sections["tasks"]) | shared["tasks"],
+        connection_types=frozenset(sections["connection_types"]) | shared["connection_types"],
         workspaces=workspaces,
     )
-    workspace = _build(root, texts, documents, sections, ctx, imported)
+    workspace = _build(root, texts, documents, sections, ctx, (libraries, limits), outside)
     return LoadResult(workspace, tuple(problems.sorted()))
 
 
-def _import_libraries(libraries: Mapping[str, Mapping[str, str]], problems: Problems, limits: SpecLimits) -> Imported:
-    """Every library's items, renamed `<library>.<item>`; a library's own problems are the workspace's."""
+_SHARED = ("actions", "tasks", "connection_types")
+
+
+def _workflow_files(files: Mapping[str, str]) -> dict[str, str]:
+    return {
+        path: text
+        for path, text in files.items()
+        if path.startswith(tuple(f"{d}/" for d in WORKFLOW_DIRS)) and path.endswith(WORKFLOW_SUFFIXES)
+    }
+
+
+def _defined(files: Mapping[str, str], limits: SpecLimits) -> dict[str, set[str]]:
+    """The names a library's workflow files define, per section (read again, and checked, when it is imported)."""
+    names: dict[str, set[str]] = {section: set() for section in _SHARED}
+    for rel, text in _workflow_files(files).items():
+        doc = parse_yaml(text, rel, Problems(), limits)
+        for section in _SHARED:
+            entries = doc.get(section) if isinstance(doc, LocDict) else None
+            if isinstance(entries, LocDict):
+                names[section].update(str(name) for name in entries)
+    return names
+
+
+def _library_names(libraries: Mapping[str, Mapping[str, str]], limits: SpecLimits) -> dict[str, frozenset[str]]:
+    """Every library's item names as the workspace uses them (`<library>.<item>`), per section."""
+    out: dict[str, set[str]] = {section: set() for section in _SHARED}
+    for name, files in libraries.items():
+        for section, names in _defined(files, limits).items():
+            out[section].update(f"{name}.{item}" for item in names)
+    return {section: frozenset(names) for section, names in out.items()}
+
+
+def _import_libraries(
+    libraries: Mapping[str, Mapping[str, str]], problems: Problems, limits: SpecLimits, outside: Mapping[str, Action]
+) -> Imported:
+    """Every library's items, renamed `<library>.<item>`; a library's own problems are the workspace's. Its
+    tasks may use the workspace's actions (`outside`), which stay the workspace's."""
     merged = Imported({}, {}, {})
     for name, files in sorted(libraries.items()):
-        workflows = {
-            path: text
-            for path, text in files.items()
-            if path.startswith(tuple(f"{d}/" for d in WORKFLOW_DIRS)) and path.endswith(WORKFLOW_SUFFIXES)
-        }
         own = Problems()
-        result = _load(Path("."), workflows, own, files.__contains__, limits, {})
+        result = _load(Path("."), _workflow_files(files), own, files.__contains__, limits, {}, outside=outside)
         for problem in result.problems:
             problems.items.append(relocated(problem, name))
         if result.workspace is None:
             continue
-        imported = import_library(name, result.workspace, files, problems)
+        defined = _defined(files, limits)["actions"]
+        library = replace(result.workspace, actions={k: a for k, a in result.workspace.actions.items() if k in defined})
+        imported = import_library(name, library, files, problems)
         merged.actions.update(imported.actions)
         merged.tasks.update(imported.tasks)
         merged.connection_types.update(imported.connection_types)
@@ -305,23 +340,28 @@ def _build(
     documents: list[Document],
     sections: Sections,
     ctx: BuildContext,
-    imported: Imported,
+    libraries: tuple[Mapping[str, Mapping[str, str]], SpecLimits],
+    outside: Mapping[str, Action],
 ) -> Workspace:
     problems = ctx.problems
-    connection_types: dict[str, ConnectionType] = dict(imported.connection_types)
+    connection_types: dict[str, ConnectionType] = {}
     for name, (data, parent, _) in sections["connection_types"].items():
         if _mapping_entry(parent, name, data, "connection type", problems):
             connection_types[name] = build_connection_type(data, name, ctx)
-    connections: dict[str, Connection] = {}
-    for name, (data, parent, _) in sections["connections"].items():
-        if _mapping_entry(parent, name, data, "connection", problems):
-            connections[name] = build_connection(data, name, ctx, connection_types)
-    actions: dict[str, Action] = dict(imported.actions)
+    own_actions: dict[str, Action] = {}
     for name, (data, parent, _) in sections["actions"].items():
         if _named_entry(parent, name, data, "action", problems):
             action = build_action(data, name, ctx, f"action {name!r}")
             if action is not None:
-                actions[name] = action
+                own_actions[name] = action
+    found, limits = libraries
+    imported = _import_libraries(found, problems, limits, {**outside, **own_actions}) if found else Imported({}, {}, {})
+    connection_types.update(imported.connection_types)
+    connections: dict[str, Connection] = {}
+    for name, (data, parent, _) in sections["connections"].items():
+        if _mapping_entry(parent, name, data, "connection", problems):
+            connections[name] = build_connection(data, name, ctx, connection_types)
+    actions: dict[str, Action] = {**outside, **imported.actions, **own_actions}
     tasks: dict[str, Task] = dict(imported.tasks)
     for name, (data, parent, _) in sections["tasks"].items():
         if _named_entry(parent, name, data, "task", problems):
