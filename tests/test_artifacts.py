@@ -323,3 +323,37 @@ def test_redis_going_away_while_a_step_stores_its_artifacts_loses_nothing(servic
             assert service.redis.get(f"strom:artifactbytes:{run_id}") == "42", "counted once"
     finally:
         redis_server.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "b[0]", ""]), st.text(max_size=40)), max_size=60),
+    st.integers(min_value=1, max_value=7),
+    st.sampled_from([None, "a", "b"]),
+)
+def test_an_archived_log_pages_as_the_stream_did(entries, limit, step):
+    from runner.store.logs import LogLine, _page_of
+
+    lines = [LogLine(f"{1000 + i}-{i % 3}", s, 1, "stdout", text, float(i)) for i, (s, text) in enumerate(entries)]
+    expected = [ln for ln in lines if step is None or ln.step == step or ln.step.startswith(f"{step}[")]
+    seen, after = [], "0-0"
+    for _ in range(len(lines) + 2):
+        page = _page_of(lines, after, step, limit, False, 1 << 20)
+        assert len(page.lines) <= limit
+        seen += page.lines
+        after = page.next
+        if not page.more:
+            break
+    assert seen == expected, "every line once, in order, whatever the page size"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_object_keys_are_refused_unless_strom_writes_them(key):
+    from runner.store.objects import ObjectError, check_key
+
+    try:
+        assert check_key(key) == key
+    except ObjectError:
+        return
+    assert ".." not in key and not key.startswith("/") and key.split("/")[0] in ("state", "artifacts", "logs")
