@@ -26,6 +26,7 @@ from .base import LogSink, StepResult
 
 __all__ = [
     "ARTIFACTS_ENV",
+    "MAX_STATE_ARCHIVE",
     "MAX_STATE_FILES",
     "MAX_STATE_SIZE",
     "OUT_DIRS",
@@ -47,6 +48,7 @@ STATE_OUT_ENV = "STATE_OUT_DIR"
 ARTIFACTS_ENV = "ARTIFACTS_DIR"
 OUT_DIRS = {STATE_DIR_ENV: "state", STATE_OUT_ENV: "state-out", ARTIFACTS_ENV: "artifacts"}  # in the out dir
 MAX_STATE_SIZE = 50 * 1024 * 1024  # bytes of files in one snapshot, as Strøm
+MAX_STATE_ARCHIVE = MAX_STATE_SIZE + 1024 * 1024  # the gzipped tar of that much may be a little larger
 MAX_STATE_FILES = 10_000
 MAX_ARTIFACTS = 1_000  # files one step may leave
 _MAX_DEPTH = 64

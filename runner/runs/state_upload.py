@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..executors.outfiles import MAX_STATE_SIZE, TooMuch, pack_dir
+from ..executors.outfiles import MAX_STATE_ARCHIVE, TooMuch, pack_dir
 from ..git.untar import extract
 from ..outputs import MAX_STATE_DATA
 from ..store.objects import state_object
@@ -67,7 +67,7 @@ def upload_state(
             key = state_object(snapshot_id)
             try:
                 with open(packed, "rb") as stream:
-                    size = service.objects.put_stream(key, stream, MAX_STATE_SIZE + (1 << 20))
+                    size = service.objects.put_stream(key, stream, MAX_STATE_ARCHIVE)
             finally:
                 Path(packed).unlink(missing_ok=True)
         snapshot = {

@@ -18,7 +18,7 @@ from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StepSetupError
 from ..executors.base import StepResult, executor_key
-from ..executors.outfiles import MAX_STATE_SIZE
+from ..executors.outfiles import MAX_STATE_ARCHIVE
 from ..store.connection import patiently
 from ..store.objects import state_object
 
@@ -29,7 +29,6 @@ __all__ = ["FILE_EXECUTORS", "PATIENCE", "StepState"]
 
 FILE_EXECUTORS = frozenset({"local", "docker"})  # the executors that give steps $STATE_DIR and $STATE_OUT_DIR
 PATIENCE = 30.0  # seconds a step's start or end waits for Redis (the task state it starts from, artifact sizes)
-MAX_STATE_ARCHIVE = MAX_STATE_SIZE + 1024 * 1024  # a gzipped tar of that much may be a little larger
 
 
 class StepState:

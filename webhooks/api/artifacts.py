@@ -11,7 +11,7 @@ from ..context import current_service
 from ..errors import ApiError
 from . import bp
 from .objects import stream_object
-from .representations import artifacts_json
+from .representations import run_artifacts_json
 from .runs import load_run
 
 __all__ = ["INLINE", "get_artifact", "list_artifacts"]
@@ -33,11 +33,7 @@ INLINE = {
 @bp.get("/runs/<run_id>/artifacts")
 @requires("read")
 def list_artifacts(run_id):
-    state = load_run(run_id)
-    out = []
-    for run in state.steps.values():
-        out.extend(artifacts_json(state.id, run.name, run.artifacts))
-    return jsonify(artifacts=out)
+    return jsonify(artifacts=run_artifacts_json(load_run(run_id)))
 
 
 @bp.get("/runs/<run_id>/artifacts/<step>/<path:name>")

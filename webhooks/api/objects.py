@@ -15,8 +15,6 @@ from . import bp
 
 __all__ = ["get_object", "put_object", "stream_object"]
 
-_LIMIT_SLACK = 1024 * 1024  # a gzipped tar of as many bytes of files as allowed may be a little larger
-
 
 def _worker_only() -> None:
     key = current_service().config.worker_token
@@ -36,9 +34,9 @@ def _key(key: str) -> str:
 def _limit(key: str) -> int:
     config = current_service().config
     if key.startswith("state/"):
-        from runner.executors.outfiles import MAX_STATE_SIZE
+        from runner.executors.outfiles import MAX_STATE_ARCHIVE
 
-        return MAX_STATE_SIZE + _LIMIT_SLACK
+        return MAX_STATE_ARCHIVE
     return config.artifacts_max_file
 
 

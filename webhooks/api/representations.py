@@ -23,6 +23,7 @@ __all__ = [
     "artifacts_json",
     "input_json",
     "masker_for",
+    "run_artifacts_json",
     "run_json",
     "run_summary_json",
     "task_json",
@@ -38,6 +39,11 @@ def masker_for(service: Service, state: RunState) -> Masker:
         return run_masker(state, service.contexts.for_state(state))
     except Exception as exc:  # noqa: BLE001 - definitions gone (retention), or a secret's source unreadable
         return Withheld(f"{type(exc).__name__}: {exc}")
+
+
+def run_artifacts_json(state: RunState) -> list[dict[str, Any]]:
+    """Every artifact a run's steps kept, step by step."""
+    return [a for run in state.steps.values() for a in artifacts_json(state.id, run.name, run.artifacts)]
 
 
 def artifacts_json(run_id: str, step: str, artifacts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

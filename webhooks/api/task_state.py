@@ -7,7 +7,7 @@ import json
 from flask import jsonify, request
 
 from runner import runs as run_service
-from runner.executors.outfiles import MAX_STATE_SIZE
+from runner.executors.outfiles import MAX_STATE_ARCHIVE
 
 from ..access.tokens import caller, requires
 from ..context import current_service
@@ -76,7 +76,7 @@ def upload_task_state(workspace, task):
             data = None
         if not isinstance(data, dict):
             raise ApiError(400, "bad_request", 'data must be a JSON object, like ?data={"domain":"example.com"}')
-    request.max_content_length = MAX_STATE_SIZE + (1 << 20)
+    request.max_content_length = MAX_STATE_ARCHIVE
     from runner.runs.state_upload import upload_state  # unpacks and packs archives: loaded by its first upload
 
     snapshot = upload_state(

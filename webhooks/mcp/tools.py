@@ -20,7 +20,7 @@ from runner.store import RunFilter
 from ..access.roles import PERMISSIONS
 from ..access.tokens import caller
 from ..api.events import event_json
-from ..api.representations import artifacts_json, run_json, run_summary_json, task_json
+from ..api.representations import run_artifacts_json, run_json, run_summary_json, task_json
 from ..api.runs import apply_to_run, decide_gate, load_run
 from ..context import current_service
 from ..ratelimits import count_start
@@ -130,7 +130,7 @@ def _list_events(args: dict[str, Any]) -> dict[str, Any]:
 
 def _list_artifacts(args: dict[str, Any]) -> dict[str, Any]:
     state = load_run(args["run"])
-    return {"artifacts": [a for run in state.steps.values() for a in artifacts_json(state.id, run.name, run.artifacts)]}
+    return {"artifacts": run_artifacts_json(state)}
 
 
 def _get_artifact(args: dict[str, Any]) -> dict[str, Any]:

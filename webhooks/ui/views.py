@@ -18,7 +18,7 @@ from runner.store.pauses import Pausable
 from ..access.session import check_csrf, local_path, page, sign_in, sign_out, signed_in
 from ..api.artifacts import INLINE
 from ..api.params import unix_time
-from ..api.representations import artifacts_json, masker_for, workspace_triggers_json
+from ..api.representations import masker_for, run_artifacts_json, workspace_triggers_json
 from ..context import current_service
 from ..ratelimits import count_start
 from . import bp
@@ -123,7 +123,7 @@ def run(run_id):
         node_h=NODE_H,
         focus=request.args.get("step"),
         url=service.config.run_url(state.id),
-        artifacts=lambda s: [a for run in s.steps.values() for a in artifacts_json(s.id, run.name, run.artifacts)],
+        artifacts=run_artifacts_json(state),
         inline=INLINE,
     )
 
