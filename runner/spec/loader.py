@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import SpecError
 from ..templating import is_template
@@ -146,17 +146,18 @@ def _load(
     sections = _merge_sections(documents, problems)
     if not _within_count_limits(sections, limits, problems):
         return LoadResult(None, tuple(problems.sorted()))
-    shared = _library_names(libraries, limits)
+    shared = _Libraries(libraries, {name: _defined(files, limits) for name, files in libraries.items()}, limits)
+    names = shared.names()
     ctx = BuildContext(
         problems=problems,
         root=root if file_exists is None else None,
         file_exists=file_exists,
-        action_names=frozenset(sections["actions"]) | shared["actions"] | frozenset(outside),
-        task_names=frozenset(sections["tasks"]) | shared["tasks"],
-        connection_types=frozenset(sections["connection_types"]) | shared["connection_types"],
+        action_names=frozenset(sections["actions"]) | names["actions"] | frozenset(outside),
+        task_names=frozenset(sections["tasks"]) | names["tasks"],
+        connection_types=frozenset(sections["connection_types"]) | names["connection_types"],
         workspaces=workspaces,
     )
-    workspace = _build(root, texts, documents, sections, ctx, (libraries, limits), outside)
+    workspace = _build(root, texts, documents, sections, ctx, shared, outside)
     return LoadResult(workspace, tuple(problems.sorted()))
 
 
@@ -183,29 +184,33 @@ def _defined(files: Mapping[str, str], limits: SpecLimits) -> dict[str, set[str]
     return names
 
 
-def _library_names(libraries: Mapping[str, Mapping[str, str]], limits: SpecLimits) -> dict[str, frozenset[str]]:
-    """Every library's item names as the workspace uses them (`<library>.<item>`), per section."""
-    out: dict[str, set[str]] = {section: set() for section in _SHARED}
-    for name, files in libraries.items():
-        for section, names in _defined(files, limits).items():
-            out[section].update(f"{name}.{item}" for item in names)
-    return {section: frozenset(names) for section, names in out.items()}
+class _Libraries(NamedTuple):
+    files: Mapping[str, Mapping[str, str]]  # each library's files by path
+    defined: Mapping[str, dict[str, set[str]]]  # each library's names per section (`_defined`)
+    limits: SpecLimits
+
+    def names(self) -> dict[str, frozenset[str]]:
+        """Every library's item names as the workspace uses them (`<library>.<item>`), per section."""
+        out: dict[str, set[str]] = {section: set() for section in _SHARED}
+        for name, sections in self.defined.items():
+            for section, names in sections.items():
+                out[section].update(f"{name}.{item}" for item in names)
+        return {section: frozenset(names) for section, names in out.items()}
 
 
-def _import_libraries(
-    libraries: Mapping[str, Mapping[str, str]], problems: Problems, limits: SpecLimits, outside: Mapping[str, Action]
-) -> Imported:
+def _import_libraries(libraries: _Libraries, problems: Problems, outside: Mapping[str, Action]) -> Imported:
     """Every library's items, renamed `<library>.<item>`; a library's own problems are the workspace's. Its
     tasks may use the workspace's actions (`outside`), which stay the workspace's."""
     merged = Imported({}, {}, {})
-    for name, files in sorted(libraries.items()):
+    for name, files in sorted(libraries.files.items()):
         own = Problems()
-        result = _load(Path("."), _workflow_files(files), own, files.__contains__, limits, {}, outside=outside)
+        workflows = _workflow_files(files)
+        result = _load(Path("."), workflows, own, files.__contains__, libraries.limits, {}, outside=outside)
         for problem in result.problems:
             problems.items.append(relocated(problem, name))
         if result.workspace is None:
             continue
-        defined = _defined(files, limits)["actions"]
+        defined = libraries.defined[name]["actions"]
         library = replace(result.workspace, actions={k: a for k, a in result.workspace.actions.items() if k in defined})
         imported = import_library(name, library, files, problems)
         merged.actions.update(imported.actions)
@@ -340,7 +345,7 @@ def _build(
     documents: list[Document],
     sections: Sections,
     ctx: BuildContext,
-    libraries: tuple[Mapping[str, Mapping[str, str]], SpecLimits],
+    libraries: _Libraries,
     outside: Mapping[str, Action],
 ) -> Workspace:
     problems = ctx.problems
@@ -354,8 +359,9 @@ def _build(
             action = build_action(data, name, ctx, f"action {name!r}")
             if action is not None:
                 own_actions[name] = action
-    found, limits = libraries
-    imported = _import_libraries(found, problems, limits, {**outside, **own_actions}) if found else Imported({}, {}, {})
+    imported = (
+        _import_libraries(libraries, problems, {**outside, **own_actions}) if libraries.files else Imported({}, {}, {})
+    )
     connection_types.update(imported.connection_types)
     connections: dict[str, Connection] = {}
     for name, (data, parent, _) in sections["connections"].items():
