@@ -102,7 +102,8 @@ class KubernetesConfig:
       context: prod                  # a kubeconfig context (default: the current one)
       namespace: strom
       runner_image: python:3.12-slim # script steps with runner: pod
-      init_image: busybox:1.36       # fills /workspace (needs wget and tar)
+      init_image: busybox:1.36       # fills /workspace and $STATE_DIR, sends what steps leave (needs wget and tar)
+      files: true                    # give pods $STATE_DIR, $STATE_OUT_DIR and $ARTIFACTS_DIR
       service_account: strom-steps
       pending_timeout: 10m           # a pod Pending longer fails
       pull_backoff_timeout: 5m       # ... or waiting on an image it cannot pull
@@ -113,6 +114,7 @@ class KubernetesConfig:
     namespace: str = "default"
     runner_image: str = DEFAULT_RUNNER_IMAGE
     init_image: str = "busybox:1.36"
+    files: bool = True
     service_account: str | None = None
     pending_timeout: float = 600.0
     pull_backoff_timeout: float = 300.0
@@ -129,6 +131,7 @@ def parse_kubernetes(block, problems: Problems, base: Path) -> KubernetesConfig:
             "namespace",
             "runner_image",
             "init_image",
+            "files",
             "service_account",
             "pending_timeout",
             "pull_backoff_timeout",
@@ -144,4 +147,6 @@ def parse_kubernetes(block, problems: Problems, base: Path) -> KubernetesConfig:
     for key in ("pending_timeout", "pull_backoff_timeout"):
         if r.has(key):
             values[key] = r.duration(key)
+    if r.has("files"):
+        values["files"] = r.boolean("files")
     return KubernetesConfig(**{k: v for k, v in values.items() if v is not None})

@@ -9,15 +9,25 @@ Pods are scripted by the image of their `step` container: each read of the pod r
 status of its script (the last one repeats); its log is the script's text. Every request is
 recorded in `.requests` (method, path); created pod bodies in `.created`; deleted names in
 `.deleted`.
+
+With `.upload_origin` set (the web process's URL), a pod with Strom's `strom-files` sidecar does
+what that container does when it is stopped: on a graceful delete, the script's `files` (paths
+under state-out/ and artifacts/) are POSTed as a gzipped tar in base64 to the sidecar's STROM_UPLOAD_URL,
+its origin replaced, with its token; each answer's status is appended to `.uploads`.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 __all__ = ["PENDING", "RUNNING", "FakeKube", "container_status", "failed", "pull_backoff", "succeeded", "unschedulable"]
 
@@ -73,13 +83,17 @@ class FakeKube:
         self.created: list[dict] = []
         self.deleted: list[str] = []
         self._scripts: dict[str, tuple[list[dict], str]] = {}
+        self._files: dict[str, dict[str, bytes]] = {}
+        self.upload_origin: str | None = None
+        self.uploads: list[int] = []
         self._pods: dict[str, dict] = {}
         self._reads: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    def script(self, image: str, statuses: list[dict], log: str = "") -> None:
+    def script(self, image: str, statuses: list[dict], log: str = "", files: dict[str, bytes] | None = None) -> None:
         self._scripts[image] = (statuses, log)
+        self._files[image] = files or {}
 
     @property
     def url(self) -> str:
@@ -160,6 +174,9 @@ class FakeKube:
         if len(parts) == 7 and parts[6] == "log":
             return 200, "text/plain", self._scripts.get(self._image(name), ([], ""))[1].encode()
         if method == "DELETE":
+            grace = parse_qs(urlsplit(target).query).get("gracePeriodSeconds", ["30"])[0]
+            if int(grace) > 0:
+                self._send_files(name)
             self.deleted.append(name)
             return 200, "application/json", json.dumps({**self._pods[name], "status": {"phase": "Running"}}).encode()
         pod = {
@@ -168,6 +185,31 @@ class FakeKube:
             "status": self._status(name),
         }
         return 200, "application/json", json.dumps(pod).encode()
+
+    def _send_files(self, name: str) -> None:
+        pod = self._pods[name]
+        sidecar = next((c for c in pod["spec"].get("initContainers", []) if c["name"] == "strom-files"), None)
+        if sidecar is None or self.upload_origin is None:
+            return
+        env = {e["name"]: e["value"] for e in sidecar["env"]}
+        body = io.BytesIO()
+        with tarfile.open(fileobj=body, mode="w:gz") as tar:
+            for directory in ("state-out", "artifacts"):
+                entry = tarfile.TarInfo(directory)
+                entry.type, entry.mode = tarfile.DIRTYPE, 0o1777
+                tar.addfile(entry)
+            for path, data in self._files.get(self._image(name), {}).items():
+                entry = tarfile.TarInfo(path)
+                entry.size = len(data)
+                tar.addfile(entry, io.BytesIO(data))
+        url = urlsplit(env["STROM_UPLOAD_URL"])
+        answer = requests.post(
+            f"{self.upload_origin}{url.path}",
+            data=base64.b64encode(body.getvalue()),
+            headers={"Authorization": f"Bearer {env['STROM_UPLOAD_TOKEN']}", "Content-Type": "application/base64"},
+            timeout=30,
+        )
+        self.uploads.append(answer.status_code)
 
 
 def _handler(fake: FakeKube):

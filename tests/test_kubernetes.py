@@ -385,7 +385,9 @@ def test_pod_steps_go_to_workers_with_the_kubernetes_ability(tmp_path, redis_url
         redis_url,
         STROM_WORKERS__TOKEN="worker-secret-0123456789",
         STROM_PUBLIC_URL="https://strom.example.com",
-        STROM_KUBERNETES=jsonlib.dumps({"kubeconfig": str(kube.kubeconfig(tmp_path)), "namespace": "ci"}),
+        STROM_KUBERNETES=jsonlib.dumps(
+            {"kubeconfig": str(kube.kubeconfig(tmp_path)), "namespace": "ci", "files": False}
+        ),
     )
     with stack(config, abilities=("kubernetes",)) as service:
         from runner import runs
@@ -395,6 +397,7 @@ def test_pod_steps_go_to_workers_with_the_kubernetes_ability(tmp_path, redis_url
         assert done.status is RunStatus.SUCCEEDED and done.steps["render"].output == {"pages": 12}
         [pod] = kube.created
         assert pod["spec"]["containers"][0]["args"] == ["render", "--all"]
+        assert "initContainers" not in pod["spec"], "kubernetes.files: false gives the pod no helper containers"
         assert pod["metadata"]["labels"]["strom.worker"] == "test-worker-0"
         worker = Worker(service, abilities=("kubernetes",), name="signer")
         url, token = worker._snapshot_access(work(workspace="app"))

@@ -2,6 +2,10 @@
 `runner: pod` runs the script in the runner image, with the run's commit downloaded by an init
 container (a short-lived token for that one commit) into a read-only /workspace.
 
+Task state and artifacts (`kubernetes.files`, on by default): the init container also fills $STATE_DIR, and a
+native sidecar sends $STATE_OUT_DIR and $ARTIFACTS_DIR to the web process when the step's container has ended
+(each with an object token for one object); the worker then reads them as if the step had run here.
+
 The action's `manifest` is merged into the generated pod, which is refused if it would reach the
 node (host namespaces, hostPath, privileged). A pod Pending too long fails with the pod's own
 reason; timeout and cancel delete the pod; the pod is deleted when the step ends.
@@ -11,36 +15,42 @@ from __future__ import annotations
 
 import copy
 import shlex
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 from ..container_config import KubernetesConfig
 from ..durations import format_duration
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
-from ..errors import RunnerUnavailable, StepSetupError
+from ..errors import RunnerUnavailable, StepSetupError, StromError
 from ..outputs import OutputCollector, compose_summary
 from ..spec.payloads import ContainerPayload, ScriptPayload
 from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script
+from .outfiles import TooMuch, kept_files, unpack_out
 from .pods import (
     CONTAINER_CONTEXT,
     LABEL,
     STEP_CONTAINER,
+    UPLOAD_GRACE,
+    PodFiles,
     deep_merge,
     forbid_escalation,
     label_value,
     pod_name,
     step_pod,
     unsafe_parts,
+    with_files,
 )
 from .process import LineSplitter
 
-__all__ = ["INIT_SCRIPT", "PULL_PROBLEMS", "PodExecutor"]
+__all__ = ["INIT_SCRIPT", "PULL_PROBLEMS", "PodExecutor", "PodFileStore"]
 
 INIT_SCRIPT = (
     'set -e; wget -q -O /tmp/snapshot.tar.gz --header "Authorization: Bearer $STROM_SNAPSHOT_TOKEN" '
@@ -49,6 +59,21 @@ INIT_SCRIPT = (
 )
 PULL_PROBLEMS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
 READ_ATTEMPTS = 5  # consecutive failed reads of a pod before the step is given up
+UPLOAD_WAIT = UPLOAD_GRACE + 30.0  # seconds a succeeded step's files may take to arrive
+
+
+class PodFileStore(Protocol):
+    """The worker's side of pods' files (runner/service/pod_files.py)."""
+
+    budget: int  # bytes of files one step may leave (state and artifacts)
+
+    def access(self, work: StepWork) -> PodFiles | str:
+        """The step's PodFiles, or why its files cannot be collected."""
+
+    def fetch(self, key: str, scratch: Path) -> Path:
+        """The object on this machine; ObjectError when it is not there (yet)."""
+
+    def forget(self, key: str) -> None: ...
 
 
 class PodExecutor:
@@ -59,11 +84,14 @@ class PodExecutor:
         snapshot_access: Callable[[StepWork], tuple[str, str]] | None = None,
         api=None,
         poll: float = 1.0,
+        files: PodFileStore | None = None,
     ):
-        """`snapshot_access(work)` gives (url, token) to download the step's commit."""
+        """`snapshot_access(work)` gives (url, token) to download the step's commit; `files` gives steps their
+        task state and artifacts."""
         self.settings = settings or KubernetesConfig()
         self.worker = worker
         self.snapshot_access = snapshot_access
+        self.files = files if self.settings.files else None
         self._api = api
         self.poll = poll
         self._lock = threading.Lock()
@@ -108,7 +136,7 @@ class PodExecutor:
         return host
 
     # ------------------------------------------------------------------ the pod
-    def manifest(self, work: StepWork) -> dict:
+    def manifest(self, work: StepWork, files: PodFiles | None = None) -> dict:
         labels = {
             LABEL: "1",
             "strom.run": label_value(work.job_id),
@@ -158,6 +186,8 @@ class PodExecutor:
         )
         if work.timeout:  # the cluster stops the pod even if this worker dies
             pod["spec"]["activeDeadlineSeconds"] = int(work.timeout + self.settings.pending_timeout) + 60
+        if files is not None:
+            pod = with_files(pod, files, self.settings.init_image)
         if manifest:
             pod = deep_merge(pod, dict(manifest))
         unsafe = unsafe_parts(pod)
@@ -197,7 +227,8 @@ class PodExecutor:
 
         if cancel.is_set():
             return StepResult(StepStatus.CANCELLED, error="cancelled")
-        pod = self.manifest(work)
+        files = self._files(work, logs)
+        pod = self.manifest(work, files)
         name, namespace = pod["metadata"]["name"], self.settings.namespace
         try:
             self.api.create_namespaced_pod(namespace, pod)
@@ -213,18 +244,81 @@ class PodExecutor:
             raise RunnerUnavailable(f"cannot reach the Kubernetes API: {_short(exc)}") from exc
         logs.line("strom", f"pod {namespace}/{name}")
         try:
-            return self._follow(work, name, logs, cancel)
+            result = self._follow(work, name, logs, cancel)
+            if files is not None and result.status is StepStatus.SUCCEEDED:
+                result = self._collect(work, name, files, result, logs, cancel)
+            return result
         finally:
+            if files is not None:
+                self._forget(files.key)
             try:
                 self._delete(name)
             except Exception as exc:  # noqa: BLE001 - the step's own result matters more; the pod's deadline ends it
                 logs.line("strom", f"could not delete pod {name}: {_short(exc)}")
 
-    def _delete(self, name: str) -> None:
+    # ------------------------------------------------------------------ task state and artifacts
+    def _files(self, work: StepWork, logs: LogSink) -> PodFiles | None:
+        if self.files is None:
+            return None
+        access = self.files.access(work)
+        if isinstance(access, str):
+            logs.line("strom", f"$STATE_OUT_DIR and $ARTIFACTS_DIR are not collected from this pod: {access}")
+            return None
+        self._forget(access.key)  # what an earlier pod of this very attempt sent
+        return access
+
+    def _forget(self, key: str) -> None:
+        try:
+            self.files.forget(key)  # type: ignore[union-attr]
+        except StromError:  # gone, or storage unreachable: the object is orphaned, never read
+            pass
+
+    def _collect(
+        self, work: StepWork, name: str, files: PodFiles, result: StepResult, logs: LogSink, cancel: threading.Event
+    ) -> StepResult:
+        """`result` with what the succeeded step left, once the pod's files container has sent it: deleting the
+        pod stops that container (if the cluster has not already), which sends the files."""
+        assert self.files is not None
+        try:
+            self._delete(name, grace=UPLOAD_GRACE)
+        except Exception as exc:  # noqa: BLE001 - the files may be on their way all the same
+            logs.line("strom", f"could not stop pod {name}: {_short(exc)}")
+        scratch = Path(tempfile.mkdtemp(prefix="strom-pod-files-"))
+        try:
+            deadline = time.monotonic() + UPLOAD_WAIT
+            while True:
+                try:
+                    archive = self.files.fetch(files.key, scratch)
+                    break
+                except StromError as exc:
+                    if cancel.is_set():
+                        return StepResult(StepStatus.CANCELLED, error="cancelled")
+                    if time.monotonic() >= deadline:
+                        return replace(
+                            result,
+                            status=StepStatus.FAILED,
+                            error=f"the files the step left did not reach Strom within {format_duration(UPLOAD_WAIT)}"
+                            f" ({exc}): the pod's strom-files container sends them to the public_url, can the "
+                            "cluster reach it?",
+                        )
+                    cancel.wait(self.poll)
+            out, skipped = scratch / "out", list[str]()
+            out.mkdir()
+            try:
+                unpack_out(archive, out, self.files.budget, skipped)
+            except (TooMuch, ValueError) as exc:
+                return replace(result, status=StepStatus.FAILED, error=f"the files the step left are not kept: {exc}")
+            for line in skipped:
+                logs.line("strom", f"not kept: {line}")
+            return kept_files(result, out, logs, work.untrusted)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _delete(self, name: str, grace: int = 0) -> None:
         from kubernetes.client.rest import ApiException
 
         try:
-            self.api.delete_namespaced_pod(name, self.settings.namespace, grace_period_seconds=0)
+            self.api.delete_namespaced_pod(name, self.settings.namespace, grace_period_seconds=grace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -328,6 +422,9 @@ def _step_state(pod):
     )
 
 
+_INIT_JOBS = {"workspace": "the commit (or the task state's files)", "files": "the task state's files"}
+
+
 def _failed_init(pod) -> str | None:
     for container in (pod.status.init_container_statuses or []) if pod.status else []:
         terminated = container.state.terminated if container.state else None
@@ -335,7 +432,11 @@ def _failed_init(pod) -> str | None:
             return (
                 f"init container {container.name!r} failed with exit code {terminated.exit_code}"
                 + (f" ({terminated.reason})" if terminated.reason not in (None, "Error") else "")
-                + ": the commit could not be downloaded (is public_url reachable from the cluster?)"
+                + (
+                    f": {_INIT_JOBS[container.name]} could not be downloaded (can the cluster reach public_url?)"
+                    if container.name in _INIT_JOBS
+                    else ""
+                )
             )
     return None
 

@@ -41,6 +41,7 @@ __all__ = [
     "pack_dir",
     "prepare_out",
     "remove_staging",
+    "unpack_out",
 ]
 
 STATE_DIR_ENV = "STATE_DIR"
@@ -271,6 +272,55 @@ def artifact_files(staging: str, skipped: list[str]) -> Iterator[ArtifactFile]:
         raise ValueError(str(exc)) from None
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- a pod's upload
+
+
+def unpack_out(archive: Path, out_dir: Path, budget: int, skipped: list[str]) -> None:
+    """What a pod's step left (`state-out/` and `artifacts/` of its out directory, as a gzipped tar its sidecar
+    sent) unpacked into the fresh `out_dir`, as if the step had written it here: directories and regular files
+    only (anything else is added to `skipped` with the reason), names checked, at most `budget` bytes and the
+    files a step may leave. Raises TooMuch past a limit, ValueError on a broken archive."""
+    import tarfile
+    import zlib
+
+    make_out_dirs(out_dir, state=False)
+    roots = (OUT_DIRS[STATE_OUT_ENV], OUT_DIRS[ARTIFACTS_ENV])
+    size, count = 0, 0
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./").rstrip("/")
+                root, _, rest = name.partition("/")
+                if name in roots:
+                    continue
+                problem = None if root in roots else "outside $STATE_OUT_DIR and $ARTIFACTS_DIR"
+                problem = problem or artifact_name_problem(rest)
+                if not problem and not (member.isdir() or member.isreg()):
+                    problem = "not a regular file or directory"
+                if problem:
+                    skipped.append(f"{name!r}: {problem}")
+                    continue
+                count += 1
+                if count > MAX_STATE_FILES + MAX_ARTIFACTS:
+                    raise TooMuch(f"they are more than {MAX_STATE_FILES + MAX_ARTIFACTS} files")
+                target = out_dir / root / rest
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                size += member.size
+                if size > budget:
+                    raise TooMuch(f"they are over {format_size(budget)} (at {name})")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:  # a regular member always has its data
+                    raise ValueError(f"no data for {name}")
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                with source, os.fdopen(os.open(target, flags, 0o755 if member.mode & 0o111 else 0o644), "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ValueError(f"the archive is broken: {exc}") from None
 
 
 def remove_staging(staging: str | None) -> None:

@@ -11,17 +11,24 @@ import copy
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FILES_CONTAINER",
     "LABEL",
+    "PREPARE_FILES",
     "STEP_CONTAINER",
+    "UPLOAD_FILES",
+    "UPLOAD_GRACE",
+    "PodFiles",
     "deep_merge",
     "forbid_escalation",
     "label_value",
     "pod_name",
     "step_pod",
     "unsafe_parts",
+    "with_files",
 ]
 
 STEP_CONTAINER = "step"
@@ -208,4 +215,85 @@ def step_pod(
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": spec,
+    }
+
+
+# ---------------------------------------------------------------- task state and artifacts
+
+FILES_CONTAINER = "strom-files"
+UPLOAD_GRACE = 120  # seconds the files container has to send the files once the step has ended
+# Fills $STATE_DIR with the files of the task state the step starts from, and makes $STATE_OUT_DIR and
+# $ARTIFACTS_DIR writable by whichever user the step runs as.
+PREPARE_FILES = (
+    "mkdir -p -m 1777 /strom-out/state-out /strom-out/artifacts; "
+    'if [ -n "$STROM_STATE_URL" ]; then '
+    'wget -q -O /tmp/state.tar.gz --header "Authorization: Bearer $STROM_STATE_TOKEN" "$STROM_STATE_URL"; '
+    "tar -xzf /tmp/state.tar.gz -C /strom-state; rm -f /tmp/state.tar.gz; fi"
+)
+# A native sidecar: stopped (SIGTERM) when the step's container has ended or the pod is deleted, it sends what
+# the step left to Strom, which keeps what a succeeded step left and drops the rest.
+UPLOAD_FILES = (
+    "up() { tar -czf - -C /strom-out state-out artifacts | base64 -w 0 > /tmp/out.b64 && "
+    'wget -q -O /dev/null --header "Authorization: Bearer $STROM_UPLOAD_TOKEN" '
+    '--header "Content-Type: application/base64" --post-file /tmp/out.b64 "$STROM_UPLOAD_URL"; exit $?; }; '
+    "trap up TERM; while true; do sleep 1 & wait $!; done"
+)  # busybox's wget sends a file as a C string: the archive goes as base64
+
+
+@dataclass(frozen=True)
+class PodFiles:
+    """Where a pod's step gets the files of its task state, and where it sends what it left (object tokens)."""
+
+    key: str  # the object the files container stores what the step left as
+    upload_url: str
+    upload_token: str
+    state_url: str = ""
+    state_token: str = ""
+
+
+def with_files(pod: dict, files: PodFiles, image: str) -> dict:
+    """`pod` with $STATE_DIR (read-only), $STATE_OUT_DIR and $ARTIFACTS_DIR for its step, filled and sent by
+    containers of `image` (it needs sh, wget and tar)."""
+    spec = pod["spec"]
+    step = next(c for c in spec["containers"] if c["name"] == STEP_CONTAINER)
+    spec["volumes"] = [*spec.get("volumes", []), *({"name": n, "emptyDir": {}} for n in ("strom-state", "strom-out"))]
+    state_mount = {"name": "strom-state", "mountPath": "/strom-state"}
+    out_mount = {"name": "strom-out", "mountPath": "/strom-out"}
+    step["volumeMounts"] = [*step.get("volumeMounts", []), {**state_mount, "readOnly": True}, out_mount]
+    step["env"] = [
+        *step.get("env", []),
+        {"name": "STATE_DIR", "value": "/strom-state"},
+        {"name": "STATE_OUT_DIR", "value": "/strom-out/state-out"},
+        {"name": "ARTIFACTS_DIR", "value": "/strom-out/artifacts"},
+    ]
+    state_env = [
+        {"name": "STROM_STATE_URL", "value": files.state_url},
+        {"name": "STROM_STATE_TOKEN", "value": files.state_token},
+    ]
+    inits = spec.setdefault("initContainers", [])
+    workspace = next((c for c in inits if c["name"] == "workspace"), None)
+    if workspace is not None:  # one init container does both
+        workspace["command"] = [*workspace["command"][:-1], f"{workspace['command'][-1]}; {PREPARE_FILES}"]
+        workspace["env"] = [*workspace.get("env", []), *state_env]
+        workspace["volumeMounts"] = [*workspace.get("volumeMounts", []), state_mount, out_mount]
+    else:
+        inits.append(_helper("files", image, f"set -e; {PREPARE_FILES}", state_env, [state_mount, out_mount]))
+    upload_env = [
+        {"name": "STROM_UPLOAD_URL", "value": files.upload_url},
+        {"name": "STROM_UPLOAD_TOKEN", "value": files.upload_token},
+    ]
+    sidecar = _helper(FILES_CONTAINER, image, UPLOAD_FILES, upload_env, [{**out_mount, "readOnly": True}])
+    inits.append({**sidecar, "restartPolicy": "Always"})
+    spec.setdefault("terminationGracePeriodSeconds", UPLOAD_GRACE)
+    return pod
+
+
+def _helper(name: str, image: str, script: str, env: list[dict], mounts: list[dict]) -> dict:
+    return {
+        "name": name,
+        "image": image,
+        "command": ["sh", "-c", script],
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": copy.deepcopy(CONTAINER_CONTEXT),
     }

@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import time
 
-__all__ = ["PREFIX", "TTL", "check", "issue"]
+__all__ = ["PREFIX", "TTL", "check", "issue", "sign"]
 
 PREFIX = "strom-snap."
 TTL = 15 * 60
 
 
-def _sign(key: str, body: str) -> str:
+def sign(key: str, body: str) -> str:
     digest = hmac.new(key.encode(), body.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -28,7 +28,7 @@ def _sign(key: str, body: str) -> str:
 def issue(key: str, workspace: str, sha: str, ttl: float = TTL, now: float | None = None) -> str:
     expires = int((time.time() if now is None else now) + ttl)
     body = f"{PREFIX}{workspace}.{sha}.{expires}"
-    return f"{body}.{_sign(key, body)}"
+    return f"{body}.{sign(key, body)}"
 
 
 def check(key: str | None, token: str, workspace: str, sha: str, now: float | None = None) -> str | None:
@@ -36,7 +36,7 @@ def check(key: str | None, token: str, workspace: str, sha: str, now: float | No
     if not key:
         return "this server has no workers.token to check snapshot tokens with"
     body, _, signature = token.rpartition(".")
-    if not body.startswith(PREFIX) or not hmac.compare_digest(_sign(key, body).encode(), signature.encode()):
+    if not body.startswith(PREFIX) or not hmac.compare_digest(sign(key, body).encode(), signature.encode()):
         return "the snapshot token is not valid"
     parts = body[len(PREFIX) :].rsplit(".", 2)
     if len(parts) != 3 or parts[0] != workspace or parts[1] != sha:

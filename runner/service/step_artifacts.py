@@ -98,5 +98,5 @@ class StepArtifacts:
         for artifact in stored:
             try:
                 self.service.worker_objects.delete(artifact["key"])
-            except Exception:  # noqa: BLE001 - a worker on another machine cannot delete; the object is orphaned
+            except Exception:  # noqa: BLE001 - storage unreachable: the object is orphaned, never read
                 pass

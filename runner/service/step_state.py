@@ -25,9 +25,10 @@ from ..store.objects import state_object
 if TYPE_CHECKING:
     from ..runs.service import Service
 
-__all__ = ["FILE_EXECUTORS", "PATIENCE", "StepState"]
+__all__ = ["FILE_EXECUTORS", "PATIENCE", "POD_EXECUTOR", "StepState"]
 
-FILE_EXECUTORS = frozenset({"local", "docker"})  # the executors that give steps $STATE_DIR and $STATE_OUT_DIR
+POD_EXECUTOR = "kubernetes"
+FILE_EXECUTORS = frozenset({"local", "docker", POD_EXECUTOR})  # the executors giving $STATE_DIR and $STATE_OUT_DIR
 PATIENCE = 30.0  # seconds a step's start or end waits for Redis (the task state it starts from, artifact sizes)
 
 
@@ -38,9 +39,12 @@ class StepState:
     @contextmanager
     def prepared(self, work: StepWork, cancel: threading.Event) -> Iterator[StepWork]:
         """`work` with `state_archive`: the files of the task state it starts from, on this machine."""
-        key = None
-        if not work.untrusted and executor_key(work) in FILE_EXECUTORS:
+        key, executor = None, executor_key(work)
+        if not work.untrusted and executor in FILE_EXECUTORS:
             key = work.state_files if work.state_files is not None else self._newest_files(work, cancel)
+        if executor == POD_EXECUTOR:  # a pod fetches the files itself, with a token for the key
+            yield replace(work, state_files=key or "")
+            return
         if not key:
             yield work
             return

@@ -23,7 +23,6 @@ from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from .. import failpoints
 from ..engine.events import StepAbandoned, StepFinished, StepStarted
@@ -168,8 +167,11 @@ class Worker:
             self.executors["docker"] = DockerExecutor(self.config.docker, self.name, hide=hide)
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
+            from .pod_files import PodFileAccess
 
-            self.executors["kubernetes"] = PodExecutor(self.config.kubernetes, self.name, self._snapshot_access)
+            self.executors["kubernetes"] = PodExecutor(
+                self.config.kubernetes, self.name, self._snapshot_access, files=PodFileAccess(service)
+            )
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
         self.step_state = StepState(service)
         self.step_artifacts = StepArtifacts(service)
@@ -434,21 +436,18 @@ class Worker:
         """Where a pod downloads the step's commit, and a token that opens only that, for a while."""
         from ..errors import StepSetupError
         from ..git import snapshot_tokens
+        from .pod_files import pod_base_url
 
-        token, commit = self.config.worker_token, work.commit
+        commit = work.commit
         if not commit:  # the pod executor asks only for a step with its run's commit
             raise StepSetupError("runner: pod needs the run's commit from a git workspace")
-        if not token:
-            raise StepSetupError(
-                "runner: pod needs workers.token in the configuration (it signs the token the pod "
-                "downloads the commit with)"
-            )
-        base = self._server_url.rstrip("/")
-        if urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1"):
-            raise StepSetupError(f"runner: pod needs a public_url (or workers.server_url) pods can reach, not {base}")
+        try:
+            base, secret = pod_base_url(self.config)
+        except ValueError as exc:
+            raise StepSetupError(f"runner: pod: {exc}") from None
         url = f"{base}/api/workspaces/{work.workspace}/snapshots/{commit}.tar.gz"
         ttl = max(snapshot_tokens.TTL, self.config.kubernetes.pending_timeout + 300)  # valid until the pod starts
-        return url, snapshot_tokens.issue(token, work.workspace, commit, ttl=ttl)
+        return url, snapshot_tokens.issue(secret, work.workspace, commit, ttl=ttl)
 
     def _with_api(self, work: StepWork, logs: StepLog) -> StepWork:
         """A step of a task with `api: true` gets the API's URL and its run's token (masked in its logs); never a

@@ -26,10 +26,13 @@ __all__ = [
     "S3Settings",
     "artifact_object",
     "check_key",
+    "pod_files_object",
     "state_object",
 ]
 
-_KEY = re.compile(r"state/[0-9a-f]{32}\.tar\.gz|artifacts/[0-9a-f]{32}|logs/[0-9a-f]{32}\.jsonl\.gz")
+_KEY = re.compile(
+    r"state/[0-9a-f]{32}\.tar\.gz|artifacts/[0-9a-f]{32}|logs/[0-9a-f]{32}\.jsonl\.gz|pods/[0-9a-f]{32}\.tar\.gz"
+)
 _CHUNK = 1 << 20
 
 
@@ -49,6 +52,12 @@ def state_object(snapshot_id: str) -> str:
 def artifact_object(job_id: str, step: str, attempt: int, name: str) -> str:
     """The key of an artifact: the same for the same attempt's same file (a repeated upload overwrites nothing)."""
     return f"artifacts/{uuid.uuid5(uuid.NAMESPACE_URL, f'strom-artifact:{job_id}:{step}:{attempt}:{name}').hex}"
+
+
+def pod_files_object(job_id: str, step: str, attempt: int) -> str:
+    """The key of what a pod's step left for Strom (its out directory as a gzipped tar), until the worker has
+    read it."""
+    return f"pods/{uuid.uuid5(uuid.NAMESPACE_URL, f'strom-pod-files:{job_id}:{step}:{attempt}').hex}.tar.gz"
 
 
 def check_key(key: str) -> str:
@@ -257,4 +266,12 @@ class RemoteObjects:
         raise ObjectError("a worker does not look objects up")
 
     def delete(self, key: str) -> None:
-        raise ObjectError("a worker does not delete objects")
+        import requests
+
+        url = self._url(key)
+        try:
+            response = requests.delete(url, headers=self._headers(), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ObjectError(f"deleting {key} at {url} failed: {exc}") from None
+        if response.status_code not in (200, 204, 404):
+            raise ObjectError(f"deleting {key} at {url} failed: HTTP {response.status_code}")

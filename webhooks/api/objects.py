@@ -1,26 +1,39 @@
 """Objects for workers on other machines (runner/store/objects.py): they store the files of task state and
-artifacts, and read task state, through here with the worker token."""
+artifacts, and read task state, through here with the worker token. A pod reaches the one object it may with
+an object token (runner/store/object_tokens.py): it reads the task state files its step starts from, and
+POSTs what its step left (as base64: busybox's wget can neither PUT nor send a NUL byte)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+from typing import IO, cast
 
 from flask import Response, jsonify, request
 
+from runner.store import object_tokens
 from runner.store.objects import ObjectError, ObjectMissing, ObjectStore, check_key
 
 from ..context import current_service
 from ..errors import ApiError
 from . import bp
 
-__all__ = ["get_object", "put_object", "stream_object"]
+__all__ = ["delete_object", "get_object", "put_object", "stream_object"]
 
 
-def _worker_only() -> None:
-    key = current_service().config.worker_token
+def _worker_only(key: str, verb: str) -> None:
+    """The worker token opens every object; an object token the one it names, for its verb."""
+    secret = current_service().config.worker_token
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if not key or scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), key.encode()):
+    presented = presented.strip()
+    if scheme.lower() == "bearer" and presented.startswith(object_tokens.TOKEN_PREFIX):
+        why = object_tokens.check(secret, presented, verb, key)
+        if why:
+            raise ApiError(401, "unauthorized", why)
+        return
+    if not secret or scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), secret.encode()):
         raise ApiError(401, "unauthorized", "objects are for workers: send `Authorization: Bearer <workers.token>`")
 
 
@@ -33,11 +46,32 @@ def _key(key: str) -> str:
 
 def _limit(key: str) -> int:
     config = current_service().config
-    if key.startswith("state/"):
+    if key.startswith(("state/", "pods/")):
         from runner.executors.outfiles import MAX_STATE_ARCHIVE
 
-        return MAX_STATE_ARCHIVE
+        return MAX_STATE_ARCHIVE + (config.artifacts_max_run if key.startswith("pods/") else 0)
     return config.artifacts_max_file
+
+
+class Base64Body:
+    """A request body sent as base64, read decoded (whitespace between the characters is allowed)."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.stream = stream
+        self.pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        want = (max(size, 1 << 16) + 2) // 3 * 4
+        while len(self.pending) < want:
+            chunk = self.stream.read(want)
+            if not chunk:
+                break
+            self.pending += b"".join(chunk.split())
+        text, self.pending = self.pending[:want], self.pending[want:]  # `want` is a whole number of quads
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            raise ApiError(400, "bad_request", f"the body is not base64: {exc}") from None
 
 
 def stream_object(objects: ObjectStore, key: str, **headers: str) -> Response:
@@ -67,16 +101,22 @@ def stream_object(objects: ObjectStore, key: str, **headers: str) -> Response:
 
 
 @bp.put("/objects/<path:key>")
+@bp.post("/objects/<path:key>")
 def put_object(key):
-    _worker_only()
     key = _key(key)
+    _worker_only(key, "put")
     objects = current_service().objects
     try:
         if objects.exists(key):  # objects never change: a repeated upload (a retried report) changes nothing
             return jsonify(key=key, stored=False)
         limit = _limit(key)
-        request.max_content_length = limit
-        size = objects.put_stream(key, request.stream, limit)
+        body: IO[bytes] = request.stream
+        if request.mimetype == "application/base64":
+            request.max_content_length = limit // 3 * 4 + 4
+            body = cast(IO[bytes], Base64Body(body))
+        else:
+            request.max_content_length = limit
+        size = objects.put_stream(key, body, limit)
     except ObjectMissing as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except ObjectError as exc:
@@ -87,5 +127,17 @@ def put_object(key):
 
 @bp.get("/objects/<path:key>")
 def get_object(key):
-    _worker_only()
-    return stream_object(current_service().objects, _key(key))
+    key = _key(key)
+    _worker_only(key, "get")
+    return stream_object(current_service().objects, key)
+
+
+@bp.delete("/objects/<path:key>")
+def delete_object(key):
+    key = _key(key)
+    _worker_only(key, "delete")
+    try:
+        current_service().objects.delete(key)
+    except ObjectError as exc:
+        raise ApiError(502, "storage_failed", str(exc)) from None
+    return "", 204

@@ -1,0 +1,43 @@
+"""Short-lived tokens that open one object of the storage for one verb, for a pod: `get` the task state files
+its step starts from, `put` the files its step left (runner/executors/kubernetes.py).
+
+    strom-snap.obj.<verb>.<key>.<expires>.<signature>
+
+Signed like snapshot tokens (runner/git/snapshot_tokens.py: an HMAC with `workers.token`, which the web
+process knows too), under the same prefix, so the API treats both as scoped tokens and never as its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from ..git.snapshot_tokens import PREFIX, sign
+
+__all__ = ["TOKEN_PREFIX", "check", "issue"]
+
+TOKEN_PREFIX = f"{PREFIX}obj."
+VERBS = ("get", "put")
+
+
+def issue(key: str, verb: str, object_key: str, ttl: float, now: float | None = None) -> str:
+    if verb not in VERBS:
+        raise ValueError(f"an object token opens an object to {' or '.join(VERBS)}, not {verb!r}")
+    expires = int((time.time() if now is None else now) + ttl)
+    body = f"{TOKEN_PREFIX}{verb}.{object_key}.{expires}"
+    return f"{body}.{sign(key, body)}"
+
+
+def check(key: str | None, token: str, verb: str, object_key: str, now: float | None = None) -> str | None:
+    """Why `token` does not open `object_key` to `verb`, or None when it does."""
+    if not key:
+        return "this server has no workers.token to check object tokens with"
+    body, _, signature = token.rpartition(".")
+    if not body.startswith(TOKEN_PREFIX) or not hmac.compare_digest(sign(key, body).encode(), signature.encode()):
+        return "the object token is not valid"
+    scope, _, expires = body[len(TOKEN_PREFIX) :].rpartition(".")
+    if scope != f"{verb}.{object_key}":
+        return f"the object token does not open {object_key} to {verb}"
+    if not (expires.isascii() and expires.isdigit()) or int(expires) < (time.time() if now is None else now):
+        return "the object token has expired"
+    return None
