@@ -51,7 +51,7 @@ from .template_limits import (
     start_clock,
     stop_clock,
 )
-from .tera_compat import FILTERS, GLOBALS, TESTS, display
+from .tera_compat import FILTERS, GLOBALS, TESTS, display, own_text
 from .tera_syntax import explain_syntax_error, translate
 from .vals import resolve_ref
 
@@ -377,7 +377,8 @@ def evaluate(source: str, context: Mapping[str, Any], where: str = "") -> Any:
             if isinstance(value, (list, tuple)):
                 return list(value)
             if isinstance(value, Mapping):
-                return dict(value)
+                text = own_text(value)
+                return dict(value) if text is None else text
         finally:
             stop_clock(clock)
     return render(source, context, where)

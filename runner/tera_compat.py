@@ -26,7 +26,7 @@ from jinja2.exceptions import FilterArgumentError, SecurityError
 from .template_limits import MAX_ITEMS, MAX_WIDTH, check_format, check_items, check_replace, check_width, joined, search
 from .tera_syntax import tera_pairs
 
-__all__ = ["FILTERS", "GLOBALS", "TESTS", "display", "to_json"]
+__all__ = ["FILTERS", "GLOBALS", "TESTS", "display", "own_text", "to_json"]
 
 _MISSING = object()
 
@@ -40,6 +40,11 @@ def _arg(args, kwargs, index, *names, default=_MISSING):
     return default
 
 
+def own_text(value) -> str | None:
+    """The text of a mapping that has a text form of its own (a connection given to an input: its name)."""
+    return str(value) if isinstance(value, Mapping) and type(value).__str__ is not dict.__str__ else None
+
+
 def display(value) -> str:
     """How a value is written into text: Tera's spelling of booleans, JSON for structures."""
     if value is None:
@@ -48,6 +53,9 @@ def display(value) -> str:
         return "true"
     if value is False:
         return "false"
+    text = own_text(value)
+    if text is not None:
+        return text
     if isinstance(value, (Mapping, list, tuple)):
         return to_json(value)
     return str(value)

@@ -187,21 +187,28 @@ tasks:
   daily:
     flow:
       plan: { type: script, script: 'echo "OUTPUT: {\\"dataset\\": \\"sales\\"}"' }
-      recalc: { action: jobs.recalc, input: { dataset: "{{ plan.output.dataset }}" }, depends_on: [plan] }
+      recalc:
+        action: jobs.recalc
+        input: { dataset: "{{ plan.output.dataset }}", db: warehouse }
+        depends_on: [plan]
   typo:
     flow:
-      recalc: { action: jobs.recalk, input: { dataset: x } }
+      recalc: { action: jobs.recalk, input: { dataset: x, db: warehouse } }
 """
 }
 OWNER = {
     ".strom/jobs.yaml": """
+connection_types:
+  db: { properties: { host: { type: string, required: true } } }
+connections:
+  warehouse: { type: db, host: warehouse.jobs.internal }
 actions:
   recalc:
     type: script
-    input: { dataset: { type: string, required: true } }
+    input: { dataset: { type: string, required: true }, db: { type: db } }
     env: { TOKEN: "{{ secret.jobs_token }}" }
     script: |
-      echo "recalc {{ input.dataset }} with $(cat queries/agg.sql) token=$TOKEN ($(printf %s "$TOKEN" | wc -c) characters)"
+      echo "recalc {{ input.dataset }} on {{ input.db.host }} with $(cat queries/agg.sql) token=$TOKEN ($(printf %s "$TOKEN" | wc -c) characters)"
       echo "OUTPUT: {\\"rows\\": 42, \\"dataset\\": \\"{{ input.dataset }}\\"}"
 """,
     "queries/agg.sql": "select 1",
@@ -226,7 +233,9 @@ def test_a_step_runs_another_workspaces_action_there_with_its_files_and_secrets(
         child = service.runs.load(state.steps["recalc"].child_job)
         assert (child.workspace, child.parent_job, child.source) == ("jobs", run.id, "child")
         lines = [line.text for line in service.logs.read(child.id) if line.stream == "stdout"]
-        assert "recalc sales with select 1 token=*** (14 characters)" in lines, "the owner's files and secret"
+        assert "recalc sales on warehouse.jobs.internal with select 1 token=*** (14 characters)" in lines, (
+            "the owner's files, connection and secret"
+        )
 
         typo = execute(service, "app", "typo", {})
         failed = wait_for(lambda: (s := service.runs.load(typo.id)).status.terminal and s, timeout=30, what="typo")

@@ -318,3 +318,56 @@ def test_what_tera_has_and_strom_cannot_is_a_validation_error_not_a_literal_scri
         assert "expose_env" in str(exc)
     else:
         raise AssertionError("the server's environment is never read")
+
+
+CONNECTIONS = """
+connection_types:
+  postgres:
+    host: { type: string, required: true }
+    port: { type: integer, default: 5432 }
+    password: { type: string }
+  queue: { url: { type: string } }
+connections:
+  prod-db: { type: postgres, host: db.example.com, password: "{{ secret.db_pass }}" }
+  jobs: { type: queue, url: "amqp://jobs" }
+actions:
+  migrate:
+    type: script
+    input: { target: { type: postgres } }
+    script: "migrate {{ input.target.host }}:{{ input.target.port }} as {{ input.target }}"
+tasks:
+  t:
+    input: { db: { type: postgres, default: prod-db } }
+    flow:
+      s: { type: script, script: "psql -h {{ input.db.host }} -p {{ input.db.port }} {{ input.db }} {{ input.db.password }}" }
+      m: { action: migrate, input: { target: "{{ input.db }}" } }
+"""
+
+
+def test_an_input_of_a_connection_type_holds_the_connection_in_templates():
+    sim = Sim(CONNECTIONS.replace('password: "{{ secret.db_pass }}"', "password: hunter2x"), "t")
+    sim.start()
+    assert sim.work("s").payload.script == "psql -h db.example.com -p 5432 prod-db hunter2x"
+    assert sim.work("s").env["INPUT_DB"] == "prod-db", "the environment carries the name"
+    assert sim.work("m").payload.script == "migrate db.example.com:5432 as prod-db"
+    assert sim.state.inputs == {"db": "prod-db"}, "the run keeps the name, never the connection's values"
+
+
+def test_a_connection_input_naming_no_connection_of_its_type_is_refused_with_the_choices():
+    import pytest
+
+    from runner.errors import InputError
+
+    with pytest.raises(InputError) as refused:
+        Sim(CONNECTIONS, "t", inputs={"db": "prod-dbb"}, secrets={"DB_PASS": "x"})
+    assert refused.value.errors == {"db": "no connection 'prod-dbb' (connections of type postgres: prod-db)"}
+    with pytest.raises(InputError) as wrong:
+        Sim(CONNECTIONS, "t", inputs={"db": "jobs"}, secrets={"DB_PASS": "x"})
+    assert wrong.value.errors == {"db": "connection 'jobs' is of type queue, not postgres"}
+
+
+def test_a_connections_secret_is_rendered_for_the_step_and_masked():
+    sim = Sim(CONNECTIONS, "t", secrets={"DB_PASS": "s3cret-pw"})
+    sim.start()
+    work = sim.work("s")
+    assert work.payload.script.endswith("prod-db s3cret-pw") and "s3cret-pw" in work.mask

@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..masking import Masker, secret_leaves
-from ..spec.model import InputField, Task, Workspace
-from ..templating import LazyNamespace, Namespace, SecretMap, template_name
+from ..spec.inputs import PRIMITIVE_TYPES
+from ..spec.model import ABSENT, InputField, Task, Workspace
+from ..templating import LazyNamespace, Namespace, SecretMap, render_value, template_name
 from .state import RunState, StepRun
 
 __all__ = ["RunContext", "job_context", "run_masker", "secret_values", "step_summary", "task_state_data"]
@@ -60,6 +61,59 @@ def step_summary(run: StepRun) -> dict[str, Any]:
     return {"output": run.output, "status": run.status.value, "error": run.error}
 
 
+class ConnectionValue(Namespace):
+    """A connection given to an input of its type: its properties (`{{ input.db.host }}`), its name as text."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str, values: Mapping[str, Any]):
+        super().__init__(f"connection {name!r}", values)
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def connection_problems(
+    schema: Mapping[str, InputField], values: Mapping[str, Any], workspace: Workspace
+) -> dict[str, str]:
+    """{input: why} for inputs of a connection type naming no connection of that type."""
+    problems: dict[str, str] = {}
+    for name, field in schema.items():
+        given = values.get(name)
+        if field.type in PRIMITIVE_TYPES or not isinstance(given, str):
+            continue
+        connection = workspace.connections.get(given)
+        if connection is None:
+            known = [n for n, c in workspace.connections.items() if c.type in (field.type, None)]
+            problems[name] = f"no connection {given!r}" + (
+                f" (connections of type {field.type}: {', '.join(known)})"
+                if known
+                else f"; define one of type {field.type} under `connections:`"
+            )
+        elif connection.type not in (field.type, None):
+            problems[name] = f"connection {given!r} is of type {connection.type}, not {field.type}"
+    return problems
+
+
+def with_connections(schema: Mapping[str, InputField], values: Mapping[str, Any], ctx: RunContext) -> Mapping[str, Any]:
+    """`values` with each input of a connection type holding that connection (its type's defaults, its values
+    rendered with the secrets), as Strøm gives them to templates. A name that is no connection stays a name."""
+    resolved = None
+    for name, field in schema.items():
+        given = values.get(name)
+        if field.type in PRIMITIVE_TYPES or not isinstance(given, str) or given not in ctx.workspace.connections:
+            continue
+        connection = ctx.workspace.connections[given]
+        kind = ctx.workspace.connection_types.get(connection.type or "")
+        defaults = {k: f.default for k, f in (kind.properties.items() if kind else ()) if f.default is not ABSENT}
+        secrets = {"secret": ctx.secrets, "secrets": ctx.secrets}
+        rendered = render_value(dict(connection.values), secrets, f"{connection.location} (connection {given!r})")
+        resolved = resolved if resolved is not None else dict(values)
+        resolved[name] = ConnectionValue(given, {**defaults, **rendered})
+    return resolved if resolved is not None else values
+
+
 def job_context(state: RunState, ctx: RunContext, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     steps = Namespace("steps")
     out: dict[str, Any] = {}
@@ -71,7 +125,9 @@ def job_context(state: RunState, ctx: RunContext, inputs: Mapping[str, Any] | No
         out[template_name(name)] = summary
     out.update(
         {
-            "input": Namespace("input", inputs if inputs is not None else state.inputs),
+            "input": Namespace(
+                "input", with_connections(ctx.task.input, inputs if inputs is not None else state.inputs, ctx)
+            ),
             "steps": steps,
             "secret": ctx.secrets,
             "secrets": ctx.secrets,

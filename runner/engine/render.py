@@ -24,7 +24,7 @@ from ..spec.payloads import (
 )
 from ..templating import Namespace, render, render_value
 from ..tera_compat import display
-from .context import RunContext, job_context, secret_values
+from .context import RunContext, connection_problems, job_context, secret_values, with_connections
 from .runs import HOOK_TASK_PREFIX
 from .state import RunState, StepRun
 from .work import StepWork
@@ -161,7 +161,11 @@ def render_step(
         assert action.payload.task is not None  # the loader requires `task` or `pattern` of a task action
         return ChildPlan(task=action.payload.task, inputs=child_inputs)
     actx = dict(context)
-    actx["input"] = Namespace("input", action_inputs)
+    schema = {**ctx.task.input, **action.input} if step.action_ref is None else action.input
+    problems = connection_problems(schema, action_inputs, ctx.workspace)
+    if problems:
+        raise InputError(f"step {run.name}", problems)
+    actx["input"] = Namespace("input", with_connections(schema, action_inputs, ctx))
     if isinstance(action.payload, ApprovalPayload):
         gate = action.payload
         default = f"Approve step {run.name!r} of task {state.task!r}?"

@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import InputError
 from ..spec.inputs import resolve_inputs
 from ..spec.model import InputField, Step, Task, Workspace
 from ..templating import Namespace, render_value
 from .commands import HookCall
-from .context import RunContext
+from .context import RunContext, connection_problems
 from .state import RunState, StepRun
 
 __all__ = ["HOOK_TASK_PREFIX", "hook_task", "new_run", "new_run_id"]
@@ -62,6 +63,9 @@ def new_run(
         allow_extra=allow_extra_inputs,
         from_templates=from_templates,
     )
+    problems = connection_problems(task.input, values, ctx.workspace)
+    if problems:
+        raise InputError(task.name, problems)
     return RunState(
         id=job_id or new_run_id(),
         workspace=workspace,
