@@ -140,6 +140,9 @@ class Client:
             "POST", f"/api/runs/{run_id}/steps/{step}/approve", json={"approved": approved, "rejection_reason": reason}
         )
 
+    def answer(self, run_id: str, step: str, answer: str) -> dict:
+        return self._request("POST", f"/api/runs/{run_id}/steps/{step}/answer", json={"answer": answer})
+
     def logs(self, run_id: str, step: str | None = None) -> list[dict]:
         path = f"/api/runs/{run_id}/steps/{step}/logs" if step else f"/api/runs/{run_id}/logs"
         return self._request("GET", path)["lines"]

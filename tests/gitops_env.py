@@ -17,7 +17,9 @@ from runner.store import RunFilter
 REPO = "octo/app"
 
 
-def make_gitops_config(tmp_path, redis_url, bare, forge, public_url="https://strom.example.com", **workspace):
+def make_gitops_config(
+    tmp_path, redis_url, bare, forge, public_url="https://strom.example.com", env: dict | None = None, **workspace
+):
     spec = {
         "git": str(bare),
         "branches": ["main", "busy"],
@@ -39,6 +41,7 @@ def make_gitops_config(tmp_path, redis_url, bare, forge, public_url="https://str
         STROM_WORKSPACES=json.dumps({"app": spec}),
         STROM_SECRET_DEPLOY_KEY="k3y-value-123",
         STROM_PUBLIC_URL=public_url,
+        **(env or {}),
     )
 
 

@@ -59,6 +59,15 @@ WORKSPACE = {
       slow:
         flow:
           wait: { type: agent, provider: gpt, prompt: take your time, timeout: 2s }
+      triage:
+        flow:
+          ask:
+            type: agent
+            provider: gpt
+            prompt: Which database should the migration use?
+            tools: [{ task: lookup }]
+            interactive: true
+          after: { type: script, script: 'echo "chose {{ ask.output.text }}"', depends_on: [ask] }
     """
 }
 CHAT = "/v1/chat/completions"
@@ -204,3 +213,87 @@ def test_a_push_naming_a_provider_the_server_lacks_is_refused_by_the_pre_receive
     assert "model provider 'gtp' is not configured on the server; did you mean \"gpt\"?" in output
     assert "push of refs/heads/main refused" in output
     assert answer(repo / ".git", refs, SpecLimits(), None, providers=["gtp"])[1] == 0
+
+
+def test_an_interactive_step_asks_waits_like_a_gate_and_goes_on_with_the_answer(live, llm):
+    service, server = live
+    llm.script(
+        CHAT,
+        openai_tools(
+            ("call_q", "ask_user", {"question": "Staging or production?"}), ("call_l", "lookup", {"name": "Ada"})
+        ),
+        openai_text("staging it is"),
+    )
+    started = run_service.execute(service, "local", "triage", {}, source="api")
+    asked = wait_for(
+        lambda: (s := service.runs.load(started.id)).steps["ask"].status.value == "waiting" and s,
+        30,
+        what="the question",
+    )
+    assert asked.status.value == "waiting"
+    assert asked.steps["ask"].approval == {
+        "question": True,
+        "message": "Staging or production?",
+        "approvers": [],
+        "required": 1,
+        "decisions": [],
+    }
+    url = f"{server.url}/api/runs/{started.id}/steps/ask/answer"
+    approver = {"Authorization": f"Bearer {TOKENS['approver']}"}
+    empty = requests.post(url, json={"answer": "  "}, headers=approver, timeout=10)
+    assert (empty.status_code, empty.json()["error"]["message"]) == (400, 'give the answer: {"answer": "..."}')
+    viewer = requests.post(url, json={"answer": "staging"}, headers={"Authorization": f"Bearer {TOKENS['viewer']}"})
+    assert viewer.status_code == 403
+    approve = requests.post(
+        f"{server.url}/api/runs/{started.id}/steps/ask/approve", json={"approved": True}, headers=approver, timeout=10
+    )
+    assert (approve.status_code, approve.json()["error"]["message"]) == (
+        409,
+        "step 'ask' asks a question: answer it (an empty answer is none)",
+    )
+    answered = requests.post(url, json={"answer": "staging, please"}, headers=approver, timeout=10)
+    assert answered.status_code == 200, answered.text
+    done = wait_for(lambda: (s := service.runs.load(started.id)).status.terminal and s, 30, what="the run")
+    assert done.status.value == "succeeded", done.steps["ask"].error
+    step = done.steps["ask"]
+    assert step.output["text"] == "staging it is"
+    assert step.output["_meta"]["tokens"] == {"input": 31, "output": 16}, "both attempts' tokens"
+    assert (step.attempt, step.resumed, step.approval) == (2, 1, None), "going on is not a try"
+    [qa] = step.answers
+    assert (qa["question"], qa["answer"], qa["by"]) == ("Staging or production?", "staging, please", "approver")
+    first, second = llm.bodies(CHAT)
+    assert sorted(t["function"]["name"] for t in first["tools"]) == ["ask_user", "lookup"]
+    results = {m["tool_call_id"]: json.loads(m["content"]) for m in second["messages"] if m["role"] == "tool"}
+    assert results["call_q"] == {"answer": "staging, please"}
+    assert results["call_l"]["output"] == {"found": "Ada"}, "the other call of the turn ran before the question"
+    assert second["messages"][0]["content"] == "Which database should the migration use?"
+    logged = lines(service, started.id)
+    assert "[question] Staging or production?" in logged and "[answer] staging, please" in logged
+    assert "chose staging it is" in logged
+    api = requests.get(f"{server.url}/api/runs/{started.id}", headers=approver, timeout=10).json()
+    assert next(s for s in api["steps"] if s["name"] == "ask")["answers"][0]["answer"] == "staging, please"
+
+
+def test_a_declined_question_fails_the_step_and_an_unanswered_one_times_out():
+    from conftest import Sim
+
+    from runner.engine.events import ApprovalDecision, StepAsked, StepStarted, Tick
+
+    yaml = "tasks:\n  t:\n    flow:\n      a: { type: agent, provider: p, prompt: hi, interactive: true }\n"
+    sim = Sim(yaml, "t")
+    sim.start()
+    sim.send(StepStarted("a", 1))
+    sim.send(StepAsked("a", 1, "which one?"))
+    assert sim.status("a").value == "waiting" and sim.state.steps["a"].deadline == sim.now + 86400
+    sim.send(ApprovalDecision("a", False, "bob", "not now"))
+    assert (sim.status("a").value, sim.state.steps["a"].error) == (
+        "failed",
+        "the question was declined by bob: not now",
+    )
+
+    late = Sim(yaml, "t")
+    late.start()
+    late.send(StepStarted("a", 1))
+    late.send(StepAsked("a", 1, "which one?"))
+    late.send(Tick(), at=late.now + 86401)
+    assert late.state.steps["a"].error == "no answer to the question within 24 hours"

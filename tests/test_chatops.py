@@ -460,3 +460,49 @@ def test_gitlab_notes_and_gitea_comments_approve_with_access_asked_of_the_forge(
             )
             asked = [r.path for r in forge.requests if r.path.endswith("/permission")]
         assert len(asked) >= 2, "access is asked of the forge when the payload does not say"
+
+
+def test_an_agent_steps_question_is_answered_by_a_comment_even_from_the_author(tmp_path, redis_url, upstream, forge):
+    from fake_llm import FakeLLM, openai_text, openai_tools
+
+    llm = FakeLLM()
+    providers = [{"id": "gpt", "type": "openai", "api_key": "sk-t", "api_endpoint": f"{llm.url}/v1", "model": "m"}]
+    env = {"STROM_AGENTS": json.dumps({"providers": providers})}
+    config = make_gitops_config(tmp_path, redis_url, upstream[1], forge, env=env, approvals={"self_approval": False})
+    llm.script(
+        "/v1/chat/completions", openai_tools(("q1", "ask_user", {"question": "Which region?"})), openai_text("ok")
+    )
+    tasks = """
+    tasks:
+      triage:
+        flow:
+          ask: { type: agent, provider: gpt, prompt: Plan the rollout, interactive: true }
+    triggers:
+      triage: { type: pull_request, task: triage }
+    """
+    work = upstream[0]
+    try:
+        with live_stack(config, abilities=("script", "agent")) as (service, server):
+            commit(work, {"VERSION": "1\n", ".strom/ci.yaml": tasks}, "base")
+            git(work, "push", "-q", "origin", "main")
+            git(work, "checkout", "-q", "-b", "topic-12")
+            head = commit(work, {"VERSION": "2\n"}, "change 12")
+            git(work, "push", "-q", "origin", "topic-12:refs/pull/12/head")
+            record = processed(service, pr_hook(server, 12, "opened", head, "topic-12", "dev", "MEMBER", False))
+            [run_id] = record["runs"]
+            waiting(service, run_id)
+            summary(forge, 12, "❓ `triage` › `ask` asks: Which region? Comment `/answer ask <your answer>`")
+            nothing = say(service, server, 12, "/approve", "bob")
+            assert nothing["reason"] == "nothing on #12 waits for approval", "a question is answered, not approved"
+            refused = say(service, server, 12, "/answer eu-west", "mallory", "CONTRIBUTOR")
+            assert refused["status"] == "ignored" and "needs write access" in refused["reason"]
+            answered = say(service, server, 12, '/answer ask "eu-west", near the users', "dev")
+            assert answered["reason"] == f"answered `ask` of run {run_id}", "the change's author may answer"
+            state = finished(service, run_id)
+            assert state.status is RunStatus.SUCCEEDED, state.steps["ask"].error
+            [qa] = state.steps["ask"].answers
+            assert (qa["answer"], qa["by"]) == ('"eu-west", near the users', "dev")
+            second = llm.bodies("/v1/chat/completions")[1]
+            assert json.loads(second["messages"][-1]["content"]) == {"answer": '"eu-west", near the users'}
+    finally:
+        llm.close()

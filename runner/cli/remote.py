@@ -1,4 +1,4 @@
-"""Commands that talk to a Strom server: trigger, exec, runs, status, logs, cancel, rerun, approve, reject."""
+"""Commands that talk to a Strom server: trigger, exec, runs, status, logs, cancel, rerun, approve, reject, answer."""
 
 from __future__ import annotations
 
@@ -90,6 +90,8 @@ def _approval_summary(status: str, approval: dict) -> str:
         + (f": {d['reason']}" if d.get("reason") else "")
         for d in decisions
     ]
+    if status == "waiting" and approval.get("question"):
+        return "; ".join([f"asks: {approval.get('message') or ''} (answer with strom answer)", *said])
     if status == "waiting":
         who = ", ".join(approval.get("approvers") or []) or "anyone allowed to approve"
         ask = f"waiting: {approval.get('message') or ''} (needs {approval.get('required', 1)} of {who})"
@@ -367,8 +369,23 @@ def approve_command(run_id, step, server, token):
 @click.option("--reason", help="Why (shown on the run and to hooks).")
 @_server_options
 def reject_command(run_id, step, reason, server, token):
-    """Reject a waiting approval step."""
+    """Reject a waiting approval step (or decline a question an agent step asked)."""
     run = _call(_client(server, token).decide, run_id, step, False, reason)
+    _print_run(run)
+
+
+@click.command("answer")
+@click.argument("run_id")
+@click.argument("step")
+@click.argument("answer", nargs=-1, required=True)
+@_server_options
+def answer_command(run_id, step, answer, server, token):
+    """Answer the question an agent step asked; the step goes on with the answer.
+
+    \b
+      strom answer 4f2a9c1e0b7d3a55 triage "yes, the staging database"
+    """
+    run = _call(_client(server, token).answer, run_id, step, " ".join(answer))
     _print_run(run)
 
 
@@ -426,6 +443,7 @@ REMOTE_COMMANDS = [
     rerun_command,
     approve_command,
     reject_command,
+    answer_command,
     pause_command,
     resume_command,
 ]

@@ -52,7 +52,7 @@ def end_attempt(
     step = d.step_of(run)
     policy = step.effective_retry
     retryable = status in (S.FAILED, S.TIMED_OUT) and not d.job.cancel_requested
-    tries = run.attempt - run.handed_back
+    tries = run.attempt - run.handed_back - run.resumed
     if summary is not None:
         d.set(run.name, summary=summary)
     if retryable and tries < policy.max_attempts:

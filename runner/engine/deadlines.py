@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..durations import format_duration
+from .approvals import QUESTION_TIMEOUT
 from .attempts import end_attempt
 from .commands import CancelStep
 from .draft import Draft
@@ -37,8 +38,11 @@ def _time_out_run(d: Draft) -> None:
 
 def _time_out_step(d: Draft, run: StepRun, deadline: float) -> None:
     if run.status is S.WAITING and d.now >= deadline:
-        limit = format_duration(d.step_of(run).action.timeout)
-        d.set(run.name, status=S.FAILED, finished_at=d.now, error=f"approval timed out after {limit}")
+        if (run.approval or {}).get("question"):
+            error = f"no answer to the question within {QUESTION_TIMEOUT / 3600:g} hours"
+        else:
+            error = f"approval timed out after {format_duration(d.step_of(run).action.timeout)}"
+        d.set(run.name, status=S.FAILED, finished_at=d.now, error=error)
     elif run.status is S.RUNNING and not run.child_job and d.now >= deadline + LOST_GRACE:
         limit = format_duration(d.step_of(run).effective_timeout)
         d.commands.append(CancelStep(d.old.id, run.name, run.attempt))

@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "Start",
     "StepAbandoned",
+    "StepAsked",
     "StepFinished",
     "StepStarted",
     "Tick",
@@ -65,6 +66,16 @@ class StepAbandoned(Event):
 
 
 @dataclass(frozen=True)
+class StepAsked(Event):
+    """An interactive agent step asks people a question: it waits, like an approval gate, and its next attempt
+    goes on with the answer (runner/executors/agent.py)."""
+
+    step: str
+    attempt: int
+    question: str
+
+
+@dataclass(frozen=True)
 class ChildFinished(Event):
     step: str
     child_job: str
@@ -79,6 +90,7 @@ class ApprovalDecision(Event):
     approved: bool
     by: str
     reason: str | None = None
+    answer: str | None = None  # to a question an agent step asked (approving it needs one)
 
 
 @dataclass(frozen=True)
@@ -94,5 +106,15 @@ class Tick(Event):
 
 EVENT_TYPES = {
     cls.__name__: cls
-    for cls in (Start, StepStarted, StepFinished, StepAbandoned, ChildFinished, ApprovalDecision, Cancel, Tick)
+    for cls in (
+        Start,
+        StepStarted,
+        StepFinished,
+        StepAbandoned,
+        StepAsked,
+        ChildFinished,
+        ApprovalDecision,
+        Cancel,
+        Tick,
+    )
 }

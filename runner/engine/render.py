@@ -27,6 +27,7 @@ from ..tera_compat import display
 from .context import RunContext, connection_problems, job_context, secret_values, with_connections
 from .runs import HOOK_TASK_PREFIX
 from .state import RunState, StepRun
+from .status import StepStatus
 from .work import StepWork
 
 __all__ = ["ApprovalPlan", "ChildPlan", "child_job_id", "render_step", "step_context"]
@@ -218,8 +219,15 @@ def _work(
         workdir=workdir,
         resources=action.resources,
         state_files=_state_files(state),
+        answer=_answer(run),
         payload=_rendered(action, _Renderer(actx, where, action)),
     )
+
+
+def _answer(run: StepRun) -> str | None:
+    """The answer to the question the step asked, when this attempt goes on after it."""
+    approval = run.approval or {}
+    return approval.get("answer") if run.status is StepStatus.WAITING and approval.get("question") else None
 
 
 def _state_files(state: RunState) -> str | None:

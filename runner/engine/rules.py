@@ -8,7 +8,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..errors import EngineError
 from .draft import Draft
-from .events import ApprovalDecision, ChildFinished, StepAbandoned, StepFinished, StepStarted
+from .events import ApprovalDecision, ChildFinished, StepAbandoned, StepAsked, StepFinished, StepStarted
 from .state import StepRun
 from .status import StepStatus
 
@@ -22,7 +22,7 @@ class StepEvent(Protocol):
 
 E = TypeVar("E", bound=StepEvent)
 E_contra = TypeVar("E_contra", bound=StepEvent, contravariant=True)
-AttemptReport = StepStarted | StepFinished | StepAbandoned
+AttemptReport = StepStarted | StepFinished | StepAbandoned | StepAsked
 
 
 class About(Protocol[E_contra]):

@@ -49,6 +49,8 @@ class StepRun:
     worker: str | None = None
     summary: str | None = None  # of the latest attempt that wrote one
     handed_back: int = 0  # attempts given back by workers shutting down (not counted as tries)
+    resumed: int = 0  # attempts that went on with the answer to a question the step asked (not tries either)
+    answers: list[dict[str, Any]] | None = None  # the questions the step asked, answered: {question, answer, by, at}
     artifacts: list[dict[str, Any]] | None = None  # files the succeeded attempt left: {name, key, size, content_type}
 
     @property

@@ -58,9 +58,10 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     S.PENDING: frozenset({S.QUEUED, S.WAITING, S.RUNNING, S.SKIPPED, S.FAILED, S.CANCELLED}),
     # queued: a worker starts it, or reports an end without a start report, or it is cancelled
     S.QUEUED: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED}),
-    # running: ends, or goes back to queued for a retry
-    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.QUEUED}),
-    S.WAITING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED}),
+    # running: ends, goes back to queued for a retry, or waits for the answer to a question it asked
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.QUEUED, S.WAITING}),
+    # waiting: decided, or answered (queued again, to go on with the answer)
+    S.WAITING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.QUEUED}),
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),
     S.TIMED_OUT: frozenset(),

@@ -22,6 +22,7 @@ from .events import (
     Event,
     Start,
     StepAbandoned,
+    StepAsked,
     StepFinished,
     StepStarted,
     Tick,
@@ -47,6 +48,7 @@ STEP_EVENTS: Final[Mapping[type[Event], StepRule[Any]]] = {
     StepStarted:      StepRule(reports.on_started,        {S.QUEUED},              Attempt("cannot start")),
     StepFinished:     StepRule(reports.on_finished,       {S.QUEUED, S.RUNNING},   WorkerAttempt("cannot finish")),
     StepAbandoned:    StepRule(reports.on_abandoned,      {S.QUEUED, S.RUNNING},   WorkerAttempt("is not in flight")),
+    StepAsked:        StepRule(approvals.on_asked,        {S.RUNNING},             WorkerAttempt("cannot ask")),
     ChildFinished:    StepRule(reports.on_child_finished, {S.RUNNING},             ChildRun()),
     ApprovalDecision: StepRule(approvals.on_decision,     {S.WAITING},             Approval()),
 }

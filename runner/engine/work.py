@@ -63,6 +63,7 @@ class StepWork:
     # (the worker looks it up when the step starts; see runner/store/task_states.py)
     state_files: str | None = None
     state_archive: str | None = None  # that object on the worker's disk (set by the worker)
+    answer: str | None = None  # an agent step going on after its question: the answer
     payload: Payload | None = None
 
     def payload_as(self, kind: type[P]) -> P:

@@ -6,7 +6,9 @@ object of that shape; the reply is parsed and checked, and a mismatch fails the 
 the output is `{text}`. Either way `_meta` says which provider and model answered, the tokens used and how long
 it took. `tools: [{task: NAME}]` offers workspace tasks as tools: a call starts a run of the task (its inputs
 the call's arguments) and its output is the result; the calls of one turn run in parallel, and `max_turns`
-bounds the loop.
+bounds the loop. With `interactive: true` the model may call `ask_user`: the conversation is saved, the attempt
+ends as WAITING with the question (the worker reports StepAsked; the run waits as for an approval), and the
+attempt that the answer starts loads the conversation and goes on with the answer as the tool's result.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
@@ -30,11 +32,31 @@ from ..engine.work import StepWork
 from ..spec.payloads import AgentPayload
 from .base import LogSink, StepResult
 
-__all__ = ["DEFAULT_TIMEOUT", "AgentExecutor", "ToolCall", "output_json_schema"]
+__all__ = ["ASK_TOOL", "DEFAULT_TIMEOUT", "AgentExecutor", "Conversations", "ToolCall", "output_json_schema"]
 
 DEFAULT_TIMEOUT = 300.0  # seconds, when the step sets none
 DEFAULT_TURNS = 10
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+ASK_TOOL = "ask_user"
+_ASK = (
+    "",
+    "Ask the people running this workflow a question, when you cannot go on without their answer. The answer "
+    "comes back as this tool's result (it may take a while).",
+    {
+        "type": "object",
+        "properties": {"question": {"type": "string", "description": "The question, complete in itself."}},
+        "required": ["question"],
+    },
+)
+
+
+class Conversations(Protocol):
+    """Where an interactive step's conversation waits for the answer to its question (runner/service)."""
+
+    def save(self, work: StepWork, data: dict[str, Any]) -> None: ...
+
+    def load(self, work: StepWork) -> dict[str, Any] | None: ...
+
 
 # (workspace, task, inputs, call id) -> the finished child run's (status, output, error)
 ToolRunner = Callable[[StepWork, str, Mapping[str, Any], str, threading.Event], tuple[str, Any, str | None]]
@@ -93,8 +115,10 @@ class AgentExecutor:
         task_schemas: TaskSchemas | None = None,
         count_tokens: Callable[[str, str, int, int], None] | None = None,
         untrusted_allowed: Callable[[str], bool] = lambda workspace: False,
+        conversations: Conversations | None = None,
     ):
         self.providers = providers
+        self.conversations = conversations
         self.tool_runner = tool_runner
         self.task_schemas = task_schemas
         self.count_tokens = count_tokens
@@ -118,11 +142,13 @@ class AgentExecutor:
             return _failed(f"provider {provider.id!r} names no model: give the step `model:` or the provider one")
         if any("mcp" in tool for tool in p.tools):
             return _failed("tools from MCP servers ({mcp: NAME}) are not available in this version of Strom")
-        if p.interactive:
-            return _failed("interactive agent steps (ask_user) are not available in this version of Strom")
+        if p.interactive and self.conversations is None:
+            return _failed("interactive agent steps (ask_user) need the service: strom run cannot wait for answers")
         tools = self._tools(work, p)
         if isinstance(tools, str):
             return _failed(tools)
+        if p.interactive:
+            tools[ASK_TOOL] = _ASK
         schema = output_json_schema(p.output_schema)
         deadline = time.monotonic() + (work.timeout or DEFAULT_TIMEOUT)
         system = (p.system_prompt or "").strip()
@@ -130,14 +156,28 @@ class AgentExecutor:
             system = (system + "\n\n" if system else "") + (
                 "Answer with one JSON object and nothing else, matching this JSON Schema:\n" + json.dumps(schema)
             )
-        if system:
-            _log(logs, "system", system)
-        _log(logs, "user", p.prompt or "")
         usage, started = _Usage(), time.monotonic()
         conversation = _Conversation(provider, system, p.prompt or "")
+        first, before = 1, 0.0
+        if work.answer is not None:  # this attempt goes on from the question the last one asked
+            saved = self.conversations.load(work) if self.conversations is not None else None
+            if saved is None:
+                return _failed("the conversation this answer belongs to is gone (kept for a day and a half)")
+            conversation.messages = list(saved["messages"])
+            usage.input, usage.output = saved["usage"]
+            first, before = saved["turn"] + 1, saved["elapsed"]
+            _log(logs, "answer", work.answer)
+            answered = [(ToolCall(i, n, {}), text) for i, n, text in saved["results"]]
+            conversation.add_results(
+                [*answered, (ToolCall(saved["call"], ASK_TOOL, {}), json.dumps({"answer": work.answer}))]
+            )
+        else:
+            if system:
+                _log(logs, "system", system)
+            _log(logs, "user", p.prompt or "")
         turns = p.max_turns or DEFAULT_TURNS
         try:
-            for turn_number in range(1, turns + 1):
+            for turn_number in range(first, turns + 1):
                 if cancel.is_set():
                     return StepResult(StepStatus.CANCELLED, error="cancelled")
                 remaining = deadline - time.monotonic()
@@ -150,7 +190,14 @@ class AgentExecutor:
                     break
                 if turn_number == turns:
                     return _failed(f"the model still called tools after max_turns ({turns}) turns")
-                conversation.add_results(self._call_tools(work, turn.calls, tools, logs, cancel))
+                asks = [call for call in turn.calls if call.name == ASK_TOOL and p.interactive]
+                others = [call for call in turn.calls if call not in asks]
+                results = self._call_tools(work, others, tools, logs, cancel) if others else []
+                if asks:
+                    return self._ask_user(
+                        work, conversation, asks, results, turn_number, usage, before + time.monotonic() - started, logs
+                    )
+                conversation.add_results(results)
         except _ProviderError as exc:
             return _failed(str(exc))
         except _Stopped as exc:
@@ -162,9 +209,31 @@ class AgentExecutor:
             "provider": provider.id,
             "model": model,
             "tokens": {"input": usage.input, "output": usage.output},
-            "latency_ms": round((time.monotonic() - started) * 1000),
+            "latency_ms": round((before + time.monotonic() - started) * 1000),
         }
         return self._result(turn.text, schema, meta)
+
+    def _ask_user(self, work, conversation, asks, results, turn_number, usage, elapsed, logs: LogSink) -> StepResult:
+        """Save the conversation and end the attempt waiting with the question (one at a time: the model is told
+        so of any other in the same turn)."""
+        assert self.conversations is not None
+        question = str(asks[0].arguments.get("question") or "").strip()
+        later = [
+            (call, json.dumps({"error": "one question at a time: ask it again after this one"})) for call in asks[1:]
+        ]
+        self.conversations.save(
+            work,
+            {
+                "messages": conversation.messages,
+                "turn": turn_number,
+                "call": asks[0].id,
+                "results": [[call.id, call.name, text] for call, text in [*results, *later]],
+                "usage": [usage.input, usage.output],
+                "elapsed": elapsed,
+            },
+        )
+        _log(logs, "question", question)
+        return StepResult(StepStatus.WAITING, output={"question": question})
 
     def _result(self, text: str, schema: dict[str, Any] | None, meta: dict[str, Any]) -> StepResult:
         if schema is None:

@@ -102,6 +102,7 @@ class PullRequestCommands:
         handler = {
             "approve": self.approve,
             "reject": self.reject,
+            "answer": self.answer,
             "run": self.run_task,
             "retry": self.retry,
             "cancel": self.cancel,
@@ -173,13 +174,17 @@ class PullRequestCommands:
     def reject(self, command: Command) -> Outcome:
         return self._decide(command, False)
 
+    def answer(self, command: Command) -> Outcome:
+        """`/answer [step] <answer>`: the answer is the rest of the line as written (quotes and all)."""
+        return self._decide(command, True, answering=True)
+
     def _before_comment(self, state: RunState) -> bool:
         """Runs the commenter could have seen: created before the comment arrived."""
         return state.created_at <= self.p.received_at
 
-    def _decide(self, command: Command, approve: bool) -> Outcome:
+    def _decide(self, command: Command, approve: bool, answering: bool = False) -> Outcome:
         runs = [s for s in self._runs() if not s.status.terminal and self._before_comment(s)]
-        gates = waiting_gates(runs)
+        gates = [g for g in waiting_gates(runs) if not approve or g.question == answering]
         head = self.pr.head_sha
         stale = [g for g in gates if head and g.run.commit and g.run.commit != head]
         gates = [g for g in gates if g not in stale]
@@ -189,12 +194,20 @@ class PullRequestCommands:
                     f"the gates waiting on #{self.pr.number} belong to older commits than its head "
                     f"{head[:7]}; approve the runs of {head[:7]}"
                 )
-            return self._refused(f"nothing on #{self.pr.number} waits for approval")
+            waits = "an answer" if answering else "approval"
+            return self._refused(f"nothing on #{self.pr.number} waits for {waits}")
         words = list(command.words)
+        text = command.line.split(None, 1)[1] if len(command.line.split(None, 1)) > 1 else ""
         if words and any(words[0] in (g.name, g.step.step) for g in gates):
             wanted = words.pop(0)
             gates = [g for g in gates if wanted in (g.name, g.step.step)]
-        reason = " ".join(words) or None
+            text = text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else ""
+        if answering and len(gates) > 1:
+            names = ", ".join(f"`{g.name}`" for g in gates)
+            return self._refused(f"several questions wait ({names}): say which, `/answer <step> <answer>`")
+        if answering and not text.strip():
+            return self._refused("`/answer` needs the answer: `/answer [step] <answer>`")
+        reason = None if answering else " ".join(words) or None
         user = self.comment.author
         acted: list[str] = []
         refusals: list[str] = []
@@ -203,7 +216,7 @@ class PullRequestCommands:
             why = self.gatekeeper.refusal(gate, user, approve, association=self.comment.association)
             if why is None:
                 try:
-                    state = self.gatekeeper.decide(gate, user, approve, reason)
+                    state = self.gatekeeper.decide(gate, user, approve, reason, text if answering else None)
                 except EngineError as exc:
                     why = str(exc)
             if why is not None:
@@ -211,7 +224,7 @@ class PullRequestCommands:
                 continue
             decided.append(gate.run.id)
             step = state.steps[gate.name]
-            verb = "approved" if approve else "rejected"
+            verb = "answered" if answering else "approved" if approve else "rejected"
             still = (
                 f" ({len(gate.approved_by()) + 1} of {gate.required} approvals)"
                 if approve and step.approval and step.status is StepStatus.WAITING

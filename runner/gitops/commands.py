@@ -19,6 +19,7 @@ __all__ = ["BUILTIN", "STROM_MARK", "Command", "is_stroms_own", "key_values", "p
 BUILTIN = {
     "approve": "`/approve [step] [note]`: approve the waiting approval steps of this pull request's runs",
     "reject": "`/reject [step] [reason]`: reject them (the gate fails with the reason)",
+    "answer": "`/answer [step] <answer>`: answer the question an agent step of this pull request's runs asked",
     "run": "`/run <task> [key=value ...]`: run a task on the pull request's head commit",
     "retry": "`/retry`: run this pull request's failed runs again",
     "cancel": "`/cancel`: cancel this pull request's unfinished runs",

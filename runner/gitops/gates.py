@@ -1,4 +1,6 @@
-"""Approval gates: the steps of a run that wait for a person, and who may decide them.
+"""Approval gates: the steps of a run that wait for a person, and who may decide them. A question an agent
+step asked is a gate too, answered rather than approved (its author may answer it whatever the self-approval
+rule: an answer gives the model information, it lets nothing through).
 
 The same rules hold wherever a decision comes from (a pull request comment, the API, the CLI):
 the step's `approvers` (user names and `@org/team` entries) decide if it lists any; otherwise
@@ -52,6 +54,10 @@ class Gate:
     def required(self) -> int:
         return int(self.approval.get("required") or 1)
 
+    @property
+    def question(self) -> bool:
+        return bool(self.approval.get("question"))
+
     def approved_by(self) -> list[str]:
         return [d["by"] for d in self.approval.get("decisions", []) if d.get("approved")]
 
@@ -101,7 +107,7 @@ class Gatekeeper:
     ) -> str | None:
         """Why `user` may not decide `gate`, or None. `role_decides`: the caller's API role already
         grants approving, so without `approvers` no repository access is asked for."""
-        if approve and not self.ws.self_approval:
+        if approve and not self.ws.self_approval and not gate.question:
             if user.lower() in change_authors(gate.run):
                 return (
                     f"{user} wrote this change and may not approve its gate `{gate.name}` "
@@ -132,10 +138,11 @@ class Gatekeeper:
                 return True
         return False
 
-    def decide(self, gate: Gate, user: str, approve: bool, reason: str | None) -> RunState:
-        """Record the decision on the run. Raises EngineError if the gate stopped waiting meanwhile."""
-        decision = self.service.orchestrator.apply(gate.run.id, ApprovalDecision(gate.name, approve, user, reason))
-        return decision.state
+    def decide(self, gate: Gate, user: str, approve: bool, reason: str | None, answer: str | None = None) -> RunState:
+        """Record the decision (or the answer) on the run. Raises EngineError if the gate stopped waiting
+        meanwhile."""
+        event = ApprovalDecision(gate.name, approve, user, reason, answer)
+        return self.service.orchestrator.apply(gate.run.id, event).state
 
 
 def caller_refusal(service: Service, state: RunState, step: str, user: str, approve: bool) -> str | None:

@@ -81,6 +81,7 @@ def gates_of(state) -> list[dict]:
                 "step": run.name,
                 "status": run.status.value,
                 "error": run.error,
+                "question": bool(approval.get("question")),
                 "message": (approval.get("message") or "").strip().splitlines()[:1],
                 "approvers": list(approval.get("approvers") or []),
                 "required": approval.get("required", 1),
@@ -96,6 +97,9 @@ def _gate_line(task: str, gate: dict) -> str:
     name, status = gate["step"], gate["status"]
     approved = [d["by"] for d in gate["decisions"] if d["approved"]]
     where = f"`{task}` › `{name}`"
+    if status == "waiting" and gate.get("question"):
+        asked = gate["message"][0][:200] if gate["message"] else ""
+        return f"❓ {where} asks: {asked} Comment `/answer {name} <your answer>` or `/reject {name} <reason>`."
     if status == "waiting":
         who = ", ".join(gate["approvers"]) or "anyone with write access"
         count = f"{len(approved)} of {gate['required']} approvals, " if gate["required"] > 1 else ""

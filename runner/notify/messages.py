@@ -151,25 +151,31 @@ def waiting_message(state: RunState, step: str, run_url: str, commit_url: str | 
     approval = dict(run.approval or {})
     who = ", ".join(approval.get("approvers") or []) or "anyone with write access"
     required = int(approval.get("required") or 1)
-    title = f"⏸️ {state.task} waits for approval · {state.workspace}"
-    lines = [
-        f"`{step}`: {plain(approval.get('message') or 'approve?')}",
-        f"needs {required} approval{'s' if required > 1 else ''} from {who} · {trigger_text(state)}",
-    ]
-    commit = _commit(state, commit_url)
     pr = ((state.event or {}).get("pr") or {}).get("number")
-    how_md = [f"comment `/approve {step}` or `/reject {step} <reason>` on #{pr}"] if pr else []
-    how_md.append(f"`strom approve {state.id} {step}`")
+    if approval.get("question"):
+        title = f"❓ {state.task} asks a question · {state.workspace}"
+        lines = [f"`{step}`: {plain(approval.get('message') or '')}", f"answer from {who} · {trigger_text(state)}"]
+        verb, how_md = "answer", [f"comment `/answer {step} <your answer>` on #{pr}"] if pr else []
+        how_md.append(f"`strom answer {state.id} {step} <your answer>`")
+    else:
+        title = f"⏸️ {state.task} waits for approval · {state.workspace}"
+        lines = [
+            f"`{step}`: {plain(approval.get('message') or 'approve?')}",
+            f"needs {required} approval{'s' if required > 1 else ''} from {who} · {trigger_text(state)}",
+        ]
+        verb, how_md = "approve", [f"comment `/approve {step}` or `/reject {step} <reason>` on #{pr}"] if pr else []
+        how_md.append(f"`strom approve {state.id} {step}`")
+    commit = _commit(state, commit_url)
     link = f"{run_url}#step-{step}"
     md = (
         [*lines]
         + ([commit[0]] if commit else [])
-        + ["approve: " + ", or ".join(how_md), f"[Open run {state.id}]({link})"]
+        + [f"{verb}: " + ", or ".join(how_md), f"[Open run {state.id}]({link})"]
     )
     text = (
         [line.replace("`", "") for line in lines]
         + ([commit[1]] if commit else [])
-        + ["approve: " + ", or ".join(h.replace("`", "") for h in how_md), f"Run: {link}"]
+        + [f"{verb}: " + ", or ".join(h.replace("`", "") for h in how_md), f"Run: {link}"]
     )
     return Message(title, "\n".join(md), "\n".join(text), "warning")
 

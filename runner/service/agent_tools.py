@@ -3,6 +3,7 @@ and waits for it) and a count of the tokens used, per provider and model, for /m
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Mapping
@@ -10,12 +11,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import runs
+from ..engine.approvals import QUESTION_TIMEOUT
 from ..engine.events import Cancel
 from ..engine.work import StepWork
 from ..errors import StromError
 from ..executors.agent import AgentExecutor
 from ..runs.orchestrator import Conflict
 from ..store import keys
+from ..store.connection import patiently
+from .step_state import PATIENCE
 
 if TYPE_CHECKING:
     from ..runs.service import Service
@@ -36,7 +40,25 @@ def agent_executor(service: Service) -> AgentExecutor:
         untrusted_allowed=lambda workspace: bool(
             (ws := service.config.workspaces.get(workspace)) is not None and ws.untrusted_agents
         ),
+        conversations=RedisConversations(service),
     )
+
+
+class RedisConversations:
+    """Interactive steps' conversations in Redis while their questions wait (a little longer than they may)."""
+
+    KEEP = int(QUESTION_TIMEOUT * 1.5)
+
+    def __init__(self, service: Service):
+        self.service = service
+
+    def save(self, work: StepWork, data: dict[str, Any]) -> None:
+        key = keys.agent_conversation(work.job_id, work.step)
+        patiently(lambda: self.service.redis.set(key, json.dumps(data, default=str), ex=self.KEEP), PATIENCE)
+
+    def load(self, work: StepWork) -> dict[str, Any] | None:
+        raw = patiently(lambda: self.service.redis.get(keys.agent_conversation(work.job_id, work.step)), PATIENCE)
+        return json.loads(raw) if raw else None
 
 
 def inputs_json_schema(fields: Mapping[str, InputField]) -> dict[str, Any]:

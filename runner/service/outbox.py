@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.events import StepAbandoned, StepFinished, StepStarted
+from ..engine.events import StepAbandoned, StepAsked, StepFinished, StepStarted
 from ..runs import messages
 from ..sizes import format_size
 from ..store import keys
@@ -111,12 +111,15 @@ class Outbox:
             self._add_line(job_id, (step, attempt, stream, text, at), size)
 
     def report(
-        self, job_id: str, event: StepStarted | StepFinished | StepAbandoned, also: Callable[[Any], None] | None = None
+        self,
+        job_id: str,
+        event: StepStarted | StepFinished | StepAbandoned | StepAsked,
+        also: Callable[[Any], None] | None = None,
     ) -> None:
-        """Queue an engine event about an attempt (its start, or its end: StepFinished); `also` stages more
-        writes into the transaction that stores it."""
+        """Queue an engine event about an attempt (its start, or its end: StepFinished, StepAsked); `also` stages
+        more writes into the transaction that stores it."""
         step, attempt = event.step, event.attempt
-        final = isinstance(event, (StepFinished, StepAbandoned))
+        final = isinstance(event, (StepFinished, StepAbandoned, StepAsked))
         raw = messages.encode(messages.event_message(job_id, event))
         with self.lock:
             self._gap_notice((job_id, step, attempt))

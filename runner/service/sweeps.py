@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from redis.exceptions import WatchError
 
-from ..engine.events import StepAbandoned, StepFinished
+from ..engine.events import StepAbandoned, StepAsked, StepFinished
 from ..engine.status import StepStatus
 from ..runs import messages
 from ..store import keys
@@ -106,7 +106,7 @@ class Sweeps:
     def _lost(self, step_key: str, info: dict, result: str | None, now: float) -> None:
         job_id, step, attempt = keys.parse_step_key(step_key)
         event = messages.decode(result).get("event") if result else None
-        if not isinstance(event, StepFinished):  # no report of its end is waiting anywhere: lost
+        if not isinstance(event, (StepFinished, StepAsked)):  # no report of its end is waiting anywhere: lost
             worker = info.get("worker") or "its worker"
             event = StepAbandoned(step, attempt, f"worker lost: {worker} stopped sending heartbeats", retry=True)
         if self.service.orchestrator.try_apply(job_id, event, now) is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import failpoints
-from ..engine.events import StepAbandoned, StepFinished, StepStarted
+from ..engine.events import StepAbandoned, StepAsked, StepFinished, StepStarted
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
 from ..errors import StromError
@@ -372,7 +372,7 @@ class Worker:
             )
             finished = self._execute(work, logs, running)
             logs.close()
-            if running.shutdown and finished.status is StepStatus.CANCELLED:
+            if running.shutdown and getattr(finished, "status", None) is StepStatus.CANCELLED:
                 log.warning(
                     "handed back attempt %d of %s/%s: it was still running when the shutdown grace ended",
                     work.attempt,
@@ -394,9 +394,9 @@ class Worker:
             with self.lock:
                 self.running.pop(key, None)
 
-    def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> StepFinished:
+    def _execute(self, work: StepWork, logs: StepLog, running: _Running) -> StepFinished | StepAsked:
         """The report of running `work` here, with the task state and artifacts it left stored; a failure of
-        Strom's is a failed step."""
+        Strom's is a failed step. An agent step that asks a question ends its attempt asking it."""
         try:
             work = self._with_api(work, logs)
             with self.step_state.prepared(work, running.cancel) as work:
@@ -413,6 +413,8 @@ class Worker:
             error = Masker(work.mask).mask(f"the worker failed: {type(exc).__name__}: {exc}")
             return StepFinished(work.step, work.attempt, StepStatus.FAILED, error=error)
         r = result
+        if r.status is StepStatus.WAITING:
+            return StepAsked(work.step, work.attempt, str((r.output or {}).get("question") or ""))
         return StepFinished(
             work.step, work.attempt, r.status, r.output, r.error, r.exit_code, r.summary, state, artifacts
         )

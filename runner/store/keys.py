@@ -35,6 +35,7 @@ __all__ = [
     "WAKE",
     "WORKERS",
     "access",
+    "agent_conversation",
     "artifact_bytes",
     "cancel_flag",
     "claim",
@@ -143,6 +144,11 @@ def owed(job_id: str, step: str, attempt: int) -> str:
 def claim(job_id: str, step: str, attempt: int) -> str:
     """Which worker took this attempt off its queue (SET NX: one worker per attempt)."""
     return f"{PREFIX}:claim:{step_key(job_id, step, attempt)}"
+
+
+def agent_conversation(job_id: str, step: str) -> str:
+    """An interactive agent step's conversation, while its question waits for the answer."""
+    return f"{PREFIX}:agent-conversation:{job_id}:{step}"
 
 
 def result(job_id: str, step: str, attempt: int) -> str:

@@ -61,15 +61,15 @@ def json_object() -> dict:
     return body
 
 
-def short_text(body: dict, *names: str) -> str | None:
-    """The first of `names` in `body` that is set: a string of at most MAX_TEXT characters, or 400."""
+def short_text(body: dict, *names: str, limit: int = MAX_TEXT) -> str | None:
+    """The first of `names` in `body` that is set: a string of at most `limit` characters, or 400."""
     for name in names:
         value = body.get(name)
         if value is None or value == "":
             continue
         if not isinstance(value, str):
             raise ApiError(400, "bad_request", f"{name} must be a string")
-        if len(value) > MAX_TEXT:
-            raise ApiError(400, "bad_request", f"{name} is longer than {MAX_TEXT} characters")
+        if len(value) > limit:
+            raise ApiError(400, "bad_request", f"{name} is longer than {limit} characters")
         return value
     return None

@@ -81,6 +81,7 @@ def _step(run_id: str, run: StepRun, masker: Masker) -> dict[str, Any]:
         "child_run": run.child_job,
         "retry_at": run.retry_at,
         "approval": masker.mask_value(dict(run.approval)) if run.approval else None,
+        "answers": masker.mask_value(list(run.answers)) if run.answers else None,
         "summary": masker.mask(run.summary) if run.summary else None,
         "artifacts": artifacts_json(run_id, run.name, run.artifacts),
     }

@@ -1,10 +1,11 @@
-"""Runs: list, get, cancel, re-run, approve and reject."""
+"""Runs: list, get, cancel, re-run, approve, reject, and answer a question a step asked."""
 
 from __future__ import annotations
 
 from flask import jsonify, request
 
 from runner import runs as run_service
+from runner.engine.approvals import MAX_ANSWER
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError
 from runner.gitops.gates import caller_refusal
@@ -90,16 +91,16 @@ def rerun(run_id):
     return response
 
 
-def decide_gate(run_id: str, step: str, approved: bool, reason):
-    """Decide a gate as the calling token: its role allows approving; the step's `approvers` and the
-    workspace's self-approval rule still apply (the token's name is the person's name)."""
+def decide_gate(run_id: str, step: str, approved: bool, reason, answer: str | None = None):
+    """Decide a gate (or answer a question) as the calling token: its role allows approving; the step's
+    `approvers` and the workspace's self-approval rule still apply (the token's name is the person's name)."""
     state = load_run(run_id)
     if step not in state.steps:
         raise ApiError(404, "not_found", f"run {run_id} has no step {step!r}")
     refusal = caller_refusal(current_service(), state, step, caller(), approved)
     if refusal:
         raise ApiError(403, "forbidden", refusal)
-    return apply_to_run(run_id, ApprovalDecision(step, approved, caller(), reason))
+    return apply_to_run(run_id, ApprovalDecision(step, approved, caller(), reason, answer))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/approve")
@@ -110,7 +111,18 @@ def approve(run_id, step):
     if not isinstance(approved, bool):
         raise ApiError(400, "bad_request", "approved must be true or false")
     reason = short_text(body, "rejection_reason", "reason")
-    return jsonify(run_json(current_service(), decide_gate(run_id, step, approved, reason)))
+    answer = short_text(body, "answer", limit=MAX_ANSWER)
+    return jsonify(run_json(current_service(), decide_gate(run_id, step, approved, reason, answer)))
+
+
+@bp.post("/runs/<run_id>/steps/<step>/answer")
+@requires("approve")
+def answer(run_id, step):
+    """The answer to the question an agent step asked: the step goes on with it."""
+    text = short_text(json_object(), "answer", limit=MAX_ANSWER)
+    if not text or not text.strip():
+        raise ApiError(400, "bad_request", 'give the answer: {"answer": "..."}')
+    return jsonify(run_json(current_service(), decide_gate(run_id, step, True, None, text)))
 
 
 @bp.post("/runs/<run_id>/steps/<step>/reject")

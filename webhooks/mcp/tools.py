@@ -113,7 +113,7 @@ def _cancel_run(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decide_gate(args: dict[str, Any]) -> dict[str, Any]:
-    state = decide_gate(args["run"], args["step"], args["approve"], args.get("reason"))
+    state = decide_gate(args["run"], args["step"], args["approve"], args.get("reason"), args.get("answer"))
     return run_json(current_service(), state)
 
 
@@ -220,9 +220,17 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "decide_gate",
-            "Approve (approve: true) or reject an approval step a run waits at; the step's approvers apply.",
+            "Approve (approve: true) or reject an approval step a run waits at; the step's approvers apply. A question "
+            "an agent step asked (approval.question) is answered with approve: true and the answer.",
             "approve",
-            _schema(("run", "step", "approve"), run=_RUN, step=_NAME, approve={"type": "boolean"}, reason=_TEXT),
+            _schema(
+                ("run", "step", "approve"),
+                run=_RUN,
+                step=_NAME,
+                approve={"type": "boolean"},
+                reason=_TEXT,
+                answer={"type": "string", "maxLength": 16000},
+            ),
             _decide_gate,
         ),
         Tool(

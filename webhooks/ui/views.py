@@ -9,6 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from runner import runs as run_service
 from runner.engine import StepStatus
+from runner.engine.approvals import MAX_ANSWER
 from runner.engine.events import ApprovalDecision, Cancel
 from runner.errors import EngineError, InputError, StromError
 from runner.gitops.gates import caller_refusal
@@ -162,21 +163,23 @@ def rerun(run_id):
 @bp.post("/runs/<run_id>/steps/<step>/<decision>")
 @page("approve")
 def decide(run_id, step, decision):
-    if decision not in ("approve", "reject"):
+    if decision not in ("approve", "reject", "answer"):
         abort(404)
     service = current_service()
     state = service.runs.load(run_id)
     if state is None or step not in state.steps:
         abort(404, description=f"run {run_id} has no step {step!r}")
-    approve, reason = decision == "approve", request.form.get("reason") or None
+    approve, reason = decision != "reject", request.form.get("reason") or None
+    answer = (request.form.get("answer") or "")[:MAX_ANSWER] if decision == "answer" else None
     refusal = caller_refusal(service, state, step, signed_in().name, approve)
     if refusal:
         return _back(run_id, refusal, "error")
     try:
-        service.orchestrator.apply(run_id, ApprovalDecision(step, approve, signed_in().name, reason))
+        service.orchestrator.apply(run_id, ApprovalDecision(step, approve, signed_in().name, reason, answer))
     except EngineError as exc:
         return _back(run_id, str(exc), "error")
-    return _back(run_id, f"{'Approved' if approve else 'Rejected'} {step}.")
+    done = {"approve": "Approved", "reject": "Rejected", "answer": "Answered"}[decision]
+    return _back(run_id, f"{done} {step}.")
 
 
 # ------------------------------------------------------------------ tasks
