@@ -13,7 +13,7 @@ import pytest
 import requests
 from fake_llm import FakeLLM, anthropic_reply, openai_text, openai_tools
 from git_env import commit, init_repo
-from service_env import TOKENS, make_config, serving, stack, wait_for
+from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_for
 
 from runner import runs as run_service
 from runner.agent_config import AgentProvider
@@ -251,8 +251,10 @@ def test_an_interactive_step_asks_waits_like_a_gate_and_goes_on_with_the_answer(
         409,
         "step 'ask' asks a question: answer it (an empty answer is none)",
     )
-    answered = requests.post(url, json={"answer": "staging, please"}, headers=approver, timeout=10)
-    assert answered.status_code == 200, answered.text
+    code, output = remote_cli(server, "status", started.id, token="approver")
+    assert "asks: Staging or production? (answer with strom answer)" in output
+    code, output = remote_cli(server, "answer", started.id, "ask", "staging,", "please", token="approver")
+    assert code == 0, output
     done = wait_for(lambda: (s := service.runs.load(started.id)).status.terminal and s, 30, what="the run")
     assert done.status.value == "succeeded", done.steps["ask"].error
     step = done.steps["ask"]

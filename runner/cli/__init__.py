@@ -33,6 +33,7 @@ COMMANDS = {
     "rerun": ("remote", "rerun_command"),
     "approve": ("remote", "approve_command"),
     "reject": ("remote", "reject_command"),
+    "answer": ("remote", "answer_command"),
     "pause": ("remote", "pause_command"),
     "resume": ("remote", "resume_command"),
     "state": ("state", "state_command"),
@@ -68,5 +69,6 @@ def main() -> None:
     With a server (--server/STROM_URL, --token/STROM_TOKEN):
       strom trigger TASK -f   start a task and follow its logs
       strom runs | status RUN | logs RUN [-f] | cancel RUN | approve RUN STEP
+      strom answer RUN STEP TEXT  answer the question an agent step asked
       strom events [ID]       webhooks and pushes received, and what became of them
     """
