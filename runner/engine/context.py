@@ -11,7 +11,17 @@ from ..spec.model import ABSENT, InputField, Task, Workspace
 from ..templating import LazyNamespace, Namespace, SecretMap, render_value, template_name
 from .state import RunState, StepRun
 
-__all__ = ["RunContext", "job_context", "run_masker", "secret_values", "step_summary", "task_state_data"]
+__all__ = [
+    "ConnectionValue",
+    "RunContext",
+    "connection_problems",
+    "job_context",
+    "run_masker",
+    "secret_values",
+    "step_summary",
+    "task_state_data",
+    "with_connections",
+]
 
 
 class RunContext:

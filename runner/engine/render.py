@@ -220,8 +220,26 @@ def _work(
         resources=action.resources,
         state_files=_state_files(state),
         answer=_answer(run),
-        payload=_rendered(action, _Renderer(actx, where, action)),
+        payload=_with_mcp_servers(
+            _rendered(action, _Renderer(actx, where, action)), ctx, _Renderer(actx, where, action)
+        ),
     )
+
+
+def _with_mcp_servers(payload: Payload | None, ctx: RunContext, r: _Renderer) -> Payload | None:
+    """An agent step's payload with the MCP servers its `tools` name, their templates rendered (secrets too)."""
+    if not isinstance(payload, AgentPayload):
+        return payload
+    names = [tool["mcp"] for tool in payload.tools if "mcp" in tool]
+    if not names:
+        return payload
+    servers = {}
+    for name in names:
+        spec = ctx.workspace.mcp_servers.get(name)
+        if spec is None:
+            raise InputError(f"MCP server {name!r}", {"mcp": "not in the workspace's `mcp_servers`"})
+        servers[name] = r.mapping(f"mcp_servers.{name}", spec)
+    return replace(payload, mcp_servers=servers)
 
 
 def _answer(run: StepRun) -> str | None:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,8 +30,10 @@ from jsonschema import Draft202012Validator
 from ..agent_config import AgentProvider
 from ..engine.status import StepStatus
 from ..engine.work import StepWork
+from ..errors import StromError
 from ..spec.payloads import AgentPayload
 from .base import LogSink, StepResult
+from .mcp_tools import McpTools, StdioLaunch
 
 __all__ = ["ASK_TOOL", "DEFAULT_TIMEOUT", "AgentExecutor", "Conversations", "ToolCall", "output_json_schema"]
 
@@ -116,9 +119,11 @@ class AgentExecutor:
         count_tokens: Callable[[str, str, int, int], None] | None = None,
         untrusted_allowed: Callable[[str], bool] = lambda workspace: False,
         conversations: Conversations | None = None,
+        mcp_launch: Callable[[StepWork, Path, ExitStack], StdioLaunch] | None = None,
     ):
         self.providers = providers
         self.conversations = conversations
+        self.mcp_launch = mcp_launch  # how this worker starts a step's stdio MCP servers (in its sandbox)
         self.tool_runner = tool_runner
         self.task_schemas = task_schemas
         self.count_tokens = count_tokens
@@ -128,6 +133,25 @@ class AgentExecutor:
 
     # ----------------------------------------------------------------- the step
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
+        p = work.payload_as(AgentPayload)
+        if not p.mcp_servers:
+            return self._run(work, workspace, logs, cancel, None)
+        if self.mcp_launch is None:
+            return _failed("tools of MCP servers need the service: strom run does not start MCP servers")
+        deadline = time.monotonic() + (work.timeout or DEFAULT_TIMEOUT)
+        with ExitStack() as stack:
+            try:
+                launch = self.mcp_launch(work, workspace, stack)
+                tools = stack.enter_context(McpTools(p.mcp_servers, launch, lambda: deadline - time.monotonic()))
+            except StromError as exc:
+                return _failed(str(exc))
+            for name in p.mcp_servers:
+                _log(logs, "mcp", f"{name}: " + ", ".join(t for t in tools.offered if t.startswith(f"{name}__")))
+            return self._run(work, workspace, logs, cancel, tools)
+
+    def _run(
+        self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event, mcp: McpTools | None
+    ) -> StepResult:
         p = work.payload_as(AgentPayload)
         if work.untrusted and not self.untrusted_allowed(work.workspace):
             return _failed(
@@ -140,8 +164,6 @@ class AgentExecutor:
         model = p.model or provider.model
         if not model:
             return _failed(f"provider {provider.id!r} names no model: give the step `model:` or the provider one")
-        if any("mcp" in tool for tool in p.tools):
-            return _failed("tools from MCP servers ({mcp: NAME}) are not available in this version of Strom")
         if p.interactive and self.conversations is None:
             return _failed("interactive agent steps (ask_user) need the service: strom run cannot wait for answers")
         tools = self._tools(work, p)
@@ -149,6 +171,8 @@ class AgentExecutor:
             return _failed(tools)
         if p.interactive:
             tools[ASK_TOOL] = _ASK
+        if mcp is not None:
+            tools.update({name: ("", description, schema) for name, (description, schema) in mcp.offered.items()})
         schema = output_json_schema(p.output_schema)
         deadline = time.monotonic() + (work.timeout or DEFAULT_TIMEOUT)
         system = (p.system_prompt or "").strip()
@@ -192,7 +216,7 @@ class AgentExecutor:
                     return _failed(f"the model still called tools after max_turns ({turns}) turns")
                 asks = [call for call in turn.calls if call.name == ASK_TOOL and p.interactive]
                 others = [call for call in turn.calls if call not in asks]
-                results = self._call_tools(work, others, tools, logs, cancel) if others else []
+                results = self._call_tools(work, others, tools, logs, cancel, mcp) if others else []
                 if asks:
                     return self._ask_user(
                         work, conversation, asks, results, turn_number, usage, before + time.monotonic() - started, logs
@@ -267,10 +291,14 @@ class AgentExecutor:
             found[_TOOL_NAME.sub("_", task)[:64]] = (task, description, parameters)
         return found
 
-    def _call_tools(self, work, calls, tools, logs: LogSink, cancel: threading.Event) -> list[tuple[ToolCall, str]]:
+    def _call_tools(
+        self, work, calls, tools, logs: LogSink, cancel: threading.Event, mcp: McpTools | None = None
+    ) -> list[tuple[ToolCall, str]]:
         def one(call: ToolCall) -> tuple[ToolCall, str]:
             _log(logs, "tool call", f"{call.name}({json.dumps(call.arguments)})")
-            if call.name not in tools or self.tool_runner is None:
+            if mcp is not None and call.name in mcp.offered:
+                text = mcp.call(call.name, call.arguments)
+            elif call.name not in tools or self.tool_runner is None:
                 text = json.dumps({"error": f"no tool {call.name!r}"})
             else:
                 status, output, error = self.tool_runner(work, tools[call.name][0], call.arguments, call.id, cancel)

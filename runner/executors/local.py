@@ -9,6 +9,8 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -100,10 +102,20 @@ class LocalExecutor:
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         if not isinstance(work.payload, ScriptPayload) or work.payload.runner is not Runner.LOCAL:
             raise RunnerUnavailable(f"the local executor runs script steps with runner: local, not {work.kind}")
+        with self.sandboxed(work, workspace) as sandbox:
+            return self._in(sandbox, work, logs, cancel)
+
+    @contextmanager
+    def sandboxed(self, work: StepWork, workspace: Path) -> Iterator[Sandbox]:
+        """The sandbox `work` runs in (not prepared yet): its scratch directory, its own uid, then nothing left."""
         scratch = Path(tempfile.mkdtemp(prefix="strom-step-", dir=self.settings.scratch_root))
         uid = self.users.take() if self.settings.own_uids else None
         try:
-            return self._run(work, workspace, scratch, uid, logs, cancel)
+            sandbox = self._sandbox(work, workspace, scratch, uid)
+            try:
+                yield sandbox
+            finally:
+                sandbox.close()
         finally:
             self.users.give_back(uid)
             make_writable(scratch / "workspace")
@@ -120,9 +132,7 @@ class LocalExecutor:
             self._cache_ready = True
         return cache
 
-    def _run(
-        self, work: StepWork, workspace: Path, scratch: Path, uid: int | None, logs: LogSink, cancel: threading.Event
-    ) -> StepResult:
+    def _sandbox(self, work: StepWork, workspace: Path, scratch: Path, uid: int | None) -> Sandbox:
         use_bwrap = self.settings.use_bwrap()
         if work.untrusted:
             problem = self.problem()
@@ -133,7 +143,7 @@ class LocalExecutor:
                 )
         cache = self._cache()
         binds = ((cache, _CACHE_INSIDE),) if cache is not None and not work.untrusted else ()  # none for strangers
-        sandbox = Sandbox(
+        return Sandbox(
             Path(workspace),
             scratch,
             use_bwrap,
@@ -143,17 +153,13 @@ class LocalExecutor:
             uid=uid,
             limits=self.settings.limits,
         )
-        try:
-            return self._in(sandbox, work, logs, cancel)
-        finally:
-            sandbox.close()
 
     def _in(self, sandbox: Sandbox, work: StepWork, logs: LogSink, cancel: threading.Event) -> StepResult:
         sandbox.prepare()
         prepare_out(sandbox.out_dir, work.state_archive, sandbox.uid, empty_elsewhere=sandbox.empty_dir is not None)
         step = work.payload_as(ScriptPayload)
         script = self._script_path(step, sandbox, sandbox.code_dir)
-        env = self._env(work, sandbox)
+        env = self.step_env(work, sandbox)
         plan = plan_script(
             step.language,
             step.interpreter,
@@ -266,7 +272,7 @@ class LocalExecutor:
             raise StepSetupError(f"source file {step.source!r} does not exist in the workspace")
         return str(PurePosixPath(sandbox.workspace_path) / relative)
 
-    def _env(self, work: StepWork, sandbox: Sandbox) -> dict[str, str]:
+    def step_env(self, work: StepWork, sandbox: Sandbox) -> dict[str, str]:
         env = {name: os.environ[name] for name in self.settings.pass_env if name in os.environ}
         env["PATH"] = sandbox.visible_path(env.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
         env.setdefault("LANG", "C.UTF-8")

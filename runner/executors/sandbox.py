@@ -369,6 +369,21 @@ class Sandbox:
         bwrap += ["--remount-ro", "/", "--chdir", cwd, "--"]
         return self._launcher + bwrap + argv, None
 
+    def standalone(self, argv: list[str], cwd: str, search_path: str = "") -> tuple[list[str], str | None]:
+        """Like `wrap`, for a process that a library starts (an MCP server over stdio): a command that needs no
+        descriptor passed and nothing done between fork and exec (the seccomp program is opened by a shell that
+        then becomes the sandbox). StepSetupError when this machine lacks the tools for that."""
+        command, host_cwd = self.wrap(argv, cwd, search_path)
+        options = self.process_options()
+        if "preexec_fn" in options or "user" in options:
+            raise StepSetupError("this needs util-linux's setpriv and prlimit on the worker (to start as the step)")
+        seccomp = next((path for path in self._fds if path.is_file()), None)
+        if seccomp is None:
+            return command, host_cwd
+        fd = command.index("--seccomp") + 1
+        command[fd] = "3"
+        return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(seccomp), *command], host_cwd
+
     def _launch(self) -> list[str]:
         """util-linux's setpriv (the step's uid) and prlimit (its limits), to put before the command: starting it
         with Popen's user= or Python code between fork and exec would cost a full fork of the worker instead of a

@@ -9,20 +9,15 @@ the web process knows too; a token names its workspace and commit and stops work
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import time
 
-__all__ = ["PREFIX", "TTL", "check", "issue", "sign"]
+from ..signed_tokens import SCOPED_PREFIX, sign
 
-PREFIX = "strom-snap."
+__all__ = ["PREFIX", "TTL", "check", "issue"]
+
+PREFIX = SCOPED_PREFIX
 TTL = 15 * 60
-
-
-def sign(key: str, body: str) -> str:
-    digest = hmac.new(key.encode(), body.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def issue(key: str, workspace: str, sha: str, ttl: float = TTL, now: float | None = None) -> str:

@@ -7,7 +7,9 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping
+from contextlib import ExitStack
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import runs
@@ -22,16 +24,18 @@ from ..store.connection import patiently
 from .step_state import PATIENCE
 
 if TYPE_CHECKING:
+    from ..executors.local import LocalExecutor
+    from ..executors.mcp_tools import StdioLaunch
     from ..runs.service import Service
     from ..spec.model import InputField
 
-__all__ = ["agent_executor", "inputs_json_schema"]
+__all__ = ["RedisConversations", "agent_executor", "inputs_json_schema"]
 
 POLL = 0.2  # seconds between looks at a tool's run
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
 
 
-def agent_executor(service: Service) -> AgentExecutor:
+def agent_executor(service: Service, local: LocalExecutor | None = None) -> AgentExecutor:
     return AgentExecutor(
         service.config.agent_providers,
         tool_runner=partial(_run_tool, service),
@@ -41,7 +45,24 @@ def agent_executor(service: Service) -> AgentExecutor:
             (ws := service.config.workspaces.get(workspace)) is not None and ws.untrusted_agents
         ),
         conversations=RedisConversations(service),
+        mcp_launch=partial(_mcp_launch, local) if local is not None else None,
     )
+
+
+def _mcp_launch(local: LocalExecutor, work: StepWork, workspace: Path, stack: ExitStack) -> StdioLaunch:
+    """How a step's stdio MCP servers start: each in a sandbox of its own, as a script step of the same run would
+    (its uid, the workspace read-only at /workspace, no network when the step has none), gone with the step."""
+
+    def launch(name: str, spec: Mapping[str, Any]) -> tuple[list[str], str | None, dict[str, str]]:
+        sandbox = stack.enter_context(local.sandboxed(work, workspace))
+        sandbox.prepare()
+        env = local.step_env(work, sandbox)
+        env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+        argv = [str(spec["command"]), *(str(a) for a in spec.get("args") or ())]
+        command, cwd = sandbox.standalone(argv, sandbox.workspace_path, env["PATH"])
+        return command, cwd, env
+
+    return launch
 
 
 class RedisConversations:

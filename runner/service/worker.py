@@ -160,7 +160,10 @@ class Worker:
         if "agent" in abilities and "agent" not in self.executors and self.config.agent_providers:
             from .agent_tools import agent_executor
 
-            self.executors["agent"] = agent_executor(service)
+            local_executor = self.executors.get("local")
+            self.executors["agent"] = agent_executor(
+                service, local_executor if isinstance(local_executor, LocalExecutor) else None
+            )
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
 
@@ -421,7 +424,7 @@ class Worker:
 
     def _workspace(self, work: StepWork) -> Path:
         """Where the step's files are: the snapshot on this machine's disk, else downloaded from the server."""
-        if not work.snapshot or work.kind == "agent":  # a prompt reads no files
+        if not work.snapshot or (work.kind == "agent" and not _stdio_servers(work)):  # a prompt reads no files
             return Path(".")
         path = Path(work.snapshot)
         if path.is_dir() or not work.commit or path.name != work.commit:
@@ -469,3 +472,10 @@ class Worker:
 
     def _executor_for(self, work: StepWork):
         return self.executors.get(executor_key(work), self.executors["none"])
+
+
+def _stdio_servers(work: StepWork) -> bool:
+    """Whether an agent step starts MCP servers over stdio (they see the workspace, as a script step does)."""
+    payload = work.payload
+    servers = getattr(payload, "mcp_servers", None) or {}
+    return any(spec.get("command") for spec in servers.values())

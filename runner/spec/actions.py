@@ -390,6 +390,15 @@ def _agent_tools(r: Reader, ctx: BuildContext) -> tuple[dict[str, str], ...]:
             )
             continue
         name = item[kinds[0]]
+        if kinds[0] == "mcp" and ctx.mcp_servers is not None and name not in ctx.mcp_servers:
+            hint = suggest(name, ctx.mcp_servers)
+            r.problems.error(
+                item.at("mcp"),
+                "unknown-name",
+                f"{r.what}: tools[{index}]: MCP server {name!r} is not in `mcp_servers`"
+                + (f"; {hint}" if hint else ""),
+                "define it under `mcp_servers:` (with `command:` or `url:`)",
+            )
         if kinds[0] == "task" and ctx.task_names and name not in ctx.task_names:
             hint = suggest(name, ctx.task_names)
             r.problems.error(

@@ -20,4 +20,5 @@ class BuildContext:
     task_names: frozenset[str] = frozenset()
     connection_types: frozenset[str] = frozenset()
     workspaces: frozenset[str] = frozenset()  # the server's workspaces: `name.action` may name an action of one
+    mcp_servers: frozenset[str] | None = None  # the workspace's `mcp_servers` (None: not known here)
     webhook_names: dict[str, str] = field(default_factory=dict)  # webhook name -> the trigger that uses it

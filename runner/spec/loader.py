@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,6 +157,7 @@ def _load(
         task_names=frozenset(sections["tasks"]) | names["tasks"],
         connection_types=frozenset(sections["connection_types"]) | names["connection_types"],
         workspaces=workspaces,
+        mcp_servers=frozenset(sections["mcp_servers"]),
     )
     workspace = _build(root, texts, documents, sections, ctx, shared, outside)
     return LoadResult(workspace, tuple(problems.sorted()))
@@ -299,9 +301,9 @@ def _within_count_limits(sections: Sections, limits: SpecLimits, problems: Probl
 def _merge_sections(documents: list[Document], problems: Problems) -> Sections:
     """Each section's entries across files; a name defined twice is reported with both places."""
     merged: Sections = {section: {} for section in _SECTIONS}
-    merged["secrets"] = {}
+    merged["secrets"], merged["mcp_servers"] = {}, {}
     for rel, doc in documents:
-        for section in _SECTIONS + ("secrets",):
+        for section in _SECTIONS + ("secrets", "mcp_servers"):
             value = doc.get(section)
             if value is None:
                 continue
@@ -381,6 +383,11 @@ def _build(
             if trigger is not None:
                 triggers[name] = trigger
     secrets = _secrets(sections["secrets"], problems)
+    mcp_servers = {  # plain JSON values (checked by _check_mcp_servers); templates render with the step
+        name: json.loads(json.dumps(data, default=str))
+        for name, (data, _, _) in sections["mcp_servers"].items()
+        if isinstance(data, dict)
+    }
     hooks = _workspace_hooks(documents, ctx, actions)
     notify = tuple(rule for rel, doc in documents for rule in build_notify_rules(doc, "notify", ctx, rel) or ())
     _check_task_calls(tasks, sections["tasks"], problems)
@@ -393,6 +400,7 @@ def _build(
         secrets=secrets,
         connection_types=connection_types,
         connections=connections,
+        mcp_servers=mcp_servers,
         hooks=hooks,
         notify=notify,
     )

@@ -372,5 +372,6 @@ class Workspace:
     secrets: Mapping[str, Any] = field(default_factory=dict)
     connection_types: Mapping[str, ConnectionType] = field(default_factory=dict)
     connections: Mapping[str, Connection] = field(default_factory=dict)
+    mcp_servers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as written (templates unrendered)
     hooks: Hooks = Hooks()
     notify: tuple[NotifyRule, ...] = ()  # default rules for tasks without their own

@@ -118,6 +118,7 @@ class AgentPayload:
     max_turns: int | None = None
     interactive: bool = False
     output_schema: Mapping[str, Any] | None = None  # set when rendered: the action's `output`
+    mcp_servers: Mapping[str, Mapping[str, Any]] | None = None  # set when rendered: the servers `tools` names
 
 
 @dataclass(frozen=True, slots=True)

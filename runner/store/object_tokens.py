@@ -3,8 +3,8 @@ its step starts from, `put` the files its step left (runner/executors/kubernetes
 
     strom-snap.obj.<verb>.<key>.<expires>.<signature>
 
-Signed like snapshot tokens (runner/git/snapshot_tokens.py: an HMAC with `workers.token`, which the web
-process knows too), under the same prefix, so the API treats both as scoped tokens and never as its own.
+Signed like snapshot tokens (runner/signed_tokens.py: an HMAC with `workers.token`, which the web process knows
+too), under the same prefix, so the API treats both as scoped tokens and never as its own.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 import hmac
 import time
 
-from ..git.snapshot_tokens import PREFIX, sign
+from ..signed_tokens import SCOPED_PREFIX, sign
 
 __all__ = ["TOKEN_PREFIX", "check", "issue"]
 
-TOKEN_PREFIX = f"{PREFIX}obj."
+TOKEN_PREFIX = f"{SCOPED_PREFIX}obj."
 VERBS = ("get", "put")
 
 

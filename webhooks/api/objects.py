@@ -19,7 +19,7 @@ from ..context import current_service
 from ..errors import ApiError
 from . import bp
 
-__all__ = ["delete_object", "get_object", "put_object", "stream_object"]
+__all__ = ["Base64Body", "delete_object", "get_object", "put_object", "stream_object"]
 
 
 def _worker_only(key: str, verb: str) -> None:
