@@ -13,7 +13,7 @@ import pytest
 import requests
 from fake_llm import FakeLLM, anthropic_reply, openai_text, openai_tools
 from git_env import commit, init_repo
-from service_env import TOKENS, make_config, remote_cli, serving, stack, wait_for
+from service_env import TOKENS, csrf, make_config, remote_cli, serving, signed_in, stack, wait_for
 
 from runner import runs as run_service
 from runner.agent_config import AgentProvider
@@ -59,6 +59,9 @@ WORKSPACE = {
       slow:
         flow:
           wait: { type: agent, provider: gpt, prompt: take your time, timeout: 2s }
+      clarify:
+        flow:
+          ask: { type: agent, provider: claude, prompt: Draft the notice, interactive: true }
       triage:
         flow:
           ask:
@@ -299,3 +302,29 @@ def test_a_declined_question_fails_the_step_and_an_unanswered_one_times_out():
     late.send(StepAsked("a", 1, "which one?"))
     late.send(Tick(), at=late.now + 86401)
     assert late.state.steps["a"].error == "no answer to the question within 24 hours"
+
+
+def test_a_question_answered_on_the_run_page_goes_back_to_claude_as_the_tools_result(live, llm):
+    service, server = live
+    ask = {"type": "tool_use", "id": "toolu_1", "name": "ask_user", "input": {"question": "Formal or casual?"}}
+    llm.script("/v1/messages", anthropic_reply(ask), anthropic_reply({"type": "text", "text": "Dear all, ..."}))
+    started = run_service.execute(service, "local", "clarify", {}, source="api")
+    wait_for(lambda: service.runs.load(started.id).steps["ask"].status.value == "waiting", 30, what="the question")
+    approver = signed_in(server, "approver")
+    page = approver.get(f"{server.url}/runs/{started.id}?step=ask", timeout=10).text
+    assert "❓ Formal or casual?" in page and 'id="answer-ask"' in page and 'name="answer"' in page
+    answered = approver.post(
+        f"{server.url}/runs/{started.id}/steps/ask/answer",
+        data={"csrf_token": csrf(page), "answer": "formal, <b>please</b>"},
+        timeout=10,
+    )
+    assert "Answered ask." in answered.text
+    done = wait_for(lambda: (s := service.runs.load(started.id)).status.terminal and s, 30, what="the run")
+    assert done.status.value == "succeeded" and done.steps["ask"].output["text"] == "Dear all, ..."
+    second = llm.bodies("/v1/messages")[1]
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    [result] = second["messages"][-1]["content"]
+    assert (result["type"], result["tool_use_id"]) == ("tool_result", "toolu_1")
+    assert json.loads(result["content"]) == {"answer": "formal, <b>please</b>"}
+    after = approver.get(f"{server.url}/runs/{started.id}?step=ask", timeout=10).text
+    assert "Answered by <b>approver</b>" in after and "formal, &lt;b&gt;please&lt;/b&gt;" in after
