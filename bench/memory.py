@@ -77,6 +77,7 @@ def _role(proc: psutil.Process) -> str:
         ("redis-server", "redis-server"),
         ("runner.cli scheduler", "scheduler"),
         ("runner.cli worker", "worker"),
+        ("webhooks.serve", "web (single process)"),
     ):
         if needle in text:
             return role

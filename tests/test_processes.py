@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -246,6 +247,7 @@ def _children_of(root) -> list:
         if (
             "runner.cli" in " ".join(p.info["cmdline"] or [])
             or "gunicorn" in " ".join(p.info["cmdline"] or [])
+            or "webhooks.serve" in " ".join(p.info["cmdline"] or [])
             or "redis-server" in " ".join(p.info["cmdline"] or [])
         )
         and (str(root) in (p.info["cwd"] or "") or str(root) in " ".join(p.info["cmdline"] or []))
@@ -308,6 +310,7 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
     root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
+    env["STROM_WEB__READ_TIMEOUT"] = "1"
     up = subprocess.Popen(
         [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
         cwd=root,
@@ -319,10 +322,19 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
-        worker = wait_for(lambda: [p for p in _children_of(root) if "worker" in p.cmdline()], 10, 0.1, "the worker")[0]
-        worker.kill()
-        wait_for(lambda: "worker-1 started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new worker")
-        assert "worker-1 exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
+        web = [p.cmdline()[1:] for p in _children_of(root) if "webhooks.serve" in p.cmdline()]
+        assert web == [["-m", "webhooks.serve", f"127.0.0.1:{port}"]], "one web process, no gunicorn master"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            silent.sendall(b"GET /api/health HTTP/1.1\r\n")  # and never the rest
+            started = time.monotonic()
+            said = b"".join(iter(lambda: silent.recv(1024), b""))  # until the server closes the connection
+            assert 0.5 < time.monotonic() - started < 5, "a silent client is let go after web.read_timeout (1 s)"
+            assert said == b"" or said.startswith(b"HTTP/1.1 4"), said
+        runners = [p for p in _children_of(root) if p.cmdline()[3:4] in (["scheduler"], ["worker"])]
+        assert [p.cmdline()[3:] for p in runners] == [["scheduler", "--steps", "4"]], "steps run in the scheduler"
+        runners[0].kill()
+        wait_for(lambda: "scheduler started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new scheduler")
+        assert "scheduler exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
         run = requests.post(
             f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={}, headers=auth
         ).json()
@@ -333,7 +345,7 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
             ),
             30,
             0.1,
-            "a run on the new worker",
+            "a run on the new scheduler's steps",
         )
         assert up.poll() is None, "strom up itself goes on"
         conf = (root / ".strom-data" / "redis.conf").read_text()

@@ -92,15 +92,22 @@ health_option = click.option(
 @config_option
 @click.option("--listen", metavar="HOST:PORT", help="Address to serve on (default from config: 127.0.0.1:8080).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
-def web_command(config_path, listen, access_log):
-    """Serve the API (gunicorn, threaded). Needs STROM_REDIS_URL."""
+@click.option(
+    "--single-process",
+    is_flag=True,
+    help="Serve from this one process (gevent's own server) instead of gunicorn's master and workers: less "
+    "memory, no restart of a hung worker (`strom up` does this and restarts it if it exits).",
+)
+def web_command(config_path, listen, access_log, single_process):
+    """Serve the API and the UI (gunicorn with gevent workers). Needs STROM_REDIS_URL."""
     if config_path:
         os.environ["STROM_CONFIG"] = str(Path(config_path).resolve())
-    from ..service.webserver import exec_gunicorn
+    from ..service.webserver import exec_gunicorn, exec_single
 
     config = _config(config_path)
     _service(config_path)  # fail early, with a clear message, if Redis is unreachable
-    exec_gunicorn(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
+    start = exec_single if single_process else exec_gunicorn
+    start(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
 
 
 @click.command("worker")
@@ -174,14 +181,31 @@ def _check_abilities(config, wanted) -> None:
 @click.command("scheduler")
 @config_option
 @health_option
+@click.option(
+    "--steps",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 256),
+    metavar="N",
+    help="Also run script (and agent) steps here, N at a time, as a worker would: one process less "
+    "(`strom up` does this); separate `strom worker` processes scale further.",
+)
 @click.option("-v", "--verbose", is_flag=True)
-def scheduler_command(config_path, health_port, verbose):
+def scheduler_command(config_path, health_port, steps, verbose):
     """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
     from ..service.scheduler import Scheduler
+    from ..service.worker import Worker
 
     _logging(verbose)
-    scheduler = Scheduler(_service(config_path))
+    service = _service(config_path)
+    worker = None
+    if steps:
+        abilities = ["script", "agent"] if service.config.agent_providers else ["script"]
+        worker = Worker(service, abilities=abilities, concurrency=steps)
+    scheduler = Scheduler(service, steps=worker)
     scheduler.start()
+    if worker is not None:
+        click.echo(f"scheduler {scheduler.name} runs steps too: {', '.join(worker.queue_names)}", err=True)
     _serve(scheduler, scheduler.health, health_port)
 
 
@@ -196,7 +220,13 @@ def scheduler_command(config_path, health_port, verbose):
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Step runners: the first inside the scheduler's process, each further one a worker process.",
+)
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps per worker.")
 @click.option("--redis-url", envvar="STROM_REDIS_URL", help="Use this Redis instead of a private one.")
 @config_option

@@ -42,7 +42,15 @@ log = logging.getLogger("strom.scheduler")
 
 
 class Scheduler:
-    def __init__(self, service: Service, name: str | None = None, server_concurrency: int = 4, intake_threads: int = 2):
+    def __init__(
+        self,
+        service: Service,
+        name: str | None = None,
+        server_concurrency: int = 4,
+        intake_threads: int = 2,
+        steps: Worker | None = None,
+    ):
+        """`steps`: a worker for script steps in this process too (`strom up`: one process less)."""
         self.service = service
         self.config = service.config
         self.redis = service.redis
@@ -58,6 +66,7 @@ class Scheduler:
             name=f"{self.name}-server",
             health=self.health,
         )
+        self.steps = steps
         self.intake = [
             QueueConsumer(
                 self.redis, keys.INTAKE, keys.intake_busy(f"{self.name}#{i}"), self._process_event, "repository events"
@@ -80,6 +89,8 @@ class Scheduler:
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.server_worker.start()
+        if self.steps is not None:
+            self.steps.start()
         loops = [
             ("heartbeat", self._alive_once),
             ("orchestrator", self.consumer.one_pass),
@@ -102,11 +113,15 @@ class Scheduler:
     def request_stop(self) -> None:
         self.stop_event.set()
         self.server_worker.request_stop()
+        if self.steps is not None:
+            self.steps.request_stop()
 
     def wait(self, drain: float = 5.0) -> None:
         for thread in self.threads:
             thread.join(timeout=5)
         self.server_worker.wait(drain)
+        if self.steps is not None:
+            self.steps.wait()  # its steps get workers.shutdown_grace, as a worker's do
         try:
             if self._notify is not None:
                 self._notify.died()

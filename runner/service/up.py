@@ -155,10 +155,10 @@ class Supervisor:
         if self.config_file:
             self.env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
         python = [sys.executable, "-m", "runner.cli"]
-        self._spawn("web", python + ["web"])
-        self._spawn("scheduler", python + ["scheduler"])
-        for i in range(self.workers):
-            self._spawn(f"worker-{i + 1}", python + ["worker", "--concurrency", str(self.concurrency)])
+        self._spawn("web", python + ["web", "--single-process"])
+        self._spawn("scheduler", python + ["scheduler", "--steps", str(self.concurrency)])  # the first worker
+        for i in range(1, self.workers):
+            self._spawn(f"worker-{i}", python + ["worker", "--concurrency", str(self.concurrency)])
         web = next(c for c in self.children if c.name == "web")
         _wait(
             lambda: self.get("/api/health") is not None,
@@ -273,9 +273,9 @@ class Supervisor:
     def stop(self, timeout: float = 15.0) -> None:
         """Workers first (they finish or hand back their steps, and deliver what they owe Redis), then the
         scheduler and web, then Redis."""
-        groups = (
-            [c for c in self.children if c.name.startswith("worker")],
-            [c for c in self.children if c.name in ("scheduler", "web")],
+        groups = (  # the scheduler runs steps too: it gets a worker's time to stop
+            [c for c in self.children if c.name.startswith("worker") or c.name == "scheduler"],
+            [c for c in self.children if c.name == "web"],
             [c for c in self.children if c.name == "redis"],
         )
         for group, wait in zip(groups, (WORKER_STOP, timeout, timeout)):

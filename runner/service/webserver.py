@@ -11,10 +11,11 @@ import sys
 
 from ..config import Config
 
-__all__ = ["WSGI_APP", "exec_gunicorn", "gunicorn_argv"]
+__all__ = ["SINGLE_SERVER", "WSGI_APP", "exec_gunicorn", "exec_single", "gunicorn_argv"]
 
 WSGI_APP = "webhooks.wsgi:app"
 WORKER_CLASS = "webhooks.worker.StromWorker"
+SINGLE_SERVER = "webhooks.serve"  # gevent's WSGI server in one process (`strom web --single-process`)
 
 
 def gunicorn_argv(config: Config, bind: str | None = None, access_log: bool = False) -> list[str]:
@@ -50,4 +51,10 @@ def gunicorn_argv(config: Config, bind: str | None = None, access_log: bool = Fa
 
 def exec_gunicorn(config: Config, bind: str | None = None, access_log: bool = False) -> None:
     argv = gunicorn_argv(config, bind, access_log)
+    os.execv(argv[0], argv)
+
+
+def exec_single(config: Config, bind: str | None = None, access_log: bool = False) -> None:
+    """Replace this process with one that serves the app itself (gevent's WSGI server, no gunicorn master)."""
+    argv = [sys.executable, "-m", SINGLE_SERVER, bind or config.listen] + (["--access-log"] if access_log else [])
     os.execv(argv[0], argv)

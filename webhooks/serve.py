@@ -1,0 +1,50 @@
+"""`strom web --single-process`: the web app served by gevent's own WSGI server in one process, without
+gunicorn's master (what `strom up` runs: one process, and its memory, less; `strom up` starts it again if it
+exits). gevent patches the standard library before anything else is imported, as gunicorn's gevent workers do,
+and a connection is held to `web.read_timeout` as webhooks/worker.py holds it.
+
+    python -m webhooks.serve HOST:PORT [--access-log]
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import signal  # noqa: E402 - after the patching
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
+
+__all__ = ["main"]
+
+
+def main(argv: list[str]) -> None:
+    from .context import current_service
+    from .wsgi import app
+
+    config = current_service(app).config
+    timeout, connections = config.web_read_timeout, config.web_connections
+    host, _, port = argv[0].rpartition(":")
+
+    class Handler(WSGIHandler):
+        def handle(self):
+            self.socket.settimeout(timeout)  # a slow or silent client holds nothing for longer
+            super().handle()
+
+    server = WSGIServer(
+        (host.strip("[]") or "127.0.0.1", int(port)),
+        app,
+        handler_class=Handler,
+        spawn=Pool(connections),
+        log=sys.stdout if "--access-log" in argv else None,
+        error_log=sys.stderr,
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, lambda: server.stop(timeout=5))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
