@@ -134,6 +134,11 @@ class AgentExecutor:
     # ----------------------------------------------------------------- the step
     def run(self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         p = work.payload_as(AgentPayload)
+        if work.untrusted and not self.untrusted_allowed(work.workspace):  # before any server starts, too
+            return _failed(
+                "agent steps do not run for untrusted pull requests: a stranger's prompt would spend the "
+                "workspace's provider keys (allow it with pull_requests: { agents: true } on the workspace)"
+            )
         if not p.mcp_servers:
             return self._run(work, workspace, logs, cancel, None)
         if self.mcp_launch is None:
@@ -153,11 +158,6 @@ class AgentExecutor:
         self, work: StepWork, workspace: Path, logs: LogSink, cancel: threading.Event, mcp: McpTools | None
     ) -> StepResult:
         p = work.payload_as(AgentPayload)
-        if work.untrusted and not self.untrusted_allowed(work.workspace):
-            return _failed(
-                "agent steps do not run for untrusted pull requests: a stranger's prompt would spend the "
-                "workspace's provider keys (allow it with pull_requests: { agents: true } on the workspace)"
-            )
         provider = self.providers.get(p.provider or "")
         if provider is None:
             return _failed(f"model provider {p.provider!r} is not configured on this worker (agents.providers)")

@@ -197,11 +197,11 @@ class PullRequestCommands:
             waits = "an answer" if answering else "approval"
             return self._refused(f"nothing on #{self.pr.number} waits for {waits}")
         words = list(command.words)
-        text = command.line.split(None, 1)[1] if len(command.line.split(None, 1)) > 1 else ""
+        text = _after_first_word(command.line)
         if words and any(words[0] in (g.name, g.step.step) for g in gates):
             wanted = words.pop(0)
             gates = [g for g in gates if wanted in (g.name, g.step.step)]
-            text = text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else ""
+            text = _after_first_word(text)
         if answering and len(gates) > 1:
             names = ", ".join(f"`{g.name}`" for g in gates)
             return self._refused(f"several questions wait ({names}): say which, `/answer <step> <answer>`")
@@ -358,3 +358,8 @@ class PullRequestCommands:
 
 class _NoHead(StromError):
     pass
+
+
+def _after_first_word(text: str) -> str:
+    parts = text.split(None, 1)
+    return parts[1] if len(parts) > 1 else ""
