@@ -1,26 +1,28 @@
 """`strom web --single-process`: the web app served by gevent's own WSGI server in one process, without
 gunicorn's master (what `strom up` runs: one process, and its memory, less; `strom up` starts it again if it
-exits). gevent patches the standard library before anything else is imported, as gunicorn's gevent workers do,
-and a connection is held to `web.read_timeout` as webhooks/worker.py holds it.
-
-    python -m webhooks.serve HOST:PORT [--access-log]
+exits). Run as `python -m webhooks.serve HOST:PORT [--access-log]`: gevent patches the standard library before
+anything else is imported, as gunicorn's gevent workers do (importing this module patches nothing), and a
+connection is held to `web.read_timeout` as webhooks/worker.py holds it.
 """
 
-from gevent import monkey
+from __future__ import annotations
 
-monkey.patch_all()
-
-import signal  # noqa: E402 - after the patching
-import sys  # noqa: E402
-
-import gevent  # noqa: E402
-from gevent.pool import Pool  # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
+import sys
 
 __all__ = ["main"]
 
 
 def main(argv: list[str]) -> None:
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import signal
+
+    import gevent
+    from gevent.pool import Pool
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
     from .context import current_service
     from .wsgi import app
 
