@@ -6,6 +6,7 @@ docs/screenshots/ with STROM_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from service_env import TOKENS, make_config, serving, stack, wait_for
 
 from runner import runs as run_service
 from runner.engine import RunStatus
+from runner.engine.events import StepAsked, StepStarted
 from runner.forges.event import PullRequest
 from runner.gitops.pulls import Pulls
 
@@ -56,6 +58,9 @@ WORKSPACE = {
       quick:
         flow:
           hello: { type: script, script: "echo hello; sleep 1" }
+      plan:
+        flow:
+          ask: { type: agent, provider: gpt, prompt: Plan the rollout, interactive: true }
       noisy:
         flow:
           talk:
@@ -92,7 +97,13 @@ def chromium():
 
 @pytest.fixture
 def live(service_workspace, redis_url):
-    config = make_config(service_workspace(WORKSPACE), redis_url, STROM_PUBLIC_URL="http://strom.test")
+    provider = {"id": "gpt", "type": "openai", "api_key": "k", "api_endpoint": "http://127.0.0.1:9/v1", "model": "m"}
+    config = make_config(
+        service_workspace(WORKSPACE),
+        redis_url,
+        STROM_PUBLIC_URL="http://strom.test",
+        STROM_AGENTS=json.dumps({"providers": [provider]}),  # no worker takes agent steps: the test asks itself
+    )
     with stack(config) as service, serving(config, service) as server:
         yield service, server
 
@@ -327,11 +338,15 @@ def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium
     gated = run_service.start(service, "local", checkout, "release", {}, source="github", event=event).id
     wait_for(lambda: service.runs.load(gated).status is RunStatus.WAITING, what="the gate")
     wait_for(lambda: service.runs.load(fired["run"]).status.terminal, what="the hook's run")
+    asked = run_service.execute(service, "local", "plan", {}).id  # its question, as an agent step's worker asks it
+    service.orchestrator.apply(asked, StepStarted("ask", 1, worker="agent-worker"))
+    service.orchestrator.apply(asked, StepAsked("ask", 1, "Which region first: eu-west or us-east?"))
     pages = [
         "/",
         "/runs",
         f"/runs/{gated}",
         f"/runs/{fired['run']}",
+        f"/runs/{asked}",
         "/tasks",
         "/events",
         f"/events/{fired['id']}",
@@ -351,6 +366,8 @@ def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark(chromium
         page.wait_for_url(f"{server.url}/")
         for path in pages:
             page.goto(server.url + path)
+            if path == f"/runs/{asked}":  # the question's card, with its answer box, is what axe checks there
+                assert page.locator("#step-ask .approval.question textarea[name=answer]").count() == 1
             found[(scheme, path)] = accessibility_problems(page, axe)
             if scheme == "light" and path in SHOTS:
                 shot(page, tmp_path, SHOTS[path])
