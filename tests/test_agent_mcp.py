@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 
+import anyio.from_thread  # noqa: F401 - see below
+import mcp.client.stdio
+import mcp.client.streamable_http  # noqa: F401
 import pytest
 from conftest import load
 from fake_llm import FakeLLM, openai_text, openai_tools

@@ -328,3 +328,25 @@ def test_a_question_answered_on_the_run_page_goes_back_to_claude_as_the_tools_re
     assert json.loads(result["content"]) == {"answer": "formal, <b>please</b>"}
     after = approver.get(f"{server.url}/runs/{started.id}?step=ask", timeout=10).text
     assert "Answered by <b>approver</b>" in after and "formal, &lt;b&gt;please&lt;/b&gt;" in after
+
+
+def test_strom_run_runs_agent_steps_with_the_providers_of_a_strom_yaml_beside_strom(tmp_path, llm, monkeypatch):
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    (tmp_path / ".strom").mkdir()
+    (tmp_path / ".strom/agents.yaml").write_text(
+        "tasks:\n  t:\n    flow:\n      a: { type: agent, provider: gpt, prompt: Say hi }\n"
+        "  asks:\n    flow:\n      a: { type: agent, provider: gpt, prompt: hm, interactive: true }\n"
+    )
+    provider = {"id": "gpt", "type": "openai", "api_key": {"env": "MY_KEY"}, "api_endpoint": f"{llm.url}/v1"}
+    (tmp_path / "strom.yaml").write_text(json.dumps({"agents": {"providers": [{**provider, "model": "m"}]}}))
+    monkeypatch.setenv("MY_KEY", "sk-local")
+    llm.script(CHAT, openai_text("hi from here"))
+    ran = CliRunner().invoke(main, ["run", "t", "-C", str(tmp_path), "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert '"text": "hi from here"' in ran.output
+    assert {k.lower(): v for k, v in llm.headers(CHAT)[0].items()}["authorization"] == "Bearer sk-local"
+    asked = CliRunner().invoke(main, ["run", "asks", "-C", str(tmp_path)])
+    assert asked.exit_code == 1 and "strom run cannot wait for answers" in asked.output

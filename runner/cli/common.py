@@ -57,17 +57,25 @@ def print_problems(result: LoadResult, to: Console = err_console) -> None:
             to.print(Text(f"    fix: {problem.hint}", style="bright_black"))
 
 
+def local_config(root: Path):
+    """The configuration of a `strom.yaml` next to the workspace's .strom/, or None (none, or one this machine
+    cannot read: a server's file naming its secrets)."""
+    if not (root / "strom.yaml").is_file():
+        return None
+    from ..config import ConfigError, load_config
+
+    try:
+        return load_config(base_dir=root)
+    except ConfigError:
+        return None
+
+
 def load_local(root: Path):
     """The workspace at `root`, with the libraries of a `strom.yaml` next to its .strom/ (if it has any)."""
     from ..spec import load_texts, load_workspace
 
-    if not (root / "strom.yaml").is_file():
-        return load_workspace(root)
-    from ..config import ConfigError, load_config
-
-    try:
-        config = load_config(base_dir=root)
-    except ConfigError:  # a server's file this machine cannot read (its secrets): no libraries, then
+    config = local_config(root)
+    if config is None:
         return load_workspace(root)
     from ..git.repos import Repos
     from ..runs.libraries import Libraries

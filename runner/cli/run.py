@@ -17,7 +17,7 @@ from ..secrets import SecretsFileError, read_secrets_file, resolve_workspace_sec
 from ..spec import ABSENT
 from ..spec.inputs import parse_pairs
 from ..suggestions import suggest
-from .common import console, err_console, load_or_exit, resolve_workspace
+from .common import console, err_console, load_or_exit, local_config, resolve_workspace
 
 __all__ = ["run_command"]
 
@@ -138,6 +138,7 @@ def run_command(task, pairs, raw_json, path, jobs, secret_files, approve, reject
         secrets=secrets,
         jobs=jobs,
         local_executor=steps,
+        agent_executor=_agent_executor(root, steps),
         git=git_context(root),
     )
     previous = signal.signal(signal.SIGINT, lambda *_: runner.interrupt())
@@ -173,3 +174,14 @@ def _input_help(task) -> str:
             extra.append(f"default {field.default!r}")
         lines.append(f"  -i {name}=<{field.type}>" + (f"   ({'; '.join(extra)})" if extra else ""))
     return "\n".join(lines)
+
+
+def _agent_executor(root: Path, steps: LocalExecutor):
+    """Agent steps run here with the providers of a `strom.yaml` beside .strom/ (keys from your environment), their
+    stdio MCP servers in the sandbox as on a worker; questions and task tools need the service."""
+    config = local_config(root)
+    if config is None or not config.agent_providers:
+        return None
+    from ..executors.agent import AgentExecutor
+
+    return AgentExecutor(config.agent_providers, mcp_launch=steps.mcp_launch)

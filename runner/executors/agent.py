@@ -142,7 +142,7 @@ class AgentExecutor:
         if not p.mcp_servers:
             return self._run(work, workspace, logs, cancel, None)
         if self.mcp_launch is None:
-            return _failed("tools of MCP servers need the service: strom run does not start MCP servers")
+            return _failed("this worker cannot start MCP servers (it has no local executor)")
         deadline = time.monotonic() + (work.timeout or DEFAULT_TIMEOUT)
         with ExitStack() as stack:
             try:
@@ -160,7 +160,10 @@ class AgentExecutor:
         p = work.payload_as(AgentPayload)
         provider = self.providers.get(p.provider or "")
         if provider is None:
-            return _failed(f"model provider {p.provider!r} is not configured on this worker (agents.providers)")
+            return _failed(
+                f"model provider {p.provider!r} is not configured here (agents.providers of the configuration; "
+                "for strom run, of a strom.yaml beside .strom/)"
+            )
         model = p.model or provider.model
         if not model:
             return _failed(f"provider {provider.id!r} names no model: give the step `model:` or the provider one")

@@ -9,10 +9,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from ..durations import format_duration
 from ..engine.status import StepStatus
@@ -26,6 +27,9 @@ from .languages import cache_env, is_file_inside, plan_script, read_inside, scri
 from .outfiles import OUT_DIRS, STATE_DIR_ENV, kept_files, prepare_out
 from .process import run_process
 from .sandbox import STEP_GID, Sandbox, StepLimits, StepUsers, bwrap_available, sandbox_problem
+
+if TYPE_CHECKING:
+    from .mcp_tools import StdioLaunch
 
 __all__ = ["DEFAULT_PASS_ENV", "LocalExecutor", "LocalSettings"]
 
@@ -131,6 +135,22 @@ class LocalExecutor:
                 cache.chmod(0o2775)
             self._cache_ready = True
         return cache
+
+    def mcp_launch(self, work: StepWork, workspace: Path, stack: ExitStack) -> StdioLaunch:
+        """How an agent step's stdio MCP servers start: each in a sandbox of its own, as a script step of the run
+        would (its uid, the workspace read-only at /workspace, no network when the step has none), gone with
+        `stack`."""
+
+        def launch(name: str, spec: Mapping[str, Any]) -> tuple[list[str], str | None, dict[str, str]]:
+            sandbox = stack.enter_context(self.sandboxed(work, workspace))
+            sandbox.prepare()
+            env = self.step_env(work, sandbox)
+            env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+            argv = [str(spec["command"]), *(str(a) for a in spec.get("args") or ())]
+            command, cwd = sandbox.standalone(argv, sandbox.workspace_path, env["PATH"])
+            return command, cwd, env
+
+        return launch
 
     def _sandbox(self, work: StepWork, workspace: Path, scratch: Path, uid: int | None) -> Sandbox:
         use_bwrap = self.settings.use_bwrap()

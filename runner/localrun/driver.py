@@ -78,6 +78,7 @@ class LocalRunner:
         secrets: Mapping[str, str] | None = None,
         jobs: int = 4,
         local_executor: LocalExecutor | None = None,
+        agent_executor=None,
         git: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
     ):
@@ -95,6 +96,8 @@ class LocalRunner:
             "none": Unavailable(),
             "docker": DockerExecutor(),
         }
+        if agent_executor is not None:  # the providers of a strom.yaml beside .strom/
+            self.executors["agent"] = agent_executor
         self.inbox: queue.Queue = queue.Queue()
         self.runs: dict[str, _Run] = {}
         self.order: list[str] = []

@@ -7,9 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping
-from contextlib import ExitStack
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import runs
@@ -25,7 +23,6 @@ from .step_state import PATIENCE
 
 if TYPE_CHECKING:
     from ..executors.local import LocalExecutor
-    from ..executors.mcp_tools import StdioLaunch
     from ..runs.service import Service
     from ..spec.model import InputField
 
@@ -45,24 +42,8 @@ def agent_executor(service: Service, local: LocalExecutor | None = None) -> Agen
             (ws := service.config.workspaces.get(workspace)) is not None and ws.untrusted_agents
         ),
         conversations=RedisConversations(service),
-        mcp_launch=partial(_mcp_launch, local) if local is not None else None,
+        mcp_launch=local.mcp_launch if local is not None else None,
     )
-
-
-def _mcp_launch(local: LocalExecutor, work: StepWork, workspace: Path, stack: ExitStack) -> StdioLaunch:
-    """How a step's stdio MCP servers start: each in a sandbox of its own, as a script step of the same run would
-    (its uid, the workspace read-only at /workspace, no network when the step has none), gone with the step."""
-
-    def launch(name: str, spec: Mapping[str, Any]) -> tuple[list[str], str | None, dict[str, str]]:
-        sandbox = stack.enter_context(local.sandboxed(work, workspace))
-        sandbox.prepare()
-        env = local.step_env(work, sandbox)
-        env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
-        argv = [str(spec["command"]), *(str(a) for a in spec.get("args") or ())]
-        command, cwd = sandbox.standalone(argv, sandbox.workspace_path, env["PATH"])
-        return command, cwd, env
-
-    return launch
 
 
 class RedisConversations:
