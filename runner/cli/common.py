@@ -14,7 +14,15 @@ from ..spec.layout import STROM_DIR, WORKFLOW_DIRS
 if TYPE_CHECKING:  # the loader is imported by the commands that load workflows, not by `strom up`
     from ..spec import LoadResult, Workspace
 
-__all__ = ["console", "err_console", "load_local", "load_or_exit", "print_problems", "resolve_workspace"]
+__all__ = [
+    "console",
+    "err_console",
+    "load_local",
+    "load_or_exit",
+    "local_config",
+    "print_problems",
+    "resolve_workspace",
+]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
