@@ -350,3 +350,31 @@ def test_strom_run_runs_agent_steps_with_the_providers_of_a_strom_yaml_beside_st
     assert {k.lower(): v for k, v in llm.headers(CHAT)[0].items()}["authorization"] == "Bearer sk-local"
     asked = CliRunner().invoke(main, ["run", "asks", "-C", str(tmp_path)])
     assert asked.exit_code == 1 and "strom run cannot wait for answers" in asked.output
+
+
+def test_a_question_whose_worker_died_before_the_scheduler_heard_it_is_applied_by_the_lost_step_sweep(
+    service_workspace, redis_url
+):
+    """The worker stored its final report (StepAsked) and died: the sweep that finds the step lost applies the
+    report it left instead of failing the step as lost."""
+    from runner.engine.events import StepAsked, StepStarted
+    from runner.runs import messages
+    from runner.store import keys
+
+    providers = [  # nobody answers: no worker takes agent steps here
+        {"id": name, "type": kind, "api_key": "k", "api_endpoint": "http://127.0.0.1:9/v1", "model": "m"}
+        for name, kind in (("gpt", "openai"), ("claude", "anthropic"))
+    ]
+    config = make_config(service_workspace(WORKSPACE), redis_url, STROM_AGENTS=json.dumps({"providers": providers}))
+    with stack(config, workers=0) as service:
+        state = run_service.execute(service, "local", "clarify", {}, source="api")
+        service.orchestrator.apply(state.id, StepStarted("ask", 1, worker="ghost"))
+        report = messages.encode(messages.event_message(state.id, StepAsked("ask", 1, "Formal or casual?")))
+        service.redis.set(keys.result(state.id, "ask", 1), report)  # what the worker's outbox stores with its end
+        asked = wait_for(
+            lambda: (s := service.runs.load(state.id)).steps["ask"].status.value == "waiting" and s,
+            timeout=15,
+            what="the sweep to apply the question",
+        )
+        assert asked.steps["ask"].approval["message"] == "Formal or casual?"
+        assert (asked.steps["ask"].attempt, asked.steps["ask"].error) == (1, None), "not lost, not retried"
