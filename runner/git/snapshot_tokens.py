@@ -9,10 +9,9 @@ the web process knows too; a token names its workspace and commit and stops work
 
 from __future__ import annotations
 
-import hmac
 import time
 
-from ..signed_tokens import SCOPED_PREFIX, sign
+from ..signed_tokens import SCOPED_PREFIX, opened, seal
 
 __all__ = ["PREFIX", "TTL", "check", "issue"]
 
@@ -21,21 +20,19 @@ TTL = 15 * 60
 
 
 def issue(key: str, workspace: str, sha: str, ttl: float = TTL, now: float | None = None) -> str:
-    expires = int((time.time() if now is None else now) + ttl)
-    body = f"{PREFIX}{workspace}.{sha}.{expires}"
-    return f"{body}.{sign(key, body)}"
+    return seal(key, PREFIX, f"{workspace}.{sha}", ttl, now)
 
 
 def check(key: str | None, token: str, workspace: str, sha: str, now: float | None = None) -> str | None:
     """Why `token` does not open the snapshot of `sha` in `workspace`, or None when it does."""
     if not key:
         return "this server has no workers.token to check snapshot tokens with"
-    body, _, signature = token.rpartition(".")
-    if not body.startswith(PREFIX) or not hmac.compare_digest(sign(key, body).encode(), signature.encode()):
+    genuine = opened(key, token, PREFIX)
+    if genuine is None:
         return "the snapshot token is not valid"
-    parts = body[len(PREFIX) :].rsplit(".", 2)
-    if len(parts) != 3 or parts[0] != workspace or parts[1] != sha:
+    scope, expires = genuine
+    if scope != f"{workspace}.{sha}":
         return "the snapshot token is for another commit"
-    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < (time.time() if now is None else now):
+    if expires < (time.time() if now is None else now):
         return "the snapshot token has expired"
     return None

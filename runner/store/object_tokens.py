@@ -9,10 +9,9 @@ too), under the same prefix, so the API treats both as scoped tokens and never a
 
 from __future__ import annotations
 
-import hmac
 import time
 
-from ..signed_tokens import SCOPED_PREFIX, sign
+from ..signed_tokens import SCOPED_PREFIX, opened, seal
 
 __all__ = ["TOKEN_PREFIX", "check", "issue"]
 
@@ -23,21 +22,19 @@ VERBS = ("get", "put")
 def issue(key: str, verb: str, object_key: str, ttl: float, now: float | None = None) -> str:
     if verb not in VERBS:
         raise ValueError(f"an object token opens an object to {' or '.join(VERBS)}, not {verb!r}")
-    expires = int((time.time() if now is None else now) + ttl)
-    body = f"{TOKEN_PREFIX}{verb}.{object_key}.{expires}"
-    return f"{body}.{sign(key, body)}"
+    return seal(key, TOKEN_PREFIX, f"{verb}.{object_key}", ttl, now)
 
 
 def check(key: str | None, token: str, verb: str, object_key: str, now: float | None = None) -> str | None:
     """Why `token` does not open `object_key` to `verb`, or None when it does."""
     if not key:
         return "this server has no workers.token to check object tokens with"
-    body, _, signature = token.rpartition(".")
-    if not body.startswith(TOKEN_PREFIX) or not hmac.compare_digest(sign(key, body).encode(), signature.encode()):
+    genuine = opened(key, token, TOKEN_PREFIX)
+    if genuine is None:
         return "the object token is not valid"
-    scope, _, expires = body[len(TOKEN_PREFIX) :].rpartition(".")
+    scope, expires = genuine
     if scope != f"{verb}.{object_key}":
         return f"the object token does not open {object_key} to {verb}"
-    if not (expires.isascii() and expires.isdigit()) or int(expires) < (time.time() if now is None else now):
+    if expires < (time.time() if now is None else now):
         return "the object token has expired"
     return None

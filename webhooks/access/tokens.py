@@ -8,7 +8,7 @@ import hmac
 from flask import g, request
 
 from runner.config import TokenConfig
-from runner.git.snapshot_tokens import PREFIX as SCOPED_PREFIX  # short-lived snapshot tokens
+from runner.signed_tokens import SCOPED_PREFIX  # short-lived snapshot and object tokens
 from runner.store.run_tokens import PREFIX as RUN_PREFIX  # the tokens of runs with `api: true`
 
 from ..context import current_service
