@@ -141,9 +141,8 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
                 f"unknown ability {ability!r} (abilities: script, docker, kubernetes, agent)", param_hint="--abilities"
             )
     service = _service(config_path)
-    defaulted = click.get_current_context().get_parameter_source("abilities") is ParameterSource.DEFAULT
-    if defaulted and service.config.agent_providers:
-        wanted.append("agent")
+    if click.get_current_context().get_parameter_source("abilities") is ParameterSource.DEFAULT:
+        wanted = _default_abilities(service.config)
     _check_abilities(service.config, wanted)
     worker = Worker(
         service,
@@ -156,6 +155,11 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
     worker.start()
     click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
     _serve(worker, worker.health, health_port)
+
+
+def _default_abilities(config) -> list[str]:
+    """What a worker offers unless told: scripts, and agent steps when the configuration has providers."""
+    return ["script", "agent"] if config.agent_providers else ["script"]
 
 
 def _check_abilities(config, wanted) -> None:
@@ -200,8 +204,7 @@ def scheduler_command(config_path, health_port, steps, verbose):
     service = _service(config_path)
     worker = None
     if steps:
-        abilities = ["script", "agent"] if service.config.agent_providers else ["script"]
-        worker = Worker(service, abilities=abilities, concurrency=steps)
+        worker = Worker(service, abilities=_default_abilities(service.config), concurrency=steps)
     scheduler = Scheduler(service, steps=worker)
     scheduler.start()
     if worker is not None:

@@ -198,6 +198,7 @@ def _work(
         + secret_values(action.input, action_inputs)
     )
     workdir = render(action.workdir, actx, where("workdir", action)) if action.workdir else action.workdir
+    renderer = _Renderer(actx, where, action)
     return StepWork(
         job_id=state.id,
         step=run.name,
@@ -220,9 +221,7 @@ def _work(
         resources=action.resources,
         state_files=_state_files(state),
         answer=_answer(run),
-        payload=_with_mcp_servers(
-            _rendered(action, _Renderer(actx, where, action)), ctx, _Renderer(actx, where, action)
-        ),
+        payload=_with_mcp_servers(_rendered(action, renderer), ctx, renderer),
     )
 
 
