@@ -43,7 +43,7 @@ def kube():
         yield fake
 
 
-def executor(kube, tmp_path, **settings) -> PodExecutor:
+def executor(kube, tmp_path, files=None, **settings) -> PodExecutor:
     config = KubernetesConfig(
         kubeconfig=kube.kubeconfig(tmp_path), namespace="ci", init_image="busybox:1.36", **settings
     )
@@ -54,7 +54,7 @@ def executor(kube, tmp_path, **settings) -> PodExecutor:
             snapshot_tokens.issue("worker-secret", work.workspace, work.commit),
         )
 
-    return PodExecutor(config, worker="k8s-worker-1", snapshot_access=access, poll=0.05)
+    return PodExecutor(config, worker="k8s-worker-1", snapshot_access=access, poll=0.05, files=files)
 
 
 def work(**fields) -> StepWork:

@@ -23,31 +23,21 @@ from fake_kube import RUNNING, FakeKube, succeeded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from service_env import make_config, serving, stack, wait_for
-from step_work import step_work
+from test_kubernetes import Lines, executor, work
 
 from runner import runs
-from runner.container_config import KubernetesConfig
 from runner.engine import RunStatus
 from runner.engine.status import StepStatus
 from runner.errors import StromError
 from runner.executors import kubernetes as kube_module
-from runner.executors.kubernetes import INIT_SCRIPT, PodExecutor
+from runner.executors.kubernetes import INIT_SCRIPT
 from runner.executors.outfiles import TooMuch, unpack_out
 from runner.executors.pods import PREPARE_FILES, UPLOAD_FILES, PodFiles
 from runner.store import object_tokens
 from runner.store.objects import ObjectMissing, pod_files_object, state_object
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "worker-secret-0123456789"
 KEY = pod_files_object("ab12cd34ef56", "build", 1)
-
-
-class Lines:
-    def __init__(self):
-        self.lines = []
-
-    def line(self, stream, text):
-        self.lines.append((stream, text))
 
 
 class Store:
@@ -71,29 +61,6 @@ class Store:
         self.forgotten.append(key)
 
 
-def _work(**fields):
-    values = {
-        "job_id": "ab12cd34ef56",
-        "step": "build",
-        "attempt": 1,
-        "kind": "pod",
-        "task": "ci",
-        "workspace": "app",
-        "image": "ok:1",
-        "commit": SHA,
-    }
-    return step_work(**{**values, **fields})
-
-
-def _executor(kube, tmp_path, store) -> PodExecutor:
-    config = KubernetesConfig(kubeconfig=kube.kubeconfig(tmp_path), namespace="ci", init_image="busybox:1.36")
-
-    def access(work):
-        return f"https://strom.example.com/api/workspaces/app/snapshots/{SHA}.tar.gz", "snap-token"
-
-    return PodExecutor(config, worker="w", snapshot_access=access, poll=0.05, files=store)
-
-
 @pytest.fixture
 def kube():
     with FakeKube() as fake:
@@ -102,8 +69,8 @@ def kube():
 
 def test_a_pod_gets_its_state_and_sends_what_it_left_through_two_helper_containers(kube, tmp_path):
     store = Store(tmp_path, state=f"https://strom.example.com/api/objects/{state_object('a' * 32)}")
-    executor = _executor(kube, tmp_path, store)
-    image_pod = executor.manifest(_work(), store.access(None))
+    pods = executor(kube, tmp_path, files=store)
+    image_pod = pods.manifest(work(env={}), store.access(None))
     spec = image_pod["spec"]
     prepare, sidecar = spec["initContainers"]
     assert (prepare["name"], prepare["command"]) == ("files", ["sh", "-c", f"set -e; {PREPARE_FILES}"])
@@ -136,7 +103,7 @@ def test_a_pod_gets_its_state_and_sends_what_it_left_through_two_helper_containe
     assert spec["terminationGracePeriodSeconds"] == 120
     kubernetes_validate.validate(image_pod, "1.30", strict=True)
 
-    script_pod = executor.manifest(_work(kind="script", runner="pod", image=None, script="true"), store.access(None))
+    script_pod = pods.manifest(work(env={}, kind="script", runner="pod", image=None, script="true"), store.access(None))
     [workspace, sidecar] = script_pod["spec"]["initContainers"]
     assert workspace["command"] == ["sh", "-c", f"{INIT_SCRIPT}; {PREPARE_FILES}"], "one init container does both"
     assert [m["name"] for m in workspace["volumeMounts"]] == ["workspace", "code", "strom-state", "strom-out"]
@@ -154,7 +121,7 @@ def test_what_a_succeeded_pod_left_is_kept_and_a_missing_upload_fails_the_step(k
             tar.addfile(entry, io.BytesIO(data))
     kube.script("ok:1", [RUNNING, succeeded(0)], log='STATE: {"page": 2}\n')
     logs = Lines()
-    result = _executor(kube, tmp_path, store).run(_work(), None, logs, threading.Event())
+    result = executor(kube, tmp_path, files=store).run(work(env={}), None, logs, threading.Event())
     assert result.status is StepStatus.SUCCEEDED and result.state == {"page": 2}
     with tarfile.open(result.state_files) as tar:
         assert tar.extractfile("cursor").read() == b"41"
@@ -166,7 +133,7 @@ def test_what_a_succeeded_pod_left_is_kept_and_a_missing_upload_fails_the_step(k
 
     monkeypatch.setattr(kube_module, "UPLOAD_WAIT", 0.3)
     (tmp_path / KEY).unlink()
-    result = _executor(kube, tmp_path, store).run(_work(step="other"), None, Lines(), threading.Event())
+    result = executor(kube, tmp_path, files=store).run(work(env={}, step="other"), None, Lines(), threading.Event())
     assert result.status is StepStatus.FAILED
     assert result.error.startswith("the files the step left did not reach Strom within 300ms (object ")
     assert result.error.endswith(
