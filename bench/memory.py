@@ -77,7 +77,7 @@ def _role(proc: psutil.Process) -> str:
         ("redis-server", "redis-server"),
         ("runner.cli scheduler", "scheduler"),
         ("runner.cli worker", "worker"),
-        ("webhooks.serve", "web (single process)"),
+        ("webhooks.serve", "server (web, scheduler, steps)"),
     ):
         if needle in text:
             return role

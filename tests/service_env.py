@@ -8,21 +8,22 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 import requests
-from werkzeug.serving import make_server
 
 from runner.config import load_config
 from runner.runs.service import Service
 from runner.service.scheduler import Scheduler
+from runner.service.supervision import Health
 from runner.service.up import redis_binary
 from runner.service.worker import Worker
 from webhooks.app import create_app
+from webhooks.context import current_service
+from webhooks.serve import WebServer
 
 TOKENS = {
     "admin": "admin-token-0123456789abcdef",
@@ -145,21 +146,23 @@ def stack(
 
 
 class LiveServer:
-    """The Flask app on a real port, served by werkzeug in a thread (streams included)."""
+    """The Flask app on a real port, served from a thread by the server of `strom up` (webhooks/serve.py)."""
 
     def __init__(self, config, service=None):
         self.app = create_app(config, service)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        settings = current_service(self.app).config
+        self.server = WebServer(
+            self.app, "127.0.0.1", 0, timeout=settings.web_read_timeout, connections=settings.web_connections
+        )
         self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server.start(Health("web"))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
+        self.server.stop()
 
 
 @contextmanager

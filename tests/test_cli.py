@@ -210,3 +210,22 @@ def test_help_is_helpful():
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "runner.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "strom, version" in out.stdout
+
+
+def test_web_steps_only_with_the_scheduler():
+    code, out = invoke("web", "--steps", "2")
+    assert code == 2 and "Invalid value for --steps: runs steps only with --scheduler" in out
+
+
+def test_web_and_scheduler_in_one_process_is_argued_to_the_single_server():
+    from runner.service.webserver import single_argv
+
+    assert single_argv("127.0.0.1:9000", scheduler=True, steps=3)[1:] == [
+        "-m",
+        "webhooks.serve",
+        "127.0.0.1:9000",
+        "--scheduler",
+        "--steps",
+        "3",
+    ]
+    assert single_argv("[::1]:9000", access_log=True)[1:] == ["-m", "webhooks.serve", "[::1]:9000", "--access-log"]

@@ -227,6 +227,10 @@ def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspac
         first.send_signal(signal.SIGINT)
         first.wait(30)
     assert first.returncode == 0, (tmp_path / "up.log").read_text()
+    said = (tmp_path / "up.log").read_text()
+    assert f"Strom is up at http://127.0.0.1:{port}\n  workspace local: {root}\n" in said, (
+        "the banner names the workspaces the server loaded (asked with the admin token)"
+    )
     assert not _ok(f"http://127.0.0.1:{port}/api/health"), "Ctrl-C stops the web server"
     assert wait_for(lambda: not _children_of(root), 10, 0.1, "no child to outlive strom up")
     second = up()
@@ -322,19 +326,21 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
-        web = [p.cmdline()[1:] for p in _children_of(root) if "webhooks.serve" in p.cmdline()]
-        assert web == [["-m", "webhooks.serve", f"127.0.0.1:{port}"]], "one web process, no gunicorn master"
+        children = {" ".join(p.cmdline()[1:]) for p in psutil.Process(up.pid).children() if "redis" not in p.name()}
+        assert children == {f"-m webhooks.serve 127.0.0.1:{port} --scheduler --steps 4"}, (
+            "one process serves the web, schedules and runs the steps"
+        )
         with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
             silent.sendall(b"GET /api/health HTTP/1.1\r\n")  # and never the rest
             started = time.monotonic()
             said = b"".join(iter(lambda: silent.recv(1024), b""))  # until the server closes the connection
             assert 0.5 < time.monotonic() - started < 5, "a silent client is let go after web.read_timeout (1 s)"
             assert said == b"" or said.startswith(b"HTTP/1.1 4"), said
-        runners = [p for p in _children_of(root) if p.cmdline()[3:4] in (["scheduler"], ["worker"])]
-        assert [p.cmdline()[3:] for p in runners] == [["scheduler", "--steps", "4"]], "steps run in the scheduler"
-        runners[0].kill()
-        wait_for(lambda: "scheduler started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new scheduler")
-        assert "scheduler exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
+        (server,) = [p for p in _children_of(root) if "webhooks.serve" in p.cmdline()]
+        server.kill()
+        wait_for(lambda: "server started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new server")
+        assert "server exited with status -9; starting it again in 1s" in (tmp_path / "up.log").read_text()
+        wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 30, 0.1, "the new server to answer")
         run = requests.post(
             f"http://127.0.0.1:{port}/api/workspaces/local/tasks/hello/execute", json={}, headers=auth
         ).json()
@@ -345,7 +351,7 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
             ),
             30,
             0.1,
-            "a run on the new scheduler's steps",
+            "a run on the new server's steps",
         )
         assert up.poll() is None, "strom up itself goes on"
         conf = (root / ".strom-data" / "redis.conf").read_text()

@@ -1,4 +1,5 @@
-"""Slow and stalled clients against `strom web` (gunicorn, gevent workers): they cost the others nothing.
+"""Slow and stalled clients against `strom web`, as deployed (gunicorn, gevent workers) and as `strom up` runs it
+(one process, a thread per connection, the scheduler and steps beside): they cost the others nothing.
 
 100 connections trickle their headers or bodies a byte at a time while /api/health is timed; a
 connection that stops sending is dropped after web.read_timeout; a chunked body over the cap is
@@ -21,8 +22,8 @@ from service_env import Procs, free_port, wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def web(service_workspace, redis_url, tmp_path):
+@pytest.fixture(params=[(), ("--scheduler", "--steps", "2")], ids=["gunicorn", "single-process"])
+def web(request, service_workspace, redis_url, tmp_path):
     (tmp_path / "logs").mkdir()
     procs = Procs(
         service_workspace(
@@ -38,11 +39,12 @@ def web(service_workspace, redis_url, tmp_path):
     procs.start(
         "web",
         "web",
+        *request.param,
         STROM_LISTEN=f"127.0.0.1:{port}",
         STROM_WEB__READ_TIMEOUT="3s",
         STROM_LIMITS__WEBHOOK_BODY_SIZE="1MiB",
     )
-    wait_for(lambda: _health(port) is not None, 30, 0.1, "gunicorn to serve")
+    wait_for(lambda: _health(port) is not None, 30, 0.1, "the web server to serve")
     yield port, procs
     procs.stop_all()
 

@@ -55,30 +55,6 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def _serve(part, health, health_port: int | None) -> None:
-    """Run `part` until SIGINT/SIGTERM, or until one of its loops dies: then exit non-zero, for the
-    supervisor to start it again."""
-    from ..service.probes import ProbeServer
-    from ..service.supervision import FATAL_EXIT
-
-    probes = ProbeServer(health, health_port).start() if health_port else None
-    event = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: event.set())
-    while not event.wait(0.5) and not health.fatal.is_set():
-        pass
-    if health.fatal.is_set():
-        click.echo(f"{health.process}: {health.fatal_reason}; exiting with status {FATAL_EXIT}", err=True)
-        deadline = threading.Timer(30, os._exit, args=(FATAL_EXIT,))  # a stop that hangs must not keep it up
-        deadline.daemon = True
-        deadline.start()
-    part.stop()
-    if probes is not None:
-        probes.stop()
-    if health.fatal.is_set():
-        sys.exit(FATAL_EXIT)
-
-
 health_option = click.option(
     "--health-port",
     type=click.IntRange(0, 65535),
@@ -95,19 +71,44 @@ health_option = click.option(
 @click.option(
     "--single-process",
     is_flag=True,
-    help="Serve from this one process (gevent's own server) instead of gunicorn's master and workers: less "
-    "memory, no restart of a hung worker (`strom up` does this and restarts it if it exits).",
+    help="Serve from this one process (threads) instead of gunicorn's master and gevent workers: less memory, "
+    "no restart of a hung worker.",
 )
-def web_command(config_path, listen, access_log, single_process):
-    """Serve the API and the UI (gunicorn with gevent workers). Needs STROM_REDIS_URL."""
+@click.option(
+    "--scheduler",
+    "with_scheduler",
+    is_flag=True,
+    help="Be the scheduler too, in the same process (implies --single-process; what `strom up` runs).",
+)
+@click.option(
+    "--steps",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 256),
+    metavar="N",
+    help="With --scheduler: also run script (and agent) steps here, N at a time, as a worker would.",
+)
+def web_command(config_path, listen, access_log, single_process, with_scheduler, steps):
+    """Serve the API and the UI (gunicorn with gevent workers). Needs STROM_REDIS_URL.
+
+    \b
+    strom web                                  gunicorn: web.workers processes, a greenlet per connection
+    strom web --single-process                 one process, a thread per connection
+    strom web --scheduler --steps 4            one process for the web, the scheduler and 4 steps at once"""
     if config_path:
         os.environ["STROM_CONFIG"] = str(Path(config_path).resolve())
     from ..service.webserver import exec_gunicorn, exec_single
 
+    if steps and not with_scheduler:
+        raise click.BadParameter("runs steps only with --scheduler", param_hint="--steps")
     config = _config(config_path)
     _service(config_path)  # fail early, with a clear message, if Redis is unreachable
-    start = exec_single if single_process else exec_gunicorn
-    start(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
+    if with_scheduler:
+        exec_single(config, bind=listen, access_log=access_log, steps=steps)
+    elif single_process:
+        exec_single(config, bind=listen, access_log=access_log)
+    else:
+        exec_gunicorn(config, bind=listen, access_log=access_log)  # STROM_* and --config carry over
 
 
 @click.command("worker")
@@ -131,7 +132,8 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
 
     On SIGTERM or SIGINT the worker takes no new step, lets running ones end within
     workers.shutdown_grace (30s), hands back the rest to run elsewhere, and exits 0."""
-    from ..service.worker import ABILITIES, Worker
+    from ..service.lifetime import serve_until_stopped
+    from ..service.worker import ABILITIES, Worker, default_abilities
 
     _logging(verbose)
     wanted = [a.strip() for a in abilities.split(",") if a.strip()]
@@ -142,7 +144,7 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
             )
     service = _service(config_path)
     if click.get_current_context().get_parameter_source("abilities") is ParameterSource.DEFAULT:
-        wanted = _default_abilities(service.config)
+        wanted = default_abilities(service.config)
     _check_abilities(service.config, wanted)
     worker = Worker(
         service,
@@ -154,12 +156,7 @@ def worker_command(config_path, abilities, tags, exclusive, concurrency, name, h
     )
     worker.start()
     click.echo(f"worker {worker.name}: {', '.join(worker.queue_names)}", err=True)
-    _serve(worker, worker.health, health_port)
-
-
-def _default_abilities(config) -> list[str]:
-    """What a worker offers unless told: scripts, and agent steps when the configuration has providers."""
-    return ["script", "agent"] if config.agent_providers else ["script"]
+    serve_until_stopped(worker, worker.health, health_port)
 
 
 def _check_abilities(config, wanted) -> None:
@@ -197,19 +194,20 @@ def _check_abilities(config, wanted) -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def scheduler_command(config_path, health_port, steps, verbose):
     """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
+    from ..service.lifetime import serve_until_stopped
     from ..service.scheduler import Scheduler
-    from ..service.worker import Worker
+    from ..service.worker import Worker, default_abilities
 
     _logging(verbose)
     service = _service(config_path)
     worker = None
     if steps:
-        worker = Worker(service, abilities=_default_abilities(service.config), concurrency=steps)
+        worker = Worker(service, abilities=default_abilities(service.config), concurrency=steps)
     scheduler = Scheduler(service, steps=worker)
     scheduler.start()
     if worker is not None:
         click.echo(f"scheduler {scheduler.name} runs steps too: {', '.join(worker.queue_names)}", err=True)
-    _serve(scheduler, scheduler.health, health_port)
+    serve_until_stopped(scheduler, scheduler.health, health_port)
 
 
 @click.command("up")
@@ -228,7 +226,7 @@ def scheduler_command(config_path, health_port, steps, verbose):
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Step runners: the first inside the scheduler's process, each further one a worker process.",
+    help="Step runners: the first inside the server's process (web and scheduler), each further one a worker process.",
 )
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps per worker.")
 @click.option("--redis-url", envvar="STROM_REDIS_URL", help="Use this Redis instead of a private one.")
@@ -236,16 +234,13 @@ def scheduler_command(config_path, health_port, steps, verbose):
 @click.option("--run", "run_task", metavar="TASK", help="Once up, run TASK and follow its logs.")
 @click.option("--exit", "exit_after", is_flag=True, help="With --run: stop everything when the run ends.")
 def up_command(path, data_dir, host, port, workers, concurrency, redis_url, config_path, run_task, exit_after):
-    """Start Strom here: Redis, the web server, workers and the scheduler. Ctrl-C stops all.
+    """Start Strom here: Redis, and one process serving the web, scheduling and running steps. Ctrl-C stops all.
 
     \b
     The current directory is served as workspace 'local'; the URL and an admin token are printed.
     Run history is kept under --data-dir and is there again on the next start.
     """
-    from rich.text import Text
-
-    from ..service.up import Supervisor, UpError
-    from .common import console, err_console
+    from ..service.up import Supervisor, UpError  # the supervisor stays up: no terminal renderer, no HTTP client
 
     workspace = Path(path).resolve()
     supervisor = Supervisor(
@@ -267,23 +262,23 @@ def up_command(path, data_dir, host, port, workers, concurrency, redis_url, conf
             info = supervisor.start()
         except (UpError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
-        console.print(Text.assemble(("Strom is up ", "bold green"), f"at {info['url']}"))
+        click.echo(click.style("Strom is up ", fg="green", bold=True) + f"at {info['url']}")
         for line in _workspace_lines(supervisor, info, workspace):
-            console.print(line)
-        console.print(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
-        console.print(f"  admin token:     {info['token']}  (sign in at {info['url']}/login with it)")
-        console.print(Text(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", style="bright_black"))
+            click.echo(line)
+        click.echo(f"  data:            {supervisor.data_dir}  (logs in {supervisor.data_dir / 'logs'})")
+        click.echo(f"  admin token:     {info['token']}  (sign in at {info['url']}/login with it)")
+        click.secho(f"  export STROM_URL={info['url']} STROM_TOKEN={info['token']}", fg="bright_black")
         if run_task and not stop.is_set():
             status = _run_and_follow(info, run_task)
             if exit_after:
                 stop.set()
         if not stop.is_set():
-            console.print(Text("Press Ctrl-C to stop.", style="bright_black"))
+            click.secho("Press Ctrl-C to stop.", fg="bright_black")
         while not stop.wait(0.5):
             for news in supervisor.tend():
-                err_console.print(Text(f"! {news}", style="red" if "exited" in news else "yellow"))
+                click.secho(f"! {news}", fg="red" if "exited" in news else "yellow", err=True)
     finally:
-        console.print("stopping ...")
+        click.echo("stopping ...")
         supervisor.stop()
     sys.exit(status)
 

