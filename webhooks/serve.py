@@ -83,7 +83,7 @@ class WebServer(ThreadedWSGIServer):
             health.die("web", f"{type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             self.shutdown()  # returns once serve_forever has, which closes the listening socket
             self._thread.join()
 

@@ -82,8 +82,10 @@ class _Deadline:
             pass
 
     def __exit__(self, kind, value, traceback):
-        if self.timer is not None:
-            self.timer.cancel() if isinstance(self.timer, threading.Timer) else self.timer.close()
+        if isinstance(self.timer, threading.Timer):
+            self.timer.cancel()
+        elif self.timer is not None:
+            self.timer.close()
         if self.cut or (kind is None and time.monotonic() - self.started > self.seconds):
             raise self.error
         return False
