@@ -226,7 +226,7 @@ def scheduler_command(config_path, health_port, steps, verbose):
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Step runners: the first inside the server's process (web and scheduler), each further one a worker process.",
+    help="Step runners: the first in the server's process (web, scheduler), each further one a worker process.",
 )
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Steps per worker.")
 @click.option("--redis-url", envvar="STROM_REDIS_URL", help="Use this Redis instead of a private one.")
