@@ -13,6 +13,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import ApiError
+from .cooperative import gevent_patched
 
 __all__ = ["MAX_BODY", "READS_PER_BODY", "read_body"]
 
@@ -63,7 +64,7 @@ class _Deadline:
 
     def __enter__(self):
         self.started = time.monotonic()
-        if _gevent_patched():
+        if gevent_patched("socket"):
             import gevent
 
             self.timer = gevent.Timeout(self.seconds, self.error)
@@ -89,14 +90,6 @@ class _Deadline:
         if self.cut or (kind is None and time.monotonic() - self.started > self.seconds):
             raise self.error
         return False
-
-
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return monkey.is_module_patched("socket")
 
 
 def _too_large(limit: int) -> ApiError:

@@ -11,16 +11,12 @@ files and `wait` blocks.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from .cooperative import gevent_patched
+
 __all__ = ["Spawned"]
-
-
-def _cooperative() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("os"))
 
 
 def _inheritable() -> list[int]:
@@ -68,7 +64,7 @@ class Spawned:
         for fd in theirs:
             os.close(fd)
         self._watcher: Any = None
-        if _cooperative():
+        if gevent_patched("os"):
             from gevent import get_hub
             from gevent.fileobject import FileObjectPosix
 
