@@ -54,3 +54,13 @@ def test_the_process_is_told_to_exit_when_its_web_stops_serving():
     assert health.fatal_reason == "loop web died: OSError: the listening socket is gone"
     server.stop()
     server.server_close()
+
+
+@pytest.mark.parametrize("argv", [["127.0.0.1:1", "--steps", "3"], ["127.0.0.1:1", "--scheduler", "--steps", "-1"]])
+def test_steps_need_the_scheduler_and_a_count_in_range(argv, capsys):
+    from webhooks.serve import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    assert "--steps takes N from 0 to 256, and only with --scheduler" in capsys.readouterr().err

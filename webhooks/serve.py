@@ -94,7 +94,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--access-log", action="store_true")
     parser.add_argument("--scheduler", action="store_true", help="be the scheduler too")
     parser.add_argument("--steps", type=int, default=0, metavar="N", help="with --scheduler: run N steps at once")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.steps <= 256 or (args.steps and not args.scheduler):
+        parser.error("--steps takes N from 0 to 256, and only with --scheduler")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
