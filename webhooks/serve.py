@@ -42,6 +42,10 @@ class _Handler(WSGIRequestHandler):
         if self.access_log:
             super().log_request(code, size)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # an HTTP version the server does not speak is the client's mistake: 400, as gunicorn answers it, not 505
+        super().send_error(400 if code == 505 else code, message, explain)
+
 
 class WebServer(ThreadedWSGIServer):
     """Werkzeug's threaded WSGI server with a cap on the connections served at once and a timeout on every read
