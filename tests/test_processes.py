@@ -75,6 +75,18 @@ def _run(url, run_id):
     return requests.get(f"{url}/api/runs/{run_id}", headers=AUTH, timeout=5).json()
 
 
+def _strom_up(root, port: int, log, **env) -> subprocess.Popen:
+    """`strom up` in `root` on `port`, with none of the test's STROM_* settings (its own Redis, its own token)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
+        cwd=root,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("STROM_")}, **env},
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def test_execute_over_http_runs_on_a_worker_process_and_streams_logs(procs):
     url = _web(procs)
     procs.start("scheduler", "scheduler")
@@ -194,19 +206,7 @@ def test_two_scheduler_processes_fire_each_cron_tick_once(procs, redis_url):
 def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspace, tmp_path):
     root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
-
-    def up():
-        return subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
-            cwd=root,
-            env=env,
-            stdout=open(tmp_path / "up.log", "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    first = up()
+    first = _strom_up(root, port, tmp_path / "up.log")
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         token = (root / ".strom-data" / "admin-token").read_text().strip()
@@ -233,7 +233,7 @@ def test_strom_up_serves_runs_and_keeps_history_across_restarts(service_workspac
     )
     assert not _ok(f"http://127.0.0.1:{port}/api/health"), "Ctrl-C stops the web server"
     assert wait_for(lambda: not _children_of(root), 10, 0.1, "no child to outlive strom up")
-    second = up()
+    second = _strom_up(root, port, tmp_path / "up.log")
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up again")
         runs = requests.get(f"http://127.0.0.1:{port}/api/runs", headers=auth).json()["runs"]
@@ -313,16 +313,7 @@ def test_git_push_through_gunicorn_runs_the_pushed_commit_on_a_worker_process(pr
 def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path):
     root = service_workspace({".strom/t.yaml": WORKSPACE[".strom/t.yaml"].split("    triggers:")[0]})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
-    env["STROM_WEB__READ_TIMEOUT"] = "1"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "up", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=open(tmp_path / "up.log", "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    up = _strom_up(root, port, tmp_path / "up.log", STROM_WEB__READ_TIMEOUT="1")
     try:
         wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 60, 0.1, "strom up")
         auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
@@ -360,3 +351,50 @@ def test_strom_up_starts_a_child_again_when_it_exits(service_workspace, tmp_path
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(30)
+
+
+def test_strom_up_outlives_its_redis_killed_mid_step_and_loses_no_log_line(service_workspace, tmp_path):
+    root = service_workspace(
+        {
+            ".strom/t.yaml": "tasks:\n  talk:\n    flow:\n      say: { type: script, script: "
+            "'for i in $(seq 1 30); do echo line $i; sleep 0.1; done' }\n"
+        }
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = _strom_up(root, port, tmp_path / "up.log")
+    try:
+        wait_for(lambda: _ok(f"{url}/api/health"), 60, 0.1, "strom up")
+        auth = {"Authorization": f"Bearer {(root / '.strom-data' / 'admin-token').read_text().strip()}"}
+        (server,) = [p for p in psutil.Process(up.pid).children() if "webhooks.serve" in p.cmdline()]
+        run = requests.post(f"{url}/api/workspaces/local/tasks/talk/execute", json={}, headers=auth).json()["id"]
+
+        def log() -> str:
+            return requests.get(f"{url}/api/runs/{run}/logs", params={"format": "text"}, headers=auth, timeout=5).text
+
+        wait_for(lambda: "line 5" in log(), 30, 0.05, "the step to talk")
+        (redis,) = [p for p in psutil.Process(up.pid).children() if p.name() == "redis-server"]
+        redis.kill()
+        wait_for(lambda: "redis started again" in (tmp_path / "up.log").read_text(), 15, 0.1, "a new Redis")
+        final = wait_for(
+            lambda: (
+                (r := requests.get(f"{url}/api/runs/{run}", headers=auth, timeout=5)).ok
+                and r.json()["status"] in ("succeeded", "failed")
+                and r.json()
+            ),
+            60,
+            0.2,
+            "the run to end",
+        )
+        assert final["status"] == "succeeded" and [s["attempt"] for s in final["steps"]] == [1], final
+        assert log().splitlines() == [f"[say] line {i}" for i in range(1, 31)], "every line, once, in order"
+        assert server.is_running() and "server exited" not in (tmp_path / "up.log").read_text(), (
+            "the server waited Redis out; nothing restarted it"
+        )
+        said = (root / ".strom-data" / "logs" / "server.log").read_text()
+        assert "Redis is unreachable" in said and "Redis is reachable again" in said, said[-3000:]
+        assert "Traceback" not in said, said[-3000:]
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)
+    assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
