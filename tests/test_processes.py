@@ -1,4 +1,5 @@
-"""The service as separate processes: gunicorn web, workers and schedulers, killed and restarted for real."""
+"""The service as separate processes (gunicorn web, workers and schedulers) and as `strom up` runs it, killed and
+restarted for real."""
 
 from __future__ import annotations
 
