@@ -399,3 +399,15 @@ def test_strom_up_outlives_its_redis_killed_mid_step_and_loses_no_log_line(servi
         up.send_signal(signal.SIGINT)
         up.wait(60)
     assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
+
+
+def test_the_single_process_web_serves_and_stops_on_sigterm(procs):
+    port = free_port()
+    web = procs.start("web", "web", "--single-process", STROM_LISTEN=f"127.0.0.1:{port}")
+    wait_for(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), 30, 0.1, "the web to serve")
+    assert psutil.Process(web.pid).cmdline()[1:] == ["-m", "webhooks.serve", f"127.0.0.1:{port}"], "exec'd in place"
+    assert requests.get(f"http://127.0.0.1:{port}/api/runs", headers=AUTH, timeout=5).json()["runs"] == []
+    web.send_signal(signal.SIGTERM)
+    assert web.wait(10) == 0
+    assert not _ok(f"http://127.0.0.1:{port}/api/health")
+    assert "Traceback" not in procs.log("web")
