@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from service_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ def one_start() -> tuple[float, float, float]:
         shutil.copytree(ROOT / ".strom", folder / ".strom")
         started = time.monotonic()
         up = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "up", "--port", str(_free_port()), "--run", "example", "--exit"],
+            [sys.executable, "-m", "runner.cli", "up", "--port", str(free_port()), "--run", "example", "--exit"],
             cwd=folder,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -59,12 +60,6 @@ def main() -> None:
         values = [t[column] for t in times]
         print(f"  {label:<18} {statistics.median(values):5.2f} s   {max(values):5.2f} s")
     print("  (goal: green within 3 s)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

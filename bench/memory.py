@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psutil
+from service_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
@@ -27,7 +28,7 @@ MIB = 1 << 20
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="strom-bench-memory-"))
     shutil.copytree(ROOT / ".strom", folder / ".strom")
-    port = _free_port()
+    port = free_port()
     up = subprocess.Popen(
         [sys.executable, "-m", "runner.cli", "up", "--port", str(port), "--run", "example"],
         cwd=folder,
@@ -82,14 +83,6 @@ def _role(proc: psutil.Process) -> str:
         if needle in text:
             return role
     return "step watchdog (cat)" if text == "cat" else text[:34]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

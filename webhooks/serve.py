@@ -129,14 +129,12 @@ def main(argv: list[str] | None = None) -> None:
         serve_until_stopped(server, health)
         return
     from runner.service.scheduler import Scheduler
-    from runner.service.worker import Worker, default_abilities
 
-    worker = Worker(service, abilities=default_abilities(config), concurrency=args.steps) if args.steps else None
-    scheduler = Scheduler(service, steps=worker)
+    scheduler = Scheduler(service, steps=args.steps)
     scheduler.start()
     server.start(scheduler.health)
-    if worker is not None:
-        print(f"scheduler {scheduler.name} runs steps too: {', '.join(worker.queue_names)}", file=sys.stderr)
+    if scheduler.steps is not None:
+        print(f"scheduler {scheduler.name} runs steps too: {', '.join(scheduler.steps.queue_names)}", file=sys.stderr)
     serve_until_stopped(Parts(scheduler, server), scheduler.health)  # steps end (or go back) while the web answers
 
 

@@ -64,6 +64,11 @@ health_option = click.option(
 )
 
 
+def _steps_option(text: str):
+    """`--steps N`: script and agent steps run in the process that says so, N at a time."""
+    return click.option("--steps", default=0, show_default=True, type=click.IntRange(0, 256), metavar="N", help=text)
+
+
 @click.command("web")
 @config_option
 @click.option("--listen", metavar="HOST:PORT", help="Address to serve on (default from config: 127.0.0.1:8080).")
@@ -80,14 +85,7 @@ health_option = click.option(
     is_flag=True,
     help="Be the scheduler too, in the same process (implies --single-process; what `strom up` runs).",
 )
-@click.option(
-    "--steps",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 256),
-    metavar="N",
-    help="With --scheduler: also run script (and agent) steps here, N at a time, as a worker would.",
-)
+@_steps_option("With --scheduler: also run script (and agent) steps here, N at a time, as a worker would.")
 def web_command(config_path, listen, access_log, single_process, with_scheduler, steps):
     """Serve the API and the UI (gunicorn with gevent workers). Needs STROM_REDIS_URL.
 
@@ -182,31 +180,21 @@ def _check_abilities(config, wanted) -> None:
 @click.command("scheduler")
 @config_option
 @health_option
-@click.option(
-    "--steps",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 256),
-    metavar="N",
-    help="Also run script (and agent) steps here, N at a time, as a worker would: one process less "
-    "(`strom up` does this); separate `strom worker` processes scale further.",
+@_steps_option(
+    "Also run script (and agent) steps here, N at a time, as a worker would: one process less; separate "
+    "`strom worker` processes scale further."
 )
 @click.option("-v", "--verbose", is_flag=True)
 def scheduler_command(config_path, health_port, steps, verbose):
     """Apply events, fire cron triggers, time out approvals, retry, recover lost steps, prune old runs."""
     from ..service.lifetime import serve_until_stopped
     from ..service.scheduler import Scheduler
-    from ..service.worker import Worker, default_abilities
 
     _logging(verbose)
-    service = _service(config_path)
-    worker = None
-    if steps:
-        worker = Worker(service, abilities=default_abilities(service.config), concurrency=steps)
-    scheduler = Scheduler(service, steps=worker)
+    scheduler = Scheduler(_service(config_path), steps=steps)
     scheduler.start()
-    if worker is not None:
-        click.echo(f"scheduler {scheduler.name} runs steps too: {', '.join(worker.queue_names)}", err=True)
+    if scheduler.steps is not None:
+        click.echo(f"scheduler {scheduler.name} runs steps too: {', '.join(scheduler.steps.queue_names)}", err=True)
     serve_until_stopped(scheduler, scheduler.health, health_port)
 
 

@@ -31,7 +31,7 @@ from .retention import Retention
 from .supervision import Health, Loop, WarnOnce
 from .sweeps import Sweeps
 from .timers import Timers
-from .worker import Worker
+from .worker import Worker, default_abilities
 
 if TYPE_CHECKING:
     from ..runs.service import Service
@@ -48,9 +48,10 @@ class Scheduler:
         name: str | None = None,
         server_concurrency: int = 4,
         intake_threads: int = 2,
-        steps: Worker | None = None,
+        steps: int = 0,
     ):
-        """`steps`: a worker for script steps in this process too (`strom up`: one process less)."""
+        """`steps`: also run script (and agent) steps here, that many at once, as a worker would (`strom up`: one
+        process less)."""
         self.service = service
         self.config = service.config
         self.redis = service.redis
@@ -66,7 +67,7 @@ class Scheduler:
             name=f"{self.name}-server",
             health=self.health,
         )
-        self.steps = steps
+        self.steps = Worker(service, abilities=default_abilities(self.config), concurrency=steps) if steps else None
         self.intake = [
             QueueConsumer(
                 self.redis, keys.INTAKE, keys.intake_busy(f"{self.name}#{i}"), self._process_event, "repository events"

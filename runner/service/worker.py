@@ -60,16 +60,14 @@ __all__ = ["ABILITIES", "Worker", "default_abilities"]
 
 log = logging.getLogger("strom.worker")
 ABILITIES = ("script", "docker", "kubernetes", "agent", SERVER_ABILITY)
+REAP_EVERY = 30.0  # seconds between passes of the container reaper
+TIDY_EVERY = 60.0  # seconds between looks at whether RQ's registries are due a cleanup
+OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
 
 
 def default_abilities(config) -> list[str]:
     """What a worker offers unless told: scripts, and agent steps when the configuration has providers."""
     return ["script", "agent"] if config.agent_providers else ["script"]
-
-
-REAP_EVERY = 30.0  # seconds between passes of the container reaper
-TIDY_EVERY = 60.0  # seconds between looks at whether RQ's registries are due a cleanup
-OUTBOX_DRAIN = 10.0  # when stopping, how long to try delivering what is still owed to Redis
 
 
 class _Running:
