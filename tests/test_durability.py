@@ -361,6 +361,15 @@ def test_a_loop_that_dies_takes_its_process_down_for_its_supervisor(faults):
     assert "loop timers died: SystemExit: failpoint loop:timers" in faults.procs.log("scheduler")
 
 
+def test_a_dead_step_loop_takes_a_scheduler_with_steps_down_too(faults):
+    """`strom scheduler --steps N` (and `strom up`'s server) run steps as a worker would: a step loop that
+    dies stops the process, as it stops a worker's."""
+    proc = faults.procs.start("scheduler", "scheduler", "--steps", "1", STROM_FAILPOINTS="loop:slot-0=raise")
+    assert proc.wait(20) == 70
+    log = faults.procs.log("scheduler")
+    assert "slot-0 died: SystemExit: failpoint loop:slot-0; exiting with status 70" in log
+
+
 def _stop_a_worker_mid_step(faults, task: str, grace: str) -> str:
     """Run `task` on worker "leaving", SIGTERM it while the step runs, and see it exit 0: the run's id."""
     faults.web()

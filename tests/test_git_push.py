@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from service_env import TOKENS, live_stack, make_config, wait_for
 
 from runner.engine import RunStatus
 from runner.gitops.polling import poll_workspace
+from runner.store import keys
 
 VALID = """
     tasks:
@@ -131,6 +134,54 @@ def test_push_option_skip_tags_and_deletes_become_events_and_polling_respects_th
         "an annotated tag runs its commit"
     )
     assert f"sha={sha} branch= ref=refs/tags/v1.0" in [line.text for line in service.logs.read(state.id)]
+
+
+def test_a_poll_while_a_push_is_in_flight_leaves_that_push_to_the_push(hosted, tmp_path, monkeypatch):
+    """git moves the branch before Strom stores the push's events: a poll in between must not store a
+    second event, nor run what was pushed with -o strom.skip. A push whose server died is reconciled
+    by the poll once given up."""
+    from runner.gitops import polling
+
+    receiver = importlib.import_module("webhooks.receivers.git")  # the package's `git` is the blueprint
+
+    service, server = hosted
+    site = service.config.workspaces["site"]
+    bare = service.repos.hosted.ensure("site")
+    repo = init_repo(tmp_path / "src")
+    sha = commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    assert poll_workspace(service, site) == [], "the first poll records the heads"
+    reached, release = threading.Event(), threading.Event()
+    store = receiver._store_push
+
+    def held(*args):
+        reached.set()
+        release.wait(30)
+        return store(*args)
+
+    monkeypatch.setattr(receiver, "_store_push", held)
+    pusher = threading.Thread(target=git, args=(repo, "push", "-o", "strom.skip", remote(server), "main"))
+    pusher.start()
+    try:
+        assert reached.wait(30), "the push reached the point of storing its events"
+        assert git(bare, "rev-parse", "refs/heads/main").stdout.strip() == sha, "git has moved the branch"
+        assert poll_workspace(service, site) == [], "the push is in flight"
+    finally:
+        release.set()
+        pusher.join(30)
+    [skipped] = events(service)
+    assert (skipped["status"], skipped["reason"]) == ("ignored", "pushed with -o strom.skip")
+    assert service.redis.zcard(keys.pushes("site")) == 0, "the push is no longer in flight"
+    assert poll_workspace(service, site) == []
+
+    later = commit(repo, {"README.md": "y\n"}, "pushed while the server died")
+    git(bare, "fetch", "-q", str(repo), "main:main")  # the ref moved; the server never stored the push
+    polling.push_started(service.redis, "site", "a push its server never finished")
+    assert poll_workspace(service, site) == [], "given time to finish"
+    monkeypatch.setattr(polling, "PUSH_GRACE", 0.0)
+    service.redis.delete(keys.pushes("site"))
+    polling.push_started(service.redis, "site", "a push its server never finished")
+    [event_id] = poll_workspace(service, site)
+    assert service.repo_events.load(event_id)["event"]["sha"] == later
 
 
 def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):

@@ -68,6 +68,8 @@ class Scheduler:
             health=self.health,
         )
         self.steps = Worker(service, abilities=default_abilities(self.config), concurrency=steps) if steps else None
+        if self.steps is not None:  # a dead step loop stops the process, as it would a worker's
+            self.steps.health.part_of = self.health
         self.intake = [
             QueueConsumer(
                 self.redis, keys.INTAKE, keys.intake_busy(f"{self.name}#{i}"), self._process_event, "repository events"

@@ -59,8 +59,9 @@ class LoopState:
 class Health:
     """The loops of one process, whether Redis is reachable from it, and whether it must exit."""
 
-    def __init__(self, process: str):
+    def __init__(self, process: str, part_of: Health | None = None):
         self.process = process
+        self.part_of = part_of  # the process's own health, when this is one part's (a scheduler's step worker)
         self.loops: dict[str, LoopState] = {}
         self.fatal = threading.Event()
         self.fatal_reason: str | None = None
@@ -111,6 +112,8 @@ class Health:
                 "%s: %s; the process exits so that its supervisor restarts it", self.process, self.fatal_reason
             )
             self.fatal.set()
+        if self.part_of is not None:
+            self.part_of.die(f"{self.process} {loop}", reason)
 
     @property
     def ok(self) -> bool:

@@ -60,6 +60,7 @@ __all__ = [
     "parse_step_key",
     "paused",
     "pull_request",
+    "pushes",
     "repo_event",
     "repo_event_payload",
     "repo_events_of",
@@ -231,6 +232,10 @@ def reports_busy(consumer: str) -> str:
 
 def heads(workspace: str) -> str:
     return f"{PREFIX}:heads:{workspace}"  # hash branch -> sha last seen
+
+
+def pushes(workspace: str) -> str:
+    return f"{PREFIX}:pushes:{workspace}"  # zset: pushes to a hosted workspace in flight, scored by when to give up
 
 
 def pull_request(workspace: str, number: int) -> str:

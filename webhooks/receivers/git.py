@@ -21,6 +21,8 @@ from flask import Blueprint, Response, current_app, request
 from runner.forges.event import EventKind, EventSource, RepoEvent
 from runner.git.hookserver import HookServer
 from runner.git.mirrors import ZERO_SHA
+from runner.gitops.polling import push_finished, push_started
+from runner.spec.globs import included
 from runner.store import keys
 
 from ..access.tokens import PERMISSIONS, identify
@@ -81,6 +83,7 @@ def smart_http(workspace: str, rest: str):
     if rest == "git-receive-pack":
         fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
         os.close(fd)
+        push_started(service.redis, ws.name, record)
     return _backend(git_dir, rest, token.name, record, ws)
 
 
@@ -173,10 +176,16 @@ def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: Worksp
             if record:
                 with app.app_context():
                     _store_push(current_service(app), ws, record, user)
+                    push_finished(current_service(app).redis, ws.name, record)  # before the client hears the end
+
+    def closed() -> None:  # also when the client went away before the body started
+        if hook is not None:
+            hook.close()
+        if record:
+            push_finished(current_service(app).redis, ws.name, record)
 
     response = Response(body(), status=status, headers=headers, direct_passthrough=True)
-    if hook is not None:  # also when the client goes away before the body starts
-        response.call_on_close(hook.close)
+    response.call_on_close(closed)
     return response
 
 
@@ -236,11 +245,11 @@ def _store_push(service: Service, ws: WorkspaceConfig, record: str, user: str) -
         event_id, _ = service.repo_events.receive(
             ws.name, event.to_dict(), ignored=ignored, extra={"push_options": options}
         )
-        if ignored and event.branch:  # the poll must not run what the push said to skip
-            if event.deleted:
-                service.redis.hdel(keys.heads(ws.name), event.branch)
-            else:
-                service.redis.hset(keys.heads(ws.name), event.branch, event.sha)
+        # stored, so the poll has nothing to reconcile (nor to run, when the push said to skip)
+        if event.deleted and event.branch:
+            service.redis.hdel(keys.heads(ws.name), event.branch)
+        elif event.branch and included(event.branch, ws.branches):
+            service.redis.hset(keys.heads(ws.name), event.branch, new)
         ids.append(event_id)
     return ids
 
