@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -181,8 +182,10 @@ def _steps_reach_their_workspaces(tmp_path_factory):
     """Run as root, steps run as unprivileged uids: let them enter pytest's (closed) temporary directories,
     as they enter a workspace on a real server."""
     if os.geteuid() == 0:
-        base = tmp_path_factory.getbasetemp()
-        for directory in (base.parent, base):
+        base = tmp_path_factory.getbasetemp()  # under pytest-xdist, a directory per worker inside the run's
+        for directory in (base, *base.parents):
+            if directory == Path(tempfile.gettempdir()):
+                break
             directory.chmod(directory.stat().st_mode | 0o001)
 
 

@@ -178,12 +178,16 @@ def test_logs_stream_live_and_cancel_and_timeout_leave_no_container(live, engine
     run_id = start(server, "slow")
     wait_for(lambda: "started" in lines(service, run_id), timeout=30, what="the first line while it runs")
     [container] = strom_containers(engine, strom_run=run_id)
-    assert {k: container.labels[k] for k in ("strom.run", "strom.step", "strom.attempt", "strom.worker")} == {
+    installation = service.redis.get("strom:installation")
+    assert {k: v for k, v in container.labels.items() if k.startswith("strom.")} == {
+        "strom.managed": "1",
         "strom.run": run_id,
         "strom.step": "wait",
         "strom.attempt": "1",
         "strom.worker": "test-worker-0",
+        "strom.installation": installation,
     }
+    assert container.name == f"strom-{installation}-{run_id}-wait-1"
     assert container.attrs["HostConfig"]["NetworkMode"] == "none"
     assert service.runs.load(run_id).steps["wait"].status is StepStatus.RUNNING
     service.orchestrator.apply(run_id, Cancel("enough", by="test"))
@@ -234,23 +238,36 @@ def test_the_runner_image_serves_scripts_without_an_image(live):
     assert state.status is RunStatus.SUCCEEDED and lines(service, state.id, "run") == ["from the runner image"]
 
 
-def test_the_reaper_removes_containers_of_dead_workers_only(engine, service_workspace, redis_url):
+def test_the_reaper_removes_containers_of_its_installations_dead_workers_only(engine, service_workspace, redis_url):
+    """Another Strom on the same engine (its own Redis) knows none of this one's workers: it leaves their
+    containers alone, as this one leaves its."""
     from runner.runs.service import Service
+    from runner.store.workers import installation_id
 
-    labels = {"strom.managed": "1", "strom.run": "r-dead", "strom.step": "s", "strom.attempt": "1"}
-    dead = engine.containers.create(
-        IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "killed-worker"}, network_mode="none"
-    )
-    dead.start()
     config = make_config(service_workspace(WORKSPACE), redis_url, STROM_DOCKER=docker_settings())
     service = Service(config)
+    ours = installation_id(service.redis)
+    assert installation_id(service.redis) == ours and len(ours) == 12
+
+    def container(worker: str, installation: str | None):
+        labels = {"strom.managed": "1", "strom.run": "r-dead", "strom.step": "s", "strom.attempt": "1"}
+        labels["strom.worker"] = worker
+        if installation is not None:
+            labels["strom.installation"] = installation
+        return engine.containers.create(IMAGE, ["sleep", "60"], labels=labels, network_mode="none")
+
+    dead = container("killed-worker", ours)
+    dead.start()
+    from_before = container("killed-too", None)  # from a Strom that did not label its installation yet
     service.redis.set("strom:worker:busy-worker", "1", ex=60)
-    alive = engine.containers.create(
-        IMAGE, ["sleep", "60"], labels={**labels, "strom.worker": "busy-worker"}, network_mode="none"
-    )
+    alive = container("busy-worker", ours)
+    elsewhere = container("a-worker-of-another-strom", "0123456789ab")
     try:
         worker = Worker(service, abilities=("docker",), name="fresh-worker")
-        assert worker.reap(starting=True) == [dead.name]
-        assert [c.name for c in strom_containers(engine, strom_run="r-dead")] == [alive.name]
+        assert sorted(worker.reap(starting=True)) == sorted([dead.name, from_before.name])
+        assert sorted(c.name for c in strom_containers(engine, strom_run="r-dead")) == sorted(
+            [alive.name, elsewhere.name]
+        )
     finally:
         alive.remove(force=True)
+        elsewhere.remove(force=True)

@@ -281,7 +281,7 @@ def _wait_gone(marker: str, deadline: float = 5.0) -> bool:
 
 
 def test_a_timeout_kills_the_whole_process_tree(ws, sandbox):
-    marker = f"sleep 3{time.time_ns() % 1000:03d}"
+    marker = f"sleep 6{time.time_ns() % 10**6:06d}"  # its own: tests may run side by side
     started = time.monotonic()
     result, lines = run(ws, sandbox, timeout=1.0, script=f"({marker}; echo child-done) &\n{marker}\necho never")
     took = time.monotonic() - started
@@ -297,7 +297,7 @@ def test_a_process_that_ignores_sigterm_is_killed(ws, sandbox):
 
 
 def test_cancel_kills_the_step(ws, sandbox):
-    marker = f"sleep 4{time.time_ns() % 1000:03d}"
+    marker = f"sleep 7{time.time_ns() % 10**6:06d}"
     cancel = threading.Event()
     holder = {}
 
@@ -316,7 +316,7 @@ def test_cancel_kills_the_step(ws, sandbox):
 
 
 def test_background_processes_do_not_outlive_their_step(ws, sandbox):
-    marker = f"sleep 5{time.time_ns() % 1000:03d}"
+    marker = f"sleep 5{time.time_ns() % 10**6:06d}"
     result, _ = run(ws, sandbox, script=f"{marker} &\necho done")
     assert result.status is S.SUCCEEDED
     assert _wait_gone(marker)

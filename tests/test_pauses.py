@@ -132,12 +132,15 @@ def test_the_ui_pauses_and_resumes(live):
     assert service.pauses.of("local") == {}
 
 
-def test_strom_tasks_shows_what_is_paused_on_the_server(live):
+def test_strom_tasks_shows_what_is_paused_on_the_server(live, monkeypatch):
+    from runner.cli import common
+
     server, _service = live
+    monkeypatch.setattr(common.console, "_width", 200)  # it took its width from the environment when imported
     code, _ = cli(server, "pause", "deploy", "--task", "--reason", "release freeze")
     assert code == 0
     assert cli(server, "pause", "nightly")[0] == 0
-    env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS["viewer"], "COLUMNS": "200"}
+    env = {"STROM_URL": server.url, "STROM_TOKEN": TOKENS["viewer"]}
     result = CliRunner().invoke(main, ["tasks", "-w", "local"], env=env, catch_exceptions=False)
     code, out = result.exit_code, result.output
     rows = {

@@ -37,7 +37,7 @@ from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import LineSplitter
 from .sandbox import hidden_inside
 
-__all__ = ["LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
+__all__ = ["INSTALLATION_LABEL", "LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
 LABEL = "strom.managed"
 WORKSPACE = "/workspace"
@@ -45,20 +45,28 @@ CODE = "/strom"
 POLL = 0.5
 
 
-def container_labels(work: StepWork, worker: str) -> dict[str, str]:
-    return {
+INSTALLATION_LABEL = "strom.installation"
+
+
+def container_labels(work: StepWork, worker: str, installation: str = "") -> dict[str, str]:
+    labels = {
         LABEL: "1",
         "strom.run": work.job_id,
         "strom.step": work.step,
         "strom.attempt": str(work.attempt),
         "strom.worker": worker,
     }
+    if installation:
+        labels[INSTALLATION_LABEL] = installation
+    return labels
 
 
-def container_name(work: StepWork) -> str:
-    """strom-<run>-<step>-<attempt>: one name per attempt, so a half-made container can be found."""
+def container_name(work: StepWork, installation: str = "") -> str:
+    """strom-[<installation>-]<run>-<step>-<attempt>: one name per attempt, so a half-made container can be
+    found; the installation's id keeps another Strom's run of the same id (run ids follow commits) apart."""
     slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", work.step)[:40].strip("-_.") or "step"
-    return f"strom-{work.job_id}-{slug}-{work.attempt}"
+    owner = f"{installation}-" if installation else ""
+    return f"strom-{owner}{work.job_id}-{slug}-{work.attempt}"
 
 
 def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
@@ -69,13 +77,28 @@ def _engine_problem(settings: DockerConfig, exc: Exception) -> str:
 
 class DockerExecutor:
     def __init__(
-        self, settings: DockerConfig | None = None, worker: str = "", client=None, hide: tuple[Path, ...] = ()
+        self,
+        settings: DockerConfig | None = None,
+        worker: str = "",
+        client=None,
+        hide: tuple[Path, ...] = (),
+        installation: Callable[[], str] | None = None,
     ):
+        """`installation`: the id of the service this worker belongs to (asked once, when first needed);
+        `strom run` has none."""
         self.settings = settings or DockerConfig()
         self.worker = worker
+        self._installation = installation
+        self._installation_id: str | None = None
         self.hide = hide  # host paths steps must not see (Strom's data, its configuration and key files)
         self._client = client
         self._lock = threading.Lock()
+
+    @property
+    def installation(self) -> str:
+        if self._installation_id is None:
+            self._installation_id = self._installation() if self._installation else ""
+        return self._installation_id
 
     # ------------------------------------------------------------------ the engine
     @property
@@ -236,7 +259,7 @@ class DockerExecutor:
             volumes=spec["volumes"],
             mounts=spec["mounts"],
             name=name,
-            labels=container_labels(work, self.worker),
+            labels=container_labels(work, self.worker, self.installation),
             network_mode=network,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
@@ -274,7 +297,7 @@ class DockerExecutor:
     def _run(self, work: StepWork, spec: dict, scratch: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         import docker
 
-        container = self._create(work, spec, container_name(work))
+        container = self._create(work, spec, container_name(work, self.installation))
         collector = OutputCollector()
         try:  # attached before the start, like `docker run`, so no line is missed
             chunks = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
@@ -364,12 +387,14 @@ def _cover(host: Path, inside: str):
     return Mount(inside, "/dev/null", type="bind", read_only=True)
 
 
-def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = ()) -> list[str]:
-    """Remove Strom's containers whose worker is not alive (or is named in `also`); their names.
-    Containers of `strom run` (no worker) are its own to remove."""
+def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = (), installation: str = "") -> list[str]:
+    """Remove the containers of `installation` whose worker is not alive (or is named in `also`); their names.
+    Containers of `strom run` (no worker) are its own to remove, and another installation's are its own."""
     removed = []
     for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True):
         worker = container.labels.get("strom.worker", "")
+        if container.labels.get(INSTALLATION_LABEL, installation) != installation:
+            continue
         if worker and (worker in also or not alive(worker)):
             try:
                 container.remove(force=True)

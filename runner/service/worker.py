@@ -41,7 +41,7 @@ from ..store.connection import is_outage
 from ..store.queues import BLOCK_SECONDS, SERVER_ABILITY, dequeue, rq_queue, worker_queues
 from ..store.rqrunner import JobRunner, take_start
 from ..store.runs import CLAIM_TTL
-from ..store.workers import WorkerInfo
+from ..store.workers import WorkerInfo, installation_id
 from .outbox import Outbox
 from .step_artifacts import StepArtifacts
 from .step_state import StepState
@@ -172,7 +172,9 @@ class Worker:
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
 
-            self.executors["docker"] = DockerExecutor(self.config.docker, self.name, hide=hide)
+            self.executors["docker"] = DockerExecutor(
+                self.config.docker, self.name, hide=hide, installation=lambda: installation_id(service.redis)
+            )
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
             from .pod_files import PodFileAccess
@@ -329,7 +331,9 @@ class Worker:
         from ..executors.docker import reap
 
         alive = lambda name: bool(self.service.redis.exists(keys.worker_alive(name)))  # noqa: E731
-        removed = reap(executor.client, alive, also=(self.name,) if starting else ())
+        removed = reap(
+            executor.client, alive, also=(self.name,) if starting else (), installation=executor.installation
+        )
         if removed:
             log.warning("removed %d container(s) left behind by stopped workers: %s", len(removed), ", ".join(removed))
         return removed

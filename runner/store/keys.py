@@ -17,6 +17,7 @@ __all__ = [
     "EVENT_LOG",
     "EVENT_SOURCES",
     "EVENT_WORKSPACES",
+    "INSTALLATION",
     "INTAKE",
     "LOGS_TO_ARCHIVE",
     "LOST_WORKERS",
@@ -91,6 +92,7 @@ QUEUED = f"{PREFIX}:inflight:queued"  # hash "job|attempt|step" -> {queue, since
 RUNNING = f"{PREFIX}:inflight:running"  # hash "job|attempt|step" -> {since, worker}
 WORKERS = f"{PREFIX}:workers"  # hash name -> worker info JSON
 LOST_WORKERS = f"{PREFIX}:workers:lost"  # zset worker info JSON -> when it was found gone without leaving
+INSTALLATION = f"{PREFIX}:installation"  # this installation's id, made once: marks what it owns outside Redis
 PROCESSES = f"{PREFIX}:processes"  # hash name -> health of a scheduler or worker process (JSON)
 CONSUMERS = f"{PREFIX}:consumers"  # hash scheduler name -> its [queue, busy list] pairs (JSON)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"

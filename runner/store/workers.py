@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -14,7 +15,14 @@ if TYPE_CHECKING:
     from redis import Redis
     from redis.client import Pipeline
 
-__all__ = ["WorkerInfo", "WorkerRegistry", "record_health"]
+__all__ = ["WorkerInfo", "WorkerRegistry", "installation_id", "record_health"]
+
+
+def installation_id(redis: Redis) -> str:
+    """The id of the installation whose Redis this is (made by the first process to ask): what it owns on a
+    shared host, such as a Docker engine's containers, carries it, so two installations leave each other's alone."""
+    redis.set(keys.INSTALLATION, os.urandom(6).hex(), nx=True)
+    return cast("str", redis.get(keys.INSTALLATION))
 
 
 def record_health(pipe: Pipeline, name: str, kind: str, health: Mapping[str, Any]) -> None:
