@@ -325,10 +325,11 @@ class Worker:
 
     def reap(self, starting: bool = False) -> list[str]:
         """Remove containers that dead workers left behind (at start: this worker's name's too)."""
+        from ..executors.docker import DockerExecutor, reap
+
         executor = self.executors.get("docker")
-        if executor is None or not hasattr(executor, "client"):
+        if not isinstance(executor, DockerExecutor):
             return []
-        from ..executors.docker import reap
 
         alive = lambda name: bool(self.service.redis.exists(keys.worker_alive(name)))  # noqa: E731
         removed = reap(
