@@ -22,7 +22,7 @@ from runner.engine.status import StepStatus
 from runner.engine.work import StepWork
 from runner.errors import StepSetupError
 from runner.executors.kubernetes import INIT_SCRIPT, PodExecutor
-from runner.executors.pods import deep_merge, unsafe_parts
+from runner.executors.pods import deep_merge, pod_name, unsafe_parts
 from runner.git import snapshot_tokens
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -399,6 +399,11 @@ def test_pod_steps_go_to_workers_with_the_kubernetes_ability(tmp_path, redis_url
         assert pod["spec"]["containers"][0]["args"] == ["render", "--all"]
         assert "initContainers" not in pod["spec"], "kubernetes.files: false gives the pod no helper containers"
         assert pod["metadata"]["labels"]["strom.worker"] == "test-worker-0"
+        installation = service.redis.get("strom:installation")
+        assert pod["metadata"]["labels"]["strom.installation"] == installation
+        assert pod["metadata"]["name"] == pod_name(state.id, "render", 1, installation) != pod_name(
+            state.id, "render", 1, "0123456789ab"
+        ), "another Strom's run of the same id names its pod apart"
         worker = Worker(service, abilities=("kubernetes",), name="signer")
         url, token = worker._snapshot_access(work(workspace="app"))
         assert url == f"https://strom.example.com/api/workspaces/app/snapshots/{SHA}.tar.gz"

@@ -20,6 +20,8 @@ from ..outputs import OutputCollector
 from ..spec.payloads import ScriptPayload
 
 __all__ = [
+    "INSTALLATION_LABEL",
+    "MANAGED_LABEL",
     "Executor",
     "LogSink",
     "MaskedLogs",
@@ -29,6 +31,9 @@ __all__ = [
     "exited_cleanly",
     "safe_cut_of",
 ]
+
+MANAGED_LABEL = "strom.managed"  # on every container and pod Strom starts for a step
+INSTALLATION_LABEL = "strom.installation"  # whose: the id of the service (runner.store.workers.installation_id)
 
 
 class LogSink(Protocol):

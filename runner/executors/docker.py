@@ -31,7 +31,7 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError
 from ..outputs import SUMMARY_ENV, SUMMARY_FILE, OutputCollector, compose_summary, read_summary_file
 from ..spec.payloads import ContainerPayload, ScriptPayload
-from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
+from .base import INSTALLATION_LABEL, MANAGED_LABEL, LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script, is_file_inside
 from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import LineSplitter
@@ -39,13 +39,10 @@ from .sandbox import hidden_inside
 
 __all__ = ["INSTALLATION_LABEL", "LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
-LABEL = "strom.managed"
+LABEL = MANAGED_LABEL
 WORKSPACE = "/workspace"
 CODE = "/strom"
 POLL = 0.5
-
-
-INSTALLATION_LABEL = "strom.installation"
 
 
 def container_labels(work: StepWork, worker: str, installation: str = "") -> dict[str, str]:
@@ -84,21 +81,13 @@ class DockerExecutor:
         hide: tuple[Path, ...] = (),
         installation: Callable[[], str] | None = None,
     ):
-        """`installation`: the id of the service this worker belongs to (asked once, when first needed);
-        `strom run` has none."""
+        """`installation()`: the id of the service this worker belongs to; `strom run` has none."""
         self.settings = settings or DockerConfig()
         self.worker = worker
-        self._installation = installation
-        self._installation_id: str | None = None
+        self.installation = installation or str
         self.hide = hide  # host paths steps must not see (Strom's data, its configuration and key files)
         self._client = client
         self._lock = threading.Lock()
-
-    @property
-    def installation(self) -> str:
-        if self._installation_id is None:
-            self._installation_id = self._installation() if self._installation else ""
-        return self._installation_id
 
     # ------------------------------------------------------------------ the engine
     @property
@@ -259,7 +248,7 @@ class DockerExecutor:
             volumes=spec["volumes"],
             mounts=spec["mounts"],
             name=name,
-            labels=container_labels(work, self.worker, self.installation),
+            labels=container_labels(work, self.worker, self.installation()),
             network_mode=network,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
@@ -297,7 +286,7 @@ class DockerExecutor:
     def _run(self, work: StepWork, spec: dict, scratch: Path, logs: LogSink, cancel: threading.Event) -> StepResult:
         import docker
 
-        container = self._create(work, spec, container_name(work, self.installation))
+        container = self._create(work, spec, container_name(work, self.installation()))
         collector = OutputCollector()
         try:  # attached before the start, like `docker run`, so no line is missed
             chunks = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)

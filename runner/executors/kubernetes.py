@@ -36,6 +36,7 @@ from .languages import container_script
 from .outfiles import TooMuch, kept_files, unpack_out
 from .pods import (
     CONTAINER_CONTEXT,
+    INSTALLATION_LABEL,
     LABEL,
     STEP_CONTAINER,
     UPLOAD_GRACE,
@@ -85,11 +86,13 @@ class PodExecutor:
         api=None,
         poll: float = 1.0,
         files: PodFileStore | None = None,
+        installation: Callable[[], str] | None = None,
     ):
         """`snapshot_access(work)` gives (url, token) to download the step's commit; `files` gives steps their
-        task state and artifacts."""
+        task state and artifacts; `installation()` the id of the service this worker belongs to."""
         self.settings = settings or KubernetesConfig()
         self.worker = worker
+        self.installation = installation or str
         self.snapshot_access = snapshot_access
         self.files = files if self.settings.files else None
         self._api = api
@@ -144,7 +147,10 @@ class PodExecutor:
             "strom.attempt": str(work.attempt),
             "strom.worker": label_value(self.worker or "none"),
         }
-        name = pod_name(work.job_id, work.step, work.attempt)
+        installation = self.installation()
+        if installation:
+            labels[INSTALLATION_LABEL] = installation
+        name = pod_name(work.job_id, work.step, work.attempt, installation)
         env = dict(work.env)
         init = None
         if not work.network:

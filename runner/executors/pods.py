@@ -14,8 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .base import INSTALLATION_LABEL, MANAGED_LABEL
+
 __all__ = [
     "FILES_CONTAINER",
+    "INSTALLATION_LABEL",
     "LABEL",
     "PREPARE_FILES",
     "STEP_CONTAINER",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 STEP_CONTAINER = "step"
-LABEL = "strom.managed"
+LABEL = MANAGED_LABEL
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 
@@ -156,10 +159,12 @@ def label_value(text: str) -> str:
     return clean or "x"
 
 
-def pod_name(run_id: str, step: str, attempt: int) -> str:
-    """strom-<run>-<step>-<attempt>, a valid DNS name of at most 63 characters."""
+def pod_name(run_id: str, step: str, attempt: int, installation: str = "") -> str:
+    """strom-<run>-<step>-<attempt>-<digest>, a valid DNS name of at most 63 characters; the digest covers the
+    installation too, so another Strom's run of the same id (run ids follow commits) names its pods apart."""
     slug = re.sub(r"[^a-z0-9-]", "-", step.lower()).strip("-")[:24].strip("-") or "step"
-    digest = hashlib.sha1(f"{run_id}/{step}/{attempt}".encode()).hexdigest()[:6]
+    owner = f"{installation}/" if installation else ""
+    digest = hashlib.sha1(f"{owner}{run_id}/{step}/{attempt}".encode()).hexdigest()[:6]
     return f"strom-{run_id[:16]}-{slug}-{attempt}-{digest}"[:63].strip("-")
 
 

@@ -14,6 +14,7 @@ of whichever worker holds it. Every thread is a supervised loop (runner/service/
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -169,18 +170,23 @@ class Worker:
             self.executors["agent"] = agent_executor(
                 service, local_executor if isinstance(local_executor, LocalExecutor) else None
             )
+        installation = functools.cache(lambda: installation_id(service.redis))  # asked when first needed
         if "docker" in abilities and "docker" not in self.executors:
             from ..executors.docker import DockerExecutor
 
             self.executors["docker"] = DockerExecutor(
-                self.config.docker, self.name, hide=hide, installation=lambda: installation_id(service.redis)
+                self.config.docker, self.name, hide=hide, installation=installation
             )
         if "kubernetes" in abilities and "kubernetes" not in self.executors:
             from ..executors.kubernetes import PodExecutor
             from .pod_files import PodFileAccess
 
             self.executors["kubernetes"] = PodExecutor(
-                self.config.kubernetes, self.name, self._snapshot_access, files=PodFileAccess(service)
+                self.config.kubernetes,
+                self.name,
+                self._snapshot_access,
+                files=PodFileAccess(service),
+                installation=installation,
             )
         self.outbox = Outbox(service.redis, service.logs, Path(self.config.data_dir) / "spool")
         self.step_state = StepState(service)
@@ -333,7 +339,7 @@ class Worker:
 
         alive = lambda name: bool(self.service.redis.exists(keys.worker_alive(name)))  # noqa: E731
         removed = reap(
-            executor.client, alive, also=(self.name,) if starting else (), installation=executor.installation
+            executor.client, alive, also=(self.name,) if starting else (), installation=executor.installation()
         )
         if removed:
             log.warning("removed %d container(s) left behind by stopped workers: %s", len(removed), ", ".join(removed))
