@@ -33,10 +33,34 @@ TOKENS = {
 }
 
 
+PORTS = range(20000, 32000)  # below Linux's ephemeral ports: no socket bound to port 0 is given one of these
+_next_port: list[int] = []
+
+
+def _port_range() -> range:
+    """This process's share of PORTS: pytest-xdist workers side by side never hand out the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = len(PORTS) // count
+    return range(PORTS.start + index * size, PORTS.start + (index + 1) * size)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, not handed out before by this process (until its share wraps around)."""
+    share = _port_range()
+    if not _next_port:
+        _next_port.append(share.start + os.getpid() % len(share))
+    for _ in range(len(share)):
+        port = _next_port[0]
+        _next_port[0] = share.start + (port + 1 - share.start) % len(share)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {share}")
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

@@ -401,8 +401,10 @@ def test_pod_steps_go_to_workers_with_the_kubernetes_ability(tmp_path, redis_url
         assert pod["metadata"]["labels"]["strom.worker"] == "test-worker-0"
         installation = service.redis.get("strom:installation")
         assert pod["metadata"]["labels"]["strom.installation"] == installation
-        assert pod["metadata"]["name"] == pod_name(state.id, "render", 1, installation) != pod_name(
-            state.id, "render", 1, "0123456789ab"
+        assert (
+            pod["metadata"]["name"]
+            == pod_name(state.id, "render", 1, installation)
+            != pod_name(state.id, "render", 1, "0123456789ab")
         ), "another Strom's run of the same id names its pod apart"
         worker = Worker(service, abilities=("kubernetes",), name="signer")
         url, token = worker._snapshot_access(work(workspace="app"))
