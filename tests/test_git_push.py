@@ -184,6 +184,25 @@ def test_a_poll_while_a_push_is_in_flight_leaves_that_push_to_the_push(hosted, t
     assert service.repo_events.load(event_id)["event"]["sha"] == later
 
 
+def test_a_push_whose_git_cannot_start_leaves_nothing_in_flight(hosted, tmp_path, monkeypatch):
+    receiver = importlib.import_module("webhooks.receivers.git")
+    service, server = hosted
+    spawn = receiver.Spawned
+
+    def failing(args, env):
+        if "STROM_PUSH_RECORD" in env:
+            raise OSError("no more processes")
+        return spawn(args, env)
+
+    monkeypatch.setattr(receiver, "Spawned", failing)
+    repo = init_repo(tmp_path / "src")
+    commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    assert git(repo, "push", remote(server), "main", check=False).returncode != 0
+    assert service.redis.zcard(keys.pushes("site")) == 0, "the poll is not held back for ten minutes"
+    assert list(service.repos.root.glob("push-*.txt")) == [], "no record is left behind"
+    assert events(service) == []
+
+
 def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):
     _service, server = hosted
     repo = init_repo(tmp_path / "src")

@@ -84,7 +84,13 @@ def smart_http(workspace: str, rest: str):
         fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
         os.close(fd)
         push_started(service.redis, ws.name, record)
-    return _backend(git_dir, rest, token.name, record, ws)
+    try:
+        return _backend(git_dir, rest, token.name, record, ws)
+    except BaseException:
+        if record:  # git never ran, or no answer will carry its record
+            push_finished(service.redis, ws.name, record)
+            Path(record).unlink(missing_ok=True)
+        raise
 
 
 def _cgi_env(repo_root: Path, path_info: str, user: str, record: str | None, hook: HookServer | None) -> dict[str, str]:
