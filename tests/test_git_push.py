@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -173,13 +174,12 @@ def test_a_poll_while_a_push_is_in_flight_leaves_that_push_to_the_push(hosted, t
     assert service.redis.zcard(keys.pushes("site")) == 0, "the push is no longer in flight"
     assert poll_workspace(service, site) == []
 
-    polling.push_started(service.redis, "site", "a push its server never finished")
+    dead = "a push whose server died"
+    service.redis.zadd(keys.pushes("site"), {dead: time.time() + polling.PUSH_GRACE})  # renewed last just now
     later = commit(repo, {"README.md": "y\n"}, "pushed while the server died")
     git(bare, "fetch", "-q", str(repo), "main:main")  # the ref moved; the server never stored the push
     assert poll_workspace(service, site) == [], "given time to finish"
-    monkeypatch.setattr(polling, "PUSH_GRACE", 0.0)
-    service.redis.delete(keys.pushes("site"))
-    polling.push_started(service.redis, "site", "a push its server never finished")  # given up at once
+    service.redis.zadd(keys.pushes("site"), {dead: time.time() - 1})  # PUSH_GRACE after its last renewal
     poll_workspace(service, site)  # (or the scheduler's own poll got there first)
     [reconciled] = [e["event"] for e in events(service) if e["event"]["sha"] == later]
     assert reconciled["source"] == "poll"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 
 import pytest
 from conftest import load
 from hypothesis import example, given
 from hypothesis import strategies as st
+from service_env import wait_for
 
 from runner.config import ConfigError, load_config
 from runner.forges.event import Comment, PullRequest, RepoEvent
@@ -286,3 +288,21 @@ def test_any_glob_a_workflow_file_writes_compiles_and_matches_without_raising(pa
     assert glob_regex(pattern).pattern.endswith("\\Z")
     assert included("main", [pattern]) in (True, False)
     assert included("main", ["!" + pattern]) in (True, False)
+
+
+def test_a_push_in_flight_is_renewed_until_it_finishes_and_never_after(redis_url, monkeypatch):
+    import redis
+
+    from runner.gitops import polling
+    from runner.store import keys
+
+    monkeypatch.setattr(polling, "PUSH_RENEW", 0.02)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    push = polling.PushInFlight(client, "site", "push-1")
+    first = client.zscore(keys.pushes("site"), "push-1")
+    assert first is not None and first > time.time() + polling.PUSH_GRACE - 5
+    wait_for(lambda: (client.zscore(keys.pushes("site"), "push-1") or 0) > first, 5, 0.01, "a renewal")
+    push.finish()
+    push.renewer.join(5)
+    assert not push.renewer.is_alive() and client.zcard(keys.pushes("site")) == 0
+    push.finish()  # again: nothing to do

@@ -6,16 +6,20 @@ is the branch and commit, and run ids are derived from the commit, so a push see
 by a poll starts its runs once. The first poll of a workspace only records the heads.
 
 A push to a hosted workspace moves its branch before Strom stores the push's events, so the poll
-skips a hosted workspace while a push to it is in flight (`push_started` .. `push_finished`): it
-would otherwise store a second event for that push, or run one pushed with `-o strom.skip`. A
-push whose server died half-way is given up after `PUSH_GRACE`; the next poll then reconciles it.
+skips a hosted workspace while a push to it is in flight (`PushInFlight`): it would otherwise
+store a second event for that push, or run one pushed with `-o strom.skip`. The server renews
+the mark while it serves the push; a push whose server died is given up `PUSH_GRACE` after its
+last renewal, and the next poll reconciles it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, cast
+
+from redis.exceptions import RedisError
 
 from ..forges.event import EventKind, EventSource, RepoEvent
 from ..spec.globs import included
@@ -27,20 +31,49 @@ if TYPE_CHECKING:
     from ..runs.service import Service
     from ..workspace_config import WorkspaceConfig
 
-__all__ = ["PUSH_GRACE", "poll_workspace", "push_finished", "push_started"]
+__all__ = ["PUSH_GRACE", "PUSH_LONGEST", "PUSH_RENEW", "PushInFlight", "poll_workspace"]
 
 log = logging.getLogger("strom.poll")
-PUSH_GRACE = 600.0  # seconds: longer than any push a live server serves
+PUSH_GRACE = 60.0  # seconds after its last renewal that a push is given up
+PUSH_RENEW = 10.0
+PUSH_LONGEST = 3600.0  # renewed no longer than this, should its server never finish it
 
 
-def push_started(redis: Redis, workspace: str, push: str) -> None:
-    """Mark `push` in flight, before git may move a ref."""
-    redis.zadd(keys.pushes(workspace), {push: time.time() + PUSH_GRACE})
+class PushInFlight:
+    """Marks `push` to `workspace` in flight from now (before git may move a ref) until `finish` (after its events
+    and heads are stored, or it was refused), renewing the mark meanwhile."""
 
+    def __init__(self, redis: Redis, workspace: str, push: str):
+        self.redis, self.key, self.push = redis, keys.pushes(workspace), push
+        self._done = threading.Event()
+        self._lock = threading.Lock()  # a renewal never lands after `finish` removed the mark
+        self._mark()
+        self.renewer = threading.Thread(target=self._renew, name="push-in-flight", daemon=True)
+        self.renewer.start()
 
-def push_finished(redis: Redis, workspace: str, push: str) -> None:
-    """After the push's events and heads are stored (or it was refused)."""
-    redis.zrem(keys.pushes(workspace), push)
+    def _mark(self) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self.redis.zadd(self.key, {self.push: time.time() + PUSH_GRACE})
+
+    def _renew(self) -> None:
+        end = time.monotonic() + PUSH_LONGEST
+        while not self._done.wait(PUSH_RENEW) and time.monotonic() < end:
+            try:
+                self._mark()
+            except RedisError:  # Redis is away: the next renewal tries again
+                continue
+
+    def finish(self) -> None:
+        """Idempotent."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._done.set()
+        try:
+            self.redis.zrem(self.key, self.push)
+        except RedisError:  # Redis is away: the mark lapses PUSH_GRACE after its last renewal
+            pass
 
 
 def _push_in_flight(redis: Redis, workspace: str) -> bool:

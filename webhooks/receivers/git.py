@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, request
 from runner.forges.event import EventKind, EventSource, RepoEvent
 from runner.git.hookserver import HookServer
 from runner.git.mirrors import ZERO_SHA
-from runner.gitops.polling import push_finished, push_started
+from runner.gitops.polling import PushInFlight
 from runner.spec.globs import included
 from runner.store import keys
 
@@ -79,17 +79,16 @@ def smart_http(workspace: str, rest: str):
             f"token {token.name!r} (role {token.role}) may not {permission} here\n", 403, {"Content-Type": "text/plain"}
         )
     git_dir = service.repos.hosted.ensure(workspace, ws.default_branch)
-    record = None
-    if rest == "git-receive-pack":
-        fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
-        os.close(fd)
-        push_started(service.redis, ws.name, record)
+    if rest != "git-receive-pack":
+        return _backend(git_dir, rest, token.name, None, ws)
+    fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
+    os.close(fd)
+    in_flight = PushInFlight(service.redis, ws.name, record)
     try:
-        return _backend(git_dir, rest, token.name, record, ws)
-    except BaseException:
-        if record:  # git never ran, or no answer will carry its record
-            push_finished(service.redis, ws.name, record)
-            Path(record).unlink(missing_ok=True)
+        return _backend(git_dir, rest, token.name, record, ws, in_flight)
+    except BaseException:  # git never ran, or no answer will carry its record
+        in_flight.finish()
+        Path(record).unlink(missing_ok=True)
         raise
 
 
@@ -141,7 +140,14 @@ def _hook_server(git_dir: Path) -> HookServer:
     )
 
 
-def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: WorkspaceConfig) -> Response:
+def _backend(
+    git_dir: Path,
+    rest: str,
+    user: str,
+    record: str | None,
+    ws: WorkspaceConfig,
+    in_flight: PushInFlight | None = None,
+) -> Response:
     """`git http-backend` serving `rest` (info/refs, git-upload-pack, git-receive-pack) of the repository `git_dir`."""
     hook = _hook_server(git_dir) if record else None
     try:
@@ -179,16 +185,19 @@ def _backend(git_dir: Path, rest: str, user: str, record: str | None, ws: Worksp
             drain.join(5)
             if errors and errors[0].strip():
                 log.info("git http-backend: %s", errors[0].decode("utf-8", "replace").strip()[:2000])
-            if record:
-                with app.app_context():
-                    _store_push(current_service(app), ws, record, user)
-                    push_finished(current_service(app).redis, ws.name, record)  # before the client hears the end
+            try:
+                if record:
+                    with app.app_context():
+                        _store_push(current_service(app), ws, record, user)
+            finally:
+                if in_flight is not None:
+                    in_flight.finish()  # before the client hears the end
 
     def closed() -> None:  # also when the client went away before the body started
         if hook is not None:
             hook.close()
-        if record:
-            push_finished(current_service(app).redis, ws.name, record)
+        if in_flight is not None:
+            in_flight.finish()
 
     response = Response(body(), status=status, headers=headers, direct_passthrough=True)
     response.call_on_close(closed)
