@@ -204,6 +204,25 @@ def test_a_push_whose_git_cannot_start_leaves_nothing_in_flight(hosted, tmp_path
     assert events(service) == []
 
 
+def test_a_push_while_redis_is_away_is_refused_before_git_moves_a_ref(hosted, tmp_path, monkeypatch):
+    import redis
+
+    receiver = importlib.import_module("webhooks.receivers.git")
+    service, server = hosted
+
+    def away(*args):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(receiver, "PushInFlight", away)
+    repo = init_repo(tmp_path / "src")
+    commit(repo, {"README.md": "x\n", ".strom/ci.yaml": VALID})
+    refused = git(repo, "push", remote(server), "main", check=False)
+    assert refused.returncode != 0 and "503" in refused.stderr, refused.stderr
+    bare = service.repos.hosted.ensure("site")
+    assert git(bare, "rev-parse", "--verify", "-q", "refs/heads/main", check=False).returncode != 0
+    assert list(service.repos.root.glob("push-*.txt")) == [], "no record is left behind"
+
+
 def test_clone_needs_a_token_and_works_with_protocol_v2(hosted, tmp_path):
     _service, server = hosted
     repo = init_repo(tmp_path / "src")

@@ -83,11 +83,13 @@ def smart_http(workspace: str, rest: str):
         return _backend(git_dir, rest, token.name, None, ws)
     fd, record = tempfile.mkstemp(prefix="push-", suffix=".txt", dir=service.repos.root)
     os.close(fd)
-    in_flight = PushInFlight(service.redis, ws.name, record)
+    in_flight = None
     try:
+        in_flight = PushInFlight(service.redis, ws.name, record)  # Redis away: refused before git moves a ref
         return _backend(git_dir, rest, token.name, record, ws, in_flight)
     except BaseException:  # git never ran, or no answer will carry its record
-        in_flight.finish()
+        if in_flight is not None:
+            in_flight.finish()
         Path(record).unlink(missing_ok=True)
         raise
 
