@@ -62,6 +62,9 @@ def hosted(tmp_path, service_workspace, redis_url):
         yield pair
 
 
+receiver = importlib.import_module("webhooks.receivers.git")  # the package's `git` is the blueprint
+
+
 def remote(server, role="operator") -> str:
     return f"http://strom:{TOKENS[role]}@127.0.0.1:{server.port}/git/site.git"
 
@@ -143,8 +146,6 @@ def test_a_poll_while_a_push_is_in_flight_leaves_that_push_to_the_push(hosted, t
     by the poll once given up."""
     from runner.gitops import polling
 
-    receiver = importlib.import_module("webhooks.receivers.git")  # the package's `git` is the blueprint
-
     service, server = hosted
     site = service.config.workspaces["site"]
     bare = service.repos.hosted.ensure("site")
@@ -186,7 +187,6 @@ def test_a_poll_while_a_push_is_in_flight_leaves_that_push_to_the_push(hosted, t
 
 
 def test_a_push_whose_git_cannot_start_leaves_nothing_in_flight(hosted, tmp_path, monkeypatch):
-    receiver = importlib.import_module("webhooks.receivers.git")
     service, server = hosted
     spawn = receiver.Spawned
 
@@ -207,7 +207,6 @@ def test_a_push_whose_git_cannot_start_leaves_nothing_in_flight(hosted, tmp_path
 def test_a_push_while_redis_is_away_is_refused_before_git_moves_a_ref(hosted, tmp_path, monkeypatch):
     import redis
 
-    receiver = importlib.import_module("webhooks.receivers.git")
     service, server = hosted
 
     def away(*args):

@@ -37,9 +37,8 @@ from .outfiles import OUT_DIRS, kept_files, prepare_out
 from .process import LineSplitter
 from .sandbox import hidden_inside
 
-__all__ = ["INSTALLATION_LABEL", "LABEL", "WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
+__all__ = ["WORKSPACE", "DockerExecutor", "container_labels", "container_name", "reap"]
 
-LABEL = MANAGED_LABEL
 WORKSPACE = "/workspace"
 CODE = "/strom"
 POLL = 0.5
@@ -47,7 +46,7 @@ POLL = 0.5
 
 def container_labels(work: StepWork, worker: str, installation: str = "") -> dict[str, str]:
     labels = {
-        LABEL: "1",
+        MANAGED_LABEL: "1",
         "strom.run": work.job_id,
         "strom.step": work.step,
         "strom.attempt": str(work.attempt),
@@ -380,7 +379,7 @@ def reap(client, alive: Callable[[str], bool], also: tuple[str, ...] = (), insta
     """Remove the containers of `installation` whose worker is not alive (or is named in `also`); their names.
     Containers of `strom run` (no worker) are its own to remove, and another installation's are its own."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True):
+    for container in client.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=1"}, ignore_removed=True):
         worker = container.labels.get("strom.worker", "")
         if container.labels.get(INSTALLATION_LABEL, installation) != installation:
             continue

@@ -31,13 +31,11 @@ from ..engine.work import StepWork
 from ..errors import RunnerUnavailable, StepSetupError, StromError
 from ..outputs import OutputCollector, compose_summary
 from ..spec.payloads import ContainerPayload, ScriptPayload
-from .base import LogSink, StepResult, exited_cleanly, safe_cut_of
+from .base import INSTALLATION_LABEL, MANAGED_LABEL, LogSink, StepResult, exited_cleanly, safe_cut_of
 from .languages import container_script
 from .outfiles import TooMuch, kept_files, unpack_out
 from .pods import (
     CONTAINER_CONTEXT,
-    INSTALLATION_LABEL,
-    LABEL,
     STEP_CONTAINER,
     UPLOAD_GRACE,
     PodFiles,
@@ -141,7 +139,7 @@ class PodExecutor:
     # ------------------------------------------------------------------ the pod
     def manifest(self, work: StepWork, files: PodFiles | None = None) -> dict:
         labels = {
-            LABEL: "1",
+            MANAGED_LABEL: "1",
             "strom.run": label_value(work.job_id),
             "strom.step": label_value(work.step),
             "strom.attempt": str(work.attempt),

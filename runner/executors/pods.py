@@ -14,12 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import INSTALLATION_LABEL, MANAGED_LABEL
-
 __all__ = [
     "FILES_CONTAINER",
-    "INSTALLATION_LABEL",
-    "LABEL",
     "PREPARE_FILES",
     "STEP_CONTAINER",
     "UPLOAD_FILES",
@@ -35,7 +31,6 @@ __all__ = [
 ]
 
 STEP_CONTAINER = "step"
-LABEL = MANAGED_LABEL
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 

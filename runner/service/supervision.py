@@ -59,9 +59,9 @@ class LoopState:
 class Health:
     """The loops of one process, whether Redis is reachable from it, and whether it must exit."""
 
-    def __init__(self, process: str, part_of: Health | None = None):
+    def __init__(self, process: str):
         self.process = process
-        self.part_of = part_of  # the process's own health, when this is one part's (a scheduler's step worker)
+        self.part_of: Health | None = None  # the process's own, when this is one part's (a scheduler's step worker)
         self.loops: dict[str, LoopState] = {}
         self.fatal = threading.Event()
         self.fatal_reason: str | None = None
